@@ -1,0 +1,375 @@
+#include "wb/dump.h"
+
+#include <H5Cpp.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <stdexcept>
+
+namespace wb {
+
+namespace {
+
+const H5::StrType& vlen_str() {
+  static const H5::StrType t = [] {
+    H5::StrType s(H5::PredType::C_S1, H5T_VARIABLE);
+    s.setCset(H5T_CSET_UTF8);
+    return s;
+  }();
+  return t;
+}
+
+// IEEE binary16, little-endian: what h5py reads as numpy.float16.
+const H5::FloatType& half_type() {
+  static const H5::FloatType t = [] {
+    H5::FloatType f(H5::PredType::IEEE_F32LE);
+    f.setFields(15, 10, 5, 0, 10);
+    f.setOffset(0);
+    f.setPrecision(16);
+    f.setSize(2);
+    f.setEbias(15);
+    return f;
+  }();
+  return t;
+}
+
+void set_str(H5::H5Object& o, const std::string& name, const std::string& v) {
+  H5::Attribute a = o.createAttribute(name, vlen_str(), H5::DataSpace(H5S_SCALAR));
+  a.write(vlen_str(), v);
+}
+void set_int(H5::H5Object& o, const std::string& name, int64_t v) {
+  H5::Attribute a = o.createAttribute(name, H5::PredType::STD_I64LE, H5::DataSpace(H5S_SCALAR));
+  a.write(H5::PredType::NATIVE_INT64, &v);
+}
+std::string get_str(const H5::H5Object& o, const std::string& name) {
+  H5::Attribute a = o.openAttribute(name);
+  if (a.getTypeClass() != H5T_STRING) throw std::runtime_error(fmt::format("attribute '{}' is not a string", name));
+  std::string v;
+  a.read(a.getStrType(), v);
+  return v;
+}
+int64_t get_int(const H5::H5Object& o, const std::string& name) {
+  H5::Attribute a = o.openAttribute(name);
+  if (a.getTypeClass() != H5T_INTEGER) throw std::runtime_error(fmt::format("attribute '{}' is not an integer", name));
+  int64_t v = 0;
+  a.read(H5::PredType::NATIVE_INT64, &v);
+  return v;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+struct DumpWriter::Impl {
+  std::string path, tmp;
+  DumpMeta meta;
+  DumpOptions opts;
+  H5::H5File file;
+  H5::Group taps, decode, timing;
+  bool finished = false;
+  int order_fallback = 100000;
+};
+
+DumpWriter::DumpWriter(std::string path, DumpMeta meta, TapSelector selector, DumpOptions opts)
+    : impl_(std::make_unique<Impl>()), selector_(std::move(selector)) {
+  H5::Exception::dontPrint();
+  if (opts.store != DType::f32 && opts.store != DType::f16 && opts.store != DType::f64)
+    throw std::invalid_argument("dump storage type must be float32, float16 or float64");
+  impl_->path = std::move(path);
+  impl_->tmp = fmt::format("{}.partial-{}", impl_->path, ::getpid());
+  impl_->meta = std::move(meta);
+  impl_->opts = opts;
+  try {
+    impl_->file = H5::H5File(impl_->tmp, H5F_ACC_TRUNC);
+    auto& f = impl_->file;
+    const DumpMeta& m = impl_->meta;
+    set_str(f, "schema", kDumpSchema);
+    set_str(f, "implementation", m.implementation);
+    set_str(f, "precision", m.precision);
+    set_str(f, "device", m.device);
+    set_str(f, "model_sha256", m.model_sha256);
+    set_str(f, "model_dims", m.dims.to_json().dump());
+    set_str(f, "audio_sha256", m.audio_sha256);
+    set_str(f, "audio_name", m.audio_name);
+    set_str(f, "tool_version", m.tool_version);
+    set_str(f, "created", m.created);
+    set_int(f, "threads", m.threads);
+    set_str(f, "run_info", m.run_info.dump());
+    set_str(f, "storage", std::string(dtype_name(opts.store)));
+    impl_->taps = f.createGroup("/taps");
+    impl_->decode = f.createGroup("/decode");
+    impl_->timing = f.createGroup("/timing");
+  } catch (const H5::Exception& e) {
+    std::filesystem::remove(impl_->tmp);
+    throw std::runtime_error(fmt::format("{}: cannot create dump ({})", impl_->path, e.getDetailMsg()));
+  }
+}
+
+DumpWriter::~DumpWriter() {
+  if (impl_ && !impl_->finished) {
+    try {
+      impl_->file.close();
+    } catch (...) {
+    }
+    std::error_code ec;
+    std::filesystem::remove(impl_->tmp, ec);
+  }
+}
+
+bool DumpWriter::wants(std::string_view name) const { return selector_.selected(name); }
+
+void DumpWriter::put(std::string_view name_sv, const TapView& v) {
+  const std::string name(name_sv);
+  const int64_t n = shape_numel(v.shape);
+  std::vector<hsize_t> dims(v.shape.begin(), v.shape.end());
+  if (dims.empty()) dims.push_back(1);
+  try {
+    H5::DataSpace space(static_cast<int>(dims.size()), dims.data());
+    H5::DSetCreatPropList plist;
+    if (n > 0) {
+      // Chunks of whole rows, about 256 KiB: the comparator streams a tap row-chunk by row-chunk.
+      std::vector<hsize_t> chunk = dims;
+      hsize_t row = 1;
+      for (std::size_t i = 1; i < dims.size(); ++i) row *= dims[i];
+      chunk[0] = std::clamp<hsize_t>((1u << 16) / std::max<hsize_t>(row, 1), 1, dims[0]);
+      plist.setChunk(static_cast<int>(chunk.size()), chunk.data());
+      if (impl_->opts.compression > 0) plist.setDeflate(static_cast<unsigned>(impl_->opts.compression));
+    }
+    const DType st = impl_->opts.store;
+    const H5::DataType& ftype = st == DType::f16 ? static_cast<const H5::DataType&>(half_type())
+                                : st == DType::f64 ? static_cast<const H5::DataType&>(H5::PredType::IEEE_F64LE)
+                                                   : static_cast<const H5::DataType&>(H5::PredType::IEEE_F32LE);
+    H5::DataSet ds = impl_->taps.createDataSet(name, ftype, space, plist);
+    // Convert here (round to nearest even) so the stored values do not depend on HDF5's converters.
+    if (st == DType::f16) {
+      std::vector<uint16_t> h(static_cast<std::size_t>(n));
+      for (int64_t i = 0; i < n; ++i)
+        h[i] = float_to_half(v.dtype == DType::f32 ? static_cast<const float*>(v.data)[i]
+                                                   : static_cast<float>(static_cast<const double*>(v.data)[i]));
+      ds.write(h.data(), half_type());
+    } else if (st == DType::f64) {
+      std::vector<double> d(static_cast<std::size_t>(n));
+      for (int64_t i = 0; i < n; ++i)
+        d[i] = v.dtype == DType::f32 ? static_cast<const float*>(v.data)[i] : static_cast<const double*>(v.data)[i];
+      ds.write(d.data(), H5::PredType::NATIVE_DOUBLE);
+    } else if (v.dtype == DType::f32) {
+      ds.write(v.data, H5::PredType::NATIVE_FLOAT);
+    } else {
+      std::vector<float> f(static_cast<std::size_t>(n));
+      for (int64_t i = 0; i < n; ++i) f[i] = static_cast<float>(static_cast<const double*>(v.data)[i]);
+      ds.write(f.data(), H5::PredType::NATIVE_FLOAT);
+    }
+    int order = tap_order(impl_->meta.dims, name);
+    set_int(ds, "order", order >= 0 ? order : impl_->order_fallback++);
+    std::string layout = "frame,channel";
+    if (name == "mel") layout = "mel,frame";
+    else if (name == "logits") layout = "token,vocab";
+    else if (name.rfind("decoder.", 0) == 0) layout = "token,channel";
+    set_str(ds, "layout", layout);
+    set_str(ds, "compute_dtype", std::string(dtype_name(v.dtype)));
+  } catch (const H5::Exception& e) {
+    throw std::runtime_error(fmt::format("{}: cannot write tap '{}' ({})", impl_->path, name, e.getDetailMsg()));
+  }
+  ++n_taps_;
+}
+
+void DumpWriter::set_decode(const std::vector<int>& tokens, const std::string& text) {
+  hsize_t n = tokens.size();
+  H5::DataSpace space(1, &n);
+  std::vector<int32_t> t(tokens.begin(), tokens.end());
+  H5::DataSet ds = impl_->decode.createDataSet("tokens", H5::PredType::STD_I32LE, space);
+  if (n > 0) ds.write(t.data(), H5::PredType::NATIVE_INT32);
+  H5::DataSet tx = impl_->decode.createDataSet("text", vlen_str(), H5::DataSpace(H5S_SCALAR));
+  tx.write(text, vlen_str());
+}
+
+void DumpWriter::set_timing(const std::string& name, double seconds) {
+  H5::DataSet ds = impl_->timing.createDataSet(name, H5::PredType::IEEE_F64LE, H5::DataSpace(H5S_SCALAR));
+  ds.write(&seconds, H5::PredType::NATIVE_DOUBLE);
+}
+
+void DumpWriter::finish() {
+  try {
+    set_int(impl_->file, "complete", 1);
+    impl_->taps.close();
+    impl_->decode.close();
+    impl_->timing.close();
+    impl_->file.close();
+  } catch (const H5::Exception& e) {
+    throw std::runtime_error(fmt::format("{}: cannot finish dump ({})", impl_->path, e.getDetailMsg()));
+  }
+  std::filesystem::rename(impl_->tmp, impl_->path);
+  impl_->finished = true;
+}
+
+// ---------------------------------------------------------------------------------------------
+struct DumpReader::Impl {
+  H5::H5File file;
+};
+
+DumpReader::DumpReader(const std::string& path) : impl_(std::make_unique<Impl>()), path_(path) {
+  H5::Exception::dontPrint();
+  auto fail = [&](const std::string& why) { return std::runtime_error(fmt::format("{}: {}", path, why)); };
+  if (!std::filesystem::exists(path)) throw fail("no such file");
+  try {
+    if (!H5::H5File::isHdf5(path)) throw fail("not an HDF5 file");
+  } catch (const H5::Exception&) {
+    throw fail("not an HDF5 file");
+  }
+  try {
+    impl_->file = H5::H5File(path, H5F_ACC_RDONLY);
+    auto& f = impl_->file;
+    if (!f.attrExists("schema")) throw fail("not a whisper-fidelity dump (no 'schema' attribute)");
+    const std::string schema = get_str(f, "schema");
+    if (schema != kDumpSchema) throw fail(fmt::format("schema '{}' is not supported (expected '{}')", schema, kDumpSchema));
+    if (!f.attrExists("complete") || get_int(f, "complete") != 1)
+      throw fail("dump is incomplete (no 'complete' attribute: still being written, or its writer died)");
+    for (const char* k : {"implementation", "precision", "model_sha256", "model_dims"})
+      if (!f.attrExists(k)) throw fail(fmt::format("missing root attribute '{}'", k));
+    meta_.implementation = get_str(f, "implementation");
+    meta_.precision = get_str(f, "precision");
+    meta_.model_sha256 = get_str(f, "model_sha256");
+    auto opt_str = [&](const char* k) { return f.attrExists(k) ? get_str(f, k) : std::string(); };
+    meta_.device = opt_str("device");
+    meta_.audio_sha256 = opt_str("audio_sha256");
+    meta_.audio_name = opt_str("audio_name");
+    meta_.tool_version = opt_str("tool_version");
+    meta_.created = opt_str("created");
+    meta_.threads = f.attrExists("threads") ? static_cast<int>(get_int(f, "threads")) : 0;
+    try {
+      meta_.dims = ModelDims::from_json(nlohmann::json::parse(get_str(f, "model_dims")));
+      const std::string ri = opt_str("run_info");
+      meta_.run_info = ri.empty() ? nlohmann::json::object() : nlohmann::json::parse(ri);
+    } catch (const std::exception& e) {
+      throw fail(fmt::format("bad model_dims/run_info attribute ({})", e.what()));
+    }
+    if (!f.nameExists("taps")) throw fail("no /taps group");
+    H5::Group g = f.openGroup("taps");
+    std::map<std::string, Shape> expect;
+    for (const auto& t : encoder_taps(meta_.dims)) expect[t.name] = t.shape;
+    for (const auto& t : decoder_taps(meta_.dims, 1)) expect[t.name] = t.shape;
+    for (hsize_t i = 0; i < g.getNumObjs(); ++i) {
+      const std::string name = g.getObjnameByIdx(i);
+      if (g.childObjType(name) != H5O_TYPE_DATASET) throw fail(fmt::format("/taps/{} is not a dataset", name));
+      H5::DataSet ds = g.openDataSet(name);
+      TapInfo info;
+      info.name = name;
+      H5::DataSpace sp = ds.getSpace();
+      const int nd = sp.getSimpleExtentNdims();
+      if (nd < 1 || nd > 4) throw fail(fmt::format("tap '{}' has {} dimensions", name, nd));
+      std::vector<hsize_t> dims(static_cast<std::size_t>(nd));
+      sp.getSimpleExtentDims(dims.data());
+      info.shape.assign(dims.begin(), dims.end());
+      if (ds.getTypeClass() != H5T_FLOAT) throw fail(fmt::format("tap '{}' is not floating point", name));
+      const std::size_t sz = ds.getFloatType().getSize();
+      info.stored = sz == 2 ? DType::f16 : sz == 4 ? DType::f32 : sz == 8 ? DType::f64 : throw fail(fmt::format("tap '{}' has {}-byte floats", name, sz));
+      info.order = ds.attrExists("order") ? static_cast<int>(get_int(ds, "order")) : tap_order(meta_.dims, name);
+      if (info.order < 0) info.order = 1 << 30;
+      info.layout = ds.attrExists("layout") ? get_str(ds, "layout") : "";
+      info.compute_dtype = ds.attrExists("compute_dtype") ? get_str(ds, "compute_dtype") : "";
+      if (auto e = expect.find(name); e != expect.end()) {
+        const bool decoder = name.rfind("decoder.", 0) == 0 || name == "logits";
+        const bool ok = decoder ? (info.shape.size() == 2 && info.shape[1] == e->second[1]) : info.shape == e->second;
+        if (!ok)
+          throw fail(fmt::format("tap '{}': got {}, expected {} for its model_dims", name, shape_str(info.shape), shape_str(e->second)));
+      }
+      taps_.push_back(std::move(info));
+    }
+    std::stable_sort(taps_.begin(), taps_.end(), [](const TapInfo& a, const TapInfo& b) {
+      return a.order != b.order ? a.order < b.order : a.name < b.name;
+    });
+  } catch (const H5::Exception& e) {
+    throw fail(fmt::format("unreadable dump ({})", e.getDetailMsg()));
+  }
+}
+
+DumpReader::~DumpReader() = default;
+DumpReader::DumpReader(DumpReader&&) noexcept = default;
+
+const TapInfo* DumpReader::find(const std::string& name) const {
+  for (const auto& t : taps_)
+    if (t.name == name) return &t;
+  return nullptr;
+}
+
+Tensor DumpReader::read(const std::string& name, DType as) const {
+  const TapInfo* info = find(name);
+  if (info == nullptr) throw std::runtime_error(fmt::format("{}: no tap '{}'", path_, name));
+  Tensor t(as, info->shape);
+  try {
+    H5::DataSet ds = impl_->file.openDataSet("/taps/" + name);
+    ds.read(t.raw(), as == DType::f64 ? H5::PredType::NATIVE_DOUBLE : H5::PredType::NATIVE_FLOAT);
+  } catch (const H5::Exception& e) {
+    throw std::runtime_error(fmt::format("{}: cannot read tap '{}' ({})", path_, name, e.getDetailMsg()));
+  }
+  return t;
+}
+
+void DumpReader::read_rows(const std::string& name, int64_t row0, int64_t n, std::vector<double>& out) const {
+  const TapInfo* info = find(name);
+  if (info == nullptr) throw std::runtime_error(fmt::format("{}: no tap '{}'", path_, name));
+  if (row0 < 0 || n < 0 || row0 + n > info->shape[0])
+    throw std::invalid_argument(fmt::format("{}: rows [{}, {}) outside tap '{}' {}", path_, row0, row0 + n, name, shape_str(info->shape)));
+  int64_t row = 1;
+  for (std::size_t i = 1; i < info->shape.size(); ++i) row *= info->shape[i];
+  out.resize(static_cast<std::size_t>(n * row));
+  if (n == 0) return;
+  try {
+    H5::DataSet ds = impl_->file.openDataSet("/taps/" + name);
+    H5::DataSpace fs = ds.getSpace();
+    std::vector<hsize_t> start(info->shape.size(), 0), count(info->shape.begin(), info->shape.end());
+    start[0] = static_cast<hsize_t>(row0);
+    count[0] = static_cast<hsize_t>(n);
+    fs.selectHyperslab(H5S_SELECT_SET, count.data(), start.data());
+    H5::DataSpace ms(static_cast<int>(count.size()), count.data());
+    ds.read(out.data(), H5::PredType::NATIVE_DOUBLE, ms, fs);
+  } catch (const H5::Exception& e) {
+    throw std::runtime_error(fmt::format("{}: cannot read tap '{}' ({})", path_, name, e.getDetailMsg()));
+  }
+}
+
+std::optional<std::vector<int>> DumpReader::tokens() const {
+  try {
+    if (!impl_->file.nameExists("decode") || !impl_->file.openGroup("decode").nameExists("tokens")) return std::nullopt;
+    H5::DataSet ds = impl_->file.openDataSet("/decode/tokens");
+    hsize_t n = 0;
+    ds.getSpace().getSimpleExtentDims(&n);
+    std::vector<int32_t> v(n);
+    if (n > 0) ds.read(v.data(), H5::PredType::NATIVE_INT32);
+    return std::vector<int>(v.begin(), v.end());
+  } catch (const H5::Exception& e) {
+    throw std::runtime_error(fmt::format("{}: cannot read /decode/tokens ({})", path_, e.getDetailMsg()));
+  }
+}
+
+std::optional<std::string> DumpReader::text() const {
+  try {
+    if (!impl_->file.nameExists("decode") || !impl_->file.openGroup("decode").nameExists("text")) return std::nullopt;
+    H5::DataSet ds = impl_->file.openDataSet("/decode/text");
+    std::string s;
+    ds.read(s, ds.getStrType());
+    return s;
+  } catch (const H5::Exception& e) {
+    throw std::runtime_error(fmt::format("{}: cannot read /decode/text ({})", path_, e.getDetailMsg()));
+  }
+}
+
+std::map<std::string, double> DumpReader::timings() const {
+  std::map<std::string, double> out;
+  try {
+    if (!impl_->file.nameExists("timing")) return out;
+    H5::Group g = impl_->file.openGroup("timing");
+    for (hsize_t i = 0; i < g.getNumObjs(); ++i) {
+      const std::string n = g.getObjnameByIdx(i);
+      double v = 0;
+      g.openDataSet(n).read(&v, H5::PredType::NATIVE_DOUBLE);
+      out[n] = v;
+    }
+  } catch (const H5::Exception& e) {
+    throw std::runtime_error(fmt::format("{}: cannot read /timing ({})", path_, e.getDetailMsg()));
+  }
+  return out;
+}
+
+}  // namespace wb
