@@ -1,0 +1,64 @@
+// Candidate CPU kernels: one source (kernels_isa.cpp) compiled once per ISA (scalar, AVX2+FMA+F16C,
+// AVX-512F/BW/DQ/VL) and dispatched at run time through a table of function pointers.
+// All buffers are row-major float32; rows are independent, so callers split rows across threads.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace wb::cand {
+
+enum class Isa { scalar, avx2, avx512 };
+
+std::string_view isa_name(Isa isa);
+Isa isa_from_name(std::string_view name);  // throws wb::UsageError listing valid names
+bool isa_supported(Isa isa);               // compiled in and supported by this CPU (cpuid)
+Isa best_isa();                            // the widest supported path
+// The ISA to use: $WB_ISA (scalar|avx2|avx512) if set, else best_isa().
+// Throws std::runtime_error if $WB_ISA names a path this CPU cannot run.
+Isa select_isa();
+std::vector<Isa> supported_isas();
+
+struct KernelTable {
+  Isa isa;
+  // y[r, :] = (x[r, :] - mean) / sqrt(var + eps) * g + b, mean/var (biased) in float32, two-pass.
+  void (*layer_norm)(const float* x, float* y, int64_t rows, int cols, const float* g,
+                     const float* b, float eps);
+  // x[r, c] = gelu(x[r, c] + bias[c]); bias may be null. Exact erf GELU 0.5 x (1 + erf(x/sqrt 2)),
+  // or tanh approximation 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) when tanh_approx.
+  void (*bias_gelu)(float* x, int64_t rows, int cols, const float* bias, bool tanh_approx);
+  // x[r, c] += bias[c]
+  void (*bias_add)(float* x, int64_t rows, int cols, const float* bias);
+  // y[r, c] = a[r, c] + x[r, c] + bias[c] (bias may be null); y may alias x or a.
+  void (*residual_add)(const float* a, const float* x, float* y, int64_t rows, int cols,
+                       const float* bias);
+  // In place, per row: x = exp(x - max) / sum exp(x - max).
+  void (*softmax_rows)(float* x, int64_t rows, int cols, int64_t ld);
+  // Round float32 to the nearest bfloat16 / IEEE half (ties to even) and back: y may alias x.
+  void (*round_bf16)(const float* x, float* y, int64_t n);
+  void (*round_f16)(const float* x, float* y, int64_t n);
+  // Storage conversions.
+  void (*bf16_to_f32)(const uint16_t* x, float* y, int64_t n);
+  void (*f16_to_f32)(const uint16_t* x, float* y, int64_t n);
+  // y[i] = re[i]^2 + im[i]^2 from interleaved complex (re, im) pairs.
+  void (*power)(const float* z, float* y, int64_t n);
+  // Elementwise building blocks, exposed for the tests.
+  void (*erf)(const float* x, float* y, int64_t n);
+  void (*exp)(const float* x, float* y, int64_t n);
+};
+
+const KernelTable& kernels(Isa isa);  // throws std::runtime_error if not supported
+
+// Portable scalar conversions (round to nearest even), independent of wb_core.
+uint16_t f32_to_bf16_bits(float f);
+float bf16_bits_to_f32(uint16_t b);
+uint16_t f32_to_f16_bits(float f);
+float f16_bits_to_f32(uint16_t h);
+
+// Layer norm with float16 statistics (fault "ln-fp16"): inputs rounded to half, mean and
+// variance accumulated in half (every partial sum rounded to half), output rounded to half.
+void layer_norm_f16_stats(const float* x, float* y, int64_t rows, int cols, const float* g,
+                          const float* b, float eps);
+
+}  // namespace wb::cand

@@ -1,0 +1,141 @@
+#include "ops.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace wb::cand {
+
+std::string_view precision_name(Precision p) {
+  switch (p) {
+    case Precision::f32: return "float32";
+    case Precision::bf16: return "bfloat16";
+    case Precision::f16: return "float16";
+  }
+  return "?";
+}
+
+void blas_set_threads(int n) { openblas_set_num_threads(n); }
+int blas_get_threads() { return openblas_get_num_threads(); }
+
+BlasSingleThread::BlasSingleThread() : prev_(openblas_get_num_threads()) {
+  if (prev_ != 1) openblas_set_num_threads(1);
+}
+BlasSingleThread::~BlasSingleThread() {
+  if (prev_ != 1) openblas_set_num_threads(prev_);
+}
+
+WeightMatrix::WeightMatrix(const float* w, int rows, int cols, Precision p)
+    : rows_(rows), cols_(cols), prec_(p) {
+  const auto n = static_cast<std::size_t>(rows) * static_cast<std::size_t>(cols);
+  if (p == Precision::f32) {
+    f_.assign(w, w + n);
+  } else {
+    h_.resize(n);
+    for (std::size_t i = 0; i < n; ++i)
+      h_[i] = p == Precision::bf16 ? f32_to_bf16_bits(w[i]) : f32_to_f16_bits(w[i]);
+  }
+}
+
+const float* WeightMatrix::f32(std::vector<float>& scratch, const KernelTable& k,
+                               ThreadPool& pool) const {
+  if (prec_ == Precision::f32) return f_.data();
+  const int64_t n = static_cast<int64_t>(rows_) * cols_;
+  if (static_cast<int64_t>(scratch.size()) < n) scratch.resize(static_cast<std::size_t>(n));
+  float* dst = scratch.data();
+  const uint16_t* src = h_.data();
+  const bool bf = prec_ == Precision::bf16;
+  pool.parallel_for(
+      n,
+      [&](int64_t b, int64_t e, int) {
+        if (bf)
+          k.bf16_to_f32(src + b, dst + b, e - b);
+        else
+          k.f16_to_f32(src + b, dst + b, e - b);
+      },
+      64);
+  return dst;
+}
+
+void round_to_precision(OpContext& ctx, float* x, int64_t n) {
+  if (ctx.prec == Precision::f32) return;
+  const KernelTable& k = *ctx.k;
+  const bool bf = ctx.prec == Precision::bf16;
+  ctx.pool->parallel_for(
+      n,
+      [&](int64_t b, int64_t e, int) {
+        if (bf)
+          k.round_bf16(x + b, x + b, e - b);
+        else
+          k.round_f16(x + b, x + b, e - b);
+      },
+      64);
+}
+
+void linear(OpContext& ctx, const float* a, int64_t m, int64_t lda, const WeightMatrix& w,
+            float* y, int64_t ldy, const Epilogue& epi) {
+  const int n = w.rows(), kdim = w.cols();
+  const float* wf = w.f32(ctx.wscratch, *ctx.k, *ctx.pool);
+  const bool reduce_a = ctx.prec != Precision::f32;
+  if (static_cast<int>(ctx.ascratch.size()) < ctx.pool->size())
+    ctx.ascratch.resize(static_cast<std::size_t>(ctx.pool->size()));
+  ctx.pool->parallel_for(
+      m,
+      [&](int64_t r0, int64_t r1, int tid) {
+        const float* ap = a + r0 * lda;
+        int64_t ld = lda;
+        if (reduce_a) {
+          auto& buf = ctx.ascratch[static_cast<std::size_t>(tid)];
+          const int64_t need = (r1 - r0) * kdim;
+          if (static_cast<int64_t>(buf.size()) < need) buf.resize(static_cast<std::size_t>(need));
+          for (int64_t r = r0; r < r1; ++r) {
+            float* dst = buf.data() + (r - r0) * kdim;
+            if (ctx.prec == Precision::bf16)
+              ctx.k->round_bf16(a + r * lda, dst, kdim);
+            else
+              ctx.k->round_f16(a + r * lda, dst, kdim);
+          }
+          ap = buf.data();
+          ld = kdim;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(r1 - r0), n, kdim,
+                    1.0f, ap, static_cast<int>(ld), wf, kdim, 0.0f, y + r0 * ldy,
+                    static_cast<int>(ldy));
+        if (epi) epi(r0, r1, tid);
+      },
+      8);
+}
+
+void attention(OpContext& ctx, const float* qkv, int64_t t, int c, int heads, float alpha,
+               float* out, int block_rows) {
+  if (c % heads != 0) throw std::invalid_argument("attention: C not divisible by heads");
+  const int dh = c / heads;
+  const int64_t ld = 3 * static_cast<int64_t>(c);
+  const int64_t nblocks = (t + block_rows - 1) / block_rows;
+  const int nt = ctx.pool->size();
+  if (static_cast<int>(ctx.sscratch.size()) < nt) ctx.sscratch.resize(static_cast<std::size_t>(nt));
+  for (auto& s : ctx.sscratch)
+    if (static_cast<int64_t>(s.size()) < block_rows * t)
+      s.resize(static_cast<std::size_t>(block_rows * t));
+  const KernelTable& k = *ctx.k;
+  ctx.pool->parallel_items(heads * nblocks, [&](int64_t item, int tid) {
+    const int h = static_cast<int>(item / nblocks);
+    const int64_t r0 = (item % nblocks) * block_rows;
+    const int mrows = static_cast<int>(std::min<int64_t>(block_rows, t - r0));
+    float* s = ctx.sscratch[static_cast<std::size_t>(tid)].data();
+    const float* q = qkv + r0 * ld + static_cast<int64_t>(h) * dh;
+    const float* kk = qkv + c + static_cast<int64_t>(h) * dh;
+    const float* v = qkv + 2 * static_cast<int64_t>(c) + static_cast<int64_t>(h) * dh;
+    const int ti = static_cast<int>(t);
+    // S[m, T] = alpha q_blk k^T
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mrows, ti, dh, alpha, q,
+                static_cast<int>(ld), kk, static_cast<int>(ld), 0.0f, s, ti);
+    k.softmax_rows(s, mrows, ti, ti);
+    // O[m, dh] = P v
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mrows, dh, ti, 1.0f, s, ti, v,
+                static_cast<int>(ld), 0.0f, out + r0 * c + static_cast<int64_t>(h) * dh, c);
+  });
+}
+
+}  // namespace wb::cand

@@ -1,0 +1,78 @@
+// Candidate ops (layer level above the kernels): weight storage in the chosen precision, the
+// linear layer on OpenBLAS with fused epilogues, conv1d k3 by im2col, block-wise attention.
+// Layouts: activations [rows, cols] row-major; Linear weights [out, in] as in PyTorch.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "kernels.h"
+#include "thread_pool.h"
+
+namespace wb::cand {
+
+enum class Precision { f32, bf16, f16 };
+std::string_view precision_name(Precision p);
+
+// A weight matrix [rows, cols] stored in float32, bfloat16 or float16 (rounded once, at load).
+class WeightMatrix {
+ public:
+  WeightMatrix() = default;
+  WeightMatrix(const float* w, int rows, int cols, Precision p);
+  int rows() const { return rows_; }
+  int cols() const { return cols_; }
+  Precision precision() const { return prec_; }
+  // float32 values: the stored array itself (float32) or a conversion into scratch.
+  const float* f32(std::vector<float>& scratch, const KernelTable& k, ThreadPool& pool) const;
+
+ private:
+  int rows_ = 0, cols_ = 0;
+  Precision prec_ = Precision::f32;
+  std::vector<float> f_;
+  std::vector<uint16_t> h_;
+};
+
+// Called by the thread that computed rows [r0, r1) of the output, right after its GEMM.
+using Epilogue = std::function<void(int64_t r0, int64_t r1, int tid)>;
+
+struct OpContext {
+  const KernelTable* k = nullptr;
+  ThreadPool* pool = nullptr;
+  Precision prec = Precision::f32;
+  std::vector<float> wscratch;                // dequantized weights
+  std::vector<std::vector<float>> ascratch;   // per thread: rounded activations, score rows
+  std::vector<std::vector<float>> sscratch;   // per thread: attention score blocks
+};
+
+// Y[M, N] = A[M, K] W^T (no bias; the epilogue adds it). In reduced precision A is rounded to the
+// weight type first (emulating bf16/f16 GEMM inputs), accumulation stays float32.
+// Rows are split into one contiguous range per thread; OpenBLAS runs single-threaded in each.
+void linear(OpContext& ctx, const float* a, int64_t m, int64_t lda, const WeightMatrix& w,
+            float* y, int64_t ldy, const Epilogue& epi);
+
+// Block-wise multi-head attention over qkv [T, 3C] (q | k | v, heads of d_head columns each):
+// out[T, C] = concat_h softmax(alpha q_h k_h^T) v_h, computed for blocks of `block_rows` queries
+// at a time, so only a [block_rows, T] score block per thread exists.
+void attention(OpContext& ctx, const float* qkv, int64_t t, int c, int heads, float alpha,
+               float* out, int block_rows = 96);
+
+// Rounds x in place to the context precision (no-op for float32).
+void round_to_precision(OpContext& ctx, float* x, int64_t n);
+
+// Sets OpenBLAS to one thread for the lifetime of the guard and restores it afterwards (the
+// candidate threads itself; LibTorch in the same process keeps its own setting).
+class BlasSingleThread {
+ public:
+  BlasSingleThread();
+  ~BlasSingleThread();
+  BlasSingleThread(const BlasSingleThread&) = delete;
+  BlasSingleThread& operator=(const BlasSingleThread&) = delete;
+
+ private:
+  int prev_;
+};
+void blas_set_threads(int n);
+int blas_get_threads();
+
+}  // namespace wb::cand

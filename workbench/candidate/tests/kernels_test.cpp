@@ -1,0 +1,373 @@
+// Every candidate kernel against an independent float64 computation, on every ISA path this CPU
+// runs, on odd shapes (not multiples of 8 or 16). Tolerances come from float32 epsilon, the
+// magnitude of the terms and the reduction length; the measured error is printed on success too.
+// Comparison order: NaN, Inf, then the error bound.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels.h"
+#include "ops.h"
+#include "thread_pool.h"
+
+using namespace wb::cand;
+
+namespace {
+
+constexpr double kEps = std::numeric_limits<float>::epsilon();  // 2^-23
+constexpr uint64_t kSeed = 20261125;
+
+std::vector<float> randn(std::size_t n, uint64_t seed, float scale = 1.0f, float offset = 0.0f) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> v(n);
+  for (auto& x : v) x = offset + scale * nd(rng);
+  return v;
+}
+
+struct Check {
+  std::string id;
+  double worst_ratio = 0;  // max |err| / tol
+  double worst_err = 0;
+  double worst_tol = 0;
+  int nan = 0;
+  int inf = 0;
+  void add(double got, double want, double tol) {
+    if (std::isnan(got) != std::isnan(want)) ++nan;
+    if (std::isinf(got) != std::isinf(want) ||
+        (std::isinf(got) && std::signbit(got) != std::signbit(want)))
+      ++inf;
+    if (std::isnan(want) || std::isinf(want)) return;
+    const double err = std::fabs(got - want);
+    const double r = err / tol;
+    if (r > worst_ratio || std::isnan(r)) {
+      worst_ratio = std::isnan(r) ? 1e300 : r;
+      worst_err = err;
+      worst_tol = tol;
+    }
+  }
+  void finish() const {
+    MESSAGE(id << " seed=" << kSeed << ": max|err|/tol=" << worst_ratio << " (err " << worst_err
+               << ", tol " << worst_tol << ")");
+    CHECK_MESSAGE(nan == 0, id << ": NaN mismatch");
+    CHECK_MESSAGE(inf == 0, id << ": Inf mismatch");
+    CHECK_MESSAGE(worst_ratio <= 1.0, id << ": error beyond tolerance");
+  }
+};
+
+std::string cid(Isa isa, const std::string& what) {
+  return std::string(isa_name(isa)) + "/" + what;
+}
+
+}  // namespace
+
+TEST_CASE("isa: selection, names and $WB_ISA validation") {
+  const auto isas = supported_isas();
+  REQUIRE(!isas.empty());
+  CHECK(isas.front() == Isa::scalar);
+  std::string list;
+  for (Isa i : isas) list += std::string(isa_name(i)) + " ";
+  MESSAGE("supported ISA paths: " << list << "(best: " << isa_name(best_isa()) << ")");
+  CHECK(isa_from_name("avx2") == Isa::avx2);
+  CHECK_THROWS_AS(isa_from_name("sse9"), std::invalid_argument);
+  for (Isa i : isas) CHECK(kernels(i).isa == i);
+}
+
+TEST_CASE("kernels: layer_norm vs float64") {
+  for (Isa isa : supported_isas()) {
+    const KernelTable& k = kernels(isa);
+    for (auto [rows, cols] : {std::pair{7, 37}, {13, 389}, {3, 1}, {5, 1531}, {2, 67}}) {
+      const auto x = randn(static_cast<std::size_t>(rows) * cols, kSeed + cols, 3.0f, 0.7f);
+      const auto g = randn(static_cast<std::size_t>(cols), kSeed + 1, 0.5f, 1.0f);
+      const auto b = randn(static_cast<std::size_t>(cols), kSeed + 2, 0.3f);
+      std::vector<float> y(x.size());
+      const float eps = 1e-5f;
+      k.layer_norm(x.data(), y.data(), rows, cols, g.data(), b.data(), eps);
+      Check ch{cid(isa, "layer_norm " + std::to_string(rows) + "x" + std::to_string(cols))};
+      for (int r = 0; r < rows; ++r) {
+        double m = 0, v = 0;
+        for (int c = 0; c < cols; ++c) m += x[r * cols + c];
+        m /= cols;
+        for (int c = 0; c < cols; ++c) v += (x[r * cols + c] - m) * (x[r * cols + c] - m);
+        v /= cols;
+        const double rs = 1.0 / std::sqrt(v + eps);
+        for (int c = 0; c < cols; ++c) {
+          const double xh = (x[r * cols + c] - m) * rs;
+          const double want = xh * g[c] + b[c];
+          // float32 mean/var over `cols` terms: relative error ~ eps * cols in the statistics,
+          // magnified by |x_hat| and |g|; plus a few roundings of the output.
+          const double tol =
+              kEps * (cols + 8) * (std::fabs(xh) + 1.0) * std::fabs(g[c]) + 4 * kEps * std::fabs(want) + 1e-30;
+          ch.add(y[r * cols + c], want, tol);
+        }
+      }
+      ch.finish();
+    }
+  }
+}
+
+TEST_CASE("kernels: erf, exp and GELU (erf and tanh) vs float64") {
+  for (Isa isa : supported_isas()) {
+    const KernelTable& k = kernels(isa);
+    const int n = 10007;
+    std::vector<float> x(n), y(n);
+    for (int i = 0; i < n; ++i) x[i] = -6.0f + 12.0f * static_cast<float>(i) / (n - 1);
+    {
+      k.erf(x.data(), y.data(), n);
+      Check ch{cid(isa, "erf [-6,6] n=10007")};
+      for (int i = 0; i < n; ++i) ch.add(y[i], std::erf(static_cast<double>(x[i])), 8 * kEps);
+      ch.finish();
+    }
+    {
+      std::vector<float> xe(n);
+      for (int i = 0; i < n; ++i) xe[i] = -80.0f + 160.0f * static_cast<float>(i) / (n - 1);
+      k.exp(xe.data(), y.data(), n);
+      Check ch{cid(isa, "exp [-80,80] n=10007")};
+      for (int i = 0; i < n; ++i) {
+        const double want = std::exp(static_cast<double>(xe[i]));
+        ch.add(y[i], want, 4 * kEps * want);
+      }
+      ch.finish();
+    }
+    for (bool tanh_approx : {false, true}) {
+      const int rows = 9, cols = 1117;
+      const auto xg = randn(static_cast<std::size_t>(rows) * cols, kSeed + 7, 2.5f);
+      const auto bias = randn(static_cast<std::size_t>(cols), kSeed + 8, 0.5f);
+      std::vector<float> yg = xg;
+      k.bias_gelu(yg.data(), rows, cols, bias.data(), tanh_approx);
+      Check ch{cid(isa, std::string(tanh_approx ? "gelu_tanh" : "gelu_erf") + "+bias 9x1117")};
+      for (int r = 0; r < rows; ++r)
+        for (int c = 0; c < cols; ++c) {
+          const double v = static_cast<double>(static_cast<float>(xg[r * cols + c] + bias[c]));
+          const double want =
+              tanh_approx
+                  ? 0.5 * v * (1 + std::tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)))
+                  : 0.5 * v * (1 + std::erf(v / std::sqrt(2.0)));
+          // a few ulp of the inner function times |x|, plus the output rounding
+          ch.add(yg[r * cols + c], want, 8 * kEps * (std::fabs(v) + std::fabs(want)) + 1e-30);
+        }
+      ch.finish();
+    }
+  }
+}
+
+TEST_CASE("kernels: softmax rows vs float64") {
+  for (Isa isa : supported_isas()) {
+    const KernelTable& k = kernels(isa);
+    for (auto [rows, cols] : {std::pair{5, 1499}, {3, 7}, {4, 61}}) {
+      const int64_t ld = cols + 3;
+      auto x = randn(static_cast<std::size_t>(rows * ld), kSeed + cols, 4.0f);
+      const auto x0 = x;
+      k.softmax_rows(x.data(), rows, cols, ld);
+      Check ch{cid(isa, "softmax " + std::to_string(rows) + "x" + std::to_string(cols))};
+      for (int r = 0; r < rows; ++r) {
+        double m = -1e300, s = 0;
+        for (int c = 0; c < cols; ++c) m = std::max(m, static_cast<double>(x0[r * ld + c]));
+        for (int c = 0; c < cols; ++c) s += std::exp(x0[r * ld + c] - m);
+        for (int c = 0; c < cols; ++c) {
+          const double want = std::exp(x0[r * ld + c] - m) / s;
+          // exp: few ulp; the sum over `cols` terms: eps * cols relative
+          ch.add(x[r * ld + c], want, kEps * (cols + 8) * want + 1e-38);
+        }
+        for (int c = cols; c < ld; ++c) CHECK(x[r * ld + c] == x0[r * ld + c]);  // untouched
+      }
+      ch.finish();
+    }
+  }
+}
+
+TEST_CASE("kernels: bias_add, residual_add, power: one rounding per op") {
+  for (Isa isa : supported_isas()) {
+    const KernelTable& k = kernels(isa);
+    const int rows = 11, cols = 203;
+    const auto a = randn(static_cast<std::size_t>(rows) * cols, kSeed + 3);
+    const auto x = randn(static_cast<std::size_t>(rows) * cols, kSeed + 4);
+    const auto b = randn(static_cast<std::size_t>(cols), kSeed + 5);
+    std::vector<float> y(a.size());
+    k.residual_add(a.data(), x.data(), y.data(), rows, cols, b.data());
+    Check ch{cid(isa, "residual_add+bias 11x203")};
+    for (int r = 0; r < rows; ++r)
+      for (int c = 0; c < cols; ++c) {
+        const int i = r * cols + c;
+        // exactly a + fl(x + b), as the reference computes (x + b) first
+        const float want = a[i] + (x[i] + b[c]);
+        ch.add(y[i], want, 0.0 + 1e-300);
+      }
+    ch.finish();
+    std::vector<float> z = x;
+    k.bias_add(z.data(), rows, cols, b.data());
+    for (int r = 0; r < rows; ++r)
+      for (int c = 0; c < cols; ++c) CHECK(z[r * cols + c] == x[r * cols + c] + b[c]);
+    std::vector<float> p(static_cast<std::size_t>(rows) * cols / 2);
+    k.power(x.data(), p.data(), static_cast<int64_t>(p.size()));
+    Check cp{cid(isa, "power n=1116")};
+    for (std::size_t i = 0; i < p.size(); ++i) {
+      const double re = x[2 * i], im = x[2 * i + 1];
+      cp.add(p[i], re * re + im * im, 3 * kEps * (re * re + im * im));
+    }
+    cp.finish();
+  }
+}
+
+TEST_CASE("kernels: bfloat16 / float16 rounding and conversion equal the scalar definition") {
+  std::vector<float> v = randn(1237, kSeed + 9, 100.0f);
+  const float specials[] = {0.0f,      -0.0f,     1.0f,     65504.0f, 65520.0f, 70000.0f,
+                            -1e-7f,    5.96e-8f,  3e-5f,    1e30f,    -1e30f,   6.1e-5f,
+                            1.00390625f, 1.0078125f, std::numeric_limits<float>::infinity()};
+  v.insert(v.end(), std::begin(specials), std::end(specials));
+  for (float& x : randn(100, kSeed + 10, 1e-6f)) v.push_back(x);  // half subnormals
+  const auto n = static_cast<int64_t>(v.size());
+  // independent check of the scalar definitions on a few exact cases
+  CHECK(f16_bits_to_f32(f32_to_f16_bits(65504.0f)) == 65504.0f);
+  CHECK(std::isinf(f16_bits_to_f32(f32_to_f16_bits(65520.0f))));
+  CHECK(f16_bits_to_f32(f32_to_f16_bits(1.0f + 1.0f / 2048)) == 1.0f);            // tie -> even
+  CHECK(f16_bits_to_f32(f32_to_f16_bits(1.0f + 3.0f / 2048)) == 1.0f + 2.0f / 1024);  // tie -> even
+  CHECK(bf16_bits_to_f32(f32_to_bf16_bits(1.00390625f)) == 1.0f);                  // tie -> even
+  CHECK(bf16_bits_to_f32(f32_to_bf16_bits(1.01171875f)) == 1.015625f);             // tie -> even
+  CHECK(f16_bits_to_f32(0x0001) == std::ldexp(1.0f, -24));
+  for (Isa isa : supported_isas()) {
+    const KernelTable& k = kernels(isa);
+    std::vector<float> rb(v.size()), rh(v.size()), cb(v.size()), chh(v.size());
+    std::vector<uint16_t> bb(v.size()), hh(v.size());
+    k.round_bf16(v.data(), rb.data(), n);
+    k.round_f16(v.data(), rh.data(), n);
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      bb[i] = f32_to_bf16_bits(v[i]);
+      hh[i] = f32_to_f16_bits(v[i]);
+    }
+    k.bf16_to_f32(bb.data(), cb.data(), n);
+    k.f16_to_f32(hh.data(), chh.data(), n);
+    int bad = 0;
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      const float eb = bf16_bits_to_f32(bb[i]), eh = f16_bits_to_f32(hh[i]);
+      if (rb[i] != eb || cb[i] != eb || rh[i] != eh || chh[i] != eh) {
+        if (bad++ < 5)
+          MESSAGE(isa_name(isa) << " x=" << v[i] << " bf16 " << rb[i] << "/" << eb << " f16 "
+                                << rh[i] << "/" << eh);
+      }
+    }
+    MESSAGE(isa_name(isa) << "/round+convert n=" << n << ": mismatches " << bad);
+    CHECK(bad == 0);
+  }
+}
+
+TEST_CASE("ops: linear (OpenBLAS, rows split over threads) vs float64, deterministic") {
+  for (Isa isa : supported_isas()) {
+    const KernelTable& k = kernels(isa);
+    for (int threads : {1, 2, 3}) {
+      ThreadPool pool(threads);
+      OpContext ctx;
+      ctx.k = &k;
+      ctx.pool = &pool;
+      BlasSingleThread blas1;
+      for (auto [m, n, kk] : {std::tuple{37, 45, 53}, {301, 129, 389}, {1, 7, 3}}) {
+        const auto a = randn(static_cast<std::size_t>(m) * kk, kSeed + m, 1.3f);
+        const auto wv = randn(static_cast<std::size_t>(n) * kk, kSeed + n, 0.2f);
+        const auto bias = randn(static_cast<std::size_t>(n), kSeed + 11);
+        for (Precision prec : {Precision::f32, Precision::bf16, Precision::f16}) {
+          ctx.prec = prec;
+          WeightMatrix w(wv.data(), n, kk, prec);
+          std::vector<float> y(static_cast<std::size_t>(m) * n), y2(y.size());
+          auto run = [&](std::vector<float>& out) {
+            linear(ctx, a.data(), m, kk, w, out.data(), n, [&](int64_t r0, int64_t r1, int) {
+              k.bias_add(out.data() + r0 * n, r1 - r0, n, bias.data());
+            });
+          };
+          run(y);
+          run(y2);
+          CHECK_MESSAGE(y == y2, "linear not deterministic");
+          // float64 reference on the same (rounded) operands: in reduced precision both the
+          // weights and the activations enter rounded; the accumulation error bound is
+          // (K + 2) eps sum_k |a_k w_k|.
+          auto rnd = [&](float x) {
+            if (prec == Precision::bf16) return bf16_bits_to_f32(f32_to_bf16_bits(x));
+            if (prec == Precision::f16) return f16_bits_to_f32(f32_to_f16_bits(x));
+            return x;
+          };
+          Check ch{cid(isa, "linear " + std::string(precision_name(prec)) + " t" +
+                                std::to_string(threads) + " " + std::to_string(m) + "x" +
+                                std::to_string(n) + "x" + std::to_string(kk))};
+          for (int i = 0; i < m; ++i)
+            for (int j = 0; j < n; ++j) {
+              double s = 0, sa = 0;
+              for (int q = 0; q < kk; ++q) {
+                const double t = static_cast<double>(rnd(a[i * kk + q])) * rnd(wv[j * kk + q]);
+                s += t;
+                sa += std::fabs(t);
+              }
+              s += bias[j];
+              ch.add(y[i * n + j], s, (kk + 2) * kEps * (sa + std::fabs(bias[j])) + 1e-30);
+            }
+          ch.finish();
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("ops: block-wise attention vs float64 full softmax attention") {
+  for (Isa isa : supported_isas()) {
+    const KernelTable& k = kernels(isa);
+    for (int threads : {1, 2}) {
+      ThreadPool pool(threads);
+      OpContext ctx;
+      ctx.k = &k;
+      ctx.pool = &pool;
+      BlasSingleThread blas1;
+      const int t = 157, c = 96, heads = 3, dh = c / heads;
+      const auto qkv = randn(static_cast<std::size_t>(t) * 3 * c, kSeed + 21, 1.5f);
+      const float alpha = 1.0f / std::sqrt(static_cast<float>(dh));
+      std::vector<float> out(static_cast<std::size_t>(t) * c), out2(out.size());
+      attention(ctx, qkv.data(), t, c, heads, alpha, out.data(), 40);  // 4 blocks, tail of 37
+      attention(ctx, qkv.data(), t, c, heads, alpha, out2.data(), 40);
+      CHECK(out == out2);
+      Check ch{cid(isa, "attention t" + std::to_string(threads) + " T157 C96 H3 block40")};
+      std::vector<double> s(t);
+      for (int h = 0; h < heads; ++h)
+        for (int i = 0; i < t; ++i) {
+          double mx = -1e300, sum = 0;
+          for (int j = 0; j < t; ++j) {
+            double d = 0;
+            for (int q = 0; q < dh; ++q)
+              d += static_cast<double>(qkv[i * 3 * c + h * dh + q]) * qkv[j * 3 * c + c + h * dh + q];
+            s[j] = d * alpha;
+            mx = std::max(mx, s[j]);
+          }
+          for (int j = 0; j < t; ++j) sum += (s[j] = std::exp(s[j] - mx));
+          for (int q = 0; q < dh; ++q) {
+            double o = 0, oa = 0;
+            for (int j = 0; j < t; ++j) {
+              const double v = qkv[j * 3 * c + 2 * c + h * dh + q];
+              o += s[j] / sum * v;
+              oa += s[j] / sum * std::fabs(v);
+            }
+            // score error (dh eps |q||k|, times the exponent's sensitivity) plus the sums over T
+            const double tol = kEps * (dh + t + 16) * oa * 4;
+            ch.add(out[i * c + h * dh + q], o, tol);
+          }
+        }
+      ch.finish();
+    }
+  }
+}
+
+TEST_CASE("thread pool: static partition covers every index exactly once") {
+  for (int threads : {1, 2, 5}) {
+    ThreadPool pool(threads);
+    for (int64_t n : {0, 1, 7, 1500, 3001}) {
+      std::vector<int> hits(static_cast<std::size_t>(n), 0);
+      pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
+        for (int64_t i = b; i < e; ++i) ++hits[static_cast<std::size_t>(i)];
+      }, 8);
+      for (int h : hits) CHECK(h == 1);
+      std::vector<int> hits2(static_cast<std::size_t>(n), 0);
+      pool.parallel_items(n, [&](int64_t i, int) { ++hits2[static_cast<std::size_t>(i)]; });
+      for (int h : hits2) CHECK(h == 1);
+    }
+  }
+}
