@@ -9,6 +9,9 @@
 
 namespace wb {
 
+// Intra-op threads of LibTorch (0: leave LibTorch's default). Recorded in run_info().
+void set_reference_threads(int n);
+
 // compute: DType::f32 or DType::f64 (the float64 run is the noise floor).
 std::unique_ptr<Encoder> make_reference_encoder(std::shared_ptr<const Checkpoint> model,
                                                 DType compute = DType::f32);

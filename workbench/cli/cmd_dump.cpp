@@ -1,0 +1,68 @@
+// wb dump: run one implementation on one audio file and write every selected tap to HDF5.
+#include <fmt/format.h>
+
+#include <filesystem>
+
+#include "command.h"
+#include "pipeline.h"
+#include "wb/dump.h"
+#include "wb/util.h"
+
+namespace wb::cli {
+
+void add_dump(CLI::App& app, Registry& reg) {
+  struct Opts {
+    EncoderChoice enc;
+    std::string model, audio, out, taps = "all", store = "float32";
+    int compress = 0;
+    bool no_decode = false;
+  };
+  auto o = std::make_shared<Opts>();
+  CLI::App* sub = app.add_subcommand("dump", "run an encoder (and the reference decoder) and dump taps to HDF5");
+  sub->add_option("--model", o->model, "HF Whisper directory or whisper.cpp ggml file")->required();
+  sub->add_option("--audio", o->audio, "audio file (WAV, FLAC, OGG); first 30 s window")->required();
+  sub->add_option("-o,--output", o->out, "output .h5 (written atomically)")->required();
+  sub->add_option("--taps", o->taps, "taps: globs or levels (all, encoder, decoder, blocks, minimal), comma-separated");
+  sub->add_option("--store", o->store, "storage dtype of tap datasets")->check(CLI::IsMember({"float32", "float16", "float64"}));
+  sub->add_option("--compress", o->compress, "gzip level for tap datasets")->check(CLI::Range(0, 9));
+  sub->add_flag("--no-decode", o->no_decode, "skip greedy decoding (encoder taps only)");
+  add_encoder_options(sub, o->enc);
+  reg.add(sub, [o]() {
+    TapSelector sel(o->taps);
+    auto model = load_model(o->model);
+    const Audio audio = load_audio(o->audio);
+    auto enc = make_encoder(model, o->enc);
+    ReferenceDecoder dec(model, decoder_dtype(o->enc));
+    DumpMeta m;
+    m.implementation = enc->implementation();
+    const nlohmann::json info = enc->run_info();
+    m.precision = info.value("precision", o->enc.impl == "reference" ? o->enc.dtype : o->enc.precision);
+    m.device = info.value("device", "cpu");
+    m.model_sha256 = model->sha256;
+    m.dims = model->dims;
+    m.audio_sha256 = sha256_file(o->audio);
+    m.audio_name = std::filesystem::path(o->audio).filename().string();
+    m.tool_version = tool_version();
+    m.created = utc_now_iso8601();
+    m.threads = info.value("threads", o->enc.threads);
+    m.run_info = info;
+    m.run_info["model_format"] = model->format;
+    m.run_info["model_stored_dtype"] = model->stored_dtype;
+    m.run_info["audio_seconds"] = audio.seconds;
+    DumpWriter w(o->out, m, sel, DumpOptions{dtype_from_name(o->store), o->compress});
+    const RunResult r = run_pipeline(*enc, dec, audio, &w, !o->no_decode);
+    if (!o->no_decode) w.set_decode(r.decoded.tokens, r.decoded.text);
+    w.set_timing("mel", r.seconds_mel);
+    w.set_timing("encoder", r.seconds_encoder);
+    w.set_timing("decode", r.seconds_decode);
+    w.finish();
+    fmt::print("wrote {} ({} taps, {} {}, encoder {:.3f} s)\n", o->out, w.taps_written(), m.implementation, m.precision,
+               r.seconds_encoder);
+    if (audio.seconds > kChunkSeconds)
+      fmt::print(stderr, "wb: note: {} is {:.1f} s long; only the first 30 s window was processed\n", o->audio, audio.seconds);
+    if (!o->no_decode) fmt::print("text: {}\n", r.decoded.text);
+    return 0;
+  });
+}
+
+}  // namespace wb::cli

@@ -1,0 +1,57 @@
+// wb inspect: a dump's metadata and, per tap, shape, storage and mean/std/min/max.
+#include <fmt/format.h>
+
+#include <cmath>
+#include <limits>
+
+#include "command.h"
+#include "wb/dump.h"
+
+namespace wb::cli {
+
+void add_inspect(CLI::App& app, Registry& reg) {
+  auto path = std::make_shared<std::string>();
+  CLI::App* sub = app.add_subcommand("inspect", "show a dump's metadata and per-tap statistics");
+  sub->add_option("dump", *path, "dump .h5")->required();
+  reg.add(sub, [path]() {
+    DumpReader r(*path);
+    const DumpMeta& m = r.meta();
+    fmt::print("dump {}\n  implementation {}  precision {}  device {}  threads {}\n  model {}  dims {}\n  audio {} ({})\n  {}  {}\n",
+               *path, m.implementation, m.precision, m.device, m.threads, m.model_sha256.substr(0, 16), m.dims.to_json().dump(),
+               m.audio_name, m.audio_sha256.substr(0, 16), m.tool_version, m.created);
+    if (!m.run_info.empty()) fmt::print("  run_info {}\n", m.run_info.dump());
+    fmt::print("{:<36} {:>14} {:>8} {:>12} {:>12} {:>12} {:>12} {:>6}\n", "tap", "shape", "stored", "mean", "std", "min", "max", "nan/inf");
+    std::vector<double> buf;
+    for (const TapInfo& t : r.taps()) {
+      // Streamed over row chunks; Neumaier-compensated sums in float64.
+      double sum = 0, c1 = 0, sq = 0, c2 = 0, lo = std::numeric_limits<double>::infinity(), hi = -lo;
+      int64_t n = 0, bad = 0;
+      auto acc = [](double& s, double& c, double v) {
+        const double t2 = s + v;
+        c += std::abs(s) >= std::abs(v) ? (s - t2) + v : (v - t2) + s;
+        s = t2;
+      };
+      const int64_t rows = t.shape[0];
+      for (int64_t r0 = 0; r0 < rows; r0 += 256) {
+        r.read_rows(t.name, r0, std::min<int64_t>(256, rows - r0), buf);
+        for (double v : buf) {
+          if (!std::isfinite(v)) { ++bad; continue; }
+          acc(sum, c1, v);
+          acc(sq, c2, v * v);
+          lo = std::min(lo, v);
+          hi = std::max(hi, v);
+          ++n;
+        }
+      }
+      const double mean = n ? (sum + c1) / n : NAN;
+      const double var = n ? std::max(0.0, (sq + c2) / n - mean * mean) : NAN;
+      fmt::print("{:<36} {:>14} {:>8} {:>12.5g} {:>12.5g} {:>12.5g} {:>12.5g} {:>6}\n", t.name, shape_str(t.shape),
+                 dtype_name(t.stored), mean, std::sqrt(var), lo, hi, bad);
+    }
+    if (auto text = r.text()) fmt::print("text: {}\n", *text);
+    for (const auto& [k, v] : r.timings()) fmt::print("timing {}: {:.4f} s\n", k, v);
+    return 0;
+  });
+}
+
+}  // namespace wb::cli

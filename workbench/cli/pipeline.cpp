@@ -1,0 +1,70 @@
+#include "pipeline.h"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <thread>
+
+#include "wb/util.h"
+#ifdef WB_HAVE_CANDIDATE
+#include "wb/candidate.h"
+#endif
+
+namespace wb::cli {
+
+void add_encoder_options(CLI::App* sub, EncoderChoice& c) {
+  sub->add_option("--impl", c.impl, "encoder implementation")->check(CLI::IsMember({"reference", "candidate"}));
+  sub->add_option("--dtype", c.dtype, "reference compute dtype (float64 = noise floor)")
+      ->check(CLI::IsMember({"float32", "float64"}));
+  sub->add_option("--precision", c.precision, "candidate weight precision")
+      ->check(CLI::IsMember({"float32", "bfloat16", "float16"}));
+  sub->add_option("--fault", c.faults, "candidate fault switch NAME[=VALUE] (repeatable)");
+  sub->add_option("--threads", c.threads, "threads (0: all cores)")->check(CLI::Range(0, 1024));
+}
+
+std::shared_ptr<const Checkpoint> load_model(const std::string& path) {
+  return std::make_shared<const Checkpoint>(load_checkpoint(path));
+}
+
+DType decoder_dtype(const EncoderChoice& c) {
+  return c.impl == "reference" && c.dtype == "float64" ? DType::f64 : DType::f32;
+}
+
+std::unique_ptr<Encoder> make_encoder(std::shared_ptr<const Checkpoint> model, const EncoderChoice& c) {
+  const int threads = c.threads > 0 ? c.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  set_reference_threads(threads);
+  if (c.impl == "reference") {
+    if (!c.faults.empty() || c.precision != "float32")
+      throw UsageError("--fault and --precision apply to --impl candidate only");
+    return make_reference_encoder(std::move(model), dtype_from_name(c.dtype));
+  }
+  if (c.dtype != "float32") throw UsageError("--dtype applies to --impl reference only (use --precision)");
+#ifdef WB_HAVE_CANDIDATE
+  CandidateOptions o;
+  o.precision = c.precision;
+  o.faults = c.faults;
+  o.threads = threads;
+  return make_candidate_encoder(std::move(model), o);
+#else
+  throw UsageError("this build has no candidate encoder");
+#endif
+}
+
+RunResult run_pipeline(Encoder& enc, ReferenceDecoder& dec, const Audio& audio, TapSink* taps, bool decode) {
+  using clock = std::chrono::steady_clock;
+  auto secs = [](clock::time_point a, clock::time_point b) { return std::chrono::duration<double>(b - a).count(); };
+  RunResult r;
+  const auto t0 = clock::now();
+  Tensor mel = enc.log_mel(audio.pcm, taps);
+  const auto t1 = clock::now();
+  r.encoder_out = run_encoder(enc, mel, taps);
+  const auto t2 = clock::now();
+  if (decode) r.decoded = dec.greedy(r.encoder_out, taps);
+  const auto t3 = clock::now();
+  r.seconds_mel = secs(t0, t1);
+  r.seconds_encoder = secs(t1, t2);
+  r.seconds_decode = secs(t2, t3);
+  return r;
+}
+
+}  // namespace wb::cli

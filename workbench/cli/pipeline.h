@@ -1,0 +1,38 @@
+// What several subcommands share: loading a model, choosing an encoder implementation, running
+// audio through it (taps to a sink) and decoding with the reference decoder.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "wb/audio.h"
+#include "wb/encoder.h"
+#include "wb/reference.h"
+#include "wb/weights.h"
+
+namespace wb::cli {
+
+struct EncoderChoice {
+  std::string impl = "reference";   // reference | candidate
+  std::string dtype = "float32";    // reference compute dtype: float32 | float64
+  std::string precision = "float32";  // candidate: float32 | bfloat16 | float16
+  std::vector<std::string> faults;  // candidate fault switches
+  int threads = 0;                  // 0: all cores
+};
+
+void add_encoder_options(CLI::App* sub, EncoderChoice& c);
+std::shared_ptr<const Checkpoint> load_model(const std::string& path);
+std::unique_ptr<Encoder> make_encoder(std::shared_ptr<const Checkpoint> model, const EncoderChoice& c);
+DType decoder_dtype(const EncoderChoice& c);  // float64 only for the float64 reference run
+
+struct RunResult {
+  Tensor encoder_out;
+  DecodeResult decoded;
+  double seconds_mel = 0, seconds_encoder = 0, seconds_decode = 0;
+};
+
+// One 30 s window: log-mel, encoder, greedy decode. Taps go to `taps` (may be null).
+RunResult run_pipeline(Encoder& enc, ReferenceDecoder& dec, const Audio& audio, TapSink* taps, bool decode = true);
+
+}  // namespace wb::cli
