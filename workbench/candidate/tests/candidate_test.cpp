@@ -1,2 +1,463 @@
+// The candidate encoder end to end: tap coverage, determinism, the front end and the convs
+// against float64 computations, fault localisation (in-process and against the reference),
+// fidelity against the LibTorch reference on random-weight models, every ISA path.
 #include <doctest/doctest.h>
-TEST_CASE("placeholder") {}
+
+#include <cmath>
+#include <complex>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <numbers>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels.h"
+#include "wb/audio.h"
+#include "wb/candidate.h"
+#include "wb/taps.h"
+#include "wb/util.h"
+#include "wb/weights.h"
+#ifdef WB_HAVE_REFERENCE
+#include "wb/reference.h"
+#endif
+
+namespace {
+
+constexpr uint64_t kSeed = 1234;
+
+// Records every reported tap as float64, in order.
+struct Recorder : wb::TapSink {
+  std::vector<std::string> order;
+  std::map<std::string, std::pair<wb::Shape, std::vector<double>>> taps;
+  std::string only;  // if non-empty: the one tap wanted
+  int puts = 0;
+  bool wants(std::string_view name) const override { return only.empty() || name == only; }
+  void put(std::string_view name, const wb::TapView& v) override {
+    ++puts;
+    const int64_t n = wb::shape_numel(v.shape);
+    std::vector<double> d(static_cast<std::size_t>(n));
+    for (int64_t i = 0; i < n; ++i)
+      d[static_cast<std::size_t>(i)] = v.dtype == wb::DType::f64
+                                           ? static_cast<const double*>(v.data)[i]
+                                           : static_cast<const float*>(v.data)[i];
+    order.emplace_back(name);
+    taps[std::string(name)] = {v.shape, std::move(d)};
+  }
+  const std::vector<double>& at(const std::string& n) const { return taps.at(n).second; }
+};
+
+struct NoSink : wb::TapSink {
+  mutable int asked = 0;
+  int puts = 0;
+  bool wants(std::string_view) const override {
+    ++asked;
+    return false;
+  }
+  void put(std::string_view, const wb::TapView&) override { ++puts; }
+};
+
+struct Metrics {
+  double rel_l2 = 0, cosine = 0, max_abs = 0;
+  int nonfinite = 0;
+};
+// a: the reference side
+Metrics metrics(const std::vector<double>& a, const std::vector<double>& b) {
+  Metrics m;
+  double na = 0, nb = 0, nd = 0, dot = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (!std::isfinite(b[i])) ++m.nonfinite;
+    const double d = a[i] - b[i];
+    nd += d * d;
+    na += a[i] * a[i];
+    nb += b[i] * b[i];
+    dot += a[i] * b[i];
+    m.max_abs = std::max(m.max_abs, std::fabs(d));
+  }
+  m.rel_l2 = na > 0 ? std::sqrt(nd / na) : std::sqrt(nd);
+  m.cosine = (na > 0 && nb > 0) ? dot / std::sqrt(na * nb) : (na == nb ? 1.0 : 0.0);
+  return m;
+}
+
+std::vector<float> test_pcm(double seconds, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> nd(0.0, 1.0);
+  const auto n = static_cast<std::size_t>(seconds * wb::kSampleRate);
+  std::vector<float> pcm(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const double t = static_cast<double>(i) / wb::kSampleRate;
+    const double f = 180.0 + 60.0 * t;  // a rising tone with harmonics, plus noise
+    double s = 0.25 * std::sin(2 * std::numbers::pi * f * t + 0.3) +
+               0.1 * std::sin(2 * std::numbers::pi * 3 * f * t) +
+               0.05 * std::sin(2 * std::numbers::pi * 1234.5 * t);
+    s *= 0.6 + 0.4 * std::sin(2 * std::numbers::pi * 1.7 * t);
+    pcm[i] = static_cast<float>(s + 0.02 * nd(rng));
+  }
+  return pcm;
+}
+
+std::shared_ptr<const wb::Checkpoint> model(const std::string& preset) {
+  static std::map<std::string, std::shared_ptr<const wb::Checkpoint>> cache;
+  auto& m = cache[preset];
+  if (!m)
+    m = std::make_shared<const wb::Checkpoint>(
+        wb::random_checkpoint(wb::ModelDims::preset(preset), kSeed));
+  return m;
+}
+
+// mel -> stem -> blocks -> ln_post with every tap recorded.
+Recorder run_all(wb::Encoder& enc, const std::vector<float>& pcm) {
+  Recorder r;
+  const wb::Tensor mel = enc.log_mel(pcm, &r);
+  wb::run_encoder(enc, mel, &r);
+  return r;
+}
+
+std::unique_ptr<wb::Encoder> cand(const std::string& preset, std::vector<std::string> faults = {},
+                                  std::string precision = "float32", int threads = 2) {
+  wb::CandidateOptions o;
+  o.precision = std::move(precision);
+  o.faults = std::move(faults);
+  o.threads = threads;
+  return wb::make_candidate_encoder(model(preset), o);
+}
+
+const std::vector<float>& pcm12() {
+  static const std::vector<float> p = test_pcm(12.0, kSeed);
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE("candidate: reports exactly the registry's taps, in order, with its shapes") {
+  auto enc = cand("nano");
+  const Recorder r = run_all(*enc, pcm12());
+  const auto specs = wb::encoder_taps(model("nano")->dims);
+  REQUIRE(r.order.size() == specs.size());
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    CHECK(r.order[i] == specs[i].name);
+    CHECK(r.taps.at(specs[i].name).first == specs[i].shape);
+  }
+  const auto info = enc->run_info();
+  MESSAGE("run_info: " << info.dump());
+  CHECK(info.at("device") == "cpu");
+  CHECK(info.at("threads") == 2);
+  CHECK(info.at("precision") == "float32");
+}
+
+TEST_CASE("candidate: a tap nobody selected is never built, and one selected tap alone works") {
+  auto enc = cand("nano");
+  NoSink none;
+  const wb::Tensor mel = enc->log_mel(pcm12(), &none);
+  const wb::Tensor out = wb::run_encoder(*enc, mel, &none);
+  CHECK(none.puts == 0);
+  CHECK(none.asked > 0);
+  Recorder one;
+  one.only = "encoder.blocks.1.mlp.fc1";
+  const wb::Tensor out2 = wb::run_encoder(*enc, mel, &one);
+  CHECK(one.puts == 1);
+  CHECK(std::memcmp(out.raw(), out2.raw(), sizeof(float) * out.numel()) == 0);
+  const wb::Tensor out3 = wb::run_encoder(*enc, mel, nullptr);
+  CHECK(std::memcmp(out.raw(), out3.raw(), sizeof(float) * out.numel()) == 0);
+}
+
+TEST_CASE("candidate: deterministic: same thread count gives bit-identical taps") {
+  for (int threads : {1, 2, 3}) {
+    auto a = cand("nano", {}, "float32", threads);
+    auto b = cand("nano", {}, "float32", threads);
+    const Recorder ra = run_all(*a, pcm12());
+    const Recorder rb = run_all(*b, pcm12());
+    int differing = 0;
+    for (const auto& [name, v] : ra.taps)
+      if (v.second != rb.at(name)) ++differing;
+    MESSAGE("threads=" << threads << ": taps differing between two runs: " << differing);
+    CHECK(differing == 0);
+    // and the same encoder called twice (workspace reuse)
+    const Recorder rc = run_all(*a, pcm12());
+    CHECK(rc.at("encoder.ln_post") == ra.at("encoder.ln_post"));
+  }
+}
+
+TEST_CASE("candidate: unknown fault, bad value, unknown precision -> UsageError naming the valid ones") {
+  for (const char* bad : {"no-such-fault", "ln-eps", "ln-eps=abc", "attn-scale=triple",
+                          "conv-pad=-1", "gelu-tanh=1"}) {
+    try {
+      cand("nano", {bad});
+      FAIL("accepted " << bad);
+    } catch (const wb::UsageError& e) {
+      const std::string msg = e.what();
+      CHECK(msg.find("no-ln-post") != std::string::npos);
+      CHECK(msg.find("attn-scale=none|double") != std::string::npos);
+    }
+  }
+  CHECK_THROWS_AS(cand("nano", {}, "int8"), wb::UsageError);
+  const auto names = wb::candidate_fault_names();
+  CHECK(names.size() == 10);
+}
+
+TEST_CASE("candidate: log-mel vs a float64 DFT front end") {
+  auto enc = cand("nano");
+  Recorder r;
+  const wb::Tensor mel = enc->log_mel(pcm12(), &r);
+  // float64: reflect pad, periodic Hann, direct DFT, Slaney filters, log10, floor, scale.
+  const std::vector<float> pcm = wb::pad_or_trim(pcm12());
+  const int n = wb::kNSamples, nfft = wb::kNFft, hop = wb::kHop, bins = nfft / 2 + 1;
+  const int nm = 80, frames = wb::kNFrames;
+  const std::vector<double> filt = wb::mel_filters(nm);
+  std::vector<double> cosv(nfft), sinv(nfft), win(nfft);
+  for (int i = 0; i < nfft; ++i) {
+    cosv[i] = std::cos(2 * std::numbers::pi * i / nfft);
+    sinv[i] = std::sin(2 * std::numbers::pi * i / nfft);
+    win[i] = 0.5 - 0.5 * cosv[i];
+  }
+  std::vector<double> ref(static_cast<std::size_t>(nm) * frames);
+  std::vector<double> frame(nfft), power(bins);
+  double mx = -1e300;
+  for (int f = 0; f < frames; ++f) {
+    for (int i = 0; i < nfft; ++i) {
+      int j = f * hop + i - nfft / 2;
+      if (j < 0) j = -j;
+      if (j >= n) j = 2 * (n - 1) - j;
+      frame[i] = pcm[j] * win[i];
+    }
+    for (int b = 0; b < bins; ++b) {
+      double re = 0, im = 0;
+      for (int i = 0; i < nfft; ++i) {
+        const int k = (b * i) % nfft;
+        re += frame[i] * cosv[k];
+        im -= frame[i] * sinv[k];
+      }
+      power[b] = re * re + im * im;
+    }
+    for (int m = 0; m < nm; ++m) {
+      double s = 0;
+      for (int b = 0; b < bins; ++b) s += filt[m * bins + b] * power[b];
+      const double l = std::log10(std::max(s, 1e-10));
+      ref[static_cast<std::size_t>(m) * frames + f] = l;
+      mx = std::max(mx, l);
+    }
+  }
+  for (double& v : ref) v = (std::max(v, mx - 8.0) + 4.0) / 4.0;
+  const Metrics m = metrics(ref, r.at("mel"));
+  MESSAGE("mel vs float64 DFT: rel L2 " << m.rel_l2 << ", max abs " << m.max_abs);
+  CHECK(m.nonfinite == 0);
+  CHECK(m.rel_l2 <= 1e-6);
+  CHECK(mel.shape() == wb::Shape{80, 3000});
+}
+
+TEST_CASE("candidate: conv1 (k3 s1) and conv2 (k3 s2) + GELU vs float64 direct convolution") {
+  for (const char* prec : {"float32"}) {
+    auto enc = cand("nano", {}, prec);
+    const auto ck = model("nano");
+    const int c = ck->dims.n_audio_state, nm = ck->dims.n_mels, t = ck->dims.n_audio_ctx;
+    Recorder r;
+    const wb::Tensor mel = enc->log_mel(pcm12(), &r);
+    enc->stem(mel, &r);
+    const float* w1 = ck->at("encoder.conv1.weight").f32();
+    const float* b1 = ck->at("encoder.conv1.bias").f32();
+    const float* w2 = ck->at("encoder.conv2.weight").f32();
+    const float* b2 = ck->at("encoder.conv2.bias").f32();
+    auto gelu = [](double x) { return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0))); };
+    std::vector<double> h1(static_cast<std::size_t>(2 * t) * c), h2(static_cast<std::size_t>(t) * c);
+    const float* mp = mel.f32();
+    for (int tt = 0; tt < 2 * t; ++tt)
+      for (int co = 0; co < c; ++co) {
+        double s = b1[co];
+        for (int ci = 0; ci < nm; ++ci)
+          for (int k = 0; k < 3; ++k) {
+            const int src = tt + k - 1;
+            if (src >= 0 && src < 2 * t) s += static_cast<double>(w1[(co * nm + ci) * 3 + k]) * mp[ci * 2 * t + src];
+          }
+        h1[static_cast<std::size_t>(tt) * c + co] = gelu(s);
+      }
+    // conv2 on the candidate's own conv1 output (isolates conv2's error)
+    const auto& c1 = r.at("encoder.conv1");
+    for (int tt = 0; tt < t; ++tt)
+      for (int co = 0; co < c; ++co) {
+        double s = b2[co];
+        for (int ci = 0; ci < c; ++ci)
+          for (int k = 0; k < 3; ++k) {
+            const int src = 2 * tt + k - 1;
+            if (src >= 0 && src < 2 * t) s += static_cast<double>(w2[(co * c + ci) * 3 + k]) * c1[static_cast<std::size_t>(src) * c + ci];
+          }
+        h2[static_cast<std::size_t>(tt) * c + co] = gelu(s);
+      }
+    const Metrics m1 = metrics(h1, c1), m2 = metrics(h2, r.at("encoder.conv2"));
+    // reduction lengths 3*n_mels = 240 and 3*C = 192: float32 error ~ eps * sqrt(K) relative
+    MESSAGE("conv1 vs float64: rel L2 " << m1.rel_l2 << "; conv2: rel L2 " << m2.rel_l2);
+    CHECK(m1.rel_l2 <= 240 * 1.2e-7);
+    CHECK(m2.rel_l2 <= 192 * 1.2e-7);
+  }
+}
+
+TEST_CASE("candidate: every supported ISA path gives the same encoder within float32 rounding") {
+  const char* old = std::getenv("WB_ISA");
+  const std::string saved = old ? old : "";
+  Recorder base;
+  {
+    unsetenv("WB_ISA");
+    auto enc = cand("nano");
+    base = run_all(*enc, pcm12());
+  }
+  for (wb::cand::Isa isa : wb::cand::supported_isas()) {
+    setenv("WB_ISA", std::string(wb::cand::isa_name(isa)).c_str(), 1);
+    auto enc = cand("nano");
+    CHECK(enc->run_info().at("isa") == std::string(wb::cand::isa_name(isa)));
+    const Recorder r = run_all(*enc, pcm12());
+    double worst = 0;
+    for (const auto& [name, v] : base.taps) worst = std::max(worst, metrics(v.second, r.at(name)).rel_l2);
+    MESSAGE("ISA " << wb::cand::isa_name(isa) << " vs default path: worst tap rel L2 " << worst);
+    CHECK(worst <= 1e-5);
+  }
+  setenv("WB_ISA", "avx512", 1);
+  if (!wb::cand::isa_supported(wb::cand::Isa::avx512)) CHECK_THROWS(cand("nano"));
+  if (saved.empty())
+    unsetenv("WB_ISA");
+  else
+    setenv("WB_ISA", saved.c_str(), 1);
+}
+
+TEST_CASE("candidate: float64 seam inputs are accepted (replay of the float64 reference)") {
+  auto enc = cand("nano");
+  const wb::Tensor mel = enc->log_mel(pcm12(), nullptr);
+  const wb::Tensor x = enc->stem(mel, nullptr);
+  const wb::Tensor y32 = enc->block(0, x, nullptr);
+  const wb::Tensor y64 = enc->block(0, x.to(wb::DType::f64), nullptr);
+  CHECK(std::memcmp(y32.raw(), y64.raw(), sizeof(float) * y32.numel()) == 0);
+  CHECK_THROWS_AS(enc->block(7, x, nullptr), std::invalid_argument);
+  CHECK_THROWS_AS(enc->stem(x, nullptr), std::invalid_argument);
+}
+
+namespace {
+struct FaultCase {
+  const char* spec;
+  const char* tap;  // first tap where it must show
+};
+const FaultCase kFaults[] = {
+    {"no-ln-post", "encoder.ln_post"},
+    {"mel-db", "mel"},
+    {"stft-no-reflect", "mel"},
+    {"stft-keep-last-frame", "mel"},
+    {"ln-eps=1e-2", "encoder.blocks.0.attn_ln"},
+    {"attn-scale=none", "encoder.blocks.0.attn.out"},
+    {"attn-scale=double", "encoder.blocks.0.attn.out"},
+    {"gelu-tanh", "encoder.conv1"},
+    {"conv-pad=0", "encoder.conv1"},
+    {"conv-pad=2", "encoder.conv1"},
+    {"no-pos-embed", "encoder.pos_embed"},
+    {"ln-fp16", "encoder.blocks.0.attn_ln"},
+};
+}  // namespace
+
+TEST_CASE("candidate faults: each changes the dump at its tap and not before (vs un-faulted candidate)") {
+  auto clean = cand("nano");
+  const Recorder rc = run_all(*clean, pcm12());
+  for (const FaultCase& fc : kFaults) {
+    auto enc = cand("nano", {fc.spec});
+    CHECK(enc->run_info().at("faults").at(0) == std::string(fc.spec));
+    const Recorder r = run_all(*enc, pcm12());
+    REQUIRE(r.order == rc.order);
+    std::string first;
+    for (const auto& name : rc.order)
+      if (r.at(name) != rc.at(name)) {
+        first = name;
+        break;
+      }
+    const Metrics m = first.empty() ? Metrics{} : metrics(rc.at(first), r.at(first));
+    MESSAGE("fault " << std::string(fc.spec) << ": first differing tap " << first << " (rel L2 " << m.rel_l2
+                     << ")");
+    CHECK_MESSAGE(first == fc.tap, std::string(fc.spec) << ": expected " << std::string(fc.tap) << ", got " << first);
+  }
+}
+
+#ifdef WB_HAVE_REFERENCE
+namespace {
+// First tap whose rel L2 vs the reference exceeds tol (taps in execution order).
+std::string first_beyond(const Recorder& ref, const Recorder& c, double tol, double* rel) {
+  for (const auto& name : ref.order) {
+    const Metrics m = metrics(ref.at(name), c.at(name));
+    if (m.rel_l2 > tol || m.nonfinite > 0) {
+      if (rel) *rel = m.rel_l2;
+      return name;
+    }
+  }
+  return "";
+}
+
+const Recorder& reference_run(const std::string& preset) {
+  static std::map<std::string, Recorder> cache;
+  auto it = cache.find(preset);
+  if (it == cache.end()) {
+    auto ref = wb::make_reference_encoder(model(preset), wb::DType::f32);
+    it = cache.emplace(preset, run_all(*ref, pcm12())).first;
+  }
+  return it->second;
+}
+}  // namespace
+
+TEST_CASE("candidate faults: localised to their tap against the reference") {
+  const Recorder& rr = reference_run("nano");
+  for (const FaultCase& fc : kFaults) {
+    auto enc = cand("nano", {fc.spec});
+    const Recorder r = run_all(*enc, pcm12());
+    double rel = 0;
+    const std::string first = first_beyond(rr, r, 1e-4, &rel);
+    MESSAGE("fault " << std::string(fc.spec) << " vs reference: first tap beyond rel L2 1e-4: " << first
+                     << " (rel L2 " << rel << ")");
+    CHECK_MESSAGE(first == fc.tap, std::string(fc.spec) << ": expected " << std::string(fc.tap) << ", got " << first);
+  }
+}
+
+TEST_CASE("candidate fidelity vs the LibTorch reference (random weights), per precision") {
+  for (const char* preset : {"nano", "tiny"}) {
+    const Recorder& rr = reference_run(preset);
+    for (const char* prec : {"float32", "bfloat16", "float16"}) {
+      auto enc = cand(preset, {}, prec);
+      const Recorder r = run_all(*enc, pcm12());
+      REQUIRE(r.order == rr.order);
+      double worst = 0;
+      std::string worst_name;
+      for (const auto& name : rr.order) {
+        const Metrics m = metrics(rr.at(name), r.at(name));
+        if (m.rel_l2 > worst) {
+          worst = m.rel_l2;
+          worst_name = name;
+        }
+        if (std::string(prec) == "float32")
+          CHECK_MESSAGE(m.rel_l2 <= 1e-4, std::string(preset) << " " << name << " rel L2 " << m.rel_l2);
+      }
+      const Metrics mel = metrics(rr.at("mel"), r.at("mel"));
+      const Metrics out = metrics(rr.at("encoder.ln_post"), r.at("encoder.ln_post"));
+      MESSAGE(std::string(preset) << " " << std::string(prec) << ": mel rel L2 " << mel.rel_l2 << "; ln_post cosine "
+                     << out.cosine << " (1-cos " << 1 - out.cosine << "), rel L2 " << out.rel_l2
+                     << ", max abs " << out.max_abs << "; worst tap " << worst_name << " rel L2 "
+                     << worst);
+      if (std::string(prec) == "float32") {
+        CHECK(mel.rel_l2 <= 1e-5);
+        CHECK(out.cosine >= 0.999999);
+        CHECK(out.rel_l2 <= 1e-5);
+      }
+      CHECK(out.nonfinite == 0);
+    }
+  }
+}
+
+TEST_CASE("candidate: replayed block error is local (candidate block on reference input)") {
+  const Recorder& rr = reference_run("tiny");
+  auto enc = cand("tiny");
+  const auto& d = model("tiny")->dims;
+  for (int i = 0; i < d.n_audio_layer; ++i) {
+    const std::string in = i == 0 ? "encoder.pos_embed"
+                                  : "encoder.blocks." + std::to_string(i - 1) + ".out";
+    const auto& v = rr.at(in);
+    std::vector<float> f(v.begin(), v.end());
+    const wb::Tensor x = wb::Tensor::from_f32({d.n_audio_ctx, d.n_audio_state}, f);
+    const wb::Tensor y = enc->block(i, x, nullptr);
+    const std::vector<double> yd(y.f32(), y.f32() + y.numel());
+    const Metrics m = metrics(rr.at("encoder.blocks." + std::to_string(i) + ".out"), yd);
+    MESSAGE("tiny block " << i << " replayed on reference input: rel L2 " << m.rel_l2);
+    CHECK(m.rel_l2 <= 1e-5);
+  }
+}
+#endif
