@@ -1,0 +1,145 @@
+// The comparator: aligns the taps of two dumps (reference, candidate), streams every common tap
+// once through the metric accumulator, judges it with a tolerance profile, and finds where the
+// two first part (first divergence), where the error jumps (changepoint), whether a tap's error
+// is its own or inherited (attribution), and what the pattern looks like (hints).
+//
+// The error of every metric is measured against the reference (first argument): relative L2 is
+// ||cand - ref|| / ||ref||. Reading happens on a background thread (one HDF5 call at a time), the
+// arithmetic on the caller's thread; memory is a few row chunks per side whatever the dump size.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "wb/dump.h"
+#include "wb/metrics.h"
+#include "wb/name_map.h"
+#include "wb/profile.h"
+
+namespace wb::cmp {
+
+// What the comparator reads: a dump, or tensors in memory (tests).
+class TapSource {
+ public:
+  virtual ~TapSource() = default;
+  virtual std::string label() const = 0;  // the path, for messages
+  virtual const DumpMeta& meta() const = 0;
+  virtual const std::vector<TapInfo>& taps() const = 0;  // execution order
+  virtual void read_rows(const std::string& name, int64_t row0, int64_t n,
+                         std::vector<double>& out) const = 0;
+};
+
+class DumpSource : public TapSource {
+ public:
+  explicit DumpSource(const std::string& path) : reader_(path) {}
+  std::string label() const override { return reader_.path(); }
+  const DumpMeta& meta() const override { return reader_.meta(); }
+  const std::vector<TapInfo>& taps() const override { return reader_.taps(); }
+  void read_rows(const std::string& name, int64_t row0, int64_t n,
+                 std::vector<double>& out) const override {
+    reader_.read_rows(name, row0, n, out);
+  }
+  const DumpReader& reader() const { return reader_; }
+
+ private:
+  DumpReader reader_;
+};
+
+class MemorySource : public TapSource {
+ public:
+  MemorySource(std::string label, DumpMeta meta) : label_(std::move(label)), meta_(std::move(meta)) {}
+  // Appends a tap (execution order = call order unless `order` >= 0).
+  void add(const std::string& name, Shape shape, std::vector<double> values,
+           const std::string& layout = "frame,channel", int order = -1);
+  std::string label() const override { return label_; }
+  const DumpMeta& meta() const override { return meta_; }
+  DumpMeta& mutable_meta() { return meta_; }
+  const std::vector<TapInfo>& taps() const override { return taps_; }
+  void read_rows(const std::string& name, int64_t row0, int64_t n,
+                 std::vector<double>& out) const override;
+  std::vector<double>& values(const std::string& name);
+
+ private:
+  std::string label_;
+  DumpMeta meta_;
+  std::vector<TapInfo> taps_;
+  std::vector<std::vector<double>> data_;
+};
+
+struct CompareOptions {
+  ToleranceProfile profile;  // built-in float32 unless replaced
+  NameMap map;
+  int top_k = 8;
+  int64_t chunk_elements = int64_t{1} << 20;  // per side per chunk (8 MiB of float64)
+  bool background_read = true;
+  bool allow_model_mismatch = false;  // compare dumps whose model_sha256 differ (dims must agree)
+  int histogram_bins = 41;
+};
+
+struct Histogram {
+  std::string tap;
+  double lo = 0.0, hi = 0.0;     // bin edges span [lo, hi] evenly
+  std::vector<int64_t> counts;   // of candidate - reference over finite pairs
+};
+
+struct TapResult {
+  std::string name;                // registry name (after --map)
+  std::string ref_name, cand_name;  // as stored in each dump
+  Shape shape;
+  std::string layout;
+  std::string ref_dtype, cand_dtype;
+  int order = 0;  // position in execution order
+  TapTolerance tolerance;
+  DiffMetrics m;
+  std::optional<DiffMetrics> floor;  // reference vs its float64 run (--floor)
+  std::optional<double> floor_x;     // rel_l2 / floor rel_l2
+  std::vector<Violation> violations;
+  Level status = Level::pass;
+  // Attribution: rel_l2 relative to the largest rel_l2 among the taps feeding this one.
+  std::string upstream;                 // "" if none is known or dumped
+  std::optional<double> jump;           // rel_l2 / upstream rel_l2
+  std::string attribution;              // "local", "inherited", "input" or "" (no error)
+  std::vector<std::string> hints;
+  std::string frame_axis;  // "row" / "column" / ""
+};
+
+struct CompareResult {
+  std::string ref_path, cand_path, floor_path;
+  DumpMeta ref_meta, cand_meta;
+  std::string profile_name;
+  std::string map_origin;
+  std::vector<TapResult> taps;        // common taps, execution order
+  std::vector<std::string> only_ref;  // taps present in one dump only (registry names)
+  std::vector<std::string> only_cand;
+  std::vector<std::string> missing_floor;  // common taps absent from the floor dump
+  Level verdict = Level::pass;
+  int first_divergence = -1;  // index into taps: first fail in execution order
+  int first_warning = -1;
+  int changepoint = -1;       // first tap whose rel_l2 jumps far above all before it
+  double changepoint_jump = 0.0;
+  std::vector<std::string> hints;  // the diagnosis, most important first
+  std::optional<Histogram> histogram;  // of the first divergent tap (else the worst tap)
+  double seconds = 0.0;
+  int64_t elements = 0;  // per side
+  std::string tool_version;
+  std::string created;
+};
+
+// Throws std::runtime_error (bad input: different models, shape mismatches, unknown mapped taps)
+// with a one-line message naming both sides.
+CompareResult compare(const TapSource& ref, const TapSource& cand, const TapSource* floor,
+                      const CompareOptions& opts);
+CompareResult compare_files(const std::string& ref, const std::string& cand,
+                            const std::string& floor, const CompareOptions& opts);
+
+// 0 within tolerance (warnings allowed), 1 tolerance exceeded.
+int exit_status(const CompareResult& r);
+
+// The taps whose outputs feed `name` directly (registry names), for attribution.
+std::vector<std::string> upstream_taps(std::string_view name, const ModelDims& d);
+// Number of attention heads a tap splits into (0: not an attention projection).
+int heads_of(std::string_view name, const ModelDims& d);
+
+}  // namespace wb::cmp

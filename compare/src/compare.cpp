@@ -1,0 +1,562 @@
+// Alignment, the streaming pass, verdicts, first divergence, changepoint and attribution.
+// Diagnosis hints live in diagnose.cpp.
+#include "wb/compare.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <map>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+#include <thread>
+
+#include "wb/util.h"
+
+namespace wb::cmp {
+
+// diagnose.cpp
+void diagnose(CompareResult& r, const ModelDims& d, const ToleranceProfile& p);
+
+// ---------------------------------------------------------------------------------------------
+// MemorySource
+
+void MemorySource::add(const std::string& name, Shape shape, std::vector<double> values,
+                       const std::string& layout, int order) {
+  if (static_cast<int64_t>(values.size()) != shape_numel(shape)) {
+    throw std::invalid_argument(fmt::format("MemorySource::add '{}': {} values for shape {}", name,
+                                            values.size(), shape_str(shape)));
+  }
+  TapInfo t;
+  t.name = name;
+  t.shape = std::move(shape);
+  t.stored = DType::f64;
+  t.order = order >= 0 ? order : static_cast<int>(taps_.size());
+  t.layout = layout;
+  t.compute_dtype = "float64";
+  taps_.push_back(t);
+  data_.push_back(std::move(values));
+}
+
+std::vector<double>& MemorySource::values(const std::string& name) {
+  for (std::size_t i = 0; i < taps_.size(); ++i)
+    if (taps_[i].name == name) return data_[i];
+  throw std::invalid_argument(fmt::format("MemorySource: no tap '{}'", name));
+}
+
+void MemorySource::read_rows(const std::string& name, int64_t row0, int64_t n,
+                             std::vector<double>& out) const {
+  for (std::size_t i = 0; i < taps_.size(); ++i) {
+    if (taps_[i].name != name) continue;
+    const Shape& s = taps_[i].shape;
+    int64_t row_len = 1;
+    for (std::size_t k = 1; k < s.size(); ++k) row_len *= s[k];
+    const int64_t rows = s.empty() ? 1 : s[0];
+    if (row0 < 0 || n < 0 || row0 + n > rows) {
+      throw std::runtime_error(fmt::format("{}: tap '{}': rows [{}, {}) outside {}", label_, name,
+                                           row0, row0 + n, shape_str(s)));
+    }
+    out.assign(data_[i].begin() + row0 * row_len, data_[i].begin() + (row0 + n) * row_len);
+    return;
+  }
+  throw std::runtime_error(fmt::format("{}: no tap '{}'", label_, name));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dataflow (for attribution)
+
+std::vector<std::string> upstream_taps(std::string_view name, const ModelDims& d) {
+  const std::string n(name);
+  auto block_prefix = [&](const std::string& side, int i) {
+    return fmt::format("{}.blocks.{}.", side, i);
+  };
+  if (n == "mel" || n == "decoder.embed") return {};
+  if (n == "encoder.conv1") return {"mel"};
+  if (n == "encoder.conv2") return {"encoder.conv1"};
+  if (n == "encoder.pos_embed") return {"encoder.conv2"};
+  if (n == "encoder.ln_post") return {fmt::format("encoder.blocks.{}.out", d.n_audio_layer - 1)};
+  if (n == "decoder.ln") return {fmt::format("decoder.blocks.{}.out", d.n_text_layer - 1)};
+  if (n == "logits") return {"decoder.ln"};
+  for (const std::string side : {"encoder", "decoder"}) {
+    const std::string pre = side + ".blocks.";
+    if (n.rfind(pre, 0) != 0) continue;
+    const auto dot = n.find('.', pre.size());
+    if (dot == std::string::npos) return {};
+    int i = 0;
+    try {
+      i = std::stoi(n.substr(pre.size(), dot - pre.size()));
+    } catch (const std::exception&) {
+      return {};
+    }
+    const std::string s = n.substr(dot + 1);
+    const std::string p = block_prefix(side, i);
+    const std::string input =
+        i > 0 ? block_prefix(side, i - 1) + "out"
+              : (side == "encoder" ? std::string("encoder.pos_embed") : std::string("decoder.embed"));
+    if (s == "attn_ln") return {input};
+    if (s == "attn.q" || s == "attn.k" || s == "attn.v") return {p + "attn_ln"};
+    if (s == "attn.out") return {p + "attn.q", p + "attn.k", p + "attn.v"};
+    if (s == "resid_attn") return {p + "attn.out", input};
+    if (s == "cross_attn_ln") return {p + "resid_attn"};
+    if (s == "cross_attn.q") return {p + "cross_attn_ln"};
+    if (s == "cross_attn.out") return {p + "cross_attn.q", "encoder.ln_post"};
+    if (s == "resid_cross") return {p + "cross_attn.out", p + "resid_attn"};
+    if (s == "mlp_ln") return {side == "decoder" ? p + "resid_cross" : p + "resid_attn"};
+    if (s == "mlp.fc1") return {p + "mlp_ln"};
+    if (s == "mlp.gelu") return {p + "mlp.fc1"};
+    if (s == "mlp.fc2") return {p + "mlp.gelu"};
+    if (s == "out") return {p + "mlp.fc2", side == "decoder" ? p + "resid_cross" : p + "resid_attn"};
+  }
+  return {};
+}
+
+int heads_of(std::string_view name, const ModelDims& d) {
+  auto ends = [&](std::string_view suf) {
+    return name.size() >= suf.size() && name.substr(name.size() - suf.size()) == suf;
+  };
+  const bool proj = ends(".attn.q") || ends(".attn.k") || ends(".attn.v") || ends(".cross_attn.q");
+  if (!proj) return 0;
+  if (name.rfind("encoder.", 0) == 0) return d.n_audio_head;
+  if (name.rfind("decoder.", 0) == 0) return d.n_text_head;
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The streaming pass
+
+namespace {
+
+struct Job {
+  std::string ref_name, cand_name, floor_name;  // floor_name empty: no floor for this tap
+  Shape shape;
+  int64_t rows = 1, row_len = 1, chunk_rows = 1;
+};
+
+struct Chunk {
+  std::size_t job = 0;
+  int64_t row0 = 0, n = 0;
+  std::vector<double> a, b, f;
+  bool last_of_job = false;
+};
+
+// Reads every job's rows in order on one thread; hands chunks over through a bounded queue.
+class ChunkPipe {
+ public:
+  ChunkPipe(const TapSource& ref, const TapSource& cand, const TapSource* floor,
+            const std::vector<Job>& jobs, bool background)
+      : ref_(ref), cand_(cand), floor_(floor), jobs_(jobs), background_(background) {
+    if (background_) thread_ = std::thread([this] { produce(); });
+  }
+  ~ChunkPipe() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  // Next chunk, or false at the end. Rethrows a reader error.
+  bool next(Chunk& out) {
+    if (!background_) return read_next(out);
+    std::unique_lock<std::mutex> lk(mu_);
+    cv_.wait(lk, [this] { return !queue_.empty() || done_; });
+    if (queue_.empty()) {
+      if (error_) std::rethrow_exception(error_);
+      return false;
+    }
+    if (!out.a.empty() || out.a.capacity() > 0) free_.push_back(std::move(out));
+    out = std::move(queue_.front());
+    queue_.pop_front();
+    cv_.notify_all();
+    return true;
+  }
+
+ private:
+  bool read_next(Chunk& c) {
+    while (job_ < jobs_.size() && row_ >= jobs_[job_].rows) {
+      ++job_;
+      row_ = 0;
+    }
+    if (job_ >= jobs_.size()) return false;
+    const Job& j = jobs_[job_];
+    c.job = job_;
+    c.row0 = row_;
+    c.n = std::min(j.chunk_rows, j.rows - row_);
+    ref_.read_rows(j.ref_name, c.row0, c.n, c.a);
+    cand_.read_rows(j.cand_name, c.row0, c.n, c.b);
+    if (floor_ != nullptr && !j.floor_name.empty()) {
+      floor_->read_rows(j.floor_name, c.row0, c.n, c.f);
+    } else {
+      c.f.clear();
+    }
+    const auto want = static_cast<std::size_t>(c.n * j.row_len);
+    if (c.a.size() != want || c.b.size() != want || (!c.f.empty() && c.f.size() != want)) {
+      throw std::runtime_error(fmt::format("tap '{}': reader returned {} values for {} rows of {}",
+                                           j.ref_name, c.a.size(), c.n, shape_str(j.shape)));
+    }
+    row_ += c.n;
+    c.last_of_job = row_ >= j.rows;
+    return true;
+  }
+
+  void produce() {
+    try {
+      for (;;) {
+        Chunk c;
+        {
+          std::unique_lock<std::mutex> lk(mu_);
+          cv_.wait(lk, [this] { return queue_.size() < kDepth || stop_; });
+          if (stop_) break;
+          if (!free_.empty()) {
+            c = std::move(free_.back());
+            free_.pop_back();
+          }
+        }
+        if (!read_next(c)) break;
+        std::lock_guard<std::mutex> lk(mu_);
+        queue_.push_back(std::move(c));
+        cv_.notify_all();
+      }
+    } catch (...) {
+      std::lock_guard<std::mutex> lk(mu_);
+      error_ = std::current_exception();
+    }
+    std::lock_guard<std::mutex> lk(mu_);
+    done_ = true;
+    cv_.notify_all();
+  }
+
+  static constexpr std::size_t kDepth = 2;
+  const TapSource& ref_;
+  const TapSource& cand_;
+  const TapSource* floor_;
+  const std::vector<Job>& jobs_;
+  bool background_;
+  std::size_t job_ = 0;
+  int64_t row_ = 0;
+  std::thread thread_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Chunk> queue_;
+  std::vector<Chunk> free_;
+  bool done_ = false, stop_ = false;
+  std::exception_ptr error_;
+};
+
+int64_t row_len_of(const Shape& s) {
+  int64_t n = 1;
+  for (std::size_t i = 1; i < s.size(); ++i) n *= s[i];
+  return n;
+}
+
+std::string dims_brief(const ModelDims& d) {
+  return fmt::format("n_mels {} n_audio_ctx {} n_audio_state {} n_audio_head {} n_audio_layer {}",
+                     d.n_mels, d.n_audio_ctx, d.n_audio_state, d.n_audio_head, d.n_audio_layer);
+}
+
+void check_same_model(const TapSource& a, const TapSource& b, bool allow_sha, const char* what) {
+  const DumpMeta& ma = a.meta();
+  const DumpMeta& mb = b.meta();
+  if (!(ma.dims == mb.dims)) {
+    throw std::runtime_error(fmt::format("{} and {} ({}) are dumps of different models: dims ({}) vs ({})",
+                                         a.label(), b.label(), what, dims_brief(ma.dims),
+                                         dims_brief(mb.dims)));
+  }
+  if (!allow_sha && !ma.model_sha256.empty() && !mb.model_sha256.empty() &&
+      ma.model_sha256 != mb.model_sha256) {
+    throw std::runtime_error(fmt::format(
+        "{} and {} ({}) are dumps of different models: model_sha256 {} vs {} "
+        "(--allow-model-mismatch compares them anyway)",
+        a.label(), b.label(), what, ma.model_sha256.substr(0, 12), mb.model_sha256.substr(0, 12)));
+  }
+}
+
+// Registry name -> stored tap, refusing two stored names that map onto one.
+std::map<std::string, const TapInfo*> canonical_taps(const TapSource& s, const NameMap& map) {
+  std::map<std::string, const TapInfo*> out;
+  for (const TapInfo& t : s.taps()) {
+    const std::string c = map.canonical(t.name);
+    auto [it, fresh] = out.emplace(c, &t);
+    if (!fresh) {
+      throw std::runtime_error(fmt::format("{}: taps '{}' and '{}' both map to '{}'", s.label(),
+                                           it->second->name, t.name, c));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+CompareResult compare(const TapSource& ref, const TapSource& cand, const TapSource* floor,
+                      const CompareOptions& opts) {
+  const auto t0 = std::chrono::steady_clock::now();
+  check_same_model(ref, cand, opts.allow_model_mismatch, "reference vs candidate");
+  if (floor != nullptr) check_same_model(ref, *floor, opts.allow_model_mismatch, "reference vs floor");
+  const ModelDims& dims = ref.meta().dims;
+  if (!opts.map.empty()) opts.map.validate(dims);
+
+  CompareResult r;
+  r.ref_path = ref.label();
+  r.cand_path = cand.label();
+  r.floor_path = floor != nullptr ? floor->label() : "";
+  r.ref_meta = ref.meta();
+  r.cand_meta = cand.meta();
+  r.profile_name = opts.profile.name();
+  r.map_origin = opts.map.origin();
+  r.tool_version = wb::tool_version();
+  r.created = wb::utc_now_iso8601();
+
+  const auto ref_taps = canonical_taps(ref, opts.map);
+  const auto cand_taps = canonical_taps(cand, opts.map);
+  std::map<std::string, const TapInfo*> floor_taps;
+  if (floor != nullptr) floor_taps = canonical_taps(*floor, opts.map);
+
+  // Common taps in execution order: the registry's order, then unknown names in dump order.
+  struct Key {
+    int order;
+    int stored;
+    std::string name;
+  };
+  std::vector<Key> keys;
+  for (const auto& [name, info] : ref_taps) {
+    if (cand_taps.count(name) == 0) {
+      r.only_ref.push_back(name);
+      continue;
+    }
+    const int o = wb::tap_order(dims, name);
+    keys.push_back({o >= 0 ? o : 1000000 + info->order, info->order, name});
+  }
+  for (const auto& [name, info] : cand_taps)
+    if (ref_taps.count(name) == 0) r.only_cand.push_back(name);
+  std::sort(keys.begin(), keys.end(), [](const Key& a, const Key& b) {
+    return std::tie(a.order, a.stored) < std::tie(b.order, b.stored);
+  });
+  auto by_order = [&](const std::string& a, const std::string& b) {
+    return wb::tap_order(dims, a) < wb::tap_order(dims, b);
+  };
+  std::stable_sort(r.only_ref.begin(), r.only_ref.end(), by_order);
+  std::stable_sort(r.only_cand.begin(), r.only_cand.end(), by_order);
+
+  std::vector<Job> jobs;
+  for (const Key& k : keys) {
+    const TapInfo& a = *ref_taps.at(k.name);
+    const TapInfo& b = *cand_taps.at(k.name);
+    if (a.shape != b.shape) {
+      throw std::runtime_error(fmt::format("tap '{}': shape mismatch: {} {} vs {} {}", k.name,
+                                           r.ref_path, shape_str(a.shape), r.cand_path,
+                                           shape_str(b.shape)));
+    }
+    Job j;
+    j.ref_name = a.name;
+    j.cand_name = b.name;
+    j.shape = a.shape;
+    j.rows = a.shape.empty() ? 1 : a.shape[0];
+    j.row_len = row_len_of(a.shape);
+    j.chunk_rows = std::max<int64_t>(1, opts.chunk_elements / std::max<int64_t>(1, j.row_len));
+    if (floor != nullptr) {
+      auto it = floor_taps.find(k.name);
+      if (it == floor_taps.end()) {
+        r.missing_floor.push_back(k.name);
+      } else if (it->second->shape != a.shape) {
+        throw std::runtime_error(fmt::format("tap '{}': shape mismatch: {} {} vs {} {}", k.name,
+                                             r.ref_path, shape_str(a.shape), floor->label(),
+                                             shape_str(it->second->shape)));
+      } else {
+        j.floor_name = it->second->name;
+      }
+    }
+    jobs.push_back(j);
+
+    TapResult t;
+    t.name = k.name;
+    t.ref_name = a.name;
+    t.cand_name = b.name;
+    t.shape = a.shape;
+    t.layout = !a.layout.empty() ? a.layout : b.layout;
+    t.ref_dtype = std::string(dtype_name(a.stored));
+    t.cand_dtype = std::string(dtype_name(b.stored));
+    t.order = static_cast<int>(r.taps.size());
+    t.tolerance = opts.profile.for_tap(k.name);
+    r.taps.push_back(std::move(t));
+  }
+
+  // One pass over all jobs.
+  {
+    ChunkPipe pipe(ref, cand, floor, jobs, opts.background_read);
+    std::unique_ptr<MetricAccumulator> acc, facc;
+    std::size_t cur = jobs.size();
+    Chunk c;
+    while (pipe.next(c)) {
+      if (c.job != cur) {
+        cur = c.job;
+        TapResult& t = r.taps[cur];
+        AccumulatorOptions ao;
+        ao.atol = t.tolerance.atol;
+        ao.rtol = t.tolerance.rtol;
+        ao.top_k = opts.top_k;
+        ao.heads = heads_of(t.name, dims);
+        const bool mel_layout = t.layout.rfind("mel,frame", 0) == 0 || t.name == "mel";
+        ao.frame_axis = mel_layout ? 1 : (t.shape.size() == 2 ? 0 : -1);
+        t.frame_axis = ao.frame_axis == 1 ? "column" : (ao.frame_axis == 0 ? "row" : "");
+        acc = std::make_unique<MetricAccumulator>(t.shape, ao);
+        facc.reset();
+        if (!jobs[cur].floor_name.empty()) {
+          AccumulatorOptions fo;
+          fo.atol = ao.atol;
+          fo.rtol = ao.rtol;
+          fo.top_k = 0;
+          facc = std::make_unique<MetricAccumulator>(t.shape, fo);
+        }
+      }
+      acc->add_rows(c.a.data(), c.b.data(), c.n);
+      if (facc) facc->add_rows(c.f.data(), c.a.data(), c.n);  // float32 ref against float64
+      r.elements += c.n * jobs[cur].row_len;
+      if (c.last_of_job) {
+        TapResult& t = r.taps[cur];
+        t.m = acc->finish();
+        if (facc) {
+          t.floor = facc->finish();
+          if (t.floor->rel_l2 > 0) t.floor_x = t.m.rel_l2 / t.floor->rel_l2;
+        }
+      }
+    }
+  }
+
+  // Verdicts.
+  for (std::size_t i = 0; i < r.taps.size(); ++i) {
+    TapResult& t = r.taps[i];
+    t.violations = opts.profile.evaluate(t.tolerance, t.m, t.floor ? &*t.floor : nullptr);
+    t.status = Level::pass;
+    for (const Violation& v : t.violations) t.status = std::max(t.status, v.level);
+    r.verdict = std::max(r.verdict, t.status);
+    if (t.status == Level::fail && r.first_divergence < 0) r.first_divergence = static_cast<int>(i);
+    if (t.status != Level::pass && r.first_warning < 0) r.first_warning = static_cast<int>(i);
+  }
+
+  // Attribution: error relative to the nearest dumped taps upstream.
+  std::map<std::string, std::size_t> index;
+  for (std::size_t i = 0; i < r.taps.size(); ++i) index[r.taps[i].name] = i;
+  const double noise = opts.profile.changepoint_min_rel_l2();
+  for (TapResult& t : r.taps) {
+    std::vector<std::string> found;
+    std::set<std::string> seen;
+    std::vector<std::string> todo = upstream_taps(t.name, dims);
+    while (!todo.empty()) {
+      const std::string u = todo.back();
+      todo.pop_back();
+      if (!seen.insert(u).second) continue;
+      if (index.count(u) != 0) {
+        found.push_back(u);
+      } else {
+        for (auto& uu : upstream_taps(u, dims)) todo.push_back(uu);
+      }
+    }
+    const bool input = t.name == "mel" || t.name == "decoder.embed";
+    double up = 0.0;
+    for (const std::string& u : found) {
+      const double e = r.taps[index[u]].m.rel_l2;
+      if (t.upstream.empty() || e > up) {
+        up = e;
+        t.upstream = u;
+      }
+    }
+    const double e = t.m.rel_l2;
+    if (!found.empty()) t.jump = up > 0 ? e / up : (e > 0 ? std::numeric_limits<double>::infinity() : 1.0);
+    const bool bad = t.m.nan_mismatch > 0 || t.m.inf_mismatch > 0;
+    if (!(e > noise) && !bad && t.status == Level::pass) {
+      t.attribution = "";
+    } else if (input) {
+      t.attribution = "input";
+    } else if (found.empty()) {
+      t.attribution = "local";  // nothing upstream was dumped: cannot tell, assume its own
+    } else if (bad) {
+      const auto& u = r.taps[index[t.upstream]].m;
+      t.attribution = (u.nan_mismatch > 0 || u.inf_mismatch > 0) ? "inherited" : "local";
+    } else {
+      t.attribution = (*t.jump >= opts.profile.local_ratio() || up <= noise) ? "local" : "inherited";
+    }
+  }
+
+  // Changepoint: first tap whose rel_l2 exceeds every earlier tap's (and the noise level) by the
+  // profile's ratio. Error grows with depth; a fixed threshold alone points too late or too early.
+  double running = 0.0;
+  for (std::size_t i = 0; i < r.taps.size(); ++i) {
+    const auto& m = r.taps[i].m;
+    double e = m.rel_l2;
+    if (m.nan_mismatch > 0 || m.inf_mismatch > 0) e = std::numeric_limits<double>::infinity();
+    const double base = std::max(running, noise);
+    if (e > noise && e / base >= opts.profile.changepoint_ratio()) {
+      r.changepoint = static_cast<int>(i);
+      r.changepoint_jump = e / base;
+      break;
+    }
+    if (std::isfinite(e)) running = std::max(running, e);
+  }
+
+  // Histogram of the differences of the first divergent tap (else the worst tap): a second,
+  // single-tap pass, now that its range is known.
+  int hist_tap = r.first_divergence;
+  if (hist_tap < 0) {
+    double worst = -1;
+    for (std::size_t i = 0; i < r.taps.size(); ++i) {
+      if (r.taps[i].m.rel_l2 > worst && std::isfinite(r.taps[i].m.rel_l2)) {
+        worst = r.taps[i].m.rel_l2;
+        hist_tap = static_cast<int>(i);
+      }
+    }
+  }
+  if (hist_tap >= 0 && opts.histogram_bins > 0) {
+    const TapResult& t = r.taps[static_cast<std::size_t>(hist_tap)];
+    const Job& j = jobs[static_cast<std::size_t>(hist_tap)];
+    Histogram h;
+    h.tap = t.name;
+    const double span = t.m.max_abs > 0 && std::isfinite(t.m.max_abs) ? t.m.max_abs : 1.0;
+    h.lo = -span;
+    h.hi = span;
+    h.counts.assign(static_cast<std::size_t>(opts.histogram_bins), 0);
+    std::vector<double> a, b;
+    const double scale = static_cast<double>(opts.histogram_bins) / (h.hi - h.lo);
+    for (int64_t row = 0; row < j.rows; row += j.chunk_rows) {
+      const int64_t n = std::min(j.chunk_rows, j.rows - row);
+      ref.read_rows(j.ref_name, row, n, a);
+      cand.read_rows(j.cand_name, row, n, b);
+      for (std::size_t k = 0; k < a.size(); ++k) {
+        const double d = b[k] - a[k];
+        if (!std::isfinite(d)) continue;
+        auto bin = static_cast<int64_t>((d - h.lo) * scale);
+        bin = std::clamp<int64_t>(bin, 0, opts.histogram_bins - 1);
+        ++h.counts[static_cast<std::size_t>(bin)];
+      }
+    }
+    r.histogram = std::move(h);
+  }
+
+  diagnose(r, dims, opts.profile);
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return r;
+}
+
+CompareResult compare_files(const std::string& ref, const std::string& cand,
+                            const std::string& floor, const CompareOptions& opts) {
+  DumpSource a(ref);
+  DumpSource b(cand);
+  if (floor.empty()) return compare(a, b, nullptr, opts);
+  DumpSource f(floor);
+  if (f.meta().precision != "float64") {
+    throw std::runtime_error(fmt::format(
+        "{}: --floor expects a float64 run of the reference, this dump's precision is '{}'", floor,
+        f.meta().precision));
+  }
+  return compare(a, b, &f, opts);
+}
+
+int exit_status(const CompareResult& r) { return r.verdict == Level::fail ? 1 : 0; }
+
+}  // namespace wb::cmp

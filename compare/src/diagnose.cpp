@@ -1,0 +1,228 @@
+// Diagnosis hints: plain words for the patterns porting bugs leave in the metrics.
+//   NaN/Inf on one side             -> overflow or invalid arithmetic
+//   mel differs                      -> the front end (log-mel, STFT), checked first
+//   mean offset, high correlation    -> a missing or extra bias, a skipped normalization
+//   std ratio != 1, high correlation -> a scale (attention scale, norm gain)
+//   low cosine                       -> structural (wrong op, layout, padding, missing term)
+//   small noise-like error           -> precision (float16, epsilon, GELU approximation)
+//   error in the edge frames         -> padding (conv padding, STFT reflect padding)
+//   one head carries the error       -> head split / layout
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "wb/compare.h"
+
+namespace wb::cmp {
+
+namespace {
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0.0;
+  const auto mid = v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2);
+  std::nth_element(v.begin(), mid, v.end());
+  return *mid;
+}
+
+// Error concentrated in a few frames at the start or end of the window.
+std::string frame_hint(const TapResult& t) {
+  const auto& f = t.m.frames;
+  if (f.size() < 8) return {};
+  std::vector<double> e;
+  e.reserve(f.size());
+  for (const auto& s : f) e.push_back(std::isfinite(s.rel_l2) ? s.rel_l2 : 0.0);
+  const double med = median(e);
+  const double top = *std::max_element(e.begin(), e.end());
+  if (!(top > 0)) return {};
+  const std::size_t n = e.size();
+  const std::size_t edge = std::max<std::size_t>(2, n / 100);
+  double edge_max = 0.0, inner_max = 0.0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const bool at_edge = i < edge || i >= n - edge;
+    (at_edge ? edge_max : inner_max) = std::max(at_edge ? edge_max : inner_max, e[i]);
+  }
+  if (edge_max > 10 * std::max(inner_max, 1e-300)) {
+    std::vector<std::size_t> where;
+    for (std::size_t i = 0; i < n; ++i)
+      if ((i < edge || i >= n - edge) && e[i] > inner_max * 10) where.push_back(i);
+    std::string list;
+    for (std::size_t k = 0; k < where.size() && k < 6; ++k)
+      list += (k ? ", " : "") + std::to_string(where[k]);
+    if (where.size() > 6) list += ", ...";
+    return fmt::format(
+        "error sits in the edge frames ({}) of {} and nowhere else (inner frames at most {:.2g}): "
+        "padding — conv padding, STFT reflect padding or the frame count",
+        list, n, inner_max);
+  }
+  // The padded tail of a 30 s window vs the speech part: report which half holds the error.
+  double first = 0.0, second = 0.0;
+  for (std::size_t i = 0; i < n; ++i) (i < n / 2 ? first : second) += e[i] * e[i];
+  if (second > 20 * first && med > 0) {
+    return "error grows toward the end of the window (the padded tail of the 30 s input): "
+           "look at how silence/padding is handled (log floor, clamping, masking)";
+  }
+  if (first > 20 * second && med > 0) {
+    return "error sits in the first half of the window (the speech), not in the padded tail";
+  }
+  return {};
+}
+
+std::string head_hint(const TapResult& t) {
+  const auto& h = t.m.heads;
+  if (h.size() < 2) return {};
+  std::vector<double> e;
+  for (const auto& s : h) e.push_back(s.rel_l2);
+  const double med = median(e);
+  const auto it = std::max_element(e.begin(), e.end());
+  if (*it > 10 * std::max(med, 1e-300) && *it > 1e-4) {
+    return fmt::format("head {} of {} carries the error (rel L2 {:.3g}, median head {:.3g}): "
+                       "head split or layout of the projection",
+                       it - e.begin(), e.size(), *it, med);
+  }
+  return {};
+}
+
+std::vector<std::string> tap_hints(const TapResult& t, const ToleranceProfile& p) {
+  std::vector<std::string> out;
+  const DiffMetrics& m = t.m;
+  const SideStats& a = m.ref;
+  const SideStats& b = m.cand;
+  const int64_t bad_a = a.nan + a.pos_inf + a.neg_inf;
+  const int64_t bad_b = b.nan + b.pos_inf + b.neg_inf;
+  if (m.nan_mismatch > 0 || m.inf_mismatch > 0) {
+    const bool cand_side = bad_b > bad_a;
+    out.push_back(fmt::format(
+        "overflow or invalid arithmetic: {} has {} NaN, {} +Inf, {} -Inf where the {} has {} / "
+        "{} / {} ({} NaN and {} Inf-sign mismatches) — float16 range, a division by zero, log of 0",
+        cand_side ? "the candidate" : "the reference", cand_side ? b.nan : a.nan,
+        cand_side ? b.pos_inf : a.pos_inf, cand_side ? b.neg_inf : a.neg_inf,
+        cand_side ? "reference" : "candidate", cand_side ? a.nan : b.nan,
+        cand_side ? a.pos_inf : b.pos_inf, cand_side ? a.neg_inf : b.neg_inf, m.nan_mismatch,
+        m.inf_mismatch));
+  } else if (bad_a > 0) {
+    out.push_back(fmt::format("both sides hold the same {} non-finite values: the reference "
+                              "overflows too (input or weights out of range)", bad_a));
+  }
+  if (t.name == "mel" && t.status != Level::pass) {
+    out.push_back(
+        "front end: the log-mel input already differs, so every later tap inherits it — check "
+        "log10(max(x, 1e-10)) vs a dB scale (10*log10, ref=max), the clamp at max-8 and (x+4)/4, "
+        "the periodic Hann window, centered STFT with reflect padding, dropping the last frame, "
+        "Slaney mel filters");
+  }
+  const double corr = m.pearson;
+  const double sa = a.std > 0 ? a.std : 1e-300;
+  const double offset = std::fabs(b.mean - a.mean) / sa;  // in reference std units
+  const double ratio = b.std / sa;
+  const bool high_corr = corr >= 0.99;
+  const bool has_scale = std::fabs(ratio - 1) > 0.02;
+  // A pure scale b = k*a moves the mean too (to k*mean_a): only what the scale does not explain
+  // counts as an offset.
+  const double residual_offset =
+      has_scale ? std::fabs(b.mean - ratio * a.mean) / sa : offset;
+  const bool has_offset = residual_offset > 0.05 && std::fabs(b.mean - a.mean) > 1e-6;
+  if (high_corr && has_offset && has_scale) {
+    out.push_back(fmt::format(
+        "offset and scale with the shape intact (mean {:.4g} vs {:.4g}, std {:.4g} vs {:.4g}, "
+        "correlation {:.5f}): a normalization skipped or added (layer norm missing?)",
+        b.mean, a.mean, b.std, a.std, corr));
+  } else if (high_corr && has_offset) {
+    out.push_back(fmt::format(
+        "mean offset with the shape intact (candidate mean {:.4g} vs reference {:.4g}, "
+        "{:.2g} reference std; correlation {:.5f}): a missing or extra bias, or a skipped "
+        "normalization",
+        b.mean, a.mean, offset, corr));
+  } else if (high_corr && has_scale) {
+    out.push_back(fmt::format(
+        "scale: candidate std / reference std = {:.4g} with correlation {:.5f}: a constant "
+        "factor — attention scale (d_head^-0.25 on q and k), norm gain, a missing normalization",
+        ratio, corr));
+  }
+  if (m.compared > 0 && m.cosine < 0.9) {
+    out.push_back(fmt::format(
+        "structural: cosine {:.4f} — not a precision issue: wrong op, transposed or permuted "
+        "layout, wrong padding, a missing term",
+        m.cosine));
+  } else if (t.status != Level::pass && m.cosine >= 0.9999 && m.rel_l2 < 2e-2 && !has_offset &&
+             !has_scale && m.nan_mismatch == 0 && m.inf_mismatch == 0) {
+    out.push_back(fmt::format(
+        "small, noise-like error (rel L2 {:.3g}, cosine {:.7f}) spread over the tensor: "
+        "precision or a near-identical formula — float16 arithmetic, a different epsilon, "
+        "tanh vs erf GELU",
+        m.rel_l2, m.cosine));
+  }
+  if (std::string f = frame_hint(t); !f.empty() && t.status != Level::pass) out.push_back(f);
+  if (std::string h = head_hint(t); !h.empty() && t.status != Level::pass) out.push_back(h);
+  if (t.attribution == "inherited" && t.jump) {
+    out.push_back(fmt::format("inherited: only {:.2g}x the error of {} feeding it (local when "
+                              ">= {:g}x); look upstream",
+                              *t.jump, t.upstream, p.local_ratio()));
+  }
+  return out;
+}
+
+}  // namespace
+
+void diagnose(CompareResult& r, const ModelDims& d, const ToleranceProfile& p) {
+  (void)d;
+  for (TapResult& t : r.taps) {
+    if (t.status != Level::pass || t.m.nan_mismatch > 0 || t.m.inf_mismatch > 0) {
+      t.hints = tap_hints(t, p);
+    }
+  }
+  std::vector<std::string>& h = r.hints;
+  if (r.taps.empty()) {
+    h.push_back("no tap is present in both dumps: nothing was compared");
+    return;
+  }
+  // The front end first: when mel differs nothing downstream can be trusted.
+  if (r.taps.front().name == "mel" && r.taps.front().status == Level::fail) {
+    h.push_back("mel differs: fix the front end first — every encoder tap inherits its error");
+  }
+  if (r.first_divergence >= 0) {
+    const TapResult& t = r.taps[static_cast<std::size_t>(r.first_divergence)];
+    std::string where = fmt::format("first divergence at {}", t.name);
+    if (!t.violations.empty()) where += " (" + t.violations.front().text() + ")";
+    const bool nonfinite = t.m.nan_mismatch > 0 || t.m.inf_mismatch > 0;
+    if (t.attribution == "local" && nonfinite) {
+      where += ": NaN/Inf appear here first";
+    } else if (t.attribution == "local" && t.jump && std::isfinite(*t.jump)) {
+      where += fmt::format(": its own error, {:.3g}x that of {}", *t.jump, t.upstream);
+    } else if (t.attribution == "local" && t.jump) {
+      where += fmt::format(": its own error, {} upstream is exact", t.upstream);
+    } else if (t.attribution == "inherited") {
+      where += fmt::format(": mostly inherited from {} ({:.2g}x)", t.upstream, *t.jump);
+    }
+    h.push_back(where);
+    for (const std::string& s : t.hints) h.push_back(t.name + ": " + s);
+  }
+  if (r.changepoint >= 0 && r.changepoint != r.first_divergence) {
+    const TapResult& c = r.taps[static_cast<std::size_t>(r.changepoint)];
+    h.push_back(fmt::format("error jumps {:.3g}x above every earlier tap at {} (rel L2 {:.3g}){}",
+                            r.changepoint_jump, c.name, c.m.rel_l2,
+                            r.first_divergence >= 0 && r.changepoint > r.first_divergence
+                                ? ": a second problem downstream of the first divergence?"
+                                : ": below the failure threshold but worth a look"));
+  }
+  int64_t nonfinite_taps = 0;
+  for (const TapResult& t : r.taps)
+    if (t.m.nan_mismatch > 0 || t.m.inf_mismatch > 0) ++nonfinite_taps;
+  if (nonfinite_taps > 0) {
+    h.push_back(fmt::format("{} tap(s) with NaN/Inf mismatches", nonfinite_taps));
+  }
+  if (r.first_divergence < 0 && r.first_warning >= 0) {
+    const TapResult& t = r.taps[static_cast<std::size_t>(r.first_warning)];
+    h.push_back(fmt::format("within tolerance; first warning at {} ({})", t.name,
+                            t.violations.empty() ? "" : t.violations.front().text()));
+  }
+  if (!r.only_ref.empty() || !r.only_cand.empty()) {
+    h.push_back(fmt::format("{} tap(s) only in the reference, {} only in the candidate: not "
+                            "compared",
+                            r.only_ref.size(), r.only_cand.size()));
+  }
+}
+
+}  // namespace wb::cmp

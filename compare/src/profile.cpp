@@ -1,0 +1,341 @@
+#include "wb/profile.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <stdexcept>
+
+#include "wb/taps.h"
+#include "wb/util.h"
+
+namespace wb::cmp {
+
+// Generated from fixtures/profiles/float32.json (compare/CMakeLists.txt).
+extern const char* const kBuiltinFloat32Profile;
+
+std::string_view level_name(Level l) {
+  switch (l) {
+    case Level::pass: return "pass";
+    case Level::warn: return "warn";
+    case Level::fail: return "fail";
+  }
+  return "?";
+}
+
+bool is_threshold_metric(std::string_view name) {
+  return std::find(std::begin(kThresholdMetrics), std::end(kThresholdMetrics), name) !=
+         std::end(kThresholdMetrics);
+}
+
+bool is_floor_metric(std::string_view name) {
+  return name == "rel_l2" || name == "max_abs" || name == "mean_abs";
+}
+
+double metric_value(const DiffMetrics& m, std::string_view name) {
+  if (name == "rel_l2") return m.rel_l2;
+  if (name == "max_abs") return m.max_abs;
+  if (name == "mean_abs") return m.mean_abs;
+  if (name == "cosine") return m.cosine;
+  if (name == "pearson") return m.pearson;
+  if (name == "snr_db") return m.snr_db;
+  if (name == "share_beyond") return m.share_beyond;
+  if (name == "nan_mismatch") return static_cast<double>(m.nan_mismatch);
+  if (name == "inf_mismatch") return static_cast<double>(m.inf_mismatch);
+  throw std::invalid_argument(fmt::format("unknown metric '{}'", name));
+}
+
+std::string Violation::text() const {
+  const char* rel = op == "<=" ? ">" : "<";
+  if (floor) {
+    return fmt::format("{} {:.3g} {} {:g} x floor ({:.3g})", metric, value, rel, floor_k,
+                       floor_k > 0 ? limit / floor_k : 0.0);
+  }
+  return fmt::format("{} {:.3g} {} {:.3g}", metric, value, rel, limit);
+}
+
+namespace {
+
+[[noreturn]] void bad(const std::string& origin, const std::string& where, const std::string& what) {
+  throw std::runtime_error(fmt::format("{}: {}: {}", origin, where, what));
+}
+
+double number(const nlohmann::json& v, const std::string& origin, const std::string& where) {
+  if (!v.is_number()) bad(origin, where, fmt::format("expected a number, got {}", v.dump()));
+  const double x = v.get<double>();
+  if (!std::isfinite(x)) bad(origin, where, "expected a finite number");
+  return x;
+}
+
+std::string known_metrics() {
+  std::string s;
+  for (auto m : kThresholdMetrics) s += (s.empty() ? "" : ", ") + std::string(m);
+  return s;
+}
+
+std::vector<Threshold> parse_thresholds(const nlohmann::json& j, const std::string& origin,
+                                        const std::string& where) {
+  if (!j.is_object()) bad(origin, where, "expected an object of metric thresholds");
+  std::vector<Threshold> out;
+  for (const auto& [metric, spec] : j.items()) {
+    const std::string w = where + "." + metric;
+    if (!is_threshold_metric(metric)) {
+      bad(origin, w, fmt::format("unknown metric '{}' (known: {})", metric, known_metrics()));
+    }
+    Threshold t;
+    t.metric = metric;
+    if (spec.is_null()) {  // null removes an inherited threshold
+      out.push_back(t);
+      continue;
+    }
+    if (!spec.is_object()) bad(origin, w, "expected {\"max\": v}, {\"min\": v} or {\"max_floor\": k}");
+    for (const auto& [k, v] : spec.items()) {
+      if (k == "max") {
+        t.max = number(v, origin, w + ".max");
+      } else if (k == "min") {
+        t.min = number(v, origin, w + ".min");
+      } else if (k == "max_floor") {
+        if (!is_floor_metric(metric)) {
+          bad(origin, w, "max_floor applies to rel_l2, max_abs and mean_abs only");
+        }
+        t.max_floor = number(v, origin, w + ".max_floor");
+        if (*t.max_floor <= 0) bad(origin, w + ".max_floor", "must be > 0");
+      } else {
+        bad(origin, w, fmt::format("unknown key '{}' (known: max, min, max_floor)", k));
+      }
+    }
+    if (!t.max && !t.min && !t.max_floor) bad(origin, w, "empty threshold");
+    out.push_back(t);
+  }
+  return out;
+}
+
+void merge(std::vector<Threshold>& into, const std::vector<Threshold>& from) {
+  for (const Threshold& t : from) {
+    auto it = std::find_if(into.begin(), into.end(),
+                           [&](const Threshold& x) { return x.metric == t.metric; });
+    const bool remove = !t.max && !t.min && !t.max_floor;
+    if (it != into.end()) {
+      if (remove) {
+        into.erase(it);
+      } else {
+        *it = t;
+      }
+    } else if (!remove) {
+      into.push_back(t);
+    }
+  }
+}
+
+// Position in the fixed comparison order: relative error, then max abs, then the rest.
+int metric_rank(std::string_view m) {
+  static const std::vector<std::string_view> order = {"rel_l2",  "max_abs",      "cosine",
+                                                      "pearson", "snr_db",       "mean_abs",
+                                                      "share_beyond", "nan_mismatch", "inf_mismatch"};
+  auto it = std::find(order.begin(), order.end(), m);
+  return static_cast<int>(it - order.begin());
+}
+
+}  // namespace
+
+ToleranceProfile::Rule ToleranceProfile::parse_rule(const nlohmann::json& j,
+                                                    const std::string& where, bool top) {
+  (void)top;
+  Rule r;
+  if (j.contains("atol")) r.atol = number(j["atol"], "", where + ".atol");
+  if (j.contains("rtol")) r.rtol = number(j["rtol"], "", where + ".rtol");
+  if (r.atol && *r.atol < 0) throw std::runtime_error(where + ".atol: must be >= 0");
+  if (r.rtol && *r.rtol < 0) throw std::runtime_error(where + ".rtol: must be >= 0");
+  for (const char* key : {"allow_nonfinite", "ignore"}) {
+    if (!j.contains(key)) continue;
+    if (!j[key].is_boolean()) {
+      throw std::runtime_error(fmt::format("{}.{}: expected true or false", where, key));
+    }
+    (std::string_view(key) == "ignore" ? r.ignore : r.allow_nonfinite) = j[key].get<bool>();
+  }
+  if (j.contains("warn")) r.warn = parse_thresholds(j["warn"], "", where + ".warn");
+  if (j.contains("fail")) r.fail = parse_thresholds(j["fail"], "", where + ".fail");
+  return r;
+}
+
+ToleranceProfile::ToleranceProfile() {
+  *this = parse_text(kBuiltinFloat32Profile, "built-in float32 profile");
+}
+
+ToleranceProfile ToleranceProfile::parse(const nlohmann::json& j, const std::string& origin) {
+  ToleranceProfile p{Blank{}};
+  p.name_ = "unnamed";
+  if (!j.is_object()) bad(origin, "top level", "expected a JSON object");
+  static const std::vector<std::string> top_keys = {
+      "name", "description", "comment", "atol", "rtol", "allow_nonfinite", "ignore",
+      "warn", "fail", "rules", "changepoint", "attribution", "$schema"};
+  static const std::vector<std::string> rule_keys = {"taps",  "comment", "atol", "rtol",
+                                                     "allow_nonfinite", "ignore", "warn", "fail"};
+  for (const auto& [k, v] : j.items()) {
+    if (std::find(top_keys.begin(), top_keys.end(), k) == top_keys.end()) {
+      bad(origin, "top level", fmt::format("unknown key '{}'", k));
+    }
+  }
+  try {
+    if (j.contains("name")) {
+      if (!j["name"].is_string()) throw std::runtime_error("name: expected a string");
+      p.name_ = j["name"].get<std::string>();
+    }
+    if (j.contains("description")) {
+      if (!j["description"].is_string()) throw std::runtime_error("description: expected a string");
+      p.description_ = j["description"].get<std::string>();
+    }
+    p.defaults_ = parse_rule(j, "top level", true);
+    if (j.contains("rules")) {
+      const auto& rules = j["rules"];
+      if (!rules.is_array()) throw std::runtime_error("rules: expected an array");
+      for (std::size_t i = 0; i < rules.size(); ++i) {
+        const std::string where = fmt::format("rules[{}]", i);
+        const auto& rj = rules[i];
+        if (!rj.is_object()) throw std::runtime_error(where + ": expected an object");
+        for (const auto& [k, v] : rj.items()) {
+          if (std::find(rule_keys.begin(), rule_keys.end(), k) == rule_keys.end()) {
+            throw std::runtime_error(fmt::format("{}: unknown key '{}'", where, k));
+          }
+        }
+        if (!rj.contains("taps")) throw std::runtime_error(where + ": missing \"taps\" (a glob)");
+        std::vector<std::string> globs;
+        if (rj["taps"].is_string()) {
+          globs.push_back(rj["taps"].get<std::string>());
+        } else if (rj["taps"].is_array()) {
+          for (const auto& g : rj["taps"]) {
+            if (!g.is_string()) throw std::runtime_error(where + ".taps: expected strings");
+            globs.push_back(g.get<std::string>());
+          }
+        } else {
+          throw std::runtime_error(where + ".taps: expected a glob or an array of globs");
+        }
+        Rule r = parse_rule(rj, where, false);
+        for (const std::string& g : globs) {
+          if (g.empty()) throw std::runtime_error(where + ".taps: empty glob");
+          Rule copy = r;
+          copy.glob = g;
+          p.rules_.push_back(std::move(copy));
+        }
+      }
+    }
+    if (j.contains("changepoint")) {
+      const auto& c = j["changepoint"];
+      if (!c.is_object()) throw std::runtime_error("changepoint: expected an object");
+      for (const auto& [k, v] : c.items()) {
+        if (k == "ratio") {
+          p.cp_ratio_ = number(v, origin, "changepoint.ratio");
+        } else if (k == "min_rel_l2") {
+          p.cp_min_ = number(v, origin, "changepoint.min_rel_l2");
+        } else {
+          throw std::runtime_error(fmt::format("changepoint: unknown key '{}'", k));
+        }
+      }
+      if (p.cp_ratio_ <= 1) throw std::runtime_error("changepoint.ratio: must be > 1");
+    }
+    if (j.contains("attribution")) {
+      const auto& c = j["attribution"];
+      if (!c.is_object()) throw std::runtime_error("attribution: expected an object");
+      for (const auto& [k, v] : c.items()) {
+        if (k != "local_ratio") throw std::runtime_error(fmt::format("attribution: unknown key '{}'", k));
+        p.local_ratio_ = number(v, origin, "attribution.local_ratio");
+        if (p.local_ratio_ <= 1) throw std::runtime_error("attribution.local_ratio: must be > 1");
+      }
+    }
+  } catch (const std::runtime_error& e) {
+    const std::string msg = e.what();
+    // Messages from the number/threshold helpers start with ": " when no origin was known.
+    if (msg.rfind(": ", 0) == 0) throw std::runtime_error(origin + msg);
+    if (msg.rfind(origin + ":", 0) == 0) throw;
+    throw std::runtime_error(origin + ": " + msg);
+  } catch (const nlohmann::json::exception& e) {
+    throw std::runtime_error(fmt::format("{}: {}", origin, e.what()));
+  }
+  p.source_ = j;
+  return p;
+}
+
+ToleranceProfile ToleranceProfile::parse_text(const std::string& text, const std::string& origin) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text, nullptr, true, /*ignore_comments=*/true);
+  } catch (const nlohmann::json::parse_error& e) {
+    // e.what() is "[json.exception.parse_error.101] parse error at line 3, column 5: ..."
+    std::string what = e.what();
+    const auto pos = what.find("] ");
+    if (pos != std::string::npos) what = what.substr(pos + 2);
+    throw std::runtime_error(fmt::format("{}: not valid JSON: {}", origin, what));
+  }
+  return parse(j, origin);
+}
+
+ToleranceProfile ToleranceProfile::load(const std::string& path) {
+  return parse_text(wb::read_file(path), path);
+}
+
+TapTolerance ToleranceProfile::for_tap(std::string_view name) const {
+  TapTolerance t;
+  auto apply = [&](const Rule& r) {
+    if (r.atol) t.atol = *r.atol;
+    if (r.rtol) t.rtol = *r.rtol;
+    if (r.allow_nonfinite) t.allow_nonfinite = *r.allow_nonfinite;
+    if (r.ignore) t.ignore = *r.ignore;
+    merge(t.warn, r.warn);
+    merge(t.fail, r.fail);
+  };
+  apply(defaults_);
+  for (const Rule& r : rules_) {
+    if (wb::glob_match(r.glob, name)) apply(r);
+  }
+  auto by_rank = [](const Threshold& a, const Threshold& b) {
+    return metric_rank(a.metric) < metric_rank(b.metric);
+  };
+  std::stable_sort(t.warn.begin(), t.warn.end(), by_rank);
+  std::stable_sort(t.fail.begin(), t.fail.end(), by_rank);
+  return t;
+}
+
+std::vector<Violation> ToleranceProfile::evaluate(const TapTolerance& t, const DiffMetrics& m,
+                                                  const DiffMetrics* floor) const {
+  std::vector<Violation> out;
+  if (t.ignore) return out;
+  // 1. NaN, 2. Inf sign: failures whatever the thresholds say, unless the profile allows them.
+  if (!t.allow_nonfinite) {
+    if (m.nan_mismatch > 0) {
+      out.push_back({Level::fail, "nan_mismatch", static_cast<double>(m.nan_mismatch), 0.0, "<="});
+    }
+    if (m.inf_mismatch > 0) {
+      out.push_back({Level::fail, "inf_mismatch", static_cast<double>(m.inf_mismatch), 0.0, "<="});
+    }
+  }
+  // 3. relative error, 4. max abs, then the rest (thresholds are sorted that way).
+  for (Level level : {Level::fail, Level::warn}) {
+    const auto& list = level == Level::fail ? t.fail : t.warn;
+    for (const Threshold& th : list) {
+      const double v = metric_value(m, th.metric);
+      const double fv = floor != nullptr && th.max_floor ? metric_value(*floor, th.metric) : 0.0;
+      if (floor != nullptr && th.max_floor && fv > 0 && std::isfinite(fv)) {
+        const double limit = *th.max_floor * fv;
+        if (!(v <= limit)) out.push_back({level, th.metric, v, limit, "<=", true, *th.max_floor});
+      } else if (th.max) {
+        if (!(v <= *th.max)) out.push_back({level, th.metric, v, *th.max, "<="});
+      }
+      if (th.min && !(v >= *th.min)) out.push_back({level, th.metric, v, *th.min, ">="});
+    }
+  }
+  // A warning for a metric that already fails says nothing new.
+  std::vector<Violation> pruned;
+  for (const Violation& v : out) {
+    if (v.level == Level::warn &&
+        std::any_of(out.begin(), out.end(), [&](const Violation& f) {
+          return f.level == Level::fail && f.metric == v.metric;
+        })) {
+      continue;
+    }
+    pruned.push_back(v);
+  }
+  return pruned;
+}
+
+}  // namespace wb::cmp

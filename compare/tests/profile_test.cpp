@@ -1,0 +1,120 @@
+#include <doctest/doctest.h>
+
+#include <fstream>
+
+#include "wb/name_map.h"
+#include "wb/profile.h"
+#include "wb/util.h"
+
+using namespace wb::cmp;
+
+TEST_CASE("the built-in profile is fixtures/profiles/float32.json") {
+  const ToleranceProfile builtin;
+  const auto file = ToleranceProfile::load(std::string(WB_SOURCE_DIR) + "/fixtures/profiles/float32.json");
+  CHECK(builtin.name() == "float32");
+  CHECK(builtin.source() == file.source());
+  const auto rp = ToleranceProfile::load(std::string(WB_SOURCE_DIR) + "/fixtures/profiles/reduced-precision.json");
+  CHECK(rp.name() == "reduced-precision");
+}
+
+TEST_CASE("rules apply in order, later matches override per metric") {
+  const auto p = ToleranceProfile::parse_text(R"({
+    "name": "t", "atol": 1e-5, "rtol": 1e-3,
+    "fail": {"rel_l2": {"max": 1e-3}, "cosine": {"min": 0.99}},
+    "warn": {"rel_l2": {"max": 1e-4}},
+    "rules": [
+      {"taps": "encoder.blocks.*", "fail": {"rel_l2": {"max": 1e-2}}, "atol": 1e-4},
+      {"taps": ["encoder.blocks.1.*"], "fail": {"cosine": null}, "ignore": false},
+      {"taps": "mel", "ignore": true}
+    ]})", "t.json");
+  const auto t0 = p.for_tap("encoder.conv1");
+  REQUIRE(t0.fail.size() == 2);
+  CHECK(t0.fail[0].metric == "rel_l2");
+  CHECK(*t0.fail[0].max == 1e-3);
+  const auto t1 = p.for_tap("encoder.blocks.0.attn_ln");
+  CHECK(*t1.fail[0].max == 1e-2);
+  CHECK(t1.atol == 1e-4);
+  CHECK(t1.rtol == 1e-3);
+  const auto t2 = p.for_tap("encoder.blocks.1.out");
+  REQUIRE(t2.fail.size() == 1);
+  CHECK(p.for_tap("mel").ignore);
+
+  DiffMetrics m;
+  m.rel_l2 = 5e-3;
+  m.cosine = 0.5;
+  auto v = p.evaluate(t0, m, nullptr);
+  REQUIRE(v.size() == 2);
+  CHECK(v[0].metric == "rel_l2");  // relative error before the rest
+  CHECK(v[1].metric == "cosine");
+  CHECK(v[0].level == Level::fail);
+  m.nan_mismatch = 2;
+  v = p.evaluate(t0, m, nullptr);
+  CHECK(v[0].metric == "nan_mismatch");  // NaN first
+  m.nan_mismatch = 0;
+  m.rel_l2 = 5e-4;
+  m.cosine = 1.0;
+  v = p.evaluate(t0, m, nullptr);
+  REQUIRE(v.size() == 1);
+  CHECK(v[0].level == Level::warn);
+  CHECK(p.evaluate(p.for_tap("mel"), m, nullptr).empty());
+}
+
+TEST_CASE("floor multiples replace the constant when a floor is given") {
+  const auto p = ToleranceProfile::parse_text(
+      R"({"fail": {"rel_l2": {"max": 1e-3, "max_floor": 10}}})", "t.json");
+  const auto t = p.for_tap("x");
+  DiffMetrics m, floor;
+  m.rel_l2 = 5e-4;
+  floor.rel_l2 = 1e-5;
+  auto v = p.evaluate(t, m, &floor);  // 5e-4 > 10 x 1e-5
+  REQUIRE(v.size() == 1);
+  CHECK(v[0].floor);
+  CHECK(v[0].text().find("x floor") != std::string::npos);
+  CHECK(p.evaluate(t, m, nullptr).empty());  // 5e-4 <= 1e-3
+}
+
+TEST_CASE("malformed profiles are refused with one line naming the place") {
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"{", "not valid JSON"},
+      {"[]", "expected a JSON object"},
+      {R"({"fail": {"rel_2": {"max": 1}}})", "unknown metric 'rel_2'"},
+      {R"({"fail": {"rel_l2": {"maximum": 1}}})", "unknown key 'maximum'"},
+      {R"({"fail": {"rel_l2": {"max": "x"}}})", "expected a number"},
+      {R"({"rules": [{"fail": {}}]})", "missing \"taps\""},
+      {R"({"rules": {}})", "rules: expected an array"},
+      {R"({"tolerance": 1})", "unknown key 'tolerance'"},
+      {R"({"fail": {"cosine": {"max_floor": 3}}})", "max_floor applies"},
+      {R"({"changepoint": {"ratio": 0.5}})", "changepoint.ratio"},
+  };
+  for (const auto& [text, want] : bad) {
+    INFO(text);
+    try {
+      (void)ToleranceProfile::parse_text(text, "p.json");
+      FAIL("accepted");
+    } catch (const std::runtime_error& e) {
+      const std::string msg = e.what();
+      CHECK(msg.rfind("p.json: ", 0) == 0);
+      CHECK(msg.find(want) != std::string::npos);
+      CHECK(msg.find('\n') == std::string::npos);
+    }
+  }
+}
+
+TEST_CASE("name maps rename, expand {i} and refuse unknown targets") {
+  const auto m = NameMap::parse(nlohmann::json::parse(R"({
+    "description": "test",
+    "model.encoder.layers.{i}.self_attn_layer_norm": "encoder.blocks.{i}.attn_ln",
+    "model.encoder.layer_norm": "encoder.ln_post"})"), "m.json");
+  CHECK(m.size() == 2);
+  CHECK(m.canonical("model.encoder.layers.12.self_attn_layer_norm") == "encoder.blocks.12.attn_ln");
+  CHECK(m.canonical("model.encoder.layer_norm") == "encoder.ln_post");
+  CHECK(m.canonical("mel") == "mel");
+  CHECK(m.canonical("model.encoder.layers.x.self_attn_layer_norm") ==
+        "model.encoder.layers.x.self_attn_layer_norm");
+  wb::ModelDims d = wb::ModelDims::preset("tiny");
+  CHECK_NOTHROW(m.validate(d));
+  const auto bad = NameMap::parse(nlohmann::json::parse(R"({"a": "encoder.blocks.0.nope"})"), "m.json");
+  CHECK_THROWS_WITH_AS(bad.validate(d), "m.json: maps 'a' to unknown tap 'encoder.blocks.0.nope'",
+                       std::runtime_error);
+  CHECK_THROWS_AS(NameMap::parse(nlohmann::json::parse(R"({"a": 3})"), "m.json"), std::runtime_error);
+}

@@ -1,0 +1,30 @@
+// Renderers of a comparison: Markdown (a pull-request comment), JSON (every metric; schema in
+// docs/report-json.md), one self-contained HTML file with inline SVG plots (no network), and
+// JUnit XML (a test case per tap). write_reports() writes each file atomically (temp + rename).
+#pragma once
+#include <string>
+#include <vector>
+
+#include "wb/compare.h"
+
+namespace wb::rep {
+
+inline constexpr const char* kReportSchema = "whisper-fidelity-report/1";
+
+std::string render_markdown(const cmp::CompareResult& r, int max_rows = 12);
+std::string render_json(const cmp::CompareResult& r);
+std::string render_html(const cmp::CompareResult& r);
+std::string render_junit(const cmp::CompareResult& r);
+// A few lines for the terminal: verdict, first divergence, hints.
+std::string render_summary(const cmp::CompareResult& r);
+
+// Writes `content` to `path` through "<path>.tmp-<pid>" + rename; throws std::runtime_error.
+void write_atomic(const std::string& path, const std::string& content);
+
+// formats: any of "md", "json", "html", "junit" (also "all"); throws std::invalid_argument on
+// an unknown one. Files: DIR/report.md, report.json, report.html, junit.xml. Returns the paths.
+std::vector<std::string> parse_formats(const std::string& list);
+std::vector<std::string> write_reports(const cmp::CompareResult& r, const std::string& dir,
+                                       const std::vector<std::string>& formats);
+
+}  // namespace wb::rep

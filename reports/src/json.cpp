@@ -1,0 +1,1 @@
+#include "wb/reports.h"
