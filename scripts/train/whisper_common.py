@@ -107,8 +107,8 @@ class LogMel:
 def normalize_words(text):
     """Same rule as workbench/core/src/wer.cpp: lowercase (ASCII), every character that is not a
     letter, digit or apostrophe becomes a space, split on whitespace."""
-    t = text.lower()
-    t = re.sub(r"[^a-z0-9'\s]", " ", t)
+    t = re.sub(r"[A-Z]", lambda m: m.group(0).lower(), text)
+    t = re.sub(r"[^a-z0-9'\u0080-\U0010ffff]", " ", t)
     return t.split()
 
 
