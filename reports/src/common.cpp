@@ -1,1 +1,177 @@
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+
+#include "report_util.h"
 #include "wb/reports.h"
+
+namespace wb::rep {
+
+std::string num(double x, int digits) {
+  if (std::isnan(x)) return "nan";
+  if (std::isinf(x)) return x > 0 ? "inf" : "-inf";
+  return fmt::format("{:.{}g}", x, digits);
+}
+
+std::string xml_escape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&apos;"; break;
+      default:
+        // XML 1.0 forbids most control characters, even escaped.
+        if (static_cast<unsigned char>(c) < 0x20 && c != '\n' && c != '\t' && c != '\r') {
+          out += '?';
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out;
+}
+
+std::string md_escape(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '|' || c == '*' || c == '_' || c == '`' || c == '<' || c == '>') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+std::string status_word(cmp::Level l) {
+  switch (l) {
+    case cmp::Level::pass: return "PASS";
+    case cmp::Level::warn: return "WARN";
+    case cmp::Level::fail: return "FAIL";
+  }
+  return "?";
+}
+
+std::vector<std::size_t> worst_first(const cmp::CompareResult& r) {
+  std::vector<std::size_t> idx(r.taps.size());
+  for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = i;
+  auto key = [&](std::size_t i) {
+    const auto& t = r.taps[i];
+    const double bad = static_cast<double>(t.m.nan_mismatch + t.m.inf_mismatch);
+    const double e = std::isfinite(t.m.rel_l2) ? t.m.rel_l2 : 1e300;
+    return std::make_tuple(static_cast<int>(t.status), bad > 0 ? 1 : 0, e);
+  };
+  std::stable_sort(idx.begin(), idx.end(), [&](std::size_t a, std::size_t b) {
+    // First divergence leads among failures, then the rest by severity.
+    if (static_cast<int>(a) == r.first_divergence) return true;
+    if (static_cast<int>(b) == r.first_divergence) return false;
+    return key(a) > key(b);
+  });
+  return idx;
+}
+
+void write_atomic(const std::string& path, const std::string& content) {
+  const std::string tmp = fmt::format("{}.tmp-{}", path, ::getpid());
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) throw std::runtime_error(fmt::format("{}: cannot write", tmp));
+    f.write(content.data(), static_cast<std::streamsize>(content.size()));
+    f.flush();
+    if (!f) {
+      std::error_code ec;
+      std::filesystem::remove(tmp, ec);
+      throw std::runtime_error(fmt::format("{}: write failed", tmp));
+    }
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::filesystem::remove(tmp, ec);
+    throw std::runtime_error(fmt::format("{}: cannot rename into place", path));
+  }
+}
+
+std::vector<std::string> parse_formats(const std::string& list) {
+  std::vector<std::string> out;
+  std::size_t pos = 0;
+  while (pos <= list.size()) {
+    std::size_t end = list.find(',', pos);
+    if (end == std::string::npos) end = list.size();
+    std::string f = list.substr(pos, end - pos);
+    pos = end + 1;
+    f.erase(0, f.find_first_not_of(' '));
+    f.erase(f.find_last_not_of(' ') + 1);
+    if (f.empty()) continue;
+    if (f == "markdown") f = "md";
+    if (f == "xml") f = "junit";
+    if (f == "all") {
+      for (const char* a : {"md", "json", "html", "junit"})
+        if (std::find(out.begin(), out.end(), a) == out.end()) out.push_back(a);
+      continue;
+    }
+    if (f != "md" && f != "json" && f != "html" && f != "junit") {
+      throw std::invalid_argument(
+          fmt::format("--format: unknown format '{}' (expected md, json, html, junit or all)", f));
+    }
+    if (std::find(out.begin(), out.end(), f) == out.end()) out.push_back(f);
+  }
+  if (out.empty()) throw std::invalid_argument("--format: no format given");
+  return out;
+}
+
+std::vector<std::string> write_reports(const cmp::CompareResult& r, const std::string& dir,
+                                       const std::vector<std::string>& formats) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (!std::filesystem::is_directory(dir)) {
+    throw std::runtime_error(fmt::format("{}: cannot create report directory", dir));
+  }
+  std::vector<std::string> paths;
+  for (const std::string& f : formats) {
+    std::string name, content;
+    if (f == "md") {
+      name = "report.md";
+      content = render_markdown(r);
+    } else if (f == "json") {
+      name = "report.json";
+      content = render_json(r);
+    } else if (f == "html") {
+      name = "report.html";
+      content = render_html(r);
+    } else if (f == "junit") {
+      name = "junit.xml";
+      content = render_junit(r);
+    } else {
+      throw std::invalid_argument(fmt::format("unknown report format '{}'", f));
+    }
+    const std::string p = (std::filesystem::path(dir) / name).string();
+    write_atomic(p, content);
+    paths.push_back(p);
+  }
+  return paths;
+}
+
+std::string render_summary(const cmp::CompareResult& r) {
+  std::string s;
+  s += fmt::format("{}: {} vs {} — {} taps compared, profile {}\n", status_word(r.verdict),
+                   r.ref_path, r.cand_path, r.taps.size(), r.profile_name);
+  if (r.first_divergence >= 0) {
+    const auto& t = r.taps[static_cast<std::size_t>(r.first_divergence)];
+    s += fmt::format("first divergent tap: {} ({})\n", t.name,
+                     t.violations.empty() ? "" : t.violations.front().text());
+  }
+  if (r.changepoint >= 0) {
+    s += fmt::format("changepoint: {} (error x{} above all earlier taps)\n",
+                     r.taps[static_cast<std::size_t>(r.changepoint)].name, num(r.changepoint_jump));
+  }
+  for (std::size_t i = 0; i < r.hints.size() && i < 8; ++i) s += "  - " + r.hints[i] + "\n";
+  return s;
+}
+
+}  // namespace wb::rep

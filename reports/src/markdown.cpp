@@ -1,1 +1,105 @@
+// Markdown report sized for a pull-request comment: verdict, first divergence, hints, the worst
+// taps first (at most max_rows), one-sided taps. The full picture is in the JSON/HTML reports.
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "report_util.h"
 #include "wb/reports.h"
+
+namespace wb::rep {
+
+namespace {
+
+std::string icon(cmp::Level l) {
+  switch (l) {
+    case cmp::Level::pass: return "✅";
+    case cmp::Level::warn: return "⚠️";
+    case cmp::Level::fail: return "❌";
+  }
+  return "";
+}
+
+std::string side(const std::string& path, const DumpMeta& m) {
+  return fmt::format("`{}` ({}, {})", path, md_escape(m.implementation),
+                     md_escape(m.precision));
+}
+
+}  // namespace
+
+std::string render_markdown(const cmp::CompareResult& r, int max_rows) {
+  std::string s;
+  std::string head = fmt::format("### {} wb compare: {}", icon(r.verdict), status_word(r.verdict));
+  if (r.first_divergence >= 0) {
+    head += fmt::format(" — first divergence at `{}`",
+                        r.taps[static_cast<std::size_t>(r.first_divergence)].name);
+  } else if (r.verdict == cmp::Level::warn) {
+    head += " with warnings";
+  } else {
+    head += " — within tolerance";
+  }
+  s += head + "\n\n";
+  s += fmt::format("reference {} · candidate {} · profile `{}`{} · {} taps in {:.2f} s\n\n",
+                   side(r.ref_path, r.ref_meta), side(r.cand_path, r.cand_meta),
+                   md_escape(r.profile_name),
+                   r.floor_path.empty() ? "" : fmt::format(" · floor `{}`", r.floor_path),
+                   r.taps.size(), r.seconds);
+  if (r.first_divergence >= 0) {
+    const auto& t = r.taps[static_cast<std::size_t>(r.first_divergence)];
+    s += fmt::format("**First divergent tap:** `{}`", t.name);
+    if (!t.violations.empty()) s += " — " + md_escape(t.violations.front().text());
+    if (!t.attribution.empty()) {
+      s += fmt::format(" · {}", t.attribution == "local"      ? "its own error"
+                                : t.attribution == "input" ? "input (front end)"
+                                                           : "mostly inherited");
+      if (t.jump && !t.upstream.empty()) {
+        s += fmt::format(" ({}x `{}`)", num(*t.jump, 2), t.upstream);
+      }
+    }
+    s += "\n\n";
+  }
+  if (r.changepoint >= 0 && r.changepoint != r.first_divergence) {
+    s += fmt::format("**Changepoint:** `{}` — error {}x above every earlier tap\n\n",
+                     r.taps[static_cast<std::size_t>(r.changepoint)].name,
+                     num(r.changepoint_jump, 2));
+  }
+  if (!r.hints.empty()) {
+    s += "**Diagnosis**\n\n";
+    for (std::size_t i = 0; i < r.hints.size() && i < 8; ++i) s += "- " + md_escape(r.hints[i]) + "\n";
+    s += "\n";
+  }
+  if (!r.taps.empty()) {
+    s += "| | tap | rel L2 | cosine | max abs | mean ref → cand | std ref → cand | why |\n";
+    s += "|---|---|---:|---:|---:|---|---|---|\n";
+    const auto order = worst_first(r);
+    const std::size_t rows = std::min<std::size_t>(order.size(), static_cast<std::size_t>(max_rows));
+    for (std::size_t k = 0; k < rows; ++k) {
+      const auto& t = r.taps[order[k]];
+      std::string why = t.violations.empty() ? "" : md_escape(t.violations.front().text());
+      if (t.m.nan_mismatch + t.m.inf_mismatch > 0 && t.violations.empty()) {
+        why = fmt::format("{} NaN / {} Inf mismatches", t.m.nan_mismatch, t.m.inf_mismatch);
+      }
+      s += fmt::format("| {} | `{}` | {} | {} | {} | {} → {} | {} → {} | {} |\n", icon(t.status),
+                       t.name, num(t.m.rel_l2), num(t.m.cosine, 6), num(t.m.max_abs),
+                       num(t.m.ref.mean), num(t.m.cand.mean), num(t.m.ref.std),
+                       num(t.m.cand.std), why);
+    }
+    if (order.size() > rows) {
+      s += fmt::format("\n{} more taps in report.json / report.html.\n", order.size() - rows);
+    }
+    s += "\n";
+  }
+  auto list = [&](const std::vector<std::string>& v, const char* what) {
+    if (v.empty()) return;
+    s += fmt::format("{} ({}): ", what, v.size());
+    for (std::size_t i = 0; i < v.size() && i < 10; ++i) s += (i ? ", " : "") + fmt::format("`{}`", v[i]);
+    if (v.size() > 10) s += ", …";
+    s += "\n\n";
+  };
+  list(r.only_ref, "Only in the reference, not compared");
+  list(r.only_cand, "Only in the candidate, not compared");
+  list(r.missing_floor, "Not in the floor dump");
+  return s;
+}
+
+}  // namespace wb::rep
