@@ -7,6 +7,10 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
 #include <thread>
 
 #include "faults.h"
@@ -22,6 +26,27 @@ namespace cand {
 namespace {
 
 std::string shape_of(const Tensor& t) { return shape_str(t.shape()); }
+
+// $WB_CAND_PROFILE=1: accumulated wall time per op, printed to stderr when the encoder is destroyed.
+struct Profile {
+  bool on = false;
+  std::map<std::string, double> secs;
+  ~Profile() {
+    if (!on) return;
+    double total = 0;
+    for (const auto& [k, v] : secs) total += v;
+    for (const auto& [k, v] : secs)
+      std::fprintf(stderr, "candidate profile: %-12s %8.4f s  %5.1f%%\n", k.c_str(), v, 100 * v / total);
+  }
+};
+struct Timer {
+  Profile& p;
+  const char* name;
+  std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
+  ~Timer() {
+    if (p.on) p.secs[name] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+};
 
 const Tensor& weight(const Checkpoint& ck, const std::string& name, const Shape& want) {
   const Tensor& t = ck.at(name);
@@ -162,6 +187,8 @@ class CandidateEncoder final : public Encoder {
     ctx_.k = k_;
     ctx_.pool = &pool_;
     ctx_.prec = prec_;
+    const char* prof = std::getenv("WB_CAND_PROFILE");
+    prof_.on = prof != nullptr && *prof != '\0' && *prof != '0';
   }
 
   std::string implementation() const override { return "candidate"; }
@@ -179,6 +206,7 @@ class CandidateEncoder final : public Encoder {
 
   Tensor log_mel(const std::vector<float>& pcm16k, TapSink* taps) override {
     BlasSingleThread blas1;
+    Timer tm{prof_, "mel"};
     const std::vector<float> pcm = pad_or_trim(pcm16k, kNSamples);
     Tensor mel(DType::f32, {model_->d.n_mels, kNFrames});
     mel_.compute(pcm.data(), mel.f32(), faults_, *k_, pool_);
@@ -194,6 +222,7 @@ class CandidateEncoder final : public Encoder {
       throw std::invalid_argument("candidate stem: mel " + shape_of(mel_in) + ", expected " +
                                   shape_str({nm, t2}));
     F32In mel(mel_in);
+    Timer tm{prof_, "stem"};
     const int pad = faults_.conv_pad;
     const bool tanh = faults_.gelu_tanh;
     // conv1 (k3, stride 1, pad 1) as im2col: X1[t, ci*3 + k] = mel[ci, t + k - pad], zero outside.
@@ -275,9 +304,12 @@ class CandidateEncoder final : public Encoder {
     // q | k | v = h Wqkv^T + [bq, 0, bv]   -> [T, 3C]
     auto& qkv = ws_.qkv;
     qkv.resize(static_cast<std::size_t>(t) * 3 * c);
-    linear(ctx_, h.data(), t, c, b.qkv, qkv.data(), 3 * c, [&](int64_t r0, int64_t r1, int) {
-      k_->bias_add(qkv.data() + r0 * 3 * c, r1 - r0, 3 * c, b.qkv_b.data());
-    });
+    {
+      Timer tm{prof_, "qkv"};
+      linear(ctx_, h.data(), t, c, b.qkv, qkv.data(), 3 * c, [&](int64_t r0, int64_t r1, int) {
+        k_->bias_add(qkv.data() + r0 * 3 * c, r1 - r0, 3 * c, b.qkv_b.data());
+      });
+    }
     const char* names[3] = {"attn.q", "attn.k", "attn.v"};
     for (int j = 0; j < 3; ++j) {
       if (!wanted(taps, p + names[j])) continue;
@@ -297,7 +329,11 @@ class CandidateEncoder final : public Encoder {
     if (faults_.attn_scale == AttnScale::twice) alpha = 1.0 / dh;
     auto& o = ws_.o;
     o.resize(static_cast<std::size_t>(t) * c);
-    attention(ctx_, qkv.data(), t, c, heads, static_cast<float>(alpha), o.data());
+    {
+      Timer tm{prof_, "attention"};
+      attention(ctx_, qkv.data(), t, c, heads, static_cast<float>(alpha), o.data());
+    }
+    Timer tm_out{prof_, "out+fc1+fc2"};
     // attn.out = o Wo^T + bo;  resid = x + attn.out
     Tensor y(DType::f32, {t, c});
     float* yp = y.f32();
@@ -383,6 +419,7 @@ class CandidateEncoder final : public Encoder {
   // LayerNorm over rows of [T, C]; eps 1e-5 unless the ln-eps fault sets it; ln-fp16 fault
   // switches to float16 statistics.
   void layer_norm(const float* x, float* y, int64_t rows, int cols, const LayerNormW& w) {
+    Timer tm{prof_, "layer_norm"};
     const float eps = faults_.ln_eps.value_or(1e-5f);
     const bool f16 = faults_.ln_fp16;
     pool_.parallel_for(rows, [&](int64_t r0, int64_t r1, int) {
@@ -409,6 +446,7 @@ class CandidateEncoder final : public Encoder {
   LogMel mel_;
   OpContext ctx_;
   Workspace ws_;
+  Profile prof_;
 };
 
 }  // namespace

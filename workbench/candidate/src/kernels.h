@@ -35,6 +35,12 @@ struct KernelTable {
                        const float* bias);
   // In place, per row: x = exp(x - max) / sum exp(x - max).
   void (*softmax_rows)(float* x, int64_t rows, int cols, int64_t ld);
+  // In place, per row: x = exp(x - max(row)); inv_sum[r] = 1 / sum of the stored values.
+  // (Softmax with the normalisation deferred: attention scales the [rows, d_head] output instead
+  // of the [rows, T] probabilities.)
+  void (*exp_rows)(float* x, int64_t rows, int cols, int64_t ld, float* inv_sum);
+  // x[r, c] *= s[r]
+  void (*scale_rows)(float* x, int64_t rows, int cols, int64_t ld, const float* s);
   // Round float32 to the nearest bfloat16 / IEEE half (ties to even) and back: y may alias x.
   void (*round_bf16)(const float* x, float* y, int64_t n);
   void (*round_f16)(const float* x, float* y, int64_t n);

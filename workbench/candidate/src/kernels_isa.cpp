@@ -337,6 +337,43 @@ void softmax_rows(float* x, int64_t rows, int cols, int64_t ld) {
   }
 }
 
+void exp_rows(float* x, int64_t rows, int cols, int64_t ld, float* inv_sum) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* xr = x + r * ld;
+    V vm = set1(-std::numeric_limits<float>::infinity());
+    int c = 0;
+    for (; c + W <= cols; c += W) vm = vmax(vm, load(xr + c));
+    float m = hmax(vm);
+    for (; c < cols; ++c) m = std::max(m, xr[c]);
+    const V mv = set1(m);
+    V acc = set1(0.0f);
+    c = 0;
+    for (; c + W <= cols; c += W) {
+      const V e = vexp(sub(load(xr + c), mv));
+      store(xr + c, e);
+      acc = add(acc, e);
+    }
+    float s = hsum(acc);
+    if (c < cols) {
+      float buf[W] = {};
+      const auto rem = static_cast<std::size_t>(cols - c);
+      std::memcpy(buf, xr + c, rem * sizeof(float));
+      store(buf, vexp(sub(load(buf), mv)));
+      for (std::size_t i = 0; i < rem; ++i) s += buf[i];
+      std::memcpy(xr + c, buf, rem * sizeof(float));
+    }
+    inv_sum[r] = 1.0f / s;
+  }
+}
+
+void scale_rows(float* x, int64_t rows, int cols, int64_t ld, const float* sc) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* xr = x + r * ld;
+    const V v = set1(sc[r]);
+    map1(xr, xr, cols, [v](V a) { return mul(a, v); });
+  }
+}
+
 void round_bf16(const float* x, float* y, int64_t n) {
   map1(x, y, n, [](V a) { return round_bf16v(a); });
 }
@@ -366,9 +403,9 @@ void exp_k(const float* x, float* y, int64_t n) {
 }  // namespace
 
 const KernelTable& table() {
-  static const KernelTable t{kIsa,        layer_norm,  bias_gelu,  bias_add,   residual_add,
-                             softmax_rows, round_bf16, round_f16,  bf16_to_f32, f16_to_f32,
-                             power,       erf_k,       exp_k};
+  static const KernelTable t{kIsa,       layer_norm, bias_gelu,  bias_add,    residual_add,
+                             softmax_rows, exp_rows,  scale_rows, round_bf16,  round_f16,
+                             bf16_to_f32, f16_to_f32, power,      erf_k,       exp_k};
   return t;
 }
 

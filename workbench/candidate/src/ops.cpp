@@ -3,9 +3,14 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <stdexcept>
 
 namespace wb::cand {
+
+namespace {
+constexpr int kMaxBlockRows = 512;
+}  // namespace
 
 std::string_view precision_name(Precision p) {
   switch (p) {
@@ -111,6 +116,8 @@ void attention(OpContext& ctx, const float* qkv, int64_t t, int c, int heads, fl
                float* out, int block_rows) {
   if (c % heads != 0) throw std::invalid_argument("attention: C not divisible by heads");
   const int dh = c / heads;
+  if (const char* env = std::getenv("WB_CAND_ATTN_BLOCK")) block_rows = std::atoi(env);
+  block_rows = std::clamp(block_rows, 1, kMaxBlockRows);
   const int64_t ld = 3 * static_cast<int64_t>(c);
   const int64_t nblocks = (t + block_rows - 1) / block_rows;
   const int nt = ctx.pool->size();
@@ -131,10 +138,13 @@ void attention(OpContext& ctx, const float* qkv, int64_t t, int c, int heads, fl
     // S[m, T] = alpha q_blk k^T
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mrows, ti, dh, alpha, q,
                 static_cast<int>(ld), kk, static_cast<int>(ld), 0.0f, s, ti);
-    k.softmax_rows(s, mrows, ti, ti);
-    // O[m, dh] = P v
+    // E = exp(S - rowmax), O[m, dh] = (E v) / rowsum(E): softmax normalised after the product
+    float inv[kMaxBlockRows];
+    k.exp_rows(s, mrows, ti, ti, inv);
+    float* o = out + r0 * c + static_cast<int64_t>(h) * dh;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mrows, dh, ti, 1.0f, s, ti, v,
-                static_cast<int>(ld), 0.0f, out + r0 * c + static_cast<int64_t>(h) * dh, c);
+                static_cast<int>(ld), 0.0f, o, c);
+    k.scale_rows(o, mrows, dh, c, inv);
   });
 }
 

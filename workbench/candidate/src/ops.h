@@ -55,7 +55,7 @@ void linear(OpContext& ctx, const float* a, int64_t m, int64_t lda, const Weight
 // out[T, C] = concat_h softmax(alpha q_h k_h^T) v_h, computed for blocks of `block_rows` queries
 // at a time, so only a [block_rows, T] score block per thread exists.
 void attention(OpContext& ctx, const float* qkv, int64_t t, int c, int heads, float alpha,
-               float* out, int block_rows = 96);
+               float* out, int block_rows = 256);
 
 // Rounds x in place to the context precision (no-op for float32).
 void round_to_precision(OpContext& ctx, float* x, int64_t n);

@@ -1,6 +1,7 @@
 #include "thread_pool.h"
 
 #include <algorithm>
+#include <atomic>
 #include <exception>
 #include <stdexcept>
 
@@ -93,8 +94,11 @@ void ThreadPool::parallel_items(int64_t n, const std::function<void(int64_t, int
     for (int64_t i = 0; i < n; ++i) fn(i, 0);
     return;
   }
+  // Items are claimed dynamically (a busy core does not hold the others up); an item's result does
+  // not depend on which thread runs it, so outputs stay bit-identical.
+  std::atomic<int64_t> next{0};
   run([&](int tid) {
-    for (int64_t i = tid; i < n; i += n_) fn(i, tid);
+    for (int64_t i = next.fetch_add(1); i < n; i = next.fetch_add(1)) fn(i, tid);
   });
 }
 

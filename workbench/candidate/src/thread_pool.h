@@ -1,5 +1,6 @@
-// A small persistent thread pool with static partitioning: work item i always runs on the same
-// thread for a given thread count, so results are bit-identical run to run.
+// A small persistent thread pool. parallel_for partitions statically; parallel_items hands out
+// items dynamically. Either way an item's arithmetic does not depend on the thread that runs it,
+// so results are bit-identical run to run for a given thread count.
 #pragma once
 #include <condition_variable>
 #include <cstdint>
@@ -24,7 +25,7 @@ class ThreadPool {
   // fn(begin, end, tid). Ranges are multiples of `align` except the last.
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn,
                     int64_t align = 1);
-  // Work items 0..n-1 assigned round-robin: item i runs on thread i % size().
+  // Work items 0..n-1 claimed dynamically by the threads: fn(item, tid).
   void parallel_items(int64_t n, const std::function<void(int64_t, int)>& fn);
 
  private:

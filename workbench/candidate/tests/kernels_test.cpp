@@ -177,6 +177,23 @@ TEST_CASE("kernels: softmax rows vs float64") {
         for (int c = cols; c < ld; ++c) CHECK(x[r * ld + c] == x0[r * ld + c]);  // untouched
       }
       ch.finish();
+      // deferred normalisation: exp_rows then scale_rows gives the same probabilities
+      auto e = x0;
+      std::vector<float> inv(static_cast<std::size_t>(rows));
+      k.exp_rows(e.data(), rows, cols, ld, inv.data());
+      k.scale_rows(e.data(), rows, cols, ld, inv.data());
+      Check ce{cid(isa, "exp_rows+scale_rows " + std::to_string(rows) + "x" + std::to_string(cols))};
+      for (int r = 0; r < rows; ++r) {
+        double m = -1e300, s = 0;
+        for (int c = 0; c < cols; ++c) m = std::max(m, static_cast<double>(x0[r * ld + c]));
+        for (int c = 0; c < cols; ++c) s += std::exp(x0[r * ld + c] - m);
+        for (int c = 0; c < cols; ++c) {
+          const double want = std::exp(x0[r * ld + c] - m) / s;
+          ce.add(e[r * ld + c], want, kEps * (cols + 8) * want + 1e-38);
+        }
+        for (int c = cols; c < ld; ++c) CHECK(e[r * ld + c] == x0[r * ld + c]);
+      }
+      ce.finish();
     }
   }
 }

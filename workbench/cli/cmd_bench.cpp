@@ -1,0 +1,222 @@
+// wb bench: candidate encoder vs the LibTorch reference on one 30 s window, random weights of
+// standard dims generated in-process, the same thread count for both; achieved GFLOP/s as a share
+// of the float32 GEMM peak this benchmark measures on the machine it runs on.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <numbers>
+#include <random>
+#include <thread>
+
+#include <sys/resource.h>
+
+#include "command.h"
+#include "wb/audio.h"
+#include "wb/candidate.h"
+#include "wb/candidate_bench.h"
+#include "wb/reference.h"
+#include "wb/util.h"
+#include "wb/weights.h"
+
+extern "C" void openblas_set_num_threads(int);  // LibTorch's BLAS here is OpenBLAS
+
+namespace wb::cli {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+double process_cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
+std::string loadavg() {
+  std::ifstream f("/proc/loadavg");
+  std::string a, b, c;
+  f >> a >> b >> c;
+  return f ? a + " " + b + " " + c : std::string("?");
+}
+
+struct Timing {
+  std::vector<double> wall, cpu;  // per run: wall seconds, process CPU seconds (all threads)
+};
+
+// Each of `repeats` runs of fn, after one warm-up run.
+template <class F>
+Timing time_runs(int repeats, F&& fn) {
+  fn();
+  Timing t;
+  for (int r = 0; r < repeats; ++r) {
+    const double c0 = process_cpu_seconds();
+    const auto t0 = clock_type::now();
+    fn();
+    t.wall.push_back(std::chrono::duration<double>(clock_type::now() - t0).count());
+    t.cpu.push_back(process_cpu_seconds() - c0);
+  }
+  return t;
+}
+
+// 30 s of speech-like synthetic audio: a gliding harmonic tone, amplitude-modulated, with noise.
+std::vector<float> synthetic_pcm(uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> nd(0.0, 1.0);
+  std::vector<float> pcm(kNSamples);
+  for (int i = 0; i < kNSamples; ++i) {
+    const double t = static_cast<double>(i) / kSampleRate;
+    const double f = 140.0 + 40.0 * std::sin(2 * std::numbers::pi * 0.3 * t);
+    double s = 0;
+    for (int h = 1; h <= 6; ++h) s += std::sin(2 * std::numbers::pi * h * f * t) / h;
+    s *= 0.15 * (0.55 + 0.45 * std::sin(2 * std::numbers::pi * 2.1 * t));
+    pcm[static_cast<std::size_t>(i)] = static_cast<float>(s + 0.01 * nd(rng));
+  }
+  return pcm;
+}
+
+double rel_l2(const Tensor& ref, const Tensor& c) {
+  const Tensor a = ref.to(DType::f64), b = c.to(DType::f64);
+  double num = 0, den = 0;
+  for (int64_t i = 0; i < a.numel(); ++i) {
+    const double d = a.f64()[i] - b.f64()[i];
+    num += d * d;
+    den += a.f64()[i] * a.f64()[i];
+  }
+  return std::sqrt(num / std::max(den, 1e-300));
+}
+
+}  // namespace
+
+void add_bench(CLI::App& app, Registry& reg) {
+  struct Opts {
+    std::vector<std::string> dims{"tiny", "base"};
+    int repeats = 5;
+    int threads = 2;
+    std::string precision = "float32";
+    std::string audio;
+    std::string json;
+    bool no_reference = false;
+    uint64_t seed = 1;
+  };
+  auto o = std::make_shared<Opts>();
+  CLI::App* sub = app.add_subcommand(
+      "bench", "time the candidate encoder against the LibTorch reference (random weights, one 30 s window)");
+  sub->add_option("--dims", o->dims, "dims presets to time (random weights generated in-process)")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"nano", "tiny", "base", "small", "medium", "large", "large-v2", "large-v3"}));
+  sub->add_option("--repeats", o->repeats, "timed runs per encoder (median reported; one warm-up run before)")
+      ->check(CLI::Range(1, 1000));
+  sub->add_option("--threads", o->threads, "threads for both encoders and the GEMM peak (0: all cores)")
+      ->check(CLI::Range(0, 1024));
+  sub->add_option("--precision", o->precision, "candidate weight precision")
+      ->check(CLI::IsMember({"float32", "bfloat16", "float16"}));
+  sub->add_option("--audio", o->audio, "audio file for the window (default: 30 s synthetic signal)");
+  sub->add_option("--json", o->json, "also write the figures as JSON to this file");
+  sub->add_option("--seed", o->seed, "seed of the random weights and the synthetic audio");
+  sub->add_flag("--no-reference", o->no_reference, "time the candidate only");
+  reg.add(sub, [o]() {
+    const int threads =
+        o->threads > 0 ? o->threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    std::vector<float> pcm;
+    std::string audio_name = "synthetic 30 s";
+    if (!o->audio.empty()) {
+      pcm = load_audio(o->audio).pcm;
+      audio_name = o->audio;
+    } else {
+      pcm = synthetic_pcm(o->seed);
+    }
+    set_reference_threads(threads);
+    fmt::print("wb bench: {} threads, candidate {} , {} timed runs each (median, after 1 warm-up), audio: {}\n",
+               threads, o->precision, o->repeats, audio_name);
+    const GemmPeak peak = measure_gemm_peak(threads);
+    fmt::print("float32 GEMM peak ({0}x{0}x{0}): OpenBLAS {1} threads {2:.1f} GFLOP/s, rows split over {1} "
+               "threads {3:.1f} GFLOP/s -> peak {4:.1f} GFLOP/s\n",
+               peak.n, threads, peak.openblas_gflops, peak.row_split_gflops, peak.peak());
+    nlohmann::json out = {{"threads", threads},
+                          {"precision", o->precision},
+                          {"repeats", o->repeats},
+                          {"audio", audio_name},
+                          {"gemm_peak_gflops", peak.peak()},
+                          {"gemm_openblas_gflops", peak.openblas_gflops},
+                          {"gemm_row_split_gflops", peak.row_split_gflops},
+                          {"models", nlohmann::json::array()}};
+    fmt::print("\n{:<6} {:>7} {:>10} {:>11} {:>11} {:>8} {:>12} {:>9} {:>12}\n", "dims", "GFLOP", "cand mel s",
+               "cand enc s", "ref enc s", "speedup", "cand GFLOP/s", "% peak", "rel L2 out");
+    bool ok = true;
+    std::vector<std::string> rows;
+    const std::string load0 = loadavg();
+    for (const std::string& preset : o->dims) {
+      const ModelDims d = ModelDims::preset(preset);
+      auto model = std::make_shared<const Checkpoint>(random_checkpoint(d, o->seed));
+      const double gflop = encoder_flops(d) * 1e-9;
+      CandidateOptions co;
+      co.precision = o->precision;
+      co.threads = threads;
+      auto cand = make_candidate_encoder(model, co);
+      const Tensor mel = cand->log_mel(pcm, nullptr);
+      Tensor cand_out;
+      const double mel_s = median(time_runs(o->repeats, [&] { (void)cand->log_mel(pcm, nullptr); }).wall);
+      const Timing ct = time_runs(o->repeats, [&] { cand_out = run_encoder(*cand, mel, nullptr); });
+      const double cand_s = median(ct.wall), cand_cpu = median(ct.cpu);
+      double ref_s = 0, ref_cpu = 0, rl2 = -1;
+      if (!o->no_reference) {
+        auto ref = make_reference_encoder(model, DType::f32);
+        const Tensor ref_mel = ref->log_mel(pcm, nullptr);
+        Tensor ref_out;
+        openblas_set_num_threads(threads);  // the reference's BLAS gets the same threads
+        const Timing rt = time_runs(o->repeats, [&] { ref_out = run_encoder(*ref, ref_mel, nullptr); });
+        ref_s = median(rt.wall);
+        ref_cpu = median(rt.cpu);
+        rl2 = rel_l2(ref_out, cand_out);
+      }
+      const double gflops = gflop / cand_s;
+      const double share = gflops / peak.peak();
+      fmt::print("{:<6} {:>7.1f} {:>10.3f} {:>11.3f} {:>11} {:>8} {:>12.1f} {:>8.0f}% {:>12}\n", preset, gflop, mel_s,
+                 cand_s, o->no_reference ? std::string("-") : fmt::format("{:.3f}", ref_s),
+                 o->no_reference ? std::string("-") : fmt::format("{:.2f}x", ref_s / cand_s), gflops, 100 * share,
+                 rl2 < 0 ? std::string("-") : fmt::format("{:.2e}", rl2));
+      out["models"].push_back({{"dims", preset},
+                               {"gflop", gflop},
+                               {"candidate_mel_s", mel_s},
+                               {"candidate_encoder_s", cand_s},
+                               {"candidate_encoder_runs_s", ct.wall},
+                               {"candidate_encoder_cpu_s", cand_cpu},
+                               {"reference_encoder_cpu_s", o->no_reference ? nlohmann::json() : nlohmann::json(ref_cpu)},
+                               {"reference_encoder_s", o->no_reference ? nlohmann::json() : nlohmann::json(ref_s)},
+                               {"speedup", o->no_reference ? nlohmann::json() : nlohmann::json(ref_s / cand_s)},
+                               {"candidate_gflops", gflops},
+                               {"share_of_gemm_peak", share},
+                               {"rel_l2_vs_reference", rl2 < 0 ? nlohmann::json() : nlohmann::json(rl2)},
+                               {"run_info", cand->run_info()}});
+      rows.push_back(fmt::format("{:<6} candidate {:.3f} s (min {:.3f}), reference {} s", preset, cand_cpu,
+                                 *std::min_element(ct.cpu.begin(), ct.cpu.end()),
+                                 o->no_reference ? std::string("-") : fmt::format("{:.3f}", ref_cpu)));
+      ok = ok && std::isfinite(cand_s);
+    }
+    fmt::print("\nprocess CPU seconds per encoder run (median; all threads; shows time lost to other load):\n");
+    for (const auto& r : rows) fmt::print("  {}\n", r);
+    fmt::print("load average (1/5/15 min) before: {}, after: {}\n", load0, loadavg());
+    out["loadavg_before"] = load0;
+    out["loadavg_after"] = loadavg();
+    fmt::print("\nencoder = stem + blocks + ln_post from the log-mel (mel timed separately); GFLOP counts the "
+               "convs, projections and attention matmuls (2 per multiply-add).\n");
+    if (!o->json.empty()) {
+      std::ofstream f(o->json);
+      if (!f) throw std::runtime_error(o->json + ": cannot write");
+      f << out.dump(2) << "\n";
+    }
+    return ok ? 0 : 3;
+  });
+}
+
+}  // namespace wb::cli
