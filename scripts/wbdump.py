@@ -35,10 +35,14 @@ import os
 import re
 import struct
 import sys
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
-import h5py
 import numpy as np
+
+try:
+    import h5py
+except ImportError:  # a machine with PyTorch but no h5py can still record taps (save_npz)
+    h5py = None
 
 SCHEMA = "whisper-fidelity/1"
 TOOL_VERSION = "wbdump.py 0.1.0"
@@ -381,6 +385,8 @@ class DumpWriter:
         self.name_map = name_map
         if name_map is not None:
             name_map.validate(self.dims)
+        if h5py is None:
+            raise ImportError("h5py is needed to write a dump (or save taps with save_npz)")
         self.path = os.fspath(path)
         self.tmp = f"{self.path}.partial-{os.getpid()}"
         self.store = store
@@ -728,7 +734,10 @@ def hf_config(dims: ModelDims):
                          decoder_attention_heads=dims.n_text_head,
                          decoder_layers=dims.n_text_layer, decoder_ffn_dim=4 * dims.n_text_state,
                          activation_function="gelu", scale_embedding=False,
-                         dropout=0.0, attention_dropout=0.0, activation_dropout=0.0)
+                         dropout=0.0, attention_dropout=0.0, activation_dropout=0.0,
+                         # token ids only matter to the decoder; keep them inside the vocabulary
+                         pad_token_id=dims.n_vocab - 1, bos_token_id=dims.n_vocab - 1,
+                         eos_token_id=dims.n_vocab - 1, decoder_start_token_id=dims.n_vocab - 1)
 
 
 def load_hf_model(path: str, *, device="cpu", dtype="float32", attn_implementation="eager"):
@@ -742,12 +751,14 @@ def load_hf_model(path: str, *, device="cpu", dtype="float32", attn_implementati
     tdt = getattr(torch, dtype)
     if os.path.isdir(path):
         dims = ModelDims.from_hf_config(path)
+        kw = dict(attn_implementation=attn_implementation, output_loading_info=True)
         try:
-            model = WhisperModel.from_pretrained(path, dtype=tdt,
-                                                 attn_implementation=attn_implementation)
+            model, info = WhisperModel.from_pretrained(path, dtype=tdt, **kw)
         except TypeError:  # transformers < 4.56 spells it torch_dtype
-            model = WhisperModel.from_pretrained(path, torch_dtype=tdt,
-                                                 attn_implementation=attn_implementation)
+            model, info = WhisperModel.from_pretrained(path, torch_dtype=tdt, **kw)
+        missing = [k for k in info.get("missing_keys", []) if k]
+        if missing:  # transformers would initialise them at random: refuse
+            raise ValueError(f"{path}: weights missing for WhisperModel: {sorted(missing)[:5]}")
     else:
         dims, weights = load_ggml(path)
         cfg = hf_config(dims)
@@ -755,9 +766,9 @@ def load_hf_model(path: str, *, device="cpu", dtype="float32", attn_implementati
         model = WhisperModel(cfg)
         sd = {openai_to_hf_name(k): torch.from_numpy(v) for k, v in weights.items()}
         missing, unexpected = model.load_state_dict(sd, strict=False)
-        if unexpected or [m for m in missing if "embed_positions" not in m or "encoder" in m]:
-            raise ValueError(f"{path}: weights do not fit WhisperModel (missing {missing}, "
-                             f"unexpected {unexpected})")
+        if missing or unexpected:
+            raise ValueError(f"{path}: weights do not fit WhisperModel (missing {missing[:5]}, "
+                             f"unexpected {unexpected[:5]})")
         model = model.to(tdt)
     return model.to(device).eval(), dims
 
