@@ -186,7 +186,7 @@ ToleranceProfile ToleranceProfile::parse(const nlohmann::json& j, const std::str
       if (!j["description"].is_string()) throw std::runtime_error("description: expected a string");
       p.description_ = j["description"].get<std::string>();
     }
-    p.defaults_ = parse_rule(j, "top level", true);
+    p.defaults_ = parse_rule(j, "profile", true);
     if (j.contains("rules")) {
       const auto& rules = j["rules"];
       if (!rules.is_array()) throw std::runtime_error("rules: expected an array");

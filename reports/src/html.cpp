@@ -330,6 +330,7 @@ h2 { font-size: 17px; margin: 26px 0 8px 0; border-bottom: 1px solid #d0d7de; pa
 .banner { padding: 12px 16px; border-radius: 6px; color: #fff; margin-bottom: 14px; }
 .banner.pass { background: #2e7d32; } .banner.warn { background: #ef8f00; } .banner.fail { background: #c62828; }
 .banner .big { font-size: 20px; font-weight: 600; }
+.banner code { background: rgba(255,255,255,0.22); color: #fff; font-size: 18px; }
 .meta { font-size: 13px; color: #444; border-collapse: collapse; }
 .meta td { padding: 2px 12px 2px 0; vertical-align: top; }
 code { background: #f3f4f6; padding: 0 3px; border-radius: 3px; font-size: 12.5px; }
@@ -458,7 +459,7 @@ std::string render_html(const cmp::CompareResult& r) {
                      "<td class=\"num\">{}</td><td class=\"num\">{}</td><td>{} → {}</td><td>{} → {}</td>"
                      "<td class=\"num\">{}</td>",
                      st, static_cast<int>(i) == r.first_divergence ? " first" : "", i, st,
-                     status_word(t.status), h(t.name), num(t.m.rel_l2), num(t.m.cosine, 7),
+                     status_word(t.status), h(t.name), num(t.m.rel_l2), num(t.m.cosine, 9),
                      num(t.m.max_abs), num(t.m.snr_db, 4), num(t.m.ref.mean), num(t.m.cand.mean),
                      num(t.m.ref.std), num(t.m.cand.std),
                      t.m.nan_mismatch + t.m.inf_mismatch > 0

@@ -80,7 +80,7 @@ std::string render_markdown(const cmp::CompareResult& r, int max_rows) {
         why = fmt::format("{} NaN / {} Inf mismatches", t.m.nan_mismatch, t.m.inf_mismatch);
       }
       s += fmt::format("| {} | `{}` | {} | {} | {} | {} → {} | {} → {} | {} |\n", icon(t.status),
-                       t.name, num(t.m.rel_l2), num(t.m.cosine, 6), num(t.m.max_abs),
+                       t.name, num(t.m.rel_l2), num(t.m.cosine, 9), num(t.m.max_abs),
                        num(t.m.ref.mean), num(t.m.cand.mean), num(t.m.ref.std),
                        num(t.m.cand.std), why);
     }

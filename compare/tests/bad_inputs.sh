@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Bad inputs to `wb compare`: each must exit 2 with exactly one line on stderr.
+# Usage: compare/tests/bad_inputs.sh WB_BINARY [WORKDIR]
+set -uo pipefail
+wb=$(realpath "$1")
+work=${2:-$(mktemp -d)}
+mkdir -p "$work"
+here=$(cd "$(dirname "$0")/../.." && pwd)
+audio="$here/fixtures/audio/hello.wav"
+
+# A python3 with h5py (Debian's python3-h5py; a pyenv shim may come first on PATH).
+py=""
+for c in /usr/bin/python3 python3; do
+  if "$c" -c "import h5py" 2> /dev/null; then py=$c; break; fi
+done
+[ -n "$py" ] || { echo "bad_inputs: no python3 with h5py (scripts/packages.txt: python3-h5py)"; exit 77; }
+
+set -e
+"$wb" fixture-model --dims nano -o "$work/model" > /dev/null
+"$wb" fixture-model --dims nano --seed 99 -o "$work/model2" > /dev/null
+"$wb" dump --model "$work/model" --audio "$audio" -o "$work/ref.h5" --no-decode --taps encoder --impl reference > /dev/null
+"$wb" dump --model "$work/model" --audio "$audio" -o "$work/cand.h5" --no-decode --taps encoder --impl candidate > /dev/null
+"$wb" dump --model "$work/model2" --audio "$audio" -o "$work/other.h5" --no-decode --taps encoder --impl reference > /dev/null
+
+"$py" - "$work" <<'EOF'
+import shutil, sys, h5py, numpy as np
+w = sys.argv[1]
+with h5py.File(f"{w}/foreign.h5", "w") as f:          # an HDF5 file of someone else's
+    f.create_dataset("data", data=np.zeros((4, 4), np.float32))
+shutil.copy(f"{w}/ref.h5", f"{w}/incomplete.h5")       # a dump whose writer died
+with h5py.File(f"{w}/incomplete.h5", "a") as f:
+    del f.attrs["complete"]
+for name, cols in (("shape_a", 4), ("shape_b", 5)):   # same tap, different shapes
+    shutil.copy(f"{w}/ref.h5", f"{w}/{name}.h5")
+    with h5py.File(f"{w}/{name}.h5", "a") as f:
+        f.create_dataset("taps/extra.tap", data=np.zeros((3, cols), np.float32))
+EOF
+printf 'not an hdf5 file\n' > "$work/text.h5"
+printf '{"fail": {"rel_l2": {"max": 1e-4}' > "$work/truncated.json"
+printf '{"fail": {"rel_l3": {"max": 1e-4}}}' > "$work/unknown-metric.json"
+printf '{"model.encoder.layers.{i}.fc9": "encoder.blocks.{i}.mlp.fc9"}' > "$work/bad-map.json"
+set +e
+
+failures=0
+check() {  # check DESCRIPTION ARGS...
+  local what=$1; shift
+  "$wb" compare "$@" > "$work/out" 2> "$work/err"
+  local rc=$? lines
+  lines=$(wc -l < "$work/err")
+  if [ "$rc" = 2 ] && [ "$lines" = 1 ]; then
+    printf 'ok    %-34s exit %s: %s\n' "$what" "$rc" "$(cat "$work/err")"
+  else
+    printf 'FAIL  %-34s exit %s, %s stderr line(s):\n' "$what" "$rc" "$lines"
+    cat "$work/err"
+    failures=$((failures + 1))
+  fi
+}
+check "foreign HDF5"             "$work/ref.h5" "$work/foreign.h5"
+check "dump missing 'complete'"  "$work/incomplete.h5" "$work/cand.h5"
+check "different models"         "$work/ref.h5" "$work/other.h5"
+check "map naming unknown taps"  "$work/ref.h5" "$work/cand.h5" --map "$work/bad-map.json"
+check "malformed profile (JSON)" "$work/ref.h5" "$work/cand.h5" --profile "$work/truncated.json"
+check "profile: unknown metric"  "$work/ref.h5" "$work/cand.h5" --profile "$work/unknown-metric.json"
+check "missing profile file"     "$work/ref.h5" "$work/cand.h5" --profile "$work/nope.json"
+check "shape mismatch"           "$work/shape_a.h5" "$work/shape_b.h5"
+check "not HDF5 at all"          "$work/text.h5" "$work/cand.h5"
+check "missing dump"             "$work/ref.h5" "$work/nope.h5"
+check "floor not float64"        "$work/ref.h5" "$work/cand.h5" --floor "$work/cand.h5"
+check "unknown report format"    "$work/ref.h5" "$work/cand.h5" --report "$work/rep" --format md,pdf
+check "missing argument"         "$work/ref.h5"
+echo "bad inputs: $failures failure(s)"
+exit $((failures > 0))

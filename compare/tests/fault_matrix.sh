@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# The fault matrix: for every candidate fault switch, `wb compare` must exit 1 and name as first
+# divergent tap the one where the bug lives; with no fault it must exit 0. Run through the built
+# binary on the nano fixture model, judged twice: by the default float32 profile, and with the
+# reference's float64 run as noise floor (--floor). Also: self-compare and swapped arguments.
+#
+# Usage: compare/tests/fault_matrix.sh WB_BINARY [WORKDIR [MODEL]]
+#   MODEL: a model directory/file for `wb dump --model` (default: a fresh nano fixture model;
+#   fixtures/trained is the trained fixture with realistic weight statistics).
+# Prints a Markdown table; exit 0 when every row is as expected.
+#
+# Input: a synthetic 16 kHz clip (tone + noise, loud from the first sample). Real speech clips
+# start in silence, where zero vs reflect STFT padding both hit the log-mel floor and
+# stft-no-reflect is invisible by construction; this clip exercises every switch.
+set -uo pipefail
+wb=$(realpath "$1")
+work=${2:-$(mktemp -d)}
+model=${3:-}
+mkdir -p "$work"
+here=$(cd "$(dirname "$0")/../.." && pwd)
+
+python3 - "$work/tone.wav" <<'EOF'
+import math, random, struct, sys, wave
+random.seed(7)
+sr, n = 16000, 16000 * 4
+with wave.open(sys.argv[1], "wb") as w:
+    w.setnchannels(1); w.setsampwidth(2); w.setframerate(sr)
+    frames = bytearray()
+    for i in range(n):
+        t = i / sr
+        v = 0.4 * math.sin(2 * math.pi * 220 * t) + 0.2 * math.sin(2 * math.pi * 1375 * t + 0.3) \
+            + 0.05 * random.gauss(0, 1)
+        frames += struct.pack("<h", max(-32767, min(32767, int(v * 32767))))
+    w.writeframes(bytes(frames))
+EOF
+
+set -e
+if [ -z "$model" ]; then
+  "$wb" fixture-model --dims nano -o "$work/model" > /dev/null
+  model="$work/model"
+fi
+echo "model: $model"
+echo
+dump() {  # dump OUT ARGS...
+  local out=$1; shift
+  "$wb" dump --model "$model" --audio "$work/tone.wav" -o "$out" --no-decode --taps encoder "$@" > /dev/null
+}
+dump "$work/ref.h5" --impl reference
+dump "$work/ref64.h5" --impl reference --dtype float64
+set +e
+
+failures=0
+row() { printf '| %s | %s | %s | %s | %s | %s |\n' "$@"; }
+first_tap() {  # first divergent tap from a JSON report ("" when none)
+  python3 -c "import json,sys; j=json.load(open(sys.argv[1])); fd=j['first_divergence']; print(fd['tap'] if fd else '')" "$1"
+}
+detail() {  # rel L2 and floor multiple of a tap
+  python3 -c "
+import json,sys
+j=json.load(open(sys.argv[1])); name=sys.argv[2]
+for t in j['taps']:
+    if t['name']==name:
+        fx=t['floor_x']; rel=t['metrics']['rel_l2']
+        print(f'{rel:.3g}' + (f' ({fx:.3g}x floor)' if isinstance(fx,(int,float)) else ''))
+" "$1" "$2"
+}
+
+echo "| fault | expected first divergent tap | exit (float32 / --floor) | first divergent tap (float32 / --floor) | rel L2 there | ok |"
+echo "|---|---|---|---|---|---|"
+cases=(
+  ":"
+  "no-ln-post:encoder.ln_post"
+  "mel-db:mel"
+  "stft-no-reflect:mel"
+  "stft-keep-last-frame:mel"
+  "ln-eps=1e-3:encoder.blocks.0.attn_ln"
+  "ln-eps=1e-4:encoder.blocks.0.attn_ln"
+  "attn-scale=none:encoder.blocks.0.attn.out"
+  "attn-scale=double:encoder.blocks.0.attn.out"
+  "gelu-tanh:encoder.conv1"
+  "conv-pad=0:encoder.conv1"
+  "conv-pad=2:encoder.conv1"
+  "no-pos-embed:encoder.pos_embed"
+  "ln-fp16:encoder.blocks.0.attn_ln"
+)
+for c in "${cases[@]}"; do
+  fault=${c%%:*}
+  want=${c#*:}
+  name=${fault:-none}
+  cand="$work/cand-$name.h5"
+  if [ -z "$fault" ]; then dump "$cand" --impl candidate; else dump "$cand" --impl candidate --fault "$fault"; fi
+  if [ $? -ne 0 ]; then
+    row "$name" "${want:-none}" "dump failed" "" "" "NO"
+    failures=$((failures + 1))
+    continue
+  fi
+  "$wb" compare "$work/ref.h5" "$cand" -q --report "$work/r-$name" --format json,md,html,junit
+  rc1=$?
+  "$wb" compare "$work/ref.h5" "$cand" -q --floor "$work/ref64.h5" --report "$work/f-$name" --format json
+  rc2=$?
+  "$wb" compare "$cand" "$work/ref.h5" -q --report "$work/s-$name" --format json
+  rc3=$?
+  got1=$(first_tap "$work/r-$name/report.json")
+  got2=$(first_tap "$work/f-$name/report.json")
+  got3=$(first_tap "$work/s-$name/report.json")
+  want_rc=1
+  [ -z "$fault" ] && want_rc=0
+  ok=yes
+  { [ "$rc1" = "$want_rc" ] && [ "$rc2" = "$want_rc" ] && [ "$rc3" = "$rc1" ]; } || ok=NO
+  { [ "$got1" = "$want" ] && [ "$got2" = "$want" ] && [ "$got3" = "$got1" ]; } || ok=NO
+  [ "$ok" = yes ] || failures=$((failures + 1))
+  rel=""
+  [ -n "$got2" ] && rel=$(detail "$work/f-$name/report.json" "$got2")
+  row "$name" "${want:-none (exit 0)}" "$rc1 / $rc2" "${got1:--} / ${got2:--}" "${rel:--}" "$ok"
+done
+
+# Self-compare: zero error everywhere, exit 0.
+"$wb" compare "$work/ref.h5" "$work/ref.h5" -q --report "$work/self" --format json
+rc=$?
+zero=$(python3 -c "import json; j=json.load(open('$work/self/report.json')); print(all(t['metrics']['rel_l2']==0 and t['metrics']['max_abs']==0 for t in j['taps']))")
+echo
+echo "self-compare: exit $rc, all errors zero: $zero"
+{ [ "$rc" = 0 ] && [ "$zero" = True ]; } || failures=$((failures + 1))
+echo "fault matrix: $failures failing row(s); reports under $work"
+exit $((failures > 0))
