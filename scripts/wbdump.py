@@ -972,6 +972,8 @@ def _main(argv) -> int:
         for s in specs:
             print(f"{s.name:<36} {str(list(s.shape)):>14}  {s.layout}")
         return 0
+    except BrokenPipeError:
+        return 0
     except (ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
