@@ -187,6 +187,7 @@ class CandidateEncoder final : public Encoder {
     ctx_.k = k_;
     ctx_.pool = &pool_;
     ctx_.prec = prec_;
+    ctx_.attn = attention_impl_from_env();
     const char* prof = std::getenv("WB_CAND_PROFILE");
     prof_.on = prof != nullptr && *prof != '\0' && *prof != '0';
   }
@@ -199,7 +200,8 @@ class CandidateEncoder final : public Encoder {
             {"isa", std::string(isa_name(isa_))},
             {"threads", threads_},
             {"faults", faults_.specs},
-            {"gemm", "openblas sgemm (single-threaded per worker, rows split across threads)"}};
+            {"gemm", "openblas sgemm (single-threaded per worker, rows split across threads)"},
+            {"attention", ctx_.attn == AttnImpl::kernel ? "micro-kernels" : "openblas"}};
   }
 
   int n_layers() const override { return model_->d.n_audio_layer; }
@@ -331,7 +333,7 @@ class CandidateEncoder final : public Encoder {
     o.resize(static_cast<std::size_t>(t) * c);
     {
       Timer tm{prof_, "attention"};
-      attention(ctx_, qkv.data(), t, c, heads, static_cast<float>(alpha), o.data());
+      attention(ctx_, qkv.data(), t, c, heads, static_cast<float>(alpha), o.data(), 96, ctx_.attn);
     }
     Timer tm_out{prof_, "out+fc1+fc2"};
     // attn.out = o Wo^T + bo;  resid = x + attn.out

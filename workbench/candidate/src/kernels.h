@@ -20,6 +20,8 @@ Isa best_isa();                            // the widest supported path
 Isa select_isa();
 std::vector<Isa> supported_isas();
 
+inline constexpr int kAttnMR = 6;
+
 struct KernelTable {
   Isa isa;
   // y[r, :] = (x[r, :] - mean) / sqrt(var + eps) * g + b, mean/var (biased) in float32, two-pass.
@@ -41,6 +43,18 @@ struct KernelTable {
   void (*exp_rows)(float* x, int64_t rows, int cols, int64_t ld, float* inv_sum);
   // x[r, c] *= s[r]
   void (*scale_rows)(float* x, int64_t rows, int cols, int64_t ld, const float* s);
+  // Attention micro-kernels (register tiles of kAttnMR rows x attn_nr columns, fp32 FMA).
+  // attn_nr: panel width (2 vectors). Packed K^T of one head: ceil(t / nr) panels of [dh][nr]
+  // (zero-padded); packed V: [t][dhp], dhp = dh rounded up to nr (zero-padded).
+  int attn_nr;
+  void (*attn_pack_k)(const float* k, int64_t ldk, int t, int dh, float* kp);
+  void (*attn_pack_v)(const float* v, int64_t ldv, int t, int dh, float* vp);
+  // s[m, t] = alpha * q[m, dh] k^T   (q rows ldq apart, s rows lds apart)
+  void (*attn_qk)(const float* q, int64_t ldq, int m, const float* kp, int t, int dh, float alpha,
+                  float* s, int64_t lds);
+  // o[m, dh] = scale[r] * (e[m, t] v)   (e rows lde apart, o rows ldo apart)
+  void (*attn_pv)(const float* e, int64_t lde, int m, const float* vp, int t, int dh,
+                  const float* scale, float* o, int64_t ldo);
   // Round float32 to the nearest bfloat16 / IEEE half (ties to even) and back: y may alias x.
   void (*round_bf16)(const float* x, float* y, int64_t n);
   void (*round_f16)(const float* x, float* y, int64_t n);

@@ -374,6 +374,103 @@ void scale_rows(float* x, int64_t rows, int cols, int64_t ld, const float* sc) {
   }
 }
 
+// ---- attention micro-kernels: MR x NR register tiles, NR = 2 vectors ----
+constexpr int MR = kAttnMR;
+constexpr int NR = 2 * W;
+
+void attn_pack_k(const float* k, int64_t ldk, int t, int dh, float* kp) {
+  const int panels = (t + NR - 1) / NR;
+  for (int p = 0; p < panels; ++p) {
+    float* dst = kp + static_cast<int64_t>(p) * dh * NR;
+    for (int j = 0; j < NR; ++j) {
+      const int row = p * NR + j;
+      if (row < t) {
+        const float* src = k + row * ldk;
+        for (int d = 0; d < dh; ++d) dst[d * NR + j] = src[d];
+      } else {
+        for (int d = 0; d < dh; ++d) dst[d * NR + j] = 0.0f;
+      }
+    }
+  }
+}
+
+void attn_pack_v(const float* v, int64_t ldv, int t, int dh, float* vp) {
+  const int dhp = (dh + NR - 1) / NR * NR;
+  for (int r = 0; r < t; ++r) {
+    std::memcpy(vp + static_cast<int64_t>(r) * dhp, v + r * ldv, sizeof(float) * dh);
+    for (int d = dh; d < dhp; ++d) vp[static_cast<int64_t>(r) * dhp + d] = 0.0f;
+  }
+}
+
+// Stores acc * scale into up to `rows` x `cols` of dst (tile rows ld apart).
+inline void store_tile(V (&acc)[MR][2], float* dst, int64_t ld, int rows, int cols,
+                       const float* scale) {
+  for (int r = 0; r < rows; ++r) {
+    const V sv = set1(scale[r]);
+    float* d = dst + r * ld;
+    if (cols == NR) {
+      store(d, mul(acc[r][0], sv));
+      store(d + W, mul(acc[r][1], sv));
+    } else {
+      float buf[NR];
+      store(buf, mul(acc[r][0], sv));
+      store(buf + W, mul(acc[r][1], sv));
+      for (int c = 0; c < cols; ++c) d[c] = buf[c];
+    }
+  }
+}
+
+void attn_qk(const float* q, int64_t ldq, int m, const float* kp, int t, int dh, float alpha,
+             float* s, int64_t lds) {
+  const int panels = (t + NR - 1) / NR;
+  float scale[MR];
+  for (float& x : scale) x = alpha;
+  for (int i0 = 0; i0 < m; i0 += MR) {
+    const int mr = std::min(MR, m - i0);
+    const float* qr[MR];
+    for (int r = 0; r < MR; ++r) qr[r] = q + static_cast<int64_t>(i0 + std::min(r, mr - 1)) * ldq;
+    for (int p = 0; p < panels; ++p) {
+      const float* b = kp + static_cast<int64_t>(p) * dh * NR;
+      V acc[MR][2];
+      for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = set1(0.0f);
+      for (int d = 0; d < dh; ++d) {
+        const V b0 = load(b + d * NR), b1 = load(b + d * NR + W);
+        for (int r = 0; r < MR; ++r) {
+          const V a = set1(qr[r][d]);
+          acc[r][0] = fma(a, b0, acc[r][0]);
+          acc[r][1] = fma(a, b1, acc[r][1]);
+        }
+      }
+      store_tile(acc, s + i0 * lds + p * NR, lds, mr, std::min(NR, t - p * NR), scale);
+    }
+  }
+}
+
+void attn_pv(const float* e, int64_t lde, int m, const float* vp, int t, int dh,
+             const float* scale, float* o, int64_t ldo) {
+  const int dhp = (dh + NR - 1) / NR * NR;
+  for (int i0 = 0; i0 < m; i0 += MR) {
+    const int mr = std::min(MR, m - i0);
+    const float* er[MR];
+    for (int r = 0; r < MR; ++r) er[r] = e + static_cast<int64_t>(i0 + std::min(r, mr - 1)) * lde;
+    for (int j0 = 0; j0 < dhp; j0 += NR) {
+      V acc[MR][2];
+      for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = set1(0.0f);
+      const float* b = vp + j0;
+      for (int tt = 0; tt < t; ++tt) {
+        const V b0 = load(b + static_cast<int64_t>(tt) * dhp);
+        const V b1 = load(b + static_cast<int64_t>(tt) * dhp + W);
+        for (int r = 0; r < MR; ++r) {
+          const V a = set1(er[r][tt]);
+          acc[r][0] = fma(a, b0, acc[r][0]);
+          acc[r][1] = fma(a, b1, acc[r][1]);
+        }
+      }
+      store_tile(acc, o + i0 * ldo + j0, ldo, mr, std::min(NR, dh - j0), scale + i0);
+    }
+  }
+}
+
 void round_bf16(const float* x, float* y, int64_t n) {
   map1(x, y, n, [](V a) { return round_bf16v(a); });
 }
@@ -403,9 +500,26 @@ void exp_k(const float* x, float* y, int64_t n) {
 }  // namespace
 
 const KernelTable& table() {
-  static const KernelTable t{kIsa,       layer_norm, bias_gelu,  bias_add,    residual_add,
-                             softmax_rows, exp_rows,  scale_rows, round_bf16,  round_f16,
-                             bf16_to_f32, f16_to_f32, power,      erf_k,       exp_k};
+  static const KernelTable t{.isa = kIsa,
+                             .layer_norm = layer_norm,
+                             .bias_gelu = bias_gelu,
+                             .bias_add = bias_add,
+                             .residual_add = residual_add,
+                             .softmax_rows = softmax_rows,
+                             .exp_rows = exp_rows,
+                             .scale_rows = scale_rows,
+                             .attn_nr = NR,
+                             .attn_pack_k = attn_pack_k,
+                             .attn_pack_v = attn_pack_v,
+                             .attn_qk = attn_qk,
+                             .attn_pv = attn_pv,
+                             .round_bf16 = round_bf16,
+                             .round_f16 = round_f16,
+                             .bf16_to_f32 = bf16_to_f32,
+                             .f16_to_f32 = f16_to_f32,
+                             .power = power,
+                             .erf = erf_k,
+                             .exp = exp_k};
   return t;
 }
 

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstdlib>
 #include <stdexcept>
+#include <string>
+#include <string_view>
 
 namespace wb::cand {
 
@@ -112,8 +114,15 @@ void linear(OpContext& ctx, const float* a, int64_t m, int64_t lda, const Weight
       8);
 }
 
+AttnImpl attention_impl_from_env() {
+  const char* env = std::getenv("WB_CAND_ATTN");
+  if (env == nullptr || *env == '\0' || std::string_view(env) == "kernel") return AttnImpl::kernel;
+  if (std::string_view(env) == "blas") return AttnImpl::blas;
+  throw std::runtime_error("WB_CAND_ATTN=" + std::string(env) + ": expected kernel or blas");
+}
+
 void attention(OpContext& ctx, const float* qkv, int64_t t, int c, int heads, float alpha,
-               float* out, int block_rows) {
+               float* out, int block_rows, AttnImpl impl) {
   if (c % heads != 0) throw std::invalid_argument("attention: C not divisible by heads");
   const int dh = c / heads;
   if (const char* env = std::getenv("WB_CAND_ATTN_BLOCK")) block_rows = std::atoi(env);
@@ -126,22 +135,47 @@ void attention(OpContext& ctx, const float* qkv, int64_t t, int c, int heads, fl
     if (static_cast<int64_t>(s.size()) < block_rows * t)
       s.resize(static_cast<std::size_t>(block_rows * t));
   const KernelTable& k = *ctx.k;
+  const int ti = static_cast<int>(t);
+  // Own micro-kernels: K^T and V of every head packed once, then (head, query block) items.
+  const int nr = k.attn_nr;
+  const int64_t kp_size = (t + nr - 1) / nr * nr * dh;
+  const int dhp = (dh + nr - 1) / nr * nr;
+  const int64_t vp_size = t * dhp;
+  if (impl == AttnImpl::kernel) {
+    const int64_t need = heads * (kp_size + vp_size);
+    if (static_cast<int64_t>(ctx.packed.size()) < need) ctx.packed.resize(static_cast<std::size_t>(need));
+    ctx.pool->parallel_items(2 * heads, [&](int64_t item, int) {
+      const int h = static_cast<int>(item / 2);
+      float* kp = ctx.packed.data() + h * (kp_size + vp_size);
+      if (item % 2 == 0)
+        k.attn_pack_k(qkv + c + static_cast<int64_t>(h) * dh, ld, ti, dh, kp);
+      else
+        k.attn_pack_v(qkv + 2 * static_cast<int64_t>(c) + static_cast<int64_t>(h) * dh, ld, ti, dh,
+                      kp + kp_size);
+    });
+  }
   ctx.pool->parallel_items(heads * nblocks, [&](int64_t item, int tid) {
     const int h = static_cast<int>(item / nblocks);
     const int64_t r0 = (item % nblocks) * block_rows;
     const int mrows = static_cast<int>(std::min<int64_t>(block_rows, t - r0));
     float* s = ctx.sscratch[static_cast<std::size_t>(tid)].data();
     const float* q = qkv + r0 * ld + static_cast<int64_t>(h) * dh;
+    float* o = out + r0 * c + static_cast<int64_t>(h) * dh;
+    float inv[kMaxBlockRows];
+    if (impl == AttnImpl::kernel) {
+      const float* kp = ctx.packed.data() + h * (kp_size + vp_size);
+      k.attn_qk(q, ld, mrows, kp, ti, dh, alpha, s, ti);       // S = alpha q k^T
+      k.exp_rows(s, mrows, ti, ti, inv);                       // E = exp(S - rowmax)
+      k.attn_pv(s, ti, mrows, kp + kp_size, ti, dh, inv, o, c);  // O = (E v) / rowsum(E)
+      return;
+    }
     const float* kk = qkv + c + static_cast<int64_t>(h) * dh;
     const float* v = qkv + 2 * static_cast<int64_t>(c) + static_cast<int64_t>(h) * dh;
-    const int ti = static_cast<int>(t);
     // S[m, T] = alpha q_blk k^T
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mrows, ti, dh, alpha, q,
                 static_cast<int>(ld), kk, static_cast<int>(ld), 0.0f, s, ti);
     // E = exp(S - rowmax), O[m, dh] = (E v) / rowsum(E): softmax normalised after the product
-    float inv[kMaxBlockRows];
     k.exp_rows(s, mrows, ti, ti, inv);
-    float* o = out + r0 * c + static_cast<int64_t>(h) * dh;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mrows, dh, ti, 1.0f, s, ti, v,
                 static_cast<int>(ld), 0.0f, o, c);
     k.scale_rows(o, mrows, dh, c, inv);

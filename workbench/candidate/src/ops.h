@@ -33,6 +33,8 @@ class WeightMatrix {
   std::vector<uint16_t> h_;
 };
 
+enum class AttnImpl { kernel, blas };
+
 // Called by the thread that computed rows [r0, r1) of the output, right after its GEMM.
 using Epilogue = std::function<void(int64_t r0, int64_t r1, int tid)>;
 
@@ -43,6 +45,8 @@ struct OpContext {
   std::vector<float> wscratch;                // dequantized weights
   std::vector<std::vector<float>> ascratch;   // per thread: rounded activations, score rows
   std::vector<std::vector<float>> sscratch;   // per thread: attention score blocks
+  std::vector<float> packed;                  // attention: packed K^T and V of every head
+  AttnImpl attn = AttnImpl::kernel;
 };
 
 // Y[M, N] = A[M, K] W^T (no bias; the epilogue adds it). In reduced precision A is rounded to the
@@ -51,11 +55,14 @@ struct OpContext {
 void linear(OpContext& ctx, const float* a, int64_t m, int64_t lda, const WeightMatrix& w,
             float* y, int64_t ldy, const Epilogue& epi);
 
+// $WB_CAND_ATTN = kernel (default: own micro-kernels) | blas (OpenBLAS sgemm per block).
+AttnImpl attention_impl_from_env();
+
 // Block-wise multi-head attention over qkv [T, 3C] (q | k | v, heads of d_head columns each):
 // out[T, C] = concat_h softmax(alpha q_h k_h^T) v_h, computed for blocks of `block_rows` queries
 // at a time, so only a [block_rows, T] score block per thread exists.
 void attention(OpContext& ctx, const float* qkv, int64_t t, int c, int heads, float alpha,
-               float* out, int block_rows = 256);
+               float* out, int block_rows = 96, AttnImpl impl = AttnImpl::kernel);
 
 // Rounds x in place to the context precision (no-op for float32).
 void round_to_precision(OpContext& ctx, float* x, int64_t n);

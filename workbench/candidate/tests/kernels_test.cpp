@@ -330,20 +330,24 @@ TEST_CASE("ops: linear (OpenBLAS, rows split over threads) vs float64, determini
 TEST_CASE("ops: block-wise attention vs float64 full softmax attention") {
   for (Isa isa : supported_isas()) {
     const KernelTable& k = kernels(isa);
-    for (int threads : {1, 2}) {
+    for (auto [threads, impl] : {std::pair{1, AttnImpl::kernel}, {2, AttnImpl::kernel},
+                                 {1, AttnImpl::blas}, {2, AttnImpl::blas}}) {
       ThreadPool pool(threads);
       OpContext ctx;
       ctx.k = &k;
       ctx.pool = &pool;
       BlasSingleThread blas1;
-      const int t = 157, c = 96, heads = 3, dh = c / heads;
+      const char* impl_name = impl == AttnImpl::kernel ? "kernel" : "blas";
+      const int t = 157, c = 108, heads = 3, dh = c / heads;  // d_head 36: not a multiple of 8
       const auto qkv = randn(static_cast<std::size_t>(t) * 3 * c, kSeed + 21, 1.5f);
       const float alpha = 1.0f / std::sqrt(static_cast<float>(dh));
       std::vector<float> out(static_cast<std::size_t>(t) * c), out2(out.size());
-      attention(ctx, qkv.data(), t, c, heads, alpha, out.data(), 40);  // 4 blocks, tail of 37
-      attention(ctx, qkv.data(), t, c, heads, alpha, out2.data(), 40);
+      // 4 query blocks, the last one 37 rows (not a multiple of the 6-row register tile)
+      attention(ctx, qkv.data(), t, c, heads, alpha, out.data(), 40, impl);
+      attention(ctx, qkv.data(), t, c, heads, alpha, out2.data(), 40, impl);
       CHECK(out == out2);
-      Check ch{cid(isa, "attention t" + std::to_string(threads) + " T157 C96 H3 block40")};
+      Check ch{cid(isa, std::string("attention/") + impl_name + " t" + std::to_string(threads) +
+                            " T157 C108 H3 block40")};
       std::vector<double> s(t);
       for (int h = 0; h < heads; ++h)
         for (int i = 0; i < t; ++i) {
