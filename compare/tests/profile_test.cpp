@@ -23,8 +23,8 @@ TEST_CASE("rules apply in order, later matches override per metric") {
     "fail": {"rel_l2": {"max": 1e-3}, "cosine": {"min": 0.99}},
     "warn": {"rel_l2": {"max": 1e-4}},
     "rules": [
-      {"taps": "encoder.blocks.*", "fail": {"rel_l2": {"max": 1e-2}}, "atol": 1e-4},
-      {"taps": ["encoder.blocks.1.*"], "fail": {"cosine": null}, "ignore": false},
+      {"taps": "encoder.blocks.**", "fail": {"rel_l2": {"max": 1e-2}}, "atol": 1e-4},
+      {"taps": ["encoder.blocks.1.**"], "fail": {"cosine": null}, "ignore": false},
       {"taps": "mel", "ignore": true}
     ]})", "t.json");
   const auto t0 = p.for_tap("encoder.conv1");
@@ -117,4 +117,14 @@ TEST_CASE("name maps rename, expand {i} and refuse unknown targets") {
   CHECK_THROWS_WITH_AS(bad.validate(d), "m.json: maps 'a' to unknown tap 'encoder.blocks.0.nope'",
                        std::runtime_error);
   CHECK_THROWS_AS(NameMap::parse(nlohmann::json::parse(R"({"a": 3})"), "m.json"), std::runtime_error);
+}
+
+TEST_CASE("the shipped Hugging Face map parses and names registry taps only") {
+  const std::string path = std::string(WB_SOURCE_DIR) + "/fixtures/maps/hf.json";
+  const auto m = NameMap::load(path);
+  CHECK(m.size() > 10);
+  CHECK_NOTHROW(m.validate(wb::ModelDims::preset("tiny")));
+  CHECK(m.canonical("encoder.layers.3.fc1") == "encoder.blocks.3.mlp.fc1");
+  CHECK(m.canonical("encoder.layers.3") == "encoder.blocks.3.out");
+  CHECK(m.canonical("input_features") == "mel");
 }

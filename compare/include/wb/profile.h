@@ -15,6 +15,7 @@
 //     "attribution": {"local_ratio": 4}
 //   }
 //
+// Tap globs follow wb::glob_match: "*" within one dot-separated part, "**" across parts.
 // A threshold is {"max": v} (metric <= v), {"min": v} (metric >= v) and/or {"max_floor": k}
 // (metric <= k times the same metric of the reference against its float64 run; used when a floor
 // dump is given, otherwise "max"/"min" apply). Metrics: see kThresholdMetrics.
