@@ -300,6 +300,28 @@ def case_foreign_schema(c):
     return "schema other/2 and a text file refused"
 
 
+def case_hf_fixture_portable(c):
+    """make_hf_fixture.py is bit-identical everywhere (pinned sha256) and wb reads what it writes."""
+    out = c.path("gen-nano")
+    gen = os.path.join(ROOT, "scripts", "make_hf_fixture.py")
+    pinned = "0e60d67df14eedc019c814d2e3bd3db25851e6fd87e8b1a4060d33d5a44319ff"
+    p = subprocess.run([sys.executable, gen, "--dims", "nano", "--seed", "7", "-o", out,
+                        "--vocab-from", os.path.join(ROOT, "fixtures", "trained"),
+                        "--expect-sha256", pinned], capture_output=True, text=True, timeout=120)
+    expect(p.returncode == 0, f"make_hf_fixture.py: {p.stdout}{p.stderr}")
+    expect(W.model_sha256(out) == pinned, "model_sha256 differs from the generator's")
+    dump = c.path("gen-nano.h5")
+    rc, o, e = c.run_wb("dump", "--impl", "reference", "--model", out, "--audio",
+                        os.path.join(ROOT, "fixtures", "audio", "hello.wav"), "--taps", "minimal",
+                        "--no-decode", "-o", dump)
+    expect(rc == 0, f"wb dump on the generated model: exit {rc} {e}")
+    d = W.open_dump(dump)
+    expect(d.attrs["model_sha256"] == pinned, "wb recorded another model_sha256")
+    y = d.read("encoder.ln_post")
+    expect(np.all(np.isfinite(y)) and 0.5 < float(np.std(y)) < 2.0, f"ln_post std {np.std(y)}")
+    return f"sha256 {pinned[:12]}..., wb dump ok, ln_post std {np.std(y):.3f}"
+
+
 CASES = {
     "valid_inspect": case_valid_inspect,
     "valid_compare": case_valid_compare,
@@ -313,6 +335,7 @@ CASES = {
     "missing_metadata": case_missing_metadata,
     "unfinished": case_unfinished,
     "foreign_schema": case_foreign_schema,
+    "hf_fixture_portable": case_hf_fixture_portable,
     "wrong_name_wb": case_wrong_name_wb,
 }
 PENDING = {"wrong_name_wb"}  # run only when named: wb accepts names outside the registry today
