@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <ctime>
 #include <stdexcept>
 #include <string>
 #include <chrono>
@@ -27,24 +28,35 @@ namespace {
 
 std::string shape_of(const Tensor& t) { return shape_str(t.shape()); }
 
-// $WB_CAND_PROFILE=1: accumulated wall time per op, printed to stderr when the encoder is destroyed.
+// $WB_CAND_PROFILE=1: accumulated wall and process CPU time per op, printed to stderr when the
+// encoder is destroyed.
+double process_cpu_now() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
 struct Profile {
   bool on = false;
-  std::map<std::string, double> secs;
+  std::map<std::string, std::pair<double, double>> secs;  // wall, cpu
   ~Profile() {
     if (!on) return;
     double total = 0;
-    for (const auto& [k, v] : secs) total += v;
+    for (const auto& [k, v] : secs) total += v.second;
     for (const auto& [k, v] : secs)
-      std::fprintf(stderr, "candidate profile: %-12s %8.4f s  %5.1f%%\n", k.c_str(), v, 100 * v / total);
+      std::fprintf(stderr, "candidate profile: %-12s wall %8.4f s  cpu %8.4f s  %5.1f%% of cpu\n",
+                   k.c_str(), v.first, v.second, 100 * v.second / total);
   }
 };
 struct Timer {
   Profile& p;
   const char* name;
   std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
+  double c0 = p.on ? process_cpu_now() : 0.0;
   ~Timer() {
-    if (p.on) p.secs[name] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (!p.on) return;
+    auto& e = p.secs[name];
+    e.first += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    e.second += process_cpu_now() - c0;
   }
 };
 
@@ -335,7 +347,7 @@ class CandidateEncoder final : public Encoder {
       Timer tm{prof_, "attention"};
       attention(ctx_, qkv.data(), t, c, heads, static_cast<float>(alpha), o.data(), 96, ctx_.attn);
     }
-    Timer tm_out{prof_, "out+fc1+fc2"};
+    Timer tm_out{prof_, "out+mlp"};
     // attn.out = o Wo^T + bo;  resid = x + attn.out
     Tensor y(DType::f32, {t, c});
     float* yp = y.f32();

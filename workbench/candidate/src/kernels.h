@@ -45,7 +45,7 @@ struct KernelTable {
   void (*scale_rows)(float* x, int64_t rows, int cols, int64_t ld, const float* s);
   // Attention micro-kernels (register tiles of kAttnMR rows x attn_nr columns, fp32 FMA).
   // attn_nr: panel width (2 vectors). Packed K^T of one head: ceil(t / nr) panels of [dh][nr]
-  // (zero-padded); packed V: [t][dhp], dhp = dh rounded up to nr (zero-padded).
+  // (zero-padded); packed V: ceil(dh / nr) column panels of [t][nr] (zero-padded).
   int attn_nr;
   void (*attn_pack_k)(const float* k, int64_t ldk, int t, int dh, float* kp);
   void (*attn_pack_v)(const float* v, int64_t ldv, int t, int dh, float* vp);

@@ -395,10 +395,17 @@ void attn_pack_k(const float* k, int64_t ldk, int t, int dh, float* kp) {
 }
 
 void attn_pack_v(const float* v, int64_t ldv, int t, int dh, float* vp) {
-  const int dhp = (dh + NR - 1) / NR * NR;
-  for (int r = 0; r < t; ++r) {
-    std::memcpy(vp + static_cast<int64_t>(r) * dhp, v + r * ldv, sizeof(float) * dh);
-    for (int d = dh; d < dhp; ++d) vp[static_cast<int64_t>(r) * dhp + d] = 0.0f;
+  // Column panels [dhp / NR][t][NR]: each panel is one contiguous stream for attn_pv.
+  const int np = (dh + NR - 1) / NR;
+  for (int p = 0; p < np; ++p) {
+    float* dst = vp + static_cast<int64_t>(p) * t * NR;
+    const int cols = std::min(NR, dh - p * NR);
+    for (int r = 0; r < t; ++r) {
+      const float* src = v + r * ldv + p * NR;
+      float* d = dst + static_cast<int64_t>(r) * NR;
+      for (int c = 0; c < cols; ++c) d[c] = src[c];
+      for (int c = cols; c < NR; ++c) d[c] = 0.0f;
+    }
   }
 }
 
@@ -425,12 +432,14 @@ void attn_qk(const float* q, int64_t ldq, int m, const float* kp, int t, int dh,
   const int panels = (t + NR - 1) / NR;
   float scale[MR];
   for (float& x : scale) x = alpha;
-  for (int i0 = 0; i0 < m; i0 += MR) {
-    const int mr = std::min(MR, m - i0);
-    const float* qr[MR];
-    for (int r = 0; r < MR; ++r) qr[r] = q + static_cast<int64_t>(i0 + std::min(r, mr - 1)) * ldq;
-    for (int p = 0; p < panels; ++p) {
-      const float* b = kp + static_cast<int64_t>(p) * dh * NR;
+  // Panel-outer: one packed K^T panel ([dh][NR], a few KB) stays in L1 across all row tiles.
+  for (int p = 0; p < panels; ++p) {
+    const float* b = kp + static_cast<int64_t>(p) * dh * NR;
+    const int cols = std::min(NR, t - p * NR);
+    for (int i0 = 0; i0 < m; i0 += MR) {
+      const int mr = std::min(MR, m - i0);
+      const float* qr[MR];
+      for (int r = 0; r < MR; ++r) qr[r] = q + static_cast<int64_t>(i0 + std::min(r, mr - 1)) * ldq;
       V acc[MR][2];
       for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = set1(0.0f);
       for (int d = 0; d < dh; ++d) {
@@ -441,32 +450,33 @@ void attn_qk(const float* q, int64_t ldq, int m, const float* kp, int t, int dh,
           acc[r][1] = fma(a, b1, acc[r][1]);
         }
       }
-      store_tile(acc, s + i0 * lds + p * NR, lds, mr, std::min(NR, t - p * NR), scale);
+      store_tile(acc, s + i0 * lds + p * NR, lds, mr, cols, scale);
     }
   }
 }
 
 void attn_pv(const float* e, int64_t lde, int m, const float* vp, int t, int dh,
              const float* scale, float* o, int64_t ldo) {
-  const int dhp = (dh + NR - 1) / NR * NR;
-  for (int i0 = 0; i0 < m; i0 += MR) {
-    const int mr = std::min(MR, m - i0);
-    const float* er[MR];
-    for (int r = 0; r < MR; ++r) er[r] = e + static_cast<int64_t>(i0 + std::min(r, mr - 1)) * lde;
-    for (int j0 = 0; j0 < dhp; j0 += NR) {
+  const int np = (dh + NR - 1) / NR;
+  for (int p = 0; p < np; ++p) {
+    const float* b = vp + static_cast<int64_t>(p) * t * NR;
+    const int cols = std::min(NR, dh - p * NR);
+    for (int i0 = 0; i0 < m; i0 += MR) {
+      const int mr = std::min(MR, m - i0);
+      const float* er[MR];
+      for (int r = 0; r < MR; ++r) er[r] = e + static_cast<int64_t>(i0 + std::min(r, mr - 1)) * lde;
       V acc[MR][2];
       for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = set1(0.0f);
-      const float* b = vp + j0;
       for (int tt = 0; tt < t; ++tt) {
-        const V b0 = load(b + static_cast<int64_t>(tt) * dhp);
-        const V b1 = load(b + static_cast<int64_t>(tt) * dhp + W);
+        const V b0 = load(b + static_cast<int64_t>(tt) * NR);
+        const V b1 = load(b + static_cast<int64_t>(tt) * NR + W);
         for (int r = 0; r < MR; ++r) {
           const V a = set1(er[r][tt]);
           acc[r][0] = fma(a, b0, acc[r][0]);
           acc[r][1] = fma(a, b1, acc[r][1]);
         }
       }
-      store_tile(acc, o + i0 * ldo + j0, ldo, mr, std::min(NR, dh - j0), scale + i0);
+      store_tile(acc, o + i0 * ldo + p * NR, ldo, mr, cols, scale + i0);
     }
   }
 }
