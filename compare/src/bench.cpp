@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
@@ -39,14 +40,16 @@ struct Rng {
 };
 
 // Peak resident set (VmHWM) in MiB; reset_peak() restarts it (Linux >= 4.0, clear_refs "5").
-double peak_rss_mb() {
+double status_mb(const char* key) {
   std::ifstream f("/proc/self/status");
   std::string line;
+  const std::string k = std::string(key) + ":";
   while (std::getline(f, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+    if (line.rfind(k, 0) == 0) return std::stod(line.substr(k.size())) / 1024.0;
   }
   return 0.0;
 }
+double peak_rss_mb() { return status_mb("VmHWM"); }
 void reset_peak() {
   std::ofstream f("/proc/self/clear_refs");
   f << "5";
@@ -112,8 +115,9 @@ std::string BenchResult::summary() const {
   s += fmt::format("compare / sequential read throughput: {:.2f}  (required >= 0.5)\n",
                    reader_read_s / compare_s);
   s += fmt::format("compare / raw read throughput:        {:.2f}\n", raw_read_s / compare_s);
-  s += fmt::format("peak RSS of the comparison: {:.1f} MiB (required < 300); whole process {:.1f} MiB\n",
-                   peak_rss_mb, process_peak_rss_mb);
+  s += fmt::format("peak RSS during the comparison: {:.1f} MiB (required < 300), of which {:.1f} MiB "
+                   "resident before it started (binary, LibTorch); whole run incl. generation {:.1f} MiB\n",
+                   peak_rss_mb, rss_before_mb, process_peak_rss_mb);
   return s;
 }
 
@@ -202,6 +206,7 @@ BenchResult run_compare_bench(const BenchOptions& opts) {
   const std::vector<std::string> files = {ref_path, cand_path};
   CompareOptions co;
   co.profile = ToleranceProfile();
+  if (const char* ce = std::getenv("WB_COMPARE_CHUNK")) co.chunk_elements = std::atoll(ce);
   res.raw_read_s = res.reader_read_s = res.compare_s = 1e300;
   double sink = 0.0;
   // Warm the cache once (unless measuring cold), so the order of the measurements does not matter.
@@ -213,8 +218,7 @@ BenchResult run_compare_bench(const BenchOptions& opts) {
     res.reader_read_s = std::min(res.reader_read_s, reader_read(files, co.chunk_elements, sink));
     if (opts.cold) for (const auto& f : files) evict(f);
     reset_peak();
-    const double before = peak_rss_mb();
-    (void)before;
+    res.rss_before_mb = status_mb("VmRSS");
     t0 = Clock::now();
     const CompareResult r = compare_files(ref_path, cand_path, "", co);
     res.compare_s = std::min(res.compare_s, since(t0));

@@ -30,7 +30,8 @@ struct BenchResult {
   double raw_read_s = 0;
   double reader_read_s = 0;
   double compare_s = 0;
-  double peak_rss_mb = 0;           // of the comparison
+  double rss_before_mb = 0;         // resident before the comparison (the wb binary + LibTorch)
+  double peak_rss_mb = 0;           // of the comparison (process peak while it ran)
   double process_peak_rss_mb = 0;   // whole process (generation included)
   int exit_status = 0;
   std::string summary() const;      // a few lines: sizes, times, throughputs, ratios, memory
