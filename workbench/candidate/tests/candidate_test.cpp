@@ -4,7 +4,10 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <algorithm>
 #include <complex>
+#include <cstring>
+#include <filesystem>
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -458,6 +461,64 @@ TEST_CASE("candidate: replayed block error is local (candidate block on referenc
     const Metrics m = metrics(rr.at("encoder.blocks." + std::to_string(i) + ".out"), yd);
     MESSAGE("tiny block " << i << " replayed on reference input: rel L2 " << m.rel_l2);
     CHECK(m.rel_l2 <= 1e-5);
+  }
+}
+#endif
+
+#ifdef WB_HAVE_REFERENCE
+TEST_CASE("candidate fidelity on the committed fixtures (models x clips), per precision") {
+  namespace fs = std::filesystem;
+  const fs::path root(WB_SOURCE_DIR);
+  std::vector<fs::path> models;
+  for (const char* m : {"fixtures/models/nano-hf", "fixtures/models/nano.bin", "fixtures/trained"})
+    if (fs::exists(root / m)) models.push_back(root / m);
+  std::vector<fs::path> clips;
+  if (fs::exists(root / "fixtures/audio"))
+    for (const auto& e : fs::directory_iterator(root / "fixtures/audio"))
+      if (e.path().extension() == ".wav") clips.push_back(e.path());
+  std::sort(clips.begin(), clips.end());
+  if (models.empty() || clips.empty()) {
+    MESSAGE("no committed fixtures found under " << root.string() << ": skipped");
+    return;
+  }
+  for (const auto& mp : models) {
+    auto ck = std::make_shared<const wb::Checkpoint>(wb::load_checkpoint(mp.string()));
+    auto ref = wb::make_reference_encoder(ck, wb::DType::f32);
+    for (const auto& clip : clips) {
+      const wb::Audio audio = wb::load_audio(clip.string());
+      const Recorder rr = run_all(*ref, audio.pcm);
+      for (const char* prec : {"float32", "bfloat16", "float16"}) {
+        wb::CandidateOptions o;
+        o.precision = prec;
+        o.threads = 2;
+        auto enc = wb::make_candidate_encoder(ck, o);
+        const Recorder r = run_all(*enc, audio.pcm);
+        REQUIRE(r.order == rr.order);
+        double worst = 0;
+        std::string worst_name;
+        for (const auto& name : rr.order) {
+          const Metrics m = metrics(rr.at(name), r.at(name));
+          if (m.rel_l2 > worst) {
+            worst = m.rel_l2;
+            worst_name = name;
+          }
+        }
+        const Metrics mel = metrics(rr.at("mel"), r.at("mel"));
+        const Metrics out = metrics(rr.at("encoder.ln_post"), r.at("encoder.ln_post"));
+        MESSAGE(mp.filename().string() << " " << clip.filename().string() << " " << std::string(prec)
+                                       << ": mel rel L2 " << mel.rel_l2 << "; ln_post cosine "
+                                       << out.cosine << " (1-cos " << 1 - out.cosine << "), rel L2 "
+                                       << out.rel_l2 << "; worst tap " << worst_name << " "
+                                       << worst);
+        if (std::string(prec) == "float32") {
+          CHECK(mel.rel_l2 <= 1e-5);
+          CHECK(out.cosine >= 0.999999);
+          CHECK(out.rel_l2 <= 1e-5);
+          CHECK(worst <= 1e-4);
+        }
+        CHECK(out.nonfinite == 0);
+      }
+    }
   }
 }
 #endif
