@@ -16,9 +16,12 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include "kernels.h"
 #include "wb/audio.h"
 #include "wb/candidate.h"
+#include "wb/dump.h"
 #include "wb/taps.h"
 #include "wb/util.h"
 #include "wb/weights.h"
@@ -522,3 +525,41 @@ TEST_CASE("candidate fidelity on the committed fixtures (models x clips), per pr
   }
 }
 #endif
+
+TEST_CASE("candidate: two runs with the same thread count write bit-identical HDF5 dumps") {
+  namespace fs = std::filesystem;
+  const auto ck = model("nano");
+  const fs::path dir = fs::temp_directory_path() / ("wb_cand_det_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::vector<std::string> paths;
+  for (int run = 0; run < 2; ++run) {
+    auto enc = cand("nano", {}, "float32", 2);
+    wb::DumpMeta meta;
+    meta.implementation = enc->implementation();
+    meta.precision = "float32";
+    meta.dims = ck->dims;
+    meta.threads = 2;
+    meta.run_info = enc->run_info();
+    const std::string path = (dir / ("run" + std::to_string(run) + ".h5")).string();
+    wb::DumpWriter w(path, meta, wb::TapSelector("all"));
+    const wb::Tensor mel = enc->log_mel(pcm12(), &w);
+    wb::run_encoder(*enc, mel, &w);
+    w.finish();
+    paths.push_back(path);
+  }
+  wb::DumpReader a(paths[0]), b(paths[1]);
+  REQUIRE(a.taps().size() == wb::encoder_taps(ck->dims).size());
+  REQUIRE(a.taps().size() == b.taps().size());
+  int differing = 0;
+  for (const auto& info : a.taps()) {
+    const wb::Tensor ta = a.read(info.name), tb = b.read(info.name);
+    if (ta.shape() != tb.shape() ||
+        std::memcmp(ta.raw(), tb.raw(), sizeof(float) * static_cast<std::size_t>(ta.numel())) != 0)
+      ++differing;
+  }
+  MESSAGE("dump taps: " << a.taps().size() << ", differing between the two runs: " << differing
+                        << "; run_info " << a.meta().run_info.dump());
+  CHECK(differing == 0);
+  CHECK(a.meta().run_info.at("isa") == b.meta().run_info.at("isa"));
+  fs::remove_all(dir);
+}
