@@ -56,30 +56,37 @@ struct FastSums {
   double sa, sb, saa, sbb, a2, b2, ab, dd, dabs, mx, mina, maxa, minb, maxb, beyond, excess;
 };
 
-// All elements finite. Vectorizable: every loop-carried value is an OpenMP SIMD reduction.
+// All elements finite. Two vectorizable loops over the block (which is in L1/L2 by then), so
+// neither needs more accumulators than there are vector registers: sums first, then the
+// extrema, the tolerance count and the worst-k pre-filter. Raw squared norms follow from the
+// shifted sums: sum a^2 = sum (a-s)^2 + 2 s sum (a-s) + n s^2.
 __attribute__((target_clones("avx2", "default"))) void block_kernel(
     const double* __restrict a, const double* __restrict b, int64_t n, double sha, double shb,
     double atol, double rtol, double thr, FastSums& o) {
-  double sa = 0, sb = 0, saa = 0, sbb = 0, a2 = 0, b2 = 0, ab = 0, dd = 0, dabs = 0, beyond = 0;
-  double mx = 0, mina = kInf, maxa = -kInf, minb = kInf, maxb = -kInf, excess = -kInf;
-#pragma omp simd reduction(+ : sa, sb, saa, sbb, a2, b2, ab, dd, dabs, beyond) \
-    reduction(max : mx, maxa, maxb, excess) reduction(min : mina, minb)
+  double sa = 0, sb = 0, saa = 0, sbb = 0, ab = 0, dd = 0, dabs = 0;
+#pragma omp simd reduction(+ : sa, sb, saa, sbb, ab, dd, dabs)
   for (int64_t i = 0; i < n; ++i) {
     const double x = a[i];
     const double y = b[i];
     const double d = y - x;
-    const double ad = std::fabs(d);
     const double xs = x - sha;
     const double ys = y - shb;
     sa += xs;
     saa += xs * xs;
     sb += ys;
     sbb += ys * ys;
-    a2 += x * x;
-    b2 += y * y;
     ab += x * y;
     dd += d * d;
-    dabs += ad;
+    dabs += std::fabs(d);
+  }
+  double beyond = 0;
+  double mx = 0, mina = kInf, maxa = -kInf, minb = kInf, maxb = -kInf, excess = -kInf;
+#pragma omp simd reduction(+ : beyond) reduction(max : mx, maxa, maxb, excess) \
+    reduction(min : mina, minb)
+  for (int64_t i = 0; i < n; ++i) {
+    const double x = a[i];
+    const double y = b[i];
+    const double ad = std::fabs(y - x);
     mx = ad > mx ? ad : mx;
     mina = x < mina ? x : mina;
     maxa = x > maxa ? x : maxa;
@@ -90,6 +97,9 @@ __attribute__((target_clones("avx2", "default"))) void block_kernel(
     const double e = ad - thr * tol;
     excess = e > excess ? e : excess;
   }
+  const auto dn = static_cast<double>(n);
+  const double a2 = std::max(0.0, saa + 2 * sha * sa + dn * sha * sha);
+  const double b2 = std::max(0.0, sbb + 2 * shb * sb + dn * shb * shb);
   o = {sa, sb, saa, sbb, a2, b2, ab, dd, dabs, mx, mina, maxa, minb, maxb, beyond, excess};
 }
 
@@ -247,13 +257,18 @@ void MetricAccumulator::add_segment(const double* a, const double* b, int64_t n,
   k.excess = f.excess;
   if (f.excess > 0 && opt_.top_k > 0) {
     // Rare after the first blocks: some element beats the current k-th worst.
+    double t = worst_threshold();
+    bool full = static_cast<int>(heap_.size()) >= opt_.top_k;
     for (int64_t i = 0; i < n; ++i) {
       const double ad = std::fabs(b[i] - a[i]);
       if (ad == 0) continue;
       const double tol = opt_.atol + opt_.rtol * std::fabs(a[i]);
+      if (full && ad <= t * tol) continue;  // cheap reject before the division
       const double r = ad / std::max(tol, kTiny);
-      if (static_cast<int>(heap_.size()) < opt_.top_k || r > worst_threshold()) {
+      if (!full || r > t) {
         offer_worst({flat0 + i, {}, a[i], b[i], ad, r, 0});
+        t = worst_threshold();
+        full = static_cast<int>(heap_.size()) >= opt_.top_k;
       }
     }
   }
