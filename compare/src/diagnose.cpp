@@ -85,6 +85,35 @@ std::string head_hint(const TapResult& t) {
   return {};
 }
 
+// What usually breaks at a tap whose error is its own (its inputs agree).
+std::string where_hint(const std::string& name) {
+  auto ends = [&](std::string_view suf) {
+    return name.size() >= suf.size() && name.compare(name.size() - suf.size(), suf.size(), suf) == 0;
+  };
+  if (ends("attn.out")) {
+    return "q, k and v agree but the attention output does not: the attention itself — the "
+           "d_head^-0.25 scale on q and k (missing or applied twice), softmax, masking, head "
+           "split/merge, or the output projection";
+  }
+  if (ends("attn_ln") || ends("mlp_ln") || name == "encoder.ln_post" || name == "decoder.ln") {
+    return "a layer norm: epsilon (1e-5), float32 statistics (not float16), gain and bias, or "
+           "the norm skipped";
+  }
+  if (ends("mlp.gelu")) return "the GELU: exact erf vs the tanh approximation";
+  if (name == "encoder.conv1" || name == "encoder.conv2") {
+    return "a stem convolution: padding (1), stride (1 then 2), kernel layout, or the GELU after "
+           "it (erf vs tanh)";
+  }
+  if (name == "encoder.pos_embed") {
+    return "the positional embedding: missing, misaligned, or sin/cos order (concat(sin, cos))";
+  }
+  if (ends("attn.q") || ends("attn.k") || ends("attn.v") || ends("mlp.fc1") || ends("mlp.fc2")) {
+    return "a linear projection: weight layout (transposed?), bias (key has none), or GEMM "
+           "precision";
+  }
+  return {};
+}
+
 std::vector<std::string> tap_hints(const TapResult& t, const ToleranceProfile& p) {
   std::vector<std::string> out;
   const DiffMetrics& m = t.m;
@@ -124,7 +153,15 @@ std::vector<std::string> tap_hints(const TapResult& t, const ToleranceProfile& p
   const double residual_offset =
       has_scale ? std::fabs(b.mean - ratio * a.mean) / sa : offset;
   const bool has_offset = residual_offset > 0.05 && std::fabs(b.mean - a.mean) > 1e-6;
-  if (high_corr && has_offset && has_scale) {
+  const std::string frames = t.status != Level::pass ? frame_hint(t) : std::string();
+  const bool at_edges = frames.find("edge frames") != std::string::npos;
+  if (t.name == "mel" && high_corr && (has_offset || has_scale)) {
+    out.push_back(fmt::format(
+        "offset/scale with the shape intact (mean {:.4g} vs {:.4g}, std {:.4g} vs {:.4g}): "
+        "a different log scaling — a dB spectrogram (10*log10, ref=max) instead of log10, or "
+        "the clamp at max-8 and (x+4)/4 missing",
+        b.mean, a.mean, b.std, a.std));
+  } else if (high_corr && has_offset && has_scale) {
     out.push_back(fmt::format(
         "offset and scale with the shape intact (mean {:.4g} vs {:.4g}, std {:.4g} vs {:.4g}, "
         "correlation {:.5f}): a normalization skipped or added (layer norm missing?)",
@@ -147,14 +184,23 @@ std::vector<std::string> tap_hints(const TapResult& t, const ToleranceProfile& p
         "layout, wrong padding, a missing term",
         m.cosine));
   } else if (t.status != Level::pass && m.cosine >= 0.9999 && m.rel_l2 < 2e-2 && !has_offset &&
-             !has_scale && m.nan_mismatch == 0 && m.inf_mismatch == 0) {
+             !has_scale && !at_edges && m.nan_mismatch == 0 && m.inf_mismatch == 0) {
     out.push_back(fmt::format(
         "small, noise-like error (rel L2 {:.3g}, cosine {:.7f}) spread over the tensor: "
         "precision or a near-identical formula — float16 arithmetic, a different epsilon, "
         "tanh vs erf GELU",
         m.rel_l2, m.cosine));
   }
-  if (std::string f = frame_hint(t); !f.empty() && t.status != Level::pass) out.push_back(f);
+  if (m.compared > 0 && m.cosine >= 0.9 && m.cosine < 0.9999 && !high_corr) {
+    out.push_back(fmt::format(
+        "cosine {:.5f}: the shape is bent, not shifted or scaled — a changed computation inside "
+        "the op rather than round-off",
+        m.cosine));
+  }
+  if (t.attribution == "local" && t.status != Level::pass) {
+    if (std::string w = where_hint(t.name); !w.empty()) out.push_back(w);
+  }
+  if (!frames.empty()) out.push_back(frames);
   if (std::string h = head_hint(t); !h.empty() && t.status != Level::pass) out.push_back(h);
   if (t.attribution == "inherited" && t.jump) {
     out.push_back(fmt::format("inherited: only {:.2g}x the error of {} feeding it (local when "
