@@ -55,8 +55,8 @@ struct Timing {
 
 // Each of `repeats` runs of fn, after one warm-up run.
 template <class F>
-Timing time_runs(int repeats, F&& fn) {
-  fn();
+Timing time_runs(int repeats, F&& fn, bool warm_up = true) {
+  if (warm_up) fn();
   Timing t;
   for (int r = 0; r < repeats; ++r) {
     const double c0 = process_cpu_seconds();
@@ -136,25 +136,20 @@ void add_bench(CLI::App& app, Registry& reg) {
       pcm = synthetic_pcm(o->seed);
     }
     set_reference_threads(threads);
-    fmt::print("wb bench: {} threads, candidate {} , {} timed runs each (median, after 1 warm-up), audio: {}\n",
+    fmt::print("wb bench: {} threads, candidate {}, {} timed runs each (median, after 1 warm-up; candidate and "
+               "reference alternate), audio: {}\n",
                threads, o->precision, o->repeats, audio_name);
-    const GemmPeak peak = measure_gemm_peak(threads);
-    fmt::print("float32 GEMM peak ({0}x{0}x{0}): OpenBLAS {1} threads {2:.1f} GFLOP/s, rows split over {1} "
-               "threads {3:.1f} GFLOP/s -> peak {4:.1f} GFLOP/s\n",
-               peak.n, threads, peak.openblas_gflops, peak.row_split_gflops, peak.peak());
     nlohmann::json out = {{"threads", threads},
                           {"precision", o->precision},
                           {"repeats", o->repeats},
                           {"audio", audio_name},
-                          {"gemm_peak_gflops", peak.peak()},
-                          {"gemm_openblas_gflops", peak.openblas_gflops},
-                          {"gemm_row_split_gflops", peak.row_split_gflops},
                           {"models", nlohmann::json::array()}};
-    fmt::print("\n{:<6} {:>7} {:>10} {:>11} {:>11} {:>8} {:>12} {:>9} {:>12}\n", "dims", "GFLOP", "cand mel s",
-               "cand enc s", "ref enc s", "speedup", "cand GFLOP/s", "% peak", "rel L2 out");
-    bool ok = true;
-    std::vector<std::string> rows;
+    // Per model: the GEMM peak is measured right before its timings, and the candidate and the
+    // reference runs alternate (cand, ref, cand, ref, ...) so that load from other processes on a
+    // shared machine hits both alike.
+    std::vector<std::string> lines, cpu_lines;
     const std::string load0 = loadavg();
+    bool ok = true;
     for (const std::string& preset : o->dims) {
       const ModelDims d = ModelDims::preset(preset);
       auto model = std::make_shared<const Checkpoint>(random_checkpoint(d, o->seed));
@@ -163,48 +158,71 @@ void add_bench(CLI::App& app, Registry& reg) {
       co.precision = o->precision;
       co.threads = threads;
       auto cand = make_candidate_encoder(model, co);
+      std::unique_ptr<Encoder> ref;
+      if (!o->no_reference) ref = make_reference_encoder(model, DType::f32);
       const Tensor mel = cand->log_mel(pcm, nullptr);
-      Tensor cand_out;
+      const Tensor ref_mel = ref ? ref->log_mel(pcm, nullptr) : Tensor();
       const double mel_s = median(time_runs(o->repeats, [&] { (void)cand->log_mel(pcm, nullptr); }).wall);
-      const Timing ct = time_runs(o->repeats, [&] { cand_out = run_encoder(*cand, mel, nullptr); });
-      const double cand_s = median(ct.wall), cand_cpu = median(ct.cpu);
-      double ref_s = 0, ref_cpu = 0, rl2 = -1;
-      if (!o->no_reference) {
-        auto ref = make_reference_encoder(model, DType::f32);
-        const Tensor ref_mel = ref->log_mel(pcm, nullptr);
-        Tensor ref_out;
+      const GemmPeak peak = measure_gemm_peak(threads);
+      Tensor cand_out, ref_out;
+      auto run_cand = [&] { cand_out = run_encoder(*cand, mel, nullptr); };
+      auto run_ref = [&] {
         openblas_set_num_threads(threads);  // the reference's BLAS gets the same threads
-        const Timing rt = time_runs(o->repeats, [&] { ref_out = run_encoder(*ref, ref_mel, nullptr); });
-        ref_s = median(rt.wall);
-        ref_cpu = median(rt.cpu);
-        rl2 = rel_l2(ref_out, cand_out);
+        ref_out = run_encoder(*ref, ref_mel, nullptr);
+      };
+      run_cand();  // warm-up
+      if (ref) run_ref();
+      Timing ct, rt;
+      for (int r = 0; r < o->repeats; ++r) {
+        const Timing c1 = time_runs(1, run_cand, false);
+        ct.wall.push_back(c1.wall[0]);
+        ct.cpu.push_back(c1.cpu[0]);
+        if (ref) {
+          const Timing r1 = time_runs(1, run_ref, false);
+          rt.wall.push_back(r1.wall[0]);
+          rt.cpu.push_back(r1.cpu[0]);
+        }
       }
+      const double cand_s = median(ct.wall), cand_cpu = median(ct.cpu);
+      const double ref_s = ref ? median(rt.wall) : 0.0, ref_cpu = ref ? median(rt.cpu) : 0.0;
+      const double rl2 = ref ? rel_l2(ref_out, cand_out) : -1.0;
       const double gflops = gflop / cand_s;
       const double share = gflops / peak.peak();
-      fmt::print("{:<6} {:>7.1f} {:>10.3f} {:>11.3f} {:>11} {:>8} {:>12.1f} {:>8.0f}% {:>12}\n", preset, gflop, mel_s,
-                 cand_s, o->no_reference ? std::string("-") : fmt::format("{:.3f}", ref_s),
-                 o->no_reference ? std::string("-") : fmt::format("{:.2f}x", ref_s / cand_s), gflops, 100 * share,
-                 rl2 < 0 ? std::string("-") : fmt::format("{:.2e}", rl2));
+      lines.push_back(fmt::format(
+          "{:<6} {:>6.1f} {:>10.3f} {:>11.3f} {:>11} {:>8} {:>12.1f} {:>10.1f} {:>7.0f}% {:>11}", preset, gflop,
+          mel_s, cand_s, ref ? fmt::format("{:.3f}", ref_s) : std::string("-"),
+          ref ? fmt::format("{:.2f}x", ref_s / cand_s) : std::string("-"), gflops, peak.peak(), 100 * share,
+          rl2 < 0 ? std::string("-") : fmt::format("{:.2e}", rl2)));
+      cpu_lines.push_back(fmt::format("{:<6} candidate {:.3f} s (min {:.3f}), reference {} s; GEMM peak: OpenBLAS "
+                                      "threaded {:.1f}, row split {:.1f} GFLOP/s",
+                                      preset, cand_cpu, *std::min_element(ct.cpu.begin(), ct.cpu.end()),
+                                      ref ? fmt::format("{:.3f}", ref_cpu) : std::string("-"), peak.openblas_gflops,
+                                      peak.row_split_gflops));
       out["models"].push_back({{"dims", preset},
                                {"gflop", gflop},
                                {"candidate_mel_s", mel_s},
                                {"candidate_encoder_s", cand_s},
                                {"candidate_encoder_runs_s", ct.wall},
                                {"candidate_encoder_cpu_s", cand_cpu},
-                               {"reference_encoder_cpu_s", o->no_reference ? nlohmann::json() : nlohmann::json(ref_cpu)},
-                               {"reference_encoder_s", o->no_reference ? nlohmann::json() : nlohmann::json(ref_s)},
-                               {"speedup", o->no_reference ? nlohmann::json() : nlohmann::json(ref_s / cand_s)},
+                               {"reference_encoder_s", ref ? nlohmann::json(ref_s) : nlohmann::json()},
+                               {"reference_encoder_runs_s", ref ? nlohmann::json(rt.wall) : nlohmann::json()},
+                               {"reference_encoder_cpu_s", ref ? nlohmann::json(ref_cpu) : nlohmann::json()},
+                               {"speedup", ref ? nlohmann::json(ref_s / cand_s) : nlohmann::json()},
                                {"candidate_gflops", gflops},
+                               {"gemm_peak_gflops", peak.peak()},
+                               {"gemm_openblas_gflops", peak.openblas_gflops},
+                               {"gemm_row_split_gflops", peak.row_split_gflops},
                                {"share_of_gemm_peak", share},
                                {"rel_l2_vs_reference", rl2 < 0 ? nlohmann::json() : nlohmann::json(rl2)},
                                {"run_info", cand->run_info()}});
-      rows.push_back(fmt::format("{:<6} candidate {:.3f} s (min {:.3f}), reference {} s", preset, cand_cpu,
-                                 *std::min_element(ct.cpu.begin(), ct.cpu.end()),
-                                 o->no_reference ? std::string("-") : fmt::format("{:.3f}", ref_cpu)));
       ok = ok && std::isfinite(cand_s);
     }
+    fmt::print("\n{:<6} {:>6} {:>10} {:>11} {:>11} {:>8} {:>12} {:>10} {:>8} {:>11}\n", "dims", "GFLOP",
+               "cand mel s", "cand enc s", "ref enc s", "speedup", "cand GFLOP/s", "peak GF/s", "% peak",
+               "rel L2 out");
+    for (const auto& l : lines) fmt::print("{}\n", l);
     fmt::print("\nprocess CPU seconds per encoder run (median; all threads; shows time lost to other load):\n");
-    for (const auto& r : rows) fmt::print("  {}\n", r);
+    for (const auto& r : cpu_lines) fmt::print("  {}\n", r);
     fmt::print("load average (1/5/15 min) before: {}, after: {}\n", load0, loadavg());
     out["loadavg_before"] = load0;
     out["loadavg_after"] = loadavg();
