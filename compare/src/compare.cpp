@@ -344,11 +344,28 @@ CompareResult compare(const TapSource& ref, const TapSource& cand, const TapSour
   std::stable_sort(r.only_ref.begin(), r.only_ref.end(), by_order);
   std::stable_sort(r.only_cand.begin(), r.only_cand.end(), by_order);
 
+  if (keys.empty()) {
+    throw std::runtime_error(fmt::format(
+        "{} ({} taps) and {} ({} taps) have no tap in common{}", r.ref_path, ref.taps().size(),
+        r.cand_path, cand.taps().size(),
+        opts.map.empty() ? " (foreign names? --map renames them)" : " after --map"));
+  }
   std::vector<Job> jobs;
+  std::vector<std::string> token_notes;
   for (const Key& k : keys) {
     const TapInfo& a = *ref_taps.at(k.name);
     const TapInfo& b = *cand_taps.at(k.name);
-    if (a.shape != b.shape) {
+    // Decoder taps have a row per token, and each side may have decoded a different number of
+    // tokens: that is data, not a shape error. Compare the tokens both have.
+    Shape shape = a.shape;
+    const bool per_token = k.name.rfind("decoder.", 0) == 0 || k.name == "logits" ||
+                           a.layout.rfind("token", 0) == 0;
+    if (per_token && a.shape.size() == 2 && b.shape.size() == 2 && a.shape[1] == b.shape[1] &&
+        a.shape[0] != b.shape[0]) {
+      shape[0] = std::min(a.shape[0], b.shape[0]);
+      token_notes.push_back(fmt::format("{}: {} vs {} tokens, the first {} compared", k.name,
+                                        a.shape[0], b.shape[0], shape[0]));
+    } else if (a.shape != b.shape) {
       throw std::runtime_error(fmt::format("tap '{}': shape mismatch: {} {} vs {} {}", k.name,
                                            r.ref_path, shape_str(a.shape), r.cand_path,
                                            shape_str(b.shape)));
@@ -356,15 +373,16 @@ CompareResult compare(const TapSource& ref, const TapSource& cand, const TapSour
     Job j;
     j.ref_name = a.name;
     j.cand_name = b.name;
-    j.shape = a.shape;
-    j.rows = a.shape.empty() ? 1 : a.shape[0];
-    j.row_len = row_len_of(a.shape);
+    j.shape = shape;
+    j.rows = shape.empty() ? 1 : shape[0];
+    j.row_len = row_len_of(shape);
     j.chunk_rows = std::max<int64_t>(1, opts.chunk_elements / std::max<int64_t>(1, j.row_len));
     if (floor != nullptr) {
       auto it = floor_taps.find(k.name);
       if (it == floor_taps.end()) {
         r.missing_floor.push_back(k.name);
-      } else if (it->second->shape != a.shape) {
+      } else if (it->second->shape != a.shape && !(per_token && it->second->shape.size() == 2 &&
+                                                    it->second->shape[0] >= shape[0])) {
         throw std::runtime_error(fmt::format("tap '{}': shape mismatch: {} {} vs {} {}", k.name,
                                              r.ref_path, shape_str(a.shape), floor->label(),
                                              shape_str(it->second->shape)));
@@ -378,7 +396,7 @@ CompareResult compare(const TapSource& ref, const TapSource& cand, const TapSour
     t.name = k.name;
     t.ref_name = a.name;
     t.cand_name = b.name;
-    t.shape = a.shape;
+    t.shape = shape;
     t.layout = !a.layout.empty() ? a.layout : b.layout;
     t.ref_dtype = std::string(dtype_name(a.stored));
     t.cand_dtype = std::string(dtype_name(b.stored));
@@ -539,6 +557,7 @@ CompareResult compare(const TapSource& ref, const TapSource& cand, const TapSour
   }
 
   diagnose(r, dims, opts.profile);
+  for (const std::string& n : token_notes) r.hints.push_back(n);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
 }

@@ -191,7 +191,10 @@ TEST_CASE("bad inputs: shapes, models, unknown mapped taps — one line, both si
     auto m3 = p->ref.meta();
     m3.model_sha256 = std::string(64, 'b');
     MemorySource c("c.h5", m3);
-    CHECK_THROWS_AS(compare(a, c, nullptr, o), std::runtime_error);
+    a.add("mel", {2, 3}, std::vector<double>(6, 1.0), "mel,frame");
+    c.add("mel", {2, 3}, std::vector<double>(6, 1.0), "mel,frame");
+    CHECK_THROWS_WITH_AS(compare(a, c, nullptr, o), doctest::Contains("different models"),
+                         std::runtime_error);
     o.allow_model_mismatch = true;
     CHECK_NOTHROW(compare(a, c, nullptr, o));
     o.allow_model_mismatch = false;
@@ -237,4 +240,29 @@ TEST_CASE("upstream dataflow") {
   CHECK(upstream_taps("mel", d).empty());
   CHECK(heads_of("encoder.blocks.0.attn.q", d) == 6);
   CHECK(heads_of("encoder.blocks.0.attn.out", d) == 0);
+}
+
+TEST_CASE("decoder taps of different token counts compare their common tokens; no common tap is an error") {
+  auto meta = nano_meta("reference");
+  MemorySource a("a.h5", meta), b("b.h5", meta);
+  const int C = meta.dims.n_text_state;
+  std::vector<double> va(5 * C), vb(7 * C);
+  for (std::size_t i = 0; i < va.size(); ++i) va[i] = std::sin(0.1 * static_cast<double>(i));
+  for (std::size_t i = 0; i < vb.size(); ++i) vb[i] = std::sin(0.1 * static_cast<double>(i));
+  a.add("decoder.ln", {5, C}, va, "token,channel");
+  b.add("decoder.ln", {7, C}, vb, "token,channel");
+  CompareOptions o;
+  const auto r = compare(a, b, nullptr, o);
+  REQUIRE(r.taps.size() == 1);
+  CHECK(r.taps[0].shape == wb::Shape{5, C});
+  CHECK(r.taps[0].m.rel_l2 == 0.0);
+  CHECK(exit_status(r) == 0);
+  bool noted = false;
+  for (const auto& h : r.hints) noted |= h.find("5 vs 7 tokens") != std::string::npos;
+  CHECK(noted);
+
+  MemorySource c("c.h5", meta);
+  c.add("encoder.conv2", {40, 64}, std::vector<double>(40 * 64, 1.0));
+  CHECK_THROWS_WITH_AS(compare(a, c, nullptr, o),
+                       doctest::Contains("have no tap in common"), std::runtime_error);
 }
