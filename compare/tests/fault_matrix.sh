@@ -114,6 +114,24 @@ for c in "${cases[@]}"; do
   row "$name" "${want:-none (exit 0)}" "$rc1 / $rc2" "${got1:--} / ${got2:--}" "${rel:--}" "$ok"
 done
 
+# Reduced precision is not a fault: float16 weights pass the reduced-precision profile and fail
+# the float32 one at the first tap that uses weights (encoder.conv1).
+echo
+echo "| candidate weights | profile | exit | first divergent tap | ok |"
+echo "|---|---|---|---|---|"
+dump "$work/cand-float16.h5" --impl candidate --precision float16
+for prof in float32 reduced-precision; do
+  "$wb" compare "$work/ref.h5" "$work/cand-float16.h5" -q --floor "$work/ref64.h5" \
+    --profile "$here/fixtures/profiles/$prof.json" --report "$work/p-$prof" --format json
+  rc=$?
+  got=$(first_tap "$work/p-$prof/report.json")
+  want_rc=0; want=""
+  [ "$prof" = float32 ] && { want_rc=1; want=encoder.conv1; }
+  ok=yes
+  { [ "$rc" = "$want_rc" ] && [ "$got" = "$want" ]; } || { ok=NO; failures=$((failures + 1)); }
+  printf '| %s | %s | %s | %s | %s |\n' float16 "$prof" "$rc" "${got:--}" "$ok"
+done
+
 # Self-compare: zero error everywhere, exit 0.
 "$wb" compare "$work/ref.h5" "$work/ref.h5" -q --report "$work/self" --format json
 rc=$?
