@@ -186,10 +186,10 @@ std::vector<std::string> tap_hints(const TapResult& t, const ToleranceProfile& p
   } else if (t.status != Level::pass && m.cosine >= 0.9999 && m.rel_l2 < 2e-2 && !has_offset &&
              !has_scale && !at_edges && m.nan_mismatch == 0 && m.inf_mismatch == 0) {
     out.push_back(fmt::format(
-        "small, noise-like error (rel L2 {:.3g}, cosine {:.7f}) spread over the tensor: "
+        "small, noise-like error (rel L2 {:.3g}, 1 - cosine {:.2g}) spread over the tensor: "
         "precision or a near-identical formula — float16 arithmetic, a different epsilon, "
         "tanh vs erf GELU",
-        m.rel_l2, m.cosine));
+        m.rel_l2, 1.0 - m.cosine));
   }
   if (m.compared > 0 && m.cosine >= 0.9 && m.cosine < 0.9999 && !high_corr) {
     out.push_back(fmt::format(

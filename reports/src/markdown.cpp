@@ -72,7 +72,11 @@ std::string render_markdown(const cmp::CompareResult& r, int max_rows) {
     s += "| | tap | rel L2 | cosine | max abs | mean ref → cand | std ref → cand | why |\n";
     s += "|---|---|---:|---:|---:|---|---|---|\n";
     const auto order = worst_first(r);
-    const std::size_t rows = std::min<std::size_t>(order.size(), static_cast<std::size_t>(max_rows));
+    // Every tap that warns or fails (up to max_rows), then at most 3 passing ones for context.
+    std::size_t flagged = 0;
+    for (const auto& t : r.taps) flagged += t.status != cmp::Level::pass ? 1 : 0;
+    const std::size_t rows = std::min<std::size_t>(
+        {order.size(), static_cast<std::size_t>(max_rows), flagged + 3});
     for (std::size_t k = 0; k < rows; ++k) {
       const auto& t = r.taps[order[k]];
       std::string why = t.violations.empty() ? "" : md_escape(t.violations.front().text());
