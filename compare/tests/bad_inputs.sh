@@ -68,5 +68,37 @@ check "missing dump"             "$work/ref.h5" "$work/nope.h5"
 check "floor not float64"        "$work/ref.h5" "$work/cand.h5" --floor "$work/cand.h5"
 check "unknown report format"    "$work/ref.h5" "$work/cand.h5" --report "$work/rep" --format md,pdf
 check "missing argument"         "$work/ref.h5"
+
+# And the good case of --map: the candidate stored under Hugging Face module names
+# (fixtures/maps/hf.json, reversed) compares tap for tap once mapped.
+"$py" - "$work" "$here/fixtures/maps/hf.json" <<'EOF2'
+import json, re, shutil, sys, h5py
+w, mp = sys.argv[1], json.load(open(sys.argv[2]))["map"]
+inverse = {}
+for hf, wb in mp.items():
+    inverse[wb] = hf
+shutil.copy(f"{w}/cand.h5", f"{w}/cand-hf.h5")
+with h5py.File(f"{w}/cand-hf.h5", "a") as f:
+    for name in list(f["taps"].keys()):
+        m = re.match(r"encoder\.blocks\.(\d+)\.(.*)", name)
+        key = f"encoder.blocks.{{i}}.{m.group(2)}" if m else name
+        if key in inverse:
+            new = inverse[key].replace("{i}", m.group(1)) if m else inverse[key]
+            f["taps"].move(name, new)
+EOF2
+"$wb" compare "$work/ref.h5" "$work/cand-hf.h5" --map "$here/fixtures/maps/hf.json" > "$work/out" 2>&1
+rc=$?
+if [ "$rc" = 0 ] && grep -q "27 taps compared" "$work/out"; then
+  echo "ok    --map fixtures/maps/hf.json         exit 0: $(head -1 "$work/out")"
+else
+  echo "FAIL  --map fixtures/maps/hf.json: exit $rc"; cat "$work/out"; failures=$((failures + 1))
+fi
+"$wb" compare "$work/ref.h5" "$work/cand-hf.h5" > "$work/out" 2>&1
+rc=$?
+if [ "$rc" = 2 ] && grep -q "no tap in common" "$work/out"; then
+  echo "ok    HF names without --map             exit 2: $(cat "$work/out")"
+else
+  echo "FAIL  HF names without --map: exit $rc"; cat "$work/out"; failures=$((failures + 1))
+fi
 echo "bad inputs: $failures failure(s)"
 exit $((failures > 0))
