@@ -219,6 +219,10 @@ DumpReader::DumpReader(const std::string& path) : impl_(std::make_unique<Impl>()
   }
   try {
     impl_->file = H5::H5File(path, H5F_ACC_RDONLY);
+  } catch (const H5::Exception& e) {
+    throw fail(fmt::format("cannot open: truncated, corrupt or still being written ({})", e.getDetailMsg()));
+  }
+  try {
     auto& f = impl_->file;
     if (!f.attrExists("schema")) throw fail("not a whisper-fidelity dump (no 'schema' attribute)");
     const std::string schema = get_str(f, "schema");

@@ -58,21 +58,25 @@ int tap_order(const ModelDims& d, std::string_view name) {
   return -1;
 }
 
+// '*' matches within one dot-separated segment, '**' across segments, '?' one character
+// (not '.'). So "encoder.blocks.*.out" is every block's output and not its "attn.out".
 bool glob_match(std::string_view p, std::string_view s) {
-  std::size_t pi = 0, si = 0, star = std::string_view::npos, mark = 0;
-  while (si < s.size()) {
-    if (pi < p.size() && (p[pi] == '?' || p[pi] == s[si])) {
-      ++pi; ++si;
-    } else if (pi < p.size() && p[pi] == '*') {
-      star = pi++; mark = si;
-    } else if (star != std::string_view::npos) {
-      pi = star + 1; si = ++mark;
-    } else {
-      return false;
-    }
+  if (p.empty()) return s.empty();
+  if (p.size() >= 2 && p[0] == '*' && p[1] == '*') {
+    for (std::size_t i = 0; i <= s.size(); ++i)
+      if (glob_match(p.substr(2), s.substr(i))) return true;
+    return false;
   }
-  while (pi < p.size() && p[pi] == '*') ++pi;
-  return pi == p.size();
+  if (p[0] == '*') {
+    for (std::size_t i = 0; i <= s.size(); ++i) {
+      if (glob_match(p.substr(1), s.substr(i))) return true;
+      if (i < s.size() && s[i] == '.') break;
+    }
+    return false;
+  }
+  if (s.empty()) return false;
+  if (p[0] == '?' ? s[0] != '.' : p[0] == s[0]) return glob_match(p.substr(1), s.substr(1));
+  return false;
 }
 
 TapSelector::TapSelector(std::string_view spec) : spec_(spec) {
@@ -84,11 +88,11 @@ TapSelector::TapSelector(std::string_view spec) : spec_(spec) {
     pos = end + 1;
     if (item.empty()) continue;
     if (item == "all") {
-      globs_.push_back("*");
+      globs_.push_back("**");
     } else if (item == "encoder") {
-      globs_.insert(globs_.end(), {"mel", "encoder.*"});
+      globs_.insert(globs_.end(), {"mel", "encoder.**"});
     } else if (item == "decoder") {
-      globs_.insert(globs_.end(), {"decoder.*", "logits"});
+      globs_.insert(globs_.end(), {"decoder.**", "logits"});
     } else if (item == "blocks") {
       globs_.insert(globs_.end(), {"mel", "encoder.conv1", "encoder.conv2", "encoder.pos_embed",
                                    "encoder.blocks.*.out", "encoder.ln_post", "decoder.blocks.*.out",

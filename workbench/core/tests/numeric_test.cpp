@@ -101,10 +101,14 @@ TEST_CASE("tap registry and selection") {
   CHECK(glob_match("encoder.blocks.*.out", "encoder.blocks.12.out"));
   CHECK_FALSE(glob_match("encoder.blocks.*.out", "encoder.blocks.1.attn.out2"));
   CHECK(glob_match("a?c*", "abcdef"));
+  CHECK_FALSE(glob_match("encoder.blocks.*.out", "encoder.blocks.0.attn.out"));
+  CHECK(glob_match("encoder.**.out", "encoder.blocks.0.attn.out"));
+  CHECK(glob_match("**", "encoder.blocks.0.attn.out"));
+  CHECK_FALSE(glob_match("encoder.*", "encoder.blocks.0.out"));
   TapSelector blocks("blocks");
   CHECK(blocks.selected("encoder.blocks.3.out"));
   CHECK_FALSE(blocks.selected("encoder.blocks.3.attn.q"));
-  TapSelector mix("minimal,encoder.blocks.0.*");
+  TapSelector mix("minimal,encoder.blocks.0.**");
   CHECK(mix.selected("encoder.blocks.0.attn.q"));
   CHECK(mix.selected("logits"));
   CHECK_FALSE(mix.selected("encoder.blocks.1.out"));

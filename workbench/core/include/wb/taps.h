@@ -30,7 +30,8 @@ std::vector<TapSpec> decoder_taps(const ModelDims& d, int n_tokens);
 // Position of a tap name in execution order (encoder first), or -1 if not in the registry.
 int tap_order(const ModelDims& d, std::string_view name);
 
-bool glob_match(std::string_view pattern, std::string_view text);  // '*' and '?'
+// '*' matches within one dot-separated segment, '**' across segments, '?' one non-dot character.
+bool glob_match(std::string_view pattern, std::string_view text);
 
 // --taps selection: comma-separated globs or levels.
 // Levels: all, encoder, decoder, blocks (mel, stem, block outputs, ln_post, logits),
