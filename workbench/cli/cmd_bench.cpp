@@ -173,11 +173,17 @@ void add_bench(CLI::App& app, Registry& reg) {
       run_cand();  // warm-up
       if (ref) run_ref();
       Timing ct, rt;
+      // An idle gap before each timed run: OpenBLAS's and OpenMP's worker threads busy-wait for a
+      // while after their last job (OpenBLAS ~2^28 cycles), which would otherwise steal a core from
+      // whichever implementation runs next.
+      auto gap = [] { std::this_thread::sleep_for(std::chrono::milliseconds(300)); };
       for (int r = 0; r < o->repeats; ++r) {
+        gap();
         const Timing c1 = time_runs(1, run_cand, false);
         ct.wall.push_back(c1.wall[0]);
         ct.cpu.push_back(c1.cpu[0]);
         if (ref) {
+          gap();
           const Timing r1 = time_runs(1, run_ref, false);
           rt.wall.push_back(r1.wall[0]);
           rt.cpu.push_back(r1.cpu[0]);
