@@ -60,6 +60,23 @@ struct Timer {
   }
 };
 
+// Attributes the time since the previous lap to `name`.
+struct Lap {
+  Profile& p;
+  std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
+  double c0 = p.on ? process_cpu_now() : 0.0;
+  void operator()(const char* name) {
+    if (!p.on) return;
+    const auto t1 = std::chrono::steady_clock::now();
+    const double c1 = process_cpu_now();
+    auto& e = p.secs[name];
+    e.first += std::chrono::duration<double>(t1 - t0).count();
+    e.second += c1 - c0;
+    t0 = t1;
+    c0 = c1;
+  }
+};
+
 const Tensor& weight(const Checkpoint& ck, const std::string& name, const Shape& want) {
   const Tensor& t = ck.at(name);
   if (t.shape() != want)
@@ -310,6 +327,7 @@ class CandidateEncoder final : public Encoder {
     const BlockW& b = model_->blocks[static_cast<std::size_t>(i)];
     const std::string p = "encoder.blocks." + std::to_string(i) + ".";
     const Shape tc{t, c};
+    Lap lap{prof_};
     auto& h = ws_.h;
     h.resize(static_cast<std::size_t>(t) * c);
     // attn_ln: h = LN(x)
@@ -318,12 +336,10 @@ class CandidateEncoder final : public Encoder {
     // q | k | v = h Wqkv^T + [bq, 0, bv]   -> [T, 3C]
     auto& qkv = ws_.qkv;
     qkv.resize(static_cast<std::size_t>(t) * 3 * c);
-    {
-      Timer tm{prof_, "qkv"};
-      linear(ctx_, h.data(), t, c, b.qkv, qkv.data(), 3 * c, [&](int64_t r0, int64_t r1, int) {
-        k_->bias_add(qkv.data() + r0 * 3 * c, r1 - r0, 3 * c, b.qkv_b.data());
-      });
-    }
+    lap("layer_norm");
+    linear(ctx_, h.data(), t, c, b.qkv, qkv.data(), 3 * c, [&](int64_t r0, int64_t r1, int) {
+      k_->bias_add(qkv.data() + r0 * 3 * c, r1 - r0, 3 * c, b.qkv_b.data());
+    });
     const char* names[3] = {"attn.q", "attn.k", "attn.v"};
     for (int j = 0; j < 3; ++j) {
       if (!wanted(taps, p + names[j])) continue;
@@ -343,11 +359,9 @@ class CandidateEncoder final : public Encoder {
     if (faults_.attn_scale == AttnScale::twice) alpha = 1.0 / dh;
     auto& o = ws_.o;
     o.resize(static_cast<std::size_t>(t) * c);
-    {
-      Timer tm{prof_, "attention"};
-      attention(ctx_, qkv.data(), t, c, heads, static_cast<float>(alpha), o.data(), 96, ctx_.attn);
-    }
-    Timer tm_out{prof_, "out+mlp"};
+    lap("qkv");
+    attention(ctx_, qkv.data(), t, c, heads, static_cast<float>(alpha), o.data(), 96, ctx_.attn);
+    lap("attention");
     // attn.out = o Wo^T + bo;  resid = x + attn.out
     Tensor y(DType::f32, {t, c});
     float* yp = y.f32();
@@ -368,9 +382,11 @@ class CandidateEncoder final : public Encoder {
       });
     }
     report(taps, p + "resid_attn", tc, DType::f32, yp);
+    lap("attn_out");
     // mlp_ln: h = LN(resid)
     layer_norm(yp, h.data(), t, c, b.mlp_ln);
     report(taps, p + "mlp_ln", tc, DType::f32, h.data());
+    lap("layer_norm");
     // fc1 + exact GELU, fused unless the pre-GELU tap is wanted
     const int c4 = 4 * c;
     auto& f = ws_.f;
@@ -390,6 +406,7 @@ class CandidateEncoder final : public Encoder {
       });
     }
     report(taps, p + "mlp.gelu", {t, c4}, DType::f32, f.data());
+    lap("fc1+gelu");
     // fc2, then out = resid + fc2 (y updated in place)
     if (wanted(taps, p + "mlp.fc2")) {
       linear(ctx_, f.data(), t, c4, b.fc2, a.data(), c, [&](int64_t r0, int64_t r1, int) {
@@ -406,6 +423,7 @@ class CandidateEncoder final : public Encoder {
       });
     }
     report(taps, p + "out", tc, DType::f32, yp);
+    lap("fc2+residual");
     return y;
   }
 
@@ -413,6 +431,7 @@ class CandidateEncoder final : public Encoder {
     const ModelDims& d = model_->d;
     check_tc(x_in, "ln_post");
     F32In xin(x_in);
+    Timer tm{prof_, "ln_post"};
     Tensor y(DType::f32, {d.n_audio_ctx, d.n_audio_state});
     if (faults_.no_ln_post)  // fault: the output is the last block's output, unnormalised
       std::memcpy(y.f32(), xin.p, sizeof(float) * static_cast<std::size_t>(y.numel()));
@@ -433,7 +452,6 @@ class CandidateEncoder final : public Encoder {
   // LayerNorm over rows of [T, C]; eps 1e-5 unless the ln-eps fault sets it; ln-fp16 fault
   // switches to float16 statistics.
   void layer_norm(const float* x, float* y, int64_t rows, int cols, const LayerNormW& w) {
-    Timer tm{prof_, "layer_norm"};
     const float eps = faults_.ln_eps.value_or(1e-5f);
     const bool f16 = faults_.ln_fp16;
     pool_.parallel_for(rows, [&](int64_t r0, int64_t r1, int) {
