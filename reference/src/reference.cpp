@@ -214,11 +214,20 @@ struct ReferenceDecoder::Impl {
   torch::Dtype dt;
   Weights W;
 
-  TT attention(const std::string& p, const TT& x, const TT& kv_src, int n_head, bool causal,
-                   TapSink* taps, bool self) {
+  // Cross-attention keys and values depend only on the encoder output: computed once per
+  // decode (the same ops and values as recomputing them at every step).
+  std::vector<std::pair<TT, TT>> cross_kv(const TT& xa) {
+    std::vector<std::pair<TT, TT>> kv;
+    for (int i = 0; i < ck->dims.n_text_layer; ++i) {
+      const std::string p = fmt::format("decoder.blocks.{}.cross_attn", i);
+      kv.emplace_back(linear(W, p + ".key", xa, false), linear(W, p + ".value", xa));
+    }
+    return kv;
+  }
+
+  TT attention(const std::string& p, const TT& x, const TT& k, const TT& v, int n_head, bool causal, TapSink* taps,
+               bool self) {
     TT q = linear(W, p + ".query", x);
-    TT k = linear(W, p + ".key", kv_src, false);
-    TT v = linear(W, p + ".value", kv_src);
     tap(taps, p + ".q", q);
     if (self) {
       tap(taps, p + ".k", k);
@@ -230,7 +239,9 @@ struct ReferenceDecoder::Impl {
   }
 
   // Logits [n, n_vocab] for tokens [n] (teacher-forced, full recompute).
-  TT forward(const std::vector<int>& tokens, const TT& xa, TapSink* taps) {
+  // With last_only, logits of the last position only (greedy steps).
+  TT forward(const std::vector<int>& tokens, const std::vector<std::pair<TT, TT>>& xkv, TapSink* taps,
+             bool last_only = false) {
     const ModelDims& d = ck->dims;
     const auto n = static_cast<int64_t>(tokens.size());
     TT ids = torch::tensor(std::vector<int64_t>(tokens.begin(), tokens.end()), torch::kInt64);
@@ -241,11 +252,13 @@ struct ReferenceDecoder::Impl {
       const std::string p = fmt::format("decoder.blocks.{}", i);
       TT h = layer_norm(W, p + ".attn_ln", x);
       tap(taps, p + ".attn_ln", h);
-      x = x + attention(p + ".attn", h, h, d.n_text_head, true, taps, true);
+      x = x + attention(p + ".attn", h, linear(W, p + ".attn.key", h, false), linear(W, p + ".attn.value", h),
+                        d.n_text_head, true, taps, true);
       tap(taps, p + ".resid_attn", x);
       h = layer_norm(W, p + ".cross_attn_ln", x);
       tap(taps, p + ".cross_attn_ln", h);
-      x = x + attention(p + ".cross_attn", h, xa, d.n_text_head, false, taps, false);
+      x = x + attention(p + ".cross_attn", h, xkv[static_cast<std::size_t>(i)].first,
+                        xkv[static_cast<std::size_t>(i)].second, d.n_text_head, false, taps, false);
       tap(taps, p + ".resid_cross", x);
       h = layer_norm(W, p + ".mlp_ln", x);
       tap(taps, p + ".mlp_ln", h);
@@ -260,6 +273,7 @@ struct ReferenceDecoder::Impl {
     }
     x = layer_norm(W, "decoder.ln", x);
     tap(taps, "decoder.ln", x);
+    if (last_only) x = x.slice(0, n - 1, n);
     TT logits = torch::matmul(x, W["decoder.token_embedding.weight"].t());
     tap(taps, "logits", logits);
     return logits;
@@ -284,13 +298,13 @@ DecodeResult ReferenceDecoder::greedy(const wb::Tensor& encoder_out, TapSink* ta
   const Vocabulary& v = impl_->ck->vocab;
   if (encoder_out.ndim() != 2 || encoder_out.dim(1) != d.n_text_state)
     throw std::invalid_argument(fmt::format("decoder: encoder output {} is not [T, {}]", shape_str(encoder_out.shape()), d.n_text_state));
-  TT xa = to_torch(encoder_out).to(impl_->dt);
+  const auto xkv = impl_->cross_kv(to_torch(encoder_out).to(impl_->dt));
   std::vector<int> tokens = v.initial_prompt();
   const int prompt = static_cast<int>(tokens.size());
   const int limit = std::min(max_tokens > 0 ? max_tokens : d.n_text_ctx / 2, d.n_text_ctx - prompt);
   DecodeResult r;
   for (int step = 0; step < limit; ++step) {
-    TT logits = impl_->forward(tokens, xa, nullptr).select(0, static_cast<int64_t>(tokens.size()) - 1).clone();
+    TT logits = impl_->forward(tokens, xkv, nullptr, true).select(0, 0).clone();
     logits.slice(0, v.eot() + 1, d.n_vocab).fill_(-std::numeric_limits<double>::infinity());
     if (step == 0) logits[v.eot()] = -std::numeric_limits<double>::infinity();
     const int next = static_cast<int>(logits.argmax().item<int64_t>());
@@ -298,7 +312,7 @@ DecodeResult ReferenceDecoder::greedy(const wb::Tensor& encoder_out, TapSink* ta
     tokens.push_back(next);
     r.tokens.push_back(next);
   }
-  if (taps != nullptr) impl_->forward(tokens, xa, taps);
+  if (taps != nullptr) impl_->forward(tokens, xkv, taps);
   r.text = v.decode(r.tokens);
   return r;
 }
