@@ -48,7 +48,7 @@ void add_dump(CLI::App& app, Registry& reg) {
     m.run_info = info;
     m.run_info["model_format"] = model->format;
     m.run_info["model_stored_dtype"] = model->stored_dtype;
-    m.run_info["audio_seconds"] = audio.seconds;
+    m.run_info["audio_seconds"] = audio.total_seconds;
     DumpWriter w(o->out, m, sel, DumpOptions{dtype_from_name(o->store), o->compress});
     const RunResult r = run_pipeline(*enc, dec, audio, &w, !o->no_decode);
     if (!o->no_decode) w.set_decode(r.decoded.tokens, r.decoded.text);
@@ -58,8 +58,8 @@ void add_dump(CLI::App& app, Registry& reg) {
     w.finish();
     fmt::print("wrote {} ({} taps, {} {}, encoder {:.3f} s)\n", o->out, w.taps_written(), m.implementation, m.precision,
                r.seconds_encoder);
-    if (audio.seconds > kChunkSeconds)
-      fmt::print(stderr, "wb: note: {} is {:.1f} s long; only the first 30 s window was processed\n", o->audio, audio.seconds);
+    if (audio.total_seconds > kChunkSeconds)
+      fmt::print(stderr, "wb: note: {} is {:.1f} s long; only the first 30 s window was processed\n", o->audio, audio.total_seconds);
     if (!o->no_decode) fmt::print("text: {}\n", r.decoded.text);
     return 0;
   });

@@ -1,6 +1,7 @@
 // wb inspect: a dump's metadata and, per tap, shape, storage and mean/std/min/max.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -32,8 +33,11 @@ void add_inspect(CLI::App& app, Registry& reg) {
         s = t2;
       };
       const int64_t rows = t.shape[0];
-      for (int64_t r0 = 0; r0 < rows; r0 += 256) {
-        r.read_rows(t.name, r0, std::min<int64_t>(256, rows - r0), buf);
+      int64_t row_len = 1;
+      for (std::size_t k = 1; k < t.shape.size(); ++k) row_len *= t.shape[k];
+      const int64_t step = std::max<int64_t>(1, (int64_t{1} << 18) / std::max<int64_t>(1, row_len));  // ~2 MB of doubles
+      for (int64_t r0 = 0; r0 < rows; r0 += step) {
+        r.read_rows(t.name, r0, std::min<int64_t>(step, rows - r0), buf);
         for (double v : buf) {
           if (!std::isfinite(v)) { ++bad; continue; }
           acc(sum, c1, v);

@@ -18,6 +18,7 @@ void add_dump(CLI::App& app, Registry& reg);
 void add_transcribe(CLI::App& app, Registry& reg);
 void add_inspect(CLI::App& app, Registry& reg);
 void add_fixture_model(CLI::App& app, Registry& reg);
+void add_convert(CLI::App& app, Registry& reg);
 void add_compare(CLI::App& app, Registry& reg);  // compare/ owner
 void add_bench(CLI::App& app, Registry& reg);    // candidate owner
 

@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   wb::cli::add_transcribe(app, reg);
   wb::cli::add_inspect(app, reg);
   wb::cli::add_fixture_model(app, reg);
+  wb::cli::add_convert(app, reg);
 #ifdef WB_HAVE_CMD_COMPARE
   wb::cli::add_compare(app, reg);
 #endif

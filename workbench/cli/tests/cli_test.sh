@@ -30,6 +30,17 @@ if command -v h5diff >/dev/null; then
 else
   bad "h5diff missing (hdf5-tools)"
 fi
+# The trained model (HF, tied output projection, GPT-2-spelled byte vocabulary) rewritten as ggml
+# by `wb convert`: the same taps and the same transcript through the ggml loader.
+tr=$src/fixtures/trained; tclip=$src/fixtures/heldout/clip001.wav
+if "$wb" convert --model "$tr" --format ggml -o "$tmp/trained.bin" >/dev/null &&
+   "$wb" dump --model "$tr" --audio "$tclip" -o "$tmp/tr-hf.h5" >/dev/null &&
+   "$wb" dump --model "$tmp/trained.bin" --audio "$tclip" -o "$tmp/tr-gg.h5" >/dev/null &&
+   h5diff -q "$tmp/tr-hf.h5" "$tmp/tr-gg.h5" /taps /taps && h5diff -q "$tmp/tr-hf.h5" "$tmp/tr-gg.h5" /decode /decode; then
+  ok "trained model: HF and converted ggml give identical taps and transcript"
+else bad "trained model: HF vs converted ggml"; fi
+rm -f "$tmp"/tr-*.h5 "$tmp/trained.bin"
+expect "convert a missing model" 2 "no-such" -- "$wb" convert --model "$tmp/no-such" -o "$tmp/y.bin"
 "$wb" inspect "$tmp/hf.h5" > "$tmp/inspect.txt" && grep -q "encoder.ln_post" "$tmp/inspect.txt" && ok "inspect lists taps" || bad "inspect"
 "$wb" dump --model "$hf" --audio "$clip" -o "$tmp/sel.h5" --taps 'encoder.blocks.*.out' --store float16 --no-decode >/dev/null
 [ "$("$wb" inspect "$tmp/sel.h5" | grep -c '^encoder.blocks')" = 2 ] && ok "--taps glob selects 2 taps" || bad "--taps glob"

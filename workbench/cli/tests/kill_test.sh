@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Outputs are never half-written (issue 7): `wb dump -o OUT` and `wb compare --report DIR` are
+# killed (SIGKILL, and SIGTERM) after seeded random delays spread over their run time, again and
+# again, and what is left must be either the previous output or a complete new one:
+#   dump:   OUT is byte-identical to the previous dump or a new dump `wb inspect` accepts; any
+#           OUT.partial-<pid> left by the kill is refused by `wb inspect` (exit 2).
+#   report: every report file in DIR is whole (check_report_dir.py; the two comparisons
+#           alternate, one PASS and one FAIL), and when DIR/manifest.json exists every file it
+#           lists has the size and sha256 it records (a complete set). Without manifest.json the
+#           directory does not claim to be complete.
+# (cli_test.sh keeps its single killed-dump smoke check; this is the thorough one.)
+# Usage: kill_test.sh WB_BINARY SOURCE_DIR [WORKDIR] [ROUNDS] [SEED]
+set -uo pipefail
+wb=$(realpath "$1"); src=$(realpath "$2")
+work=${3:-$(mktemp -d)}; rounds=${4:-12}; seed=${5:-$(date +%s)}
+mkdir -p "$work"; work=$(realpath "$work")
+RANDOM=$seed
+echo "kill_test: seed $seed, $rounds rounds per target (rerun: $0 $1 $2 $work $rounds $seed)"
+pass=0; fail=0
+ok()  { pass=$((pass+1)); echo "ok   $1"; }
+bad() { fail=$((fail+1)); echo "FAIL $1"; }
+hf=$src/fixtures/models/nano-hf; clip=$src/fixtures/audio/hello.wav
+now_ms() { date +%s%3N; }
+# ms: a random share (0..120%) of a run of $1 ms, drawn in this shell (a subshell would reseed)
+pick_delay() { ms=$(( RANDOM % ($1 * 12 / 10 + 1) )); }
+sleep_ms() { sleep "$(printf '%d.%03d' $(($1 / 1000)) $(($1 % 1000)))"; }
+
+# ---- wb dump ---------------------------------------------------------------------------------
+d=$work/dump; rm -rf "$d"; mkdir -p "$d"
+dump_args=(dump --model "$hf" --audio "$clip" -o "$d/out.h5" --dtype float64 --store float64 --threads 1)
+t0=$(now_ms); "$wb" "${dump_args[@]}" >/dev/null 2>&1 || { bad "first dump"; exit 1; }; t_dump=$(( $(now_ms) - t0 ))
+echo "one dump takes $t_dump ms"
+prev=$(sha256sum <"$d/out.h5")
+for i in $(seq "$rounds"); do
+  sig=KILL; [ $((i % 4)) = 0 ] && sig=TERM
+  pick_delay "$t_dump"
+  "$wb" "${dump_args[@]}" >/dev/null 2>&1 &
+  pid=$!
+  sleep_ms "$ms"
+  kill -s "$sig" "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rc=$?
+  what="dump round $i: SIG$sig after $ms ms (exit $rc)"
+  now=$(sha256sum <"$d/out.h5")
+  if [ "$now" = "$prev" ]; then
+    state="previous file"
+  elif "$wb" inspect "$d/out.h5" >/dev/null 2>&1; then
+    state="complete new file"; prev=$now
+  else
+    bad "$what: out.h5 is neither the previous dump nor a readable new one"; continue
+  fi
+  leftover=0
+  for p in "$d"/out.h5.partial-*; do
+    [ -e "$p" ] || continue
+    leftover=$((leftover+1))
+    "$wb" inspect "$p" >/dev/null 2>"$d/err"; prc=$?
+    if [ "$prc" != 2 ] || [ "$(wc -l <"$d/err")" != 1 ]; then bad "$what: $(basename "$p") not refused (exit $prc)"; fi
+    rm -f "$p"
+  done
+  ok "$what: $state, $leftover partial(s) refused"
+done
+
+# ---- wb compare --report ---------------------------------------------------------------------
+r=$work/report; rm -rf "$r"; mkdir -p "$r"
+"$wb" fixture-model --dims nano -o "$r/model" >/dev/null
+"$wb" dump --model "$r/model" --audio "$clip" -o "$r/ref.h5" --impl reference --threads 1 >/dev/null 2>&1
+"$wb" dump --model "$r/model" --audio "$clip" -o "$r/a.h5" --impl candidate --threads 1 >/dev/null 2>&1
+"$wb" dump --model "$r/model" --audio "$clip" -o "$r/b.h5" --impl candidate --fault no-ln-post --threads 1 >/dev/null 2>&1
+[ -e "$r/b.h5" ] || { bad "compare fixtures"; exit 1; }
+cmp_args() { args=(compare "$r/ref.h5" "$r/$1.h5" --report "$2" --format all -q); }
+cmp_run() { cmp_args "$@"; "$wb" "${args[@]}"; }
+t0=$(now_ms); cmp_run a "$r/out"; t_cmp=$(( $(now_ms) - t0 ))
+echo "one compare + reports takes $t_cmp ms"
+check_dir() { /usr/bin/python3 "$src/workbench/cli/tests/check_report_dir.py" "$1"; }
+for i in $(seq "$rounds"); do
+  sig=KILL; [ $((i % 4)) = 0 ] && sig=TERM
+  which=a; [ $((i % 2)) = 1 ] && which=b
+  pick_delay "$t_cmp"
+  cmp_args "$which" "$r/out"
+  "$wb" "${args[@]}" &
+  pid=$!
+  sleep_ms "$ms"
+  kill -s "$sig" "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rc=$?
+  what="report round $i: SIG$sig after $ms ms (exit $rc)"
+  state=$(check_dir "$r/out"); crc=$?
+  tmps=$(ls "$r/out" | grep -c '\.tmp-')
+  rm -f "$r/out"/*.tmp-*
+  if [ "$crc" = 0 ]; then ok "$what: $state, $tmps temporary file(s)"; else bad "$what: $state"; fi
+done
+# After the kills, one undisturbed run completes the set again.
+cmp_run a "$r/out" && [ "$(check_dir "$r/out")" = "complete set" ] && ok "undisturbed run afterwards: complete set" || bad "undisturbed run afterwards"
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
