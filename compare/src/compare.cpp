@@ -279,10 +279,19 @@ void check_same_model(const TapSource& a, const TapSource& b, bool allow_sha, co
 }
 
 // Registry name -> stored tap, refusing two stored names that map onto one.
-std::map<std::string, const TapInfo*> canonical_taps(const TapSource& s, const NameMap& map) {
+// Tap names after --map; a name still outside the registry is bad input (a typo in a port's
+// writer would otherwise pass as "present on one side only").
+std::map<std::string, const TapInfo*> canonical_taps(const TapSource& s, const NameMap& map, const ModelDims& dims) {
   std::map<std::string, const TapInfo*> out;
   for (const TapInfo& t : s.taps()) {
     const std::string c = map.canonical(t.name);
+    if (wb::tap_order(dims, c) < 0) {
+      throw std::invalid_argument(
+          c == t.name ? fmt::format("{}: tap '{}' is not in the registry for these dims (foreign names need --map)",
+                                    s.label(), t.name)
+                      : fmt::format("{}: tap '{}' maps to '{}', which is not in the registry for these dims",
+                                    s.label(), t.name, c));
+    }
     auto [it, fresh] = out.emplace(c, &t);
     if (!fresh) {
       throw std::runtime_error(fmt::format("{}: taps '{}' and '{}' both map to '{}'", s.label(),
@@ -313,12 +322,12 @@ CompareResult compare(const TapSource& ref, const TapSource& cand, const TapSour
   r.tool_version = wb::tool_version();
   r.created = wb::utc_now_iso8601();
 
-  const auto ref_taps = canonical_taps(ref, opts.map);
-  const auto cand_taps = canonical_taps(cand, opts.map);
+  const auto ref_taps = canonical_taps(ref, opts.map, dims);
+  const auto cand_taps = canonical_taps(cand, opts.map, dims);
   std::map<std::string, const TapInfo*> floor_taps;
-  if (floor != nullptr) floor_taps = canonical_taps(*floor, opts.map);
+  if (floor != nullptr) floor_taps = canonical_taps(*floor, opts.map, dims);
 
-  // Common taps in execution order: the registry's order, then unknown names in dump order.
+  // Common taps in the registry's execution order.
   struct Key {
     int order;
     int stored;

@@ -30,10 +30,14 @@ with h5py.File(f"{w}/foreign.h5", "w") as f:          # an HDF5 file of someone 
 shutil.copy(f"{w}/ref.h5", f"{w}/incomplete.h5")       # a dump whose writer died
 with h5py.File(f"{w}/incomplete.h5", "a") as f:
     del f.attrs["complete"]
-for name, cols in (("shape_a", 4), ("shape_b", 5)):   # same tap, different shapes
-    shutil.copy(f"{w}/ref.h5", f"{w}/{name}.h5")
-    with h5py.File(f"{w}/{name}.h5", "a") as f:
-        f.create_dataset("taps/extra.tap", data=np.zeros((3, cols), np.float32))
+shutil.copy(f"{w}/cand.h5", f"{w}/shape.h5")          # a registry tap whose shape disagrees with the dims
+with h5py.File(f"{w}/shape.h5", "a") as f:
+    rows, cols = f["taps/encoder.conv1"].shape
+    del f["taps/encoder.conv1"]
+    f.create_dataset("taps/encoder.conv1", data=np.zeros((rows, cols - 1), np.float32))
+shutil.copy(f"{w}/cand.h5", f"{w}/typo.h5")           # a tap name outside the registry
+with h5py.File(f"{w}/typo.h5", "a") as f:
+    f["taps"].move("encoder.blocks.0.attn_ln", "encoder.blocks.0.atn_ln")
 EOF
 printf 'not an hdf5 file\n' > "$work/text.h5"
 printf '{"fail": {"rel_l2": {"max": 1e-4}' > "$work/truncated.json"
@@ -42,32 +46,33 @@ printf '{"model.encoder.layers.{i}.fc9": "encoder.blocks.{i}.mlp.fc9"}' > "$work
 set +e
 
 failures=0
-check() {  # check DESCRIPTION ARGS...
-  local what=$1; shift
+check() {  # check DESCRIPTION FRAGMENT ARGS...: exit 2, one stderr line containing FRAGMENT
+  local what=$1 frag=$2; shift 2
   "$wb" compare "$@" > "$work/out" 2> "$work/err"
   local rc=$? lines
   lines=$(wc -l < "$work/err")
-  if [ "$rc" = 2 ] && [ "$lines" = 1 ]; then
+  if [ "$rc" = 2 ] && [ "$lines" = 1 ] && grep -qF -- "$frag" "$work/err"; then
     printf 'ok    %-34s exit %s: %s\n' "$what" "$rc" "$(cat "$work/err")"
   else
-    printf 'FAIL  %-34s exit %s, %s stderr line(s):\n' "$what" "$rc" "$lines"
+    printf 'FAIL  %-34s exit %s, %s stderr line(s), wanted exit 2 and "%s":\n' "$what" "$rc" "$lines" "$frag"
     cat "$work/err"
     failures=$((failures + 1))
   fi
 }
-check "foreign HDF5"             "$work/ref.h5" "$work/foreign.h5"
-check "dump missing 'complete'"  "$work/incomplete.h5" "$work/cand.h5"
-check "different models"         "$work/ref.h5" "$work/other.h5"
-check "map naming unknown taps"  "$work/ref.h5" "$work/cand.h5" --map "$work/bad-map.json"
-check "malformed profile (JSON)" "$work/ref.h5" "$work/cand.h5" --profile "$work/truncated.json"
-check "profile: unknown metric"  "$work/ref.h5" "$work/cand.h5" --profile "$work/unknown-metric.json"
-check "missing profile file"     "$work/ref.h5" "$work/cand.h5" --profile "$work/nope.json"
-check "shape mismatch"           "$work/shape_a.h5" "$work/shape_b.h5"
-check "not HDF5 at all"          "$work/text.h5" "$work/cand.h5"
-check "missing dump"             "$work/ref.h5" "$work/nope.h5"
-check "floor not float64"        "$work/ref.h5" "$work/cand.h5" --floor "$work/cand.h5"
-check "unknown report format"    "$work/ref.h5" "$work/cand.h5" --report "$work/rep" --format md,pdf
-check "missing argument"         "$work/ref.h5"
+check "foreign HDF5"                   "not a whisper-fidelity dump"                        "$work/ref.h5" "$work/foreign.h5"
+check "dump missing 'complete'"        "dump is incomplete"                                 "$work/incomplete.h5" "$work/cand.h5"
+check "different models"               "dumps of different models"                          "$work/ref.h5" "$work/other.h5"
+check "map naming unknown taps"        "to unknown tap"                                     "$work/ref.h5" "$work/cand.h5" --map "$work/bad-map.json"
+check "malformed profile (JSON)"       "not valid JSON"                                     "$work/ref.h5" "$work/cand.h5" --profile "$work/truncated.json"
+check "profile: unknown metric"        "unknown metric 'rel_l3'"                            "$work/ref.h5" "$work/cand.h5" --profile "$work/unknown-metric.json"
+check "missing profile file"           "cannot open"                                        "$work/ref.h5" "$work/cand.h5" --profile "$work/nope.json"
+check "tap shape vs dims"              "encoder.conv1"                                      "$work/ref.h5" "$work/shape.h5"
+check "tap name outside the registry"  "'encoder.blocks.0.atn_ln' is not in the registry"   "$work/ref.h5" "$work/typo.h5"
+check "not HDF5 at all"                "not an HDF5 file"                                   "$work/text.h5" "$work/cand.h5"
+check "missing dump"                   "no such file"                                       "$work/ref.h5" "$work/nope.h5"
+check "floor not float64"              "--floor expects a float64 run"                      "$work/ref.h5" "$work/cand.h5" --floor "$work/cand.h5"
+check "unknown report format"          "unknown format 'pdf'"                               "$work/ref.h5" "$work/cand.h5" --report "$work/rep" --format md,pdf
+check "missing argument"               "cand is required"                                   "$work/ref.h5"
 
 # And the good case of --map: the candidate stored under Hugging Face module names
 # (fixtures/maps/hf.json, reversed) compares tap for tap once mapped.
@@ -95,7 +100,7 @@ else
 fi
 "$wb" compare "$work/ref.h5" "$work/cand-hf.h5" > "$work/out" 2>&1
 rc=$?
-if [ "$rc" = 2 ] && grep -q "no tap in common" "$work/out"; then
+if [ "$rc" = 2 ] && grep -q "is not in the registry.*foreign names need --map" "$work/out"; then
   echo "ok    HF names without --map             exit 2: $(cat "$work/out")"
 else
   echo "FAIL  HF names without --map: exit $rc"; cat "$work/out"; failures=$((failures + 1))

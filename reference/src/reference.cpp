@@ -74,6 +74,21 @@ TT linear(const Weights& W, const std::string& p, const TT& x, bool bias = true)
 
 TT gelu_erf(const TT& x) { return torch::gelu(x); }  // exact erf GELU, as nn.GELU()
 
+// x + mlp(mlp_ln(x)) of a residual block (encoder or decoder), with its taps up to '.out'.
+TT mlp_residual(const Weights& W, const std::string& p, const TT& x, TapSink* taps) {
+  TT h = layer_norm(W, p + ".mlp_ln", x);
+  tap(taps, p + ".mlp_ln", h);
+  TT f1 = linear(W, p + ".mlp.0", h);
+  tap(taps, p + ".mlp.fc1", f1);
+  TT g = gelu_erf(f1);
+  tap(taps, p + ".mlp.gelu", g);
+  TT f2 = linear(W, p + ".mlp.2", g);
+  tap(taps, p + ".mlp.fc2", f2);
+  TT out = x + f2;
+  tap(taps, p + ".out", out);
+  return out;
+}
+
 // MultiHeadAttention.qkv_attention: q and k each scaled by d_head^-0.25, softmax in float32.
 // q [n_q, C], k and v [n_kv, C] (batch dim omitted). Returns the weighted values [n_q, C].
 TT qkv_attention(const TT& q, const TT& k, const TT& v, int n_head, bool causal) {
@@ -167,17 +182,7 @@ class ReferenceEncoder final : public Encoder {
     tap(taps, p + ".attn.out", a);
     x = x + a;
     tap(taps, p + ".resid_attn", x);
-    h = layer_norm(W_, p + ".mlp_ln", x);
-    tap(taps, p + ".mlp_ln", h);
-    TT f1 = linear(W_, p + ".mlp.0", h);
-    tap(taps, p + ".mlp.fc1", f1);
-    TT g = gelu_erf(f1);
-    tap(taps, p + ".mlp.gelu", g);
-    TT f2 = linear(W_, p + ".mlp.2", g);
-    tap(taps, p + ".mlp.fc2", f2);
-    x = x + f2;
-    tap(taps, p + ".out", x);
-    return from_torch(x);
+    return from_torch(mlp_residual(W_, p, x, taps));
   }
 
   wb::Tensor ln_post(const wb::Tensor& x_in, TapSink* taps) override {
@@ -260,16 +265,7 @@ struct ReferenceDecoder::Impl {
       x = x + attention(p + ".cross_attn", h, xkv[static_cast<std::size_t>(i)].first,
                         xkv[static_cast<std::size_t>(i)].second, d.n_text_head, false, taps, false);
       tap(taps, p + ".resid_cross", x);
-      h = layer_norm(W, p + ".mlp_ln", x);
-      tap(taps, p + ".mlp_ln", h);
-      TT f1 = linear(W, p + ".mlp.0", h);
-      tap(taps, p + ".mlp.fc1", f1);
-      TT g = gelu_erf(f1);
-      tap(taps, p + ".mlp.gelu", g);
-      TT f2 = linear(W, p + ".mlp.2", g);
-      tap(taps, p + ".mlp.fc2", f2);
-      x = x + f2;
-      tap(taps, p + ".out", x);
+      x = mlp_residual(W, p, x, taps);
     }
     x = layer_norm(W, "decoder.ln", x);
     tap(taps, "decoder.ln", x);

@@ -5,10 +5,12 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 
 #include "report_util.h"
 #include "wb/reports.h"
+#include "wb/util.h"
 
 namespace wb::rep {
 
@@ -76,25 +78,37 @@ std::vector<std::size_t> worst_first(const cmp::CompareResult& r) {
   return idx;
 }
 
-void write_atomic(const std::string& path, const std::string& content) {
+namespace {
+
+// Writes `content` to "<path>.tmp-<pid>" and returns that name; throws std::runtime_error.
+std::string write_temp(const std::string& path, const std::string& content) {
   const std::string tmp = fmt::format("{}.tmp-{}", path, ::getpid());
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw std::runtime_error(fmt::format("{}: cannot write", tmp));
-    f.write(content.data(), static_cast<std::streamsize>(content.size()));
-    f.flush();
-    if (!f) {
-      std::error_code ec;
-      std::filesystem::remove(tmp, ec);
-      throw std::runtime_error(fmt::format("{}: write failed", tmp));
-    }
+  std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+  if (!f) throw std::runtime_error(fmt::format("{}: cannot write", tmp));
+  f.write(content.data(), static_cast<std::streamsize>(content.size()));
+  f.flush();
+  if (!f) {
+    f.close();
+    std::error_code ec;
+    std::filesystem::remove(tmp, ec);
+    throw std::runtime_error(fmt::format("{}: write failed", tmp));
   }
+  return tmp;
+}
+
+void rename_into_place(const std::string& tmp, const std::string& path) {
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
   if (ec) {
     std::filesystem::remove(tmp, ec);
     throw std::runtime_error(fmt::format("{}: cannot rename into place", path));
   }
+}
+
+}  // namespace
+
+void write_atomic(const std::string& path, const std::string& content) {
+  rename_into_place(write_temp(path, content), path);
 }
 
 std::vector<std::string> parse_formats(const std::string& list) {
@@ -125,35 +139,77 @@ std::vector<std::string> parse_formats(const std::string& list) {
   return out;
 }
 
+// A report directory is a set: a report.md of one comparison beside a report.json of another would
+// mislead. So each file is atomic (temporary + rename) and the set has an index, manifest.json,
+// written last: it names every file of the set with its size and sha256. Order: render all,
+// write all to temporaries, remove manifest.json, remove report files of formats not in this set,
+// rename the temporaries into place, write manifest.json (atomically). A run killed at any point
+// leaves every report file whole (the previous one or the new one), and manifest.json present
+// only when the files it lists are exactly the set it describes: no manifest, not complete.
 std::vector<std::string> write_reports(const cmp::CompareResult& r, const std::string& dir,
                                        const std::vector<std::string>& formats) {
+  namespace fs = std::filesystem;
   std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (!std::filesystem::is_directory(dir)) {
+  fs::create_directories(dir, ec);
+  if (!fs::is_directory(dir)) {
     throw std::runtime_error(fmt::format("{}: cannot create report directory", dir));
   }
-  std::vector<std::string> paths;
+  static const std::pair<const char*, const char*> kFiles[] = {
+      {"md", "report.md"}, {"json", "report.json"}, {"html", "report.html"}, {"junit", "junit.xml"}};
+  struct Item {
+    std::string name, path, tmp, sha256;
+    std::size_t bytes = 0;
+  };
+  std::vector<Item> items;
   for (const std::string& f : formats) {
-    std::string name, content;
+    Item it;
+    std::string content;
     if (f == "md") {
-      name = "report.md";
       content = render_markdown(r);
     } else if (f == "json") {
-      name = "report.json";
       content = render_json(r);
     } else if (f == "html") {
-      name = "report.html";
       content = render_html(r);
     } else if (f == "junit") {
-      name = "junit.xml";
       content = render_junit(r);
     } else {
       throw std::invalid_argument(fmt::format("unknown report format '{}'", f));
     }
-    const std::string p = (std::filesystem::path(dir) / name).string();
-    write_atomic(p, content);
-    paths.push_back(p);
+    for (const auto& [fmt_name, file] : kFiles)
+      if (f == fmt_name) it.name = file;
+    it.path = (fs::path(dir) / it.name).string();
+    it.bytes = content.size();
+    it.sha256 = sha256_bytes(content.data(), content.size());
+    items.push_back(std::move(it));
+    try {
+      items.back().tmp = write_temp(items.back().path, content);
+    } catch (...) {
+      for (const Item& done : items) fs::remove(done.tmp, ec);
+      throw;
+    }
   }
+  const std::string manifest = (fs::path(dir) / "manifest.json").string();
+  fs::remove(manifest, ec);
+  for (const auto& [fmt_name, file] : kFiles) {
+    bool in_set = false;
+    for (const Item& it : items) in_set = in_set || it.name == file;
+    if (!in_set) fs::remove(fs::path(dir) / file, ec);
+  }
+  nlohmann::json files = nlohmann::json::object();
+  std::vector<std::string> paths;
+  for (const Item& it : items) {
+    rename_into_place(it.tmp, it.path);
+    files[it.name] = {{"bytes", it.bytes}, {"sha256", it.sha256}};
+    paths.push_back(it.path);
+  }
+  const nlohmann::json m = {{"schema", kReportSchema},
+                            {"complete", true},
+                            {"verdict", status_word(r.verdict)},
+                            {"ref", r.ref_path},
+                            {"cand", r.cand_path},
+                            {"files", files}};
+  write_atomic(manifest, m.dump(2) + "\n");
+  paths.push_back(manifest);
   return paths;
 }
 

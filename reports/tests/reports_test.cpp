@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "wb/reports.h"
+#include "wb/util.h"
 
 using namespace wb;
 namespace fs = std::filesystem;
@@ -134,13 +135,23 @@ TEST_CASE("reports are written atomically; formats are checked") {
   const fs::path dir = fs::temp_directory_path() / ("wb-reports-test-" + std::to_string(::getpid()));
   const auto r = make_result(true);
   const auto paths = rep::write_reports(r, dir.string(), rep::parse_formats("all"));
-  CHECK(paths.size() == 4);
+  CHECK(paths.size() == 5);
+  CHECK(paths.back() == (dir / "manifest.json").string());
   std::size_t files = 0;
   for (const auto& e : fs::directory_iterator(dir)) {
     ++files;
     CHECK(e.path().string().find(".tmp-") == std::string::npos);
   }
-  CHECK(files == 4);
+  CHECK(files == 5);
+  // The manifest, written last, lists the set with each file's hash.
+  const auto m = nlohmann::json::parse(wb::read_file((dir / "manifest.json").string()));
+  CHECK(m["complete"] == true);
+  CHECK(m["files"].size() == 4);
+  CHECK(m["files"]["report.md"]["sha256"] == wb::sha256_file((dir / "report.md").string()));
+  // A later run with fewer formats removes the others: the set never mixes two comparisons.
+  rep::write_reports(r, dir.string(), rep::parse_formats("md"));
+  CHECK(!fs::exists(dir / "report.html"));
+  CHECK(nlohmann::json::parse(wb::read_file((dir / "manifest.json").string()))["files"].size() == 1);
   CHECK(rep::parse_formats("md, json") == std::vector<std::string>{"md", "json"});
   CHECK_THROWS_AS(rep::parse_formats("md,pdf"), std::invalid_argument);
   CHECK_THROWS_AS(rep::write_atomic((dir / "no/such/dir/x").string(), "x"), std::runtime_error);

@@ -7,7 +7,7 @@ DumpError) and by `wb` (exit 2, one line on stderr). Cases are a table with prin
 seed is printed.
 
     test_wbdump.py --wb build/wb [--case ID] [--work DIR]
-    test_wbdump.py --wb build/wb --case wrong_name_wb   # pending: wb accepts unknown names today
+    test_wbdump.py --wb build/wb --case wrong_name_wb   # wb compare refuses names outside the registry
 """
 from __future__ import annotations
 
@@ -222,7 +222,7 @@ def case_wrong_name_py(c):
 
 
 def case_wrong_name_wb(c):
-    """A dump holding a name outside the registry (written with raw h5py). Pending in wb.
+    """A dump holding a name outside the registry (written with raw h5py).
 
     wb compare must exit 2 naming the tap, with and without --map (the map does not cover it);
     wb inspect may still read the dump (foreign names are legal before mapping) but must flag it.

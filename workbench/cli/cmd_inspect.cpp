@@ -7,6 +7,7 @@
 
 #include "command.h"
 #include "wb/dump.h"
+#include "wb/taps.h"
 
 namespace wb::cli {
 
@@ -52,6 +53,10 @@ void add_inspect(CLI::App& app, Registry& reg) {
       fmt::print("{:<36} {:>14} {:>8} {:>12.5g} {:>12.5g} {:>12.5g} {:>12.5g} {:>6}\n", t.name, shape_str(t.shape),
                  dtype_name(t.stored), mean, std::sqrt(var), lo, hi, bad);
     }
+    // Foreign names are legal in a dump (a port's own module names) but wb compare needs a --map.
+    for (const TapInfo& t : r.taps())
+      if (tap_order(m.dims, t.name) < 0)
+        fmt::print("note: tap '{}' is not in the registry for these dims (wb compare needs --map to rename it)\n", t.name);
     if (auto text = r.text()) fmt::print("text: {}\n", *text);
     for (const auto& [k, v] : r.timings()) fmt::print("timing {}: {:.4f} s\n", k, v);
     return 0;

@@ -1,6 +1,7 @@
 // Renderers of a comparison: Markdown (a pull-request comment), JSON (every metric; schema in
 // docs/report-json.md), one self-contained HTML file with inline SVG plots (no network), and
-// JUnit XML (a test case per tap). write_reports() writes each file atomically (temp + rename).
+// JUnit XML (a test case per tap). write_reports() writes each file atomically (temp + rename)
+// and the set as a whole behind an index written last (manifest.json).
 #pragma once
 #include <string>
 #include <vector>
@@ -22,7 +23,10 @@ std::string render_summary(const cmp::CompareResult& r);
 void write_atomic(const std::string& path, const std::string& content);
 
 // formats: any of "md", "json", "html", "junit" (also "all"); throws std::invalid_argument on
-// an unknown one. Files: DIR/report.md, report.json, report.html, junit.xml. Returns the paths.
+// an unknown one. Files: DIR/report.md, report.json, report.html, junit.xml, and last
+// DIR/manifest.json, the index of the set (each file's bytes and sha256): a directory without it
+// is not a complete report set (its writer died). Report files of formats not asked for are
+// removed so the set never mixes comparisons. Returns the paths, manifest.json last.
 std::vector<std::string> parse_formats(const std::string& list);
 std::vector<std::string> write_reports(const cmp::CompareResult& r, const std::string& dir,
                                        const std::vector<std::string>& formats);

@@ -4,18 +4,7 @@
 # Usage: cli_test.sh WB_BINARY SOURCE_DIR
 set -uo pipefail
 wb=$1; src=$2
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-pass=0; fail=0
-ok()  { pass=$((pass+1)); echo "ok   $1"; }
-bad() { fail=$((fail+1)); echo "FAIL $1"; }
-# expect NAME STATUS FRAGMENT -- command...: exit status and a one-line stderr containing FRAGMENT.
-expect() {
-  local name=$1 want=$2 frag=$3; shift 4
-  "$@" >"$tmp/out" 2>"$tmp/err"; local rc=$?
-  local lines; lines=$(wc -l <"$tmp/err")
-  if [ "$rc" = "$want" ] && grep -qF -- "$frag" "$tmp/err" && [ "$lines" -le 1 ]; then ok "$name"
-  else bad "$name (exit $rc, want $want; stderr: $(head -c 300 "$tmp/err"))"; fi
-}
+. "$(dirname "$0")/lib.sh"
 hf=$src/fixtures/models/nano-hf; gg=$src/fixtures/models/nano.bin; clip=$src/fixtures/audio/hello.wav
 
 # Same weights through both loaders: bit-identical taps (h5py-free: compare via wb inspect stats
@@ -73,5 +62,4 @@ done
 
 "$wb" --version | grep -q "^wb " && ok "--version" || bad "--version"
 "$wb" dump --help | grep -q -- "--taps" && ok "dump --help" || bad "dump --help"
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+finish

@@ -5,10 +5,7 @@
 # Usage: run_test.sh WB_BINARY SOURCE_DIR
 set -uo pipefail
 wb=$1; src=$2
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-pass=0; fail=0
-ok()  { pass=$((pass+1)); echo "ok   $1"; }
-bad() { fail=$((fail+1)); echo "FAIL $1"; }
+. "$(dirname "$0")/lib.sh"
 run() { "$wb" run --model "$src/fixtures/trained" --audio-dir "$src/fixtures/heldout" \
           --expect-file "$src/fixtures/heldout/expect-smoke.tsv" "$@"; }
 
@@ -18,5 +15,4 @@ run --impl candidate --reference-report "$tmp/ref.json" --min-agreement 1.0 --ma
 [ "$rc" = 0 ] && ok "candidate float32: the reference's transcripts on every clip" || bad "candidate run exit $rc"
 run --impl candidate --fault no-ln-post --reference-report "$tmp/ref.json" --max-wer 0.5 --max-tokens 60; rc=$?
 [ "$rc" = 1 ] && ok "candidate without ln_post: WER above 50%, exit 1" || bad "no-ln-post run exit $rc (want 1)"
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+finish

@@ -12,8 +12,10 @@
 namespace wb {
 
 namespace {
-// Longest input we decode: 4 hours at the source rate (a lying header cannot make us allocate more).
-constexpr double kMaxSeconds = 4 * 3600.0;
+// Source audio decoded beyond the first 30 s window: enough for the resampler's filter to see
+// the same neighbourhood it would in the whole file, so the window's samples do not depend on
+// where we stopped. Only the first window is ever used; a 2-hour file costs what 31 s cost.
+constexpr double kMarginSeconds = 1.0;
 }  // namespace
 
 Audio load_audio(const std::string& path) {
@@ -23,14 +25,14 @@ Audio load_audio(const std::string& path) {
   std::unique_ptr<SNDFILE, decltype(&sf_close)> guard(f, &sf_close);
   if (info.channels <= 0 || info.channels > 64 || info.samplerate < 1000 || info.samplerate > 768000)
     throw std::runtime_error(fmt::format("{}: implausible header ({} channels, {} Hz)", path, info.channels, info.samplerate));
-  if (info.frames < 0 || static_cast<double>(info.frames) / info.samplerate > kMaxSeconds)
-    throw std::runtime_error(fmt::format("{}: {} frames at {} Hz is longer than the {} s limit", path,
-                                         info.frames, info.samplerate, kMaxSeconds));
-  // Read in blocks rather than trusting info.frames: a truncated file yields fewer frames.
+  if (info.frames < 0) throw std::runtime_error(fmt::format("{}: negative frame count {}", path, info.frames));
+  // Read in blocks rather than trusting info.frames (a truncated file yields fewer frames, a
+  // lying header more than the file holds), and stop after the first window plus a margin.
+  const auto want = static_cast<sf_count_t>(std::ceil((kChunkSeconds + kMarginSeconds) * info.samplerate));
   std::vector<float> mono;
   std::vector<float> block(static_cast<std::size_t>(4096 * info.channels));
-  for (;;) {
-    const sf_count_t got = sf_readf_float(f, block.data(), 4096);
+  while (static_cast<sf_count_t>(mono.size()) < want) {
+    const sf_count_t got = sf_readf_float(f, block.data(), std::min<sf_count_t>(4096, want - static_cast<sf_count_t>(mono.size())));
     if (got <= 0) break;
     for (sf_count_t i = 0; i < got; ++i) {
       double s = 0;
@@ -47,7 +49,12 @@ Audio load_audio(const std::string& path) {
   a.source_rate = info.samplerate;
   a.source_channels = info.channels;
   a.pcm = resample(mono, info.samplerate, kSampleRate);
+  if (a.pcm.size() > static_cast<std::size_t>(kNSamples)) a.pcm.resize(kNSamples);
   a.seconds = static_cast<double>(a.pcm.size()) / kSampleRate;
+  // What the file holds past the decoded part: libsndfile's frame count (for WAV it is clamped
+  // to the bytes present, so a header claiming hours over a short body does not count).
+  a.total_seconds = static_cast<sf_count_t>(mono.size()) < want ? static_cast<double>(mono.size()) / info.samplerate
+                                                                 : static_cast<double>(info.frames) / info.samplerate;
   return a;
 }
 

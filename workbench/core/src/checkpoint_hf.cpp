@@ -4,6 +4,7 @@
 // then the data block the offsets point into.
 #include <fmt/format.h>
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -158,6 +159,22 @@ void validate_weights(const std::string& file, const ModelDims& dims, const std:
       for (const auto& s : table) known = known || s.name == name;
       if (!known) throw std::runtime_error(fmt::format("{}: unknown tensor '{}'", file, name));
     }
+  // NaN or Inf in a weight is a broken checkpoint (a bad conversion or an overflowed float16
+  // export), never a model: refuse it naming the tensor rather than dump taps that are NaN from
+  // that layer on. NaN/Inf in *activations* is the comparator's business (it counts them).
+  for (const WeightSpec& s : table) {
+    const Tensor& t = w.at(s.name);
+    const float* p = t.f32();
+    int64_t nan = 0, inf = 0, first = -1;
+    for (int64_t i = 0; i < t.numel(); ++i)
+      if (!std::isfinite(p[i])) {
+        (std::isnan(p[i]) ? nan : inf) += 1;
+        if (first < 0) first = i;
+      }
+    if (first >= 0)
+      throw std::runtime_error(fmt::format("{}: tensor '{}' has non-finite weights ({} NaN, {} Inf; first at flat index {})",
+                                           file, s.name, nan, inf, first));
+  }
 }
 
 Checkpoint load_hf(const std::string& dir_str) {
@@ -226,7 +243,9 @@ Checkpoint load_hf(const std::string& dir_str) {
     } catch (const std::invalid_argument& ex) {
       throw std::runtime_error(fmt::format("{}: tensor '{}': {}", st_file, key, ex.what()));
     }
-    if (b > en || en > data_size || en - b != static_cast<uint64_t>(numel) * dtype_size(dtype))
+    // numel * element size is compared without multiplying: 2^62 elements of 4 bytes wrap to 0.
+    if (b > en || en > data_size || (en - b) % dtype_size(dtype) != 0 ||
+        (en - b) / dtype_size(dtype) != static_cast<uint64_t>(numel))
       throw std::runtime_error(fmt::format("{}: tensor '{}': data_offsets [{}, {}] do not match shape {} {} in a {}-byte data block",
                                            st_file, key, b, en, shape_str(shape), dt, data_size));
     // Validate the shape before allocating (a lying header must not make us allocate).

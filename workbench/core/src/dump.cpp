@@ -264,8 +264,39 @@ DumpReader::DumpReader(const std::string& path) : impl_(std::make_unique<Impl>()
       if (nd < 1 || nd > 4) throw fail(fmt::format("tap '{}' has {} dimensions", name, nd));
       std::vector<hsize_t> dims(static_cast<std::size_t>(nd));
       sp.getSimpleExtentDims(dims.data());
-      info.shape.assign(dims.begin(), dims.end());
+      // The extent is only a header: bound it before anything is read or allocated. Readers
+      // hold one row (all dims but the first) at a time, so a row is bounded too.
+      int64_t numel = 1, row = 1;
+      for (std::size_t k = 0; k < dims.size(); ++k) {
+        if (dims[k] > static_cast<hsize_t>(kMaxTapElements))
+          throw fail(fmt::format("tap '{}': dimension {} of {} is past any real tap", name, k, dims[k]));
+        info.shape.push_back(static_cast<int64_t>(dims[k]));
+        numel *= static_cast<int64_t>(dims[k]);  // each factor <= 2^31, checked as it grows
+        if (k > 0) row *= static_cast<int64_t>(dims[k]);
+        if (numel > kMaxTapElements || row > kMaxTapRowElements)
+          throw fail(fmt::format("tap '{}': shape {} exceeds the limits of {} elements, {} per row", name,
+                                 shape_str(Shape(dims.begin(), dims.end())), kMaxTapElements, kMaxTapRowElements));
+      }
       if (ds.getTypeClass() != H5T_FLOAT) throw fail(fmt::format("tap '{}' is not floating point", name));
+      // Storage never written (or written in part) reads back as fill values: a writer that
+      // declared the extent and died, or a header lying about the size. Refuse, don't make up
+      // data. Chunked: every chunk the extent spans must exist (H5Dget_space_status is not used:
+      // HDF5 1.10 calls datasets with partial edge chunks "part allocated" when they are whole).
+      if (numel > 0) {
+        const H5::DSetCreatPropList cp = ds.getCreatePlist();
+        hsize_t have = 0, need = 1;
+        if (cp.getLayout() == H5D_CHUNKED) {
+          std::vector<hsize_t> chunk(dims.size());
+          cp.getChunk(nd, chunk.data());
+          for (std::size_t k = 0; k < dims.size(); ++k) need *= (dims[k] + chunk[k] - 1) / std::max<hsize_t>(chunk[k], 1);
+          if (H5Dget_num_chunks(ds.getId(), sp.getId(), &have) < 0) throw fail(fmt::format("tap '{}': chunk index unreadable", name));
+        } else {
+          have = cp.getLayout() == H5D_COMPACT || ds.getStorageSize() > 0 ? 1 : 0;
+        }
+        if (have < need)
+          throw fail(fmt::format("tap '{}' {}: data never written for {} its extent", name, shape_str(info.shape),
+                                 have > 0 ? "part of" : "any of"));
+      }
       const std::size_t sz = ds.getFloatType().getSize();
       info.stored = sz == 2 ? DType::f16 : sz == 4 ? DType::f32 : sz == 8 ? DType::f64 : throw fail(fmt::format("tap '{}' has {}-byte floats", name, sz));
       info.order = ds.attrExists("order") ? static_cast<int>(get_int(ds, "order")) : tap_order(meta_.dims, name);

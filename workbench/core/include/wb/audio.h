@@ -13,13 +13,15 @@ inline constexpr int kNSamples = kSampleRate * kChunkSeconds;  // 480000
 inline constexpr int kNFrames = kNSamples / kHop;              // 3000
 
 struct Audio {
-  std::vector<float> pcm;  // mono, 16 kHz, [-1, 1]
-  double seconds = 0;
+  std::vector<float> pcm;    // mono, 16 kHz, [-1, 1]; at most the first 30 s window
+  double seconds = 0;        // length of pcm
+  double total_seconds = 0;  // length of the whole file (only the first window is decoded)
   int source_rate = 0;
   int source_channels = 0;
 };
 
-// Throws std::runtime_error("<path>: <problem>") for unreadable or malformed files.
+// Decodes the first 30 s window (time and memory bounded whatever the file's length); throws
+// std::runtime_error("<path>: <problem>") for unreadable or malformed files.
 Audio load_audio(const std::string& path);
 std::vector<float> resample(const std::vector<float>& mono, int from_rate, int to_rate);
 // Whisper's pad_or_trim: zero-pad or cut to exactly kNSamples.

@@ -20,6 +20,11 @@
 namespace wb {
 
 inline constexpr const char* kDumpSchema = "whisper-fidelity/1";
+// Bounds on a tap's extent that DumpReader enforces (an extent is a header field and may lie).
+// The largest real taps are far below: large-v3 logits over 448 tokens are 23 M elements with
+// rows of 51 866; mlp.fc1 is 1500 x 5120.
+inline constexpr int64_t kMaxTapElements = int64_t{1} << 31;
+inline constexpr int64_t kMaxTapRowElements = int64_t{1} << 22;
 
 struct DumpMeta {
   std::string implementation;
@@ -73,7 +78,8 @@ struct TapInfo {
 };
 
 // Opens and validates a dump: refuses (std::runtime_error, one line naming the file) a file that
-// is not HDF5, of another schema, without `complete`, or whose taps disagree with its dims.
+// is not HDF5, of another schema, without `complete`, whose taps disagree with its dims, exceed
+// kMaxTapElements / kMaxTapRowElements, or were declared but never (fully) written.
 class DumpReader {
  public:
   explicit DumpReader(const std::string& path);
