@@ -71,6 +71,10 @@ Checkpoint load_ggml(const std::string& path) {
   } catch (const std::invalid_argument& e) {
     throw std::runtime_error(fmt::format("{}: {}", path, e.what()));
   }
+  // Weights take at least 2 bytes each (f16): dims the file cannot hold are a lying header.
+  if (const int64_t n = weight_numel(d); static_cast<uint64_t>(n) * 2 > r.remaining())
+    throw std::runtime_error(fmt::format("{}: hparams describe {} weights, more than the {} bytes left in the file hold",
+                                         path, n, r.remaining()));
   const auto n_mel = r.get<int32_t>("mel filter rows"), n_fft = r.get<int32_t>("mel filter columns");
   if (n_mel < 0 || n_fft < 0 || n_mel > 1024 || n_fft > 4096)
     throw std::runtime_error(fmt::format("{}: mel filters [{}, {}] out of range", path, n_mel, n_fft));

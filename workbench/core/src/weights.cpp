@@ -55,6 +55,17 @@ std::vector<WeightSpec> weight_table(const ModelDims& d) {
   return t;
 }
 
+int64_t weight_numel(const ModelDims& d) {
+  // Per block (see add_block): attention 4C^2 + 5C (key has no bias) and its layer norm 2C,
+  // twice in decoder blocks (cross-attention); MLP 8C^2 + 5C and its layer norm 2C.
+  const auto block = [](int64_t c, bool cross) { return (cross ? 2 : 1) * (4 * c * c + 5 * c) + 8 * c * c + 7 * c; };
+  const int64_t c = d.n_audio_state, s = d.n_text_state;
+  const int64_t enc = int64_t{d.n_audio_ctx} * c + c * d.n_mels * 3 + c + c * c * 3 + c +
+                      d.n_audio_layer * block(c, false) + 2 * c;
+  const int64_t dec = int64_t{d.n_text_ctx} * s + int64_t{d.n_vocab} * s + d.n_text_layer * block(s, true) + 2 * s;
+  return enc + dec;
+}
+
 const Tensor& Checkpoint::at(const std::string& name) const {
   auto it = weights.find(name);
   if (it == weights.end()) throw std::invalid_argument(fmt::format("checkpoint has no tensor '{}'", name));

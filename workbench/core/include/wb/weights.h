@@ -18,6 +18,9 @@ struct WeightSpec {
 
 // Every weight a Whisper model of these dims has, encoder first, in state-dict order.
 std::vector<WeightSpec> weight_table(const ModelDims& d);
+// Total element count of weight_table(d), computed without building it: loaders check dims taken
+// from a header against the file size before building tables or allocating anything.
+int64_t weight_numel(const ModelDims& d);
 
 // A loaded model: weights converted to float32, immutable and shared by all runs.
 struct Checkpoint {
