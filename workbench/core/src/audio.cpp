@@ -49,6 +49,9 @@ Audio load_audio(const std::string& path) {
   a.source_rate = info.samplerate;
   a.source_channels = info.channels;
   a.pcm = resample(mono, info.samplerate, kSampleRate);
+  if (a.pcm.empty())
+    throw std::runtime_error(fmt::format("{}: {} samples at {} Hz are too short to resample to {} Hz", path,
+                                         mono.size(), info.samplerate, kSampleRate));
   if (a.pcm.size() > static_cast<std::size_t>(kNSamples)) a.pcm.resize(kNSamples);
   a.seconds = static_cast<double>(a.pcm.size()) / kSampleRate;
   // What the file holds past the decoded part: libsndfile's frame count (for WAV it is clamped

@@ -207,8 +207,14 @@ Checkpoint load_hf(const std::string& dir_str) {
   if (!h.is_object()) throw std::runtime_error(fmt::format("{}: header is not a JSON object", st_file));
   const uint64_t data_start = 8 + hlen, data_size = file_size - data_start;
 
-  std::map<std::string, std::string> from_hf;
-  for (const auto& s : weight_table(ck.dims)) from_hf[to_hf_name(s.name)] = s.name;
+  // Weights take at least 2 bytes each (F16/BF16): dims the data block cannot hold are a config
+  // lying about the model (checked before building tables of its names).
+  if (const int64_t n = weight_numel(ck.dims); static_cast<uint64_t>(n) * 2 > data_size)
+    throw std::runtime_error(fmt::format("{}: {} describes {} weights, more than the {}-byte data block holds", st_file,
+                                         cfg_file, n, data_size));
+  const std::vector<WeightSpec> table = weight_table(ck.dims);
+  std::map<std::string, const WeightSpec*> from_hf;
+  for (const auto& s : table) from_hf[to_hf_name(s.name)] = &s;
   std::map<std::string, std::string> dtypes;
   for (auto it = h.begin(); it != h.end(); ++it) {
     const std::string& key = it.key();
@@ -249,10 +255,8 @@ Checkpoint load_hf(const std::string& dir_str) {
       throw std::runtime_error(fmt::format("{}: tensor '{}': data_offsets [{}, {}] do not match shape {} {} in a {}-byte data block",
                                            st_file, key, b, en, shape_str(shape), dt, data_size));
     // Validate the shape before allocating (a lying header must not make us allocate).
-    const auto& spec_name = canon->second;
-    Shape expect;
-    for (const auto& s : weight_table(ck.dims))
-      if (s.name == spec_name) expect = s.shape;
+    const std::string& spec_name = canon->second->name;
+    const Shape& expect = canon->second->shape;
     if (shape != expect)
       throw std::runtime_error(fmt::format("{}: tensor '{}': got {}, expected {}", st_file, key, shape_str(shape), shape_str(expect)));
     std::vector<char> raw(en - b);
