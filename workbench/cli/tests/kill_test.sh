@@ -8,7 +8,8 @@
 #           alternate, one PASS and one FAIL), and when DIR/manifest.json exists every file it
 #           lists has the size and sha256 it records (a complete set). Without manifest.json the
 #           directory does not claim to be complete.
-# (cli_test.sh keeps its single killed-dump smoke check; this is the thorough one.)
+# Then each step of the write protocol is hit on purpose (SIGKILL just before / after each rename,
+# through a preloaded shim). (cli_test.sh keeps its single killed-dump smoke check.)
 # Usage: kill_test.sh WB_BINARY SOURCE_DIR [WORKDIR] [ROUNDS] [SEED]
 set -uo pipefail
 wb=$(realpath "$1"); src=$(realpath "$2")
@@ -85,6 +86,63 @@ for i in $(seq "$rounds"); do
   rm -f "$r/out"/*.tmp-*
   if [ "$crc" = 0 ]; then ok "$what: $state, $tmps temporary file(s)"; else bad "$what: $state"; fi
 done
+# Random delays rarely land in the write itself (rendering and renaming take milliseconds after
+# seconds of comparing), so every step of the write protocol is also hit on purpose: a preloaded
+# shim (cc at test time) SIGKILLs wb just before or just after its Nth rename(2).
+shim=$work/kill_at_rename.so
+cat >"$work/kill_at_rename.c" <<'EOF'
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+/* WB_KILL_AT_RENAME=N kills the process just before its Nth rename(), "N+" just after it. */
+int rename(const char* from, const char* to) {
+  static int (*real)(const char*, const char*);
+  static int count;
+  if (!real) real = (int (*)(const char*, const char*))dlsym(RTLD_NEXT, "rename");
+  const char* at = getenv("WB_KILL_AT_RENAME");
+  const int n = at ? atoi(at) : 0, after = at && strchr(at, '+');
+  if (++count == n && !after) raise(SIGKILL);
+  const int r = real(from, to);
+  if (count == n && after) raise(SIGKILL);
+  return r;
+}
+EOF
+if cc -shared -fPIC -O1 -o "$shim" "$work/kill_at_rename.c" -ldl 2>"$work/cc.err"; then
+  preload=$shim
+  # ASan insists on coming first among preloaded libraries; the shim only wraps rename().
+  if ldd "$wb" 2>/dev/null | grep -q libasan; then
+    export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0}:verify_asan_link_order=0"
+  fi
+  # Reports: 4 report files then manifest.json = 5 renames.
+  for n in 1 1+ 2 2+ 3 3+ 4 4+ 5 5+; do
+    cmp_args b "$r/out"
+    (WB_KILL_AT_RENAME=$n LD_PRELOAD=$preload "$wb" "${args[@]}"; exit $?) 2>/dev/null; rc=$?
+    state=$(check_dir "$r/out"); crc=$?
+    want="no manifest (does not look complete)"; [ "$n" = 5+ ] && want="complete set"
+    tmps=$(ls "$r/out" | grep -c '\.tmp-'); rm -f "$r/out"/*.tmp-*
+    if [ "$crc" = 0 ] && [ "$state" = "$want" ] && [ "$rc" = 137 ]; then
+      ok "report killed at rename $n: $state, $tmps temporary file(s)"
+    else bad "report killed at rename $n (exit $rc): $state, want $want"; fi
+  done
+  # Dumps: one rename; before it the finished temporary holds a whole dump under a .partial name.
+  prev=$(sha256sum <"$d/out.h5")
+  for n in 1 1+; do
+    (WB_KILL_AT_RENAME=$n LD_PRELOAD=$preload "$wb" "${dump_args[@]}"; exit $?) >/dev/null 2>&1; rc=$?
+    now=$(sha256sum <"$d/out.h5")
+    parts=$(ls "$d" | grep -c '\.partial-')
+    if [ "$n" = 1 ] && [ "$now" = "$prev" ] && [ "$parts" = 1 ]; then
+      ok "dump killed before its rename: previous out.h5 kept, the finished temporary left under its .partial name"
+    elif [ "$n" = 1+ ] && [ "$now" != "$prev" ] && [ "$parts" = 0 ] && "$wb" inspect "$d/out.h5" >/dev/null 2>&1; then
+      ok "dump killed after its rename: complete new out.h5"
+    else bad "dump killed at rename $n (exit $rc): out.h5 $([ "$now" = "$prev" ] && echo previous || echo changed), $parts partial(s)"; fi
+    rm -f "$d"/out.h5.partial-*
+    prev=$now
+  done
+else
+  echo "skip the rename-step kills: no C compiler ($(head -1 "$work/cc.err"))"
+fi
 # After the kills, one undisturbed run completes the set again.
 cmp_run a "$r/out" && [ "$(check_dir "$r/out")" = "complete set" ] && ok "undisturbed run afterwards: complete set" || bad "undisturbed run afterwards"
 echo "$pass passed, $fail failed"
