@@ -360,7 +360,8 @@ CompareResult compare(const TapSource& ref, const TapSource& cand, const TapSour
         opts.map.empty() ? " (foreign names? --map renames them)" : " after --map"));
   }
   std::vector<Job> jobs;
-  std::vector<std::string> token_notes;
+  // (ref tokens, cand tokens) -> number of per-token taps cut to the common tokens
+  std::map<std::pair<int64_t, int64_t>, int> token_cuts;
   for (const Key& k : keys) {
     const TapInfo& a = *ref_taps.at(k.name);
     const TapInfo& b = *cand_taps.at(k.name);
@@ -372,8 +373,7 @@ CompareResult compare(const TapSource& ref, const TapSource& cand, const TapSour
     if (per_token && a.shape.size() == 2 && b.shape.size() == 2 && a.shape[1] == b.shape[1] &&
         a.shape[0] != b.shape[0]) {
       shape[0] = std::min(a.shape[0], b.shape[0]);
-      token_notes.push_back(fmt::format("{}: {} vs {} tokens, the first {} compared", k.name,
-                                        a.shape[0], b.shape[0], shape[0]));
+      ++token_cuts[{a.shape[0], b.shape[0]}];
     } else if (a.shape != b.shape) {
       throw std::runtime_error(fmt::format("tap '{}': shape mismatch: {} {} vs {} {}", k.name,
                                            r.ref_path, shape_str(a.shape), r.cand_path,
@@ -566,7 +566,12 @@ CompareResult compare(const TapSource& ref, const TapSource& cand, const TapSour
   }
 
   diagnose(r, dims, opts.profile);
-  for (const std::string& n : token_notes) r.hints.push_back(n);
+  for (const auto& [n, taps] : token_cuts) {
+    r.hints.push_back(fmt::format("{} decoder tap(s): the sides decoded {} vs {} tokens, the first {} compared "
+                                  "(teacher-forced on each side's own tokens)",
+                                  taps, n.first, n.second, std::min(n.first, n.second)));
+  }
+  if (auto a = ref.text(), b = cand.text(); a && b) r.transcripts = CompareResult::Transcripts{*a, *b, wb::word_errors(*a, *b)};
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
 }

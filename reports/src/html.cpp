@@ -400,6 +400,15 @@ std::string render_html(const cmp::CompareResult& r) {
   if (r.hints.empty()) s += "<li>No finding: every tap is within tolerance.</li>\n";
   for (const auto& x : r.hints) s += "<li>" + h(x) + "</li>\n";
   s += "</ul>\n";
+  if (r.transcripts) {
+    const auto& x = *r.transcripts;
+    s += "<h2>Transcripts</h2>\n<p>";
+    s += x.ref == x.cand ? std::string("identical")
+                         : fmt::format("differ: candidate word error rate {:.1f}% against the reference ({} of {} words)",
+                                       100.0 * x.words.wer(), x.words.errors(), x.words.ref_words);
+    s += fmt::format("</p>\n<table class=\"meta\"><tr><td>reference</td><td>{}</td></tr>\n"
+                     "<tr><td>candidate</td><td>{}</td></tr></table>\n", h(x.ref), h(x.cand));
+  }
   auto list = [&](const std::vector<std::string>& v, const char* what) {
     if (v.empty()) return;
     s += fmt::format("<p class=\"small\">{} ({}): ", what, v.size());

@@ -108,6 +108,19 @@ std::string render_json(const cmp::CompareResult& r) {
     j["changepoint"] = nullptr;
   }
   j["hints"] = r.hints;
+  if (r.transcripts) {
+    const auto& x = *r.transcripts;
+    j["transcripts"] = {{"reference", x.ref},
+                        {"candidate", x.cand},
+                        {"identical", x.ref == x.cand},
+                        {"word_errors", {{"substitutions", x.words.substitutions},
+                                         {"deletions", x.words.deletions},
+                                         {"insertions", x.words.insertions},
+                                         {"reference_words", x.words.ref_words}}},
+                        {"wer", jnum(x.words.wer())}};
+  } else {
+    j["transcripts"] = nullptr;
+  }
   j["only_reference"] = r.only_ref;
   j["only_candidate"] = r.only_cand;
   j["missing_floor"] = r.missing_floor;
@@ -183,7 +196,7 @@ std::string render_json(const cmp::CompareResult& r) {
     taps.push_back(std::move(x));
   }
   j["taps"] = std::move(taps);
-  return j.dump(1) + "\n";
+  return j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";  // a broken decoder may emit invalid UTF-8
 }
 
 }  // namespace wb::rep

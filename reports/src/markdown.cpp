@@ -68,6 +68,14 @@ std::string render_markdown(const cmp::CompareResult& r, int max_rows) {
     for (std::size_t i = 0; i < r.hints.size() && i < 8; ++i) s += "- " + md_escape(r.hints[i]) + "\n";
     s += "\n";
   }
+  if (r.transcripts) {
+    const auto& x = *r.transcripts;
+    s += x.ref == x.cand ? "**Transcripts:** identical\n\n"
+                         : fmt::format("**Transcripts:** differ, candidate word error rate {:.1f}% against the reference "
+                                       "({} of {} words)\n\n",
+                                       100.0 * x.words.wer(), x.words.errors(), x.words.ref_words);
+    s += "- reference: " + md_escape(x.ref) + "\n- candidate: " + md_escape(x.cand) + "\n\n";
+  }
   if (!r.taps.empty()) {
     s += "| | tap | rel L2 | cosine | max abs | mean ref → cand | std ref → cand | why |\n";
     s += "|---|---|---:|---:|---:|---|---|---|\n";

@@ -246,7 +246,7 @@ void add_run(CLI::App& app, Registry& reg) {
                             {"clips", rows}};
       std::ofstream out(o->report);
       if (!out) throw std::runtime_error(o->report + ": cannot write report");
-      out << rep.dump(1) << "\n";
+      out << rep.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";  // transcripts may be invalid UTF-8
     }
     int status = 0;
     if (o->max_wer >= 0 && total.wer() > o->max_wer) {

@@ -17,6 +17,7 @@
 #include "wb/metrics.h"
 #include "wb/name_map.h"
 #include "wb/profile.h"
+#include "wb/wer.h"
 
 namespace wb::cmp {
 
@@ -29,6 +30,7 @@ class TapSource {
   virtual const std::vector<TapInfo>& taps() const = 0;  // execution order
   virtual void read_rows(const std::string& name, int64_t row0, int64_t n,
                          std::vector<double>& out) const = 0;
+  virtual std::optional<std::string> text() const { return std::nullopt; }  // decoded transcript
 };
 
 class DumpSource : public TapSource {
@@ -41,6 +43,7 @@ class DumpSource : public TapSource {
                  std::vector<double>& out) const override {
     reader_.read_rows(name, row0, n, out);
   }
+  std::optional<std::string> text() const override { return reader_.text(); }
   const DumpReader& reader() const { return reader_; }
 
  private:
@@ -60,10 +63,13 @@ class MemorySource : public TapSource {
   void read_rows(const std::string& name, int64_t row0, int64_t n,
                  std::vector<double>& out) const override;
   std::vector<double>& values(const std::string& name);
+  void set_text(std::string text) { text_ = std::move(text); }
+  std::optional<std::string> text() const override { return text_; }
 
  private:
   std::string label_;
   DumpMeta meta_;
+  std::optional<std::string> text_;
   std::vector<TapInfo> taps_;
   std::vector<std::vector<double>> data_;
 };
@@ -121,6 +127,13 @@ struct CompareResult {
   double changepoint_jump = 0.0;
   std::vector<std::string> hints;  // the diagnosis, most important first
   std::optional<Histogram> histogram;  // of the first divergent tap (else the worst tap)
+  // Both sides' decoded text (when both dumps hold one) and the candidate's word errors against
+  // the reference's text: the transcript damage next to the layer divergence.
+  struct Transcripts {
+    std::string ref, cand;
+    WerCounts words;
+  };
+  std::optional<Transcripts> transcripts;
   double seconds = 0.0;
   int64_t elements = 0;  // per side
   std::string tool_version;
