@@ -80,7 +80,7 @@ NameMap NameMap::load(const std::string& path) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text, nullptr, true, true);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for 1e999
     std::string what = e.what();
     const auto pos = what.find("] ");
     if (pos != std::string::npos) what = what.substr(pos + 2);

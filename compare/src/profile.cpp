@@ -260,7 +260,7 @@ ToleranceProfile ToleranceProfile::parse_text(const std::string& text, const std
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text, nullptr, true, /*ignore_comments=*/true);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for 1e999
     // e.what() is "[json.exception.parse_error.101] parse error at line 3, column 5: ..."
     std::string what = e.what();
     const auto pos = what.find("] ");
