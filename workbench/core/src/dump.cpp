@@ -9,7 +9,6 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <set>
 #include <stdexcept>
 
 namespace wb {
@@ -70,13 +69,14 @@ int64_t get_int(const H5::H5Object& o, const std::string& name) {
 // is read. Throws std::runtime_error naming the offset of the first that does not.
 // HDF5 1.10 does not check a string's object index against its collection either (an index past
 // the collection's table reads wild memory; index 0, the free space, reads past the buffer), so
-// the collections found are kept (address -> indices present) and check_strings() verifies the
-// string references in an object's header before its string attributes are read.
+// the collections found are kept (address -> index -> size) and check_strings() verifies the
+// string references in an object's header before its string attributes are read. The length a
+// reference gives is what HDF5 allocates, so it must be the object's size too.
 struct GlobalHeaps {
   std::string path;
   uint64_t file_size = 0;
   bool walkable = false;  // superblock at 0 with 8-byte offsets and lengths: headers can be walked
-  std::map<uint64_t, std::set<unsigned>> objects;
+  std::map<uint64_t, std::map<uint64_t, uint64_t>> objects;
 };
 
 GlobalHeaps check_global_heaps(const std::string& path) {
@@ -129,7 +129,7 @@ GlobalHeaps check_global_heaps(const std::string& path) {
         const uint64_t need = idx == 0 ? obj : obj > size ? size + 1 : kHdr + ((obj + 7) & ~uint64_t{7});
         if (need < kHdr || need > size - q)
           throw corrupt(at, fmt::format("object {} of {} bytes at {} does not fit the {}-byte collection", idx, obj, q, size));
-        if (idx != 0) present.insert(idx);
+        if (idx != 0) present[idx] = obj;
         q += need;
       }
     }
@@ -163,15 +163,43 @@ void check_strings(const GlobalHeaps& heaps, const H5::H5Object& o, const std::s
     for (std::size_t i = 0; i + 12 <= size; ++i)
       if (auto h = heaps.objects.find(le(data + i, 8)); h != heaps.objects.end()) {
         const uint64_t idx = le(data + i + 8, 4);
-        if (idx > 0xffff || !h->second.count(static_cast<unsigned>(idx)))
+        const auto obj = h->second.find(idx);
+        if (obj == h->second.end())
           throw std::runtime_error(fmt::format("{}: {}: a string refers to object {} of the global heap collection at "
                                                "offset {}, which holds no such object", heaps.path, what, idx, h->first));
+        if (i >= 4 && le(data + i - 4, 4) != obj->second)
+          throw std::runtime_error(fmt::format("{}: {}: a string of {} bytes refers to an object of {} bytes", heaps.path,
+                                               what, le(data + i - 4, 4), obj->second));
       }
+  };
+  // Variable-length string data: references {u32 length, address, u32 index}; each must name a
+  // collection's object of that length (HDF5 allocates the length before it looks at the heap).
+  auto refs = [&](const unsigned char* data, std::size_t size) {
+    for (std::size_t i = 0; i + 16 <= size; i += 16) {
+      const uint64_t len = le(data + i, 4), addr = le(data + i + 4, 8), idx = le(data + i + 12, 4);
+      if (len == 0 && addr == 0) continue;  // empty string
+      const auto h = heaps.objects.find(addr);
+      const auto obj = h == heaps.objects.end() ? decltype(h->second.end()){} : h->second.find(idx);
+      if (h == heaps.objects.end() || obj == h->second.end() || obj->second != len)
+        throw std::runtime_error(fmt::format("{}: {}: a string of {} bytes refers to object {} at offset {}, which is "
+                                             "not a global heap object of that size", heaps.path, what, len, idx, addr));
+    }
+  };
+  // Attribute message (versions 1-3): {version, flags, u16 name, datatype, dataspace sizes,
+  // [v3: encoding]}, then the three parts (padded to 8 bytes in version 1), then the data.
+  auto attribute = [&](const unsigned char* m, std::size_t size) {
+    if (size < 8 || m[0] < 1 || m[0] > 3) return;
+    const auto pad = [&](uint64_t n) { return m[0] == 1 ? (n + 7) & ~uint64_t{7} : n; };
+    const uint64_t name = le(m + 2, 2), dt = le(m + 4, 2), ds = le(m + 6, 2);
+    const uint64_t type_at = (m[0] == 3 ? 9 : 8) + pad(name), data_at = type_at + pad(dt) + pad(ds);
+    if (dt < 8 || data_at > size) return;  // HDF5 refuses it when decoding
+    const bool vlen_string = (m[type_at] & 0x0f) == 9 && (m[type_at + 1] & 0x0f) == 1;
+    if (vlen_string) refs(m + data_at, size - data_at);
   };
   if (contiguous_data) {  // a string dataset's own data: one reference {u32 length, address, u32 index}
     const haddr_t off = H5Dget_offset(o.getId());
     std::vector<unsigned char> ref(16);
-    if (off != HADDR_UNDEF && read_at(off, ref)) scan(ref.data(), ref.size());
+    if (off != HADDR_UNDEF && read_at(off, ref)) refs(ref.data(), ref.size());
   }
   std::vector<unsigned char> prefix(16);
   if (!read_at(info.addr, prefix) || prefix[0] != 1) return;
@@ -184,6 +212,7 @@ void check_strings(const GlobalHeaps& heaps, const H5::H5Object& o, const std::s
       if (size > chunk.size() - pos - 8) break;
       if (type == 0x10 && size >= 16) chunks.emplace_back(le(&chunk[pos + 8], 8), le(&chunk[pos + 16], 8));
       scan(&chunk[pos + 8], static_cast<std::size_t>(size));
+      if (type == 0x0c) attribute(&chunk[pos + 8], static_cast<std::size_t>(size));
       pos += 8 + static_cast<std::size_t>(size);
     }
   }
