@@ -50,7 +50,16 @@ std::string get_str(const H5::H5Object& o, const std::string& name) {
   H5::Attribute a = o.openAttribute(name);
   if (a.getTypeClass() != H5T_STRING) throw std::runtime_error(fmt::format("attribute '{}' is not a string", name));
   std::string v;
-  a.read(a.getStrType(), v);
+  const H5::StrType t = a.getStrType();
+  if (!t.isVariableStr()) {
+    a.read(t, v);
+    return v;
+  }
+  // A variable-length string may be null (no heap object); the C++ wrapper would strlen(NULL).
+  char* c = nullptr;
+  if (H5Aread(a.getId(), t.getId(), &c) < 0) throw std::runtime_error(fmt::format("attribute '{}' unreadable", name));
+  if (c != nullptr) v = c;
+  H5free_memory(c);
   return v;
 }
 int64_t get_int(const H5::H5Object& o, const std::string& name) {
@@ -552,7 +561,16 @@ std::optional<std::string> DumpReader::text() const {
     H5::DataSet ds = impl_->file.openDataSet("/decode/text");
     check_strings(impl_->heaps, ds, "/decode/text", /*contiguous_data=*/true);
     std::string s;
-    ds.read(s, ds.getStrType());
+    const H5::StrType t = ds.getStrType();
+    if (t.isVariableStr()) {  // may be null: read through the C API (the wrapper would strlen(NULL))
+      char* c = nullptr;
+      if (H5Dread(ds.getId(), t.getId(), H5S_ALL, H5S_ALL, H5P_DEFAULT, &c) < 0)
+        throw std::runtime_error(fmt::format("{}: cannot read /decode/text", path_));
+      if (c != nullptr) s = c;
+      H5free_memory(c);
+    } else {
+      ds.read(s, t);
+    }
     return s;
   } catch (const H5::Exception& e) {
     throw std::runtime_error(fmt::format("{}: cannot read /decode/text ({})", path_, e.getDetailMsg()));
