@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <fstream>
 #include <memory>
 #include <stdexcept>
 
@@ -16,9 +18,43 @@ namespace {
 // the same neighbourhood it would in the whole file, so the window's samples do not depend on
 // where we stopped. Only the first window is ever used; a 2-hour file costs what 31 s cost.
 constexpr double kMarginSeconds = 1.0;
+
+uint32_t le32(const unsigned char* p) {
+  return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 | static_cast<uint32_t>(p[2]) << 16 |
+         static_cast<uint32_t>(p[3]) << 24;
+}
+
+// libsndfile clamps a RIFF/WAVE data chunk to the bytes present, so a file cut short (an
+// interrupted copy or download) would decode as shorter audio without a word. Refuse it: the
+// data chunk must fit in the file. Sizes 0 and 0xFFFFFFFF are what streaming writers put before
+// they know the length; those, and every other format, are left to libsndfile.
+void check_wav_data_chunk(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  unsigned char head[12];
+  if (!in.read(reinterpret_cast<char*>(head), 12) || std::memcmp(head, "RIFF", 4) != 0 ||
+      std::memcmp(head + 8, "WAVE", 4) != 0)
+    return;
+  in.seekg(0, std::ios::end);
+  const uint64_t size = static_cast<uint64_t>(in.tellg());
+  uint64_t pos = 12;
+  for (int chunks = 0; chunks < 4096 && pos + 8 <= size; ++chunks) {
+    unsigned char ch[8];
+    in.seekg(static_cast<std::streamoff>(pos));
+    if (!in.read(reinterpret_cast<char*>(ch), 8)) return;
+    const uint64_t len = le32(ch + 4);
+    if (std::memcmp(ch, "data", 4) == 0) {
+      if (len != 0 && len != 0xFFFFFFFFu && len > size - pos - 8)
+        throw std::runtime_error(fmt::format("{}: truncated WAV (its data chunk declares {} bytes, the file holds {})",
+                                             path, len, size - pos - 8));
+      return;
+    }
+    pos += 8 + len + (len & 1);
+  }
+}
 }  // namespace
 
 Audio load_audio(const std::string& path) {
+  check_wav_data_chunk(path);
   SF_INFO info{};
   SNDFILE* f = sf_open(path.c_str(), SFM_READ, &info);
   if (f == nullptr) throw std::runtime_error(fmt::format("{}: not a readable audio file ({})", path, sf_strerror(nullptr)));
