@@ -30,5 +30,5 @@ echo
 echo "expected text: $(head -1 "$here/fixtures/heldout/expect.tsv" | cut -f2)"
 echo "candidate float32 vs reference: exit $rc_ok (0 = within tolerance)"
 echo "candidate with --fault no-ln-post: exit $rc_bug (1 = tolerance exceeded, as it should be)"
-echo "outputs in $out: ref.h5 ref64.h5 cand.h5 cand-no-ln-post.h5, reports in report-candidate/ and report-no-ln-post/ (report.md, report.json, report.html, junit.xml)"
+echo "outputs in $out: ref.h5 ref64.h5 cand.h5 cand-no-ln-post.h5, reports in report-candidate/ and report-no-ln-post/ (report.md, report.json, report.html, junit.xml; manifest.json, written last, lists the set)"
 [ "$rc_ok" = 0 ] && [ "$rc_bug" = 1 ]
