@@ -27,7 +27,8 @@ done
 [ -x /usr/bin/time ] || { echo "bad_suite: /usr/bin/time missing (Debian package 'time')"; exit 1; }
 
 asan=0
-if ldd "$wb" 2>/dev/null | grep -q libasan || nm -D "$wb" 2>/dev/null | grep -q __asan_init; then asan=1; fi
+# (no `grep -q` here: it exits at the first match, ldd/nm die of SIGPIPE and pipefail hides the match)
+if ldd "$wb" 2>/dev/null | grep libasan >/dev/null || nm -D "$wb" 2>/dev/null | grep __asan_init >/dev/null; then asan=1; fi
 rss_mb=${WB_BAD_RSS_MB:-$((asan ? 1800 : 600))}
 if [ "$asan" = 1 ]; then
   export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0}:max_allocation_size_mb=4096:allocator_may_return_null=1"

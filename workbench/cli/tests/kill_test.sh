@@ -112,7 +112,7 @@ EOF
 if cc -shared -fPIC -O1 -o "$shim" "$work/kill_at_rename.c" -ldl 2>"$work/cc.err"; then
   preload=$shim
   # ASan insists on coming first among preloaded libraries; the shim only wraps rename().
-  if ldd "$wb" 2>/dev/null | grep -q libasan; then
+  if ldd "$wb" 2>/dev/null | grep libasan >/dev/null; then  # not -q: SIGPIPE + pipefail
     export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0}:verify_asan_link_order=0"
   fi
   # Reports: 4 report files then manifest.json = 5 renames.
