@@ -327,33 +327,23 @@ CompareResult compare(const TapSource& ref, const TapSource& cand, const TapSour
   std::map<std::string, const TapInfo*> floor_taps;
   if (floor != nullptr) floor_taps = canonical_taps(*floor, opts.map, dims);
 
-  // Common taps in the registry's execution order.
-  struct Key {
-    int order;
-    int stored;
-    std::string name;
-  };
-  std::vector<Key> keys;
-  for (const auto& [name, info] : ref_taps) {
-    if (cand_taps.count(name) == 0) {
-      r.only_ref.push_back(name);
-      continue;
-    }
-    const int o = wb::tap_order(dims, name);
-    keys.push_back({o >= 0 ? o : 1000000 + info->order, info->order, name});
-  }
-  for (const auto& [name, info] : cand_taps)
-    if (ref_taps.count(name) == 0) r.only_cand.push_back(name);
-  std::sort(keys.begin(), keys.end(), [](const Key& a, const Key& b) {
-    return std::tie(a.order, a.stored) < std::tie(b.order, b.stored);
-  });
+  // Common taps in the registry's execution order (canonical_taps admits registry names only, so
+  // the order is total).
   auto by_order = [&](const std::string& a, const std::string& b) {
     return wb::tap_order(dims, a) < wb::tap_order(dims, b);
   };
+  std::vector<std::string> names;
+  for (const auto& [name, info] : ref_taps) {
+    if (cand_taps.count(name) != 0) names.push_back(name);
+    else r.only_ref.push_back(name);
+  }
+  for (const auto& [name, info] : cand_taps)
+    if (ref_taps.count(name) == 0) r.only_cand.push_back(name);
+  std::sort(names.begin(), names.end(), by_order);
   std::stable_sort(r.only_ref.begin(), r.only_ref.end(), by_order);
   std::stable_sort(r.only_cand.begin(), r.only_cand.end(), by_order);
 
-  if (keys.empty()) {
+  if (names.empty()) {
     throw std::runtime_error(fmt::format(
         "{} ({} taps) and {} ({} taps) have no tap in common{}", r.ref_path, ref.taps().size(),
         r.cand_path, cand.taps().size(),
@@ -362,20 +352,20 @@ CompareResult compare(const TapSource& ref, const TapSource& cand, const TapSour
   std::vector<Job> jobs;
   // (ref tokens, cand tokens) -> number of per-token taps cut to the common tokens
   std::map<std::pair<int64_t, int64_t>, int> token_cuts;
-  for (const Key& k : keys) {
-    const TapInfo& a = *ref_taps.at(k.name);
-    const TapInfo& b = *cand_taps.at(k.name);
+  for (const std::string& name : names) {
+    const TapInfo& a = *ref_taps.at(name);
+    const TapInfo& b = *cand_taps.at(name);
     // Decoder taps have a row per token, and each side may have decoded a different number of
     // tokens: that is data, not a shape error. Compare the tokens both have.
     Shape shape = a.shape;
-    const bool per_token = k.name.rfind("decoder.", 0) == 0 || k.name == "logits" ||
+    const bool per_token = name.rfind("decoder.", 0) == 0 || name == "logits" ||
                            a.layout.rfind("token", 0) == 0;
     if (per_token && a.shape.size() == 2 && b.shape.size() == 2 && a.shape[1] == b.shape[1] &&
         a.shape[0] != b.shape[0]) {
       shape[0] = std::min(a.shape[0], b.shape[0]);
       ++token_cuts[{a.shape[0], b.shape[0]}];
     } else if (a.shape != b.shape) {
-      throw std::runtime_error(fmt::format("tap '{}': shape mismatch: {} {} vs {} {}", k.name,
+      throw std::runtime_error(fmt::format("tap '{}': shape mismatch: {} {} vs {} {}", name,
                                            r.ref_path, shape_str(a.shape), r.cand_path,
                                            shape_str(b.shape)));
     }
@@ -387,12 +377,12 @@ CompareResult compare(const TapSource& ref, const TapSource& cand, const TapSour
     j.row_len = row_len_of(shape);
     j.chunk_rows = std::max<int64_t>(1, opts.chunk_elements / std::max<int64_t>(1, j.row_len));
     if (floor != nullptr) {
-      auto it = floor_taps.find(k.name);
+      auto it = floor_taps.find(name);
       if (it == floor_taps.end()) {
-        r.missing_floor.push_back(k.name);
+        r.missing_floor.push_back(name);
       } else if (it->second->shape != a.shape && !(per_token && it->second->shape.size() == 2 &&
                                                     it->second->shape[0] >= shape[0])) {
-        throw std::runtime_error(fmt::format("tap '{}': shape mismatch: {} {} vs {} {}", k.name,
+        throw std::runtime_error(fmt::format("tap '{}': shape mismatch: {} {} vs {} {}", name,
                                              r.ref_path, shape_str(a.shape), floor->label(),
                                              shape_str(it->second->shape)));
       } else {
@@ -402,7 +392,7 @@ CompareResult compare(const TapSource& ref, const TapSource& cand, const TapSour
     jobs.push_back(j);
 
     TapResult t;
-    t.name = k.name;
+    t.name = name;
     t.ref_name = a.name;
     t.cand_name = b.name;
     t.shape = shape;
@@ -410,7 +400,7 @@ CompareResult compare(const TapSource& ref, const TapSource& cand, const TapSour
     t.ref_dtype = std::string(dtype_name(a.stored));
     t.cand_dtype = std::string(dtype_name(b.stored));
     t.order = static_cast<int>(r.taps.size());
-    t.tolerance = opts.profile.for_tap(k.name);
+    t.tolerance = opts.profile.for_tap(name);
     r.taps.push_back(std::move(t));
   }
 
