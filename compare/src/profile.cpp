@@ -132,7 +132,8 @@ void merge(std::vector<Threshold>& into, const std::vector<Threshold>& from) {
 int metric_rank(std::string_view m) {
   static const std::vector<std::string_view> order = {"rel_l2",  "max_abs",      "cosine",
                                                       "pearson", "snr_db",       "mean_abs",
-                                                      "share_beyond", "nan_mismatch", "inf_mismatch"};
+                                                      "share_beyond", "nan_mismatch", "inf_mismatch",
+                                                      "ref_nonfinite"};
   auto it = std::find(order.begin(), order.end(), m);
   return static_cast<int>(it - order.begin());
 }
@@ -308,6 +309,10 @@ std::vector<Violation> ToleranceProfile::evaluate(const TapTolerance& t, const D
     if (m.inf_mismatch > 0) {
       out.push_back({Level::fail, "inf_mismatch", static_cast<double>(m.inf_mismatch), 0.0, "<="});
     }
+    // NaN or Inf in the reference itself: where the candidate has the same, nothing mismatches,
+    // but agreeing with a broken reference proves nothing. A warning, whatever the thresholds.
+    const int64_t ref_nonfinite = m.ref.nan + m.ref.pos_inf + m.ref.neg_inf;
+    if (ref_nonfinite > 0) out.push_back({Level::warn, "ref_nonfinite", static_cast<double>(ref_nonfinite), 0.0, "<="});
   }
   // 3. relative error, 4. max abs, then the rest (thresholds are sorted that way).
   for (Level level : {Level::fail, Level::warn}) {

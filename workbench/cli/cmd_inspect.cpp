@@ -57,6 +57,7 @@ void add_inspect(CLI::App& app, Registry& reg) {
     for (const TapInfo& t : r.taps())
       if (tap_order(m.dims, t.name) < 0)
         fmt::print("note: tap '{}' is not in the registry for these dims (wb compare needs --map to rename it)\n", t.name);
+    if (auto tokens = r.tokens()) fmt::print("tokens: {}\n", tokens->size());
     if (auto text = r.text()) fmt::print("text: {}\n", *text);
     for (const auto& [k, v] : r.timings()) fmt::print("timing {}: {:.4f} s\n", k, v);
     return 0;

@@ -1,5 +1,7 @@
 #include "wb/dump.h"
 
+#include "hdf5_guard.h"
+
 #include <H5Cpp.h>
 #include <fmt/format.h>
 #include <unistd.h>
@@ -14,6 +16,9 @@
 namespace wb {
 
 namespace {
+
+// /decode/tokens beyond this is a lying header (a 30 s window decodes at most 448 tokens).
+constexpr hsize_t kMaxTokens = hsize_t{1} << 24;
 
 const H5::StrType& vlen_str() {
   static const H5::StrType t = [] {
@@ -68,163 +73,6 @@ int64_t get_int(const H5::H5Object& o, const std::string& name) {
   int64_t v = 0;
   a.read(H5::PredType::NATIVE_INT64, &v);
   return v;
-}
-
-// HDF5 1.10 trusts the object sizes inside a global heap collection (where variable-length
-// strings live) and copies that many bytes when a string is read: a corrupt collection makes
-// H5Aread read past its buffer or crash. Every collection in the file ("GCOL", version 1, then
-// its size; objects of a 16-byte header {u16 index, u16 refs, u32 reserved, size} and data padded
-// to 8 bytes, index 0 being the free space that ends it) must therefore add up before any string
-// is read. Throws std::runtime_error naming the offset of the first that does not.
-// HDF5 1.10 does not check a string's object index against its collection either (an index past
-// the collection's table reads wild memory; index 0, the free space, reads past the buffer), so
-// the collections found are kept (address -> index -> size) and check_strings() verifies the
-// string references in an object's header before its string attributes are read. The length a
-// reference gives is what HDF5 allocates, so it must be the object's size too.
-struct GlobalHeaps {
-  std::string path;
-  uint64_t file_size = 0;
-  bool walkable = false;  // superblock at 0 with 8-byte offsets and lengths: headers can be walked
-  std::map<uint64_t, std::map<uint64_t, uint64_t>> objects;
-};
-
-GlobalHeaps check_global_heaps(const std::string& path) {
-  GlobalHeaps heaps;
-  heaps.path = path;
-  std::ifstream in(path, std::ios::binary);
-  const uint64_t file_size = heaps.file_size = std::filesystem::file_size(path);
-  auto read_at = [&](uint64_t off, void* dst, std::size_t n) {
-    in.clear();
-    in.seekg(static_cast<std::streamoff>(off));
-    return static_cast<bool>(in.read(static_cast<char*>(dst), static_cast<std::streamsize>(n)));
-  };
-  auto u64 = [](const unsigned char* p, int n) {
-    uint64_t v = 0;
-    for (int i = n - 1; i >= 0; --i) v = (v << 8) | p[i];
-    return v;
-  };
-  // Size of lengths from the superblock at offset 0 (8 unless a writer chose otherwise).
-  int len_size = 8;
-  unsigned char sb[16];
-  if (read_at(0, sb, sizeof sb) && std::memcmp(sb, "\211HDF\r\n\032\n", 8) == 0) {
-    len_size = sb[8] <= 1 ? sb[14] : sb[10];
-    heaps.walkable = len_size == 8 && (sb[8] <= 1 ? sb[13] : sb[9]) == 8;
-  }
-  if (len_size != 2 && len_size != 4 && len_size != 8) throw std::runtime_error(fmt::format("size of lengths {}", len_size));
-  auto corrupt = [&](uint64_t at, const std::string& why) {
-    return std::runtime_error(fmt::format("corrupt global heap collection at offset {}: {}", at, why));
-  };
-  constexpr std::size_t kBlock = 1 << 22, kHdr = 16;
-  std::vector<char> buf(kBlock + 3);
-  std::vector<unsigned char> coll;
-  for (uint64_t base = 0; base < file_size; base += kBlock) {
-    const std::size_t n = static_cast<std::size_t>(std::min<uint64_t>(kBlock + 3, file_size - base));
-    if (!read_at(base, buf.data(), n)) throw std::runtime_error("read error");
-    for (const char* p = buf.data(); (p = static_cast<const char*>(memmem(p, n - (p - buf.data()), "GCOL", 4))) != nullptr; ++p) {
-      const uint64_t at = base + static_cast<uint64_t>(p - buf.data());
-      if (p - buf.data() >= static_cast<std::ptrdiff_t>(kBlock)) break;  // the next block sees it
-      unsigned char h[kHdr];
-      if (!read_at(at, h, kHdr) || h[4] != 1) continue;  // not a collection header (signature in data)
-      const uint64_t size = u64(h + 8, len_size);
-      if (size < kHdr || size > file_size - at) throw corrupt(at, fmt::format("size {} past the end of the file", size));
-      auto& present = heaps.objects[at];
-      coll.resize(static_cast<std::size_t>(size));
-      if (!read_at(at, coll.data(), coll.size())) throw corrupt(at, "unreadable");
-      // As HDF5 walks it: a free-space object (index 0) spans `size` bytes, header included
-      // (0 would make HDF5 loop for ever); any other spans its header plus its padded data.
-      for (uint64_t q = kHdr; q + kHdr <= size;) {
-        const unsigned idx = coll[q] | (coll[q + 1] << 8);
-        const uint64_t obj = u64(coll.data() + q + 8, len_size);
-        const uint64_t need = idx == 0 ? obj : obj > size ? size + 1 : kHdr + ((obj + 7) & ~uint64_t{7});
-        if (need < kHdr || need > size - q)
-          throw corrupt(at, fmt::format("object {} of {} bytes at {} does not fit the {}-byte collection", idx, obj, q, size));
-        if (idx != 0) present[idx] = obj;
-        q += need;
-      }
-    }
-  }
-  return heaps;
-}
-
-// Walks the version-1 header of `o` (prefix {version 1, reserved, u16 messages, u32 refs, u32 size},
-// messages {u16 type, u16 size, u8 flags, 3 reserved, data}, continuation messages (type 0x10:
-// address, length) leading to further chunks) and checks every {collection address, u32 index}
-// pair in message data names an object that collection holds. Version-2 headers ("OHDR", written
-// by newer library settings, not by wb or h5py's defaults) are left to HDF5.
-void check_strings(const GlobalHeaps& heaps, const H5::H5Object& o, const std::string& what, bool contiguous_data = false) {
-  if (!heaps.walkable || heaps.objects.empty()) return;
-  H5O_info_t info;
-  if (H5Oget_info2(o.getId(), &info, H5O_INFO_BASIC) < 0)
-    throw std::runtime_error(fmt::format("{}: {}: object header unreadable", heaps.path, what));
-  std::ifstream in(heaps.path, std::ios::binary);
-  auto read_at = [&](uint64_t off, std::vector<unsigned char>& dst) {
-    in.clear();
-    in.seekg(static_cast<std::streamoff>(off));
-    return off <= heaps.file_size && dst.size() <= heaps.file_size - off &&
-           static_cast<bool>(in.read(reinterpret_cast<char*>(dst.data()), static_cast<std::streamsize>(dst.size())));
-  };
-  auto le = [](const unsigned char* p, int n) {
-    uint64_t v = 0;
-    for (int i = n - 1; i >= 0; --i) v = (v << 8) | p[i];
-    return v;
-  };
-  auto scan = [&](const unsigned char* data, std::size_t size) {
-    for (std::size_t i = 0; i + 12 <= size; ++i)
-      if (auto h = heaps.objects.find(le(data + i, 8)); h != heaps.objects.end()) {
-        const uint64_t idx = le(data + i + 8, 4);
-        const auto obj = h->second.find(idx);
-        if (obj == h->second.end())
-          throw std::runtime_error(fmt::format("{}: {}: a string refers to object {} of the global heap collection at "
-                                               "offset {}, which holds no such object", heaps.path, what, idx, h->first));
-        if (i >= 4 && le(data + i - 4, 4) != obj->second)
-          throw std::runtime_error(fmt::format("{}: {}: a string of {} bytes refers to an object of {} bytes", heaps.path,
-                                               what, le(data + i - 4, 4), obj->second));
-      }
-  };
-  // Variable-length string data: references {u32 length, address, u32 index}; each must name a
-  // collection's object of that length (HDF5 allocates the length before it looks at the heap).
-  auto refs = [&](const unsigned char* data, std::size_t size) {
-    for (std::size_t i = 0; i + 16 <= size; i += 16) {
-      const uint64_t len = le(data + i, 4), addr = le(data + i + 4, 8), idx = le(data + i + 12, 4);
-      if (len == 0 && addr == 0) continue;  // empty string
-      const auto h = heaps.objects.find(addr);
-      const auto obj = h == heaps.objects.end() ? decltype(h->second.end()){} : h->second.find(idx);
-      if (h == heaps.objects.end() || obj == h->second.end() || obj->second != len)
-        throw std::runtime_error(fmt::format("{}: {}: a string of {} bytes refers to object {} at offset {}, which is "
-                                             "not a global heap object of that size", heaps.path, what, len, idx, addr));
-    }
-  };
-  // Attribute message (versions 1-3): {version, flags, u16 name, datatype, dataspace sizes,
-  // [v3: encoding]}, then the three parts (padded to 8 bytes in version 1), then the data.
-  auto attribute = [&](const unsigned char* m, std::size_t size) {
-    if (size < 8 || m[0] < 1 || m[0] > 3) return;
-    const auto pad = [&](uint64_t n) { return m[0] == 1 ? (n + 7) & ~uint64_t{7} : n; };
-    const uint64_t name = le(m + 2, 2), dt = le(m + 4, 2), ds = le(m + 6, 2);
-    const uint64_t type_at = (m[0] == 3 ? 9 : 8) + pad(name), data_at = type_at + pad(dt) + pad(ds);
-    if (dt < 8 || data_at > size) return;  // HDF5 refuses it when decoding
-    const bool vlen_string = (m[type_at] & 0x0f) == 9 && (m[type_at + 1] & 0x0f) == 1;
-    if (vlen_string) refs(m + data_at, size - data_at);
-  };
-  if (contiguous_data) {  // a string dataset's own data: one reference {u32 length, address, u32 index}
-    const haddr_t off = H5Dget_offset(o.getId());
-    std::vector<unsigned char> ref(16);
-    if (off != HADDR_UNDEF && read_at(off, ref)) refs(ref.data(), ref.size());
-  }
-  std::vector<unsigned char> prefix(16);
-  if (!read_at(info.addr, prefix) || prefix[0] != 1) return;
-  std::vector<std::pair<uint64_t, uint64_t>> chunks = {{info.addr + 16, le(prefix.data() + 8, 4)}};
-  for (std::size_t c = 0; c < chunks.size() && c < 64; ++c) {
-    std::vector<unsigned char> chunk(static_cast<std::size_t>(std::min<uint64_t>(chunks[c].second, 1 << 20)));
-    if (!read_at(chunks[c].first, chunk)) return;  // HDF5 refuses a header it cannot read
-    for (std::size_t pos = 0; pos + 8 <= chunk.size();) {
-      const uint64_t type = le(&chunk[pos], 2), size = le(&chunk[pos + 2], 2);
-      if (size > chunk.size() - pos - 8) break;
-      if (type == 0x10 && size >= 16) chunks.emplace_back(le(&chunk[pos + 8], 8), le(&chunk[pos + 16], 8));
-      scan(&chunk[pos + 8], static_cast<std::size_t>(size));
-      if (type == 0x0c) attribute(&chunk[pos + 8], static_cast<std::size_t>(size));
-      pos += 8 + static_cast<std::size_t>(size);
-    }
-  }
 }
 
 }  // namespace
@@ -374,8 +222,26 @@ void DumpWriter::finish() {
 
 // ---------------------------------------------------------------------------------------------
 struct DumpReader::Impl {
+  std::string path;
   H5::H5File file;
-  GlobalHeaps heaps;
+  detail::Hdf5Guard guard;  // HDF5 1.10 trusts sizes in the file: each object is checked first
+  // Checks the header behind link `name` under `loc` before HDF5 opens it (see hdf5_guard.h).
+  void vet(const H5::H5Location& loc, const std::string& name, const std::string& what) {
+    try {
+      guard.vet_link(loc.getId(), name, what);
+    } catch (const std::runtime_error& e) {
+      throw std::runtime_error(fmt::format("{}: unreadable dump ({})", path, e.what()));
+    }
+  }
+  // /decode/<name>, checked, or nothing when the dump has none.
+  std::optional<H5::DataSet> decode_dataset(const std::string& name) {
+    if (!file.nameExists("decode")) return std::nullopt;
+    vet(file, "decode", "/decode");
+    const H5::Group g = file.openGroup("decode");
+    if (!g.nameExists(name)) return std::nullopt;
+    vet(g, name, "/decode/" + name);
+    return g.openDataSet(name);
+  }
 };
 
 DumpReader::DumpReader(const std::string& path) : impl_(std::make_unique<Impl>()), path_(path) {
@@ -387,10 +253,11 @@ DumpReader::DumpReader(const std::string& path) : impl_(std::make_unique<Impl>()
   } catch (const H5::Exception&) {
     throw fail("not an HDF5 file");
   }
+  impl_->path = path;
   try {
-    impl_->heaps = check_global_heaps(path);
+    impl_->guard = detail::Hdf5Guard(path);
   } catch (const std::exception& e) {
-    throw fail(fmt::format("unreadable dump ({})", e.what()));
+    throw fail(fmt::format("cannot open: truncated, corrupt or still being written ({})", e.what()));
   }
   try {
     impl_->file = H5::H5File(path, H5F_ACC_RDONLY);
@@ -400,7 +267,6 @@ DumpReader::DumpReader(const std::string& path) : impl_(std::make_unique<Impl>()
   try {
     auto& f = impl_->file;
     if (!f.attrExists("schema")) throw fail("not a whisper-fidelity dump (no 'schema' attribute)");
-    check_strings(impl_->heaps, f, "root attributes");
     const std::string schema = get_str(f, "schema");
     if (schema != kDumpSchema) throw fail(fmt::format("schema '{}' is not supported (expected '{}')", schema, kDumpSchema));
     if (!f.attrExists("complete") || get_int(f, "complete") != 1)
@@ -425,12 +291,14 @@ DumpReader::DumpReader(const std::string& path) : impl_(std::make_unique<Impl>()
       throw fail(fmt::format("bad model_dims/run_info attribute ({})", e.what()));
     }
     if (!f.nameExists("taps")) throw fail("no /taps group");
+    impl_->vet(f, "taps", "/taps");
     H5::Group g = f.openGroup("taps");
     std::map<std::string, Shape> expect;
     for (const auto& t : encoder_taps(meta_.dims)) expect[t.name] = t.shape;
     for (const auto& t : decoder_taps(meta_.dims, 1)) expect[t.name] = t.shape;
     for (hsize_t i = 0; i < g.getNumObjs(); ++i) {
       const std::string name = g.getObjnameByIdx(i);
+      impl_->vet(g, name, fmt::format("tap '{}'", name));
       if (g.childObjType(name) != H5O_TYPE_DATASET) throw fail(fmt::format("/taps/{} is not a dataset", name));
       H5::DataSet ds = g.openDataSet(name);
       TapInfo info;
@@ -477,7 +345,6 @@ DumpReader::DumpReader(const std::string& path) : impl_(std::make_unique<Impl>()
       info.stored = sz == 2 ? DType::f16 : sz == 4 ? DType::f32 : sz == 8 ? DType::f64 : throw fail(fmt::format("tap '{}' has {}-byte floats", name, sz));
       info.order = ds.attrExists("order") ? static_cast<int>(get_int(ds, "order")) : tap_order(meta_.dims, name);
       if (info.order < 0) info.order = 1 << 30;
-      check_strings(impl_->heaps, ds, fmt::format("tap '{}'", name));
       info.layout = ds.attrExists("layout") ? get_str(ds, "layout") : "";
       info.compute_dtype = ds.attrExists("compute_dtype") ? get_str(ds, "compute_dtype") : "";
       if (auto e = expect.find(name); e != expect.end()) {
@@ -543,10 +410,14 @@ void DumpReader::read_rows(const std::string& name, int64_t row0, int64_t n, std
 
 std::optional<std::vector<int>> DumpReader::tokens() const {
   try {
-    if (!impl_->file.nameExists("decode") || !impl_->file.openGroup("decode").nameExists("tokens")) return std::nullopt;
-    H5::DataSet ds = impl_->file.openDataSet("/decode/tokens");
+    const std::optional<H5::DataSet> d = impl_->decode_dataset("tokens");
+    if (!d) return std::nullopt;
+    const H5::DataSet& ds = *d;
+    const H5::DataSpace sp = ds.getSpace();
     hsize_t n = 0;
-    ds.getSpace().getSimpleExtentDims(&n);
+    if (sp.getSimpleExtentNdims() != 1) throw std::runtime_error(fmt::format("{}: /decode/tokens is not one-dimensional", path_));
+    sp.getSimpleExtentDims(&n);
+    if (n > kMaxTokens) throw std::runtime_error(fmt::format("{}: /decode/tokens holds {} tokens (more than {})", path_, n, kMaxTokens));
     std::vector<int32_t> v(n);
     if (n > 0) ds.read(v.data(), H5::PredType::NATIVE_INT32);
     return std::vector<int>(v.begin(), v.end());
@@ -557,11 +428,21 @@ std::optional<std::vector<int>> DumpReader::tokens() const {
 
 std::optional<std::string> DumpReader::text() const {
   try {
-    if (!impl_->file.nameExists("decode") || !impl_->file.openGroup("decode").nameExists("text")) return std::nullopt;
-    H5::DataSet ds = impl_->file.openDataSet("/decode/text");
-    check_strings(impl_->heaps, ds, "/decode/text", /*contiguous_data=*/true);
+    const std::optional<H5::DataSet> d = impl_->decode_dataset("text");
+    if (!d) return std::nullopt;
+    const H5::DataSet& ds = *d;
+    try {
+      impl_->guard.vet_string_data(ds.getId(), "/decode/text");
+    } catch (const std::runtime_error& e) {
+      throw std::runtime_error(fmt::format("{}: unreadable dump ({})", path_, e.what()));
+    }
+    if (ds.getSpace().getSimpleExtentNpoints() != 1)
+      throw std::runtime_error(fmt::format("{}: /decode/text holds {} strings, not one", path_, ds.getSpace().getSimpleExtentNpoints()));
     std::string s;
     const H5::StrType t = ds.getStrType();
+    if (!t.isVariableStr() && t.getSize() > impl_->guard.file_size())
+      throw std::runtime_error(fmt::format("{}: /decode/text declares a {}-byte string in a {}-byte file", path_, t.getSize(),
+                                           impl_->guard.file_size()));
     if (t.isVariableStr()) {  // may be null: read through the C API (the wrapper would strlen(NULL))
       char* c = nullptr;
       if (H5Dread(ds.getId(), t.getId(), H5S_ALL, H5S_ALL, H5P_DEFAULT, &c) < 0)
@@ -581,11 +462,16 @@ std::map<std::string, double> DumpReader::timings() const {
   std::map<std::string, double> out;
   try {
     if (!impl_->file.nameExists("timing")) return out;
+    impl_->vet(impl_->file, "timing", "/timing");
     H5::Group g = impl_->file.openGroup("timing");
     for (hsize_t i = 0; i < g.getNumObjs(); ++i) {
       const std::string n = g.getObjnameByIdx(i);
+      impl_->vet(g, n, "/timing/" + n);
       double v = 0;
-      g.openDataSet(n).read(&v, H5::PredType::NATIVE_DOUBLE);
+      const H5::DataSet ds = g.openDataSet(n);
+      if (ds.getSpace().getSimpleExtentNpoints() != 1)
+        throw std::runtime_error(fmt::format("{}: /timing/{} holds {} values, not one", path_, n, ds.getSpace().getSimpleExtentNpoints()));
+      ds.read(&v, H5::PredType::NATIVE_DOUBLE);
       out[n] = v;
     }
   } catch (const H5::Exception& e) {

@@ -1,0 +1,298 @@
+#include "hdf5_guard.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <stdexcept>
+#include <vector>
+
+namespace wb::detail {
+
+namespace {
+
+constexpr uint64_t kUndef = std::numeric_limits<uint64_t>::max();
+constexpr std::size_t kMaxChunks = 4096;  // continuation chunks of one header (HDF5 writes a few)
+
+uint64_t le(const unsigned char* p, int n) {
+  uint64_t v = 0;
+  for (int i = n - 1; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+
+// a * b, or kUndef when it overflows.
+uint64_t mul_sat(uint64_t a, uint64_t b) { return b != 0 && a > kUndef / b ? kUndef : a * b; }
+
+}  // namespace
+
+bool Hdf5Guard::read_at(uint64_t off, void* dst, std::size_t n) const {
+  if (off > file_size_ || n > file_size_ - off) return false;
+  in_.clear();
+  in_.seekg(static_cast<std::streamoff>(off));
+  return static_cast<bool>(in_.read(static_cast<char*>(dst), static_cast<std::streamsize>(n)));
+}
+
+Hdf5Guard::Hdf5Guard(std::string path) : path_(std::move(path)), in_(path_, std::ios::binary) {
+  if (!in_) throw std::runtime_error("cannot be read");
+  file_size_ = std::filesystem::file_size(path_);
+
+  // Superblock. Versions 0/1: {signature, versions, sizes of offsets and lengths, B-tree ranks,
+  // flags, [v1: 4 bytes]} then base, free-space, end-of-file and driver-info addresses and the
+  // root group's symbol table entry {name offset, header address, cache type, reserved, scratch:
+  // B-tree and local heap addresses}. Versions 2/3: {signature, version, sizes, flags} then base,
+  // extension, end-of-file and root header addresses, checksum.
+  unsigned char sb[128] = {};
+  const std::size_t got = static_cast<std::size_t>(std::min<uint64_t>(sizeof sb, file_size_));
+  if (got < 16 || !read_at(0, sb, got) || std::memcmp(sb, "\211HDF\r\n\032\n", 8) != 0)
+    throw std::runtime_error("no HDF5 superblock at offset 0 (a user block before it is not supported in a dump)");
+  const unsigned version = sb[8];
+  if (version > 3) throw std::runtime_error(fmt::format("HDF5 superblock version {} is not supported", version));
+  const std::size_t fixed = version == 0 ? 24 : version == 1 ? 28 : 12;
+  const std::size_t need = version <= 1 ? fixed + 72 : fixed + 36;
+  if (got < need) throw std::runtime_error(fmt::format("superblock version {} cut short by the end of the file", version));
+  const unsigned offsets = version <= 1 ? sb[13] : sb[9], lengths = version <= 1 ? sb[14] : sb[10];
+  if (offsets != 8 || lengths != 8)
+    throw std::runtime_error(fmt::format("HDF5 with {}-byte offsets and {}-byte lengths is not supported in a dump (8 and 8 are)",
+                                         offsets, lengths));
+  const unsigned char* a = sb + fixed;
+  if (const uint64_t eof = le(a + 16, 8); eof > file_size_)
+    throw std::runtime_error(fmt::format("truncated: the superblock says the file ends at {} bytes, it has {}", eof, file_size_));
+  if (le(a, 8) != 0) throw std::runtime_error(fmt::format("HDF5 base address {} is not supported in a dump (0 is)", le(a, 8)));
+
+  // Global heap collections ("GCOL", version 1, then its size; objects of a 16-byte header {u16
+  // index, u16 refs, u32 reserved, size} and data padded to 8 bytes, index 0 being the free space
+  // that ends it) are found by their signature: they must add up before any string is read.
+  auto corrupt = [&](uint64_t at, const std::string& why) {
+    return std::runtime_error(fmt::format("corrupt global heap collection at offset {}: {}", at, why));
+  };
+  constexpr std::size_t kBlock = 1 << 22, kHdr = 16;
+  std::vector<char> buf(kBlock + 3);
+  std::vector<unsigned char> coll;
+  for (uint64_t base = 0; base < file_size_; base += kBlock) {
+    const std::size_t n = static_cast<std::size_t>(std::min<uint64_t>(kBlock + 3, file_size_ - base));
+    if (!read_at(base, buf.data(), n)) throw std::runtime_error("read error");
+    for (const char* p = buf.data(); (p = static_cast<const char*>(memmem(p, n - (p - buf.data()), "GCOL", 4))) != nullptr; ++p) {
+      const uint64_t at = base + static_cast<uint64_t>(p - buf.data());
+      if (p - buf.data() >= static_cast<std::ptrdiff_t>(kBlock)) break;  // the next block sees it
+      unsigned char h[kHdr];
+      if (!read_at(at, h, kHdr) || h[4] != 1) continue;  // not a collection header (signature in data)
+      const uint64_t size = le(h + 8, 8);
+      if (size < kHdr || size > file_size_ - at) throw corrupt(at, fmt::format("size {} past the end of the file", size));
+      auto& present = heaps_[at];
+      coll.resize(static_cast<std::size_t>(size));
+      if (!read_at(at, coll.data(), coll.size())) throw corrupt(at, "unreadable");
+      // As HDF5 walks it: a free-space object (index 0) spans `size` bytes, header included
+      // (0 would make HDF5 loop for ever); any other spans its header plus its padded data.
+      for (uint64_t q = kHdr; q + kHdr <= size;) {
+        const unsigned idx = coll[q] | (coll[q + 1] << 8);
+        const uint64_t obj = le(coll.data() + q + 8, 8);
+        const uint64_t step = idx == 0 ? obj : obj > size ? size + 1 : kHdr + ((obj + 7) & ~uint64_t{7});
+        if (step < kHdr || step > size - q)
+          throw corrupt(at, fmt::format("object {} of {} bytes at {} does not fit the {}-byte collection", idx, obj, q, size));
+        if (idx != 0) present[idx] = obj;
+        q += step;
+      }
+    }
+  }
+
+  if (version <= 1) {
+    const uint64_t driver = le(a + 24, 8);
+    if (driver != kUndef) {  // driver-info block {version, 3 reserved, u32 size, 8-byte name, info}
+      unsigned char d[16];
+      if (!read_at(driver, d, sizeof d) || le(d + 4, 4) > file_size_ - driver - sizeof d)
+        throw std::runtime_error(fmt::format("driver-info block at offset {} runs past the end of the {}-byte file", driver, file_size_));
+    }
+    vet_header(le(a + 40, 8), "root group");
+    if (le(a + 48, 4) == 1) vet_local_heap(le(a + 64, 8), "root group (superblock's cached entry)");
+  } else {
+    if (le(a + 8, 8) != kUndef) vet_header(le(a + 8, 8), "superblock extension");
+    vet_header(le(a + 24, 8), "root group");
+  }
+}
+
+void Hdf5Guard::vet_link(hid_t loc, const std::string& name, const std::string& what) {
+  H5L_info_t li;
+  if (H5Lget_info(loc, name.c_str(), &li, H5P_DEFAULT) < 0) throw std::runtime_error(fmt::format("{}: link unreadable", what));
+  if (li.type != H5L_TYPE_HARD) throw std::runtime_error(fmt::format("{}: a soft or external link (a dump holds its own objects)", what));
+  vet_header(li.u.address, what);
+}
+
+// Object header, version 1: {version 1, reserved, u16 messages, u32 refs, u32 chunk size, pad to
+// 16} then messages {u16 type, u16 size, u8 flags, 3 reserved, data}. Version 2: {"OHDR", 2,
+// flags, [4 times if flags & 0x20], [2 attribute limits if flags & 0x10], chunk size of
+// 1 << (flags & 3) bytes} then messages {u8 type, u16 size, u8 flags, [u16 order if flags & 4],
+// data}, then a checksum. Continuation messages (type 0x10: address, length) lead to further
+// chunks (version 2: "OCHK", messages, checksum).
+void Hdf5Guard::vet_header(uint64_t addr, const std::string& what) {
+  if (!vetted_.insert(addr).second) return;
+  auto fail = [&](const std::string& why) {
+    return std::runtime_error(fmt::format("{}: object header at offset {}: {}", what, addr, why));
+  };
+  if (addr >= file_size_) throw fail(fmt::format("past the end of the {}-byte file", file_size_));
+  unsigned char pre[40] = {};
+  const std::size_t got = static_cast<std::size_t>(std::min<uint64_t>(sizeof pre, file_size_ - addr));
+  if (!read_at(addr, pre, got)) throw fail("unreadable");
+  bool v2 = false;
+  std::size_t msg_hdr = 8;
+  uint64_t at = 0, size = 0;
+  if (got >= 16 && pre[0] == 1) {
+    at = addr + 16;
+    size = le(pre + 8, 4);
+  } else if (got >= 7 && std::memcmp(pre, "OHDR", 4) == 0 && pre[4] == 2) {
+    v2 = true;
+    const unsigned flags = pre[5];
+    const std::size_t pos = 6 + (flags & 0x20 ? 16 : 0) + (flags & 0x10 ? 4 : 0), width = std::size_t{1} << (flags & 3);
+    if (got < pos + width) throw fail("cut short by the end of the file");
+    at = addr + pos + width;
+    size = le(pre + pos, static_cast<int>(width));
+    msg_hdr = flags & 0x04 ? 6 : 4;
+  } else {
+    throw fail("not an object header (version 1, or \"OHDR\" version 2)");
+  }
+  const uint64_t trailer = v2 ? 4 : 0;  // checksum after the messages of chunk 0
+  if (at > file_size_ || size > file_size_ - at || trailer > file_size_ - at - size)
+    throw fail(fmt::format("its {}-byte chunk runs past the end of the {}-byte file", size, file_size_));
+
+  std::vector<std::pair<uint64_t, uint64_t>> chunks = {{at, size}};
+  std::set<uint64_t> seen = {at};
+  std::vector<unsigned char> chunk;
+  bool vlen_type = false;  // the object's datatype (message 0x03) is variable-length
+  std::vector<std::vector<unsigned char>> fills;  // fill-value messages
+  for (std::size_t c = 0; c < chunks.size(); ++c) {
+    if (c >= kMaxChunks) throw fail(fmt::format("more than {} continuation chunks", kMaxChunks));
+    chunk.resize(static_cast<std::size_t>(chunks[c].second));
+    if (!read_at(chunks[c].first, chunk.data(), chunk.size())) throw fail("a chunk is unreadable");
+    std::size_t pos = 0, end = chunk.size();
+    if (v2 && c > 0) {
+      if (end < 8 || std::memcmp(chunk.data(), "OCHK", 4) != 0)
+        throw fail(fmt::format("continuation chunk at offset {} is not an \"OCHK\" block", chunks[c].first));
+      pos = 4;
+      end -= 4;
+    }
+    while (pos + msg_hdr <= end) {
+      const uint64_t type = v2 ? chunk[pos] : le(&chunk[pos], 2);
+      const uint64_t msize = v2 ? le(&chunk[pos + 1], 2) : le(&chunk[pos + 2], 2);
+      const bool shared = ((v2 ? chunk[pos + 3] : chunk[pos + 4]) & 0x02) != 0;
+      if (msize > end - pos - msg_hdr)
+        throw fail(fmt::format("message of type {} and {} bytes at {} runs past its {}-byte chunk", type, msize, pos, end));
+      const unsigned char* m = &chunk[pos + msg_hdr];
+      if (type == 0x10) {
+        if (msize < 16) throw fail("continuation message too short");
+        const uint64_t ca = le(m, 8), cl = le(m + 8, 8);
+        if (ca >= file_size_ || cl > file_size_ - ca)
+          throw fail(fmt::format("continuation chunk of {} bytes at offset {} runs past the end of the {}-byte file", cl, ca, file_size_));
+        if (!seen.insert(ca).second) throw fail(fmt::format("continuation chunks loop back to offset {}", ca));
+        chunks.emplace_back(ca, cl);
+      } else if (type == 0x11 && !shared && msize >= 16) {
+        vet_local_heap(le(m + 8, 8), what);
+      } else if (type == 0x0c && !shared) {
+        vet_attribute(m, static_cast<std::size_t>(msize), what);
+      }
+      if (type == 0x03 && !shared) {
+        vet_datatype(m, static_cast<std::size_t>(msize), what);
+        vlen_type = (m[0] & 0x0f) == 9;
+      }
+      if ((type == 0x04 || type == 0x05) && !shared) fills.emplace_back(m, m + msize);
+      pos += msg_hdr + static_cast<std::size_t>(msize);
+    }
+  }
+  // A variable-length fill value is a heap reference too: any {collection address, index} in it
+  // must name an object (its layout is not parsed: the value is the only place one can be).
+  if (vlen_type)
+    for (const auto& f : fills) scan_heap_refs(f.data(), f.size(), what);
+}
+
+// Local heap of a symbol table (group member names): {"HEAP", version 0, 3 reserved, data size,
+// free-list offset, data address}. HDF5 allocates the data size before it reads.
+void Hdf5Guard::vet_local_heap(uint64_t addr, const std::string& what) const {
+  unsigned char h[32];
+  if (!read_at(addr, h, sizeof h))
+    throw std::runtime_error(fmt::format("{}: local heap at offset {} runs past the end of the {}-byte file", what, addr, file_size_));
+  if (std::memcmp(h, "HEAP", 4) != 0 || h[4] != 0)
+    throw std::runtime_error(fmt::format("{}: no local heap (\"HEAP\" version 0) at offset {}", what, addr));
+  const uint64_t size = le(h + 8, 8), data = le(h + 24, 8);
+  if (data >= file_size_ || size > file_size_ - data)
+    throw std::runtime_error(fmt::format("{}: local heap at offset {}: its {}-byte data segment at offset {} runs past the end of "
+                                         "the {}-byte file", what, addr, size, data, file_size_));
+}
+
+// Attribute message (versions 1-3): {version, flags, u16 name size, u16 datatype size, u16
+// dataspace size, [v3: encoding]}, then the three parts (padded to 8 bytes in version 1), then
+// the data, which HDF5 1.10 allocates and copies as (elements x datatype size) bytes without
+// looking at the message's size.
+void Hdf5Guard::vet_attribute(const unsigned char* m, std::size_t size, const std::string& what) const {
+  auto fail = [&](const std::string& why) { return std::runtime_error(fmt::format("{}: attribute message: {}", what, why)); };
+  if (size < 8 || m[0] < 1 || m[0] > 3) throw fail(fmt::format("version {} of {} bytes is not an attribute", size < 1 ? 0 : m[0], size));
+  if (m[0] > 1 && (m[1] & 0x03) != 0) return;  // shared datatype or dataspace: sizes live elsewhere
+  const auto pad = [&](uint64_t n) { return m[0] == 1 ? (n + 7) & ~uint64_t{7} : n; };
+  const uint64_t name = le(m + 2, 2), dt = le(m + 4, 2), ds = le(m + 6, 2);
+  const uint64_t type_at = (m[0] == 3 ? 9 : 8) + pad(name), space_at = type_at + pad(dt), data_at = space_at + pad(ds);
+  if (dt < 8 || ds < 4 || data_at > size) throw fail(fmt::format("its parts ({} bytes) run past its {} bytes", data_at, size));
+  const unsigned char* t = m + type_at;
+  const unsigned char* s = m + space_at;
+  // Dataspace: version 1 {version, rank, flags, 5 reserved, dims}; version 2 {version, rank,
+  // flags, type (0 scalar, 1 simple, 2 null), dims}; 8-byte dims.
+  const unsigned rank = s[1];
+  const uint64_t dims_at = s[0] == 1 ? 8 : 4;
+  if ((s[0] != 1 && s[0] != 2) || rank > 32 || dims_at + 8 * uint64_t{rank} > ds)
+    throw fail(fmt::format("dataspace version {} of rank {} does not fit its {} bytes", s[0], rank, ds));
+  uint64_t elements = s[0] == 2 && s[3] == 2 ? 0 : 1;
+  for (unsigned k = 0; k < rank; ++k) elements = mul_sat(elements, le(s + dims_at + 8 * k, 8));
+  const uint64_t bytes = mul_sat(elements, le(t + 4, 4));
+  if (bytes > size - data_at)
+    throw fail(fmt::format("{} elements of {} bytes run past its {} bytes of data", elements, le(t + 4, 4), size - data_at));
+  vet_datatype(t, static_cast<std::size_t>(dt), what);
+  const bool vlen_string = (t[0] & 0x0f) == 9 && (t[1] & 0x0f) == 1;
+  if (vlen_string) vet_string_refs(m + data_at, static_cast<std::size_t>(bytes), what);
+}
+
+// Datatype {class and version, 3 bytes of class bits, u32 size, properties}. A variable-length
+// string (class 9, string bit) is a sequence of its base type, {class 0 or 3, size 1}: HDF5 1.10
+// converts a string of n characters of a base type of any size, allocating n times that size.
+void Hdf5Guard::vet_datatype(const unsigned char* t, std::size_t size, const std::string& what) const {
+  if (size < 8) throw std::runtime_error(fmt::format("{}: datatype message of {} bytes", what, size));
+  if ((t[0] & 0x0f) != 9 || (t[1] & 0x0f) != 1) return;
+  if (size < 16 || le(t + 12, 4) != 1)
+    throw std::runtime_error(fmt::format("{}: a variable-length string of {}-byte characters", what, size < 16 ? 0 : le(t + 12, 4)));
+}
+
+// Variable-length string data: references {u32 length, address, u32 index}; each must name a
+// collection's object of that length (HDF5 allocates the length before it looks at the heap, and
+// 1.10 reads whatever index a reference names).
+void Hdf5Guard::vet_string_refs(const unsigned char* data, std::size_t size, const std::string& what) const {
+  for (std::size_t i = 0; i + 16 <= size; i += 16) {
+    const uint64_t len = le(data + i, 4), addr = le(data + i + 4, 8), idx = le(data + i + 12, 4);
+    if (len == 0 && addr == 0) continue;  // empty string
+    const auto h = heaps_.find(addr);
+    const auto obj = h == heaps_.end() ? decltype(h->second.end()){} : h->second.find(idx);
+    if (h == heaps_.end() || obj == h->second.end() || obj->second != len)
+      throw std::runtime_error(fmt::format("{}: a string of {} bytes refers to object {} at offset {}, which is not a global "
+                                           "heap object of that size", what, len, idx, addr));
+  }
+}
+
+// Any {collection address, u32 index} pair in `data` must name an object that collection holds.
+void Hdf5Guard::scan_heap_refs(const unsigned char* data, std::size_t size, const std::string& what) const {
+  if (heaps_.empty()) return;
+  for (std::size_t i = 0; i + 12 <= size; ++i)
+    if (auto h = heaps_.find(le(data + i, 8)); h != heaps_.end()) {
+      const uint64_t idx = le(data + i + 8, 4);
+      const auto obj = h->second.find(idx);
+      if (obj == h->second.end())
+        throw std::runtime_error(fmt::format("{}: a string refers to object {} of the global heap collection at offset {}, "
+                                             "which holds no such object", what, idx, h->first));
+      if (i >= 4 && le(data + i - 4, 4) != obj->second)
+        throw std::runtime_error(fmt::format("{}: a string of {} bytes refers to an object of {} bytes", what, le(data + i - 4, 4),
+                                             obj->second));
+    }
+}
+
+void Hdf5Guard::vet_string_data(hid_t dataset, const std::string& what) const {
+  const haddr_t off = H5Dget_offset(dataset);
+  unsigned char ref[16];
+  if (off != HADDR_UNDEF && read_at(off, ref, sizeof ref)) vet_string_refs(ref, sizeof ref, what);
+}
+
+}  // namespace wb::detail

@@ -1,0 +1,55 @@
+// Checks on an HDF5 file's own structure, made before HDF5 1.10 reads it (private to wb_core).
+//
+// HDF5 1.10 trusts sizes written in the file: it allocates an object header chunk, a local heap,
+// a driver-info block or an attribute's data as large as the file says, and only then finds the
+// read runs past the end; it copies a global heap object as long as its collection says and
+// reads a string through whatever heap index a reference names. A dump is other people's output,
+// so every such size is checked against the file before HDF5 sees it:
+//   * open: the superblock (at offset 0, 8-byte offsets and lengths, base address 0: what every
+//     HDF5 writer produces unless told otherwise), its driver-info block and extension, every
+//     global heap collection (scanned for), and the root group's object header;
+//   * before each object is opened (vet_link): that object's header, version 1 or 2, all its
+//     chunks, its symbol table's local heap, each attribute's data size and string references.
+// Every failure is a std::runtime_error naming what and where ("object header at offset N: ...").
+#pragma once
+
+#include <hdf5.h>
+
+#include <cstdint>
+#include <fstream>
+#include <map>
+#include <set>
+#include <string>
+
+namespace wb::detail {
+
+class Hdf5Guard {
+ public:
+  Hdf5Guard() = default;
+  explicit Hdf5Guard(std::string path);  // checks the superblock, heaps and root header
+
+  // The hard link `name` under `loc`: refuses soft and external links and checks the header it
+  // points to (each header once per guard). `what` names it in messages.
+  void vet_link(hid_t loc, const std::string& name, const std::string& what);
+  // A contiguous dataset holding one variable-length string: its reference must name a heap object.
+  void vet_string_data(hid_t dataset, const std::string& what) const;
+  uint64_t file_size() const { return file_size_; }
+
+ private:
+  void vet_header(uint64_t addr, const std::string& what);
+  void vet_local_heap(uint64_t addr, const std::string& what) const;
+  void vet_datatype(const unsigned char* t, std::size_t size, const std::string& what) const;
+  void vet_attribute(const unsigned char* m, std::size_t size, const std::string& what) const;
+  void vet_string_refs(const unsigned char* data, std::size_t size, const std::string& what) const;
+  void scan_heap_refs(const unsigned char* data, std::size_t size, const std::string& what) const;
+  bool read_at(uint64_t off, void* dst, std::size_t n) const;
+
+  std::string path_;
+  mutable std::ifstream in_;
+  uint64_t file_size_ = 0;
+  // Global heap collections: address -> object index -> object size.
+  std::map<uint64_t, std::map<uint64_t, uint64_t>> heaps_;
+  std::set<uint64_t> vetted_;
+};
+
+}  // namespace wb::detail
