@@ -248,14 +248,35 @@ void Hdf5Guard::vet_attribute(const unsigned char* m, std::size_t size, const st
   if (vlen_string) vet_string_refs(m + data_at, static_cast<std::size_t>(bytes), what);
 }
 
-// Datatype {class and version, 3 bytes of class bits, u32 size, properties}. A variable-length
-// string (class 9, string bit) is a sequence of its base type, {class 0 or 3, size 1}: HDF5 1.10
-// converts a string of n characters of a base type of any size, allocating n times that size.
-void Hdf5Guard::vet_datatype(const unsigned char* t, std::size_t size, const std::string& what) const {
-  if (size < 8) throw std::runtime_error(fmt::format("{}: datatype message of {} bytes", what, size));
-  if ((t[0] & 0x0f) != 9 || (t[1] & 0x0f) != 1) return;
-  if (size < 16 || le(t + 12, 4) != 1)
-    throw std::runtime_error(fmt::format("{}: a variable-length string of {}-byte characters", what, size < 16 ? 0 : le(t + 12, 4)));
+// Datatype {class and version, 3 bytes of class bits, u32 size, properties}. HDF5 1.10 converts
+// with whatever the fields say, so they must agree with the size: integers {bit offset, precision}
+// and floats {bit offset, precision, exponent and mantissa positions and sizes, sign bit} inside
+// the element; a variable-length type (class 9) is 16 bytes in the file ({u32 length, heap
+// address, u32 index}), and a variable-length string's base type is a 1-byte character (HDF5
+// allocates a string's length times the base size).
+void Hdf5Guard::vet_datatype(const unsigned char* t, std::size_t size, const std::string& what, int depth) const {
+  auto fail = [&](const std::string& why) { return std::runtime_error(fmt::format("{}: datatype: {}", what, why)); };
+  if (size < 8) throw fail(fmt::format("message of {} bytes", size));
+  const unsigned cls = t[0] & 0x0f;
+  const uint64_t bytes = le(t + 4, 4), bits = 8 * bytes;
+  if (cls == 0 && size >= 12) {
+    const uint64_t offset = le(t + 8, 2), precision = le(t + 10, 2);
+    if (bytes == 0 || precision == 0 || offset + precision > bits)
+      throw fail(fmt::format("integer of {} bytes with {} bits at bit {}", bytes, precision, offset));
+  } else if (cls == 1 && size >= 20) {
+    const uint64_t offset = le(t + 8, 2), precision = le(t + 10, 2), sign = t[2];
+    const uint64_t exp_at = t[12], exp_bits = t[13], man_at = t[14], man_bits = t[15];
+    if (bytes == 0 || precision == 0 || offset + precision > bits || sign >= bits || exp_bits == 0 ||
+        exp_at + exp_bits > bits || man_at + man_bits > bits)
+      throw fail(fmt::format("float of {} bytes with inconsistent fields (precision {} at bit {}, sign bit {}, exponent {} "
+                             "at {}, mantissa {} at {})", bytes, precision, offset, sign, exp_bits, exp_at, man_bits, man_at));
+  } else if (cls == 9) {
+    if (bytes != 16) throw fail(fmt::format("variable-length type of {} bytes in the file (16 expected)", bytes));
+    if (size < 16 || depth > 8) throw fail("variable-length type without a base type");
+    const bool string = (t[1] & 0x0f) == 1;
+    if (string && le(t + 12, 4) != 1) throw fail(fmt::format("a variable-length string of {}-byte characters", le(t + 12, 4)));
+    vet_datatype(t + 8, size - 8, what, depth + 1);
+  }
 }
 
 // Variable-length string data: references {u32 length, address, u32 index}; each must name a
