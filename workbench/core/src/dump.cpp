@@ -67,6 +67,56 @@ std::string get_str(const H5::H5Object& o, const std::string& name) {
   H5free_memory(c);
   return v;
 }
+// A compact dataset keeps its data inside its header with a size of its own; HDF5 1.10 copies
+// (elements x element size) bytes out of it whatever that size is.
+void check_compact(const H5::DataSet& ds, const std::string& what) {
+  if (ds.getCreatePlist().getLayout() != H5D_COMPACT) return;
+  const hsize_t need = static_cast<hsize_t>(ds.getSpace().getSimpleExtentNpoints()) * ds.getDataType().getSize();
+  if (ds.getStorageSize() != need)
+    throw std::runtime_error(fmt::format("{}: compact storage of {} bytes for {} bytes of data", what, ds.getStorageSize(), need));
+}
+
+// Every chunk of a chunked tap, from its index: inside the file, and unfiltered chunks exactly
+// one chunk of elements (HDF5 1.10 copies a chunk's elements out of whatever the index says it
+// read). The chunk shape itself is a header: it may exceed the tap (an extendible dataset sized
+// for growth) but not past 2^20 elements, since HDF5 allocates a whole chunk to read one.
+void check_chunks(const H5::DataSet& ds, const H5::DSetCreatPropList& cp, const std::vector<hsize_t>& dims, hsize_t count,
+                  const std::string& what, uint64_t file_size) {
+  constexpr hsize_t kMaxChunks = hsize_t{1} << 20, kMaxOversizedChunk = hsize_t{1} << 20;
+  const int nd = static_cast<int>(dims.size());
+  std::vector<hsize_t> chunk(dims.size());
+  cp.getChunk(nd, chunk.data());
+  hsize_t elements = 1, numel = 1;
+  for (int k = 0; k < nd; ++k) {
+    if (chunk[k] == 0 || chunk[k] > (hsize_t{1} << 32)) throw std::runtime_error(fmt::format("{}: chunk dimension {}", what, chunk[k]));
+    elements = elements > (hsize_t{1} << 40) ? elements : elements * chunk[k];
+    numel *= dims[k];
+  }
+  if (elements > std::max(numel, kMaxOversizedChunk))
+    throw std::runtime_error(fmt::format("{}: chunks of {} elements for {} elements of data", what, elements, numel));
+  if (count > kMaxChunks) throw std::runtime_error(fmt::format("{}: {} chunks (more than {})", what, count, kMaxChunks));
+  const hsize_t chunk_bytes = elements * ds.getDataType().getSize();
+  const bool filtered = cp.getNfilters() > 0;
+  std::vector<hsize_t> at(dims.size(), 0);
+  for (hsize_t c = 0; c < count; ++c) {
+    unsigned mask = 0;
+    haddr_t addr = HADDR_UNDEF;
+    hsize_t bytes = 0;
+    if (H5Dget_chunk_info_by_coord(ds.getId(), at.data(), &mask, &addr, &bytes) < 0 || addr == HADDR_UNDEF)
+      throw std::runtime_error(fmt::format("{}: chunk at {} missing from its index", what, shape_str(Shape(at.begin(), at.end()))));
+    if (bytes > file_size || addr > file_size - bytes)
+      throw std::runtime_error(fmt::format("{}: chunk of {} bytes at offset {} runs past the end of the {}-byte file", what, bytes,
+                                           addr, file_size));
+    if (!filtered && bytes != chunk_bytes)
+      throw std::runtime_error(fmt::format("{}: unfiltered chunk of {} bytes where a chunk holds {}", what, bytes, chunk_bytes));
+    for (int k = nd - 1; k >= 0; --k) {  // next chunk, last dimension fastest
+      at[k] += chunk[k];
+      if (at[k] < dims[k]) break;
+      at[k] = 0;
+    }
+  }
+}
+
 int64_t get_int(const H5::H5Object& o, const std::string& name) {
   H5::Attribute a = o.openAttribute(name);
   if (a.getTypeClass() != H5T_INTEGER) throw std::runtime_error(fmt::format("attribute '{}' is not an integer", name));
@@ -240,7 +290,9 @@ struct DumpReader::Impl {
     const H5::Group g = file.openGroup("decode");
     if (!g.nameExists(name)) return std::nullopt;
     vet(g, name, "/decode/" + name);
-    return g.openDataSet(name);
+    H5::DataSet ds = g.openDataSet(name);
+    check_compact(ds, fmt::format("{}: /decode/{}", path, name));
+    return ds;
   }
 };
 
@@ -326,6 +378,11 @@ DumpReader::DumpReader(const std::string& path) : impl_(std::make_unique<Impl>()
       // declared the extent and died, or a header lying about the size. Refuse, don't make up
       // data. Chunked: every chunk the extent spans must exist (H5Dget_space_status is not used:
       // HDF5 1.10 calls datasets with partial edge chunks "part allocated" when they are whole).
+      try {
+        check_compact(ds, fmt::format("tap '{}'", name));
+      } catch (const std::runtime_error& e) {
+        throw fail(e.what());
+      }
       if (numel > 0) {
         const H5::DSetCreatPropList cp = ds.getCreatePlist();
         hsize_t have = 0, need = 1;
@@ -340,6 +397,13 @@ DumpReader::DumpReader(const std::string& path) : impl_(std::make_unique<Impl>()
         if (have < need)
           throw fail(fmt::format("tap '{}' {}: data never written for {} its extent", name, shape_str(info.shape),
                                  have > 0 ? "part of" : "any of"));
+        if (cp.getLayout() == H5D_CHUNKED) {
+          try {
+            check_chunks(ds, cp, dims, need, fmt::format("tap '{}'", name), impl_->guard.file_size());
+          } catch (const std::runtime_error& e) {
+            throw fail(e.what());
+          }
+        }
       }
       const std::size_t sz = ds.getFloatType().getSize();
       info.stored = sz == 2 ? DType::f16 : sz == 4 ? DType::f32 : sz == 8 ? DType::f64 : throw fail(fmt::format("tap '{}' has {}-byte floats", name, sz));
@@ -469,6 +533,7 @@ std::map<std::string, double> DumpReader::timings() const {
       impl_->vet(g, n, "/timing/" + n);
       double v = 0;
       const H5::DataSet ds = g.openDataSet(n);
+      check_compact(ds, fmt::format("{}: /timing/{}", path_, n));
       if (ds.getSpace().getSimpleExtentNpoints() != 1)
         throw std::runtime_error(fmt::format("{}: /timing/{} holds {} values, not one", path_, n, ds.getSpace().getSimpleExtentNpoints()));
       ds.read(&v, H5::PredType::NATIVE_DOUBLE);
