@@ -249,7 +249,8 @@ void Hdf5Guard::vet_attribute(const unsigned char* m, std::size_t size, const st
 }
 
 // Datatype {class and version, 3 bytes of class bits, u32 size, properties}. HDF5 1.10 converts
-// with whatever the fields say, so they must agree with the size: integers {bit offset, precision}
+// with whatever the fields say, so they must agree with the size, and numbers are at most 16
+// bytes (the largest native type; HDF5 allocates elements x size to convert): integers {bit offset, precision}
 // and floats {bit offset, precision, exponent and mantissa positions and sizes, sign bit} inside
 // the element; a variable-length type (class 9) is 16 bytes in the file ({u32 length, heap
 // address, u32 index}), and a variable-length string's base type is a 1-byte character (HDF5
@@ -259,6 +260,8 @@ void Hdf5Guard::vet_datatype(const unsigned char* t, std::size_t size, const std
   if (size < 8) throw fail(fmt::format("message of {} bytes", size));
   const unsigned cls = t[0] & 0x0f;
   const uint64_t bytes = le(t + 4, 4), bits = 8 * bytes;
+  if ((cls == 0 || cls == 1) && bytes > 16)  // HDF5 allocates elements x size to convert them
+    throw fail(fmt::format("{} of {} bytes (16 at most)", cls == 0 ? "integer" : "float", bytes));
   if (cls == 0 && size >= 12) {
     const uint64_t offset = le(t + 8, 2), precision = le(t + 10, 2);
     if (bytes == 0 || precision == 0 || offset + precision > bits)
