@@ -5,11 +5,13 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
 #include "report_util.h"
 #include "wb/reports.h"
+#include "wb/tempfile.h"
 #include "wb/util.h"
 
 namespace wb::rep {
@@ -80,9 +82,11 @@ std::vector<std::size_t> worst_first(const cmp::CompareResult& r) {
 
 namespace {
 
-// Writes `content` to "<path>.tmp-<pid>" and returns that name; throws std::runtime_error.
-std::string write_temp(const std::string& path, const std::string& content) {
-  const std::string tmp = fmt::format("{}.tmp-{}", path, ::getpid());
+// Writes `content` to "<path>.tmp-<pid>" and returns that name, registered for removal on an
+// interrupt (wb/tempfile.h); throws std::runtime_error.
+std::unique_ptr<TempFile> write_temp(const std::string& path, const std::string& content) {
+  auto registered = std::make_unique<TempFile>(fmt::format("{}.tmp-{}", path, ::getpid()));
+  const std::string& tmp = registered->path();
   std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
   if (!f) throw std::runtime_error(fmt::format("{}: cannot write", tmp));
   f.write(content.data(), static_cast<std::streamsize>(content.size()));
@@ -93,7 +97,7 @@ std::string write_temp(const std::string& path, const std::string& content) {
     std::filesystem::remove(tmp, ec);
     throw std::runtime_error(fmt::format("{}: write failed", tmp));
   }
-  return tmp;
+  return registered;
 }
 
 void rename_into_place(const std::string& tmp, const std::string& path) {
@@ -108,7 +112,7 @@ void rename_into_place(const std::string& tmp, const std::string& path) {
 }  // namespace
 
 void write_atomic(const std::string& path, const std::string& content) {
-  rename_into_place(write_temp(path, content), path);
+  rename_into_place(write_temp(path, content)->path(), path);
 }
 
 std::vector<std::string> parse_formats(const std::string& list) {
@@ -157,7 +161,8 @@ std::vector<std::string> write_reports(const cmp::CompareResult& r, const std::s
   static const std::pair<const char*, const char*> kFiles[] = {
       {"md", "report.md"}, {"json", "report.json"}, {"html", "report.html"}, {"junit", "junit.xml"}};
   struct Item {
-    std::string name, path, tmp, sha256;
+    std::string name, path, sha256;
+    std::unique_ptr<TempFile> tmp;
     std::size_t bytes = 0;
   };
   std::vector<Item> items;
@@ -184,7 +189,8 @@ std::vector<std::string> write_reports(const cmp::CompareResult& r, const std::s
     try {
       items.back().tmp = write_temp(items.back().path, content);
     } catch (...) {
-      for (const Item& done : items) fs::remove(done.tmp, ec);
+      for (const Item& done : items)
+        if (done.tmp) fs::remove(done.tmp->path(), ec);
       throw;
     }
   }
@@ -198,7 +204,7 @@ std::vector<std::string> write_reports(const cmp::CompareResult& r, const std::s
   nlohmann::json files = nlohmann::json::object();
   std::vector<std::string> paths;
   for (const Item& it : items) {
-    rename_into_place(it.tmp, it.path);
+    rename_into_place(it.tmp->path(), it.path);
     files[it.name] = {{"bytes", it.bytes}, {"sha256", it.sha256}};
     paths.push_back(it.path);
   }

@@ -3,7 +3,8 @@
 # killed (SIGKILL, and SIGTERM) after seeded random delays spread over their run time, again and
 # again, and what is left must be either the previous output or a complete new one:
 #   dump:   OUT is byte-identical to the previous dump or a new dump `wb inspect` accepts; any
-#           OUT.partial-<pid> left by the kill is refused by `wb inspect` (exit 2).
+#           OUT.partial-<pid> left by SIGKILL is refused by `wb inspect` (exit 2); SIGTERM leaves
+#           none (the handler of wb/tempfile.h removes it), nor any report temporary.
 #   report: every report file in DIR is whole (check_report_dir.py; the two comparisons
 #           alternate, one PASS and one FAIL), and when DIR/manifest.json exists every file it
 #           lists has the size and sha256 it records (a complete set). Without manifest.json the
@@ -56,8 +57,22 @@ for i in $(seq "$rounds"); do
     if [ "$prc" != 2 ] || [ "$(wc -l <"$d/err")" != 1 ]; then bad "$what: $(basename "$p") not refused (exit $prc)"; fi
     rm -f "$p"
   done
+  # SIGTERM is caught: the handler removes the temporary before the process ends (wb/tempfile.h).
+  if [ "$sig" = TERM ] && [ "$leftover" != 0 ]; then bad "$what: SIGTERM left $leftover partial(s)"; continue; fi
   ok "$what: $state, $leftover partial(s) refused"
 done
+
+# SIGTERM while the temporary surely exists (polled for): the handler must remove it.
+"$wb" "${dump_args[@]}" >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 400); do compgen -G "$d/out.h5.partial-*" >/dev/null && break; sleep 0.025; done
+seen=$(ls "$d" | grep -c '\.partial-')
+kill -s TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rc=$?
+left=$(ls "$d" | grep -c '\.partial-')
+if [ "$seen" = 1 ] && [ "$rc" = 143 ] && [ "$left" = 0 ]; then ok "dump: SIGTERM while its temporary exists (exit 143) leaves none"
+elif [ "$rc" = 0 ]; then ok "dump: finished before the SIGTERM (nothing to check)"
+else bad "dump: SIGTERM with the temporary present (seen $seen, exit $rc): $left left"; fi
+rm -f "$d"/out.h5.partial-*
 
 # ---- wb compare --report ---------------------------------------------------------------------
 r=$work/report; rm -rf "$r"; mkdir -p "$r"
@@ -84,7 +99,8 @@ for i in $(seq "$rounds"); do
   state=$(check_dir "$r/out"); crc=$?
   tmps=$(ls "$r/out" | grep -c '\.tmp-')
   rm -f "$r/out"/*.tmp-*
-  if [ "$crc" = 0 ]; then ok "$what: $state, $tmps temporary file(s)"; else bad "$what: $state"; fi
+  if [ "$sig" = TERM ] && [ "$tmps" != 0 ]; then bad "$what: SIGTERM left $tmps temporary file(s)"
+  elif [ "$crc" = 0 ]; then ok "$what: $state, $tmps temporary file(s)"; else bad "$what: $state"; fi
 done
 # Random delays rarely land in the write itself (rendering and renaming take milliseconds after
 # seconds of comparing), so every step of the write protocol is also hit on purpose: a preloaded

@@ -16,6 +16,7 @@
 
 #include "checkpoint_io.h"
 #include "wb/audio.h"
+#include "wb/tempfile.h"
 #include "wb/util.h"
 
 namespace wb::detail {
@@ -154,6 +155,7 @@ void save_ggml(const Checkpoint& ck, const std::string& file, DType stored) {
   if (stored != DType::f32 && stored != DType::f16) throw std::invalid_argument("save_ggml: stored dtype must be float32 or float16");
   const ModelDims& d = ck.dims;
   const std::string tmp = file + ".partial";
+  const TempFile interrupt_cleanup(tmp);  // an interrupt removes it (wb/tempfile.h)
   std::ofstream out(tmp, std::ios::binary);
   if (!out) throw std::runtime_error(fmt::format("{}: cannot create", tmp));
   auto put = [&out](auto v) { out.write(reinterpret_cast<const char*>(&v), sizeof v); };

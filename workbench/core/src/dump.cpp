@@ -1,6 +1,7 @@
 #include "wb/dump.h"
 
 #include "hdf5_guard.h"
+#include "wb/tempfile.h"
 
 #include <H5Cpp.h>
 #include <fmt/format.h>
@@ -130,6 +131,7 @@ int64_t get_int(const H5::H5Object& o, const std::string& name) {
 // ---------------------------------------------------------------------------------------------
 struct DumpWriter::Impl {
   std::string path, tmp;
+  std::unique_ptr<TempFile> interrupt_cleanup;  // an interrupt removes tmp (see wb/tempfile.h)
   DumpMeta meta;
   DumpOptions opts;
   H5::H5File file;
@@ -145,6 +147,7 @@ DumpWriter::DumpWriter(std::string path, DumpMeta meta, TapSelector selector, Du
     throw std::invalid_argument("dump storage type must be float32, float16 or float64");
   impl_->path = std::move(path);
   impl_->tmp = fmt::format("{}.partial-{}", impl_->path, ::getpid());
+  impl_->interrupt_cleanup = std::make_unique<TempFile>(impl_->tmp);
   impl_->meta = std::move(meta);
   impl_->opts = opts;
   try {
@@ -268,6 +271,7 @@ void DumpWriter::finish() {
   }
   std::filesystem::rename(impl_->tmp, impl_->path);
   impl_->finished = true;
+  impl_->interrupt_cleanup.reset();
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,30 @@
+// Temporary output files that an interrupt must not leave behind.
+//
+// Outputs are written under a temporary name ("<out>.partial-<pid>", "<out>.tmp-<pid>") and
+// renamed into place once complete. While a TempFile is alive its name is registered; on SIGINT,
+// SIGTERM or SIGHUP the handler unlinks every registered name (unlink is async-signal-safe) and
+// then lets the signal's default action end the process, so the exit status still tells of the
+// signal. SIGKILL cannot be caught: what it leaves is a temporary name every reader refuses.
+// Handlers are installed on first use, and only for signals whose disposition is the default
+// (a signal the caller ignores, e.g. SIGHUP under nohup, stays ignored).
+#pragma once
+
+#include <string>
+
+namespace wb {
+
+class TempFile {
+ public:
+  explicit TempFile(std::string path);  // registers `path` (does not create it)
+  ~TempFile();                          // unregisters (does not remove)
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  int slot_ = -1;  // -1: not registered (no free slot, or a path too long to keep)
+};
+
+}  // namespace wb

@@ -1,0 +1,65 @@
+#include "wb/tempfile.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstring>
+#include <mutex>
+
+namespace wb {
+
+namespace {
+
+constexpr int kSlots = 64;
+constexpr std::size_t kMaxPath = 4096;
+
+// A slot is claimed (0 -> 1) by a constructor, filled, then published (1 -> 2); the handler only
+// reads published slots. Plain static storage: nothing is allocated in the handler.
+struct Slot {
+  std::atomic<int> state{0};  // 0 free, 1 being filled, 2 published
+  char path[kMaxPath];
+};
+Slot g_slots[kSlots];
+
+void on_signal(int sig) {
+  for (Slot& s : g_slots)
+    if (s.state.load(std::memory_order_acquire) == 2) ::unlink(s.path);
+  std::signal(sig, SIG_DFL);
+  std::raise(sig);
+}
+
+void install_handlers() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
+      struct sigaction old {};
+      if (sigaction(sig, nullptr, &old) != 0 || old.sa_handler != SIG_DFL) continue;
+      struct sigaction sa {};
+      sa.sa_handler = on_signal;
+      sigemptyset(&sa.sa_mask);
+      sigaction(sig, &sa, nullptr);
+    }
+  });
+}
+
+}  // namespace
+
+TempFile::TempFile(std::string path) : path_(std::move(path)) {
+  install_handlers();
+  if (path_.size() >= kMaxPath) return;
+  for (int i = 0; i < kSlots; ++i) {
+    int expected = 0;
+    if (!g_slots[i].state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) continue;
+    std::memcpy(g_slots[i].path, path_.c_str(), path_.size() + 1);
+    g_slots[i].state.store(2, std::memory_order_release);
+    slot_ = i;
+    return;
+  }
+}
+
+TempFile::~TempFile() {
+  if (slot_ >= 0) g_slots[slot_].state.store(0, std::memory_order_release);
+}
+
+}  // namespace wb
