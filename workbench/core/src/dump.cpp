@@ -303,6 +303,14 @@ struct DumpReader::Impl {
 DumpReader::DumpReader(const std::string& path) : impl_(std::make_unique<Impl>()), path_(path) {
   H5::Exception::dontPrint();
   auto fail = [&](const std::string& why) { return std::runtime_error(fmt::format("{}: {}", path, why)); };
+  // Runs a check whose errors do not name the file, and names it.
+  auto with_path = [&](auto&& check) {
+    try {
+      check();
+    } catch (const std::runtime_error& e) {
+      throw fail(e.what());
+    }
+  };
   if (!std::filesystem::exists(path)) throw fail("no such file");
   try {
     if (!H5::H5File::isHdf5(path)) throw fail("not an HDF5 file");
@@ -382,11 +390,7 @@ DumpReader::DumpReader(const std::string& path) : impl_(std::make_unique<Impl>()
       // declared the extent and died, or a header lying about the size. Refuse, don't make up
       // data. Chunked: every chunk the extent spans must exist (H5Dget_space_status is not used:
       // HDF5 1.10 calls datasets with partial edge chunks "part allocated" when they are whole).
-      try {
-        check_compact(ds, fmt::format("tap '{}'", name));
-      } catch (const std::runtime_error& e) {
-        throw fail(e.what());
-      }
+      with_path([&] { check_compact(ds, fmt::format("tap '{}'", name)); });
       if (numel > 0) {
         const H5::DSetCreatPropList cp = ds.getCreatePlist();
         hsize_t have = 0, need = 1;
@@ -401,13 +405,8 @@ DumpReader::DumpReader(const std::string& path) : impl_(std::make_unique<Impl>()
         if (have < need)
           throw fail(fmt::format("tap '{}' {}: data never written for {} its extent", name, shape_str(info.shape),
                                  have > 0 ? "part of" : "any of"));
-        if (cp.getLayout() == H5D_CHUNKED) {
-          try {
-            check_chunks(ds, cp, dims, need, fmt::format("tap '{}'", name), impl_->guard.file_size());
-          } catch (const std::runtime_error& e) {
-            throw fail(e.what());
-          }
-        }
+        if (cp.getLayout() == H5D_CHUNKED)
+          with_path([&] { check_chunks(ds, cp, dims, need, fmt::format("tap '{}'", name), impl_->guard.file_size()); });
       }
       const std::size_t sz = ds.getFloatType().getSize();
       info.stored = sz == 2 ? DType::f16 : sz == 4 ? DType::f32 : sz == 8 ? DType::f64 : throw fail(fmt::format("tap '{}' has {}-byte floats", name, sz));
