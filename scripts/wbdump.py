@@ -58,7 +58,7 @@ class DumpError(ValueError):
 
 
 # ----------------------------------------------------------------------------------------------
-# Model dims (workbench/core/include/wb/dims.h, src/dims.cpp)
+# Model dims (workbench/core/include/wb/core/dims.h, src/dims.cpp)
 
 _DIM_FIELDS = ("n_mels", "n_audio_ctx", "n_audio_state", "n_audio_head", "n_audio_layer",
                "n_vocab", "n_text_ctx", "n_text_state", "n_text_head", "n_text_layer")

@@ -1,4 +1,4 @@
-#include "wb/bench.h"
+#include "wb/compare/bench.h"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -11,9 +11,9 @@
 #include <fstream>
 #include <stdexcept>
 
-#include "wb/compare.h"
-#include "wb/dump.h"
-#include "wb/util.h"
+#include "wb/compare/compare.h"
+#include "wb/core/dump.h"
+#include "wb/core/util.h"
 
 namespace wb::cmp {
 

@@ -1,6 +1,6 @@
 // Alignment, the streaming pass, verdicts, first divergence, changepoint and attribution.
 // Diagnosis hints live in diagnose.cpp.
-#include "wb/compare.h"
+#include "wb/compare/compare.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -17,7 +17,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "wb/util.h"
+#include "wb/core/util.h"
 
 namespace wb::cmp {
 

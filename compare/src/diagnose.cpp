@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "wb/compare.h"
+#include "wb/compare/compare.h"
 
 namespace wb::cmp {
 

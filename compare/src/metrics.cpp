@@ -3,7 +3,7 @@
 // time); a block whose sums come out non-finite is redone element by element (slow_segment), which
 // classifies NaN/Inf. Both paths fill the same block record, which is then folded into the
 // compensated totals and the per-frame / per-head slices.
-#include "wb/metrics.h"
+#include "wb/compare/metrics.h"
 
 #include <fmt/format.h>
 

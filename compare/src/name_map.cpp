@@ -1,4 +1,4 @@
-#include "wb/name_map.h"
+#include "wb/compare/name_map.h"
 
 #include <fmt/format.h>
 
@@ -6,8 +6,8 @@
 #include <cctype>
 #include <stdexcept>
 
-#include "wb/taps.h"
-#include "wb/util.h"
+#include "wb/core/taps.h"
+#include "wb/core/util.h"
 
 namespace wb::cmp {
 

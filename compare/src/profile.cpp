@@ -1,4 +1,4 @@
-#include "wb/profile.h"
+#include "wb/compare/profile.h"
 
 #include <fmt/format.h>
 
@@ -7,8 +7,8 @@
 #include <map>
 #include <stdexcept>
 
-#include "wb/taps.h"
-#include "wb/util.h"
+#include "wb/core/taps.h"
+#include "wb/core/util.h"
 
 namespace wb::cmp {
 

@@ -7,7 +7,7 @@
 #include <limits>
 #include <random>
 
-#include "wb/compare.h"
+#include "wb/compare/compare.h"
 
 using namespace wb::cmp;
 

@@ -8,8 +8,8 @@
 #include <limits>
 #include <random>
 
-#include "wb/compare.h"
-#include "wb/dump.h"
+#include "wb/compare/compare.h"
+#include "wb/core/dump.h"
 
 using namespace wb::cmp;
 namespace fs = std::filesystem;

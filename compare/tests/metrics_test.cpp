@@ -7,7 +7,7 @@
 #include <limits>
 #include <random>
 
-#include "wb/metrics.h"
+#include "wb/compare/metrics.h"
 
 using namespace wb::cmp;
 

@@ -2,9 +2,9 @@
 
 #include <fstream>
 
-#include "wb/name_map.h"
-#include "wb/profile.h"
-#include "wb/util.h"
+#include "wb/compare/name_map.h"
+#include "wb/compare/profile.h"
+#include "wb/core/util.h"
 
 using namespace wb::cmp;
 

@@ -1,6 +1,6 @@
 // The LibTorch reference Whisper. Follows openai/whisper model.py and audio.py op by op:
 // the same op order, dtypes and constants, so that its dumps are the target every port aims at.
-#include "wb/reference.h"
+#include "wb/reference/reference.h"
 
 #include <fmt/format.h>
 #include <torch/torch.h>
@@ -8,7 +8,7 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "wb/audio.h"
+#include "wb/core/audio.h"
 
 namespace wb {
 

@@ -13,8 +13,8 @@
 #include <map>
 #include <random>
 
-#include "wb/audio.h"
-#include "wb/reference.h"
+#include "wb/core/audio.h"
+#include "wb/reference/reference.h"
 
 using namespace wb;
 

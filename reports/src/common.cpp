@@ -10,9 +10,9 @@
 #include <stdexcept>
 
 #include "report_util.h"
-#include "wb/reports.h"
-#include "wb/tempfile.h"
-#include "wb/util.h"
+#include "wb/reports/reports.h"
+#include "wb/core/tempfile.h"
+#include "wb/core/util.h"
 
 namespace wb::rep {
 

@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "report_util.h"
-#include "wb/reports.h"
+#include "wb/reports/reports.h"
 
 namespace wb::rep {
 

@@ -3,7 +3,7 @@
 #include <fmt/format.h>
 
 #include "report_util.h"
-#include "wb/reports.h"
+#include "wb/reports/reports.h"
 
 namespace wb::rep {
 

@@ -5,7 +5,7 @@
 #include <cmath>
 
 #include "report_util.h"
-#include "wb/reports.h"
+#include "wb/reports/reports.h"
 
 namespace wb::rep {
 

@@ -4,7 +4,7 @@
 #include <string_view>
 #include <vector>
 
-#include "wb/compare.h"
+#include "wb/compare/compare.h"
 
 namespace wb::rep {
 

@@ -10,8 +10,8 @@
 #include <random>
 #include <sstream>
 
-#include "wb/reports.h"
-#include "wb/util.h"
+#include "wb/reports/reports.h"
+#include "wb/core/util.h"
 
 using namespace wb;
 namespace fs = std::filesystem;

@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "wb/reports.h"
+#include "wb/reports/reports.h"
 
 using namespace wb;
 

@@ -14,12 +14,12 @@
 #include <sys/resource.h>
 
 #include "command.h"
-#include "wb/audio.h"
-#include "wb/candidate.h"
-#include "wb/candidate_bench.h"
-#include "wb/reference.h"
-#include "wb/util.h"
-#include "wb/weights.h"
+#include "wb/core/audio.h"
+#include "wb/candidate/candidate.h"
+#include "wb/candidate/candidate_bench.h"
+#include "wb/reference/reference.h"
+#include "wb/core/util.h"
+#include "wb/core/weights.h"
 
 extern "C" void openblas_set_num_threads(int);  // LibTorch's BLAS here is OpenBLAS
 

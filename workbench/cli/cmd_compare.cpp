@@ -6,9 +6,9 @@
 #include <memory>
 
 #include "command.h"
-#include "wb/bench.h"
-#include "wb/compare.h"
-#include "wb/reports.h"
+#include "wb/compare/bench.h"
+#include "wb/compare/compare.h"
+#include "wb/reports/reports.h"
 
 namespace wb::cli {
 

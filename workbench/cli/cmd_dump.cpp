@@ -5,8 +5,8 @@
 
 #include "command.h"
 #include "pipeline.h"
-#include "wb/dump.h"
-#include "wb/util.h"
+#include "wb/core/dump.h"
+#include "wb/core/util.h"
 
 namespace wb::cli {
 

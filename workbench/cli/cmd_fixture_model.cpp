@@ -3,7 +3,7 @@
 #include <fmt/format.h>
 
 #include "command.h"
-#include "wb/weights.h"
+#include "wb/core/weights.h"
 
 namespace wb::cli {
 

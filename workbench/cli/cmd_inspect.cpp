@@ -6,8 +6,8 @@
 #include <limits>
 
 #include "command.h"
-#include "wb/dump.h"
-#include "wb/taps.h"
+#include "wb/core/dump.h"
+#include "wb/core/taps.h"
 
 namespace wb::cli {
 

@@ -21,8 +21,8 @@
 
 #include "command.h"
 #include "pipeline.h"
-#include "wb/util.h"
-#include "wb/wer.h"
+#include "wb/core/util.h"
+#include "wb/core/wer.h"
 
 namespace wb::cli {
 namespace {

@@ -9,7 +9,7 @@
 #include <stdexcept>
 
 #include "command.h"
-#include "wb/util.h"
+#include "wb/core/util.h"
 
 namespace wb::cli {
 #ifdef WB_HAVE_CMD_RUN

@@ -5,9 +5,9 @@
 #include <chrono>
 #include <thread>
 
-#include "wb/util.h"
+#include "wb/core/util.h"
 #ifdef WB_HAVE_CANDIDATE
-#include "wb/candidate.h"
+#include "wb/candidate/candidate.h"
 #endif
 
 namespace wb::cli {

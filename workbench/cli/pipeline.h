@@ -6,10 +6,10 @@
 #include <string>
 #include <vector>
 
-#include "wb/audio.h"
-#include "wb/encoder.h"
-#include "wb/reference.h"
-#include "wb/weights.h"
+#include "wb/core/audio.h"
+#include "wb/core/encoder.h"
+#include "wb/reference/reference.h"
+#include "wb/core/weights.h"
 
 namespace wb::cli {
 

@@ -1,6 +1,6 @@
 // Fuzzes the audio entry point: wb::load_audio (libsndfile decode, downmix, checks, resample).
 #include "fuzz_common.h"
-#include "wb/audio.h"
+#include "wb/core/audio.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   const auto path = wb::fuzz::scratch() / "input.wav";

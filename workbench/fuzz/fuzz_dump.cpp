@@ -4,7 +4,7 @@
 #include <algorithm>
 
 #include "fuzz_common.h"
-#include "wb/dump.h"
+#include "wb/core/dump.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   const auto path = wb::fuzz::scratch() / "dump.h5";

@@ -1,7 +1,7 @@
 // Fuzzes the whisper.cpp ggml reader (magic, hparams, mel filters, vocabulary, tensor records)
 // through wb::load_checkpoint on a single file.
 #include "fuzz_common.h"
-#include "wb/weights.h"
+#include "wb/core/weights.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   const auto path = wb::fuzz::scratch() / "model.bin";

@@ -4,7 +4,7 @@
 #include <filesystem>
 
 #include "fuzz_common.h"
-#include "wb/weights.h"
+#include "wb/core/weights.h"
 
 namespace wb::fuzz {
 

@@ -1,7 +1,7 @@
 // Fuzzes tap name maps: wb::cmp::NameMap::load, then validation against the tiny and nano dims
 // and renaming of a few stored names, as `wb compare --map` does.
 #include "fuzz_common.h"
-#include "wb/name_map.h"
+#include "wb/compare/name_map.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   const auto path = wb::fuzz::scratch() / "map.json";

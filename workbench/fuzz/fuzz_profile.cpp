@@ -1,7 +1,7 @@
 // Fuzzes tolerance profiles: wb::cmp::ToleranceProfile::load (JSON with comments, rules, globs,
 // thresholds), then resolves and evaluates the profile for a few taps as `wb compare` would.
 #include "fuzz_common.h"
-#include "wb/profile.h"
+#include "wb/compare/profile.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   const auto path = wb::fuzz::scratch() / "profile.json";

@@ -10,8 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include "fuzz_model.h"
-#include "wb/dump.h"
-#include "wb/util.h"
+#include "wb/core/dump.h"
+#include "wb/core/util.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;

@@ -6,7 +6,7 @@
 
 #include "ops.h"
 #include "thread_pool.h"
-#include "wb/candidate_bench.h"
+#include "wb/candidate/candidate_bench.h"
 
 namespace wb {
 

@@ -1,6 +1,6 @@
 // The candidate encoder: weights repacked at construction (immutable, shared across calls),
 // per-call buffers in a workspace, every tap of encoder_taps(dims) reported when wanted.
-#include "wb/candidate.h"
+#include "wb/candidate/candidate.h"
 
 #include <algorithm>
 #include <cmath>
@@ -19,8 +19,8 @@
 #include "kernels.h"
 #include "ops.h"
 #include "thread_pool.h"
-#include "wb/audio.h"
-#include "wb/util.h"
+#include "wb/core/audio.h"
+#include "wb/core/util.h"
 
 namespace wb {
 namespace cand {

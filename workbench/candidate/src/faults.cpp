@@ -3,7 +3,7 @@
 #include <cmath>
 #include <cstdlib>
 
-#include "wb/util.h"
+#include "wb/core/util.h"
 
 namespace wb::cand {
 

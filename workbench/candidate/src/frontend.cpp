@@ -15,7 +15,7 @@
 #include <numbers>
 #include <stdexcept>
 
-#include "wb/audio.h"
+#include "wb/core/audio.h"
 
 namespace wb::cand {
 

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "kernels.h"
-#include "wb/util.h"
+#include "wb/core/util.h"
 
 namespace wb::cand {
 

@@ -19,14 +19,14 @@
 #include <unistd.h>
 
 #include "kernels.h"
-#include "wb/audio.h"
-#include "wb/candidate.h"
-#include "wb/dump.h"
-#include "wb/taps.h"
-#include "wb/util.h"
-#include "wb/weights.h"
+#include "wb/core/audio.h"
+#include "wb/candidate/candidate.h"
+#include "wb/core/dump.h"
+#include "wb/core/taps.h"
+#include "wb/core/util.h"
+#include "wb/core/weights.h"
 #ifdef WB_HAVE_REFERENCE
-#include "wb/reference.h"
+#include "wb/reference/reference.h"
 #endif
 
 namespace {

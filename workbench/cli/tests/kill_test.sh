@@ -4,7 +4,7 @@
 # again, and what is left must be either the previous output or a complete new one:
 #   dump:   OUT is byte-identical to the previous dump or a new dump `wb inspect` accepts; any
 #           OUT.partial-<pid> left by SIGKILL is refused by `wb inspect` (exit 2); SIGTERM leaves
-#           none (the handler of wb/tempfile.h removes it), nor any report temporary.
+#           none (the handler of wb/core/tempfile.h removes it), nor any report temporary.
 #   report: every report file in DIR is whole (check_report_dir.py; the two comparisons
 #           alternate, one PASS and one FAIL), and when DIR/manifest.json exists every file it
 #           lists has the size and sha256 it records (a complete set). Without manifest.json the
@@ -57,7 +57,7 @@ for i in $(seq "$rounds"); do
     if [ "$prc" != 2 ] || [ "$(wc -l <"$d/err")" != 1 ]; then bad "$what: $(basename "$p") not refused (exit $prc)"; fi
     rm -f "$p"
   done
-  # SIGTERM is caught: the handler removes the temporary before the process ends (wb/tempfile.h).
+  # SIGTERM is caught: the handler removes the temporary before the process ends (wb/core/tempfile.h).
   if [ "$sig" = TERM ] && [ "$leftover" != 0 ]; then bad "$what: SIGTERM left $leftover partial(s)"; continue; fi
   ok "$what: $state, $leftover partial(s) refused"
 done

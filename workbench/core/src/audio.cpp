@@ -1,4 +1,4 @@
-#include "wb/audio.h"
+#include "wb/core/audio.h"
 
 #include <fmt/format.h>
 #include <samplerate.h>

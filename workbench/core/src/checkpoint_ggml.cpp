@@ -15,9 +15,9 @@
 #include <stdexcept>
 
 #include "checkpoint_io.h"
-#include "wb/audio.h"
-#include "wb/tempfile.h"
-#include "wb/util.h"
+#include "wb/core/audio.h"
+#include "wb/core/tempfile.h"
+#include "wb/core/util.h"
 
 namespace wb::detail {
 

@@ -13,7 +13,7 @@
 #include <stdexcept>
 
 #include "checkpoint_io.h"
-#include "wb/util.h"
+#include "wb/core/util.h"
 
 namespace wb::detail {
 

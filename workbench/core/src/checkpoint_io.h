@@ -2,7 +2,7 @@
 #pragma once
 #include <string>
 
-#include "wb/weights.h"
+#include "wb/core/weights.h"
 
 namespace wb::detail {
 

@@ -1,4 +1,4 @@
-#include "wb/dims.h"
+#include "wb/core/dims.h"
 
 #include <fmt/format.h>
 

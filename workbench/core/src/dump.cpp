@@ -1,7 +1,7 @@
-#include "wb/dump.h"
+#include "wb/core/dump.h"
 
 #include "hdf5_guard.h"
-#include "wb/tempfile.h"
+#include "wb/core/tempfile.h"
 
 #include <H5Cpp.h>
 #include <fmt/format.h>

@@ -1,4 +1,4 @@
-#include "wb/encoder.h"
+#include "wb/core/encoder.h"
 
 namespace wb {
 

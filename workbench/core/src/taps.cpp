@@ -1,4 +1,4 @@
-#include "wb/taps.h"
+#include "wb/core/taps.h"
 
 #include <fmt/format.h>
 

@@ -1,4 +1,4 @@
-#include "wb/tempfile.h"
+#include "wb/core/tempfile.h"
 
 #include <unistd.h>
 

@@ -1,4 +1,4 @@
-#include "wb/tensor.h"
+#include "wb/core/tensor.h"
 
 #include <fmt/format.h>
 

@@ -1,4 +1,4 @@
-#include "wb/tokenizer.h"
+#include "wb/core/tokenizer.h"
 
 #include <fmt/format.h>
 

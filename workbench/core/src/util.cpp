@@ -1,4 +1,4 @@
-#include "wb/util.h"
+#include "wb/core/util.h"
 
 #include <fmt/format.h>
 #include <openssl/evp.h>

@@ -1,4 +1,4 @@
-#include "wb/weights.h"
+#include "wb/core/weights.h"
 
 #include <fmt/format.h>
 

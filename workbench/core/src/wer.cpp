@@ -1,4 +1,4 @@
-#include "wb/wer.h"
+#include "wb/core/wer.h"
 
 #include <algorithm>
 #include <cstdint>

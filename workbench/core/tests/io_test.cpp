@@ -8,10 +8,10 @@
 #include <filesystem>
 #include <fstream>
 
-#include "wb/audio.h"
-#include "wb/dump.h"
-#include "wb/util.h"
-#include "wb/weights.h"
+#include "wb/core/audio.h"
+#include "wb/core/dump.h"
+#include "wb/core/util.h"
+#include "wb/core/weights.h"
 
 using namespace wb;
 namespace fs = std::filesystem;

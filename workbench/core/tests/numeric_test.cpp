@@ -5,11 +5,11 @@
 #include <cmath>
 #include <cstring>
 
-#include "wb/audio.h"
-#include "wb/dims.h"
-#include "wb/taps.h"
-#include "wb/tensor.h"
-#include "wb/tokenizer.h"
+#include "wb/core/audio.h"
+#include "wb/core/dims.h"
+#include "wb/core/taps.h"
+#include "wb/core/tensor.h"
+#include "wb/core/tokenizer.h"
 
 using namespace wb;
 

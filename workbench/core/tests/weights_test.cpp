@@ -2,7 +2,7 @@
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
-#include "wb/weights.h"
+#include "wb/core/weights.h"
 
 using namespace wb;
 

@@ -1,7 +1,7 @@
 // Word error rate: normalization and edit counts against hand-computed cases.
 #include <doctest/doctest.h>
 
-#include "wb/wer.h"
+#include "wb/core/wer.h"
 
 using wb::normalize_words;
 using wb::word_errors;

@@ -26,7 +26,7 @@
 #include <string_view>
 #include <vector>
 
-#include "wb/metrics.h"
+#include "wb/compare/metrics.h"
 
 namespace wb::cmp {
 

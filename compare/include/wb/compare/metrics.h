@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "wb/tensor.h"
+#include "wb/core/tensor.h"
 
 namespace wb::cmp {
 

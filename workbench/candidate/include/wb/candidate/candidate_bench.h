@@ -3,7 +3,7 @@
 #pragma once
 #include <cstdint>
 
-#include "wb/dims.h"
+#include "wb/core/dims.h"
 
 namespace wb {
 

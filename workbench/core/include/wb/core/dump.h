@@ -13,9 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "wb/dims.h"
-#include "wb/taps.h"
-#include "wb/tensor.h"
+#include "wb/core/dims.h"
+#include "wb/core/taps.h"
+#include "wb/core/tensor.h"
 
 namespace wb {
 

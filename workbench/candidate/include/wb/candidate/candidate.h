@@ -4,8 +4,8 @@
 #include <string>
 #include <vector>
 
-#include "wb/encoder.h"
-#include "wb/weights.h"
+#include "wb/core/encoder.h"
+#include "wb/core/weights.h"
 
 namespace wb {
 

@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "wb/taps.h"
-#include "wb/tensor.h"
+#include "wb/core/taps.h"
+#include "wb/core/tensor.h"
 
 namespace wb {
 

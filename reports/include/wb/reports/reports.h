@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "wb/compare.h"
+#include "wb/compare/compare.h"
 
 namespace wb::rep {
 

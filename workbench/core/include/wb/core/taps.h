@@ -5,8 +5,8 @@
 #include <string_view>
 #include <vector>
 
-#include "wb/dims.h"
-#include "wb/tensor.h"
+#include "wb/core/dims.h"
+#include "wb/core/tensor.h"
 
 namespace wb {
 

@@ -5,9 +5,9 @@
 #include <string>
 #include <vector>
 
-#include "wb/dims.h"
-#include "wb/tensor.h"
-#include "wb/tokenizer.h"
+#include "wb/core/dims.h"
+#include "wb/core/tensor.h"
+#include "wb/core/tokenizer.h"
 
 namespace wb {
 

@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-#include "wb/dims.h"
+#include "wb/core/dims.h"
 
 namespace wb::cmp {
 

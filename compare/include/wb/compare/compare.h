@@ -13,11 +13,11 @@
 #include <string>
 #include <vector>
 
-#include "wb/dump.h"
-#include "wb/metrics.h"
-#include "wb/name_map.h"
-#include "wb/profile.h"
-#include "wb/wer.h"
+#include "wb/core/dump.h"
+#include "wb/compare/metrics.h"
+#include "wb/compare/name_map.h"
+#include "wb/compare/profile.h"
+#include "wb/core/wer.h"
 
 namespace wb::cmp {
 
