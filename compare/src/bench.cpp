@@ -102,10 +102,11 @@ double reader_read(const std::vector<std::string>& files, int64_t chunk_elements
 std::string BenchResult::summary() const {
   const double gb = static_cast<double>(tap_bytes_per_file) * 2 / 1e9;
   std::string s;
-  s += fmt::format("dumps: 2 x {:.3f} GB of float32 tap data ({} taps each), {:.3f} GB on disk, "
-                   "generated in {:.1f} s\n",
-                   static_cast<double>(tap_bytes_per_file) / 1e9, taps.size(),
-                   static_cast<double>(file_bytes) / 1e9, generate_s);
+  s += fmt::format(
+      "dumps: 2 x {:.3f} GB of float32 tap data ({} taps each), {:.3f} GB on disk, "
+      "generated in {:.1f} s\n",
+      static_cast<double>(tap_bytes_per_file) / 1e9, taps.size(),
+      static_cast<double>(file_bytes) / 1e9, generate_s);
   s += fmt::format("raw sequential read (read(2)):        {:7.3f} s  {:6.2f} GB/s\n", raw_read_s,
                    gb / raw_read_s);
   s += fmt::format("sequential read (DumpReader rows):    {:7.3f} s  {:6.2f} GB/s\n", reader_read_s,
@@ -115,9 +116,10 @@ std::string BenchResult::summary() const {
   s += fmt::format("compare / sequential read throughput: {:.2f}  (required >= 0.5)\n",
                    reader_read_s / compare_s);
   s += fmt::format("compare / raw read throughput:        {:.2f}\n", raw_read_s / compare_s);
-  s += fmt::format("peak RSS during the comparison: {:.1f} MiB (required < 300), of which {:.1f} MiB "
-                   "resident before it started (binary, LibTorch); whole run incl. generation {:.1f} MiB\n",
-                   peak_rss_mb, rss_before_mb, process_peak_rss_mb);
+  s += fmt::format(
+      "peak RSS during the comparison: {:.1f} MiB (required < 300), of which {:.1f} MiB "
+      "resident before it started (binary, LibTorch); whole run incl. generation {:.1f} MiB\n",
+      peak_rss_mb, rss_before_mb, process_peak_rss_mb);
   return s;
 }
 
@@ -131,9 +133,9 @@ BenchResult run_compare_bench(const BenchOptions& opts) {
   BenchResult res;
 
   // Tap selection: the stem and ln_post, then per-block taps by priority until the target size.
-  const std::vector<std::string> priority = {"out",    "resid_attn", "attn_ln", "mlp_ln",
-                                             "attn.out", "attn.q",   "attn.k",  "attn.v",
-                                             "mlp.fc2", "mlp.fc1",  "mlp.gelu"};
+  const std::vector<std::string> priority = {"out",      "resid_attn", "attn_ln", "mlp_ln",
+                                             "attn.out", "attn.q",     "attn.k",  "attn.v",
+                                             "mlp.fc2",  "mlp.fc1",    "mlp.gelu"};
   const auto all = encoder_taps(dims);
   std::vector<std::string> globs = {"mel", "encoder.conv1", "encoder.conv2", "encoder.pos_embed",
                                     "encoder.ln_post"};
@@ -162,12 +164,14 @@ BenchResult run_compare_bench(const BenchOptions& opts) {
       res.tap_bytes_per_file += shape_numel(t.shape) * 4;
     }
   if (res.tap_bytes_per_file < target) {
-    throw std::invalid_argument(fmt::format("compare-bench: dims '{}' hold only {:.2f} GB of encoder taps",
-                                            opts.dims, static_cast<double>(res.tap_bytes_per_file) / 1e9));
+    throw std::invalid_argument(
+        fmt::format("compare-bench: dims '{}' hold only {:.2f} GB of encoder taps", opts.dims,
+                    static_cast<double>(res.tap_bytes_per_file) / 1e9));
   }
 
   // Generate: the candidate is the reference plus a small relative perturbation (float32-like).
-  const bool reuse = opts.reuse && std::filesystem::exists(ref_path) && std::filesystem::exists(cand_path);
+  const bool reuse =
+      opts.reuse && std::filesystem::exists(ref_path) && std::filesystem::exists(cand_path);
   auto t0 = Clock::now();
   if (!reuse) {
     for (int side = 0; side < 2; ++side) {
@@ -212,11 +216,14 @@ BenchResult run_compare_bench(const BenchOptions& opts) {
   // Warm the cache once (unless measuring cold), so the order of the measurements does not matter.
   if (!opts.cold) raw_read(files);
   for (int rep = 0; rep < std::max(1, opts.repeat); ++rep) {
-    if (opts.cold) for (const auto& f : files) evict(f);
+    if (opts.cold)
+      for (const auto& f : files) evict(f);
     res.raw_read_s = std::min(res.raw_read_s, raw_read(files));
-    if (opts.cold) for (const auto& f : files) evict(f);
+    if (opts.cold)
+      for (const auto& f : files) evict(f);
     res.reader_read_s = std::min(res.reader_read_s, reader_read(files, co.chunk_elements, sink));
-    if (opts.cold) for (const auto& f : files) evict(f);
+    if (opts.cold)
+      for (const auto& f : files) evict(f);
     reset_peak();
     res.rss_before_mb = status_mb("VmRSS");
     t0 = Clock::now();

@@ -96,9 +96,9 @@ std::vector<std::string> upstream_taps(std::string_view name, const ModelDims& d
     }
     const std::string s = n.substr(dot + 1);
     const std::string p = block_prefix(side, i);
-    const std::string input =
-        i > 0 ? block_prefix(side, i - 1) + "out"
-              : (side == "encoder" ? std::string("encoder.pos_embed") : std::string("decoder.embed"));
+    const std::string input = i > 0 ? block_prefix(side, i - 1) + "out"
+                                    : (side == "encoder" ? std::string("encoder.pos_embed")
+                                                         : std::string("decoder.embed"));
     if (s == "attn_ln") return {input};
     if (s == "attn.q" || s == "attn.k" || s == "attn.v") return {p + "attn_ln"};
     if (s == "attn.out") return {p + "attn.q", p + "attn.k", p + "attn.v"};
@@ -111,7 +111,8 @@ std::vector<std::string> upstream_taps(std::string_view name, const ModelDims& d
     if (s == "mlp.fc1") return {p + "mlp_ln"};
     if (s == "mlp.gelu") return {p + "mlp.fc1"};
     if (s == "mlp.fc2") return {p + "mlp.gelu"};
-    if (s == "out") return {p + "mlp.fc2", side == "decoder" ? p + "resid_cross" : p + "resid_attn"};
+    if (s == "out")
+      return {p + "mlp.fc2", side == "decoder" ? p + "resid_cross" : p + "resid_attn"};
   }
   return {};
 }
@@ -265,9 +266,9 @@ void check_same_model(const TapSource& a, const TapSource& b, bool allow_sha, co
   const DumpMeta& ma = a.meta();
   const DumpMeta& mb = b.meta();
   if (!(ma.dims == mb.dims)) {
-    throw std::runtime_error(fmt::format("{} and {} ({}) are dumps of different models: dims ({}) vs ({})",
-                                         a.label(), b.label(), what, dims_brief(ma.dims),
-                                         dims_brief(mb.dims)));
+    throw std::runtime_error(
+        fmt::format("{} and {} ({}) are dumps of different models: dims ({}) vs ({})", a.label(),
+                    b.label(), what, dims_brief(ma.dims), dims_brief(mb.dims)));
   }
   if (!allow_sha && !ma.model_sha256.empty() && !mb.model_sha256.empty() &&
       ma.model_sha256 != mb.model_sha256) {
@@ -281,16 +282,20 @@ void check_same_model(const TapSource& a, const TapSource& b, bool allow_sha, co
 // Registry name -> stored tap, refusing two stored names that map onto one.
 // Tap names after --map; a name still outside the registry is bad input (a typo in a port's
 // writer would otherwise pass as "present on one side only").
-std::map<std::string, const TapInfo*> canonical_taps(const TapSource& s, const NameMap& map, const ModelDims& dims) {
+std::map<std::string, const TapInfo*> canonical_taps(const TapSource& s, const NameMap& map,
+                                                     const ModelDims& dims) {
   std::map<std::string, const TapInfo*> out;
   for (const TapInfo& t : s.taps()) {
     const std::string c = map.canonical(t.name);
     if (wb::tap_order(dims, c) < 0) {
       throw std::invalid_argument(
-          c == t.name ? fmt::format("{}: tap '{}' is not in the registry for these dims (foreign names need --map)",
-                                    s.label(), t.name)
-                      : fmt::format("{}: tap '{}' maps to '{}', which is not in the registry for these dims",
-                                    s.label(), t.name, c));
+          c == t.name
+              ? fmt::format(
+                    "{}: tap '{}' is not in the registry for these dims (foreign names need --map)",
+                    s.label(), t.name)
+              : fmt::format(
+                    "{}: tap '{}' maps to '{}', which is not in the registry for these dims",
+                    s.label(), t.name, c));
     }
     auto [it, fresh] = out.emplace(c, &t);
     if (!fresh) {
@@ -307,7 +312,8 @@ CompareResult compare(const TapSource& ref, const TapSource& cand, const TapSour
                       const CompareOptions& opts) {
   const auto t0 = std::chrono::steady_clock::now();
   check_same_model(ref, cand, opts.allow_model_mismatch, "reference vs candidate");
-  if (floor != nullptr) check_same_model(ref, *floor, opts.allow_model_mismatch, "reference vs floor");
+  if (floor != nullptr)
+    check_same_model(ref, *floor, opts.allow_model_mismatch, "reference vs floor");
   const ModelDims& dims = ref.meta().dims;
   if (!opts.map.empty()) opts.map.validate(dims);
 
@@ -334,8 +340,10 @@ CompareResult compare(const TapSource& ref, const TapSource& cand, const TapSour
   };
   std::vector<std::string> names;
   for (const auto& [name, info] : ref_taps) {
-    if (cand_taps.count(name) != 0) names.push_back(name);
-    else r.only_ref.push_back(name);
+    if (cand_taps.count(name) != 0)
+      names.push_back(name);
+    else
+      r.only_ref.push_back(name);
   }
   for (const auto& [name, info] : cand_taps)
     if (ref_taps.count(name) == 0) r.only_cand.push_back(name);
@@ -344,10 +352,10 @@ CompareResult compare(const TapSource& ref, const TapSource& cand, const TapSour
   std::stable_sort(r.only_cand.begin(), r.only_cand.end(), by_order);
 
   if (names.empty()) {
-    throw std::runtime_error(fmt::format(
-        "{} ({} taps) and {} ({} taps) have no tap in common{}", r.ref_path, ref.taps().size(),
-        r.cand_path, cand.taps().size(),
-        opts.map.empty() ? " (foreign names? --map renames them)" : " after --map"));
+    throw std::runtime_error(
+        fmt::format("{} ({} taps) and {} ({} taps) have no tap in common{}", r.ref_path,
+                    ref.taps().size(), r.cand_path, cand.taps().size(),
+                    opts.map.empty() ? " (foreign names? --map renames them)" : " after --map"));
   }
   std::vector<Job> jobs;
   // (ref tokens, cand tokens) -> number of per-token taps cut to the common tokens
@@ -358,8 +366,8 @@ CompareResult compare(const TapSource& ref, const TapSource& cand, const TapSour
     // Decoder taps have a row per token, and each side may have decoded a different number of
     // tokens: that is data, not a shape error. Compare the tokens both have.
     Shape shape = a.shape;
-    const bool per_token = name.rfind("decoder.", 0) == 0 || name == "logits" ||
-                           a.layout.rfind("token", 0) == 0;
+    const bool per_token =
+        name.rfind("decoder.", 0) == 0 || name == "logits" || a.layout.rfind("token", 0) == 0;
     if (per_token && a.shape.size() == 2 && b.shape.size() == 2 && a.shape[1] == b.shape[1] &&
         a.shape[0] != b.shape[0]) {
       shape[0] = std::min(a.shape[0], b.shape[0]);
@@ -381,7 +389,7 @@ CompareResult compare(const TapSource& ref, const TapSource& cand, const TapSour
       if (it == floor_taps.end()) {
         r.missing_floor.push_back(name);
       } else if (it->second->shape != a.shape && !(per_token && it->second->shape.size() == 2 &&
-                                                    it->second->shape[0] >= shape[0])) {
+                                                   it->second->shape[0] >= shape[0])) {
         throw std::runtime_error(fmt::format("tap '{}': shape mismatch: {} {} vs {} {}", name,
                                              r.ref_path, shape_str(a.shape), floor->label(),
                                              shape_str(it->second->shape)));
@@ -485,7 +493,8 @@ CompareResult compare(const TapSource& ref, const TapSource& cand, const TapSour
       }
     }
     const double e = t.m.rel_l2;
-    if (!found.empty()) t.jump = up > 0 ? e / up : (e > 0 ? std::numeric_limits<double>::infinity() : 1.0);
+    if (!found.empty())
+      t.jump = up > 0 ? e / up : (e > 0 ? std::numeric_limits<double>::infinity() : 1.0);
     const bool bad = t.m.nan_mismatch > 0 || t.m.inf_mismatch > 0;
     if (!(e > noise) && !bad && t.status == Level::pass) {
       t.attribution = "";
@@ -497,7 +506,8 @@ CompareResult compare(const TapSource& ref, const TapSource& cand, const TapSour
       const auto& u = r.taps[index[t.upstream]].m;
       t.attribution = (u.nan_mismatch > 0 || u.inf_mismatch > 0) ? "inherited" : "local";
     } else {
-      t.attribution = (*t.jump >= opts.profile.local_ratio() || up <= noise) ? "local" : "inherited";
+      t.attribution =
+          (*t.jump >= opts.profile.local_ratio() || up <= noise) ? "local" : "inherited";
     }
   }
 
@@ -557,11 +567,13 @@ CompareResult compare(const TapSource& ref, const TapSource& cand, const TapSour
 
   diagnose(r, dims, opts.profile);
   for (const auto& [n, taps] : token_cuts) {
-    r.hints.push_back(fmt::format("{} decoder tap(s): the sides decoded {} vs {} tokens, the first {} compared "
-                                  "(teacher-forced on each side's own tokens)",
-                                  taps, n.first, n.second, std::min(n.first, n.second)));
+    r.hints.push_back(
+        fmt::format("{} decoder tap(s): the sides decoded {} vs {} tokens, the first {} compared "
+                    "(teacher-forced on each side's own tokens)",
+                    taps, n.first, n.second, std::min(n.first, n.second)));
   }
-  if (auto a = ref.text(), b = cand.text(); a && b) r.transcripts = CompareResult::Transcripts{*a, *b, wb::word_errors(*a, *b)};
+  if (auto a = ref.text(), b = cand.text(); a && b)
+    r.transcripts = CompareResult::Transcripts{*a, *b, wb::word_errors(*a, *b)};
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
 }

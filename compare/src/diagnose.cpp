@@ -78,9 +78,10 @@ std::string head_hint(const TapResult& t) {
   const double med = median(e);
   const auto it = std::max_element(e.begin(), e.end());
   if (*it > 10 * std::max(med, 1e-300) && *it > 1e-4) {
-    return fmt::format("head {} of {} carries the error (rel L2 {:.3g}, median head {:.3g}): "
-                       "head split or layout of the projection",
-                       it - e.begin(), e.size(), *it, med);
+    return fmt::format(
+        "head {} of {} carries the error (rel L2 {:.3g}, median head {:.3g}): "
+        "head split or layout of the projection",
+        it - e.begin(), e.size(), *it, med);
   }
   return {};
 }
@@ -88,7 +89,8 @@ std::string head_hint(const TapResult& t) {
 // What usually breaks at a tap whose error is its own (its inputs agree).
 std::string where_hint(const std::string& name) {
   auto ends = [&](std::string_view suf) {
-    return name.size() >= suf.size() && name.compare(name.size() - suf.size(), suf.size(), suf) == 0;
+    return name.size() >= suf.size() &&
+           name.compare(name.size() - suf.size(), suf.size(), suf) == 0;
   };
   if (ends("attn.out")) {
     return "q, k and v agree but the attention output does not: the attention itself — the "
@@ -132,8 +134,10 @@ std::vector<std::string> tap_hints(const TapResult& t, const ToleranceProfile& p
         cand_side ? a.pos_inf : b.pos_inf, cand_side ? a.neg_inf : b.neg_inf, m.nan_mismatch,
         m.inf_mismatch));
   } else if (bad_a > 0) {
-    out.push_back(fmt::format("both sides hold the same {} non-finite values: the reference "
-                              "overflows too (input or weights out of range)", bad_a));
+    out.push_back(
+        fmt::format("both sides hold the same {} non-finite values: the reference "
+                    "overflows too (input or weights out of range)",
+                    bad_a));
   }
   if (t.name == "mel" && t.status != Level::pass) {
     out.push_back(
@@ -150,8 +154,7 @@ std::vector<std::string> tap_hints(const TapResult& t, const ToleranceProfile& p
   const bool has_scale = std::fabs(ratio - 1) > 0.02;
   // A pure scale b = k*a moves the mean too (to k*mean_a): only what the scale does not explain
   // counts as an offset.
-  const double residual_offset =
-      has_scale ? std::fabs(b.mean - ratio * a.mean) / sa : offset;
+  const double residual_offset = has_scale ? std::fabs(b.mean - ratio * a.mean) / sa : offset;
   const bool has_offset = residual_offset > 0.05 && std::fabs(b.mean - a.mean) > 1e-6;
   const std::string frames = t.status != Level::pass ? frame_hint(t) : std::string();
   const bool at_edges = frames.find("edge frames") != std::string::npos;
@@ -203,9 +206,10 @@ std::vector<std::string> tap_hints(const TapResult& t, const ToleranceProfile& p
   if (!frames.empty()) out.push_back(frames);
   if (std::string h = head_hint(t); !h.empty() && t.status != Level::pass) out.push_back(h);
   if (t.attribution == "inherited" && t.jump) {
-    out.push_back(fmt::format("inherited: only {:.2g}x the error of {} feeding it (local when "
-                              ">= {:g}x); look upstream",
-                              *t.jump, t.upstream, p.local_ratio()));
+    out.push_back(
+        fmt::format("inherited: only {:.2g}x the error of {} feeding it (local when "
+                    ">= {:g}x); look upstream",
+                    *t.jump, t.upstream, p.local_ratio()));
   }
   return out;
 }
@@ -265,9 +269,10 @@ void diagnose(CompareResult& r, const ModelDims& d, const ToleranceProfile& p) {
                             t.violations.empty() ? "" : t.violations.front().text()));
   }
   if (!r.only_ref.empty() || !r.only_cand.empty()) {
-    h.push_back(fmt::format("{} tap(s) only in the reference, {} only in the candidate: not "
-                            "compared",
-                            r.only_ref.size(), r.only_cand.size()));
+    h.push_back(
+        fmt::format("{} tap(s) only in the reference, {} only in the candidate: not "
+                    "compared",
+                    r.only_ref.size(), r.only_cand.size()));
   }
 }
 

@@ -204,7 +204,8 @@ void MetricAccumulator::slow_segment(const double* a, const double* b, int64_t n
       if (ad > tol) k.beyond += 1;
       if (ad > 0) {
         const double r = ad / std::max(tol, kTiny);
-        if (opt_.top_k > 0 && (static_cast<int>(heap_.size()) < opt_.top_k || r > worst_threshold())) {
+        if (opt_.top_k > 0 &&
+            (static_cast<int>(heap_.size()) < opt_.top_k || r > worst_threshold())) {
           offer_worst({flat0 + i, {}, x, y, ad, r, 0});
         }
       }
@@ -276,8 +277,8 @@ void MetricAccumulator::add_segment(const double* a, const double* b, int64_t n,
 
 void MetricAccumulator::add_rows(const double* ref, const double* cand, int64_t n_rows) {
   if (n_rows < 0 || row_ + n_rows > rows_) {
-    throw std::invalid_argument(
-        fmt::format("add_rows: rows [{}, {}) outside a tensor of {} rows", row_, row_ + n_rows, rows_));
+    throw std::invalid_argument(fmt::format("add_rows: rows [{}, {}) outside a tensor of {} rows",
+                                            row_, row_ + n_rows, rows_));
   }
   if (!have_shift_a_ || !have_shift_b_) {
     const int64_t n = n_rows * row_len_;

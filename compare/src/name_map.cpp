@@ -16,8 +16,8 @@ namespace {
 constexpr std::string_view kIndex = "{i}";
 
 bool is_meta_key(std::string_view k) {
-  return k == "description" || k == "comment" || k == "name" || k == "version" ||
-         k == "$schema" || k == "schema" || k == "source";
+  return k == "description" || k == "comment" || k == "name" || k == "version" || k == "$schema" ||
+         k == "schema" || k == "source";
 }
 
 // Matches `stored` against a pattern with one "{i}"; returns the digits or "" on no match.
@@ -29,7 +29,8 @@ std::string match_indexed(std::string_view pattern, std::string_view stored) {
   if (stored.substr(0, pre.size()) != pre) return {};
   if (stored.substr(stored.size() - post.size()) != post) return {};
   const std::string_view mid = stored.substr(pre.size(), stored.size() - pre.size() - post.size());
-  if (!std::all_of(mid.begin(), mid.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); })) {
+  if (!std::all_of(mid.begin(), mid.end(),
+                   [](char c) { return std::isdigit(static_cast<unsigned char>(c)); })) {
     return {};
   }
   return std::string(mid);
@@ -57,8 +58,8 @@ NameMap NameMap::parse(const nlohmann::json& j, const std::string& origin) {
   for (const auto& [from, to] : body->items()) {
     if (body == &j && is_meta_key(from)) continue;
     if (!to.is_string()) {
-      throw std::runtime_error(
-          fmt::format("{}: entry '{}': expected a tap name string, got {}", origin, from, to.dump()));
+      throw std::runtime_error(fmt::format("{}: entry '{}': expected a tap name string, got {}",
+                                           origin, from, to.dump()));
     }
     Entry e{from, to.get<std::string>(), false};
     if (e.from.empty() || e.to.empty()) throw std::runtime_error(origin + ": empty tap name");

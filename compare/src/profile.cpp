@@ -17,9 +17,12 @@ extern const char* const kBuiltinFloat32Profile;
 
 std::string_view level_name(Level l) {
   switch (l) {
-    case Level::pass: return "pass";
-    case Level::warn: return "warn";
-    case Level::fail: return "fail";
+    case Level::pass:
+      return "pass";
+    case Level::warn:
+      return "warn";
+    case Level::fail:
+      return "fail";
   }
   return "?";
 }
@@ -57,7 +60,8 @@ std::string Violation::text() const {
 
 namespace {
 
-[[noreturn]] void bad(const std::string& origin, const std::string& where, const std::string& what) {
+[[noreturn]] void bad(const std::string& origin, const std::string& where,
+                      const std::string& what) {
   throw std::runtime_error(fmt::format("{}: {}: {}", origin, where, what));
 }
 
@@ -89,7 +93,8 @@ std::vector<Threshold> parse_thresholds(const nlohmann::json& j, const std::stri
       out.push_back(t);
       continue;
     }
-    if (!spec.is_object()) bad(origin, w, "expected {\"max\": v}, {\"min\": v} or {\"max_floor\": k}");
+    if (!spec.is_object())
+      bad(origin, w, "expected {\"max\": v}, {\"min\": v} or {\"max_floor\": k}");
     for (const auto& [k, v] : spec.items()) {
       if (k == "max") {
         t.max = number(v, origin, w + ".max");
@@ -130,10 +135,9 @@ void merge(std::vector<Threshold>& into, const std::vector<Threshold>& from) {
 
 // Position in the fixed comparison order: relative error, then max abs, then the rest.
 int metric_rank(std::string_view m) {
-  static const std::vector<std::string_view> order = {"rel_l2",  "max_abs",      "cosine",
-                                                      "pearson", "snr_db",       "mean_abs",
-                                                      "share_beyond", "nan_mismatch", "inf_mismatch",
-                                                      "ref_nonfinite"};
+  static const std::vector<std::string_view> order = {
+      "rel_l2",   "max_abs",      "cosine",       "pearson",      "snr_db",
+      "mean_abs", "share_beyond", "nan_mismatch", "inf_mismatch", "ref_nonfinite"};
   auto it = std::find(order.begin(), order.end(), m);
   return static_cast<int>(it - order.begin());
 }
@@ -169,10 +173,10 @@ ToleranceProfile ToleranceProfile::parse(const nlohmann::json& j, const std::str
   p.name_ = "unnamed";
   if (!j.is_object()) bad(origin, "top level", "expected a JSON object");
   static const std::vector<std::string> top_keys = {
-      "name", "description", "comment", "atol", "rtol", "allow_nonfinite", "ignore",
-      "warn", "fail", "rules", "changepoint", "attribution", "$schema"};
-  static const std::vector<std::string> rule_keys = {"taps",  "comment", "atol", "rtol",
-                                                     "allow_nonfinite", "ignore", "warn", "fail"};
+      "name", "description", "comment", "atol",        "rtol",        "allow_nonfinite", "ignore",
+      "warn", "fail",        "rules",   "changepoint", "attribution", "$schema"};
+  static const std::vector<std::string> rule_keys = {
+      "taps", "comment", "atol", "rtol", "allow_nonfinite", "ignore", "warn", "fail"};
   for (const auto& [k, v] : j.items()) {
     if (std::find(top_keys.begin(), top_keys.end(), k) == top_keys.end()) {
       bad(origin, "top level", fmt::format("unknown key '{}'", k));
@@ -239,7 +243,8 @@ ToleranceProfile ToleranceProfile::parse(const nlohmann::json& j, const std::str
       const auto& c = j["attribution"];
       if (!c.is_object()) throw std::runtime_error("attribution: expected an object");
       for (const auto& [k, v] : c.items()) {
-        if (k != "local_ratio") throw std::runtime_error(fmt::format("attribution: unknown key '{}'", k));
+        if (k != "local_ratio")
+          throw std::runtime_error(fmt::format("attribution: unknown key '{}'", k));
         p.local_ratio_ = number(v, origin, "attribution.local_ratio");
         if (p.local_ratio_ <= 1) throw std::runtime_error("attribution.local_ratio: must be > 1");
       }
@@ -312,7 +317,8 @@ std::vector<Violation> ToleranceProfile::evaluate(const TapTolerance& t, const D
     // NaN or Inf in the reference itself: where the candidate has the same, nothing mismatches,
     // but agreeing with a broken reference proves nothing. A warning, whatever the thresholds.
     const int64_t ref_nonfinite = m.ref.nan + m.ref.pos_inf + m.ref.neg_inf;
-    if (ref_nonfinite > 0) out.push_back({Level::warn, "ref_nonfinite", static_cast<double>(ref_nonfinite), 0.0, "<="});
+    if (ref_nonfinite > 0)
+      out.push_back({Level::warn, "ref_nonfinite", static_cast<double>(ref_nonfinite), 0.0, "<="});
   }
   // 3. relative error, 4. max abs, then the rest (thresholds are sorted that way).
   for (Level level : {Level::fail, Level::warn}) {
@@ -332,8 +338,7 @@ std::vector<Violation> ToleranceProfile::evaluate(const TapTolerance& t, const D
   // A warning for a metric that already fails says nothing new.
   std::vector<Violation> pruned;
   for (const Violation& v : out) {
-    if (v.level == Level::warn &&
-        std::any_of(out.begin(), out.end(), [&](const Violation& f) {
+    if (v.level == Level::warn && std::any_of(out.begin(), out.end(), [&](const Violation& f) {
           return f.level == Level::fail && f.metric == v.metric;
         })) {
       continue;

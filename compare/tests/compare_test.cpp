@@ -1,13 +1,13 @@
 // The comparator over in-memory dumps of nano dims: alignment, verdicts, first divergence,
 // changepoint, attribution, hints, and the bad inputs that must be refused.
+#include "wb/compare/compare.h"
+
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
 #include <cmath>
 #include <limits>
 #include <random>
-
-#include "wb/compare/compare.h"
 
 using namespace wb::cmp;
 
@@ -51,11 +51,20 @@ std::unique_ptr<Pair> make_pair(const std::string& fault_tap, Fault fault, uint3
     if (here || inherited) {
       const double k = here ? 1.0 : 0.8;
       switch (fault) {
-        case Fault::none: break;
-        case Fault::offset: for (double& y : b) y += 0.5 * k; break;
-        case Fault::scale: for (double& y : b) y *= 1 + 0.3 * k; break;
-        case Fault::noise: for (double& y : b) y += 3e-3 * k * nd(rng); break;
-        case Fault::structural: std::reverse(b.begin(), b.end()); break;
+        case Fault::none:
+          break;
+        case Fault::offset:
+          for (double& y : b) y += 0.5 * k;
+          break;
+        case Fault::scale:
+          for (double& y : b) y *= 1 + 0.3 * k;
+          break;
+        case Fault::noise:
+          for (double& y : b) y += 3e-3 * k * nd(rng);
+          break;
+        case Fault::structural:
+          std::reverse(b.begin(), b.end());
+          break;
         case Fault::nan:
           if (here) b[3] = std::numeric_limits<double>::quiet_NaN();
           break;
@@ -97,7 +106,8 @@ TEST_CASE("float32-like noise passes; background and inline reading agree") {
   const auto r2 = compare(p->ref, p->cand, nullptr, o);
   CHECK(exit_status(r1) == 0);
   REQUIRE(r1.taps.size() == r2.taps.size());
-  for (std::size_t i = 0; i < r1.taps.size(); ++i) CHECK(r1.taps[i].m.rel_l2 == r2.taps[i].m.rel_l2);
+  for (std::size_t i = 0; i < r1.taps.size(); ++i)
+    CHECK(r1.taps[i].m.rel_l2 == r2.taps[i].m.rel_l2);
   MESSAGE(fmt::format("ln_post rel_l2 {:.3g}", r1.taps.back().m.rel_l2));
 }
 
@@ -154,8 +164,8 @@ TEST_CASE("one-sided taps are listed, not fatal; a map renames") {
     cand.add(stored, t.shape, p->ref.values(t.name), t.layout);
   }
   CompareOptions o;
-  o.map = NameMap::parse(nlohmann::json::parse(R"({"model.encoder.layer_norm": "encoder.ln_post"})"),
-                         "map.json");
+  o.map = NameMap::parse(
+      nlohmann::json::parse(R"({"model.encoder.layer_norm": "encoder.ln_post"})"), "map.json");
   const auto r = compare(ref, cand, nullptr, o);
   CHECK(exit_status(r) == 0);
   CHECK(r.only_cand == std::vector<std::string>{taps[2].name});
@@ -234,15 +244,19 @@ TEST_CASE("noise floor: error as a multiple of the float32-vs-float64 error") {
 
 TEST_CASE("upstream dataflow") {
   const auto d = wb::ModelDims::preset("tiny");
-  CHECK(upstream_taps("encoder.blocks.0.attn_ln", d) == std::vector<std::string>{"encoder.pos_embed"});
-  CHECK(upstream_taps("encoder.blocks.2.attn_ln", d) == std::vector<std::string>{"encoder.blocks.1.out"});
+  CHECK(upstream_taps("encoder.blocks.0.attn_ln", d) ==
+        std::vector<std::string>{"encoder.pos_embed"});
+  CHECK(upstream_taps("encoder.blocks.2.attn_ln", d) ==
+        std::vector<std::string>{"encoder.blocks.1.out"});
   CHECK(upstream_taps("encoder.ln_post", d) == std::vector<std::string>{"encoder.blocks.3.out"});
   CHECK(upstream_taps("mel", d).empty());
   CHECK(heads_of("encoder.blocks.0.attn.q", d) == 6);
   CHECK(heads_of("encoder.blocks.0.attn.out", d) == 0);
 }
 
-TEST_CASE("decoder taps of different token counts compare their common tokens; no common tap is an error") {
+TEST_CASE(
+    "decoder taps of different token counts compare their common tokens; no common tap is an "
+    "error") {
   auto meta = nano_meta("reference");
   MemorySource a("a.h5", meta), b("b.h5", meta);
   const int C = meta.dims.n_text_state;
@@ -263,6 +277,6 @@ TEST_CASE("decoder taps of different token counts compare their common tokens; n
 
   MemorySource c("c.h5", meta);
   c.add("encoder.conv2", {40, 64}, std::vector<double>(40 * 64, 1.0));
-  CHECK_THROWS_WITH_AS(compare(a, c, nullptr, o),
-                       doctest::Contains("have no tap in common"), std::runtime_error);
+  CHECK_THROWS_WITH_AS(compare(a, c, nullptr, o), doctest::Contains("have no tap in common"),
+                       std::runtime_error);
 }

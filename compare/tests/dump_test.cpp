@@ -1,4 +1,6 @@
 // The comparator on real HDF5 dumps written by wb::DumpWriter.
+#include "wb/core/dump.h"
+
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 #include <unistd.h>
@@ -9,7 +11,6 @@
 #include <random>
 
 #include "wb/compare/compare.h"
-#include "wb/core/dump.h"
 
 using namespace wb::cmp;
 namespace fs = std::filesystem;
@@ -58,18 +59,20 @@ std::string write_dump(const fs::path& dir, const std::string& file, wb::DType s
 
 TEST_CASE("dump files: self-compare, NaN/Inf, float16 storage") {
   TmpDir tmp;
-  const auto ref = write_dump(tmp.path, "ref.h5", wb::DType::f32, [](const std::string&, std::vector<float>&) {});
+  const auto ref = write_dump(tmp.path, "ref.h5", wb::DType::f32,
+                              [](const std::string&, std::vector<float>&) {});
   CompareOptions o;
   auto r = compare_files(ref, ref, "", o);
   CHECK(exit_status(r) == 0);
   for (const auto& t : r.taps) CHECK(t.m.rel_l2 == 0.0);
 
-  const auto bad = write_dump(tmp.path, "nan.h5", wb::DType::f32, [](const std::string& n, std::vector<float>& v) {
-    if (n == "encoder.blocks.1.mlp.fc1") {
-      v[5] = std::numeric_limits<float>::quiet_NaN();
-      v[6] = std::numeric_limits<float>::infinity();
-    }
-  });
+  const auto bad = write_dump(tmp.path, "nan.h5", wb::DType::f32,
+                              [](const std::string& n, std::vector<float>& v) {
+                                if (n == "encoder.blocks.1.mlp.fc1") {
+                                  v[5] = std::numeric_limits<float>::quiet_NaN();
+                                  v[6] = std::numeric_limits<float>::infinity();
+                                }
+                              });
   r = compare_files(ref, bad, "", o);
   CHECK(exit_status(r) == 1);
   REQUIRE(r.first_divergence >= 0);
@@ -84,8 +87,10 @@ TEST_CASE("dump files: self-compare, NaN/Inf, float16 storage") {
   CHECK(swapped.taps[static_cast<std::size_t>(swapped.first_divergence)].name == t.name);
 
   // float16 storage of the same values: judged by the reduced-precision profile, it passes.
-  const auto half = write_dump(tmp.path, "half.h5", wb::DType::f16, [](const std::string&, std::vector<float>&) {});
-  o.profile = ToleranceProfile::load(std::string(WB_SOURCE_DIR) + "/fixtures/profiles/reduced-precision.json");
+  const auto half = write_dump(tmp.path, "half.h5", wb::DType::f16,
+                               [](const std::string&, std::vector<float>&) {});
+  o.profile = ToleranceProfile::load(std::string(WB_SOURCE_DIR) +
+                                     "/fixtures/profiles/reduced-precision.json");
   r = compare_files(ref, half, "", o);
   CHECK(exit_status(r) == 0);
   CHECK(r.taps.front().cand_dtype == "float16");
@@ -94,7 +99,9 @@ TEST_CASE("dump files: self-compare, NaN/Inf, float16 storage") {
 
   // --floor must be a float64 run.
   CHECK_THROWS_AS(compare_files(ref, ref, ref, o), std::runtime_error);
-  const auto f64 = write_dump(tmp.path, "f64.h5", wb::DType::f64, [](const std::string&, std::vector<float>&) {}, "float64");
+  const auto f64 = write_dump(
+      tmp.path, "f64.h5", wb::DType::f64, [](const std::string&, std::vector<float>&) {},
+      "float64");
   r = compare_files(ref, half, f64, o);
   CHECK(r.taps.front().floor.has_value());
 }

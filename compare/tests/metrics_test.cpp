@@ -1,13 +1,13 @@
 // The streaming accumulator against a naive two-pass computation in long double, over a table
 // of odd shapes and chunkings (seeded; the case id and seed are printed with every check).
+#include "wb/compare/metrics.h"
+
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
 #include <cmath>
 #include <limits>
 #include <random>
-
-#include "wb/compare/metrics.h"
 
 using namespace wb::cmp;
 
@@ -65,9 +65,9 @@ TEST_CASE("streaming metrics match a two-pass long-double computation") {
     double noise;
   };
   const std::vector<Case> cases = {
-      {{1, 1}, 1, 0.0, 1e-3},        {{7, 13}, 3, 0.5, 1e-6},       {{3000, 5}, 1000, 1e3, 1e-4},
-      {{33, 4097}, 5, -2.0, 1e-2},   {{17, 384}, 17, 1e4, 1e-7},    {{5, 6, 7}, 2, 0.0, 0.3},
-      {{1500, 13}, 7, 0.0, 1.0},     {{2, 9000}, 1, 3.0, 1e-5},
+      {{1, 1}, 1, 0.0, 1e-3},      {{7, 13}, 3, 0.5, 1e-6},    {{3000, 5}, 1000, 1e3, 1e-4},
+      {{33, 4097}, 5, -2.0, 1e-2}, {{17, 384}, 17, 1e4, 1e-7}, {{5, 6, 7}, 2, 0.0, 0.3},
+      {{1500, 13}, 7, 0.0, 1.0},   {{2, 9000}, 1, 3.0, 1e-5},
   };
   const uint32_t seed = 20261125;
   for (std::size_t ci = 0; ci < cases.size(); ++ci) {
@@ -154,11 +154,11 @@ TEST_CASE("NaN and Inf are counted, classified and ranked first") {
   for (int i = 0; i < 20; ++i) a[i] = b[i] = 1.0 + i;
   const double nan = std::numeric_limits<double>::quiet_NaN();
   const double inf = std::numeric_limits<double>::infinity();
-  b[3] = nan;          // NaN mismatch
-  a[7] = b[7] = nan;   // matching NaN
-  a[9] = inf;          // Inf vs finite
+  b[3] = nan;         // NaN mismatch
+  a[7] = b[7] = nan;  // matching NaN
+  a[9] = inf;         // Inf vs finite
   b[9] = 3.0;
-  a[11] = inf;         // opposite signs
+  a[11] = inf;  // opposite signs
   b[11] = -inf;
   a[12] = b[12] = -inf;  // matching -Inf
   b[15] = 16.5;          // plain finite error

@@ -1,19 +1,22 @@
+#include "wb/compare/profile.h"
+
 #include <doctest/doctest.h>
 
 #include <fstream>
 
 #include "wb/compare/name_map.h"
-#include "wb/compare/profile.h"
 #include "wb/core/util.h"
 
 using namespace wb::cmp;
 
 TEST_CASE("the built-in profile is fixtures/profiles/float32.json") {
   const ToleranceProfile builtin;
-  const auto file = ToleranceProfile::load(std::string(WB_SOURCE_DIR) + "/fixtures/profiles/float32.json");
+  const auto file =
+      ToleranceProfile::load(std::string(WB_SOURCE_DIR) + "/fixtures/profiles/float32.json");
   CHECK(builtin.name() == "float32");
   CHECK(builtin.source() == file.source());
-  const auto rp = ToleranceProfile::load(std::string(WB_SOURCE_DIR) + "/fixtures/profiles/reduced-precision.json");
+  const auto rp = ToleranceProfile::load(std::string(WB_SOURCE_DIR) +
+                                         "/fixtures/profiles/reduced-precision.json");
   CHECK(rp.name() == "reduced-precision");
 }
 
@@ -26,7 +29,8 @@ TEST_CASE("rules apply in order, later matches override per metric") {
       {"taps": "encoder.blocks.**", "fail": {"rel_l2": {"max": 1e-2}}, "atol": 1e-4},
       {"taps": ["encoder.blocks.1.**"], "fail": {"cosine": null}, "ignore": false},
       {"taps": "mel", "ignore": true}
-    ]})", "t.json");
+    ]})",
+                                              "t.json");
   const auto t0 = p.for_tap("encoder.conv1");
   REQUIRE(t0.fail.size() == 2);
   CHECK(t0.fail[0].metric == "rel_l2");
@@ -104,7 +108,8 @@ TEST_CASE("name maps rename, expand {i} and refuse unknown targets") {
   const auto m = NameMap::parse(nlohmann::json::parse(R"({
     "description": "test",
     "model.encoder.layers.{i}.self_attn_layer_norm": "encoder.blocks.{i}.attn_ln",
-    "model.encoder.layer_norm": "encoder.ln_post"})"), "m.json");
+    "model.encoder.layer_norm": "encoder.ln_post"})"),
+                                "m.json");
   CHECK(m.size() == 2);
   CHECK(m.canonical("model.encoder.layers.12.self_attn_layer_norm") == "encoder.blocks.12.attn_ln");
   CHECK(m.canonical("model.encoder.layer_norm") == "encoder.ln_post");
@@ -113,10 +118,12 @@ TEST_CASE("name maps rename, expand {i} and refuse unknown targets") {
         "model.encoder.layers.x.self_attn_layer_norm");
   wb::ModelDims d = wb::ModelDims::preset("tiny");
   CHECK_NOTHROW(m.validate(d));
-  const auto bad = NameMap::parse(nlohmann::json::parse(R"({"a": "encoder.blocks.0.nope"})"), "m.json");
+  const auto bad =
+      NameMap::parse(nlohmann::json::parse(R"({"a": "encoder.blocks.0.nope"})"), "m.json");
   CHECK_THROWS_WITH_AS(bad.validate(d), "m.json: maps 'a' to unknown tap 'encoder.blocks.0.nope'",
                        std::runtime_error);
-  CHECK_THROWS_AS(NameMap::parse(nlohmann::json::parse(R"({"a": 3})"), "m.json"), std::runtime_error);
+  CHECK_THROWS_AS(NameMap::parse(nlohmann::json::parse(R"({"a": 3})"), "m.json"),
+                  std::runtime_error);
 }
 
 TEST_CASE("the shipped Hugging Face map parses and names registry taps only") {

@@ -20,13 +20,15 @@ namespace F = torch::nn::functional;
 torch::Dtype torch_dtype(DType d) {
   if (d == DType::f32) return torch::kFloat32;
   if (d == DType::f64) return torch::kFloat64;
-  throw std::invalid_argument(fmt::format("reference computes in float32 or float64, not {}", dtype_name(d)));
+  throw std::invalid_argument(
+      fmt::format("reference computes in float32 or float64, not {}", dtype_name(d)));
 }
 
 TT to_torch(const wb::Tensor& t) {
   std::vector<int64_t> shape(t.shape().begin(), t.shape().end());
   auto dt = t.dtype() == DType::f64 ? torch::kFloat64 : torch::kFloat32;
-  return torch::from_blob(const_cast<void*>(t.raw()), shape, torch::TensorOptions().dtype(dt)).clone();
+  return torch::from_blob(const_cast<void*>(t.raw()), shape, torch::TensorOptions().dtype(dt))
+      .clone();
 }
 
 wb::Tensor from_torch(const TT& x) {
@@ -43,7 +45,8 @@ void tap(TapSink* sink, const std::string& name, const TT& x) {
   if (!wanted(sink, name)) return;
   TT c = x.contiguous();
   Shape shape(c.sizes().begin(), c.sizes().end());
-  sink->put(name, TapView{shape, c.scalar_type() == torch::kFloat64 ? DType::f64 : DType::f32, c.data_ptr()});
+  sink->put(name, TapView{shape, c.scalar_type() == torch::kFloat64 ? DType::f64 : DType::f32,
+                          c.data_ptr()});
 }
 
 // Weights of one model converted once to the compute dtype; shared by encoder and decoder.
@@ -64,7 +67,10 @@ Weights convert(const Checkpoint& ck, torch::Dtype dt) {
 
 // model.py LayerNorm: computed in float32 (float64 in the float64 run), eps 1e-5.
 TT layer_norm(const Weights& W, const std::string& p, const TT& x) {
-  return F::layer_norm(x, F::LayerNormFuncOptions({x.size(-1)}).weight(W[p + ".weight"]).bias(W[p + ".bias"]).eps(1e-5));
+  return F::layer_norm(x, F::LayerNormFuncOptions({x.size(-1)})
+                              .weight(W[p + ".weight"])
+                              .bias(W[p + ".bias"])
+                              .eps(1e-5));
 }
 
 TT linear(const Weights& W, const std::string& p, const TT& x, bool bias = true) {
@@ -99,7 +105,8 @@ TT qkv_attention(const TT& q, const TT& k, const TT& v, int n_head, bool causal)
   TT vh = v.view({nk, n_head, dh}).permute({1, 0, 2});          // [H, nk, dh]
   TT qk = torch::matmul(qh, kh);                                // [H, nq, nk]
   if (causal) {
-    TT mask = torch::full({nq, nk}, -std::numeric_limits<double>::infinity(), qk.options()).triu_(1);
+    TT mask =
+        torch::full({nq, nk}, -std::numeric_limits<double>::infinity(), qk.options()).triu_(1);
     qk = qk + mask;
   }
   TT w = torch::softmax(qk, -1);
@@ -111,7 +118,8 @@ class ReferenceEncoder final : public Encoder {
   ReferenceEncoder(std::shared_ptr<const Checkpoint> ck, DType compute)
       : ck_(std::move(ck)), compute_(compute), dt_(torch_dtype(compute)), W_(convert(*ck_, dt_)) {
     const auto f = mel_filters(ck_->dims.n_mels);
-    filters_ = torch::from_blob(const_cast<double*>(f.data()), {ck_->dims.n_mels, kNFft / 2 + 1}, torch::kFloat64)
+    filters_ = torch::from_blob(const_cast<double*>(f.data()), {ck_->dims.n_mels, kNFft / 2 + 1},
+                                torch::kFloat64)
                    .clone()
                    .to(dt_);
   }
@@ -131,11 +139,15 @@ class ReferenceEncoder final : public Encoder {
   wb::Tensor log_mel(const std::vector<float>& pcm16k, TapSink* taps) override {
     torch::NoGradGuard ng;
     std::vector<float> a = pad_or_trim(pcm16k);
-    TT audio = torch::from_blob(a.data(), {static_cast<int64_t>(a.size())}, torch::kFloat32).clone().to(dt_);
+    TT audio = torch::from_blob(a.data(), {static_cast<int64_t>(a.size())}, torch::kFloat32)
+                   .clone()
+                   .to(dt_);
     TT window = torch::hann_window(kNFft, torch::TensorOptions().dtype(dt_));  // periodic
-    TT stft = torch::stft(audio, kNFft, kHop, kNFft, window, /*center=*/true, /*pad_mode=*/"reflect",
-                              /*normalized=*/false, /*onesided=*/true, /*return_complex=*/true);
-    TT magnitudes = stft.index({torch::indexing::Slice(), torch::indexing::Slice(0, -1)}).abs().pow(2);
+    TT stft =
+        torch::stft(audio, kNFft, kHop, kNFft, window, /*center=*/true, /*pad_mode=*/"reflect",
+                    /*normalized=*/false, /*onesided=*/true, /*return_complex=*/true);
+    TT magnitudes =
+        stft.index({torch::indexing::Slice(), torch::indexing::Slice(0, -1)}).abs().pow(2);
     TT mel = torch::matmul(filters_, magnitudes);
     TT log_spec = torch::clamp(mel, 1e-10).log10();
     log_spec = torch::maximum(log_spec, log_spec.max() - 8.0);
@@ -152,10 +164,14 @@ class ReferenceEncoder final : public Encoder {
     TT mel = to_torch(mel_in).to(dt_);
     if (mel.dim() != 2 || mel.size(0) != d.n_mels || mel.size(1) != 2 * d.n_audio_ctx)
       throw std::invalid_argument(fmt::format("reference stem: mel {} does not match dims [{}, {}]",
-                                              shape_str(mel_in.shape()), d.n_mels, 2 * d.n_audio_ctx));
-    TT x = gelu_erf(F::conv1d(mel.unsqueeze(0), W_["encoder.conv1.weight"], F::Conv1dFuncOptions().bias(W_["encoder.conv1.bias"]).padding(1)));
+                                              shape_str(mel_in.shape()), d.n_mels,
+                                              2 * d.n_audio_ctx));
+    TT x = gelu_erf(F::conv1d(mel.unsqueeze(0), W_["encoder.conv1.weight"],
+                              F::Conv1dFuncOptions().bias(W_["encoder.conv1.bias"]).padding(1)));
     tap(taps, "encoder.conv1", x[0].t());
-    x = gelu_erf(F::conv1d(x, W_["encoder.conv2.weight"], F::Conv1dFuncOptions().bias(W_["encoder.conv2.bias"]).stride(2).padding(1)));
+    x = gelu_erf(
+        F::conv1d(x, W_["encoder.conv2.weight"],
+                  F::Conv1dFuncOptions().bias(W_["encoder.conv2.bias"]).stride(2).padding(1)));
     x = x[0].t();  // [T, C]
     tap(taps, "encoder.conv2", x);
     x = x + W_["encoder.positional_embedding"];
@@ -167,14 +183,17 @@ class ReferenceEncoder final : public Encoder {
   wb::Tensor block(int i, const wb::Tensor& x_in, TapSink* taps) override {
     torch::NoGradGuard ng;
     const ModelDims& d = ck_->dims;
-    if (i < 0 || i >= d.n_audio_layer) throw std::invalid_argument(fmt::format("reference: no encoder block {}", i));
+    if (i < 0 || i >= d.n_audio_layer)
+      throw std::invalid_argument(fmt::format("reference: no encoder block {}", i));
     if (x_in.ndim() != 2 || x_in.dim(1) != d.n_audio_state)
-      throw std::invalid_argument(fmt::format("reference block {}: input {} is not [T, {}]", i, shape_str(x_in.shape()), d.n_audio_state));
+      throw std::invalid_argument(fmt::format("reference block {}: input {} is not [T, {}]", i,
+                                              shape_str(x_in.shape()), d.n_audio_state));
     const std::string p = fmt::format("encoder.blocks.{}", i);
     TT x = to_torch(x_in).to(dt_);
     TT h = layer_norm(W_, p + ".attn_ln", x);
     tap(taps, p + ".attn_ln", h);
-    TT q = linear(W_, p + ".attn.query", h), k = linear(W_, p + ".attn.key", h, false), v = linear(W_, p + ".attn.value", h);
+    TT q = linear(W_, p + ".attn.query", h), k = linear(W_, p + ".attn.key", h, false),
+       v = linear(W_, p + ".attn.value", h);
     tap(taps, p + ".attn.q", q);
     tap(taps, p + ".attn.k", k);
     tap(taps, p + ".attn.v", v);
@@ -206,7 +225,8 @@ void set_reference_threads(int n) {
   if (n > 0) at::set_num_threads(n);
 }
 
-std::unique_ptr<Encoder> make_reference_encoder(std::shared_ptr<const Checkpoint> model, DType compute) {
+std::unique_ptr<Encoder> make_reference_encoder(std::shared_ptr<const Checkpoint> model,
+                                                DType compute) {
   if (!model) throw std::invalid_argument("make_reference_encoder: no model");
   return std::make_unique<ReferenceEncoder>(std::move(model), compute);
 }
@@ -230,8 +250,8 @@ struct ReferenceDecoder::Impl {
     return kv;
   }
 
-  TT attention(const std::string& p, const TT& x, const TT& k, const TT& v, int n_head, bool causal, TapSink* taps,
-               bool self) {
+  TT attention(const std::string& p, const TT& x, const TT& k, const TT& v, int n_head, bool causal,
+               TapSink* taps, bool self) {
     TT q = linear(W, p + ".query", x);
     tap(taps, p + ".q", q);
     if (self) {
@@ -245,20 +265,20 @@ struct ReferenceDecoder::Impl {
 
   // Logits [n, n_vocab] for tokens [n] (teacher-forced, full recompute).
   // With last_only, logits of the last position only (greedy steps).
-  TT forward(const std::vector<int>& tokens, const std::vector<std::pair<TT, TT>>& xkv, TapSink* taps,
-             bool last_only = false) {
+  TT forward(const std::vector<int>& tokens, const std::vector<std::pair<TT, TT>>& xkv,
+             TapSink* taps, bool last_only = false) {
     const ModelDims& d = ck->dims;
     const auto n = static_cast<int64_t>(tokens.size());
     TT ids = torch::tensor(std::vector<int64_t>(tokens.begin(), tokens.end()), torch::kInt64);
     TT x = W["decoder.token_embedding.weight"].index_select(0, ids) +
-               W["decoder.positional_embedding"].slice(0, 0, n);
+           W["decoder.positional_embedding"].slice(0, 0, n);
     tap(taps, "decoder.embed", x);
     for (int i = 0; i < d.n_text_layer; ++i) {
       const std::string p = fmt::format("decoder.blocks.{}", i);
       TT h = layer_norm(W, p + ".attn_ln", x);
       tap(taps, p + ".attn_ln", h);
-      x = x + attention(p + ".attn", h, linear(W, p + ".attn.key", h, false), linear(W, p + ".attn.value", h),
-                        d.n_text_head, true, taps, true);
+      x = x + attention(p + ".attn", h, linear(W, p + ".attn.key", h, false),
+                        linear(W, p + ".attn.value", h), d.n_text_head, true, taps, true);
       tap(taps, p + ".resid_attn", x);
       h = layer_norm(W, p + ".cross_attn_ln", x);
       tap(taps, p + ".cross_attn_ln", h);
@@ -288,12 +308,14 @@ ReferenceDecoder::~ReferenceDecoder() = default;
 // Greedy decoding without timestamps: prompt sot <|en|> transcribe notimestamps; at each step
 // special tokens other than eot are suppressed (text-only decoding), and eot is suppressed at
 // the first step (whisper's SuppressBlank). Stops at eot or after n_text_ctx/2 tokens.
-DecodeResult ReferenceDecoder::greedy(const wb::Tensor& encoder_out, TapSink* taps, int max_tokens) {
+DecodeResult ReferenceDecoder::greedy(const wb::Tensor& encoder_out, TapSink* taps,
+                                      int max_tokens) {
   torch::NoGradGuard ng;
   const ModelDims& d = impl_->ck->dims;
   const Vocabulary& v = impl_->ck->vocab;
   if (encoder_out.ndim() != 2 || encoder_out.dim(1) != d.n_text_state)
-    throw std::invalid_argument(fmt::format("decoder: encoder output {} is not [T, {}]", shape_str(encoder_out.shape()), d.n_text_state));
+    throw std::invalid_argument(fmt::format("decoder: encoder output {} is not [T, {}]",
+                                            shape_str(encoder_out.shape()), d.n_text_state));
   const auto xkv = impl_->cross_kv(to_torch(encoder_out).to(impl_->dt));
   std::vector<int> tokens = v.initial_prompt();
   const int prompt = static_cast<int>(tokens.size());

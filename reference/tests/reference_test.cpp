@@ -5,6 +5,8 @@
 // Tolerances: a float32 dot product of length K has a relative error of about sqrt(K) * eps32
 // for random-sign terms (eps32 = 1.19e-7); we allow 4 sqrt(K) eps32 in relative L2, K being the
 // op's longest reduction. For float64 the same rule with eps64 (2.2e-16) gives < 1e-13.
+#include "wb/reference/reference.h"
+
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
@@ -14,7 +16,6 @@
 #include <random>
 
 #include "wb/core/audio.h"
-#include "wb/reference/reference.h"
 
 using namespace wb;
 
@@ -60,7 +61,8 @@ const Vec& W(const Checkpoint& ck, const std::string& n, Vec& store) {
 }
 
 // y[t, o] = b[o] + sum_i x[t, i] w[o, i]
-Vec linear(const Vec& x, int64_t T, int64_t in, const Checkpoint& ck, const std::string& p, bool bias = true) {
+Vec linear(const Vec& x, int64_t T, int64_t in, const Checkpoint& ck, const std::string& p,
+           bool bias = true) {
   Vec w = as_f64(ck.at(p + ".weight"));
   const int64_t out = static_cast<int64_t>(w.size()) / in;
   Vec b = bias ? as_f64(ck.at(p + ".bias")) : Vec(static_cast<std::size_t>(out), 0.0);
@@ -82,7 +84,8 @@ Vec layer_norm(const Vec& x, int64_t T, int64_t C, const Checkpoint& ck, const s
     m /= C;
     for (int64_t c = 0; c < C; ++c) v += (x[t * C + c] - m) * (x[t * C + c] - m);
     v /= C;
-    for (int64_t c = 0; c < C; ++c) y[t * C + c] = (x[t * C + c] - m) / std::sqrt(v + 1e-5) * g[c] + b[c];
+    for (int64_t c = 0; c < C; ++c)
+      y[t * C + c] = (x[t * C + c] - m) / std::sqrt(v + 1e-5) * g[c] + b[c];
   }
   return y;
 }
@@ -116,7 +119,8 @@ Vec attention(const Vec& q, const Vec& k, const Vec& v, int64_t T, int64_t C, in
 // Centered STFT with reflect padding, periodic Hann, direct DFT, last frame dropped.
 Vec naive_log_mel(const std::vector<float>& pcm, int n_mels) {
   const std::vector<float> a = pad_or_trim(pcm);
-  const int64_t n = static_cast<int64_t>(a.size()), pad = kNFft / 2, frames = kNFrames, bins = kNFft / 2 + 1;
+  const int64_t n = static_cast<int64_t>(a.size()), pad = kNFft / 2, frames = kNFrames,
+                bins = kNFft / 2 + 1;
   auto sample = [&](int64_t i) {  // reflect padding: x[-i] = x[i], x[n-1+i] = x[n-1-i]
     i -= pad;
     if (i < 0) i = -i;
@@ -155,7 +159,8 @@ Vec naive_log_mel(const std::vector<float>& pcm, int n_mels) {
 }
 
 struct Fixture {
-  std::shared_ptr<const Checkpoint> ck = std::make_shared<const Checkpoint>(random_checkpoint(ModelDims::preset("nano"), 11));
+  std::shared_ptr<const Checkpoint> ck =
+      std::make_shared<const Checkpoint>(random_checkpoint(ModelDims::preset("nano"), 11));
   std::vector<float> pcm = [] {
     // A chirp plus seeded noise: energy across the band, 2.5 s of signal then silence (padding).
     std::mt19937 rng(1234);
@@ -181,8 +186,10 @@ TEST_CASE("reference encoder ops vs an independent float64 computation") {
   const Vec mel = naive_log_mel(fx.pcm, static_cast<int>(M));
   Vec c1(static_cast<std::size_t>(2 * T * C)), c2(static_cast<std::size_t>(T * C));
   {
-    Vec w1 = as_f64(fx.ck->at("encoder.conv1.weight")), b1 = as_f64(fx.ck->at("encoder.conv1.bias"));
-    Vec w2 = as_f64(fx.ck->at("encoder.conv2.weight")), b2 = as_f64(fx.ck->at("encoder.conv2.bias"));
+    Vec w1 = as_f64(fx.ck->at("encoder.conv1.weight")),
+        b1 = as_f64(fx.ck->at("encoder.conv1.bias"));
+    Vec w2 = as_f64(fx.ck->at("encoder.conv2.weight")),
+        b2 = as_f64(fx.ck->at("encoder.conv2.bias"));
     for (int64_t t = 0; t < 2 * T; ++t)
       for (int64_t o = 0; o < C; ++o) {
         double s = b1[o];
@@ -208,11 +215,13 @@ TEST_CASE("reference encoder ops vs an independent float64 computation") {
   const Vec pos = as_f64(fx.ck->at("encoder.positional_embedding"));
   for (std::size_t i = 0; i < x.size(); ++i) x[i] += pos[i];
   const Vec pos_embed = x;
-  std::map<std::string, Vec> expect{{"mel", mel}, {"encoder.conv1", c1}, {"encoder.conv2", c2}, {"encoder.pos_embed", pos_embed}};
+  std::map<std::string, Vec> expect{
+      {"mel", mel}, {"encoder.conv1", c1}, {"encoder.conv2", c2}, {"encoder.pos_embed", pos_embed}};
   for (int b = 0; b < d.n_audio_layer; ++b) {
     const std::string p = fmt::format("encoder.blocks.{}", b);
     const Vec h = layer_norm(x, T, C, *fx.ck, p + ".attn_ln");
-    const Vec q = linear(h, T, C, *fx.ck, p + ".attn.query"), k = linear(h, T, C, *fx.ck, p + ".attn.key", false),
+    const Vec q = linear(h, T, C, *fx.ck, p + ".attn.query"),
+              k = linear(h, T, C, *fx.ck, p + ".attn.key", false),
               v = linear(h, T, C, *fx.ck, p + ".attn.value");
     const Vec a = linear(attention(q, k, v, T, C, d.n_audio_head), T, C, *fx.ck, p + ".attn.out");
     for (std::size_t i = 0; i < x.size(); ++i) x[i] += a[i];
@@ -240,7 +249,8 @@ TEST_CASE("reference encoder ops vs an independent float64 computation") {
   // the attention over T keys for attention taps and everything after, 4C for fc2.
   auto reduction = [&](const std::string& name) -> double {
     if (name == "mel") return kNFft;
-    if (name.rfind("encoder.conv", 0) == 0 || name == "encoder.pos_embed") return 3.0 * std::max<int64_t>(M, C);
+    if (name.rfind("encoder.conv", 0) == 0 || name == "encoder.pos_embed")
+      return 3.0 * std::max<int64_t>(M, C);
     return static_cast<double>(std::max<int64_t>(T, 4 * C));
   };
   for (DType dt : {DType::f64, DType::f32}) {
@@ -257,11 +267,14 @@ TEST_CASE("reference encoder ops vs an independent float64 computation") {
       // Layer norm divides by a row std that can be small; blocks compound; the tolerance grows
       // with depth: (1 + block index) times the single-op bound.
       int depth = 1;
-      if (auto pos2 = spec.name.find("blocks."); pos2 != std::string::npos) depth = 1 + std::stoi(spec.name.substr(pos2 + 7));
+      if (auto pos2 = spec.name.find("blocks."); pos2 != std::string::npos)
+        depth = 1 + std::stoi(spec.name.substr(pos2 + 7));
       if (spec.name == "encoder.ln_post") depth = 1 + d.n_audio_layer;
       const double tol = depth * (dt == DType::f64 ? tol64(k) : tol32(k));
-      MESSAGE(fmt::format("{} {:<32} rel L2 {:.3e}  (tol {:.1e})", dtype_name(dt), spec.name, err, tol));
-      CHECK_MESSAGE(err <= tol, fmt::format("{} {}: rel L2 {:.3e} > {:.1e}", dtype_name(dt), spec.name, err, tol));
+      MESSAGE(fmt::format("{} {:<32} rel L2 {:.3e}  (tol {:.1e})", dtype_name(dt), spec.name, err,
+                          tol));
+      CHECK_MESSAGE(err <= tol, fmt::format("{} {}: rel L2 {:.3e} > {:.1e}", dtype_name(dt),
+                                            spec.name, err, tol));
     }
   }
 }
@@ -275,7 +288,8 @@ TEST_CASE("reference runs are bit-identical and blocks compose through the seam"
   auto enc2 = make_reference_encoder(fx.ck, DType::f32);
   const Tensor m2 = enc2->log_mel(fx.pcm, &b);
   run_encoder(*enc2, m2, &b);
-  for (const auto& [name, t] : a.taps) REQUIRE_MESSAGE(std::memcmp(t.raw(), b.taps.at(name).raw(), t.numel() * 4) == 0, name);
+  for (const auto& [name, t] : a.taps)
+    REQUIRE_MESSAGE(std::memcmp(t.raw(), b.taps.at(name).raw(), t.numel() * 4) == 0, name);
   // Replaying block 1 on the recorded input of block 1 reproduces its output exactly.
   const Tensor again = enc->block(1, a.taps.at("encoder.blocks.0.out"), nullptr);
   CHECK(std::memcmp(again.raw(), a.taps.at("encoder.blocks.1.out").raw(), again.numel() * 4) == 0);

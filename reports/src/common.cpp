@@ -10,9 +10,9 @@
 #include <stdexcept>
 
 #include "report_util.h"
-#include "wb/reports/reports.h"
 #include "wb/core/tempfile.h"
 #include "wb/core/util.h"
+#include "wb/reports/reports.h"
 
 namespace wb::rep {
 
@@ -27,11 +27,21 @@ std::string xml_escape(std::string_view s) {
   out.reserve(s.size());
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
       default:
         // XML 1.0 forbids most control characters, even escaped.
         if (static_cast<unsigned char>(c) < 0x20 && c != '\n' && c != '\t' && c != '\r') {
@@ -55,9 +65,12 @@ std::string md_escape(std::string_view s) {
 
 std::string status_word(cmp::Level l) {
   switch (l) {
-    case cmp::Level::pass: return "PASS";
-    case cmp::Level::warn: return "WARN";
-    case cmp::Level::fail: return "FAIL";
+    case cmp::Level::pass:
+      return "PASS";
+    case cmp::Level::warn:
+      return "WARN";
+    case cmp::Level::fail:
+      return "FAIL";
   }
   return "?";
 }
@@ -158,8 +171,10 @@ std::vector<std::string> write_reports(const cmp::CompareResult& r, const std::s
   if (!fs::is_directory(dir)) {
     throw std::runtime_error(fmt::format("{}: cannot create report directory", dir));
   }
-  static const std::pair<const char*, const char*> kFiles[] = {
-      {"md", "report.md"}, {"json", "report.json"}, {"html", "report.html"}, {"junit", "junit.xml"}};
+  static const std::pair<const char*, const char*> kFiles[] = {{"md", "report.md"},
+                                                               {"json", "report.json"},
+                                                               {"html", "report.html"},
+                                                               {"junit", "junit.xml"}};
   struct Item {
     std::string name, path, sha256;
     std::unique_ptr<TempFile> tmp;
@@ -208,12 +223,9 @@ std::vector<std::string> write_reports(const cmp::CompareResult& r, const std::s
     files[it.name] = {{"bytes", it.bytes}, {"sha256", it.sha256}};
     paths.push_back(it.path);
   }
-  const nlohmann::json m = {{"schema", kReportSchema},
-                            {"complete", true},
-                            {"verdict", status_word(r.verdict)},
-                            {"ref", r.ref_path},
-                            {"cand", r.cand_path},
-                            {"files", files}};
+  const nlohmann::json m = {
+      {"schema", kReportSchema}, {"complete", true},    {"verdict", status_word(r.verdict)},
+      {"ref", r.ref_path},       {"cand", r.cand_path}, {"files", files}};
   write_atomic(manifest, m.dump(2) + "\n");
   paths.push_back(manifest);
   return paths;

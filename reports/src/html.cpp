@@ -56,32 +56,37 @@ struct Plot {
   void yticks(const std::string& label) {
     if (ylog) {
       const int step = std::max(1, static_cast<int>(std::ceil((y1 - y0) / 8)));
-      for (int e = static_cast<int>(std::ceil(y0)); e <= static_cast<int>(std::floor(y1)); e += step) {
+      for (int e = static_cast<int>(std::ceil(y0)); e <= static_cast<int>(std::floor(y1));
+           e += step) {
         const double y = py(std::pow(10.0, e));
-        svg += fmt::format("<line x1=\"{}\" x2=\"{}\" y1=\"{:.1f}\" y2=\"{:.1f}\" class=\"grid\"/>"
-                           "<text x=\"{}\" y=\"{:.1f}\" class=\"yl\">1e{}</text>\n",
-                           ml, w - mr, y, y, ml - 6, y + 4, e);
+        svg += fmt::format(
+            "<line x1=\"{}\" x2=\"{}\" y1=\"{:.1f}\" y2=\"{:.1f}\" class=\"grid\"/>"
+            "<text x=\"{}\" y=\"{:.1f}\" class=\"yl\">1e{}</text>\n",
+            ml, w - mr, y, y, ml - 6, y + 4, e);
       }
     } else {
       for (int k = 0; k <= 4; ++k) {
         const double v = y0 + (y1 - y0) * k / 4.0;
         const double y = py(v);
-        svg += fmt::format("<line x1=\"{}\" x2=\"{}\" y1=\"{:.1f}\" y2=\"{:.1f}\" class=\"grid\"/>"
-                           "<text x=\"{}\" y=\"{:.1f}\" class=\"yl\">{}</text>\n",
-                           ml, w - mr, y, y, ml - 6, y + 4, num(v, 3));
+        svg += fmt::format(
+            "<line x1=\"{}\" x2=\"{}\" y1=\"{:.1f}\" y2=\"{:.1f}\" class=\"grid\"/>"
+            "<text x=\"{}\" y=\"{:.1f}\" class=\"yl\">{}</text>\n",
+            ml, w - mr, y, y, ml - 6, y + 4, num(v, 3));
       }
     }
-    svg += fmt::format("<text transform=\"translate(14,{:.1f}) rotate(-90)\" class=\"al\">{}</text>\n",
-                       mt + (ht - mt - mb) / 2, h(label));
+    svg +=
+        fmt::format("<text transform=\"translate(14,{:.1f}) rotate(-90)\" class=\"al\">{}</text>\n",
+                    mt + (ht - mt - mb) / 2, h(label));
   }
   void xlabel(double x, const std::string& text) {
-    svg += fmt::format("<line x1=\"{0:.1f}\" x2=\"{0:.1f}\" y1=\"{1}\" y2=\"{2}\" class=\"tick\"/>"
-                       "<text x=\"{0:.1f}\" y=\"{3}\" class=\"xl\">{4}</text>\n",
-                       px(x), ht - mb, ht - mb + 4, ht - mb + 16, h(text));
+    svg += fmt::format(
+        "<line x1=\"{0:.1f}\" x2=\"{0:.1f}\" y1=\"{1}\" y2=\"{2}\" class=\"tick\"/>"
+        "<text x=\"{0:.1f}\" y=\"{3}\" class=\"xl\">{4}</text>\n",
+        px(x), ht - mb, ht - mb + 4, ht - mb + 16, h(text));
   }
   void xaxis_title(const std::string& text) {
-    svg += fmt::format("<text x=\"{:.1f}\" y=\"{}\" class=\"al\">{}</text>\n", ml + (w - ml - mr) / 2,
-                       ht - 8, h(text));
+    svg += fmt::format("<text x=\"{:.1f}\" y=\"{}\" class=\"al\">{}</text>\n",
+                       ml + (w - ml - mr) / 2, ht - 8, h(text));
   }
   void line(const std::vector<double>& xs, const std::vector<double>& ys, const char* color,
             const char* dash = nullptr, double width = 1.6) {
@@ -90,25 +95,27 @@ struct Plot {
       if (!std::isfinite(ys[i]) && !(ylog && ys[i] == 0)) continue;
       pts += fmt::format("{:.1f},{:.1f} ", px(xs[i]), py(ys[i]));
     }
-    svg += fmt::format("<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"{}\"{}/>\n",
-                       pts, color, width,
-                       dash ? fmt::format(" stroke-dasharray=\"{}\"", dash) : std::string());
+    svg += fmt::format(
+        "<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"{}\"{}/>\n", pts, color,
+        width, dash ? fmt::format(" stroke-dasharray=\"{}\"", dash) : std::string());
   }
   void vmark(double x, const char* color, const std::string& label) {
-    svg += fmt::format("<line x1=\"{0:.1f}\" x2=\"{0:.1f}\" y1=\"{1}\" y2=\"{2}\" stroke=\"{3}\" "
-                       "stroke-dasharray=\"4 3\"/><text x=\"{4:.1f}\" y=\"{5}\" class=\"mk\" "
-                       "fill=\"{3}\">{6}</text>\n",
-                       px(x), mt, ht - mb, color, px(x) + 3, mt + 11, h(label));
+    svg += fmt::format(
+        "<line x1=\"{0:.1f}\" x2=\"{0:.1f}\" y1=\"{1}\" y2=\"{2}\" stroke=\"{3}\" "
+        "stroke-dasharray=\"4 3\"/><text x=\"{4:.1f}\" y=\"{5}\" class=\"mk\" "
+        "fill=\"{3}\">{6}</text>\n",
+        px(x), mt, ht - mb, color, px(x) + 3, mt + 11, h(label));
   }
   void legend(const std::vector<std::tuple<std::string, const char*, const char*>>& items) {
     double x = w - mr - 10;
     for (auto it = items.rbegin(); it != items.rend(); ++it) {
       const auto& [name, color, dash] = *it;
       x -= 8.0 * static_cast<double>(name.size()) + 34;
-      svg += fmt::format("<line x1=\"{:.1f}\" x2=\"{:.1f}\" y1=\"13\" y2=\"13\" stroke=\"{}\" "
-                         "stroke-width=\"2\"{}/><text x=\"{:.1f}\" y=\"17\" class=\"lg\">{}</text>\n",
-                         x, x + 20, color, dash ? fmt::format(" stroke-dasharray=\"{}\"", dash) : "",
-                         x + 24, h(name));
+      svg += fmt::format(
+          "<line x1=\"{:.1f}\" x2=\"{:.1f}\" y1=\"13\" y2=\"13\" stroke=\"{}\" "
+          "stroke-width=\"2\"{}/><text x=\"{:.1f}\" y=\"17\" class=\"lg\">{}</text>\n",
+          x, x + 20, color, dash ? fmt::format(" stroke-dasharray=\"{}\"", dash) : "", x + 24,
+          h(name));
     }
   }
   std::string end() { return svg + "</svg>\n"; }
@@ -133,16 +140,20 @@ void tap_ticks(Plot& p, const cmp::CompareResult& r) {
   for (std::size_t i = 0; i < r.taps.size(); ++i) {
     const std::string& n = r.taps[i].name;
     std::string label;
-    if (n == "mel") label = "mel";
-    else if (n == "encoder.conv1") label = "conv1";
-    else if (n == "encoder.ln_post") label = "ln_post";
+    if (n == "mel")
+      label = "mel";
+    else if (n == "encoder.conv1")
+      label = "conv1";
+    else if (n == "encoder.ln_post")
+      label = "ln_post";
     else if (n.rfind("encoder.blocks.", 0) == 0 || n.rfind("decoder.blocks.", 0) == 0) {
       const auto a = n.find('.', 8) + 1;
       const auto b = n.find('.', a);
       const std::string idx = n.substr(a, b - a);
       const bool first = i == 0 || r.taps[i - 1].name.rfind(n.substr(0, b + 1), 0) != 0;
       if (first) label = (n[0] == 'e' ? "b" : "d") + idx;
-    } else if (n == "logits") label = "logits";
+    } else if (n == "logits")
+      label = "logits";
     if (label.empty()) continue;
     const double x = p.px(static_cast<double>(i));
     if (x - last < 30) continue;
@@ -189,7 +200,8 @@ std::string error_chart(const cmp::CompareResult& r) {
         zero ? "white" : status_color(t.status), status_color(t.status), h(t.name),
         status_word(t.status), num(t.m.rel_l2), num(t.m.cosine, 8), num(t.m.max_abs));
   }
-  p.legend({{"relative L2 (points: pass / warn / fail)", kRef, nullptr}, {"1 - cosine", kCand, "5 3"}});
+  p.legend(
+      {{"relative L2 (points: pass / warn / fail)", kRef, nullptr}, {"1 - cosine", kCand, "5 3"}});
   return p.end();
 }
 
@@ -261,7 +273,8 @@ std::string frame_chart(const cmp::TapResult& t) {
   for (std::size_t c = 0; c < cols; ++c) {
     const std::size_t a = c * f.size() / cols, b = std::max(a + 1, (c + 1) * f.size() / cols);
     double m = 0;
-    for (std::size_t i = a; i < b; ++i) m = std::max(m, std::isfinite(f[i].rel_l2) ? f[i].rel_l2 : 0.0);
+    for (std::size_t i = a; i < b; ++i)
+      m = std::max(m, std::isfinite(f[i].rel_l2) ? f[i].rel_l2 : 0.0);
     bx.push_back((static_cast<double>(a) + static_cast<double>(b)) / 2);
     by.push_back(m);
   }
@@ -269,19 +282,20 @@ std::string frame_chart(const cmp::TapResult& t) {
   const double sy = p.ht - p.mb + 22;
   for (std::size_t c = 0; c < cols; ++c) {
     const std::size_t a = c * f.size() / cols, b = std::max(a + 1, (c + 1) * f.size() / cols);
-    p.svg += fmt::format("<rect x=\"{:.2f}\" y=\"{}\" width=\"{:.2f}\" height=\"18\" fill=\"{}\"/>\n",
-                         p.px(static_cast<double>(a)), sy,
-                         p.px(static_cast<double>(b)) - p.px(static_cast<double>(a)) + 0.3,
-                         heat(by[c], p.y0, p.y1));
+    p.svg += fmt::format(
+        "<rect x=\"{:.2f}\" y=\"{}\" width=\"{:.2f}\" height=\"18\" fill=\"{}\"/>\n",
+        p.px(static_cast<double>(a)), sy,
+        p.px(static_cast<double>(b)) - p.px(static_cast<double>(a)) + 0.3, heat(by[c], p.y0, p.y1));
   }
   p.svg += fmt::format("<text x=\"{}\" y=\"{}\" class=\"yl\">strip</text>\n", p.ml - 6, sy + 13);
   for (int k = 0; k <= 6; ++k) {
     const double x = n * k / 6.0;
     p.xlabel(x, fmt::format("{}", static_cast<int64_t>(std::round(x))));
   }
-  p.svg += fmt::format("<text x=\"{:.1f}\" y=\"{}\" class=\"al\">frame (the 30 s window; later "
-                       "frames hold the padded tail when the audio is shorter)</text>\n",
-                       p.ml + (p.w - p.ml - p.mr) / 2, p.ht - 6);
+  p.svg += fmt::format(
+      "<text x=\"{:.1f}\" y=\"{}\" class=\"al\">frame (the 30 s window; later "
+      "frames hold the padded tail when the audio is shorter)</text>\n",
+      p.ml + (p.w - p.ml - p.mr) / 2, p.ht - 6);
   return p.end();
 }
 
@@ -297,22 +311,25 @@ std::string histogram_chart(const cmp::Histogram& hg) {
   p.begin(fmt::format("Histogram of candidate - reference for {} (log count)", hg.tap));
   for (int k = 0; k <= static_cast<int>(std::floor(p.y1)); ++k) {
     const double y = p.py(k);
-    p.svg += fmt::format("<line x1=\"{}\" x2=\"{}\" y1=\"{:.1f}\" y2=\"{:.1f}\" class=\"grid\"/><text "
-                         "x=\"{}\" y=\"{:.1f}\" class=\"yl\">{}</text>\n",
-                         p.ml, p.w - p.mr, y, y, p.ml - 6, y + 4,
-                         k == 0 ? std::string("1") : fmt::format("1e{}", k));
+    p.svg += fmt::format(
+        "<line x1=\"{}\" x2=\"{}\" y1=\"{:.1f}\" y2=\"{:.1f}\" class=\"grid\"/><text "
+        "x=\"{}\" y=\"{:.1f}\" class=\"yl\">{}</text>\n",
+        p.ml, p.w - p.mr, y, y, p.ml - 6, y + 4,
+        k == 0 ? std::string("1") : fmt::format("1e{}", k));
   }
-  p.svg += fmt::format("<text transform=\"translate(14,{:.1f}) rotate(-90)\" class=\"al\">elements</text>\n",
-                       p.mt + (p.ht - p.mt - p.mb) / 2);
+  p.svg += fmt::format(
+      "<text transform=\"translate(14,{:.1f}) rotate(-90)\" class=\"al\">elements</text>\n",
+      p.mt + (p.ht - p.mt - p.mb) / 2);
   const std::size_t nb = hg.counts.size();
   const double bw = (hg.hi - hg.lo) / static_cast<double>(std::max<std::size_t>(nb, 1));
   for (std::size_t i = 0; i < nb; ++i) {
     const double a = hg.lo + bw * static_cast<double>(i);
     const double y = p.py(std::log10(static_cast<double>(hg.counts[i]) + 1));
-    p.svg += fmt::format("<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" "
-                         "fill=\"{}\"><title>[{}, {}): {}</title></rect>\n",
-                         p.px(a) + 0.5, y, std::max(0.5, p.px(a + bw) - p.px(a) - 1),
-                         p.py(0) - y, kRef, num(a), num(a + bw), hg.counts[i]);
+    p.svg += fmt::format(
+        "<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" "
+        "fill=\"{}\"><title>[{}, {}): {}</title></rect>\n",
+        p.px(a) + 0.5, y, std::max(0.5, p.px(a + bw) - p.px(a) - 1), p.py(0) - y, kRef, num(a),
+        num(a + bw), hg.counts[i]);
   }
   for (int k = 0; k <= 4; ++k) {
     const double x = hg.lo + (hg.hi - hg.lo) * k / 4.0;
@@ -359,37 +376,46 @@ std::string render_html(const cmp::CompareResult& r) {
   std::string s;
   const std::string verdict(cmp::level_name(r.verdict));
   s += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n";
-  s += "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">\n";
+  s += "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src "
+       "'unsafe-inline'; img-src data:\">\n";
   s += fmt::format("<title>wb compare: {} — {} vs {}</title>\n", status_word(r.verdict),
                    h(r.ref_path), h(r.cand_path));
   s += fmt::format("<style>{}</style>\n</head>\n<body>\n", kCss);
   s += "<h1>Whisper fidelity workbench — comparison</h1>\n";
-  s += fmt::format("<div class=\"banner {}\"><div class=\"big\">{}", verdict, status_word(r.verdict));
+  s += fmt::format("<div class=\"banner {}\"><div class=\"big\">{}", verdict,
+                   status_word(r.verdict));
   if (r.first_divergence >= 0) {
     const auto& t = r.taps[static_cast<std::size_t>(r.first_divergence)];
     s += fmt::format(" — first divergent tap <code>{}</code>", h(t.name));
     if (!t.violations.empty()) s += " (" + h(t.violations.front().text()) + ")";
   } else {
-    s += r.verdict == cmp::Level::warn ? " — within tolerance, with warnings" : " — within tolerance";
+    s += r.verdict == cmp::Level::warn ? " — within tolerance, with warnings"
+                                       : " — within tolerance";
   }
-  s += fmt::format("</div><div>exit status {} · {} taps compared · {} elements per side · {:.2f} s</div></div>\n",
-                   cmp::exit_status(r), r.taps.size(), r.elements, r.seconds);
+  s += fmt::format(
+      "</div><div>exit status {} · {} taps compared · {} elements per side · {:.2f} "
+      "s</div></div>\n",
+      cmp::exit_status(r), r.taps.size(), r.elements, r.seconds);
   s += "<table class=\"meta\">\n";
   auto meta_row = [&](const char* k, const std::string& path, const DumpMeta& m) {
-    s += fmt::format("<tr><td>{}</td><td><code>{}</code></td><td>{} · {} · {} · model {} · audio {}</td></tr>\n",
-                     k, h(path), h(m.implementation), h(m.precision), h(m.device),
-                     h(m.model_sha256.substr(0, 12)), h(m.audio_name));
+    s += fmt::format(
+        "<tr><td>{}</td><td><code>{}</code></td><td>{} · {} · {} · model {} · audio {}</td></tr>\n",
+        k, h(path), h(m.implementation), h(m.precision), h(m.device),
+        h(m.model_sha256.substr(0, 12)), h(m.audio_name));
   };
   meta_row("reference", r.ref_path, r.ref_meta);
   meta_row("candidate", r.cand_path, r.cand_meta);
   if (!r.floor_path.empty()) {
-    s += fmt::format("<tr><td>noise floor</td><td><code>{}</code></td><td>float64 run of the reference</td></tr>\n",
-                     h(r.floor_path));
+    s += fmt::format(
+        "<tr><td>noise floor</td><td><code>{}</code></td><td>float64 run of the "
+        "reference</td></tr>\n",
+        h(r.floor_path));
   }
   const auto& d = r.ref_meta.dims;
-  s += fmt::format("<tr><td>model</td><td colspan=\"2\">n_mels {} · n_audio_ctx {} · n_audio_state {} · "
-                   "n_audio_head {} · n_audio_layer {}</td></tr>\n",
-                   d.n_mels, d.n_audio_ctx, d.n_audio_state, d.n_audio_head, d.n_audio_layer);
+  s += fmt::format(
+      "<tr><td>model</td><td colspan=\"2\">n_mels {} · n_audio_ctx {} · n_audio_state {} · "
+      "n_audio_head {} · n_audio_layer {}</td></tr>\n",
+      d.n_mels, d.n_audio_ctx, d.n_audio_state, d.n_audio_head, d.n_audio_layer);
   s += fmt::format("<tr><td>profile</td><td colspan=\"2\"><code>{}</code>{}</td></tr>\n",
                    h(r.profile_name),
                    r.map_origin.empty() ? "" : " · name map <code>" + h(r.map_origin) + "</code>");
@@ -404,15 +430,20 @@ std::string render_html(const cmp::CompareResult& r) {
     const auto& x = *r.transcripts;
     s += "<h2>Transcripts</h2>\n<p>";
     s += x.ref == x.cand ? std::string("identical")
-                         : fmt::format("differ: candidate word error rate {:.1f}% against the reference ({} of {} words)",
-                                       100.0 * x.words.wer(), x.words.errors(), x.words.ref_words);
-    s += fmt::format("</p>\n<table class=\"meta\"><tr><td>reference</td><td>{}</td></tr>\n"
-                     "<tr><td>candidate</td><td>{}</td></tr></table>\n", h(x.ref), h(x.cand));
+                         : fmt::format(
+                               "differ: candidate word error rate {:.1f}% against the reference "
+                               "({} of {} words)",
+                               100.0 * x.words.wer(), x.words.errors(), x.words.ref_words);
+    s += fmt::format(
+        "</p>\n<table class=\"meta\"><tr><td>reference</td><td>{}</td></tr>\n"
+        "<tr><td>candidate</td><td>{}</td></tr></table>\n",
+        h(x.ref), h(x.cand));
   }
   auto list = [&](const std::vector<std::string>& v, const char* what) {
     if (v.empty()) return;
     s += fmt::format("<p class=\"small\">{} ({}): ", what, v.size());
-    for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + fmt::format("<code>{}</code>", h(v[i]));
+    for (std::size_t i = 0; i < v.size(); ++i)
+      s += (i ? ", " : "") + fmt::format("<code>{}</code>", h(v[i]));
     s += "</p>\n";
   };
   list(r.only_ref, "Only in the reference, not compared");
@@ -432,8 +463,9 @@ std::string render_html(const cmp::CompareResult& r) {
         if (t.name == r.histogram->tap) ft = &t;
     }
     if (ft != nullptr) {
-      s += fmt::format("<h2>{} <code>{}</code></h2>\n",
-                       focus >= 0 ? "First divergent tap" : "Largest error (no tap diverges):", h(ft->name));
+      s += fmt::format(
+          "<h2>{} <code>{}</code></h2>\n",
+          focus >= 0 ? "First divergent tap" : "Largest error (no tap diverges):", h(ft->name));
       if (!ft->m.frames.empty()) s += frame_chart(*ft);
       if (r.histogram) s += histogram_chart(*r.histogram);
       if (!ft->m.heads.empty()) {
@@ -447,7 +479,8 @@ std::string render_html(const cmp::CompareResult& r) {
         for (std::size_t i = 0; i < ft->m.worst.size() && i < 8; ++i) {
           const auto& w = ft->m.worst[i];
           std::string idx;
-          for (std::size_t k = 0; k < w.coords.size(); ++k) idx += (k ? "," : "") + std::to_string(w.coords[k]);
+          for (std::size_t k = 0; k < w.coords.size(); ++k)
+            idx += (k ? "," : "") + std::to_string(w.coords[k]);
           s += fmt::format("{}[{}]: {} → {}", i ? " · " : "", idx, num(w.ref, 6), num(w.cand, 6));
         }
         s += "</p>\n";
@@ -463,27 +496,30 @@ std::string render_html(const cmp::CompareResult& r) {
   for (std::size_t i = 0; i < r.taps.size(); ++i) {
     const auto& t = r.taps[i];
     const std::string st(cmp::level_name(t.status));
-    s += fmt::format("<tr class=\"{}{}\"><td class=\"num\">{}</td><td><span class=\"badge {}\">{}</span></td>"
-                     "<td><code>{}</code></td><td class=\"num\">{}</td><td class=\"num\">{}</td>"
-                     "<td class=\"num\">{}</td><td class=\"num\">{}</td><td>{} → {}</td><td>{} → {}</td>"
-                     "<td class=\"num\">{}</td>",
-                     st, static_cast<int>(i) == r.first_divergence ? " first" : "", i, st,
-                     status_word(t.status), h(t.name), num(t.m.rel_l2), num(t.m.cosine, 9),
-                     num(t.m.max_abs), num(t.m.snr_db, 4), num(t.m.ref.mean), num(t.m.cand.mean),
-                     num(t.m.ref.std), num(t.m.cand.std),
-                     t.m.nan_mismatch + t.m.inf_mismatch > 0
-                         ? fmt::format("{}/{}", t.m.nan_mismatch, t.m.inf_mismatch)
-                         : std::string("—"));
-    if (!r.floor_path.empty()) s += fmt::format("<td class=\"num\">{}</td>", t.floor_x ? num(*t.floor_x) : "—");
+    s += fmt::format(
+        "<tr class=\"{}{}\"><td class=\"num\">{}</td><td><span class=\"badge {}\">{}</span></td>"
+        "<td><code>{}</code></td><td class=\"num\">{}</td><td class=\"num\">{}</td>"
+        "<td class=\"num\">{}</td><td class=\"num\">{}</td><td>{} → {}</td><td>{} → {}</td>"
+        "<td class=\"num\">{}</td>",
+        st, static_cast<int>(i) == r.first_divergence ? " first" : "", i, st, status_word(t.status),
+        h(t.name), num(t.m.rel_l2), num(t.m.cosine, 9), num(t.m.max_abs), num(t.m.snr_db, 4),
+        num(t.m.ref.mean), num(t.m.cand.mean), num(t.m.ref.std), num(t.m.cand.std),
+        t.m.nan_mismatch + t.m.inf_mismatch > 0
+            ? fmt::format("{}/{}", t.m.nan_mismatch, t.m.inf_mismatch)
+            : std::string("—"));
+    if (!r.floor_path.empty())
+      s += fmt::format("<td class=\"num\">{}</td>", t.floor_x ? num(*t.floor_x) : "—");
     std::string attr = t.attribution;
-    if (t.jump && !t.attribution.empty() && t.attribution != "input") attr += " (×" + num(*t.jump, 2) + ")";
+    if (t.jump && !t.attribution.empty() && t.attribution != "input")
+      attr += " (×" + num(*t.jump, 2) + ")";
     s += fmt::format("<td>{}</td><td>{}</td></tr>\n", h(attr),
                      t.violations.empty() ? "" : h(t.violations.front().text()));
   }
   s += "</table>\n";
-  s += fmt::format("<p class=\"small\">Relative L2 = ‖cand − ref‖ / ‖ref‖ over elements finite on both "
-                   "sides; NaN/Inf = mismatching NaN / Inf-sign counts. Report schema {}.</p>\n",
-                   kReportSchema);
+  s += fmt::format(
+      "<p class=\"small\">Relative L2 = ‖cand − ref‖ / ‖ref‖ over elements finite on both "
+      "sides; NaN/Inf = mismatching NaN / Inf-sign counts. Report schema {}.</p>\n",
+      kReportSchema);
   s += "</body>\n</html>\n";
   return s;
 }

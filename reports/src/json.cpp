@@ -40,8 +40,8 @@ json side_meta(const std::string& path, const DumpMeta& m) {
 }
 
 json side_stats(const cmp::SideStats& s) {
-  return {{"mean", jnum(s.mean)}, {"std", jnum(s.std)},   {"min", jnum(s.min)},
-          {"max", jnum(s.max)},   {"finite", s.finite},   {"nan", s.nan},
+  return {{"mean", jnum(s.mean)}, {"std", jnum(s.std)},  {"min", jnum(s.min)},
+          {"max", jnum(s.max)},   {"finite", s.finite},  {"nan", s.nan},
           {"pos_inf", s.pos_inf}, {"neg_inf", s.neg_inf}};
 }
 
@@ -91,7 +91,9 @@ std::string render_json(const cmp::CompareResult& r) {
   auto tap_ref = [&](int i) -> json {
     if (i < 0) return nullptr;
     const auto& t = r.taps[static_cast<std::size_t>(i)];
-    json v = {{"tap", t.name}, {"index", i}, {"attribution", t.attribution},
+    json v = {{"tap", t.name},
+              {"index", i},
+              {"attribution", t.attribution},
               {"upstream", t.upstream.empty() ? json(nullptr) : json(t.upstream)},
               {"jump", opt_num(t.jump)}};
     v["violations"] = json::array();
@@ -113,10 +115,11 @@ std::string render_json(const cmp::CompareResult& r) {
     j["transcripts"] = {{"reference", x.ref},
                         {"candidate", x.cand},
                         {"identical", x.ref == x.cand},
-                        {"word_errors", {{"substitutions", x.words.substitutions},
-                                         {"deletions", x.words.deletions},
-                                         {"insertions", x.words.insertions},
-                                         {"reference_words", x.words.ref_words}}},
+                        {"word_errors",
+                         {{"substitutions", x.words.substitutions},
+                          {"deletions", x.words.deletions},
+                          {"insertions", x.words.insertions},
+                          {"reference_words", x.words.ref_words}}},
                         {"wer", jnum(x.words.wer())}};
   } else {
     j["transcripts"] = nullptr;
@@ -148,7 +151,8 @@ std::string render_json(const cmp::CompareResult& r) {
     x["status"] = std::string(cmp::level_name(t.status));
     x["violations"] = json::array();
     for (const auto& v : t.violations) x["violations"].push_back(violation(v));
-    x["tolerance"] = {{"atol", t.tolerance.atol}, {"rtol", t.tolerance.rtol},
+    x["tolerance"] = {{"atol", t.tolerance.atol},
+                      {"rtol", t.tolerance.rtol},
                       {"allow_nonfinite", t.tolerance.allow_nonfinite},
                       {"ignore", t.tolerance.ignore}};
     x["metrics"] = metrics(t.m);
@@ -196,7 +200,8 @@ std::string render_json(const cmp::CompareResult& r) {
     taps.push_back(std::move(x));
   }
   j["taps"] = std::move(taps);
-  return j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";  // a broken decoder may emit invalid UTF-8
+  return j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) +
+         "\n";  // a broken decoder may emit invalid UTF-8
 }
 
 }  // namespace wb::rep

@@ -40,13 +40,15 @@ std::string render_junit(const cmp::CompareResult& r) {
   const std::size_t skipped = r.only_ref.size() + r.only_cand.size();
   const std::size_t tests = r.taps.size() + skipped;
   std::string s = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
-  s += fmt::format("<testsuites name=\"wb compare\" tests=\"{}\" failures=\"{}\" errors=\"0\" "
-                   "skipped=\"{}\" time=\"{:.3f}\">\n",
-                   tests, failures, skipped, r.seconds);
-  s += fmt::format("  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"{}\" "
-                   "time=\"{:.3f}\" timestamp=\"{}\">\n",
-                   xml_escape(fmt::format("compare {} vs {}", r.ref_path, r.cand_path)), tests,
-                   failures, skipped, r.seconds, xml_escape(r.created));
+  s += fmt::format(
+      "<testsuites name=\"wb compare\" tests=\"{}\" failures=\"{}\" errors=\"0\" "
+      "skipped=\"{}\" time=\"{:.3f}\">\n",
+      tests, failures, skipped, r.seconds);
+  s += fmt::format(
+      "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"{}\" "
+      "time=\"{:.3f}\" timestamp=\"{}\">\n",
+      xml_escape(fmt::format("compare {} vs {}", r.ref_path, r.cand_path)), tests, failures,
+      skipped, r.seconds, xml_escape(r.created));
   s += "    <properties>\n";
   auto prop = [&](const char* k, const std::string& v) {
     s += fmt::format("      <property name=\"{}\" value=\"{}\"/>\n", k, xml_escape(v));
@@ -65,7 +67,8 @@ std::string render_junit(const cmp::CompareResult& r) {
                      xml_escape(name));
     if (t.status == cmp::Level::fail) {
       std::string body;
-      for (const auto& v : t.violations) body += std::string(cmp::level_name(v.level)) + ": " + v.text() + "\n";
+      for (const auto& v : t.violations)
+        body += std::string(cmp::level_name(v.level)) + ": " + v.text() + "\n";
       for (const auto& h : t.hints) body += "hint: " + h + "\n";
       s += fmt::format("      <failure type=\"tolerance\" message=\"{}\">{}</failure>\n",
                        xml_escape(t.violations.front().text()), xml_escape(body));
@@ -79,9 +82,10 @@ std::string render_junit(const cmp::CompareResult& r) {
   auto one_sided = [&](const std::vector<std::string>& v, const char* msg) {
     for (const auto& n : v) {
       const auto [cls, name] = split(n);
-      s += fmt::format("    <testcase classname=\"{}\" name=\"{}\" time=\"0\">\n      <skipped "
-                       "message=\"{}\"/>\n    </testcase>\n",
-                       xml_escape(cls), xml_escape(name), msg);
+      s += fmt::format(
+          "    <testcase classname=\"{}\" name=\"{}\" time=\"0\">\n      <skipped "
+          "message=\"{}\"/>\n    </testcase>\n",
+          xml_escape(cls), xml_escape(name), msg);
     }
   };
   one_sided(r.only_ref, "only in the reference dump");

@@ -13,16 +13,18 @@ namespace {
 
 std::string icon(cmp::Level l) {
   switch (l) {
-    case cmp::Level::pass: return "✅";
-    case cmp::Level::warn: return "⚠️";
-    case cmp::Level::fail: return "❌";
+    case cmp::Level::pass:
+      return "✅";
+    case cmp::Level::warn:
+      return "⚠️";
+    case cmp::Level::fail:
+      return "❌";
   }
   return "";
 }
 
 std::string side(const std::string& path, const DumpMeta& m) {
-  return fmt::format("`{}` ({}, {})", path, md_escape(m.implementation),
-                     md_escape(m.precision));
+  return fmt::format("`{}` ({}, {})", path, md_escape(m.implementation), md_escape(m.precision));
 }
 
 }  // namespace
@@ -49,7 +51,7 @@ std::string render_markdown(const cmp::CompareResult& r, int max_rows) {
     s += fmt::format("**First divergent tap:** `{}`", t.name);
     if (!t.violations.empty()) s += " — " + md_escape(t.violations.front().text());
     if (!t.attribution.empty()) {
-      s += fmt::format(" · {}", t.attribution == "local"      ? "its own error"
+      s += fmt::format(" · {}", t.attribution == "local"   ? "its own error"
                                 : t.attribution == "input" ? "input (front end)"
                                                            : "mostly inherited");
       if (t.jump && !t.upstream.empty()) {
@@ -65,15 +67,18 @@ std::string render_markdown(const cmp::CompareResult& r, int max_rows) {
   }
   if (!r.hints.empty()) {
     s += "**Diagnosis**\n\n";
-    for (std::size_t i = 0; i < r.hints.size() && i < 8; ++i) s += "- " + md_escape(r.hints[i]) + "\n";
+    for (std::size_t i = 0; i < r.hints.size() && i < 8; ++i)
+      s += "- " + md_escape(r.hints[i]) + "\n";
     s += "\n";
   }
   if (r.transcripts) {
     const auto& x = *r.transcripts;
     s += x.ref == x.cand ? "**Transcripts:** identical\n\n"
-                         : fmt::format("**Transcripts:** differ, candidate word error rate {:.1f}% against the reference "
-                                       "({} of {} words)\n\n",
-                                       100.0 * x.words.wer(), x.words.errors(), x.words.ref_words);
+                         : fmt::format(
+                               "**Transcripts:** differ, candidate word error rate {:.1f}% against "
+                               "the reference "
+                               "({} of {} words)\n\n",
+                               100.0 * x.words.wer(), x.words.errors(), x.words.ref_words);
     s += "- reference: " + md_escape(x.ref) + "\n- candidate: " + md_escape(x.cand) + "\n\n";
   }
   if (!r.taps.empty()) {
@@ -83,8 +88,8 @@ std::string render_markdown(const cmp::CompareResult& r, int max_rows) {
     // Every tap that warns or fails (up to max_rows), then at most 3 passing ones for context.
     std::size_t flagged = 0;
     for (const auto& t : r.taps) flagged += t.status != cmp::Level::pass ? 1 : 0;
-    const std::size_t rows = std::min<std::size_t>(
-        {order.size(), static_cast<std::size_t>(max_rows), flagged + 3});
+    const std::size_t rows =
+        std::min<std::size_t>({order.size(), static_cast<std::size_t>(max_rows), flagged + 3});
     for (std::size_t k = 0; k < rows; ++k) {
       const auto& t = r.taps[order[k]];
       std::string why = t.violations.empty() ? "" : md_escape(t.violations.front().text());
@@ -93,8 +98,8 @@ std::string render_markdown(const cmp::CompareResult& r, int max_rows) {
       }
       s += fmt::format("| {} | `{}` | {} | {} | {} | {} → {} | {} → {} | {} |\n", icon(t.status),
                        t.name, num(t.m.rel_l2), num(t.m.cosine, 9), num(t.m.max_abs),
-                       num(t.m.ref.mean), num(t.m.cand.mean), num(t.m.ref.std),
-                       num(t.m.cand.std), why);
+                       num(t.m.ref.mean), num(t.m.cand.mean), num(t.m.ref.std), num(t.m.cand.std),
+                       why);
     }
     if (order.size() > rows) {
       s += fmt::format("\n{} more taps in report.json / report.html.\n", order.size() - rows);
@@ -104,7 +109,8 @@ std::string render_markdown(const cmp::CompareResult& r, int max_rows) {
   auto list = [&](const std::vector<std::string>& v, const char* what) {
     if (v.empty()) return;
     s += fmt::format("{} ({}): ", what, v.size());
-    for (std::size_t i = 0; i < v.size() && i < 10; ++i) s += (i ? ", " : "") + fmt::format("`{}`", v[i]);
+    for (std::size_t i = 0; i < v.size() && i < 10; ++i)
+      s += (i ? ", " : "") + fmt::format("`{}`", v[i]);
     if (v.size() > 10) s += ", …";
     s += "\n\n";
   };

@@ -8,10 +8,10 @@
 
 namespace wb::rep {
 
-std::string num(double x, int digits = 3);  // "%.{digits}g", "inf", "-inf", "nan"
+std::string num(double x, int digits = 3);   // "%.{digits}g", "inf", "-inf", "nan"
 std::string xml_escape(std::string_view s);  // also for HTML text and attributes
 std::string md_escape(std::string_view s);
-std::string status_word(cmp::Level l);       // PASS / WARN / FAIL
+std::string status_word(cmp::Level l);  // PASS / WARN / FAIL
 // Tap indices: first divergence, then failures, warnings, passes, each by decreasing rel L2.
 std::vector<std::size_t> worst_first(const cmp::CompareResult& r);
 

@@ -1,5 +1,7 @@
 // Renderers on a comparison of in-memory dumps with a fault at encoder.blocks.0.attn.out and a
 // NaN downstream; and atomic writes.
+#include "wb/reports/reports.h"
+
 #include <doctest/doctest.h>
 #include <unistd.h>
 
@@ -10,7 +12,6 @@
 #include <random>
 #include <sstream>
 
-#include "wb/reports/reports.h"
 #include "wb/core/util.h"
 
 using namespace wb;
@@ -38,7 +39,8 @@ cmp::CompareResult make_result(bool fault) {
       for (std::size_t i = 0; i < b.size(); ++i) b[i] *= 1.5;
       after = true;
     }
-    if (fault && t.name == "encoder.blocks.1.mlp.fc1") b[7] = std::numeric_limits<double>::infinity();
+    if (fault && t.name == "encoder.blocks.1.mlp.fc1")
+      b[7] = std::numeric_limits<double>::infinity();
     ref.add(t.name, t.shape, a, t.layout);
     if (t.name != "encoder.blocks.1.mlp.gelu") cand.add(t.name, t.shape, b, t.layout);
   }
@@ -61,8 +63,9 @@ TEST_CASE("JSON report: schema, every tap, non-finite numbers as strings") {
   CHECK(t0["name"] == "mel");
   CHECK(t0["frame_axis"] == "column");
   CHECK(t0["frames"]["rel_l2"].size() == 100);
-  for (const char* k : {"rel_l2", "max_abs", "mean_abs", "cosine", "pearson", "snr_db",
-                        "share_beyond", "nan_mismatch", "inf_mismatch", "numel", "compared", "beyond"})
+  for (const char* k :
+       {"rel_l2", "max_abs", "mean_abs", "cosine", "pearson", "snr_db", "share_beyond",
+        "nan_mismatch", "inf_mismatch", "numel", "compared", "beyond"})
     CHECK(t0["metrics"].contains(k));
   bool found_inf = false;
   for (const auto& t : j["taps"]) {
@@ -132,7 +135,8 @@ TEST_CASE("HTML report is self-contained") {
 }
 
 TEST_CASE("reports are written atomically; formats are checked") {
-  const fs::path dir = fs::temp_directory_path() / ("wb-reports-test-" + std::to_string(::getpid()));
+  const fs::path dir =
+      fs::temp_directory_path() / ("wb-reports-test-" + std::to_string(::getpid()));
   const auto r = make_result(true);
   const auto paths = rep::write_reports(r, dir.string(), rep::parse_formats("all"));
   CHECK(paths.size() == 5);
@@ -151,7 +155,8 @@ TEST_CASE("reports are written atomically; formats are checked") {
   // A later run with fewer formats removes the others: the set never mixes two comparisons.
   rep::write_reports(r, dir.string(), rep::parse_formats("md"));
   CHECK(!fs::exists(dir / "report.html"));
-  CHECK(nlohmann::json::parse(wb::read_file((dir / "manifest.json").string()))["files"].size() == 1);
+  CHECK(nlohmann::json::parse(wb::read_file((dir / "manifest.json").string()))["files"].size() ==
+        1);
   CHECK(rep::parse_formats("md, json") == std::vector<std::string>{"md", "json"});
   CHECK_THROWS_AS(rep::parse_formats("md,pdf"), std::invalid_argument);
   CHECK_THROWS_AS(rep::write_atomic((dir / "no/such/dir/x").string(), "x"), std::runtime_error);

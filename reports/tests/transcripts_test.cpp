@@ -11,7 +11,8 @@ using namespace wb;
 
 namespace {
 
-cmp::CompareResult compare_with_texts(const std::optional<std::string>& a, const std::optional<std::string>& b) {
+cmp::CompareResult compare_with_texts(const std::optional<std::string>& a,
+                                      const std::optional<std::string>& b) {
   DumpMeta meta;
   meta.implementation = "reference";
   meta.precision = "float32";
@@ -41,7 +42,8 @@ TEST_CASE("transcripts: word errors of the candidate against the reference, in e
   CHECK(r.transcripts->words.deletions == 0);
   CHECK(r.transcripts->words.ref_words == 3);
   const std::string md = rep::render_markdown(r);
-  CHECK(md.find("candidate word error rate 66.7% against the reference (2 of 3 words)") != std::string::npos);
+  CHECK(md.find("candidate word error rate 66.7% against the reference (2 of 3 words)") !=
+        std::string::npos);
   CHECK(md.find("- candidate: the bat sat down") != std::string::npos);
   const auto j = nlohmann::json::parse(rep::render_json(r));
   CHECK(j["transcripts"]["identical"] == false);
@@ -50,8 +52,8 @@ TEST_CASE("transcripts: word errors of the candidate against the reference, in e
 }
 
 TEST_CASE("transcripts: identical, absent, and invalid UTF-8 from a broken decoder") {
-  CHECK(rep::render_markdown(compare_with_texts("same words", "same words")).find("**Transcripts:** identical") !=
-        std::string::npos);
+  CHECK(rep::render_markdown(compare_with_texts("same words", "same words"))
+            .find("**Transcripts:** identical") != std::string::npos);
   const auto none = compare_with_texts("only the reference decoded", std::nullopt);
   CHECK_FALSE(none.transcripts);
   CHECK(nlohmann::json::parse(rep::render_json(none))["transcripts"].is_null());

@@ -2,6 +2,7 @@
 // standard dims generated in-process, the same thread count for both; achieved GFLOP/s as a share
 // of the float32 GEMM peak this benchmark measures on the machine it runs on.
 #include <fmt/format.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -11,15 +12,13 @@
 #include <random>
 #include <thread>
 
-#include <sys/resource.h>
-
 #include "command.h"
-#include "wb/core/audio.h"
 #include "wb/candidate/candidate.h"
 #include "wb/candidate/candidate_bench.h"
-#include "wb/reference/reference.h"
+#include "wb/core/audio.h"
 #include "wb/core/util.h"
 #include "wb/core/weights.h"
+#include "wb/reference/reference.h"
 
 extern "C" void openblas_set_num_threads(int);  // LibTorch's BLAS here is OpenBLAS
 
@@ -109,24 +108,30 @@ void add_bench(CLI::App& app, Registry& reg) {
     uint64_t seed = 1;
   };
   auto o = std::make_shared<Opts>();
-  CLI::App* sub = app.add_subcommand(
-      "bench", "time the candidate encoder against the LibTorch reference (random weights, one 30 s window)");
+  CLI::App* sub = app.add_subcommand("bench",
+                                     "time the candidate encoder against the LibTorch reference "
+                                     "(random weights, one 30 s window)");
   sub->add_option("--dims", o->dims, "dims presets to time (random weights generated in-process)")
       ->delimiter(',')
-      ->check(CLI::IsMember({"nano", "tiny", "base", "small", "medium", "large", "large-v2", "large-v3"}));
-  sub->add_option("--repeats", o->repeats, "timed runs per encoder (median reported; one warm-up run before)")
+      ->check(CLI::IsMember(
+          {"nano", "tiny", "base", "small", "medium", "large", "large-v2", "large-v3"}));
+  sub->add_option("--repeats", o->repeats,
+                  "timed runs per encoder (median reported; one warm-up run before)")
       ->check(CLI::Range(1, 1000));
-  sub->add_option("--threads", o->threads, "threads for both encoders and the GEMM peak (0: all cores)")
+  sub->add_option("--threads", o->threads,
+                  "threads for both encoders and the GEMM peak (0: all cores)")
       ->check(CLI::Range(0, 1024));
   sub->add_option("--precision", o->precision, "candidate weight precision")
       ->check(CLI::IsMember({"float32", "bfloat16", "float16"}));
-  sub->add_option("--audio", o->audio, "audio file for the window (default: 30 s synthetic signal)");
+  sub->add_option("--audio", o->audio,
+                  "audio file for the window (default: 30 s synthetic signal)");
   sub->add_option("--json", o->json, "also write the figures as JSON to this file");
   sub->add_option("--seed", o->seed, "seed of the random weights and the synthetic audio");
   sub->add_flag("--no-reference", o->no_reference, "time the candidate only");
   reg.add(sub, [o]() {
-    const int threads =
-        o->threads > 0 ? o->threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    const int threads = o->threads > 0
+                            ? o->threads
+                            : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     std::vector<float> pcm;
     std::string audio_name = "synthetic 30 s";
     if (!o->audio.empty()) {
@@ -136,9 +141,11 @@ void add_bench(CLI::App& app, Registry& reg) {
       pcm = synthetic_pcm(o->seed);
     }
     set_reference_threads(threads);
-    fmt::print("wb bench: {} threads, candidate {}, {} timed runs each (median, after 1 warm-up; candidate and "
-               "reference alternate), audio: {}\n",
-               threads, o->precision, o->repeats, audio_name);
+    fmt::print(
+        "wb bench: {} threads, candidate {}, {} timed runs each (median, after 1 warm-up; "
+        "candidate and "
+        "reference alternate), audio: {}\n",
+        threads, o->precision, o->repeats, audio_name);
     nlohmann::json out = {{"threads", threads},
                           {"precision", o->precision},
                           {"repeats", o->repeats},
@@ -162,7 +169,8 @@ void add_bench(CLI::App& app, Registry& reg) {
       if (!o->no_reference) ref = make_reference_encoder(model, DType::f32);
       const Tensor mel = cand->log_mel(pcm, nullptr);
       const Tensor ref_mel = ref ? ref->log_mel(pcm, nullptr) : Tensor();
-      const double mel_s = median(time_runs(o->repeats, [&] { (void)cand->log_mel(pcm, nullptr); }).wall);
+      const double mel_s =
+          median(time_runs(o->repeats, [&] { (void)cand->log_mel(pcm, nullptr); }).wall);
       const GemmPeak peak = measure_gemm_peak(threads);
       Tensor cand_out, ref_out;
       auto run_cand = [&] { cand_out = run_encoder(*cand, mel, nullptr); };
@@ -195,45 +203,51 @@ void add_bench(CLI::App& app, Registry& reg) {
       const double gflops = gflop / cand_s;
       const double share = gflops / peak.peak();
       lines.push_back(fmt::format(
-          "{:<6} {:>6.1f} {:>10.3f} {:>11.3f} {:>11} {:>8} {:>12.1f} {:>10.1f} {:>7.0f}% {:>11}", preset, gflop,
-          mel_s, cand_s, ref ? fmt::format("{:.3f}", ref_s) : std::string("-"),
-          ref ? fmt::format("{:.2f}x", ref_s / cand_s) : std::string("-"), gflops, peak.peak(), 100 * share,
-          rl2 < 0 ? std::string("-") : fmt::format("{:.2e}", rl2)));
-      cpu_lines.push_back(fmt::format("{:<6} candidate {:.3f} s (min {:.3f}), reference {} s; GEMM peak: OpenBLAS "
-                                      "threaded {:.1f}, row split {:.1f} GFLOP/s",
-                                      preset, cand_cpu, *std::min_element(ct.cpu.begin(), ct.cpu.end()),
-                                      ref ? fmt::format("{:.3f}", ref_cpu) : std::string("-"), peak.openblas_gflops,
-                                      peak.row_split_gflops));
-      out["models"].push_back({{"dims", preset},
-                               {"gflop", gflop},
-                               {"candidate_mel_s", mel_s},
-                               {"candidate_encoder_s", cand_s},
-                               {"candidate_encoder_runs_s", ct.wall},
-                               {"candidate_encoder_cpu_s", cand_cpu},
-                               {"reference_encoder_s", ref ? nlohmann::json(ref_s) : nlohmann::json()},
-                               {"reference_encoder_runs_s", ref ? nlohmann::json(rt.wall) : nlohmann::json()},
-                               {"reference_encoder_cpu_s", ref ? nlohmann::json(ref_cpu) : nlohmann::json()},
-                               {"speedup", ref ? nlohmann::json(ref_s / cand_s) : nlohmann::json()},
-                               {"candidate_gflops", gflops},
-                               {"gemm_peak_gflops", peak.peak()},
-                               {"gemm_openblas_gflops", peak.openblas_gflops},
-                               {"gemm_row_split_gflops", peak.row_split_gflops},
-                               {"share_of_gemm_peak", share},
-                               {"rel_l2_vs_reference", rl2 < 0 ? nlohmann::json() : nlohmann::json(rl2)},
-                               {"run_info", cand->run_info()}});
+          "{:<6} {:>6.1f} {:>10.3f} {:>11.3f} {:>11} {:>8} {:>12.1f} {:>10.1f} {:>7.0f}% {:>11}",
+          preset, gflop, mel_s, cand_s, ref ? fmt::format("{:.3f}", ref_s) : std::string("-"),
+          ref ? fmt::format("{:.2f}x", ref_s / cand_s) : std::string("-"), gflops, peak.peak(),
+          100 * share, rl2 < 0 ? std::string("-") : fmt::format("{:.2e}", rl2)));
+      cpu_lines.push_back(
+          fmt::format("{:<6} candidate {:.3f} s (min {:.3f}), reference {} s; GEMM peak: OpenBLAS "
+                      "threaded {:.1f}, row split {:.1f} GFLOP/s",
+                      preset, cand_cpu, *std::min_element(ct.cpu.begin(), ct.cpu.end()),
+                      ref ? fmt::format("{:.3f}", ref_cpu) : std::string("-"), peak.openblas_gflops,
+                      peak.row_split_gflops));
+      out["models"].push_back(
+          {{"dims", preset},
+           {"gflop", gflop},
+           {"candidate_mel_s", mel_s},
+           {"candidate_encoder_s", cand_s},
+           {"candidate_encoder_runs_s", ct.wall},
+           {"candidate_encoder_cpu_s", cand_cpu},
+           {"reference_encoder_s", ref ? nlohmann::json(ref_s) : nlohmann::json()},
+           {"reference_encoder_runs_s", ref ? nlohmann::json(rt.wall) : nlohmann::json()},
+           {"reference_encoder_cpu_s", ref ? nlohmann::json(ref_cpu) : nlohmann::json()},
+           {"speedup", ref ? nlohmann::json(ref_s / cand_s) : nlohmann::json()},
+           {"candidate_gflops", gflops},
+           {"gemm_peak_gflops", peak.peak()},
+           {"gemm_openblas_gflops", peak.openblas_gflops},
+           {"gemm_row_split_gflops", peak.row_split_gflops},
+           {"share_of_gemm_peak", share},
+           {"rel_l2_vs_reference", rl2 < 0 ? nlohmann::json() : nlohmann::json(rl2)},
+           {"run_info", cand->run_info()}});
       ok = ok && std::isfinite(cand_s);
     }
-    fmt::print("\n{:<6} {:>6} {:>10} {:>11} {:>11} {:>8} {:>12} {:>10} {:>8} {:>11}\n", "dims", "GFLOP",
-               "cand mel s", "cand enc s", "ref enc s", "speedup", "cand GFLOP/s", "peak GF/s", "% peak",
-               "rel L2 out");
+    fmt::print("\n{:<6} {:>6} {:>10} {:>11} {:>11} {:>8} {:>12} {:>10} {:>8} {:>11}\n", "dims",
+               "GFLOP", "cand mel s", "cand enc s", "ref enc s", "speedup", "cand GFLOP/s",
+               "peak GF/s", "% peak", "rel L2 out");
     for (const auto& l : lines) fmt::print("{}\n", l);
-    fmt::print("\nprocess CPU seconds per encoder run (median; all threads; shows time lost to other load):\n");
+    fmt::print(
+        "\nprocess CPU seconds per encoder run (median; all threads; shows time lost to other "
+        "load):\n");
     for (const auto& r : cpu_lines) fmt::print("  {}\n", r);
     fmt::print("load average (1/5/15 min) before: {}, after: {}\n", load0, loadavg());
     out["loadavg_before"] = load0;
     out["loadavg_after"] = loadavg();
-    fmt::print("\nencoder = stem + blocks + ln_post from the log-mel (mel timed separately); GFLOP counts the "
-               "convs, projections and attention matmuls (2 per multiply-add).\n");
+    fmt::print(
+        "\nencoder = stem + blocks + ln_post from the log-mel (mel timed separately); GFLOP counts "
+        "the "
+        "convs, projections and attention matmuls (2 per multiply-add).\n");
     if (!o->json.empty()) {
       std::ofstream f(o->json);
       if (!f) throw std::runtime_error(o->json + ": cannot write");

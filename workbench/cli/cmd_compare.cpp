@@ -62,8 +62,9 @@ void add_compare(CLI::App& app, Registry& reg) {
   sub->add_option("--floor", a->floor,
                   "float64 dump of the reference: error is also given as a multiple of the "
                   "reference's own float32 error");
-  sub->add_option("--profile", a->profile,
-                  "tolerance profile JSON (default: built-in float32 = fixtures/profiles/float32.json)");
+  sub->add_option(
+      "--profile", a->profile,
+      "tolerance profile JSON (default: built-in float32 = fixtures/profiles/float32.json)");
   sub->add_option("--map", a->map, "JSON map of foreign tap names onto registry names");
   sub->add_option("--report", a->report_dir, "directory for report files");
   sub->add_option("--format", a->formats, "report formats: md,json,html,junit or all")
@@ -82,8 +83,10 @@ void add_compare(CLI::App& app, Registry& reg) {
       "vs compare throughput and the comparison's peak memory");
   bench->add_option("--dir", b->dir, "directory for the two dumps")->required();
   bench->add_option("--dims", b->dims, "dims preset")->capture_default_str();
-  bench->add_option("--gigabytes", b->gigabytes, "minimum tap data per dump, GB")->capture_default_str();
-  bench->add_option("--repeat", b->repeat, "best of N runs of each measurement")->capture_default_str();
+  bench->add_option("--gigabytes", b->gigabytes, "minimum tap data per dump, GB")
+      ->capture_default_str();
+  bench->add_option("--repeat", b->repeat, "best of N runs of each measurement")
+      ->capture_default_str();
   bench->add_flag("--keep", b->keep, "keep the dumps afterwards");
   bench->add_flag("--reuse", b->reuse, "reuse dumps left by an earlier --keep run");
   bench->add_flag("--cold", b->cold, "evict the files from the page cache before each measurement");

@@ -18,13 +18,19 @@ void add_dump(CLI::App& app, Registry& reg) {
     bool no_decode = false;
   };
   auto o = std::make_shared<Opts>();
-  CLI::App* sub = app.add_subcommand("dump", "run an encoder (and the reference decoder) and dump taps to HDF5");
+  CLI::App* sub = app.add_subcommand(
+      "dump", "run an encoder (and the reference decoder) and dump taps to HDF5");
   sub->add_option("--model", o->model, "HF Whisper directory or whisper.cpp ggml file")->required();
-  sub->add_option("--audio", o->audio, "audio file (WAV, FLAC, OGG); first 30 s window")->required();
+  sub->add_option("--audio", o->audio, "audio file (WAV, FLAC, OGG); first 30 s window")
+      ->required();
   sub->add_option("-o,--output", o->out, "output .h5 (written atomically)")->required();
-  sub->add_option("--taps", o->taps, "taps: globs or levels (all, encoder, decoder, blocks, minimal), comma-separated");
-  sub->add_option("--store", o->store, "storage dtype of tap datasets")->check(CLI::IsMember({"float32", "float16", "float64"}));
-  sub->add_option("--compress", o->compress, "gzip level for tap datasets")->check(CLI::Range(0, 9));
+  sub->add_option(
+      "--taps", o->taps,
+      "taps: globs or levels (all, encoder, decoder, blocks, minimal), comma-separated");
+  sub->add_option("--store", o->store, "storage dtype of tap datasets")
+      ->check(CLI::IsMember({"float32", "float16", "float64"}));
+  sub->add_option("--compress", o->compress, "gzip level for tap datasets")
+      ->check(CLI::Range(0, 9));
   sub->add_flag("--no-decode", o->no_decode, "skip greedy decoding (encoder taps only)");
   add_encoder_options(sub, o->enc);
   reg.add(sub, [o]() {
@@ -36,7 +42,8 @@ void add_dump(CLI::App& app, Registry& reg) {
     DumpMeta m;
     m.implementation = enc->implementation();
     const nlohmann::json info = enc->run_info();
-    m.precision = info.value("precision", o->enc.impl == "reference" ? o->enc.dtype : o->enc.precision);
+    m.precision =
+        info.value("precision", o->enc.impl == "reference" ? o->enc.dtype : o->enc.precision);
     m.device = info.value("device", "cpu");
     m.model_sha256 = model->sha256;
     m.dims = model->dims;
@@ -56,10 +63,12 @@ void add_dump(CLI::App& app, Registry& reg) {
     w.set_timing("encoder", r.seconds_encoder);
     w.set_timing("decode", r.seconds_decode);
     w.finish();
-    fmt::print("wrote {} ({} taps, {} {}, encoder {:.3f} s)\n", o->out, w.taps_written(), m.implementation, m.precision,
-               r.seconds_encoder);
+    fmt::print("wrote {} ({} taps, {} {}, encoder {:.3f} s)\n", o->out, w.taps_written(),
+               m.implementation, m.precision, r.seconds_encoder);
     if (audio.total_seconds > kChunkSeconds)
-      fmt::print(stderr, "wb: note: {} is {:.1f} s long; only the first 30 s window was processed\n", o->audio, audio.total_seconds);
+      fmt::print(stderr,
+                 "wb: note: {} is {:.1f} s long; only the first 30 s window was processed\n",
+                 o->audio, audio.total_seconds);
     if (!o->no_decode) fmt::print("text: {}\n", r.decoded.text);
     return 0;
   });

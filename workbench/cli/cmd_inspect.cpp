@@ -18,15 +18,20 @@ void add_inspect(CLI::App& app, Registry& reg) {
   reg.add(sub, [path]() {
     DumpReader r(*path);
     const DumpMeta& m = r.meta();
-    fmt::print("dump {}\n  implementation {}  precision {}  device {}  threads {}\n  model {}  dims {}\n  audio {} ({})\n  {}  {}\n",
-               *path, m.implementation, m.precision, m.device, m.threads, m.model_sha256.substr(0, 16), m.dims.to_json().dump(),
-               m.audio_name, m.audio_sha256.substr(0, 16), m.tool_version, m.created);
+    fmt::print(
+        "dump {}\n  implementation {}  precision {}  device {}  threads {}\n  model {}  dims {}\n  "
+        "audio {} ({})\n  {}  {}\n",
+        *path, m.implementation, m.precision, m.device, m.threads, m.model_sha256.substr(0, 16),
+        m.dims.to_json().dump(), m.audio_name, m.audio_sha256.substr(0, 16), m.tool_version,
+        m.created);
     if (!m.run_info.empty()) fmt::print("  run_info {}\n", m.run_info.dump());
-    fmt::print("{:<36} {:>14} {:>8} {:>12} {:>12} {:>12} {:>12} {:>6}\n", "tap", "shape", "stored", "mean", "std", "min", "max", "nan/inf");
+    fmt::print("{:<36} {:>14} {:>8} {:>12} {:>12} {:>12} {:>12} {:>6}\n", "tap", "shape", "stored",
+               "mean", "std", "min", "max", "nan/inf");
     std::vector<double> buf;
     for (const TapInfo& t : r.taps()) {
       // Streamed over row chunks; Neumaier-compensated sums in float64.
-      double sum = 0, c1 = 0, sq = 0, c2 = 0, lo = std::numeric_limits<double>::infinity(), hi = -lo;
+      double sum = 0, c1 = 0, sq = 0, c2 = 0, lo = std::numeric_limits<double>::infinity(),
+             hi = -lo;
       int64_t n = 0, bad = 0;
       auto acc = [](double& s, double& c, double v) {
         const double t2 = s + v;
@@ -36,11 +41,15 @@ void add_inspect(CLI::App& app, Registry& reg) {
       const int64_t rows = t.shape[0];
       int64_t row_len = 1;
       for (std::size_t k = 1; k < t.shape.size(); ++k) row_len *= t.shape[k];
-      const int64_t step = std::max<int64_t>(1, (int64_t{1} << 18) / std::max<int64_t>(1, row_len));  // ~2 MB of doubles
+      const int64_t step = std::max<int64_t>(
+          1, (int64_t{1} << 18) / std::max<int64_t>(1, row_len));  // ~2 MB of doubles
       for (int64_t r0 = 0; r0 < rows; r0 += step) {
         r.read_rows(t.name, r0, std::min<int64_t>(step, rows - r0), buf);
         for (double v : buf) {
-          if (!std::isfinite(v)) { ++bad; continue; }
+          if (!std::isfinite(v)) {
+            ++bad;
+            continue;
+          }
           acc(sum, c1, v);
           acc(sq, c2, v * v);
           lo = std::min(lo, v);
@@ -50,13 +59,16 @@ void add_inspect(CLI::App& app, Registry& reg) {
       }
       const double mean = n ? (sum + c1) / n : NAN;
       const double var = n ? std::max(0.0, (sq + c2) / n - mean * mean) : NAN;
-      fmt::print("{:<36} {:>14} {:>8} {:>12.5g} {:>12.5g} {:>12.5g} {:>12.5g} {:>6}\n", t.name, shape_str(t.shape),
-                 dtype_name(t.stored), mean, std::sqrt(var), lo, hi, bad);
+      fmt::print("{:<36} {:>14} {:>8} {:>12.5g} {:>12.5g} {:>12.5g} {:>12.5g} {:>6}\n", t.name,
+                 shape_str(t.shape), dtype_name(t.stored), mean, std::sqrt(var), lo, hi, bad);
     }
     // Foreign names are legal in a dump (a port's own module names) but wb compare needs a --map.
     for (const TapInfo& t : r.taps())
       if (tap_order(m.dims, t.name) < 0)
-        fmt::print("note: tap '{}' is not in the registry for these dims (wb compare needs --map to rename it)\n", t.name);
+        fmt::print(
+            "note: tap '{}' is not in the registry for these dims (wb compare needs --map to "
+            "rename it)\n",
+            t.name);
     if (auto tokens = r.tokens()) fmt::print("tokens: {}\n", tokens->size());
     if (auto text = r.text()) fmt::print("text: {}\n", *text);
     for (const auto& [k, v] : r.timings()) fmt::print("timing {}: {:.4f} s\n", k, v);

@@ -88,8 +88,9 @@ int longest_run(const std::vector<int>& t) {
 }
 
 nlohmann::json counts_json(const WerCounts& c) {
-  return {{"substitutions", c.substitutions}, {"deletions", c.deletions}, {"insertions", c.insertions},
-          {"errors", c.errors()}, {"ref_words", c.ref_words}, {"wer", c.wer()}};
+  return {{"substitutions", c.substitutions}, {"deletions", c.deletions},
+          {"insertions", c.insertions},       {"errors", c.errors()},
+          {"ref_words", c.ref_words},         {"wer", c.wer()}};
 }
 
 }  // namespace
@@ -104,22 +105,28 @@ void add_run(CLI::App& app, Registry& reg) {
     bool quiet = false;
   };
   auto o = std::make_shared<Opts>();
-  CLI::App* sub = app.add_subcommand(
-      "run", "transcribe every clip of an expect file and report the word error rate (and, for the candidate, "
-             "agreement with the reference)");
+  CLI::App* sub = app.add_subcommand("run",
+                                     "transcribe every clip of an expect file and report the word "
+                                     "error rate (and, for the candidate, "
+                                     "agreement with the reference)");
   sub->add_option("--model", o->model, "HF Whisper directory or whisper.cpp ggml file")->required();
-  sub->add_option("--audio-dir", o->audio_dir, "folder the expect file's clip names are relative to")->required();
+  sub->add_option("--audio-dir", o->audio_dir,
+                  "folder the expect file's clip names are relative to")
+      ->required();
   sub->add_option("--expect-file", o->expect, "lines '<file>\\t<expected text>'")->required();
   sub->add_option("--report", o->report, "write per-clip results and the summary as JSON");
   sub->add_option("--max-wer", o->max_wer, "exit 1 when the overall WER is above this (e.g. 0.10)");
-  sub->add_option("--min-agreement", o->min_agreement,
-                  "exit 1 when the share of clips transcribed exactly like the reference is below this "
-                  "(--impl candidate)");
+  sub->add_option(
+      "--min-agreement", o->min_agreement,
+      "exit 1 when the share of clips transcribed exactly like the reference is below this "
+      "(--impl candidate)");
   sub->add_option("--limit", o->limit, "only the first N clips")->check(CLI::NonNegativeNumber);
-  sub->add_option("--max-tokens", o->max_tokens, "stop each decode after N tokens (0: the decoder's own limit)")
+  sub->add_option("--max-tokens", o->max_tokens,
+                  "stop each decode after N tokens (0: the decoder's own limit)")
       ->check(CLI::NonNegativeNumber);
-  sub->add_option("--reference-report", o->reference_report,
-                  "reuse the transcripts of an earlier 'wb run --impl reference --report' (same model)");
+  sub->add_option(
+      "--reference-report", o->reference_report,
+      "reuse the transcripts of an earlier 'wb run --impl reference --report' (same model)");
   sub->add_flag("--quiet", o->quiet, "print the summary only");
   add_encoder_options(sub, o->enc);
   reg.add(sub, [o]() {
@@ -141,11 +148,13 @@ void add_run(CLI::App& app, Registry& reg) {
     if (!o->reference_report.empty()) {
       if (!with_ref) throw UsageError("--reference-report applies to --impl candidate only");
       const auto j = nlohmann::json::parse(read_file(o->reference_report));
-      if (j.value("impl", "") != "reference" || j.value("faults", nlohmann::json::array()).size() != 0)
+      if (j.value("impl", "") != "reference" ||
+          j.value("faults", nlohmann::json::array()).size() != 0)
         throw UsageError(o->reference_report + ": not a report of 'wb run --impl reference'");
       if (j.value("model_sha256", "") != model->sha256)
         throw UsageError(o->reference_report + ": made with another model (model_sha256 differs)");
-      for (const auto& c : j.at("clips")) ref_texts[c.at("file").get<std::string>()] = c.at("text").get<std::string>();
+      for (const auto& c : j.at("clips"))
+        ref_texts[c.at("file").get<std::string>()] = c.at("text").get<std::string>();
     }
     auto transcribe = [&](Encoder& e, const Audio& audio) {
       RunResult r = run_pipeline(e, dec, audio, nullptr, false);
@@ -182,7 +191,8 @@ void add_run(CLI::App& app, Registry& reg) {
       if (with_ref) {
         const auto known = ref_texts.find(c.file);
         const bool reuse = known != ref_texts.end();
-        RunResult rr = reuse ? run_pipeline(*ref_enc, dec, audio, nullptr, false) : transcribe(*ref_enc, audio);
+        RunResult rr = reuse ? run_pipeline(*ref_enc, dec, audio, nullptr, false)
+                             : transcribe(*ref_enc, audio);
         if (reuse) rr.decoded.text = known->second;
         const WerCounts rw = word_errors(c.text, rr.decoded.text);
         total_ref += rw;
@@ -216,20 +226,22 @@ void add_run(CLI::App& app, Registry& reg) {
                               {"seconds", secs}};
     summary.update(counts_json(total));
     fmt::print("{}: {} clips, {} words, {} errors (S {} D {} I {}), WER {:.2f}%, {} clips exact\n",
-               o->enc.impl, clips.size(), total.ref_words, total.errors(), total.substitutions, total.deletions,
-               total.insertions, 100.0 * total.wer(), exact);
-    fmt::print("encoder output (encoder.ln_post) mean {:.4f} std {:.4f} (averaged over clips)\n", sum_mean / n,
-               sum_std / n);
+               o->enc.impl, clips.size(), total.ref_words, total.errors(), total.substitutions,
+               total.deletions, total.insertions, 100.0 * total.wer(), exact);
+    fmt::print("encoder output (encoder.ln_post) mean {:.4f} std {:.4f} (averaged over clips)\n",
+               sum_mean / n, sum_std / n);
     if (with_ref) {
       summary["reference"] = counts_json(total_ref);
       summary["reference"]["encoder_out"] = {{"mean", sum_ref_mean / n}, {"std", sum_ref_std / n}};
       summary["agreement"] = static_cast<double>(agree) / n;
       summary["agreeing_clips"] = agree;
       summary["encoder_out_cosine"] = sum_cos / n;
-      fmt::print("reference: WER {:.2f}%, encoder output mean {:.4f} std {:.4f}; agreement {}/{} clips ({:.1f}%), "
-                 "encoder output cosine {:.6f}\n",
-                 100.0 * total_ref.wer(), sum_ref_mean / n, sum_ref_std / n, agree, clips.size(),
-                 100.0 * static_cast<double>(agree) / n, sum_cos / n);
+      fmt::print(
+          "reference: WER {:.2f}%, encoder output mean {:.4f} std {:.4f}; agreement {}/{} clips "
+          "({:.1f}%), "
+          "encoder output cosine {:.6f}\n",
+          100.0 * total_ref.wer(), sum_ref_mean / n, sum_ref_std / n, agree, clips.size(),
+          100.0 * static_cast<double>(agree) / n, sum_cos / n);
     }
     if (!o->report.empty()) {
       nlohmann::json rep = {{"tool_version", tool_version()},
@@ -246,19 +258,21 @@ void add_run(CLI::App& app, Registry& reg) {
                             {"clips", rows}};
       std::ofstream out(o->report);
       if (!out) throw std::runtime_error(o->report + ": cannot write report");
-      out << rep.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";  // transcripts may be invalid UTF-8
+      out << rep.dump(1, ' ', false, nlohmann::json::error_handler_t::replace)
+          << "\n";  // transcripts may be invalid UTF-8
     }
     int status = 0;
     if (o->max_wer >= 0 && total.wer() > o->max_wer) {
-      fmt::print(stderr, "wb run: WER {:.2f}% is above --max-wer {:.2f}%\n", 100.0 * total.wer(), 100.0 * o->max_wer);
+      fmt::print(stderr, "wb run: WER {:.2f}% is above --max-wer {:.2f}%\n", 100.0 * total.wer(),
+                 100.0 * o->max_wer);
       status = 1;
     }
     if (o->min_agreement >= 0) {
       if (!with_ref) throw UsageError("--min-agreement needs --impl candidate");
       const double a = static_cast<double>(agree) / n;
       if (a < o->min_agreement) {
-        fmt::print(stderr, "wb run: agreement {:.1f}% is below --min-agreement {:.1f}%\n", 100.0 * a,
-                   100.0 * o->min_agreement);
+        fmt::print(stderr, "wb run: agreement {:.1f}% is below --min-agreement {:.1f}%\n",
+                   100.0 * a, 100.0 * o->min_agreement);
         status = 1;
       }
     }

@@ -13,7 +13,8 @@ void add_transcribe(CLI::App& app, Registry& reg) {
     bool tokens = false;
   };
   auto o = std::make_shared<Opts>();
-  CLI::App* sub = app.add_subcommand("transcribe", "transcribe the first 30 s of an audio file (greedy)");
+  CLI::App* sub =
+      app.add_subcommand("transcribe", "transcribe the first 30 s of an audio file (greedy)");
   sub->add_option("--model", o->model, "HF Whisper directory or whisper.cpp ggml file")->required();
   sub->add_option("--audio", o->audio, "audio file (WAV, FLAC, OGG)")->required();
   sub->add_flag("--tokens", o->tokens, "also print the token ids");

@@ -18,7 +18,8 @@ void add_run(CLI::App& app, Registry& reg);
 }  // namespace wb::cli
 
 int main(int argc, char** argv) {
-  CLI::App app{"wb: Whisper fidelity workbench (reference vs candidate encoder, HDF5 dumps, comparison)"};
+  CLI::App app{
+      "wb: Whisper fidelity workbench (reference vs candidate encoder, HDF5 dumps, comparison)"};
   app.set_version_flag("--version", wb::tool_version());
   app.require_subcommand(1);
   wb::cli::Registry reg;

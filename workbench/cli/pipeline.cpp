@@ -13,7 +13,8 @@
 namespace wb::cli {
 
 void add_encoder_options(CLI::App* sub, EncoderChoice& c) {
-  sub->add_option("--impl", c.impl, "encoder implementation")->check(CLI::IsMember({"reference", "candidate"}));
+  sub->add_option("--impl", c.impl, "encoder implementation")
+      ->check(CLI::IsMember({"reference", "candidate"}));
   sub->add_option("--dtype", c.dtype, "reference compute dtype (float64 = noise floor)")
       ->check(CLI::IsMember({"float32", "float64"}));
   sub->add_option("--precision", c.precision, "candidate weight precision")
@@ -30,15 +31,19 @@ DType decoder_dtype(const EncoderChoice& c) {
   return c.impl == "reference" && c.dtype == "float64" ? DType::f64 : DType::f32;
 }
 
-std::unique_ptr<Encoder> make_encoder(std::shared_ptr<const Checkpoint> model, const EncoderChoice& c) {
-  const int threads = c.threads > 0 ? c.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+std::unique_ptr<Encoder> make_encoder(std::shared_ptr<const Checkpoint> model,
+                                      const EncoderChoice& c) {
+  const int threads = c.threads > 0
+                          ? c.threads
+                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   set_reference_threads(threads);
   if (c.impl == "reference") {
     if (!c.faults.empty() || c.precision != "float32")
       throw UsageError("--fault and --precision apply to --impl candidate only");
     return make_reference_encoder(std::move(model), dtype_from_name(c.dtype));
   }
-  if (c.dtype != "float32") throw UsageError("--dtype applies to --impl reference only (use --precision)");
+  if (c.dtype != "float32")
+    throw UsageError("--dtype applies to --impl reference only (use --precision)");
 #ifdef WB_HAVE_CANDIDATE
   CandidateOptions o;
   o.precision = c.precision;
@@ -50,9 +55,12 @@ std::unique_ptr<Encoder> make_encoder(std::shared_ptr<const Checkpoint> model, c
 #endif
 }
 
-RunResult run_pipeline(Encoder& enc, ReferenceDecoder& dec, const Audio& audio, TapSink* taps, bool decode) {
+RunResult run_pipeline(Encoder& enc, ReferenceDecoder& dec, const Audio& audio, TapSink* taps,
+                       bool decode) {
   using clock = std::chrono::steady_clock;
-  auto secs = [](clock::time_point a, clock::time_point b) { return std::chrono::duration<double>(b - a).count(); };
+  auto secs = [](clock::time_point a, clock::time_point b) {
+    return std::chrono::duration<double>(b - a).count();
+  };
   RunResult r;
   const auto t0 = clock::now();
   Tensor mel = enc.log_mel(audio.pcm, taps);

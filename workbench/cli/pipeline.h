@@ -8,22 +8,23 @@
 
 #include "wb/core/audio.h"
 #include "wb/core/encoder.h"
-#include "wb/reference/reference.h"
 #include "wb/core/weights.h"
+#include "wb/reference/reference.h"
 
 namespace wb::cli {
 
 struct EncoderChoice {
-  std::string impl = "reference";   // reference | candidate
-  std::string dtype = "float32";    // reference compute dtype: float32 | float64
+  std::string impl = "reference";     // reference | candidate
+  std::string dtype = "float32";      // reference compute dtype: float32 | float64
   std::string precision = "float32";  // candidate: float32 | bfloat16 | float16
-  std::vector<std::string> faults;  // candidate fault switches
-  int threads = 0;                  // 0: all cores
+  std::vector<std::string> faults;    // candidate fault switches
+  int threads = 0;                    // 0: all cores
 };
 
 void add_encoder_options(CLI::App* sub, EncoderChoice& c);
 std::shared_ptr<const Checkpoint> load_model(const std::string& path);
-std::unique_ptr<Encoder> make_encoder(std::shared_ptr<const Checkpoint> model, const EncoderChoice& c);
+std::unique_ptr<Encoder> make_encoder(std::shared_ptr<const Checkpoint> model,
+                                      const EncoderChoice& c);
 DType decoder_dtype(const EncoderChoice& c);  // float64 only for the float64 reference run
 
 struct RunResult {
@@ -33,6 +34,7 @@ struct RunResult {
 };
 
 // One 30 s window: log-mel, encoder, greedy decode. Taps go to `taps` (may be null).
-RunResult run_pipeline(Encoder& enc, ReferenceDecoder& dec, const Audio& audio, TapSink* taps, bool decode = true);
+RunResult run_pipeline(Encoder& enc, ReferenceDecoder& dec, const Audio& audio, TapSink* taps,
+                       bool decode = true);
 
 }  // namespace wb::cli

@@ -26,8 +26,10 @@ inline const std::filesystem::path& scratch() {
   static const std::filesystem::path dir = [] {
     namespace fs = std::filesystem;
     fs::path base = "/tmp";
-    if (const char* t = std::getenv("TMPDIR"); t != nullptr && *t != '\0') base = t;
-    else if (fs::is_directory("/dev/shm")) base = "/dev/shm";
+    if (const char* t = std::getenv("TMPDIR"); t != nullptr && *t != '\0')
+      base = t;
+    else if (fs::is_directory("/dev/shm"))
+      base = "/dev/shm";
     fs::path d = base / ("wb-fuzz-" + std::to_string(::getpid()));
     fs::create_directories(d);
     return d;
@@ -49,7 +51,8 @@ inline void write_bytes(const std::filesystem::path& p, const void* data, std::s
 }
 
 // Splits the input at each occurrence of `sep` (for harnesses that feed several files).
-inline std::vector<std::string_view> split(const uint8_t* data, std::size_t size, std::string_view sep) {
+inline std::vector<std::string_view> split(const uint8_t* data, std::size_t size,
+                                           std::string_view sep) {
   std::vector<std::string_view> parts;
   std::string_view s(reinterpret_cast<const char*>(data), size);
   for (;;) {

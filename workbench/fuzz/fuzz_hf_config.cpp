@@ -21,10 +21,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   const auto parts = wb::fuzz::split(data, size, "\n#--\n");
   wb::fuzz::write_bytes(dir / "config.json", parts[0].data(), parts[0].size());
   std::filesystem::remove(dir / "tokenizer.json");
-  if (parts.size() > 1 && !parts[1].empty()) wb::fuzz::write_bytes(dir / "vocab.json", parts[1].data(), parts[1].size());
-  else if (parts.size() > 2) std::filesystem::remove(dir / "vocab.json");
-  else wb::fuzz::write_bytes(dir / "vocab.json", vocab.data(), vocab.size());
-  if (parts.size() > 2) wb::fuzz::write_bytes(dir / "tokenizer.json", parts[2].data(), parts[2].size());
+  if (parts.size() > 1 && !parts[1].empty())
+    wb::fuzz::write_bytes(dir / "vocab.json", parts[1].data(), parts[1].size());
+  else if (parts.size() > 2)
+    std::filesystem::remove(dir / "vocab.json");
+  else
+    wb::fuzz::write_bytes(dir / "vocab.json", vocab.data(), vocab.size());
+  if (parts.size() > 2)
+    wb::fuzz::write_bytes(dir / "tokenizer.json", parts[2].data(), parts[2].size());
   wb::fuzz::expect_clean([&] { (void)wb::load_checkpoint(dir.string()); });
   return 0;
 }

@@ -18,8 +18,12 @@ using nlohmann::json;
 
 namespace {
 
-void copy_to(const fs::path& from, const fs::path& to) { fs::copy_file(from, to, fs::copy_options::overwrite_existing); }
-void text(const fs::path& to, const std::string& s) { wb::fuzz::write_bytes(to, s.data(), s.size()); }
+void copy_to(const fs::path& from, const fs::path& to) {
+  fs::copy_file(from, to, fs::copy_options::overwrite_existing);
+}
+void text(const fs::path& to, const std::string& s) {
+  wb::fuzz::write_bytes(to, s.data(), s.size());
+}
 
 // A short tone (n frames) in the given container/encoding; libsndfile does the encoding.
 void audio(const fs::path& to, int format, int rate, int channels, int frames) {
@@ -34,7 +38,8 @@ void audio(const fs::path& to, int format, int rate, int channels, int frames) {
   }
   std::vector<float> pcm(static_cast<std::size_t>(frames * channels));
   for (int i = 0; i < frames; ++i)
-    for (int c = 0; c < channels; ++c) pcm[static_cast<std::size_t>(i * channels + c)] = 0.5f * std::sin(0.3f * i + c);
+    for (int c = 0; c < channels; ++c)
+      pcm[static_cast<std::size_t>(i * channels + c)] = 0.5f * std::sin(0.3f * i + c);
   sf_writef_float(f, pcm.data(), frames);
   sf_close(f);
 }
@@ -100,14 +105,16 @@ int main(int argc, char** argv) {
   const wb::Checkpoint ck = wb::random_checkpoint(wb::fuzz::tiny_dims(), 1);
   const fs::path tmp = wb::fuzz::scratch();
   const fs::path st = dir("fuzz_safetensors"), cf = dir("fuzz_hf_config");
-  for (const auto& [dt, name] : {std::pair{wb::DType::f32, "f32"}, {wb::DType::f16, "f16"}, {wb::DType::bf16, "bf16"}}) {
+  for (const auto& [dt, name] :
+       {std::pair{wb::DType::f32, "f32"}, {wb::DType::f16, "f16"}, {wb::DType::bf16, "bf16"}}) {
     wb::save_hf(ck, (tmp / name).string(), dt);
     copy_to(tmp / name / "model.safetensors", st / fmt::format("seed-tiny-{}.safetensors", name));
   }
   const std::string config = wb::read_file((tmp / "f32" / "config.json").string());
   const std::string vocab = wb::read_file((tmp / "f32" / "vocab.json").string());
   json tok = {{"model", {{"type", "BPE"}, {"vocab", json::parse(vocab)}}},
-              {"added_tokens", json::array({{{"id", 256}, {"content", "<|endoftext|>"}, {"special", true}}})}};
+              {"added_tokens",
+               json::array({{{"id", 256}, {"content", "<|endoftext|>"}, {"special", true}}})}};
   text(cf / "seed-config.json", config);
   text(cf / "seed-config-vocab.json", config + "\n#--\n" + vocab);
   text(cf / "seed-config-tokenizer.json", config + "\n#--\n\n#--\n" + tok.dump());
@@ -129,7 +136,8 @@ int main(int argc, char** argv) {
   // fuzz_profile and fuzz_name_map: the committed ones plus small edge cases.
   const fs::path pr = dir("fuzz_profile"), nm = dir("fuzz_name_map");
   for (const char* p : {"float32", "reduced-precision"})
-    copy_to(src / "fixtures/profiles" / fmt::format("{}.json", p), pr / fmt::format("seed-{}.json", p));
+    copy_to(src / "fixtures/profiles" / fmt::format("{}.json", p),
+            pr / fmt::format("seed-{}.json", p));
   text(pr / "seed-floor-rule.json",
        R"({"name": "x", "atol": 0, "rtol": 0, // comment
   "fail": {"rel_l2": {"max": 1e-3}}, "warn": {"cosine": {"min": 0.999}},
@@ -138,8 +146,9 @@ int main(int argc, char** argv) {
   "changepoint": {"ratio": 30, "min_rel_l2": 1e-5}, "attribution": {"local_ratio": 4}}
 )");
   copy_to(src / "fixtures/maps/hf.json", nm / "seed-hf.json");
-  text(nm / "seed-nested.json",
-       R"({"description": "d", "map": {"enc.{i}.ln1": "encoder.blocks.{i}.attn_ln", "frontend": "mel"}})");
+  text(
+      nm / "seed-nested.json",
+      R"({"description": "d", "map": {"enc.{i}.ln1": "encoder.blocks.{i}.attn_ln", "frontend": "mel"}})");
   text(nm / "seed-flat.json", R"({"model.encoder.layer_norm": "encoder.ln_post", "version": 1})");
   std::printf("seeds written under %s\n", out.c_str());
   return 0;

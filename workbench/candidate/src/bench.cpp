@@ -57,11 +57,11 @@ GemmPeak measure_gemm_peak(int threads, int n, int repeats) {
 
 double encoder_flops(const ModelDims& d) {
   const double t = d.n_audio_ctx, c = d.n_audio_state, m = d.n_mels;
-  double f = 2 * (2 * t) * c * (3 * m);  // conv1
-  f += 2 * t * c * (3 * c);              // conv2
-  const double block = 2 * t * c * (3 * c)  // q, k, v
-                       + 2 * (2 * t * t * c)  // q k^T and P v over all heads
-                       + 2 * t * c * c        // out projection
+  double f = 2 * (2 * t) * c * (3 * m);            // conv1
+  f += 2 * t * c * (3 * c);                        // conv2
+  const double block = 2 * t * c * (3 * c)         // q, k, v
+                       + 2 * (2 * t * t * c)       // q k^T and P v over all heads
+                       + 2 * t * c * c             // out projection
                        + 2 * (2 * t * c * 4 * c);  // fc1, fc2
   return f + d.n_audio_layer * block;
 }

@@ -3,15 +3,15 @@
 #include "wb/candidate/candidate.h"
 
 #include <algorithm>
-#include <cmath>
-#include <cstring>
-#include <ctime>
-#include <stdexcept>
-#include <string>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <ctime>
 #include <map>
+#include <stdexcept>
+#include <string>
 #include <thread>
 
 #include "faults.h"
@@ -95,7 +95,7 @@ struct LayerNormW {
 
 struct BlockW {
   LayerNormW attn_ln, mlp_ln;
-  WeightMatrix qkv;  // [3C, C]: query | key | value rows
+  WeightMatrix qkv;          // [3C, C]: query | key | value rows
   std::vector<float> qkv_b;  // [3C]: query bias | 0 (key has none) | value bias
   WeightMatrix out;
   std::vector<float> out_b;
@@ -208,8 +208,9 @@ class CandidateEncoder final : public Encoder {
         faults_(parse_faults(opts.faults)),
         isa_(select_isa()),
         k_(&kernels(isa_)),
-        threads_(opts.threads > 0 ? opts.threads
-                                  : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))),
+        threads_(opts.threads > 0
+                     ? opts.threads
+                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))),
         pool_(threads_),
         model_(load_model(*ck_, prec_)),
         mel_(model_->d.n_mels, kNFrames) {
@@ -377,8 +378,7 @@ class CandidateEncoder final : public Encoder {
       });
     } else {
       linear(ctx_, o.data(), t, c, b.out, a.data(), c, [&](int64_t r0, int64_t r1, int) {
-        k_->residual_add(x + r0 * c, a.data() + r0 * c, yp + r0 * c, r1 - r0, c,
-                         b.out_b.data());
+        k_->residual_add(x + r0 * c, a.data() + r0 * c, yp + r0 * c, r1 - r0, c, b.out_b.data());
       });
     }
     report(taps, p + "resid_attn", tc, DType::f32, yp);
@@ -418,8 +418,7 @@ class CandidateEncoder final : public Encoder {
       });
     } else {
       linear(ctx_, f.data(), t, c4, b.fc2, a.data(), c, [&](int64_t r0, int64_t r1, int) {
-        k_->residual_add(yp + r0 * c, a.data() + r0 * c, yp + r0 * c, r1 - r0, c,
-                         b.fc2_b.data());
+        k_->residual_add(yp + r0 * c, a.data() + r0 * c, yp + r0 * c, r1 - r0, c, b.fc2_b.data());
       });
     }
     report(taps, p + "out", tc, DType::f32, yp);

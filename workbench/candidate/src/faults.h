@@ -9,11 +9,11 @@ namespace wb::cand {
 enum class AttnScale { normal, none, twice };
 
 struct Faults {
-  bool no_ln_post = false;         // ln_post skipped                      -> encoder.ln_post
-  bool mel_db = false;             // librosa power_to_db instead of log-mel -> mel
-  bool stft_no_reflect = false;    // zero (constant) centre padding       -> mel
-  bool stft_keep_last = false;     // last STFT frame kept, first dropped  -> mel
-  std::optional<float> ln_eps;     // layer-norm epsilon instead of 1e-5   -> blocks.0.attn_ln
+  bool no_ln_post = false;       // ln_post skipped                      -> encoder.ln_post
+  bool mel_db = false;           // librosa power_to_db instead of log-mel -> mel
+  bool stft_no_reflect = false;  // zero (constant) centre padding       -> mel
+  bool stft_keep_last = false;   // last STFT frame kept, first dropped  -> mel
+  std::optional<float> ln_eps;   // layer-norm epsilon instead of 1e-5   -> blocks.0.attn_ln
   AttnScale attn_scale = AttnScale::normal;  //                           -> blocks.0.attn.out
   bool gelu_tanh = false;          // tanh-approximate GELU everywhere     -> encoder.conv1
   int conv_pad = 1;                // conv padding instead of 1            -> encoder.conv1

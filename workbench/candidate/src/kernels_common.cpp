@@ -27,9 +27,12 @@ const KernelTable& table();
 
 std::string_view isa_name(Isa isa) {
   switch (isa) {
-    case Isa::scalar: return "scalar";
-    case Isa::avx2: return "avx2";
-    case Isa::avx512: return "avx512";
+    case Isa::scalar:
+      return "scalar";
+    case Isa::avx2:
+      return "avx2";
+    case Isa::avx512:
+      return "avx512";
   }
   return "?";
 }
@@ -44,7 +47,8 @@ Isa isa_from_name(std::string_view name) {
 bool isa_supported(Isa isa) {
   __builtin_cpu_init();
   switch (isa) {
-    case Isa::scalar: return true;
+    case Isa::scalar:
+      return true;
     case Isa::avx2:
 #ifdef WB_HAVE_AVX2_KERNELS
       return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
@@ -92,12 +96,15 @@ const KernelTable& kernels(Isa isa) {
                              " are not available on this CPU");
   switch (isa) {
 #ifdef WB_HAVE_AVX512_KERNELS
-    case Isa::avx512: return avx512::table();
+    case Isa::avx512:
+      return avx512::table();
 #endif
 #ifdef WB_HAVE_AVX2_KERNELS
-    case Isa::avx2: return avx2::table();
+    case Isa::avx2:
+      return avx2::table();
 #endif
-    default: return scalar::table();
+    default:
+      return scalar::table();
   }
 }
 

@@ -455,8 +455,8 @@ void attn_qk(const float* q, int64_t ldq, int m, const float* kp, int t, int dh,
   }
 }
 
-void attn_pv(const float* e, int64_t lde, int m, const float* vp, int t, int dh,
-             const float* scale, float* o, int64_t ldo) {
+void attn_pv(const float* e, int64_t lde, int m, const float* vp, int t, int dh, const float* scale,
+             float* o, int64_t ldo) {
   const int np = (dh + NR - 1) / NR;
   for (int p = 0; p < np; ++p) {
     const float* b = vp + static_cast<int64_t>(p) * t * NR;

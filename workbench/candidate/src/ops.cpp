@@ -16,9 +16,12 @@ constexpr int kMaxBlockRows = 512;
 
 std::string_view precision_name(Precision p) {
   switch (p) {
-    case Precision::f32: return "float32";
-    case Precision::bf16: return "bfloat16";
-    case Precision::f16: return "float16";
+    case Precision::f32:
+      return "float32";
+    case Precision::bf16:
+      return "bfloat16";
+    case Precision::f16:
+      return "float16";
   }
   return "?";
 }
@@ -80,8 +83,8 @@ void round_to_precision(OpContext& ctx, float* x, int64_t n) {
       64);
 }
 
-void linear(OpContext& ctx, const float* a, int64_t m, int64_t lda, const WeightMatrix& w,
-            float* y, int64_t ldy, const Epilogue& epi) {
+void linear(OpContext& ctx, const float* a, int64_t m, int64_t lda, const WeightMatrix& w, float* y,
+            int64_t ldy, const Epilogue& epi) {
   const int n = w.rows(), kdim = w.cols();
   const float* wf = w.f32(ctx.wscratch, *ctx.k, *ctx.pool);
   const bool reduce_a = ctx.prec != Precision::f32;
@@ -143,7 +146,8 @@ void attention(OpContext& ctx, const float* qkv, int64_t t, int c, int heads, fl
   const int64_t vp_size = t * dhp;
   if (impl == AttnImpl::kernel) {
     const int64_t need = heads * (kp_size + vp_size);
-    if (static_cast<int64_t>(ctx.packed.size()) < need) ctx.packed.resize(static_cast<std::size_t>(need));
+    if (static_cast<int64_t>(ctx.packed.size()) < need)
+      ctx.packed.resize(static_cast<std::size_t>(need));
     ctx.pool->parallel_items(2 * heads, [&](int64_t item, int) {
       const int h = static_cast<int>(item / 2);
       float* kp = ctx.packed.data() + h * (kp_size + vp_size);
@@ -164,8 +168,8 @@ void attention(OpContext& ctx, const float* qkv, int64_t t, int c, int heads, fl
     float inv[kMaxBlockRows];
     if (impl == AttnImpl::kernel) {
       const float* kp = ctx.packed.data() + h * (kp_size + vp_size);
-      k.attn_qk(q, ld, mrows, kp, ti, dh, alpha, s, ti);       // S = alpha q k^T
-      k.exp_rows(s, mrows, ti, ti, inv);                       // E = exp(S - rowmax)
+      k.attn_qk(q, ld, mrows, kp, ti, dh, alpha, s, ti);         // S = alpha q k^T
+      k.exp_rows(s, mrows, ti, ti, inv);                         // E = exp(S - rowmax)
       k.attn_pv(s, ti, mrows, kp + kp_size, ti, dh, inv, o, c);  // O = (E v) / rowsum(E)
       return;
     }

@@ -42,18 +42,18 @@ struct OpContext {
   const KernelTable* k = nullptr;
   ThreadPool* pool = nullptr;
   Precision prec = Precision::f32;
-  std::vector<float> wscratch;                // dequantized weights
-  std::vector<std::vector<float>> ascratch;   // per thread: rounded activations, score rows
-  std::vector<std::vector<float>> sscratch;   // per thread: attention score blocks
-  std::vector<float> packed;                  // attention: packed K^T and V of every head
+  std::vector<float> wscratch;               // dequantized weights
+  std::vector<std::vector<float>> ascratch;  // per thread: rounded activations, score rows
+  std::vector<std::vector<float>> sscratch;  // per thread: attention score blocks
+  std::vector<float> packed;                 // attention: packed K^T and V of every head
   AttnImpl attn = AttnImpl::kernel;
 };
 
 // Y[M, N] = A[M, K] W^T (no bias; the epilogue adds it). In reduced precision A is rounded to the
 // weight type first (emulating bf16/f16 GEMM inputs), accumulation stays float32.
 // Rows are split into one contiguous range per thread; OpenBLAS runs single-threaded in each.
-void linear(OpContext& ctx, const float* a, int64_t m, int64_t lda, const WeightMatrix& w,
-            float* y, int64_t ldy, const Epilogue& epi);
+void linear(OpContext& ctx, const float* a, int64_t m, int64_t lda, const WeightMatrix& w, float* y,
+            int64_t ldy, const Epilogue& epi);
 
 // $WB_CAND_ATTN = kernel (default: own micro-kernels) | blas (OpenBLAS sgemm per block).
 AttnImpl attention_impl_from_env();

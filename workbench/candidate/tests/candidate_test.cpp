@@ -1,14 +1,17 @@
 // The candidate encoder end to end: tap coverage, determinism, the front end and the convs
 // against float64 computations, fault localisation (in-process and against the reference),
 // fidelity against the LibTorch reference on random-weight models, every ISA path.
-#include <doctest/doctest.h>
+#include "wb/candidate/candidate.h"
 
-#include <cmath>
+#include <doctest/doctest.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cmath>
 #include <complex>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <cstdlib>
 #include <map>
 #include <memory>
 #include <numbers>
@@ -16,11 +19,8 @@
 #include <string>
 #include <vector>
 
-#include <unistd.h>
-
 #include "kernels.h"
 #include "wb/core/audio.h"
-#include "wb/candidate/candidate.h"
 #include "wb/core/dump.h"
 #include "wb/core/taps.h"
 #include "wb/core/util.h"
@@ -185,7 +185,8 @@ TEST_CASE("candidate: deterministic: same thread count gives bit-identical taps"
   }
 }
 
-TEST_CASE("candidate: unknown fault, bad value, unknown precision -> UsageError naming the valid ones") {
+TEST_CASE(
+    "candidate: unknown fault, bad value, unknown precision -> UsageError naming the valid ones") {
   for (const char* bad : {"no-such-fault", "ln-eps", "ln-eps=abc", "attn-scale=triple",
                           "conv-pad=-1", "gelu-tanh=1"}) {
     try {
@@ -265,7 +266,8 @@ TEST_CASE("candidate: conv1 (k3 s1) and conv2 (k3 s2) + GELU vs float64 direct c
     const float* w2 = ck->at("encoder.conv2.weight").f32();
     const float* b2 = ck->at("encoder.conv2.bias").f32();
     auto gelu = [](double x) { return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0))); };
-    std::vector<double> h1(static_cast<std::size_t>(2 * t) * c), h2(static_cast<std::size_t>(t) * c);
+    std::vector<double> h1(static_cast<std::size_t>(2 * t) * c),
+        h2(static_cast<std::size_t>(t) * c);
     const float* mp = mel.f32();
     for (int tt = 0; tt < 2 * t; ++tt)
       for (int co = 0; co < c; ++co) {
@@ -273,7 +275,8 @@ TEST_CASE("candidate: conv1 (k3 s1) and conv2 (k3 s2) + GELU vs float64 direct c
         for (int ci = 0; ci < nm; ++ci)
           for (int k = 0; k < 3; ++k) {
             const int src = tt + k - 1;
-            if (src >= 0 && src < 2 * t) s += static_cast<double>(w1[(co * nm + ci) * 3 + k]) * mp[ci * 2 * t + src];
+            if (src >= 0 && src < 2 * t)
+              s += static_cast<double>(w1[(co * nm + ci) * 3 + k]) * mp[ci * 2 * t + src];
           }
         h1[static_cast<std::size_t>(tt) * c + co] = gelu(s);
       }
@@ -285,7 +288,9 @@ TEST_CASE("candidate: conv1 (k3 s1) and conv2 (k3 s2) + GELU vs float64 direct c
         for (int ci = 0; ci < c; ++ci)
           for (int k = 0; k < 3; ++k) {
             const int src = 2 * tt + k - 1;
-            if (src >= 0 && src < 2 * t) s += static_cast<double>(w2[(co * c + ci) * 3 + k]) * c1[static_cast<std::size_t>(src) * c + ci];
+            if (src >= 0 && src < 2 * t)
+              s += static_cast<double>(w2[(co * c + ci) * 3 + k]) *
+                   c1[static_cast<std::size_t>(src) * c + ci];
           }
         h2[static_cast<std::size_t>(tt) * c + co] = gelu(s);
       }
@@ -312,7 +317,8 @@ TEST_CASE("candidate: every supported ISA path gives the same encoder within flo
     CHECK(enc->run_info().at("isa") == std::string(wb::cand::isa_name(isa)));
     const Recorder r = run_all(*enc, pcm12());
     double worst = 0;
-    for (const auto& [name, v] : base.taps) worst = std::max(worst, metrics(v.second, r.at(name)).rel_l2);
+    for (const auto& [name, v] : base.taps)
+      worst = std::max(worst, metrics(v.second, r.at(name)).rel_l2);
     MESSAGE("ISA " << wb::cand::isa_name(isa) << " vs default path: worst tap rel L2 " << worst);
     CHECK(worst <= 1e-5);
   }
@@ -356,7 +362,8 @@ const FaultCase kFaults[] = {
 };
 }  // namespace
 
-TEST_CASE("candidate faults: each changes the dump at its tap and not before (vs un-faulted candidate)") {
+TEST_CASE(
+    "candidate faults: each changes the dump at its tap and not before (vs un-faulted candidate)") {
   auto clean = cand("nano");
   const Recorder rc = run_all(*clean, pcm12());
   for (const FaultCase& fc : kFaults) {
@@ -371,9 +378,10 @@ TEST_CASE("candidate faults: each changes the dump at its tap and not before (vs
         break;
       }
     const Metrics m = first.empty() ? Metrics{} : metrics(rc.at(first), r.at(first));
-    MESSAGE("fault " << std::string(fc.spec) << ": first differing tap " << first << " (rel L2 " << m.rel_l2
-                     << ")");
-    CHECK_MESSAGE(first == fc.tap, std::string(fc.spec) << ": expected " << std::string(fc.tap) << ", got " << first);
+    MESSAGE("fault " << std::string(fc.spec) << ": first differing tap " << first << " (rel L2 "
+                     << m.rel_l2 << ")");
+    CHECK_MESSAGE(first == fc.tap, std::string(fc.spec) << ": expected " << std::string(fc.tap)
+                                                        << ", got " << first);
   }
 }
 
@@ -409,9 +417,10 @@ TEST_CASE("candidate faults: localised to their tap against the reference") {
     const Recorder r = run_all(*enc, pcm12());
     double rel = 0;
     const std::string first = first_beyond(rr, r, 1e-4, &rel);
-    MESSAGE("fault " << std::string(fc.spec) << " vs reference: first tap beyond rel L2 1e-4: " << first
-                     << " (rel L2 " << rel << ")");
-    CHECK_MESSAGE(first == fc.tap, std::string(fc.spec) << ": expected " << std::string(fc.tap) << ", got " << first);
+    MESSAGE("fault " << std::string(fc.spec) << " vs reference: first tap beyond rel L2 1e-4: "
+                     << first << " (rel L2 " << rel << ")");
+    CHECK_MESSAGE(first == fc.tap, std::string(fc.spec) << ": expected " << std::string(fc.tap)
+                                                        << ", got " << first);
   }
 }
 
@@ -431,14 +440,16 @@ TEST_CASE("candidate fidelity vs the LibTorch reference (random weights), per pr
           worst_name = name;
         }
         if (std::string(prec) == "float32")
-          CHECK_MESSAGE(m.rel_l2 <= 1e-4, std::string(preset) << " " << name << " rel L2 " << m.rel_l2);
+          CHECK_MESSAGE(m.rel_l2 <= 1e-4, std::string(preset)
+                                              << " " << name << " rel L2 " << m.rel_l2);
       }
       const Metrics mel = metrics(rr.at("mel"), r.at("mel"));
       const Metrics out = metrics(rr.at("encoder.ln_post"), r.at("encoder.ln_post"));
-      MESSAGE(std::string(preset) << " " << std::string(prec) << ": mel rel L2 " << mel.rel_l2 << "; ln_post cosine "
-                     << out.cosine << " (1-cos " << 1 - out.cosine << "), rel L2 " << out.rel_l2
-                     << ", max abs " << out.max_abs << "; worst tap " << worst_name << " rel L2 "
-                     << worst);
+      MESSAGE(std::string(preset) << " " << std::string(prec) << ": mel rel L2 " << mel.rel_l2
+                                  << "; ln_post cosine " << out.cosine << " (1-cos "
+                                  << 1 - out.cosine << "), rel L2 " << out.rel_l2 << ", max abs "
+                                  << out.max_abs << "; worst tap " << worst_name << " rel L2 "
+                                  << worst);
       if (std::string(prec) == "float32") {
         CHECK(mel.rel_l2 <= 1e-5);
         CHECK(out.cosine >= 0.999999);
@@ -454,8 +465,8 @@ TEST_CASE("candidate: replayed block error is local (candidate block on referenc
   auto enc = cand("tiny");
   const auto& d = model("tiny")->dims;
   for (int i = 0; i < d.n_audio_layer; ++i) {
-    const std::string in = i == 0 ? "encoder.pos_embed"
-                                  : "encoder.blocks." + std::to_string(i - 1) + ".out";
+    const std::string in =
+        i == 0 ? "encoder.pos_embed" : "encoder.blocks." + std::to_string(i - 1) + ".out";
     const auto& v = rr.at(in);
     std::vector<float> f(v.begin(), v.end());
     const wb::Tensor x = wb::Tensor::from_f32({d.n_audio_ctx, d.n_audio_state}, f);
@@ -508,11 +519,10 @@ TEST_CASE("candidate fidelity on the committed fixtures (models x clips), per pr
         }
         const Metrics mel = metrics(rr.at("mel"), r.at("mel"));
         const Metrics out = metrics(rr.at("encoder.ln_post"), r.at("encoder.ln_post"));
-        MESSAGE(mp.filename().string() << " " << clip.filename().string() << " " << std::string(prec)
-                                       << ": mel rel L2 " << mel.rel_l2 << "; ln_post cosine "
-                                       << out.cosine << " (1-cos " << 1 - out.cosine << "), rel L2 "
-                                       << out.rel_l2 << "; worst tap " << worst_name << " "
-                                       << worst);
+        MESSAGE(mp.filename().string()
+                << " " << clip.filename().string() << " " << std::string(prec) << ": mel rel L2 "
+                << mel.rel_l2 << "; ln_post cosine " << out.cosine << " (1-cos " << 1 - out.cosine
+                << "), rel L2 " << out.rel_l2 << "; worst tap " << worst_name << " " << worst);
         if (std::string(prec) == "float32") {
           CHECK(mel.rel_l2 <= 1e-5);
           CHECK(out.cosine >= 0.999999);

@@ -2,6 +2,8 @@
 // runs, on odd shapes (not multiples of 8 or 16). Tolerances come from float32 epsilon, the
 // magnitude of the terms and the reduction length; the measured error is printed on success too.
 // Comparison order: NaN, Inf, then the error bound.
+#include "kernels.h"
+
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -11,7 +13,6 @@
 #include <string>
 #include <vector>
 
-#include "kernels.h"
 #include "ops.h"
 #include "thread_pool.h"
 
@@ -101,8 +102,8 @@ TEST_CASE("kernels: layer_norm vs float64") {
           const double want = xh * g[c] + b[c];
           // float32 mean/var over `cols` terms: relative error ~ eps * cols in the statistics,
           // magnified by |x_hat| and |g|; plus a few roundings of the output.
-          const double tol =
-              kEps * (cols + 8) * (std::fabs(xh) + 1.0) * std::fabs(g[c]) + 4 * kEps * std::fabs(want) + 1e-30;
+          const double tol = kEps * (cols + 8) * (std::fabs(xh) + 1.0) * std::fabs(g[c]) +
+                             4 * kEps * std::fabs(want) + 1e-30;
           ch.add(y[r * cols + c], want, tol);
         }
       }
@@ -182,7 +183,8 @@ TEST_CASE("kernels: softmax rows vs float64") {
       std::vector<float> inv(static_cast<std::size_t>(rows));
       k.exp_rows(e.data(), rows, cols, ld, inv.data());
       k.scale_rows(e.data(), rows, cols, ld, inv.data());
-      Check ce{cid(isa, "exp_rows+scale_rows " + std::to_string(rows) + "x" + std::to_string(cols))};
+      Check ce{
+          cid(isa, "exp_rows+scale_rows " + std::to_string(rows) + "x" + std::to_string(cols))};
       for (int r = 0; r < rows; ++r) {
         double m = -1e300, s = 0;
         for (int c = 0; c < cols; ++c) m = std::max(m, static_cast<double>(x0[r * ld + c]));
@@ -233,19 +235,20 @@ TEST_CASE("kernels: bias_add, residual_add, power: one rounding per op") {
 
 TEST_CASE("kernels: bfloat16 / float16 rounding and conversion equal the scalar definition") {
   std::vector<float> v = randn(1237, kSeed + 9, 100.0f);
-  const float specials[] = {0.0f,      -0.0f,     1.0f,     65504.0f, 65520.0f, 70000.0f,
-                            -1e-7f,    5.96e-8f,  3e-5f,    1e30f,    -1e30f,   6.1e-5f,
-                            1.00390625f, 1.0078125f, std::numeric_limits<float>::infinity()};
+  const float specials[] = {
+      0.0f,     -0.0f,   1.0f,        65504.0f,   65520.0f,
+      70000.0f, -1e-7f,  5.96e-8f,    3e-5f,      1e30f,
+      -1e30f,   6.1e-5f, 1.00390625f, 1.0078125f, std::numeric_limits<float>::infinity()};
   v.insert(v.end(), std::begin(specials), std::end(specials));
   for (float& x : randn(100, kSeed + 10, 1e-6f)) v.push_back(x);  // half subnormals
   const auto n = static_cast<int64_t>(v.size());
   // independent check of the scalar definitions on a few exact cases
   CHECK(f16_bits_to_f32(f32_to_f16_bits(65504.0f)) == 65504.0f);
   CHECK(std::isinf(f16_bits_to_f32(f32_to_f16_bits(65520.0f))));
-  CHECK(f16_bits_to_f32(f32_to_f16_bits(1.0f + 1.0f / 2048)) == 1.0f);            // tie -> even
+  CHECK(f16_bits_to_f32(f32_to_f16_bits(1.0f + 1.0f / 2048)) == 1.0f);                // tie -> even
   CHECK(f16_bits_to_f32(f32_to_f16_bits(1.0f + 3.0f / 2048)) == 1.0f + 2.0f / 1024);  // tie -> even
-  CHECK(bf16_bits_to_f32(f32_to_bf16_bits(1.00390625f)) == 1.0f);                  // tie -> even
-  CHECK(bf16_bits_to_f32(f32_to_bf16_bits(1.01171875f)) == 1.015625f);             // tie -> even
+  CHECK(bf16_bits_to_f32(f32_to_bf16_bits(1.00390625f)) == 1.0f);                     // tie -> even
+  CHECK(bf16_bits_to_f32(f32_to_bf16_bits(1.01171875f)) == 1.015625f);                // tie -> even
   CHECK(f16_bits_to_f32(0x0001) == std::ldexp(1.0f, -24));
   for (Isa isa : supported_isas()) {
     const KernelTable& k = kernels(isa);
@@ -330,8 +333,10 @@ TEST_CASE("ops: linear (OpenBLAS, rows split over threads) vs float64, determini
 TEST_CASE("ops: block-wise attention vs float64 full softmax attention") {
   for (Isa isa : supported_isas()) {
     const KernelTable& k = kernels(isa);
-    for (auto [threads, impl] : {std::pair{1, AttnImpl::kernel}, {2, AttnImpl::kernel},
-                                 {1, AttnImpl::blas}, {2, AttnImpl::blas}}) {
+    for (auto [threads, impl] : {std::pair{1, AttnImpl::kernel},
+                                 {2, AttnImpl::kernel},
+                                 {1, AttnImpl::blas},
+                                 {2, AttnImpl::blas}}) {
       ThreadPool pool(threads);
       OpContext ctx;
       ctx.k = &k;
@@ -355,7 +360,8 @@ TEST_CASE("ops: block-wise attention vs float64 full softmax attention") {
           for (int j = 0; j < t; ++j) {
             double d = 0;
             for (int q = 0; q < dh; ++q)
-              d += static_cast<double>(qkv[i * 3 * c + h * dh + q]) * qkv[j * 3 * c + c + h * dh + q];
+              d += static_cast<double>(qkv[i * 3 * c + h * dh + q]) *
+                   qkv[j * 3 * c + c + h * dh + q];
             s[j] = d * alpha;
             mx = std::max(mx, s[j]);
           }
@@ -382,9 +388,12 @@ TEST_CASE("thread pool: static partition covers every index exactly once") {
     ThreadPool pool(threads);
     for (int64_t n : {0, 1, 7, 1500, 3001}) {
       std::vector<int> hits(static_cast<std::size_t>(n), 0);
-      pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
-        for (int64_t i = b; i < e; ++i) ++hits[static_cast<std::size_t>(i)];
-      }, 8);
+      pool.parallel_for(
+          n,
+          [&](int64_t b, int64_t e, int) {
+            for (int64_t i = b; i < e; ++i) ++hits[static_cast<std::size_t>(i)];
+          },
+          8);
       for (int h : hits) CHECK(h == 1);
       std::vector<int> hits2(static_cast<std::size_t>(n), 0);
       pool.parallel_items(n, [&](int64_t i, int) { ++hits2[static_cast<std::size_t>(i)]; });

@@ -38,12 +38,16 @@ class Reader {
     return v;
   }
   void bytes(char* dst, uint64_t n, const std::string& what) {
-    if (n > remaining()) throw std::runtime_error(fmt::format("{}: {} needs {} bytes, only {} left", path_, what, n, remaining()));
+    if (n > remaining())
+      throw std::runtime_error(
+          fmt::format("{}: {} needs {} bytes, only {} left", path_, what, n, remaining()));
     if (!in_.read(dst, static_cast<std::streamsize>(n)))
       throw std::runtime_error(fmt::format("{}: truncated while reading {}", path_, what));
   }
   void skip(uint64_t n, const std::string& what) {
-    if (n > remaining()) throw std::runtime_error(fmt::format("{}: {} needs {} bytes, only {} left", path_, what, n, remaining()));
+    if (n > remaining())
+      throw std::runtime_error(
+          fmt::format("{}: {} needs {} bytes, only {} left", path_, what, n, remaining()));
     in_.seekg(static_cast<std::streamoff>(n), std::ios::cur);
   }
   uint64_t remaining() { return size_ - static_cast<uint64_t>(in_.tellg()); }
@@ -59,13 +63,24 @@ class Reader {
 Checkpoint load_ggml(const std::string& path) {
   Reader r(path);
   const auto magic = r.get<uint32_t>("magic");
-  if (magic != kMagic) throw std::runtime_error(fmt::format("{}: not a whisper.cpp ggml file (magic {:#010x}, expected {:#010x})", path, magic, kMagic));
+  if (magic != kMagic)
+    throw std::runtime_error(
+        fmt::format("{}: not a whisper.cpp ggml file (magic {:#010x}, expected {:#010x})", path,
+                    magic, kMagic));
   int32_t hp[11];
   for (int i = 0; i < 11; ++i) hp[i] = r.get<int32_t>("hparams");
   Checkpoint ck;
   ModelDims& d = ck.dims;
-  d.n_vocab = hp[0]; d.n_audio_ctx = hp[1]; d.n_audio_state = hp[2]; d.n_audio_head = hp[3]; d.n_audio_layer = hp[4];
-  d.n_text_ctx = hp[5]; d.n_text_state = hp[6]; d.n_text_head = hp[7]; d.n_text_layer = hp[8]; d.n_mels = hp[9];
+  d.n_vocab = hp[0];
+  d.n_audio_ctx = hp[1];
+  d.n_audio_state = hp[2];
+  d.n_audio_head = hp[3];
+  d.n_audio_layer = hp[4];
+  d.n_text_ctx = hp[5];
+  d.n_text_state = hp[6];
+  d.n_text_head = hp[7];
+  d.n_text_layer = hp[8];
+  d.n_mels = hp[9];
   const int32_t ftype = hp[10] % 1000;
   try {
     d.validate();
@@ -74,19 +89,25 @@ Checkpoint load_ggml(const std::string& path) {
   }
   // Weights take at least 2 bytes each (f16): dims the file cannot hold are a lying header.
   if (const int64_t n = weight_numel(d); static_cast<uint64_t>(n) * 2 > r.remaining())
-    throw std::runtime_error(fmt::format("{}: hparams describe {} weights, more than the {} bytes left in the file hold",
-                                         path, n, r.remaining()));
-  const auto n_mel = r.get<int32_t>("mel filter rows"), n_fft = r.get<int32_t>("mel filter columns");
+    throw std::runtime_error(
+        fmt::format("{}: hparams describe {} weights, more than the {} bytes left in the file hold",
+                    path, n, r.remaining()));
+  const auto n_mel = r.get<int32_t>("mel filter rows"),
+             n_fft = r.get<int32_t>("mel filter columns");
   if (n_mel < 0 || n_fft < 0 || n_mel > 1024 || n_fft > 4096)
-    throw std::runtime_error(fmt::format("{}: mel filters [{}, {}] out of range", path, n_mel, n_fft));
-  r.skip(static_cast<uint64_t>(n_mel) * n_fft * 4, "mel filters");  // we compute Slaney filters in code
+    throw std::runtime_error(
+        fmt::format("{}: mel filters [{}, {}] out of range", path, n_mel, n_fft));
+  r.skip(static_cast<uint64_t>(n_mel) * n_fft * 4,
+         "mel filters");  // we compute Slaney filters in code
   const auto n_tokens = r.get<int32_t>("vocabulary size");
   if (n_tokens <= 0 || n_tokens >= d.n_vocab)
-    throw std::runtime_error(fmt::format("{}: vocabulary of {} base tokens for n_vocab {}", path, n_tokens, d.n_vocab));
+    throw std::runtime_error(
+        fmt::format("{}: vocabulary of {} base tokens for n_vocab {}", path, n_tokens, d.n_vocab));
   std::vector<std::string> base(static_cast<std::size_t>(n_tokens));
   for (auto& t : base) {
     const auto len = r.get<uint32_t>("token length");
-    if (len > 1024) throw std::runtime_error(fmt::format("{}: token length {} out of range", path, len));
+    if (len > 1024)
+      throw std::runtime_error(fmt::format("{}: token length {} out of range", path, len));
     t.resize(len);
     r.bytes(t.data(), len, "token");
   }
@@ -103,22 +124,30 @@ Checkpoint load_ggml(const std::string& path) {
     const auto name_len = r.get<int32_t>("tensor header");
     const auto type = r.get<int32_t>("tensor header");
     if (n_dims < 1 || n_dims > 4 || name_len <= 0 || name_len > 256)
-      throw std::runtime_error(fmt::format("{}: corrupt tensor header (n_dims {}, name length {})", path, n_dims, name_len));
+      throw std::runtime_error(fmt::format("{}: corrupt tensor header (n_dims {}, name length {})",
+                                           path, n_dims, name_len));
     Shape shape(static_cast<std::size_t>(n_dims));
     for (int i = 0; i < n_dims; ++i) {
       const auto ne = r.get<int32_t>("tensor dims");
-      if (ne < 0) throw std::runtime_error(fmt::format("{}: negative tensor dimension {}", path, ne));
+      if (ne < 0)
+        throw std::runtime_error(fmt::format("{}: negative tensor dimension {}", path, ne));
       shape[static_cast<std::size_t>(n_dims - 1 - i)] = ne;
     }
     std::string name(static_cast<std::size_t>(name_len), '\0');
     r.bytes(name.data(), static_cast<uint64_t>(name_len), "tensor name");
     if (type != 0 && type != 1)
-      throw std::runtime_error(fmt::format("{}: tensor '{}': type {} not supported (0 f32, 1 f16; quantized files are not)", path, name, type));
+      throw std::runtime_error(fmt::format(
+          "{}: tensor '{}': type {} not supported (0 f32, 1 f16; quantized files are not)", path,
+          name, type));
     auto it = expect.find(name);
-    if (it == expect.end()) throw std::runtime_error(fmt::format("{}: unknown tensor '{}'", path, name));
-    if ((name == "encoder.conv1.bias" || name == "encoder.conv2.bias") && shape.size() == 2 && shape[1] == 1) shape.pop_back();
+    if (it == expect.end())
+      throw std::runtime_error(fmt::format("{}: unknown tensor '{}'", path, name));
+    if ((name == "encoder.conv1.bias" || name == "encoder.conv2.bias") && shape.size() == 2 &&
+        shape[1] == 1)
+      shape.pop_back();
     if (shape != it->second)
-      throw std::runtime_error(fmt::format("{}: tensor '{}': got {}, expected {}", path, name, shape_str(shape), shape_str(it->second)));
+      throw std::runtime_error(fmt::format("{}: tensor '{}': got {}, expected {}", path, name,
+                                           shape_str(shape), shape_str(it->second)));
     const int64_t numel = shape_numel(shape);
     const std::size_t esz = type == 0 ? 4 : 2;
     std::vector<char> raw(static_cast<std::size_t>(numel) * esz);
@@ -152,7 +181,8 @@ Checkpoint load_ggml(const std::string& path) {
 namespace wb {
 
 void save_ggml(const Checkpoint& ck, const std::string& file, DType stored) {
-  if (stored != DType::f32 && stored != DType::f16) throw std::invalid_argument("save_ggml: stored dtype must be float32 or float16");
+  if (stored != DType::f32 && stored != DType::f16)
+    throw std::invalid_argument("save_ggml: stored dtype must be float32 or float16");
   const ModelDims& d = ck.dims;
   const std::string tmp = file + ".partial";
   const TempFile interrupt_cleanup(tmp);  // an interrupt removes it (wb/tempfile.h)
@@ -160,8 +190,17 @@ void save_ggml(const Checkpoint& ck, const std::string& file, DType stored) {
   if (!out) throw std::runtime_error(fmt::format("{}: cannot create", tmp));
   auto put = [&out](auto v) { out.write(reinterpret_cast<const char*>(&v), sizeof v); };
   put(detail::kMagic);
-  const int32_t hp[11] = {d.n_vocab, d.n_audio_ctx, d.n_audio_state, d.n_audio_head, d.n_audio_layer, d.n_text_ctx,
-                          d.n_text_state, d.n_text_head, d.n_text_layer, d.n_mels, stored == DType::f16 ? 1 : 0};
+  const int32_t hp[11] = {d.n_vocab,
+                          d.n_audio_ctx,
+                          d.n_audio_state,
+                          d.n_audio_head,
+                          d.n_audio_layer,
+                          d.n_text_ctx,
+                          d.n_text_state,
+                          d.n_text_head,
+                          d.n_text_layer,
+                          d.n_mels,
+                          stored == DType::f16 ? 1 : 0};
   for (int32_t v : hp) put(v);
   const auto filters = mel_filters(d.n_mels);
   put(static_cast<int32_t>(d.n_mels));
@@ -177,7 +216,8 @@ void save_ggml(const Checkpoint& ck, const std::string& file, DType stored) {
     Shape shape = t.shape();
     if (s.name == "encoder.conv1.bias" || s.name == "encoder.conv2.bias") shape.push_back(1);
     // convert-pt-to-ggml.py keeps 1-D tensors, conv biases and positional embeddings in f32.
-    const bool keep32 = stored == DType::f32 || t.ndim() < 2 || s.name == "encoder.positional_embedding" ||
+    const bool keep32 = stored == DType::f32 || t.ndim() < 2 ||
+                        s.name == "encoder.positional_embedding" ||
                         s.name == "decoder.positional_embedding";
     put(static_cast<int32_t>(shape.size()));
     put(static_cast<int32_t>(s.name.size()));
@@ -190,7 +230,8 @@ void save_ggml(const Checkpoint& ck, const std::string& file, DType stored) {
     } else {
       std::vector<uint16_t> h(static_cast<std::size_t>(t.numel()));
       for (std::size_t i = 0; i < h.size(); ++i) h[i] = float_to_half(p[i]);
-      out.write(reinterpret_cast<const char*>(h.data()), static_cast<std::streamsize>(h.size() * 2));
+      out.write(reinterpret_cast<const char*>(h.data()),
+                static_cast<std::streamsize>(h.size() * 2));
     }
   }
   out.close();

@@ -1,5 +1,5 @@
-// Hugging Face Whisper directories: config.json + model.safetensors (+ vocab.json / tokenizer.json).
-// safetensors: u64 little-endian header length N, N bytes of JSON
+// Hugging Face Whisper directories: config.json + model.safetensors (+ vocab.json /
+// tokenizer.json). safetensors: u64 little-endian header length N, N bytes of JSON
 //   {name: {dtype: F32|F16|BF16, shape: [...], data_offsets: [begin, end]}, "__metadata__": {...}},
 // then the data block the offsets point into.
 #include <fmt/format.h>
@@ -35,12 +35,19 @@ std::string to_hf_name(const std::string& n) {
   for (const auto& [a, b] : kWhole)
     if (n == a) return b;
   static const std::pair<const char*, const char*> kParts[] = {
-      {".cross_attn_ln.", ".encoder_attn_layer_norm."}, {".cross_attn.query.", ".encoder_attn.q_proj."},
-      {".cross_attn.key.", ".encoder_attn.k_proj."},    {".cross_attn.value.", ".encoder_attn.v_proj."},
-      {".cross_attn.out.", ".encoder_attn.out_proj."},  {".attn_ln.", ".self_attn_layer_norm."},
-      {".attn.query.", ".self_attn.q_proj."},           {".attn.key.", ".self_attn.k_proj."},
-      {".attn.value.", ".self_attn.v_proj."},           {".attn.out.", ".self_attn.out_proj."},
-      {".mlp.0.", ".fc1."}, {".mlp.2.", ".fc2."},       {".mlp_ln.", ".final_layer_norm."}};
+      {".cross_attn_ln.", ".encoder_attn_layer_norm."},
+      {".cross_attn.query.", ".encoder_attn.q_proj."},
+      {".cross_attn.key.", ".encoder_attn.k_proj."},
+      {".cross_attn.value.", ".encoder_attn.v_proj."},
+      {".cross_attn.out.", ".encoder_attn.out_proj."},
+      {".attn_ln.", ".self_attn_layer_norm."},
+      {".attn.query.", ".self_attn.q_proj."},
+      {".attn.key.", ".self_attn.k_proj."},
+      {".attn.value.", ".self_attn.v_proj."},
+      {".attn.out.", ".self_attn.out_proj."},
+      {".mlp.0.", ".fc1."},
+      {".mlp.2.", ".fc2."},
+      {".mlp_ln.", ".final_layer_norm."}};
   std::string h = n;
   if (auto p = h.find(".blocks."); p != std::string::npos) h.replace(p, 8, ".layers.");
   for (const auto& [a, b] : kParts)
@@ -55,7 +62,8 @@ int cfg_int(const json& cfg, const std::string& file, const char* key) {
   if (!cfg.contains(key) || !cfg[key].is_number_integer())
     throw std::runtime_error(fmt::format("{}: missing integer field '{}'", file, key));
   const auto v = cfg[key].get<int64_t>();
-  if (v <= 0 || v > (1 << 20)) throw std::runtime_error(fmt::format("{}: {} = {} out of range", file, key, v));
+  if (v <= 0 || v > (1 << 20))
+    throw std::runtime_error(fmt::format("{}: {} = {} out of range", file, key, v));
   return static_cast<int>(v);
 }
 
@@ -82,7 +90,8 @@ ModelDims dims_from_config(const std::string& file) {
   d.n_text_layer = cfg_int(cfg, file, "decoder_layers");
   for (const char* k : {"encoder_ffn_dim", "decoder_ffn_dim"})
     if (cfg.contains(k) && cfg_int(cfg, file, k) != 4 * d.n_audio_state)
-      throw std::runtime_error(fmt::format("{}: {} = {} (Whisper uses 4 * d_model = {})", file, k, cfg[k].dump(), 4 * d.n_audio_state));
+      throw std::runtime_error(fmt::format("{}: {} = {} (Whisper uses 4 * d_model = {})", file, k,
+                                           cfg[k].dump(), 4 * d.n_audio_state));
   try {
     d.validate();
   } catch (const std::invalid_argument& e) {
@@ -95,9 +104,11 @@ Vocabulary vocab_from_dir(const fs::path& dir, const ModelDims& d) {
   std::map<std::string, int64_t> ids;
   int64_t eot = -1;
   auto take = [&](const json& v, const std::string& file) {
-    if (!v.is_object()) throw std::runtime_error(fmt::format("{}: vocabulary is not an object", file));
+    if (!v.is_object())
+      throw std::runtime_error(fmt::format("{}: vocabulary is not an object", file));
     for (auto it = v.begin(); it != v.end(); ++it) {
-      if (!it.value().is_number_integer()) throw std::runtime_error(fmt::format("{}: token '{}' has no integer id", file, it.key()));
+      if (!it.value().is_number_integer())
+        throw std::runtime_error(fmt::format("{}: token '{}' has no integer id", file, it.key()));
       ids[it.key()] = it.value().get<int64_t>();
     }
   };
@@ -106,11 +117,13 @@ Vocabulary vocab_from_dir(const fs::path& dir, const ModelDims& d) {
   } else if (fs::exists(dir / "tokenizer.json")) {
     const std::string f = (dir / "tokenizer.json").string();
     const json tj = parse_json_file(f);
-    if (!tj.contains("model") || !tj["model"].contains("vocab")) throw std::runtime_error(fmt::format("{}: no model.vocab", f));
+    if (!tj.contains("model") || !tj["model"].contains("vocab"))
+      throw std::runtime_error(fmt::format("{}: no model.vocab", f));
     take(tj["model"]["vocab"], f);
     if (tj.contains("added_tokens") && tj["added_tokens"].is_array())
       for (const auto& a : tj["added_tokens"])
-        if (a.value("content", "") == "<|endoftext|>" && a.contains("id")) eot = a["id"].get<int64_t>();
+        if (a.value("content", "") == "<|endoftext|>" && a.contains("id"))
+          eot = a["id"].get<int64_t>();
   } else if (d.n_vocab >= 51865) {
     // No tokenizer files: Whisper's own layout (50257 base tokens, 50256 for English-only).
     std::vector<std::string> base(d.n_vocab == 51864 ? 50256 : 50257);
@@ -121,7 +134,8 @@ Vocabulary vocab_from_dir(const fs::path& dir, const ModelDims& d) {
   }
   if (auto it = ids.find("<|endoftext|>"); it != ids.end()) eot = it->second;
   if (eot <= 0 || eot >= d.n_vocab)
-    throw std::runtime_error(fmt::format("{}: vocabulary has no usable <|endoftext|> token", dir.string()));
+    throw std::runtime_error(
+        fmt::format("{}: vocabulary has no usable <|endoftext|> token", dir.string()));
   std::vector<std::string> base(static_cast<std::size_t>(eot));
   std::vector<bool> seen(base.size(), false);
   for (const auto& [tok, id] : ids) {
@@ -134,7 +148,9 @@ Vocabulary vocab_from_dir(const fs::path& dir, const ModelDims& d) {
     seen[static_cast<std::size_t>(id)] = true;
   }
   for (std::size_t i = 0; i < seen.size(); ++i)
-    if (!seen[i]) throw std::runtime_error(fmt::format("{}: vocabulary lacks base token id {}", dir.string(), i));
+    if (!seen[i])
+      throw std::runtime_error(
+          fmt::format("{}: vocabulary lacks base token id {}", dir.string(), i));
   try {
     return Vocabulary(std::move(base), d.n_vocab);
   } catch (const std::invalid_argument& e) {
@@ -144,11 +160,14 @@ Vocabulary vocab_from_dir(const fs::path& dir, const ModelDims& d) {
 
 }  // namespace
 
-void validate_weights(const std::string& file, const ModelDims& dims, const std::map<std::string, Tensor>& w) {
+void validate_weights(const std::string& file, const ModelDims& dims,
+                      const std::map<std::string, Tensor>& w) {
   const auto table = weight_table(dims);
   for (const WeightSpec& s : table) {
     auto it = w.find(s.name);
-    if (it == w.end()) throw std::runtime_error(fmt::format("{}: missing tensor '{}' (expected {})", file, s.name, shape_str(s.shape)));
+    if (it == w.end())
+      throw std::runtime_error(
+          fmt::format("{}: missing tensor '{}' (expected {})", file, s.name, shape_str(s.shape)));
     if (it->second.shape() != s.shape)
       throw std::runtime_error(fmt::format("{}: tensor '{}': got {}, expected {}", file, s.name,
                                            shape_str(it->second.shape()), shape_str(s.shape)));
@@ -172,8 +191,9 @@ void validate_weights(const std::string& file, const ModelDims& dims, const std:
         if (first < 0) first = i;
       }
     if (first >= 0)
-      throw std::runtime_error(fmt::format("{}: tensor '{}' has non-finite weights ({} NaN, {} Inf; first at flat index {})",
-                                           file, s.name, nan, inf, first));
+      throw std::runtime_error(fmt::format(
+          "{}: tensor '{}' has non-finite weights ({} NaN, {} Inf; first at flat index {})", file,
+          s.name, nan, inf, first));
   }
 }
 
@@ -181,8 +201,11 @@ Checkpoint load_hf(const std::string& dir_str) {
   const fs::path dir(dir_str);
   const std::string cfg_file = (dir / "config.json").string();
   const std::string st_file = (dir / "model.safetensors").string();
-  if (!fs::exists(cfg_file)) throw std::runtime_error(fmt::format("{}: not an HF Whisper directory (no config.json)", dir_str));
-  if (!fs::exists(st_file)) throw std::runtime_error(fmt::format("{}: no model.safetensors", dir_str));
+  if (!fs::exists(cfg_file))
+    throw std::runtime_error(
+        fmt::format("{}: not an HF Whisper directory (no config.json)", dir_str));
+  if (!fs::exists(st_file))
+    throw std::runtime_error(fmt::format("{}: no model.safetensors", dir_str));
   Checkpoint ck;
   ck.dims = dims_from_config(cfg_file);
   ck.format = "hf";
@@ -195,7 +218,8 @@ Checkpoint load_hf(const std::string& dir_str) {
   if (file_size < 8 || !in.read(reinterpret_cast<char*>(&hlen), 8))
     throw std::runtime_error(fmt::format("{}: truncated (no header length)", st_file));
   if (hlen < 2 || hlen > file_size - 8 || hlen > (100u << 20))
-    throw std::runtime_error(fmt::format("{}: header length {} does not fit a {}-byte file", st_file, hlen, file_size));
+    throw std::runtime_error(
+        fmt::format("{}: header length {} does not fit a {}-byte file", st_file, hlen, file_size));
   std::string hdr(hlen, '\0');
   in.read(hdr.data(), static_cast<std::streamsize>(hlen));
   json h;
@@ -204,14 +228,16 @@ Checkpoint load_hf(const std::string& dir_str) {
   } catch (const json::exception& e) {
     throw std::runtime_error(fmt::format("{}: malformed header JSON ({})", st_file, e.what()));
   }
-  if (!h.is_object()) throw std::runtime_error(fmt::format("{}: header is not a JSON object", st_file));
+  if (!h.is_object())
+    throw std::runtime_error(fmt::format("{}: header is not a JSON object", st_file));
   const uint64_t data_start = 8 + hlen, data_size = file_size - data_start;
 
   // Weights take at least 2 bytes each (F16/BF16): dims the data block cannot hold are a config
   // lying about the model (checked before building tables of its names).
   if (const int64_t n = weight_numel(ck.dims); static_cast<uint64_t>(n) * 2 > data_size)
-    throw std::runtime_error(fmt::format("{}: {} describes {} weights, more than the {}-byte data block holds", st_file,
-                                         cfg_file, n, data_size));
+    throw std::runtime_error(
+        fmt::format("{}: {} describes {} weights, more than the {}-byte data block holds", st_file,
+                    cfg_file, n, data_size));
   const std::vector<WeightSpec> table = weight_table(ck.dims);
   std::map<std::string, const WeightSpec*> from_hf;
   for (const auto& s : table) from_hf[to_hf_name(s.name)] = &s;
@@ -222,21 +248,29 @@ Checkpoint load_hf(const std::string& dir_str) {
     std::string name = key.rfind("model.", 0) == 0 ? key.substr(6) : key;
     if (name == "proj_out.weight") continue;  // tied to decoder.embed_tokens in Whisper
     auto canon = from_hf.find(name);
-    if (canon == from_hf.end()) throw std::runtime_error(fmt::format("{}: unknown tensor '{}'", st_file, key));
+    if (canon == from_hf.end())
+      throw std::runtime_error(fmt::format("{}: unknown tensor '{}'", st_file, key));
     const json& e = it.value();
-    if (!e.is_object() || !e.contains("dtype") || !e.contains("shape") || !e.contains("data_offsets") ||
-        !e["dtype"].is_string() || !e["shape"].is_array() || !e["data_offsets"].is_array() || e["data_offsets"].size() != 2)
+    if (!e.is_object() || !e.contains("dtype") || !e.contains("shape") ||
+        !e.contains("data_offsets") || !e["dtype"].is_string() || !e["shape"].is_array() ||
+        !e["data_offsets"].is_array() || e["data_offsets"].size() != 2)
       throw std::runtime_error(fmt::format("{}: tensor '{}': malformed entry", st_file, key));
     const std::string dt = e["dtype"].get<std::string>();
     DType dtype;
-    if (dt == "F32") dtype = DType::f32;
-    else if (dt == "F16") dtype = DType::f16;
-    else if (dt == "BF16") dtype = DType::bf16;
-    else throw std::runtime_error(fmt::format("{}: tensor '{}': unsupported dtype {} (F32, F16, BF16)", st_file, key, dt));
+    if (dt == "F32")
+      dtype = DType::f32;
+    else if (dt == "F16")
+      dtype = DType::f16;
+    else if (dt == "BF16")
+      dtype = DType::bf16;
+    else
+      throw std::runtime_error(
+          fmt::format("{}: tensor '{}': unsupported dtype {} (F32, F16, BF16)", st_file, key, dt));
     Shape shape;
     for (const auto& v : e["shape"]) {
       if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > (int64_t{1} << 32))
-        throw std::runtime_error(fmt::format("{}: tensor '{}': bad shape {}", st_file, key, e["shape"].dump()));
+        throw std::runtime_error(
+            fmt::format("{}: tensor '{}': bad shape {}", st_file, key, e["shape"].dump()));
       shape.push_back(v.get<int64_t>());
     }
     const auto& off = e["data_offsets"];
@@ -252,13 +286,15 @@ Checkpoint load_hf(const std::string& dir_str) {
     // numel * element size is compared without multiplying: 2^62 elements of 4 bytes wrap to 0.
     if (b > en || en > data_size || (en - b) % dtype_size(dtype) != 0 ||
         (en - b) / dtype_size(dtype) != static_cast<uint64_t>(numel))
-      throw std::runtime_error(fmt::format("{}: tensor '{}': data_offsets [{}, {}] do not match shape {} {} in a {}-byte data block",
-                                           st_file, key, b, en, shape_str(shape), dt, data_size));
+      throw std::runtime_error(fmt::format(
+          "{}: tensor '{}': data_offsets [{}, {}] do not match shape {} {} in a {}-byte data block",
+          st_file, key, b, en, shape_str(shape), dt, data_size));
     // Validate the shape before allocating (a lying header must not make us allocate).
     const std::string& spec_name = canon->second->name;
     const Shape& expect = canon->second->shape;
     if (shape != expect)
-      throw std::runtime_error(fmt::format("{}: tensor '{}': got {}, expected {}", st_file, key, shape_str(shape), shape_str(expect)));
+      throw std::runtime_error(fmt::format("{}: tensor '{}': got {}, expected {}", st_file, key,
+                                           shape_str(shape), shape_str(expect)));
     std::vector<char> raw(en - b);
     in.seekg(static_cast<std::streamoff>(data_start + b));
     if (!in.read(raw.data(), static_cast<std::streamsize>(raw.size())))
@@ -274,7 +310,8 @@ Checkpoint load_hf(const std::string& dir_str) {
         p[i] = dtype == DType::f16 ? half_to_float(v) : bf16_to_float(v);
       }
     }
-    if (ck.weights.count(spec_name)) throw std::runtime_error(fmt::format("{}: tensor '{}' given twice", st_file, key));
+    if (ck.weights.count(spec_name))
+      throw std::runtime_error(fmt::format("{}: tensor '{}' given twice", st_file, key));
     ck.weights.emplace(spec_name, std::move(t));
     if (shape.size() >= 2) dtypes[std::string(dtype_name(dtype))] = key;
   }
@@ -327,7 +364,8 @@ void save_hf(const Checkpoint& ck, const std::string& dir_str, DType stored) {
               {"torch_dtype", std::string(dtype_name(stored))}};
   std::ofstream(tmp / "config.json") << cfg.dump(2) << "\n";
   json vocab = json::object();
-  for (int i = 0; i < v.n_base(); ++i) vocab[bytes_to_gpt2_unicode(v.base_tokens()[static_cast<std::size_t>(i)])] = i;
+  for (int i = 0; i < v.n_base(); ++i)
+    vocab[bytes_to_gpt2_unicode(v.base_tokens()[static_cast<std::size_t>(i)])] = i;
   for (int i = v.eot(); i < v.timestamp_begin(); ++i) {
     std::string t = v.token_text(i);
     if (i == v.sot() + 1) t = "<|en|>";
@@ -345,7 +383,9 @@ void save_hf(const Checkpoint& ck, const std::string& dir_str, DType stored) {
     const uint64_t n = static_cast<uint64_t>(t.numel()) * dtype_size(stored);
     json shape = json::array();
     for (auto x : t.shape()) shape.push_back(x);
-    header["model." + to_hf_name(s.name)] = {{"dtype", stored == DType::f32 ? "F32" : stored == DType::f16 ? "F16" : "BF16"},
+    header["model." + to_hf_name(s.name)] = {{"dtype", stored == DType::f32   ? "F32"
+                                                       : stored == DType::f16 ? "F16"
+                                                                              : "BF16"},
                                              {"shape", shape},
                                              {"data_offsets", {off, off + n}}};
     off += n;
@@ -363,12 +403,15 @@ void save_hf(const Checkpoint& ck, const std::string& dir_str, DType stored) {
       out.write(reinterpret_cast<const char*>(p), static_cast<std::streamsize>(t.numel() * 4));
     } else {
       std::vector<uint16_t> h(static_cast<std::size_t>(t.numel()));
-      for (std::size_t i = 0; i < h.size(); ++i) h[i] = stored == DType::f16 ? float_to_half(p[i]) : float_to_bf16(p[i]);
-      out.write(reinterpret_cast<const char*>(h.data()), static_cast<std::streamsize>(h.size() * 2));
+      for (std::size_t i = 0; i < h.size(); ++i)
+        h[i] = stored == DType::f16 ? float_to_half(p[i]) : float_to_bf16(p[i]);
+      out.write(reinterpret_cast<const char*>(h.data()),
+                static_cast<std::streamsize>(h.size() * 2));
     }
   }
   out.close();
-  if (!out) throw std::runtime_error(fmt::format("{}: write failed", (tmp / "model.safetensors").string()));
+  if (!out)
+    throw std::runtime_error(fmt::format("{}: write failed", (tmp / "model.safetensors").string()));
   fs::remove_all(dir);
   fs::rename(tmp, dir);
 }

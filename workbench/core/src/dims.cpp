@@ -12,11 +12,16 @@ struct Field {
   int ModelDims::*member;
 };
 constexpr Field kFields[] = {
-    {"n_mels", &ModelDims::n_mels},           {"n_audio_ctx", &ModelDims::n_audio_ctx},
-    {"n_audio_state", &ModelDims::n_audio_state}, {"n_audio_head", &ModelDims::n_audio_head},
-    {"n_audio_layer", &ModelDims::n_audio_layer}, {"n_vocab", &ModelDims::n_vocab},
-    {"n_text_ctx", &ModelDims::n_text_ctx},   {"n_text_state", &ModelDims::n_text_state},
-    {"n_text_head", &ModelDims::n_text_head}, {"n_text_layer", &ModelDims::n_text_layer},
+    {"n_mels", &ModelDims::n_mels},
+    {"n_audio_ctx", &ModelDims::n_audio_ctx},
+    {"n_audio_state", &ModelDims::n_audio_state},
+    {"n_audio_head", &ModelDims::n_audio_head},
+    {"n_audio_layer", &ModelDims::n_audio_layer},
+    {"n_vocab", &ModelDims::n_vocab},
+    {"n_text_ctx", &ModelDims::n_text_ctx},
+    {"n_text_state", &ModelDims::n_text_state},
+    {"n_text_head", &ModelDims::n_text_head},
+    {"n_text_layer", &ModelDims::n_text_layer},
 };
 }  // namespace
 
@@ -26,16 +31,19 @@ void ModelDims::validate() const {
     const int v = this->*f.member;
     const int hi = (f.member == &ModelDims::n_vocab) ? 1 << 20 : 1 << 16;
     if (v <= 0 || v > hi)
-      throw std::invalid_argument(fmt::format("model dims: {} = {} (expected 1..{})", f.name, v, hi));
+      throw std::invalid_argument(
+          fmt::format("model dims: {} = {} (expected 1..{})", f.name, v, hi));
   }
   if (n_audio_state % n_audio_head != 0)
-    throw std::invalid_argument(fmt::format("model dims: n_audio_state {} not divisible by n_audio_head {}",
-                                            n_audio_state, n_audio_head));
+    throw std::invalid_argument(
+        fmt::format("model dims: n_audio_state {} not divisible by n_audio_head {}", n_audio_state,
+                    n_audio_head));
   if (n_text_state % n_text_head != 0)
-    throw std::invalid_argument(fmt::format("model dims: n_text_state {} not divisible by n_text_head {}",
-                                            n_text_state, n_text_head));
+    throw std::invalid_argument(fmt::format(
+        "model dims: n_text_state {} not divisible by n_text_head {}", n_text_state, n_text_head));
   if (n_vocab < 1509 + 257)
-    throw std::invalid_argument(fmt::format("model dims: n_vocab {} too small for Whisper's 1509 special tokens", n_vocab));
+    throw std::invalid_argument(
+        fmt::format("model dims: n_vocab {} too small for Whisper's 1509 special tokens", n_vocab));
 }
 
 nlohmann::json ModelDims::to_json() const {
@@ -80,8 +88,10 @@ ModelDims ModelDims::preset(std::string_view name) {
   if (name == "medium") return make(80, 1024, 16, 24, 51865);
   if (name == "large" || name == "large-v2") return make(80, 1280, 20, 32, 51865);
   if (name == "large-v3") return make(128, 1280, 20, 32, 51866);
-  throw std::invalid_argument(fmt::format(
-      "unknown dims preset '{}' (expected nano, tiny, base, small, medium, large, large-v2, large-v3)", name));
+  throw std::invalid_argument(
+      fmt::format("unknown dims preset '{}' (expected nano, tiny, base, small, medium, large, "
+                  "large-v2, large-v3)",
+                  name));
 }
 
 }  // namespace wb

@@ -1,8 +1,5 @@
 #include "wb/core/dump.h"
 
-#include "hdf5_guard.h"
-#include "wb/core/tempfile.h"
-
 #include <H5Cpp.h>
 #include <fmt/format.h>
 #include <unistd.h>
@@ -13,6 +10,9 @@
 #include <fstream>
 #include <map>
 #include <stdexcept>
+
+#include "hdf5_guard.h"
+#include "wb/core/tempfile.h"
 
 namespace wb {
 
@@ -54,7 +54,8 @@ void set_int(H5::H5Object& o, const std::string& name, int64_t v) {
 }
 std::string get_str(const H5::H5Object& o, const std::string& name) {
   H5::Attribute a = o.openAttribute(name);
-  if (a.getTypeClass() != H5T_STRING) throw std::runtime_error(fmt::format("attribute '{}' is not a string", name));
+  if (a.getTypeClass() != H5T_STRING)
+    throw std::runtime_error(fmt::format("attribute '{}' is not a string", name));
   std::string v;
   const H5::StrType t = a.getStrType();
   if (!t.isVariableStr()) {
@@ -63,7 +64,8 @@ std::string get_str(const H5::H5Object& o, const std::string& name) {
   }
   // A variable-length string may be null (no heap object); the C++ wrapper would strlen(NULL).
   char* c = nullptr;
-  if (H5Aread(a.getId(), t.getId(), &c) < 0) throw std::runtime_error(fmt::format("attribute '{}' unreadable", name));
+  if (H5Aread(a.getId(), t.getId(), &c) < 0)
+    throw std::runtime_error(fmt::format("attribute '{}' unreadable", name));
   if (c != nullptr) v = c;
   H5free_memory(c);
   return v;
@@ -72,30 +74,36 @@ std::string get_str(const H5::H5Object& o, const std::string& name) {
 // (elements x element size) bytes out of it whatever that size is.
 void check_compact(const H5::DataSet& ds, const std::string& what) {
   if (ds.getCreatePlist().getLayout() != H5D_COMPACT) return;
-  const hsize_t need = static_cast<hsize_t>(ds.getSpace().getSimpleExtentNpoints()) * ds.getDataType().getSize();
+  const hsize_t need =
+      static_cast<hsize_t>(ds.getSpace().getSimpleExtentNpoints()) * ds.getDataType().getSize();
   if (ds.getStorageSize() != need)
-    throw std::runtime_error(fmt::format("{}: compact storage of {} bytes for {} bytes of data", what, ds.getStorageSize(), need));
+    throw std::runtime_error(fmt::format("{}: compact storage of {} bytes for {} bytes of data",
+                                         what, ds.getStorageSize(), need));
 }
 
 // Every chunk of a chunked tap, from its index: inside the file, and unfiltered chunks exactly
 // one chunk of elements (HDF5 1.10 copies a chunk's elements out of whatever the index says it
 // read). The chunk shape itself is a header: it may exceed the tap (an extendible dataset sized
 // for growth) but not past 2^20 elements, since HDF5 allocates a whole chunk to read one.
-void check_chunks(const H5::DataSet& ds, const H5::DSetCreatPropList& cp, const std::vector<hsize_t>& dims, hsize_t count,
-                  const std::string& what, uint64_t file_size) {
+void check_chunks(const H5::DataSet& ds, const H5::DSetCreatPropList& cp,
+                  const std::vector<hsize_t>& dims, hsize_t count, const std::string& what,
+                  uint64_t file_size) {
   constexpr hsize_t kMaxChunks = hsize_t{1} << 20, kMaxOversizedChunk = hsize_t{1} << 20;
   const int nd = static_cast<int>(dims.size());
   std::vector<hsize_t> chunk(dims.size());
   cp.getChunk(nd, chunk.data());
   hsize_t elements = 1, numel = 1;
   for (int k = 0; k < nd; ++k) {
-    if (chunk[k] == 0 || chunk[k] > (hsize_t{1} << 32)) throw std::runtime_error(fmt::format("{}: chunk dimension {}", what, chunk[k]));
+    if (chunk[k] == 0 || chunk[k] > (hsize_t{1} << 32))
+      throw std::runtime_error(fmt::format("{}: chunk dimension {}", what, chunk[k]));
     elements = elements > (hsize_t{1} << 40) ? elements : elements * chunk[k];
     numel *= dims[k];
   }
   if (elements > std::max(numel, kMaxOversizedChunk))
-    throw std::runtime_error(fmt::format("{}: chunks of {} elements for {} elements of data", what, elements, numel));
-  if (count > kMaxChunks) throw std::runtime_error(fmt::format("{}: {} chunks (more than {})", what, count, kMaxChunks));
+    throw std::runtime_error(
+        fmt::format("{}: chunks of {} elements for {} elements of data", what, elements, numel));
+  if (count > kMaxChunks)
+    throw std::runtime_error(fmt::format("{}: {} chunks (more than {})", what, count, kMaxChunks));
   const hsize_t chunk_bytes = elements * ds.getDataType().getSize();
   const bool filtered = cp.getNfilters() > 0;
   std::vector<hsize_t> at(dims.size(), 0);
@@ -103,13 +111,17 @@ void check_chunks(const H5::DataSet& ds, const H5::DSetCreatPropList& cp, const 
     unsigned mask = 0;
     haddr_t addr = HADDR_UNDEF;
     hsize_t bytes = 0;
-    if (H5Dget_chunk_info_by_coord(ds.getId(), at.data(), &mask, &addr, &bytes) < 0 || addr == HADDR_UNDEF)
-      throw std::runtime_error(fmt::format("{}: chunk at {} missing from its index", what, shape_str(Shape(at.begin(), at.end()))));
+    if (H5Dget_chunk_info_by_coord(ds.getId(), at.data(), &mask, &addr, &bytes) < 0 ||
+        addr == HADDR_UNDEF)
+      throw std::runtime_error(fmt::format("{}: chunk at {} missing from its index", what,
+                                           shape_str(Shape(at.begin(), at.end()))));
     if (bytes > file_size || addr > file_size - bytes)
-      throw std::runtime_error(fmt::format("{}: chunk of {} bytes at offset {} runs past the end of the {}-byte file", what, bytes,
-                                           addr, file_size));
+      throw std::runtime_error(
+          fmt::format("{}: chunk of {} bytes at offset {} runs past the end of the {}-byte file",
+                      what, bytes, addr, file_size));
     if (!filtered && bytes != chunk_bytes)
-      throw std::runtime_error(fmt::format("{}: unfiltered chunk of {} bytes where a chunk holds {}", what, bytes, chunk_bytes));
+      throw std::runtime_error(fmt::format(
+          "{}: unfiltered chunk of {} bytes where a chunk holds {}", what, bytes, chunk_bytes));
     for (int k = nd - 1; k >= 0; --k) {  // next chunk, last dimension fastest
       at[k] += chunk[k];
       if (at[k] < dims[k]) break;
@@ -120,7 +132,8 @@ void check_chunks(const H5::DataSet& ds, const H5::DSetCreatPropList& cp, const 
 
 int64_t get_int(const H5::H5Object& o, const std::string& name) {
   H5::Attribute a = o.openAttribute(name);
-  if (a.getTypeClass() != H5T_INTEGER) throw std::runtime_error(fmt::format("attribute '{}' is not an integer", name));
+  if (a.getTypeClass() != H5T_INTEGER)
+    throw std::runtime_error(fmt::format("attribute '{}' is not an integer", name));
   int64_t v = 0;
   a.read(H5::PredType::NATIVE_INT64, &v);
   return v;
@@ -172,7 +185,8 @@ DumpWriter::DumpWriter(std::string path, DumpMeta meta, TapSelector selector, Du
     impl_->timing = f.createGroup("/timing");
   } catch (const H5::Exception& e) {
     std::filesystem::remove(impl_->tmp);
-    throw std::runtime_error(fmt::format("{}: cannot create dump ({})", impl_->path, e.getDetailMsg()));
+    throw std::runtime_error(
+        fmt::format("{}: cannot create dump ({})", impl_->path, e.getDetailMsg()));
   }
 }
 
@@ -204,42 +218,51 @@ void DumpWriter::put(std::string_view name_sv, const TapView& v) {
       for (std::size_t i = 1; i < dims.size(); ++i) row *= dims[i];
       chunk[0] = std::clamp<hsize_t>((1u << 16) / std::max<hsize_t>(row, 1), 1, dims[0]);
       plist.setChunk(static_cast<int>(chunk.size()), chunk.data());
-      if (impl_->opts.compression > 0) plist.setDeflate(static_cast<unsigned>(impl_->opts.compression));
+      if (impl_->opts.compression > 0)
+        plist.setDeflate(static_cast<unsigned>(impl_->opts.compression));
     }
     const DType st = impl_->opts.store;
     const H5::DataType& ftype = st == DType::f16 ? static_cast<const H5::DataType&>(half_type())
-                                : st == DType::f64 ? static_cast<const H5::DataType&>(H5::PredType::IEEE_F64LE)
-                                                   : static_cast<const H5::DataType&>(H5::PredType::IEEE_F32LE);
+                                : st == DType::f64
+                                    ? static_cast<const H5::DataType&>(H5::PredType::IEEE_F64LE)
+                                    : static_cast<const H5::DataType&>(H5::PredType::IEEE_F32LE);
     H5::DataSet ds = impl_->taps.createDataSet(name, ftype, space, plist);
     // Convert here (round to nearest even) so the stored values do not depend on HDF5's converters.
     if (st == DType::f16) {
       std::vector<uint16_t> h(static_cast<std::size_t>(n));
       for (int64_t i = 0; i < n; ++i)
-        h[i] = float_to_half(v.dtype == DType::f32 ? static_cast<const float*>(v.data)[i]
-                                                   : static_cast<float>(static_cast<const double*>(v.data)[i]));
+        h[i] = float_to_half(v.dtype == DType::f32
+                                 ? static_cast<const float*>(v.data)[i]
+                                 : static_cast<float>(static_cast<const double*>(v.data)[i]));
       ds.write(h.data(), half_type());
     } else if (st == DType::f64) {
       std::vector<double> d(static_cast<std::size_t>(n));
       for (int64_t i = 0; i < n; ++i)
-        d[i] = v.dtype == DType::f32 ? static_cast<const float*>(v.data)[i] : static_cast<const double*>(v.data)[i];
+        d[i] = v.dtype == DType::f32 ? static_cast<const float*>(v.data)[i]
+                                     : static_cast<const double*>(v.data)[i];
       ds.write(d.data(), H5::PredType::NATIVE_DOUBLE);
     } else if (v.dtype == DType::f32) {
       ds.write(v.data, H5::PredType::NATIVE_FLOAT);
     } else {
       std::vector<float> f(static_cast<std::size_t>(n));
-      for (int64_t i = 0; i < n; ++i) f[i] = static_cast<float>(static_cast<const double*>(v.data)[i]);
+      for (int64_t i = 0; i < n; ++i)
+        f[i] = static_cast<float>(static_cast<const double*>(v.data)[i]);
       ds.write(f.data(), H5::PredType::NATIVE_FLOAT);
     }
     int order = tap_order(impl_->meta.dims, name);
     set_int(ds, "order", order >= 0 ? order : impl_->order_fallback++);
     std::string layout = "frame,channel";
-    if (name == "mel") layout = "mel,frame";
-    else if (name == "logits") layout = "token,vocab";
-    else if (name.rfind("decoder.", 0) == 0) layout = "token,channel";
+    if (name == "mel")
+      layout = "mel,frame";
+    else if (name == "logits")
+      layout = "token,vocab";
+    else if (name.rfind("decoder.", 0) == 0)
+      layout = "token,channel";
     set_str(ds, "layout", layout);
     set_str(ds, "compute_dtype", std::string(dtype_name(v.dtype)));
   } catch (const H5::Exception& e) {
-    throw std::runtime_error(fmt::format("{}: cannot write tap '{}' ({})", impl_->path, name, e.getDetailMsg()));
+    throw std::runtime_error(
+        fmt::format("{}: cannot write tap '{}' ({})", impl_->path, name, e.getDetailMsg()));
   }
   ++n_taps_;
 }
@@ -255,7 +278,8 @@ void DumpWriter::set_decode(const std::vector<int>& tokens, const std::string& t
 }
 
 void DumpWriter::set_timing(const std::string& name, double seconds) {
-  H5::DataSet ds = impl_->timing.createDataSet(name, H5::PredType::IEEE_F64LE, H5::DataSpace(H5S_SCALAR));
+  H5::DataSet ds =
+      impl_->timing.createDataSet(name, H5::PredType::IEEE_F64LE, H5::DataSpace(H5S_SCALAR));
   ds.write(&seconds, H5::PredType::NATIVE_DOUBLE);
 }
 
@@ -267,7 +291,8 @@ void DumpWriter::finish() {
     impl_->timing.close();
     impl_->file.close();
   } catch (const H5::Exception& e) {
-    throw std::runtime_error(fmt::format("{}: cannot finish dump ({})", impl_->path, e.getDetailMsg()));
+    throw std::runtime_error(
+        fmt::format("{}: cannot finish dump ({})", impl_->path, e.getDetailMsg()));
   }
   std::filesystem::rename(impl_->tmp, impl_->path);
   impl_->finished = true;
@@ -302,7 +327,9 @@ struct DumpReader::Impl {
 
 DumpReader::DumpReader(const std::string& path) : impl_(std::make_unique<Impl>()), path_(path) {
   H5::Exception::dontPrint();
-  auto fail = [&](const std::string& why) { return std::runtime_error(fmt::format("{}: {}", path, why)); };
+  auto fail = [&](const std::string& why) {
+    return std::runtime_error(fmt::format("{}: {}", path, why));
+  };
   // Runs a check whose errors do not name the file, and names it.
   auto with_path = [&](auto&& check) {
     try {
@@ -321,20 +348,24 @@ DumpReader::DumpReader(const std::string& path) : impl_(std::make_unique<Impl>()
   try {
     impl_->guard = detail::Hdf5Guard(path);
   } catch (const std::exception& e) {
-    throw fail(fmt::format("cannot open: truncated, corrupt or still being written ({})", e.what()));
+    throw fail(
+        fmt::format("cannot open: truncated, corrupt or still being written ({})", e.what()));
   }
   try {
     impl_->file = H5::H5File(path, H5F_ACC_RDONLY);
   } catch (const H5::Exception& e) {
-    throw fail(fmt::format("cannot open: truncated, corrupt or still being written ({})", e.getDetailMsg()));
+    throw fail(fmt::format("cannot open: truncated, corrupt or still being written ({})",
+                           e.getDetailMsg()));
   }
   try {
     auto& f = impl_->file;
     if (!f.attrExists("schema")) throw fail("not a whisper-fidelity dump (no 'schema' attribute)");
     const std::string schema = get_str(f, "schema");
-    if (schema != kDumpSchema) throw fail(fmt::format("schema '{}' is not supported (expected '{}')", schema, kDumpSchema));
+    if (schema != kDumpSchema)
+      throw fail(fmt::format("schema '{}' is not supported (expected '{}')", schema, kDumpSchema));
     if (!f.attrExists("complete") || get_int(f, "complete") != 1)
-      throw fail("dump is incomplete (no 'complete' attribute: still being written, or its writer died)");
+      throw fail(
+          "dump is incomplete (no 'complete' attribute: still being written, or its writer died)");
     for (const char* k : {"implementation", "precision", "model_sha256", "model_dims"})
       if (!f.attrExists(k)) throw fail(fmt::format("missing root attribute '{}'", k));
     meta_.implementation = get_str(f, "implementation");
@@ -363,7 +394,8 @@ DumpReader::DumpReader(const std::string& path) : impl_(std::make_unique<Impl>()
     for (hsize_t i = 0; i < g.getNumObjs(); ++i) {
       const std::string name = g.getObjnameByIdx(i);
       impl_->vet(g, name, fmt::format("tap '{}'", name));
-      if (g.childObjType(name) != H5O_TYPE_DATASET) throw fail(fmt::format("/taps/{} is not a dataset", name));
+      if (g.childObjType(name) != H5O_TYPE_DATASET)
+        throw fail(fmt::format("/taps/{} is not a dataset", name));
       H5::DataSet ds = g.openDataSet(name);
       TapInfo info;
       info.name = name;
@@ -377,15 +409,18 @@ DumpReader::DumpReader(const std::string& path) : impl_(std::make_unique<Impl>()
       int64_t numel = 1, row = 1;
       for (std::size_t k = 0; k < dims.size(); ++k) {
         if (dims[k] > static_cast<hsize_t>(kMaxTapElements))
-          throw fail(fmt::format("tap '{}': dimension {} of {} is past any real tap", name, k, dims[k]));
+          throw fail(
+              fmt::format("tap '{}': dimension {} of {} is past any real tap", name, k, dims[k]));
         info.shape.push_back(static_cast<int64_t>(dims[k]));
         numel *= static_cast<int64_t>(dims[k]);  // each factor <= 2^31, checked as it grows
         if (k > 0) row *= static_cast<int64_t>(dims[k]);
         if (numel > kMaxTapElements || row > kMaxTapRowElements)
-          throw fail(fmt::format("tap '{}': shape {} exceeds the limits of {} elements, {} per row", name,
-                                 shape_str(Shape(dims.begin(), dims.end())), kMaxTapElements, kMaxTapRowElements));
+          throw fail(fmt::format("tap '{}': shape {} exceeds the limits of {} elements, {} per row",
+                                 name, shape_str(Shape(dims.begin(), dims.end())), kMaxTapElements,
+                                 kMaxTapRowElements));
       }
-      if (ds.getTypeClass() != H5T_FLOAT) throw fail(fmt::format("tap '{}' is not floating point", name));
+      if (ds.getTypeClass() != H5T_FLOAT)
+        throw fail(fmt::format("tap '{}' is not floating point", name));
       // Storage never written (or written in part) reads back as fill values: a writer that
       // declared the extent and died, or a header lying about the size. Refuse, don't make up
       // data. Chunked: every chunk the extent spans must exist (H5Dget_space_status is not used:
@@ -397,28 +432,39 @@ DumpReader::DumpReader(const std::string& path) : impl_(std::make_unique<Impl>()
         if (cp.getLayout() == H5D_CHUNKED) {
           std::vector<hsize_t> chunk(dims.size());
           cp.getChunk(nd, chunk.data());
-          for (std::size_t k = 0; k < dims.size(); ++k) need *= (dims[k] + chunk[k] - 1) / std::max<hsize_t>(chunk[k], 1);
-          if (H5Dget_num_chunks(ds.getId(), sp.getId(), &have) < 0) throw fail(fmt::format("tap '{}': chunk index unreadable", name));
+          for (std::size_t k = 0; k < dims.size(); ++k)
+            need *= (dims[k] + chunk[k] - 1) / std::max<hsize_t>(chunk[k], 1);
+          if (H5Dget_num_chunks(ds.getId(), sp.getId(), &have) < 0)
+            throw fail(fmt::format("tap '{}': chunk index unreadable", name));
         } else {
           have = cp.getLayout() == H5D_COMPACT || ds.getStorageSize() > 0 ? 1 : 0;
         }
         if (have < need)
-          throw fail(fmt::format("tap '{}' {}: data never written for {} its extent", name, shape_str(info.shape),
-                                 have > 0 ? "part of" : "any of"));
+          throw fail(fmt::format("tap '{}' {}: data never written for {} its extent", name,
+                                 shape_str(info.shape), have > 0 ? "part of" : "any of"));
         if (cp.getLayout() == H5D_CHUNKED)
-          with_path([&] { check_chunks(ds, cp, dims, need, fmt::format("tap '{}'", name), impl_->guard.file_size()); });
+          with_path([&] {
+            check_chunks(ds, cp, dims, need, fmt::format("tap '{}'", name),
+                         impl_->guard.file_size());
+          });
       }
       const std::size_t sz = ds.getFloatType().getSize();
-      info.stored = sz == 2 ? DType::f16 : sz == 4 ? DType::f32 : sz == 8 ? DType::f64 : throw fail(fmt::format("tap '{}' has {}-byte floats", name, sz));
-      info.order = ds.attrExists("order") ? static_cast<int>(get_int(ds, "order")) : tap_order(meta_.dims, name);
+      info.stored = sz == 2   ? DType::f16
+                    : sz == 4 ? DType::f32
+                    : sz == 8 ? DType::f64
+                              : throw fail(fmt::format("tap '{}' has {}-byte floats", name, sz));
+      info.order = ds.attrExists("order") ? static_cast<int>(get_int(ds, "order"))
+                                          : tap_order(meta_.dims, name);
       if (info.order < 0) info.order = 1 << 30;
       info.layout = ds.attrExists("layout") ? get_str(ds, "layout") : "";
       info.compute_dtype = ds.attrExists("compute_dtype") ? get_str(ds, "compute_dtype") : "";
       if (auto e = expect.find(name); e != expect.end()) {
         const bool decoder = name.rfind("decoder.", 0) == 0 || name == "logits";
-        const bool ok = decoder ? (info.shape.size() == 2 && info.shape[1] == e->second[1]) : info.shape == e->second;
+        const bool ok = decoder ? (info.shape.size() == 2 && info.shape[1] == e->second[1])
+                                : info.shape == e->second;
         if (!ok)
-          throw fail(fmt::format("tap '{}': got {}, expected {} for its model_dims", name, shape_str(info.shape), shape_str(e->second)));
+          throw fail(fmt::format("tap '{}': got {}, expected {} for its model_dims", name,
+                                 shape_str(info.shape), shape_str(e->second)));
       }
       taps_.push_back(std::move(info));
     }
@@ -447,16 +493,19 @@ Tensor DumpReader::read(const std::string& name, DType as) const {
     H5::DataSet ds = impl_->file.openDataSet("/taps/" + name);
     ds.read(t.raw(), as == DType::f64 ? H5::PredType::NATIVE_DOUBLE : H5::PredType::NATIVE_FLOAT);
   } catch (const H5::Exception& e) {
-    throw std::runtime_error(fmt::format("{}: cannot read tap '{}' ({})", path_, name, e.getDetailMsg()));
+    throw std::runtime_error(
+        fmt::format("{}: cannot read tap '{}' ({})", path_, name, e.getDetailMsg()));
   }
   return t;
 }
 
-void DumpReader::read_rows(const std::string& name, int64_t row0, int64_t n, std::vector<double>& out) const {
+void DumpReader::read_rows(const std::string& name, int64_t row0, int64_t n,
+                           std::vector<double>& out) const {
   const TapInfo* info = find(name);
   if (info == nullptr) throw std::runtime_error(fmt::format("{}: no tap '{}'", path_, name));
   if (row0 < 0 || n < 0 || row0 + n > info->shape[0])
-    throw std::invalid_argument(fmt::format("{}: rows [{}, {}) outside tap '{}' {}", path_, row0, row0 + n, name, shape_str(info->shape)));
+    throw std::invalid_argument(fmt::format("{}: rows [{}, {}) outside tap '{}' {}", path_, row0,
+                                            row0 + n, name, shape_str(info->shape)));
   int64_t row = 1;
   for (std::size_t i = 1; i < info->shape.size(); ++i) row *= info->shape[i];
   out.resize(static_cast<std::size_t>(n * row));
@@ -464,14 +513,16 @@ void DumpReader::read_rows(const std::string& name, int64_t row0, int64_t n, std
   try {
     H5::DataSet ds = impl_->file.openDataSet("/taps/" + name);
     H5::DataSpace fs = ds.getSpace();
-    std::vector<hsize_t> start(info->shape.size(), 0), count(info->shape.begin(), info->shape.end());
+    std::vector<hsize_t> start(info->shape.size(), 0),
+        count(info->shape.begin(), info->shape.end());
     start[0] = static_cast<hsize_t>(row0);
     count[0] = static_cast<hsize_t>(n);
     fs.selectHyperslab(H5S_SELECT_SET, count.data(), start.data());
     H5::DataSpace ms(static_cast<int>(count.size()), count.data());
     ds.read(out.data(), H5::PredType::NATIVE_DOUBLE, ms, fs);
   } catch (const H5::Exception& e) {
-    throw std::runtime_error(fmt::format("{}: cannot read tap '{}' ({})", path_, name, e.getDetailMsg()));
+    throw std::runtime_error(
+        fmt::format("{}: cannot read tap '{}' ({})", path_, name, e.getDetailMsg()));
   }
 }
 
@@ -482,14 +533,18 @@ std::optional<std::vector<int>> DumpReader::tokens() const {
     const H5::DataSet& ds = *d;
     const H5::DataSpace sp = ds.getSpace();
     hsize_t n = 0;
-    if (sp.getSimpleExtentNdims() != 1) throw std::runtime_error(fmt::format("{}: /decode/tokens is not one-dimensional", path_));
+    if (sp.getSimpleExtentNdims() != 1)
+      throw std::runtime_error(fmt::format("{}: /decode/tokens is not one-dimensional", path_));
     sp.getSimpleExtentDims(&n);
-    if (n > kMaxTokens) throw std::runtime_error(fmt::format("{}: /decode/tokens holds {} tokens (more than {})", path_, n, kMaxTokens));
+    if (n > kMaxTokens)
+      throw std::runtime_error(
+          fmt::format("{}: /decode/tokens holds {} tokens (more than {})", path_, n, kMaxTokens));
     std::vector<int32_t> v(n);
     if (n > 0) ds.read(v.data(), H5::PredType::NATIVE_INT32);
     return std::vector<int>(v.begin(), v.end());
   } catch (const H5::Exception& e) {
-    throw std::runtime_error(fmt::format("{}: cannot read /decode/tokens ({})", path_, e.getDetailMsg()));
+    throw std::runtime_error(
+        fmt::format("{}: cannot read /decode/tokens ({})", path_, e.getDetailMsg()));
   }
 }
 
@@ -504,13 +559,16 @@ std::optional<std::string> DumpReader::text() const {
       throw std::runtime_error(fmt::format("{}: unreadable dump ({})", path_, e.what()));
     }
     if (ds.getSpace().getSimpleExtentNpoints() != 1)
-      throw std::runtime_error(fmt::format("{}: /decode/text holds {} strings, not one", path_, ds.getSpace().getSimpleExtentNpoints()));
+      throw std::runtime_error(fmt::format("{}: /decode/text holds {} strings, not one", path_,
+                                           ds.getSpace().getSimpleExtentNpoints()));
     std::string s;
     const H5::StrType t = ds.getStrType();
     if (!t.isVariableStr() && t.getSize() > impl_->guard.file_size())
-      throw std::runtime_error(fmt::format("{}: /decode/text declares a {}-byte string in a {}-byte file", path_, t.getSize(),
-                                           impl_->guard.file_size()));
-    if (t.isVariableStr()) {  // may be null: read through the C API (the wrapper would strlen(NULL))
+      throw std::runtime_error(
+          fmt::format("{}: /decode/text declares a {}-byte string in a {}-byte file", path_,
+                      t.getSize(), impl_->guard.file_size()));
+    if (t.isVariableStr()) {  // may be null: read through the C API (the wrapper would
+                              // strlen(NULL))
       char* c = nullptr;
       if (H5Dread(ds.getId(), t.getId(), H5S_ALL, H5S_ALL, H5P_DEFAULT, &c) < 0)
         throw std::runtime_error(fmt::format("{}: cannot read /decode/text", path_));
@@ -521,7 +579,8 @@ std::optional<std::string> DumpReader::text() const {
     }
     return s;
   } catch (const H5::Exception& e) {
-    throw std::runtime_error(fmt::format("{}: cannot read /decode/text ({})", path_, e.getDetailMsg()));
+    throw std::runtime_error(
+        fmt::format("{}: cannot read /decode/text ({})", path_, e.getDetailMsg()));
   }
 }
 
@@ -538,7 +597,8 @@ std::map<std::string, double> DumpReader::timings() const {
       const H5::DataSet ds = g.openDataSet(n);
       check_compact(ds, fmt::format("{}: /timing/{}", path_, n));
       if (ds.getSpace().getSimpleExtentNpoints() != 1)
-        throw std::runtime_error(fmt::format("{}: /timing/{} holds {} values, not one", path_, n, ds.getSpace().getSimpleExtentNpoints()));
+        throw std::runtime_error(fmt::format("{}: /timing/{} holds {} values, not one", path_, n,
+                                             ds.getSpace().getSimpleExtentNpoints()));
       ds.read(&v, H5::PredType::NATIVE_DOUBLE);
       out[n] = v;
     }

@@ -46,40 +46,54 @@ Hdf5Guard::Hdf5Guard(std::string path) : path_(std::move(path)), in_(path_, std:
   unsigned char sb[128] = {};
   const std::size_t got = static_cast<std::size_t>(std::min<uint64_t>(sizeof sb, file_size_));
   if (got < 16 || !read_at(0, sb, got) || std::memcmp(sb, "\211HDF\r\n\032\n", 8) != 0)
-    throw std::runtime_error("no HDF5 superblock at offset 0 (a user block before it is not supported in a dump)");
+    throw std::runtime_error(
+        "no HDF5 superblock at offset 0 (a user block before it is not supported in a dump)");
   const unsigned version = sb[8];
-  if (version > 3) throw std::runtime_error(fmt::format("HDF5 superblock version {} is not supported", version));
+  if (version > 3)
+    throw std::runtime_error(fmt::format("HDF5 superblock version {} is not supported", version));
   const std::size_t fixed = version == 0 ? 24 : version == 1 ? 28 : 12;
   const std::size_t need = version <= 1 ? fixed + 72 : fixed + 36;
-  if (got < need) throw std::runtime_error(fmt::format("superblock version {} cut short by the end of the file", version));
+  if (got < need)
+    throw std::runtime_error(
+        fmt::format("superblock version {} cut short by the end of the file", version));
   const unsigned offsets = version <= 1 ? sb[13] : sb[9], lengths = version <= 1 ? sb[14] : sb[10];
   if (offsets != 8 || lengths != 8)
-    throw std::runtime_error(fmt::format("HDF5 with {}-byte offsets and {}-byte lengths is not supported in a dump (8 and 8 are)",
-                                         offsets, lengths));
+    throw std::runtime_error(fmt::format(
+        "HDF5 with {}-byte offsets and {}-byte lengths is not supported in a dump (8 and 8 are)",
+        offsets, lengths));
   const unsigned char* a = sb + fixed;
   if (const uint64_t eof = le(a + 16, 8); eof > file_size_)
-    throw std::runtime_error(fmt::format("truncated: the superblock says the file ends at {} bytes, it has {}", eof, file_size_));
-  if (le(a, 8) != 0) throw std::runtime_error(fmt::format("HDF5 base address {} is not supported in a dump (0 is)", le(a, 8)));
+    throw std::runtime_error(fmt::format(
+        "truncated: the superblock says the file ends at {} bytes, it has {}", eof, file_size_));
+  if (le(a, 8) != 0)
+    throw std::runtime_error(
+        fmt::format("HDF5 base address {} is not supported in a dump (0 is)", le(a, 8)));
 
   // Global heap collections ("GCOL", version 1, then its size; objects of a 16-byte header {u16
   // index, u16 refs, u32 reserved, size} and data padded to 8 bytes, index 0 being the free space
   // that ends it) are found by their signature: they must add up before any string is read.
   auto corrupt = [&](uint64_t at, const std::string& why) {
-    return std::runtime_error(fmt::format("corrupt global heap collection at offset {}: {}", at, why));
+    return std::runtime_error(
+        fmt::format("corrupt global heap collection at offset {}: {}", at, why));
   };
   constexpr std::size_t kBlock = 1 << 22, kHdr = 16;
   std::vector<char> buf(kBlock + 3);
   std::vector<unsigned char> coll;
   for (uint64_t base = 0; base < file_size_; base += kBlock) {
-    const std::size_t n = static_cast<std::size_t>(std::min<uint64_t>(kBlock + 3, file_size_ - base));
+    const std::size_t n =
+        static_cast<std::size_t>(std::min<uint64_t>(kBlock + 3, file_size_ - base));
     if (!read_at(base, buf.data(), n)) throw std::runtime_error("read error");
-    for (const char* p = buf.data(); (p = static_cast<const char*>(memmem(p, n - (p - buf.data()), "GCOL", 4))) != nullptr; ++p) {
+    for (const char* p = buf.data();
+         (p = static_cast<const char*>(memmem(p, n - (p - buf.data()), "GCOL", 4))) != nullptr;
+         ++p) {
       const uint64_t at = base + static_cast<uint64_t>(p - buf.data());
       if (p - buf.data() >= static_cast<std::ptrdiff_t>(kBlock)) break;  // the next block sees it
       unsigned char h[kHdr];
-      if (!read_at(at, h, kHdr) || h[4] != 1) continue;  // not a collection header (signature in data)
+      if (!read_at(at, h, kHdr) || h[4] != 1)
+        continue;  // not a collection header (signature in data)
       const uint64_t size = le(h + 8, 8);
-      if (size < kHdr || size > file_size_ - at) throw corrupt(at, fmt::format("size {} past the end of the file", size));
+      if (size < kHdr || size > file_size_ - at)
+        throw corrupt(at, fmt::format("size {} past the end of the file", size));
       auto& present = heaps_[at];
       coll.resize(static_cast<std::size_t>(size));
       if (!read_at(at, coll.data(), coll.size())) throw corrupt(at, "unreadable");
@@ -88,9 +102,13 @@ Hdf5Guard::Hdf5Guard(std::string path) : path_(std::move(path)), in_(path_, std:
       for (uint64_t q = kHdr; q + kHdr <= size;) {
         const unsigned idx = coll[q] | (coll[q + 1] << 8);
         const uint64_t obj = le(coll.data() + q + 8, 8);
-        const uint64_t step = idx == 0 ? obj : obj > size ? size + 1 : kHdr + ((obj + 7) & ~uint64_t{7});
+        const uint64_t step = idx == 0     ? obj
+                              : obj > size ? size + 1
+                                           : kHdr + ((obj + 7) & ~uint64_t{7});
         if (step < kHdr || step > size - q)
-          throw corrupt(at, fmt::format("object {} of {} bytes at {} does not fit the {}-byte collection", idx, obj, q, size));
+          throw corrupt(
+              at, fmt::format("object {} of {} bytes at {} does not fit the {}-byte collection",
+                              idx, obj, q, size));
         if (idx != 0) present[idx] = obj;
         q += step;
       }
@@ -102,7 +120,9 @@ Hdf5Guard::Hdf5Guard(std::string path) : path_(std::move(path)), in_(path_, std:
     if (driver != kUndef) {  // driver-info block {version, 3 reserved, u32 size, 8-byte name, info}
       unsigned char d[16];
       if (!read_at(driver, d, sizeof d) || le(d + 4, 4) > file_size_ - driver - sizeof d)
-        throw std::runtime_error(fmt::format("driver-info block at offset {} runs past the end of the {}-byte file", driver, file_size_));
+        throw std::runtime_error(
+            fmt::format("driver-info block at offset {} runs past the end of the {}-byte file",
+                        driver, file_size_));
     }
     vet_header(le(a + 40, 8), "root group");
     if (le(a + 48, 4) == 1) vet_local_heap(le(a + 64, 8), "root group (superblock's cached entry)");
@@ -114,8 +134,11 @@ Hdf5Guard::Hdf5Guard(std::string path) : path_(std::move(path)), in_(path_, std:
 
 void Hdf5Guard::vet_link(hid_t loc, const std::string& name, const std::string& what) {
   H5L_info_t li;
-  if (H5Lget_info(loc, name.c_str(), &li, H5P_DEFAULT) < 0) throw std::runtime_error(fmt::format("{}: link unreadable", what));
-  if (li.type != H5L_TYPE_HARD) throw std::runtime_error(fmt::format("{}: a soft or external link (a dump holds its own objects)", what));
+  if (H5Lget_info(loc, name.c_str(), &li, H5P_DEFAULT) < 0)
+    throw std::runtime_error(fmt::format("{}: link unreadable", what));
+  if (li.type != H5L_TYPE_HARD)
+    throw std::runtime_error(
+        fmt::format("{}: a soft or external link (a dump holds its own objects)", what));
   vet_header(li.u.address, what);
 }
 
@@ -132,7 +155,8 @@ void Hdf5Guard::vet_header(uint64_t addr, const std::string& what) {
   };
   if (addr >= file_size_) throw fail(fmt::format("past the end of the {}-byte file", file_size_));
   unsigned char pre[40] = {};
-  const std::size_t got = static_cast<std::size_t>(std::min<uint64_t>(sizeof pre, file_size_ - addr));
+  const std::size_t got =
+      static_cast<std::size_t>(std::min<uint64_t>(sizeof pre, file_size_ - addr));
   if (!read_at(addr, pre, got)) throw fail("unreadable");
   bool v2 = false;
   std::size_t msg_hdr = 8;
@@ -143,7 +167,8 @@ void Hdf5Guard::vet_header(uint64_t addr, const std::string& what) {
   } else if (got >= 7 && std::memcmp(pre, "OHDR", 4) == 0 && pre[4] == 2) {
     v2 = true;
     const unsigned flags = pre[5];
-    const std::size_t pos = 6 + (flags & 0x20 ? 16 : 0) + (flags & 0x10 ? 4 : 0), width = std::size_t{1} << (flags & 3);
+    const std::size_t pos = 6 + (flags & 0x20 ? 16 : 0) + (flags & 0x10 ? 4 : 0),
+                      width = std::size_t{1} << (flags & 3);
     if (got < pos + width) throw fail("cut short by the end of the file");
     at = addr + pos + width;
     size = le(pre + pos, static_cast<int>(width));
@@ -153,7 +178,8 @@ void Hdf5Guard::vet_header(uint64_t addr, const std::string& what) {
   }
   const uint64_t trailer = v2 ? 4 : 0;  // checksum after the messages of chunk 0
   if (at > file_size_ || size > file_size_ - at || trailer > file_size_ - at - size)
-    throw fail(fmt::format("its {}-byte chunk runs past the end of the {}-byte file", size, file_size_));
+    throw fail(
+        fmt::format("its {}-byte chunk runs past the end of the {}-byte file", size, file_size_));
 
   std::vector<std::pair<uint64_t, uint64_t>> chunks = {{at, size}};
   std::set<uint64_t> seen = {at};
@@ -167,7 +193,8 @@ void Hdf5Guard::vet_header(uint64_t addr, const std::string& what) {
     std::size_t pos = 0, end = chunk.size();
     if (v2 && c > 0) {
       if (end < 8 || std::memcmp(chunk.data(), "OCHK", 4) != 0)
-        throw fail(fmt::format("continuation chunk at offset {} is not an \"OCHK\" block", chunks[c].first));
+        throw fail(fmt::format("continuation chunk at offset {} is not an \"OCHK\" block",
+                               chunks[c].first));
       pos = 4;
       end -= 4;
     }
@@ -176,14 +203,18 @@ void Hdf5Guard::vet_header(uint64_t addr, const std::string& what) {
       const uint64_t msize = v2 ? le(&chunk[pos + 1], 2) : le(&chunk[pos + 2], 2);
       const bool shared = ((v2 ? chunk[pos + 3] : chunk[pos + 4]) & 0x02) != 0;
       if (msize > end - pos - msg_hdr)
-        throw fail(fmt::format("message of type {} and {} bytes at {} runs past its {}-byte chunk", type, msize, pos, end));
+        throw fail(fmt::format("message of type {} and {} bytes at {} runs past its {}-byte chunk",
+                               type, msize, pos, end));
       const unsigned char* m = &chunk[pos + msg_hdr];
       if (type == 0x10) {
         if (msize < 16) throw fail("continuation message too short");
         const uint64_t ca = le(m, 8), cl = le(m + 8, 8);
         if (ca >= file_size_ || cl > file_size_ - ca)
-          throw fail(fmt::format("continuation chunk of {} bytes at offset {} runs past the end of the {}-byte file", cl, ca, file_size_));
-        if (!seen.insert(ca).second) throw fail(fmt::format("continuation chunks loop back to offset {}", ca));
+          throw fail(fmt::format(
+              "continuation chunk of {} bytes at offset {} runs past the end of the {}-byte file",
+              cl, ca, file_size_));
+        if (!seen.insert(ca).second)
+          throw fail(fmt::format("continuation chunks loop back to offset {}", ca));
         chunks.emplace_back(ca, cl);
       } else if (type == 0x11 && !shared && msize >= 16) {
         vet_local_heap(le(m + 8, 8), what);
@@ -209,27 +240,39 @@ void Hdf5Guard::vet_header(uint64_t addr, const std::string& what) {
 void Hdf5Guard::vet_local_heap(uint64_t addr, const std::string& what) const {
   unsigned char h[32];
   if (!read_at(addr, h, sizeof h))
-    throw std::runtime_error(fmt::format("{}: local heap at offset {} runs past the end of the {}-byte file", what, addr, file_size_));
+    throw std::runtime_error(
+        fmt::format("{}: local heap at offset {} runs past the end of the {}-byte file", what, addr,
+                    file_size_));
   if (std::memcmp(h, "HEAP", 4) != 0 || h[4] != 0)
-    throw std::runtime_error(fmt::format("{}: no local heap (\"HEAP\" version 0) at offset {}", what, addr));
+    throw std::runtime_error(
+        fmt::format("{}: no local heap (\"HEAP\" version 0) at offset {}", what, addr));
   const uint64_t size = le(h + 8, 8), data = le(h + 24, 8);
   if (data >= file_size_ || size > file_size_ - data)
-    throw std::runtime_error(fmt::format("{}: local heap at offset {}: its {}-byte data segment at offset {} runs past the end of "
-                                         "the {}-byte file", what, addr, size, data, file_size_));
+    throw std::runtime_error(fmt::format(
+        "{}: local heap at offset {}: its {}-byte data segment at offset {} runs past the end of "
+        "the {}-byte file",
+        what, addr, size, data, file_size_));
 }
 
 // Attribute message (versions 1-3): {version, flags, u16 name size, u16 datatype size, u16
 // dataspace size, [v3: encoding]}, then the three parts (padded to 8 bytes in version 1), then
 // the data, which HDF5 1.10 allocates and copies as (elements x datatype size) bytes without
 // looking at the message's size.
-void Hdf5Guard::vet_attribute(const unsigned char* m, std::size_t size, const std::string& what) const {
-  auto fail = [&](const std::string& why) { return std::runtime_error(fmt::format("{}: attribute message: {}", what, why)); };
-  if (size < 8 || m[0] < 1 || m[0] > 3) throw fail(fmt::format("version {} of {} bytes is not an attribute", size < 1 ? 0 : m[0], size));
+void Hdf5Guard::vet_attribute(const unsigned char* m, std::size_t size,
+                              const std::string& what) const {
+  auto fail = [&](const std::string& why) {
+    return std::runtime_error(fmt::format("{}: attribute message: {}", what, why));
+  };
+  if (size < 8 || m[0] < 1 || m[0] > 3)
+    throw fail(
+        fmt::format("version {} of {} bytes is not an attribute", size < 1 ? 0 : m[0], size));
   if (m[0] > 1 && (m[1] & 0x03) != 0) return;  // shared datatype or dataspace: sizes live elsewhere
   const auto pad = [&](uint64_t n) { return m[0] == 1 ? (n + 7) & ~uint64_t{7} : n; };
   const uint64_t name = le(m + 2, 2), dt = le(m + 4, 2), ds = le(m + 6, 2);
-  const uint64_t type_at = (m[0] == 3 ? 9 : 8) + pad(name), space_at = type_at + pad(dt), data_at = space_at + pad(ds);
-  if (dt < 8 || ds < 4 || data_at > size) throw fail(fmt::format("its parts ({} bytes) run past its {} bytes", data_at, size));
+  const uint64_t type_at = (m[0] == 3 ? 9 : 8) + pad(name), space_at = type_at + pad(dt),
+                 data_at = space_at + pad(ds);
+  if (dt < 8 || ds < 4 || data_at > size)
+    throw fail(fmt::format("its parts ({} bytes) run past its {} bytes", data_at, size));
   const unsigned char* t = m + type_at;
   const unsigned char* s = m + space_at;
   // Dataspace: version 1 {version, rank, flags, 5 reserved, dims}; version 2 {version, rank,
@@ -237,12 +280,14 @@ void Hdf5Guard::vet_attribute(const unsigned char* m, std::size_t size, const st
   const unsigned rank = s[1];
   const uint64_t dims_at = s[0] == 1 ? 8 : 4;
   if ((s[0] != 1 && s[0] != 2) || rank > 32 || dims_at + 8 * uint64_t{rank} > ds)
-    throw fail(fmt::format("dataspace version {} of rank {} does not fit its {} bytes", s[0], rank, ds));
+    throw fail(
+        fmt::format("dataspace version {} of rank {} does not fit its {} bytes", s[0], rank, ds));
   uint64_t elements = s[0] == 2 && s[3] == 2 ? 0 : 1;
   for (unsigned k = 0; k < rank; ++k) elements = mul_sat(elements, le(s + dims_at + 8 * k, 8));
   const uint64_t bytes = mul_sat(elements, le(t + 4, 4));
   if (bytes > size - data_at)
-    throw fail(fmt::format("{} elements of {} bytes run past its {} bytes of data", elements, le(t + 4, 4), size - data_at));
+    throw fail(fmt::format("{} elements of {} bytes run past its {} bytes of data", elements,
+                           le(t + 4, 4), size - data_at));
   vet_datatype(t, static_cast<std::size_t>(dt), what);
   const bool vlen_string = (t[0] & 0x0f) == 9 && (t[1] & 0x0f) == 1;
   if (vlen_string) vet_string_refs(m + data_at, static_cast<std::size_t>(bytes), what);
@@ -250,13 +295,16 @@ void Hdf5Guard::vet_attribute(const unsigned char* m, std::size_t size, const st
 
 // Datatype {class and version, 3 bytes of class bits, u32 size, properties}. HDF5 1.10 converts
 // with whatever the fields say, so they must agree with the size, and numbers are at most 16
-// bytes (the largest native type; HDF5 allocates elements x size to convert): integers {bit offset, precision}
-// and floats {bit offset, precision, exponent and mantissa positions and sizes, sign bit} inside
-// the element; a variable-length type (class 9) is 16 bytes in the file ({u32 length, heap
-// address, u32 index}), and a variable-length string's base type is a 1-byte character (HDF5
+// bytes (the largest native type; HDF5 allocates elements x size to convert): integers {bit offset,
+// precision} and floats {bit offset, precision, exponent and mantissa positions and sizes, sign
+// bit} inside the element; a variable-length type (class 9) is 16 bytes in the file ({u32 length,
+// heap address, u32 index}), and a variable-length string's base type is a 1-byte character (HDF5
 // allocates a string's length times the base size).
-void Hdf5Guard::vet_datatype(const unsigned char* t, std::size_t size, const std::string& what, int depth) const {
-  auto fail = [&](const std::string& why) { return std::runtime_error(fmt::format("{}: datatype: {}", what, why)); };
+void Hdf5Guard::vet_datatype(const unsigned char* t, std::size_t size, const std::string& what,
+                             int depth) const {
+  auto fail = [&](const std::string& why) {
+    return std::runtime_error(fmt::format("{}: datatype: {}", what, why));
+  };
   if (size < 8) throw fail(fmt::format("message of {} bytes", size));
   const unsigned cls = t[0] & 0x0f;
   const uint64_t bytes = le(t + 4, 4), bits = 8 * bytes;
@@ -265,19 +313,25 @@ void Hdf5Guard::vet_datatype(const unsigned char* t, std::size_t size, const std
   if (cls == 0 && size >= 12) {
     const uint64_t offset = le(t + 8, 2), precision = le(t + 10, 2);
     if (bytes == 0 || precision == 0 || offset + precision > bits)
-      throw fail(fmt::format("integer of {} bytes with {} bits at bit {}", bytes, precision, offset));
+      throw fail(
+          fmt::format("integer of {} bytes with {} bits at bit {}", bytes, precision, offset));
   } else if (cls == 1 && size >= 20) {
     const uint64_t offset = le(t + 8, 2), precision = le(t + 10, 2), sign = t[2];
     const uint64_t exp_at = t[12], exp_bits = t[13], man_at = t[14], man_bits = t[15];
-    if (bytes == 0 || precision == 0 || offset + precision > bits || sign >= bits || exp_bits == 0 ||
-        exp_at + exp_bits > bits || man_at + man_bits > bits)
-      throw fail(fmt::format("float of {} bytes with inconsistent fields (precision {} at bit {}, sign bit {}, exponent {} "
-                             "at {}, mantissa {} at {})", bytes, precision, offset, sign, exp_bits, exp_at, man_bits, man_at));
+    if (bytes == 0 || precision == 0 || offset + precision > bits || sign >= bits ||
+        exp_bits == 0 || exp_at + exp_bits > bits || man_at + man_bits > bits)
+      throw fail(
+          fmt::format("float of {} bytes with inconsistent fields (precision {} at bit {}, sign "
+                      "bit {}, exponent {} "
+                      "at {}, mantissa {} at {})",
+                      bytes, precision, offset, sign, exp_bits, exp_at, man_bits, man_at));
   } else if (cls == 9) {
-    if (bytes != 16) throw fail(fmt::format("variable-length type of {} bytes in the file (16 expected)", bytes));
+    if (bytes != 16)
+      throw fail(fmt::format("variable-length type of {} bytes in the file (16 expected)", bytes));
     if (size < 16 || depth > 8) throw fail("variable-length type without a base type");
     const bool string = (t[1] & 0x0f) == 1;
-    if (string && le(t + 12, 4) != 1) throw fail(fmt::format("a variable-length string of {}-byte characters", le(t + 12, 4)));
+    if (string && le(t + 12, 4) != 1)
+      throw fail(fmt::format("a variable-length string of {}-byte characters", le(t + 12, 4)));
     vet_datatype(t + 8, size - 8, what, depth + 1);
   }
 }
@@ -285,31 +339,38 @@ void Hdf5Guard::vet_datatype(const unsigned char* t, std::size_t size, const std
 // Variable-length string data: references {u32 length, address, u32 index}; each must name a
 // collection's object of that length (HDF5 allocates the length before it looks at the heap, and
 // 1.10 reads whatever index a reference names).
-void Hdf5Guard::vet_string_refs(const unsigned char* data, std::size_t size, const std::string& what) const {
+void Hdf5Guard::vet_string_refs(const unsigned char* data, std::size_t size,
+                                const std::string& what) const {
   for (std::size_t i = 0; i + 16 <= size; i += 16) {
     const uint64_t len = le(data + i, 4), addr = le(data + i + 4, 8), idx = le(data + i + 12, 4);
     if (len == 0 && addr == 0) continue;  // empty string
     const auto h = heaps_.find(addr);
     const auto obj = h == heaps_.end() ? decltype(h->second.end()){} : h->second.find(idx);
     if (h == heaps_.end() || obj == h->second.end() || obj->second != len)
-      throw std::runtime_error(fmt::format("{}: a string of {} bytes refers to object {} at offset {}, which is not a global "
-                                           "heap object of that size", what, len, idx, addr));
+      throw std::runtime_error(fmt::format(
+          "{}: a string of {} bytes refers to object {} at offset {}, which is not a global "
+          "heap object of that size",
+          what, len, idx, addr));
   }
 }
 
 // Any {collection address, u32 index} pair in `data` must name an object that collection holds.
-void Hdf5Guard::scan_heap_refs(const unsigned char* data, std::size_t size, const std::string& what) const {
+void Hdf5Guard::scan_heap_refs(const unsigned char* data, std::size_t size,
+                               const std::string& what) const {
   if (heaps_.empty()) return;
   for (std::size_t i = 0; i + 12 <= size; ++i)
     if (auto h = heaps_.find(le(data + i, 8)); h != heaps_.end()) {
       const uint64_t idx = le(data + i + 8, 4);
       const auto obj = h->second.find(idx);
       if (obj == h->second.end())
-        throw std::runtime_error(fmt::format("{}: a string refers to object {} of the global heap collection at offset {}, "
-                                             "which holds no such object", what, idx, h->first));
+        throw std::runtime_error(fmt::format(
+            "{}: a string refers to object {} of the global heap collection at offset {}, "
+            "which holds no such object",
+            what, idx, h->first));
       if (i >= 4 && le(data + i - 4, 4) != obj->second)
-        throw std::runtime_error(fmt::format("{}: a string of {} bytes refers to an object of {} bytes", what, le(data + i - 4, 4),
-                                             obj->second));
+        throw std::runtime_error(
+            fmt::format("{}: a string of {} bytes refers to an object of {} bytes", what,
+                        le(data + i - 4, 4), obj->second));
     }
 }
 

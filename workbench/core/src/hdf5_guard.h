@@ -38,7 +38,8 @@ class Hdf5Guard {
  private:
   void vet_header(uint64_t addr, const std::string& what);
   void vet_local_heap(uint64_t addr, const std::string& what) const;
-  void vet_datatype(const unsigned char* t, std::size_t size, const std::string& what, int depth = 0) const;
+  void vet_datatype(const unsigned char* t, std::size_t size, const std::string& what,
+                    int depth = 0) const;
   void vet_attribute(const unsigned char* m, std::size_t size, const std::string& what) const;
   void vet_string_refs(const unsigned char* data, std::size_t size, const std::string& what) const;
   void scan_heap_refs(const unsigned char* data, std::size_t size, const std::string& what) const;

@@ -6,13 +6,13 @@ namespace wb {
 
 namespace {
 // Suffixes of a block's taps in execution order; the single list for encoder blocks.
-constexpr const char* kEncoderBlockTaps[] = {"attn_ln", "attn.q",  "attn.k",   "attn.v",
+constexpr const char* kEncoderBlockTaps[] = {"attn_ln",  "attn.q",     "attn.k", "attn.v",
                                              "attn.out", "resid_attn", "mlp_ln", "mlp.fc1",
-                                             "mlp.gelu", "mlp.fc2",  "out"};
+                                             "mlp.gelu", "mlp.fc2",    "out"};
 constexpr const char* kDecoderBlockTaps[] = {
-    "attn_ln",       "attn.q",         "attn.k",         "attn.v",  "attn.out", "resid_attn",
-    "cross_attn_ln", "cross_attn.q",   "cross_attn.out", "resid_cross", "mlp_ln", "mlp.fc1",
-    "mlp.gelu",      "mlp.fc2",        "out"};
+    "attn_ln",    "attn.q",        "attn.k",       "attn.v",         "attn.out",
+    "resid_attn", "cross_attn_ln", "cross_attn.q", "cross_attn.out", "resid_cross",
+    "mlp_ln",     "mlp.fc1",       "mlp.gelu",     "mlp.fc2",        "out"};
 }  // namespace
 
 std::vector<TapSpec> encoder_taps(const ModelDims& d) {
@@ -25,7 +25,8 @@ std::vector<TapSpec> encoder_taps(const ModelDims& d) {
   for (int i = 0; i < d.n_audio_layer; ++i)
     for (const char* s : kEncoderBlockTaps) {
       const bool wide = std::string_view(s) == "mlp.fc1" || std::string_view(s) == "mlp.gelu";
-      taps.push_back({fmt::format("encoder.blocks.{}.{}", i, s), {t, wide ? 4 * c : c}, "frame,channel"});
+      taps.push_back(
+          {fmt::format("encoder.blocks.{}.{}", i, s), {t, wide ? 4 * c : c}, "frame,channel"});
     }
   taps.push_back({"encoder.ln_post", {t, c}, "frame,channel"});
   return taps;
@@ -38,7 +39,8 @@ std::vector<TapSpec> decoder_taps(const ModelDims& d, int n_tokens) {
   for (int i = 0; i < d.n_text_layer; ++i)
     for (const char* s : kDecoderBlockTaps) {
       const bool wide = std::string_view(s) == "mlp.fc1" || std::string_view(s) == "mlp.gelu";
-      taps.push_back({fmt::format("decoder.blocks.{}.{}", i, s), {n, wide ? 4 * c : c}, "token,channel"});
+      taps.push_back(
+          {fmt::format("decoder.blocks.{}.{}", i, s), {n, wide ? 4 * c : c}, "token,channel"});
     }
   taps.push_back({"decoder.ln", {n, c}, "token,channel"});
   taps.push_back({"logits", {n, d.n_vocab}, "token,vocab"});
@@ -95,8 +97,8 @@ TapSelector::TapSelector(std::string_view spec) : spec_(spec) {
       globs_.insert(globs_.end(), {"decoder.**", "logits"});
     } else if (item == "blocks") {
       globs_.insert(globs_.end(), {"mel", "encoder.conv1", "encoder.conv2", "encoder.pos_embed",
-                                   "encoder.blocks.*.out", "encoder.ln_post", "decoder.blocks.*.out",
-                                   "decoder.ln", "logits"});
+                                   "encoder.blocks.*.out", "encoder.ln_post",
+                                   "decoder.blocks.*.out", "decoder.ln", "logits"});
     } else if (item == "minimal") {
       globs_.insert(globs_.end(), {"mel", "encoder.ln_post", "logits"});
     } else if (item == "none") {

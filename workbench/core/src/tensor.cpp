@@ -12,10 +12,14 @@ namespace wb {
 
 std::string_view dtype_name(DType t) {
   switch (t) {
-    case DType::f32: return "float32";
-    case DType::f64: return "float64";
-    case DType::f16: return "float16";
-    case DType::bf16: return "bfloat16";
+    case DType::f32:
+      return "float32";
+    case DType::f64:
+      return "float64";
+    case DType::f16:
+      return "float16";
+    case DType::bf16:
+      return "bfloat16";
   }
   return "?";
 }
@@ -25,15 +29,19 @@ DType dtype_from_name(std::string_view n) {
   if (n == "float64" || n == "f64") return DType::f64;
   if (n == "float16" || n == "f16") return DType::f16;
   if (n == "bfloat16" || n == "bf16") return DType::bf16;
-  throw std::invalid_argument(fmt::format("unknown dtype '{}' (expected float32, float64, float16, bfloat16)", n));
+  throw std::invalid_argument(
+      fmt::format("unknown dtype '{}' (expected float32, float64, float16, bfloat16)", n));
 }
 
 std::size_t dtype_size(DType t) {
   switch (t) {
-    case DType::f32: return 4;
-    case DType::f64: return 8;
+    case DType::f32:
+      return 4;
+    case DType::f64:
+      return 8;
     case DType::f16:
-    case DType::bf16: return 2;
+    case DType::bf16:
+      return 2;
   }
   return 0;
 }
@@ -47,7 +55,8 @@ std::string shape_str(const Shape& s) {
 int64_t shape_numel(const Shape& s) {
   int64_t n = 1;
   for (int64_t d : s) {
-    if (d < 0) throw std::invalid_argument(fmt::format("negative dimension in shape {}", shape_str(s)));
+    if (d < 0)
+      throw std::invalid_argument(fmt::format("negative dimension in shape {}", shape_str(s)));
     if (d != 0 && n > std::numeric_limits<int64_t>::max() / d)
       throw std::invalid_argument(fmt::format("shape {} overflows", shape_str(s)));
     n *= d;
@@ -65,7 +74,10 @@ float half_to_float(uint16_t h) {
       bits = sign;
     } else {  // subnormal: normalise
       int e = -1;
-      do { ++e; mant <<= 1; } while ((mant & 0x400u) == 0);
+      do {
+        ++e;
+        mant <<= 1;
+      } while ((mant & 0x400u) == 0);
       bits = sign | (static_cast<uint32_t>(127 - 15 - e) << 23) | ((mant & 0x3ffu) << 13);
     }
   } else if (exp == 31) {
@@ -82,11 +94,11 @@ uint16_t float_to_half(float f) {
   const uint32_t ax = x & 0x7fffffffu;
   if (ax >= 0x7f800000u) return sign | 0x7c00u | (ax > 0x7f800000u ? 0x200u : 0);  // inf/nan
   if (ax >= 0x477ff000u) return sign | 0x7c00u;  // rounds to >= 65520: overflow to inf
-  if (ax < 0x38800000u) {                         // below smallest normal half: subnormal
+  if (ax < 0x38800000u) {                        // below smallest normal half: subnormal
     const float a = std::bit_cast<float>(ax);
     return sign | static_cast<uint16_t>(std::nearbyint(a * 16777216.0f));  // a / 2^-24
   }
-  uint32_t r = ax - 0x38000000u;  // rebias exponent 127 -> 15 (in place, mantissa 23 bits)
+  uint32_t r = ax - 0x38000000u;      // rebias exponent 127 -> 15 (in place, mantissa 23 bits)
   r = r + 0xfffu + ((r >> 13) & 1u);  // round to nearest even on the 13 dropped bits
   return sign | static_cast<uint16_t>(r >> 13);
 }
@@ -95,14 +107,16 @@ float bf16_to_float(uint16_t b) { return std::bit_cast<float>(static_cast<uint32
 
 uint16_t float_to_bf16(float f) {
   uint32_t x = std::bit_cast<uint32_t>(f);
-  if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((x >> 16) | 0x40u);  // quiet nan
+  if ((x & 0x7fffffffu) > 0x7f800000u)
+    return static_cast<uint16_t>((x >> 16) | 0x40u);  // quiet nan
   x += 0x7fffu + ((x >> 16) & 1u);
   return static_cast<uint16_t>(x >> 16);
 }
 
 Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape)) {
   if (dtype != DType::f32 && dtype != DType::f64)
-    throw std::invalid_argument(fmt::format("Tensor holds float32 or float64, not {}", dtype_name(dtype)));
+    throw std::invalid_argument(
+        fmt::format("Tensor holds float32 or float64, not {}", dtype_name(dtype)));
   numel_ = shape_numel(shape_);
   const std::size_t bytes = static_cast<std::size_t>(numel_) * dtype_size(dtype);
   bytes_.assign((bytes + 7) / 8, 0.0);
@@ -111,7 +125,8 @@ Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape
 Tensor Tensor::from_f32(Shape shape, std::vector<float> values) {
   Tensor t(DType::f32, std::move(shape));
   if (static_cast<int64_t>(values.size()) != t.numel_)
-    throw std::invalid_argument(fmt::format("{} values for shape {}", values.size(), shape_str(t.shape_)));
+    throw std::invalid_argument(
+        fmt::format("{} values for shape {}", values.size(), shape_str(t.shape_)));
   if (!values.empty()) std::memcpy(t.raw(), values.data(), values.size() * sizeof(float));
   return t;
 }
@@ -144,7 +159,8 @@ Tensor Tensor::to(DType dtype) const {
 
 Tensor Tensor::reshaped(Shape shape) const {
   if (shape_numel(shape) != numel_)
-    throw std::invalid_argument(fmt::format("cannot reshape {} to {}", shape_str(shape_), shape_str(shape)));
+    throw std::invalid_argument(
+        fmt::format("cannot reshape {} to {}", shape_str(shape_), shape_str(shape)));
   Tensor t = *this;
   t.shape_ = std::move(shape);
   return t;

@@ -12,12 +12,14 @@ Vocabulary::Vocabulary(std::vector<std::string> base_tokens, int n_vocab)
   if (n_languages() < 1)
     throw std::invalid_argument(fmt::format(
         "vocabulary: n_vocab {} leaves no room for Whisper's special tokens after {} base tokens "
-        "(need at least n_base + 1510)", n_vocab, tokens_.size()));
+        "(need at least n_base + 1510)",
+        n_vocab, tokens_.size()));
 }
 
 int Vocabulary::language(int index) const {
   if (index < 0 || index >= n_languages())
-    throw std::invalid_argument(fmt::format("language index {} out of range 0..{}", index, n_languages() - 1));
+    throw std::invalid_argument(
+        fmt::format("language index {} out of range 0..{}", index, n_languages() - 1));
   return sot() + 1 + index;
 }
 
@@ -94,11 +96,18 @@ std::string gpt2_unicode_to_bytes(const std::string& s) {
     const auto c = static_cast<unsigned char>(s[i]);
     uint32_t cp;
     int len;
-    if (c < 0x80) { cp = c; len = 1; }
-    else if ((c & 0xE0) == 0xC0 && i + 1 < s.size()) { cp = ((c & 0x1Fu) << 6) | (s[i + 1] & 0x3F); len = 2; }
-    else throw std::invalid_argument(fmt::format("vocabulary token '{}' is not GPT-2 byte-level text", s));
+    if (c < 0x80) {
+      cp = c;
+      len = 1;
+    } else if ((c & 0xE0) == 0xC0 && i + 1 < s.size()) {
+      cp = ((c & 0x1Fu) << 6) | (s[i + 1] & 0x3F);
+      len = 2;
+    } else
+      throw std::invalid_argument(
+          fmt::format("vocabulary token '{}' is not GPT-2 byte-level text", s));
     if (cp >= inverse.size() || inverse[cp] < 0)
-      throw std::invalid_argument(fmt::format("vocabulary token '{}' has a character outside GPT-2's byte map", s));
+      throw std::invalid_argument(
+          fmt::format("vocabulary token '{}' has a character outside GPT-2's byte map", s));
     out += static_cast<char>(inverse[cp]);
     i += static_cast<std::size_t>(len);
   }

@@ -33,7 +33,8 @@ std::string sha256_bytes(const void* data, std::size_t n) {
 
 std::string sha256_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(fmt::format("{}: cannot open ({})", path, std::strerror(errno)));
+  if (!in)
+    throw std::runtime_error(fmt::format("{}: cannot open ({})", path, std::strerror(errno)));
   Ctx ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
   EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
   std::vector<char> buf(1 << 20);
@@ -66,7 +67,8 @@ std::string tool_version() {
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(fmt::format("{}: cannot open ({})", path, std::strerror(errno)));
+  if (!in)
+    throw std::runtime_error(fmt::format("{}: cannot open ({})", path, std::strerror(errno)));
   std::ostringstream ss;
   ss << in.rdbuf();
   return ss.str();

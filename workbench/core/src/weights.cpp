@@ -12,7 +12,8 @@
 namespace wb {
 
 namespace {
-void add_linear(std::vector<WeightSpec>& t, const std::string& p, int64_t out, int64_t in, bool bias = true) {
+void add_linear(std::vector<WeightSpec>& t, const std::string& p, int64_t out, int64_t in,
+                bool bias = true) {
   t.push_back({p + ".weight", {out, in}});
   if (bias) t.push_back({p + ".bias", {out}});
 }
@@ -23,7 +24,8 @@ void add_norm(std::vector<WeightSpec>& t, const std::string& p, int64_t c) {
 // model.py ResidualAttentionBlock: attn (query, key without bias, value, out), attn_ln,
 // [cross_attn, cross_attn_ln], mlp (0: Linear(C, 4C), 2: Linear(4C, C)), mlp_ln.
 void add_block(std::vector<WeightSpec>& t, const std::string& p, int64_t c, bool cross) {
-  for (const char* a : cross ? std::vector<const char*>{"attn", "cross_attn"} : std::vector<const char*>{"attn"}) {
+  for (const char* a :
+       cross ? std::vector<const char*>{"attn", "cross_attn"} : std::vector<const char*>{"attn"}) {
     const std::string q = p + "." + a;
     add_linear(t, q + ".query", c, c);
     add_linear(t, q + ".key", c, c, false);
@@ -45,12 +47,14 @@ std::vector<WeightSpec> weight_table(const ModelDims& d) {
   t.push_back({"encoder.conv1.bias", {c}});
   t.push_back({"encoder.conv2.weight", {c, c, 3}});
   t.push_back({"encoder.conv2.bias", {c}});
-  for (int i = 0; i < d.n_audio_layer; ++i) add_block(t, fmt::format("encoder.blocks.{}", i), c, false);
+  for (int i = 0; i < d.n_audio_layer; ++i)
+    add_block(t, fmt::format("encoder.blocks.{}", i), c, false);
   add_norm(t, "encoder.ln_post", c);
   const int64_t s = d.n_text_state;
   t.push_back({"decoder.positional_embedding", {d.n_text_ctx, s}});
   t.push_back({"decoder.token_embedding.weight", {d.n_vocab, s}});
-  for (int i = 0; i < d.n_text_layer; ++i) add_block(t, fmt::format("decoder.blocks.{}", i), s, true);
+  for (int i = 0; i < d.n_text_layer; ++i)
+    add_block(t, fmt::format("decoder.blocks.{}", i), s, true);
   add_norm(t, "decoder.ln", s);
   return t;
 }
@@ -58,17 +62,21 @@ std::vector<WeightSpec> weight_table(const ModelDims& d) {
 int64_t weight_numel(const ModelDims& d) {
   // Per block (see add_block): attention 4C^2 + 5C (key has no bias) and its layer norm 2C,
   // twice in decoder blocks (cross-attention); MLP 8C^2 + 5C and its layer norm 2C.
-  const auto block = [](int64_t c, bool cross) { return (cross ? 2 : 1) * (4 * c * c + 5 * c) + 8 * c * c + 7 * c; };
+  const auto block = [](int64_t c, bool cross) {
+    return (cross ? 2 : 1) * (4 * c * c + 5 * c) + 8 * c * c + 7 * c;
+  };
   const int64_t c = d.n_audio_state, s = d.n_text_state;
   const int64_t enc = int64_t{d.n_audio_ctx} * c + c * d.n_mels * 3 + c + c * c * 3 + c +
                       d.n_audio_layer * block(c, false) + 2 * c;
-  const int64_t dec = int64_t{d.n_text_ctx} * s + int64_t{d.n_vocab} * s + d.n_text_layer * block(s, true) + 2 * s;
+  const int64_t dec =
+      int64_t{d.n_text_ctx} * s + int64_t{d.n_vocab} * s + d.n_text_layer * block(s, true) + 2 * s;
   return enc + dec;
 }
 
 const Tensor& Checkpoint::at(const std::string& name) const {
   auto it = weights.find(name);
-  if (it == weights.end()) throw std::invalid_argument(fmt::format("checkpoint has no tensor '{}'", name));
+  if (it == weights.end())
+    throw std::invalid_argument(fmt::format("checkpoint has no tensor '{}'", name));
   return it->second;
 }
 
@@ -76,7 +84,8 @@ Checkpoint load_checkpoint(const std::string& path) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (fs::is_directory(path, ec)) return detail::load_hf(path);
-  if (!fs::exists(path, ec)) throw std::runtime_error(fmt::format("{}: no such file or directory", path));
+  if (!fs::exists(path, ec))
+    throw std::runtime_error(fmt::format("{}: no such file or directory", path));
   if (path.size() > 12 && path.substr(path.size() - 12) == ".safetensors")
     return detail::load_hf(fs::path(path).parent_path().string());
   return detail::load_ggml(path);
@@ -99,7 +108,9 @@ Checkpoint random_checkpoint(const ModelDims& d, uint64_t seed) {
     Tensor t(DType::f32, w.shape);
     float* p = t.f32();
     const std::string& n = w.name;
-    const auto ends = [&n](std::string_view s) { return n.size() >= s.size() && n.compare(n.size() - s.size(), s.size(), s) == 0; };
+    const auto ends = [&n](std::string_view s) {
+      return n.size() >= s.size() && n.compare(n.size() - s.size(), s.size(), s) == 0;
+    };
     if (n == "encoder.positional_embedding") {
       // model.py sinusoids(): concat(sin, cos) with inv_timescales exp(-ln(10000)/(C/2-1) * i).
       const int64_t len = w.shape[0], ch = w.shape[1], half = ch / 2;
@@ -115,7 +126,8 @@ Checkpoint random_checkpoint(const ModelDims& d, uint64_t seed) {
       int64_t fan_in = w.shape[1] * (w.shape.size() == 3 ? w.shape[2] : 1);
       double std = 1.0 / std::sqrt(static_cast<double>(fan_in));
       if (n == "decoder.positional_embedding") std = 0.02;
-      if (n == "decoder.token_embedding.weight") std = 1.0 / std::sqrt(static_cast<double>(w.shape[1]));
+      if (n == "decoder.token_embedding.weight")
+        std = 1.0 / std::sqrt(static_cast<double>(w.shape[1]));
       for (int64_t i = 0; i < t.numel(); ++i) p[i] = static_cast<float>(std * normal());
     } else if ((ends("_ln.weight") || ends("ln_post.weight") || n == "decoder.ln.weight")) {
       for (int64_t i = 0; i < t.numel(); ++i) p[i] = static_cast<float>(1.0 + 0.1 * normal());
@@ -126,7 +138,8 @@ Checkpoint random_checkpoint(const ModelDims& d, uint64_t seed) {
   }
   // Byte-level base vocabulary: token i is the single byte i.
   std::vector<std::string> base(256);
-  for (int b = 0; b < 256; ++b) base[static_cast<std::size_t>(b)] = std::string(1, static_cast<char>(b));
+  for (int b = 0; b < 256; ++b)
+    base[static_cast<std::size_t>(b)] = std::string(1, static_cast<char>(b));
   ck.vocab = Vocabulary(std::move(base), d.n_vocab);
   return ck;
 }

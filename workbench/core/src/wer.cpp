@@ -45,8 +45,8 @@ WerCounts word_errors(const std::vector<std::string>& ref, const std::vector<std
   for (std::size_t j = 0; j <= m; ++j) at(0, j) = static_cast<std::uint32_t>(j);
   for (std::size_t i = 1; i <= n; ++i)
     for (std::size_t j = 1; j <= m; ++j)
-      at(i, j) = std::min({at(i - 1, j - 1) + (ref[i - 1] == hyp[j - 1] ? 0u : 1u), at(i - 1, j) + 1u,
-                           at(i, j - 1) + 1u});
+      at(i, j) = std::min({at(i - 1, j - 1) + (ref[i - 1] == hyp[j - 1] ? 0u : 1u),
+                           at(i - 1, j) + 1u, at(i, j - 1) + 1u});
   WerCounts c;
   c.ref_words = n;
   std::size_t i = n, j = m;

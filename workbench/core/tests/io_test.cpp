@@ -26,7 +26,9 @@ fs::path scratch() {
   return p;
 }
 
-void write_bytes(const fs::path& p, const std::string& bytes) { std::ofstream(p, std::ios::binary) << bytes; }
+void write_bytes(const fs::path& p, const std::string& bytes) {
+  std::ofstream(p, std::ios::binary) << bytes;
+}
 
 // The message of the runtime_error thrown by f, or "" if none.
 template <class F>
@@ -73,7 +75,8 @@ TEST_CASE("HF and ggml writers round-trip the same weights bit for bit") {
   CHECK(h.stored_dtype == "float16");
   const Tensor& q = h.at("encoder.blocks.0.attn.query.weight");
   const Tensor& q0 = ck.at("encoder.blocks.0.attn.query.weight");
-  for (int64_t i = 0; i < q.numel(); ++i) REQUIRE(q.f32()[i] == half_to_float(float_to_half(q0.f32()[i])));
+  for (int64_t i = 0; i < q.numel(); ++i)
+    REQUIRE(q.f32()[i] == half_to_float(float_to_half(q0.f32()[i])));
 }
 
 TEST_CASE("checkpoint readers refuse corrupt files with the file and the problem") {
@@ -83,11 +86,15 @@ TEST_CASE("checkpoint readers refuse corrupt files with the file and the problem
   const std::string bytes = read_file(gg.string());
   SUBCASE("truncated ggml") {
     write_bytes(scratch() / "trunc.bin", bytes.substr(0, bytes.size() / 2));
-    CHECK(error_of([&] { load_checkpoint((scratch() / "trunc.bin").string()); }).find("trunc.bin") != std::string::npos);
+    CHECK(error_of([&] {
+            load_checkpoint((scratch() / "trunc.bin").string());
+          }).find("trunc.bin") != std::string::npos);
   }
   SUBCASE("wrong magic") {
     write_bytes(scratch() / "magic.bin", "GGUF" + bytes.substr(4));
-    CHECK(error_of([&] { load_checkpoint((scratch() / "magic.bin").string()); }).find("not a whisper.cpp ggml file") != std::string::npos);
+    CHECK(error_of([&] {
+            load_checkpoint((scratch() / "magic.bin").string());
+          }).find("not a whisper.cpp ggml file") != std::string::npos);
   }
   SUBCASE("lying dims: n_audio_state doubled") {
     std::string b = bytes;
@@ -100,7 +107,9 @@ TEST_CASE("checkpoint readers refuse corrupt files with the file and the problem
   }
   SUBCASE("zero-length file") {
     write_bytes(scratch() / "empty.bin", "");
-    CHECK(error_of([&] { load_checkpoint((scratch() / "empty.bin").string()); }).find("truncated") != std::string::npos);
+    CHECK(error_of([&] {
+            load_checkpoint((scratch() / "empty.bin").string());
+          }).find("truncated") != std::string::npos);
   }
   SUBCASE("safetensors with a lying header length") {
     const auto hf = scratch() / "hf_bad";
@@ -109,7 +118,8 @@ TEST_CASE("checkpoint readers refuse corrupt files with the file and the problem
     uint64_t huge = uint64_t{1} << 40;
     std::memcpy(st.data(), &huge, 8);
     write_bytes(hf / "model.safetensors", st);
-    CHECK(error_of([&] { load_checkpoint(hf.string()); }).find("header length") != std::string::npos);
+    CHECK(error_of([&] { load_checkpoint(hf.string()); }).find("header length") !=
+          std::string::npos);
   }
   SUBCASE("config of another size") {
     const auto hf = scratch() / "hf_cfg";
@@ -117,7 +127,9 @@ TEST_CASE("checkpoint readers refuse corrupt files with the file and the problem
     std::string cfg = read_file((hf / "config.json").string());
     cfg.replace(cfg.find("\"encoder_layers\": 2"), 19, "\"encoder_layers\": 3");
     write_bytes(hf / "config.json", cfg);
-    CHECK(error_of([&] { load_checkpoint(hf.string()); }).find("missing tensor 'encoder.blocks.2") != std::string::npos);
+    CHECK(error_of([&] {
+            load_checkpoint(hf.string());
+          }).find("missing tensor 'encoder.blocks.2") != std::string::npos);
   }
 }
 
@@ -138,8 +150,10 @@ TEST_CASE("dump round trip: attributes, taps, float16 storage, decode, timing") 
       w.set_decode({1, 2, 3}, "hi");
       w.set_timing("encoder", 0.5);
       // Nothing new is visible before finish(): no file, or the previous complete dump intact.
-      if (store == DType::f32) CHECK_FALSE(fs::exists(path));
-      else CHECK(DumpReader(path).taps()[1].stored == DType::f32);
+      if (store == DType::f32)
+        CHECK_FALSE(fs::exists(path));
+      else
+        CHECK(DumpReader(path).taps()[1].stored == DType::f32);
       w.finish();
     }
     DumpReader r(path);
@@ -149,13 +163,15 @@ TEST_CASE("dump round trip: attributes, taps, float16 storage, decode, timing") 
     CHECK(r.taps()[1].stored == store);
     const Tensor back = r.read("mel");
     for (int64_t i = 0; i < mel.numel(); ++i) {
-      const float want = store == DType::f16 ? half_to_float(float_to_half(mel.f32()[i])) : mel.f32()[i];
+      const float want =
+          store == DType::f16 ? half_to_float(float_to_half(mel.f32()[i])) : mel.f32()[i];
       REQUIRE(back.f32()[i] == want);
     }
     std::vector<double> rows;
     r.read_rows("encoder.ln_post", 10, 3, rows);
     CHECK(rows.size() == 3u * d.n_audio_state);
-    CHECK(rows[0] == doctest::Approx(std::cos(0.01 * 10 * d.n_audio_state)).epsilon(store == DType::f16 ? 1e-3 : 1e-7));
+    CHECK(rows[0] == doctest::Approx(std::cos(0.01 * 10 * d.n_audio_state))
+                         .epsilon(store == DType::f16 ? 1e-3 : 1e-7));
     CHECK(r.tokens().value() == std::vector<int>{1, 2, 3});
     CHECK(r.text().value() == "hi");
     CHECK(r.timings().at("encoder") == 0.5);
@@ -168,7 +184,8 @@ TEST_CASE("dump reader refuses incomplete, foreign and mismatched files") {
     const auto path = (scratch() / "abandoned.h5").string();
     { DumpWriter w(path, meta_for(d), TapSelector("all")); }
     CHECK_FALSE(fs::exists(path));
-    for (const auto& e : fs::directory_iterator(scratch())) CHECK(e.path().filename().string().find("abandoned.h5.partial") == std::string::npos);
+    for (const auto& e : fs::directory_iterator(scratch()))
+      CHECK(e.path().filename().string().find("abandoned.h5.partial") == std::string::npos);
   }
   SUBCASE("no complete attribute") {
     const auto path = (scratch() / "incomplete.h5").string();
@@ -181,12 +198,18 @@ TEST_CASE("dump reader refuses incomplete, foreign and mismatched files") {
   }
   SUBCASE("foreign HDF5") {
     const auto path = (scratch() / "foreign.h5").string();
-    { H5::H5File f(path, H5F_ACC_TRUNC); f.createGroup("/data"); }
-    CHECK(error_of([&] { DumpReader r(path); }).find("not a whisper-fidelity dump") != std::string::npos);
+    {
+      H5::H5File f(path, H5F_ACC_TRUNC);
+      f.createGroup("/data");
+    }
+    CHECK(error_of([&] { DumpReader r(path); }).find("not a whisper-fidelity dump") !=
+          std::string::npos);
   }
   SUBCASE("not HDF5 at all") {
     write_bytes(scratch() / "text.h5", "hello");
-    CHECK(error_of([&] { DumpReader r((scratch() / "text.h5").string()); }).find("not an HDF5 file") != std::string::npos);
+    CHECK(error_of([&] {
+            DumpReader r((scratch() / "text.h5").string());
+          }).find("not an HDF5 file") != std::string::npos);
   }
   SUBCASE("tap shape disagrees with dims") {
     const auto path = (scratch() / "mismatch.h5").string();
@@ -213,5 +236,6 @@ TEST_CASE("audio: fixture clip decodes and resamples; bad files are refused") {
   for (std::size_t i = 100; i + 100 < r.size(); ++i) crossings += (r[i - 1] < 0) != (r[i] < 0);
   CHECK(std::abs(crossings - 2 * 1000 * static_cast<int>(r.size() - 200) / 16000) <= 2);
   write_bytes(scratch() / "bad.wav", "RIFF\x10\x00\x00\x00WAVEfmt garbage");
-  CHECK(error_of([&] { load_audio((scratch() / "bad.wav").string()); }).find("bad.wav") != std::string::npos);
+  CHECK(error_of([&] { load_audio((scratch() / "bad.wav").string()); }).find("bad.wav") !=
+        std::string::npos);
 }

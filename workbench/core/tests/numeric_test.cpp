@@ -17,8 +17,8 @@ TEST_CASE("half conversions: known encodings and an exhaustive round trip") {
   CHECK(float_to_half(1.0f) == 0x3c00);
   CHECK(float_to_half(-2.0f) == 0xc000);
   CHECK(float_to_half(65504.0f) == 0x7bff);
-  CHECK(float_to_half(65520.0f) == 0x7c00);             // rounds up to inf
-  CHECK(float_to_half(std::ldexp(1.0f, -24)) == 0x0001);  // smallest subnormal
+  CHECK(float_to_half(65520.0f) == 0x7c00);                      // rounds up to inf
+  CHECK(float_to_half(std::ldexp(1.0f, -24)) == 0x0001);         // smallest subnormal
   CHECK(float_to_half(1.0f + std::ldexp(1.0f, -11)) == 0x3c00);  // tie -> even
   CHECK(float_to_half(1.0f + 3 * std::ldexp(1.0f, -11)) == 0x3c02);
   for (uint32_t h = 0; h < 0x10000; ++h) {

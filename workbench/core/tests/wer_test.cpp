@@ -1,7 +1,7 @@
 // Word error rate: normalization and edit counts against hand-computed cases.
-#include <doctest/doctest.h>
-
 #include "wb/core/wer.h"
+
+#include <doctest/doctest.h>
 
 using wb::normalize_words;
 using wb::word_errors;
@@ -17,7 +17,8 @@ TEST_CASE("wer: normalization lowercases and strips punctuation") {
 }
 
 TEST_CASE("wer: identical transcripts up to case and punctuation have no errors") {
-  const auto c = word_errors("Miles captain incandescent tired.", "miles CAPTAIN, incandescent tired");
+  const auto c =
+      word_errors("Miles captain incandescent tired.", "miles CAPTAIN, incandescent tired");
   CHECK(c.errors() == 0);
   CHECK(c.ref_words == 4);
   CHECK(c.wer() == doctest::Approx(0.0));
@@ -49,7 +50,8 @@ TEST_CASE("wer: hand-computed mixed case (Levenshtein 4)") {
   // ref: Reason in and sleek torrents fight (6 words)
   // hyp: Reasoning and sleek torrent fight fight
   // alignment: reason->reasoning (S), in (D), and, sleek, torrents->torrent (S), fight, +fight (I)
-  const auto c = word_errors("Reason in and sleek torrents fight.", "Reasoning and sleek torrent fight fight");
+  const auto c =
+      word_errors("Reason in and sleek torrents fight.", "Reasoning and sleek torrent fight fight");
   CHECK(c.errors() == 4);
   CHECK(c.ref_words == 6);
   CHECK(c.wer() == doctest::Approx(4.0 / 6));

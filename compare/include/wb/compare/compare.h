@@ -13,10 +13,10 @@
 #include <string>
 #include <vector>
 
-#include "wb/core/dump.h"
 #include "wb/compare/metrics.h"
 #include "wb/compare/name_map.h"
 #include "wb/compare/profile.h"
+#include "wb/core/dump.h"
 #include "wb/core/wer.h"
 
 namespace wb::cmp {
@@ -52,7 +52,8 @@ class DumpSource : public TapSource {
 
 class MemorySource : public TapSource {
  public:
-  MemorySource(std::string label, DumpMeta meta) : label_(std::move(label)), meta_(std::move(meta)) {}
+  MemorySource(std::string label, DumpMeta meta)
+      : label_(std::move(label)), meta_(std::move(meta)) {}
   // Appends a tap (execution order = call order unless `order` >= 0).
   void add(const std::string& name, Shape shape, std::vector<double> values,
            const std::string& layout = "frame,channel", int order = -1);
@@ -86,12 +87,12 @@ struct CompareOptions {
 
 struct Histogram {
   std::string tap;
-  double lo = 0.0, hi = 0.0;     // bin edges span [lo, hi] evenly
-  std::vector<int64_t> counts;   // of candidate - reference over finite pairs
+  double lo = 0.0, hi = 0.0;    // bin edges span [lo, hi] evenly
+  std::vector<int64_t> counts;  // of candidate - reference over finite pairs
 };
 
 struct TapResult {
-  std::string name;                // registry name (after --map)
+  std::string name;                 // registry name (after --map)
   std::string ref_name, cand_name;  // as stored in each dump
   Shape shape;
   std::string layout;
@@ -104,9 +105,9 @@ struct TapResult {
   std::vector<Violation> violations;
   Level status = Level::pass;
   // Attribution: rel_l2 relative to the largest rel_l2 among the taps feeding this one.
-  std::string upstream;                 // "" if none is known or dumped
-  std::optional<double> jump;           // rel_l2 / upstream rel_l2
-  std::string attribution;              // "local", "inherited", "input" or "" (no error)
+  std::string upstream;        // "" if none is known or dumped
+  std::optional<double> jump;  // rel_l2 / upstream rel_l2
+  std::string attribution;     // "local", "inherited", "input" or "" (no error)
   std::vector<std::string> hints;
   std::string frame_axis;  // "row" / "column" / ""
 };
@@ -123,9 +124,9 @@ struct CompareResult {
   Level verdict = Level::pass;
   int first_divergence = -1;  // index into taps: first fail in execution order
   int first_warning = -1;
-  int changepoint = -1;       // first tap whose rel_l2 jumps far above all before it
+  int changepoint = -1;  // first tap whose rel_l2 jumps far above all before it
   double changepoint_jump = 0.0;
-  std::vector<std::string> hints;  // the diagnosis, most important first
+  std::vector<std::string> hints;      // the diagnosis, most important first
   std::optional<Histogram> histogram;  // of the first divergent tap (else the worst tap)
   // Both sides' decoded text (when both dumps hold one) and the candidate's word errors against
   // the reference's text: the transcript damage next to the layer divergence.

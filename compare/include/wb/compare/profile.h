@@ -35,8 +35,8 @@ std::string_view level_name(Level l);  // "pass", "warn", "fail"
 
 // Metrics a threshold may name.
 inline constexpr std::string_view kThresholdMetrics[] = {
-    "rel_l2", "max_abs", "mean_abs", "cosine", "pearson", "snr_db", "share_beyond",
-    "nan_mismatch", "inf_mismatch"};
+    "rel_l2", "max_abs",      "mean_abs",     "cosine",      "pearson",
+    "snr_db", "share_beyond", "nan_mismatch", "inf_mismatch"};
 bool is_threshold_metric(std::string_view name);
 // Metrics with a noise-floor multiple ("max_floor"): the error magnitudes.
 bool is_floor_metric(std::string_view name);
@@ -65,9 +65,9 @@ struct Violation {
   std::string metric;
   double value = 0.0;
   double limit = 0.0;
-  std::string op;        // "<=" or ">="
-  bool floor = false;    // limit is a noise-floor multiple
-  double floor_k = 0.0;  // the multiple (when floor)
+  std::string op;            // "<=" or ">="
+  bool floor = false;        // limit is a noise-floor multiple
+  double floor_k = 0.0;      // the multiple (when floor)
   std::string text() const;  // "rel_l2 0.31 > 1e-3", "rel_l2 0.31 > 50 x floor (2.1e-6)"
 };
 

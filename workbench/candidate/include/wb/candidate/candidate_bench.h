@@ -8,11 +8,13 @@
 namespace wb {
 
 struct GemmPeak {
-  int n = 0;                     // square problem n x n x n
+  int n = 0;  // square problem n x n x n
   int threads = 1;
-  double openblas_gflops = 0;    // OpenBLAS with its own threading (threads)
-  double row_split_gflops = 0;   // the candidate's scheme: rows split over threads, OpenBLAS 1 each
-  double peak() const { return openblas_gflops > row_split_gflops ? openblas_gflops : row_split_gflops; }
+  double openblas_gflops = 0;   // OpenBLAS with its own threading (threads)
+  double row_split_gflops = 0;  // the candidate's scheme: rows split over threads, OpenBLAS 1 each
+  double peak() const {
+    return openblas_gflops > row_split_gflops ? openblas_gflops : row_split_gflops;
+  }
 };
 
 // Best of `repeats` float32 C = A B^T of n x n x n, both ways.

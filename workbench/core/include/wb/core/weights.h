@@ -40,7 +40,7 @@ struct Checkpoint {
 Checkpoint load_checkpoint(const std::string& path);
 
 // Writers, used by `wb fixture-model` and tests (round trips).
-void save_hf(const Checkpoint& ck, const std::string& dir, DType stored);   // f32/f16/bf16
+void save_hf(const Checkpoint& ck, const std::string& dir, DType stored);     // f32/f16/bf16
 void save_ggml(const Checkpoint& ck, const std::string& file, DType stored);  // f32/f16
 
 // Deterministic random weights for fixtures, scaled so activations stay well-conditioned.
