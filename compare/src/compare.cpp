@@ -1,5 +1,5 @@
 // Alignment, the streaming pass, verdicts, first divergence, changepoint and attribution.
-// Diagnosis hints live in diagnose.cpp.
+// Diagnosis hints live in diagnose.cpp, MemorySource in memory_source.cpp.
 #include "wb/compare/compare.h"
 
 #include <fmt/format.h>
@@ -17,115 +17,22 @@
 #include <stdexcept>
 #include <thread>
 
+#include "diagnose.h"
 #include "wb/core/util.h"
 
 namespace wb::cmp {
-
-// diagnose.cpp
-void diagnose(CompareResult& r, const ModelDims& d, const ToleranceProfile& p);
-
-// ---------------------------------------------------------------------------------------------
-// MemorySource
-
-void MemorySource::add(const std::string& name, Shape shape, std::vector<double> values,
-                       const std::string& layout, int order) {
-  if (static_cast<int64_t>(values.size()) != shape_numel(shape)) {
-    throw std::invalid_argument(fmt::format("MemorySource::add '{}': {} values for shape {}", name,
-                                            values.size(), shape_str(shape)));
-  }
-  TapInfo t;
-  t.name = name;
-  t.shape = std::move(shape);
-  t.stored = DType::f64;
-  t.order = order >= 0 ? order : static_cast<int>(taps_.size());
-  t.layout = layout;
-  t.compute_dtype = "float64";
-  taps_.push_back(t);
-  data_.push_back(std::move(values));
-}
-
-std::vector<double>& MemorySource::values(const std::string& name) {
-  for (std::size_t i = 0; i < taps_.size(); ++i)
-    if (taps_[i].name == name) return data_[i];
-  throw std::invalid_argument(fmt::format("MemorySource: no tap '{}'", name));
-}
-
-void MemorySource::read_rows(const std::string& name, int64_t row0, int64_t n,
-                             std::vector<double>& out) const {
-  for (std::size_t i = 0; i < taps_.size(); ++i) {
-    if (taps_[i].name != name) continue;
-    const Shape& s = taps_[i].shape;
-    int64_t row_len = 1;
-    for (std::size_t k = 1; k < s.size(); ++k) row_len *= s[k];
-    const int64_t rows = s.empty() ? 1 : s[0];
-    if (row0 < 0 || n < 0 || row0 + n > rows) {
-      throw std::runtime_error(fmt::format("{}: tap '{}': rows [{}, {}) outside {}", label_, name,
-                                           row0, row0 + n, shape_str(s)));
-    }
-    out.assign(data_[i].begin() + row0 * row_len, data_[i].begin() + (row0 + n) * row_len);
-    return;
-  }
-  throw std::runtime_error(fmt::format("{}: no tap '{}'", label_, name));
-}
 
 // ---------------------------------------------------------------------------------------------
 // Dataflow (for attribution)
 
 std::vector<std::string> upstream_taps(std::string_view name, const ModelDims& d) {
-  const std::string n(name);
-  auto block_prefix = [&](const std::string& side, int i) {
-    return fmt::format("{}.blocks.{}.", side, i);
-  };
-  if (n == "mel" || n == "decoder.embed") return {};
-  if (n == "encoder.conv1") return {"mel"};
-  if (n == "encoder.conv2") return {"encoder.conv1"};
-  if (n == "encoder.pos_embed") return {"encoder.conv2"};
-  if (n == "encoder.ln_post") return {fmt::format("encoder.blocks.{}.out", d.n_audio_layer - 1)};
-  if (n == "decoder.ln") return {fmt::format("decoder.blocks.{}.out", d.n_text_layer - 1)};
-  if (n == "logits") return {"decoder.ln"};
-  for (const std::string side : {"encoder", "decoder"}) {
-    const std::string pre = side + ".blocks.";
-    if (n.rfind(pre, 0) != 0) continue;
-    const auto dot = n.find('.', pre.size());
-    if (dot == std::string::npos) return {};
-    int i = 0;
-    try {
-      i = std::stoi(n.substr(pre.size(), dot - pre.size()));
-    } catch (const std::exception&) {
-      return {};
-    }
-    const std::string s = n.substr(dot + 1);
-    const std::string p = block_prefix(side, i);
-    const std::string input = i > 0 ? block_prefix(side, i - 1) + "out"
-                                    : (side == "encoder" ? std::string("encoder.pos_embed")
-                                                         : std::string("decoder.embed"));
-    if (s == "attn_ln") return {input};
-    if (s == "attn.q" || s == "attn.k" || s == "attn.v") return {p + "attn_ln"};
-    if (s == "attn.out") return {p + "attn.q", p + "attn.k", p + "attn.v"};
-    if (s == "resid_attn") return {p + "attn.out", input};
-    if (s == "cross_attn_ln") return {p + "resid_attn"};
-    if (s == "cross_attn.q") return {p + "cross_attn_ln"};
-    if (s == "cross_attn.out") return {p + "cross_attn.q", "encoder.ln_post"};
-    if (s == "resid_cross") return {p + "cross_attn.out", p + "resid_attn"};
-    if (s == "mlp_ln") return {side == "decoder" ? p + "resid_cross" : p + "resid_attn"};
-    if (s == "mlp.fc1") return {p + "mlp_ln"};
-    if (s == "mlp.gelu") return {p + "mlp.fc1"};
-    if (s == "mlp.fc2") return {p + "mlp.gelu"};
-    if (s == "out")
-      return {p + "mlp.fc2", side == "decoder" ? p + "resid_cross" : p + "resid_attn"};
-  }
-  return {};
+  const TapSpec* t = TapRegistry::of(d).find(name);
+  return t ? t->upstream : std::vector<std::string>{};
 }
 
 int heads_of(std::string_view name, const ModelDims& d) {
-  auto ends = [&](std::string_view suf) {
-    return name.size() >= suf.size() && name.substr(name.size() - suf.size()) == suf;
-  };
-  const bool proj = ends(".attn.q") || ends(".attn.k") || ends(".attn.v") || ends(".cross_attn.q");
-  if (!proj) return 0;
-  if (name.rfind("encoder.", 0) == 0) return d.n_audio_head;
-  if (name.rfind("decoder.", 0) == 0) return d.n_text_head;
-  return 0;
+  const TapSpec* t = TapRegistry::of(d).find(name);
+  return t ? t->heads : 0;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -306,104 +213,107 @@ std::map<std::string, const TapInfo*> canonical_taps(const TapSource& s, const N
   return out;
 }
 
-}  // namespace
+// ---------------------------------------------------------------------------------------------
+// The phases of compare(): align -> stream metrics -> judge -> attribute -> changepoint ->
+// histogram -> diagnosis and transcripts. Each reads and fills the one CompareResult.
 
-CompareResult compare(const TapSource& ref, const TapSource& cand, const TapSource* floor,
-                      const CompareOptions& opts) {
-  const auto t0 = std::chrono::steady_clock::now();
-  check_same_model(ref, cand, opts.allow_model_mismatch, "reference vs candidate");
-  if (floor != nullptr)
-    check_same_model(ref, *floor, opts.allow_model_mismatch, "reference vs floor");
-  const ModelDims& dims = ref.meta().dims;
-  if (!opts.map.empty()) opts.map.validate(dims);
+// Registry names of the taps of each side (and the floor), after --map.
+struct Aligned {
+  std::map<std::string, const TapInfo*> ref, cand, floor;
+  std::vector<Job> jobs;  // one per common tap, in execution order
+  // (ref tokens, cand tokens) -> number of per-token taps cut to the common tokens
+  std::map<std::pair<int64_t, int64_t>, int> token_cuts;
+};
 
-  CompareResult r;
-  r.ref_path = ref.label();
-  r.cand_path = cand.label();
-  r.floor_path = floor != nullptr ? floor->label() : "";
-  r.ref_meta = ref.meta();
-  r.cand_meta = cand.meta();
-  r.profile_name = opts.profile.name();
-  r.map_origin = opts.map.origin();
-  r.tool_version = wb::tool_version();
-  r.created = wb::utc_now_iso8601();
-
-  const auto ref_taps = canonical_taps(ref, opts.map, dims);
-  const auto cand_taps = canonical_taps(cand, opts.map, dims);
-  std::map<std::string, const TapInfo*> floor_taps;
-  if (floor != nullptr) floor_taps = canonical_taps(*floor, opts.map, dims);
-
-  // Common taps in the registry's execution order (canonical_taps admits registry names only, so
-  // the order is total).
+// The common taps in the registry's execution order (canonical_taps admits registry names only,
+// so the order is total), one job and one TapResult each; the one-sided taps listed.
+std::vector<std::string> common_taps(const Aligned& al, CompareResult& r, const ModelDims& dims) {
   auto by_order = [&](const std::string& a, const std::string& b) {
     return wb::tap_order(dims, a) < wb::tap_order(dims, b);
   };
   std::vector<std::string> names;
-  for (const auto& [name, info] : ref_taps) {
-    if (cand_taps.count(name) != 0)
+  for (const auto& [name, info] : al.ref) {
+    if (al.cand.count(name) != 0)
       names.push_back(name);
     else
       r.only_ref.push_back(name);
   }
-  for (const auto& [name, info] : cand_taps)
-    if (ref_taps.count(name) == 0) r.only_cand.push_back(name);
+  for (const auto& [name, info] : al.cand)
+    if (al.ref.count(name) == 0) r.only_cand.push_back(name);
   std::sort(names.begin(), names.end(), by_order);
   std::stable_sort(r.only_ref.begin(), r.only_ref.end(), by_order);
   std::stable_sort(r.only_cand.begin(), r.only_cand.end(), by_order);
+  return names;
+}
 
+// The job of one common tap: shapes checked (decoder taps may differ in token count: that is
+// data, not a shape error, and the tokens both have are compared), the floor's tap found.
+Job make_job(const std::string& name, const TapSpec& spec, Aligned& al, CompareResult& r,
+             const TapSource* floor, const CompareOptions& opts) {
+  const TapInfo& a = *al.ref.at(name);
+  const TapInfo& b = *al.cand.at(name);
+  Shape shape = a.shape;
+  const bool per_token = spec.per_token;
+  if (per_token && a.shape.size() == 2 && b.shape.size() == 2 && a.shape[1] == b.shape[1] &&
+      a.shape[0] != b.shape[0]) {
+    shape[0] = std::min(a.shape[0], b.shape[0]);
+    ++al.token_cuts[{a.shape[0], b.shape[0]}];
+  } else if (a.shape != b.shape) {
+    throw std::runtime_error(fmt::format("tap '{}': shape mismatch: {} {} vs {} {}", name,
+                                         r.ref_path, shape_str(a.shape), r.cand_path,
+                                         shape_str(b.shape)));
+  }
+  Job j;
+  j.ref_name = a.name;
+  j.cand_name = b.name;
+  j.shape = shape;
+  j.rows = shape.empty() ? 1 : shape[0];
+  j.row_len = row_len_of(shape);
+  j.chunk_rows = std::max<int64_t>(1, opts.chunk_elements / std::max<int64_t>(1, j.row_len));
+  if (floor != nullptr) {
+    auto it = al.floor.find(name);
+    if (it == al.floor.end()) {
+      r.missing_floor.push_back(name);
+    } else if (it->second->shape != a.shape &&
+               !(per_token && it->second->shape.size() == 2 && it->second->shape[0] >= shape[0])) {
+      throw std::runtime_error(fmt::format("tap '{}': shape mismatch: {} {} vs {} {}", name,
+                                           r.ref_path, shape_str(a.shape), floor->label(),
+                                           shape_str(it->second->shape)));
+    } else {
+      j.floor_name = it->second->name;
+    }
+  }
+  return j;
+}
+
+Aligned align(const TapSource& ref, const TapSource& cand, const TapSource* floor,
+              const CompareOptions& opts, CompareResult& r) {
+  const ModelDims& dims = ref.meta().dims;
+  Aligned al;
+  al.ref = canonical_taps(ref, opts.map, dims);
+  al.cand = canonical_taps(cand, opts.map, dims);
+  if (floor != nullptr) al.floor = canonical_taps(*floor, opts.map, dims);
+  const std::vector<std::string> names = common_taps(al, r, dims);
   if (names.empty()) {
     throw std::runtime_error(
         fmt::format("{} ({} taps) and {} ({} taps) have no tap in common{}", r.ref_path,
                     ref.taps().size(), r.cand_path, cand.taps().size(),
                     opts.map.empty() ? " (foreign names? --map renames them)" : " after --map"));
   }
-  std::vector<Job> jobs;
-  // (ref tokens, cand tokens) -> number of per-token taps cut to the common tokens
-  std::map<std::pair<int64_t, int64_t>, int> token_cuts;
+  const TapRegistry& registry = TapRegistry::of(dims);
   for (const std::string& name : names) {
-    const TapInfo& a = *ref_taps.at(name);
-    const TapInfo& b = *cand_taps.at(name);
-    // Decoder taps have a row per token, and each side may have decoded a different number of
-    // tokens: that is data, not a shape error. Compare the tokens both have.
-    Shape shape = a.shape;
-    const bool per_token =
-        name.rfind("decoder.", 0) == 0 || name == "logits" || a.layout.rfind("token", 0) == 0;
-    if (per_token && a.shape.size() == 2 && b.shape.size() == 2 && a.shape[1] == b.shape[1] &&
-        a.shape[0] != b.shape[0]) {
-      shape[0] = std::min(a.shape[0], b.shape[0]);
-      ++token_cuts[{a.shape[0], b.shape[0]}];
-    } else if (a.shape != b.shape) {
-      throw std::runtime_error(fmt::format("tap '{}': shape mismatch: {} {} vs {} {}", name,
-                                           r.ref_path, shape_str(a.shape), r.cand_path,
-                                           shape_str(b.shape)));
-    }
-    Job j;
-    j.ref_name = a.name;
-    j.cand_name = b.name;
-    j.shape = shape;
-    j.rows = shape.empty() ? 1 : shape[0];
-    j.row_len = row_len_of(shape);
-    j.chunk_rows = std::max<int64_t>(1, opts.chunk_elements / std::max<int64_t>(1, j.row_len));
-    if (floor != nullptr) {
-      auto it = floor_taps.find(name);
-      if (it == floor_taps.end()) {
-        r.missing_floor.push_back(name);
-      } else if (it->second->shape != a.shape && !(per_token && it->second->shape.size() == 2 &&
-                                                   it->second->shape[0] >= shape[0])) {
-        throw std::runtime_error(fmt::format("tap '{}': shape mismatch: {} {} vs {} {}", name,
-                                             r.ref_path, shape_str(a.shape), floor->label(),
-                                             shape_str(it->second->shape)));
-      } else {
-        j.floor_name = it->second->name;
-      }
-    }
-    jobs.push_back(j);
-
+    const TapSpec* spec = registry.find(name);
+    if (spec == nullptr)  // canonical_taps refuses names outside the registry; a guard
+      throw std::runtime_error(fmt::format("tap '{}' is not in the tap registry", name));
+    al.jobs.push_back(make_job(name, *spec, al, r, floor, opts));
+    const TapInfo& a = *al.ref.at(name);
+    const TapInfo& b = *al.cand.at(name);
     TapResult t;
     t.name = name;
+    t.spec = spec;
     t.ref_name = a.name;
     t.cand_name = b.name;
-    t.shape = shape;
+    t.shape = al.jobs.back().shape;
     t.layout = !a.layout.empty() ? a.layout : b.layout;
     t.ref_dtype = std::string(dtype_name(a.stored));
     t.cand_dtype = std::string(dtype_name(b.stored));
@@ -411,79 +321,95 @@ CompareResult compare(const TapSource& ref, const TapSource& cand, const TapSour
     t.tolerance = opts.profile.for_tap(name);
     r.taps.push_back(std::move(t));
   }
+  return al;
+}
 
-  // One pass over all jobs.
-  {
-    ChunkPipe pipe(ref, cand, floor, jobs, opts.background_read);
-    std::unique_ptr<MetricAccumulator> acc, facc;
-    std::size_t cur = jobs.size();
-    Chunk c;
-    while (pipe.next(c)) {
-      if (c.job != cur) {
-        cur = c.job;
-        TapResult& t = r.taps[cur];
-        AccumulatorOptions ao;
-        ao.atol = t.tolerance.atol;
-        ao.rtol = t.tolerance.rtol;
-        ao.top_k = opts.top_k;
-        ao.heads = heads_of(t.name, dims);
-        const bool mel_layout = t.layout.rfind("mel,frame", 0) == 0 || t.name == "mel";
-        ao.frame_axis = mel_layout ? 1 : (t.shape.size() == 2 ? 0 : -1);
-        t.frame_axis = ao.frame_axis == 1 ? "column" : (ao.frame_axis == 0 ? "row" : "");
-        acc = std::make_unique<MetricAccumulator>(t.shape, ao);
-        facc.reset();
-        if (!jobs[cur].floor_name.empty()) {
-          AccumulatorOptions fo;
-          fo.atol = ao.atol;
-          fo.rtol = ao.rtol;
-          fo.top_k = 0;
-          facc = std::make_unique<MetricAccumulator>(t.shape, fo);
-        }
+// One streaming pass over every job: metrics of candidate vs reference, and of the reference vs
+// its float64 run where a floor is given.
+void stream_metrics(const TapSource& ref, const TapSource& cand, const TapSource* floor,
+                    const std::vector<Job>& jobs, const CompareOptions& opts, CompareResult& r) {
+  ChunkPipe pipe(ref, cand, floor, jobs, opts.background_read);
+  std::unique_ptr<MetricAccumulator> acc, facc;
+  std::size_t cur = jobs.size();
+  Chunk c;
+  while (pipe.next(c)) {
+    if (c.job != cur) {
+      cur = c.job;
+      TapResult& t = r.taps[cur];
+      AccumulatorOptions ao;
+      ao.atol = t.tolerance.atol;
+      ao.rtol = t.tolerance.rtol;
+      ao.top_k = opts.top_k;
+      ao.heads = t.spec->heads;
+      const bool mel_layout = t.spec->layout == "mel,frame";
+      ao.frame_axis = mel_layout ? 1 : (t.shape.size() == 2 ? 0 : -1);
+      t.frame_axis = ao.frame_axis == 1 ? "column" : (ao.frame_axis == 0 ? "row" : "");
+      acc = std::make_unique<MetricAccumulator>(t.shape, ao);
+      facc.reset();
+      if (!jobs[cur].floor_name.empty()) {
+        AccumulatorOptions fo;
+        fo.atol = ao.atol;
+        fo.rtol = ao.rtol;
+        fo.top_k = 0;
+        facc = std::make_unique<MetricAccumulator>(t.shape, fo);
       }
-      acc->add_rows(c.a.data(), c.b.data(), c.n);
-      if (facc) facc->add_rows(c.f.data(), c.a.data(), c.n);  // float32 ref against float64
-      r.elements += c.n * jobs[cur].row_len;
-      if (c.last_of_job) {
-        TapResult& t = r.taps[cur];
-        t.m = acc->finish();
-        if (facc) {
-          t.floor = facc->finish();
-          if (t.floor->rel_l2 > 0) t.floor_x = t.m.rel_l2 / t.floor->rel_l2;
-        }
+    }
+    acc->add_rows(c.a.data(), c.b.data(), c.n);
+    if (facc) facc->add_rows(c.f.data(), c.a.data(), c.n);  // float32 ref against float64
+    r.elements += c.n * jobs[cur].row_len;
+    if (c.last_of_job) {
+      TapResult& t = r.taps[cur];
+      t.m = acc->finish();
+      if (facc) {
+        t.floor = facc->finish();
+        if (t.floor->rel_l2 > 0) t.floor_x = t.m.rel_l2 / t.floor->rel_l2;
       }
     }
   }
+}
 
-  // Verdicts.
+// Each tap against the profile; the verdict, the first fail and the first warning.
+void judge(const ToleranceProfile& profile, CompareResult& r) {
   for (std::size_t i = 0; i < r.taps.size(); ++i) {
     TapResult& t = r.taps[i];
-    t.violations = opts.profile.evaluate(t.tolerance, t.m, t.floor ? &*t.floor : nullptr);
+    t.violations = profile.evaluate(t.tolerance, t.m, t.floor ? &*t.floor : nullptr);
     t.status = Level::pass;
     for (const Violation& v : t.violations) t.status = std::max(t.status, v.level);
     r.verdict = std::max(r.verdict, t.status);
     if (t.status == Level::fail && r.first_divergence < 0) r.first_divergence = static_cast<int>(i);
     if (t.status != Level::pass && r.first_warning < 0) r.first_warning = static_cast<int>(i);
   }
+}
 
-  // Attribution: error relative to the nearest dumped taps upstream.
+// The dumped taps nearest upstream of t (walking the registry's dataflow through taps that
+// were not dumped).
+std::vector<std::string> dumped_upstream(const TapSpec& t, const TapRegistry& reg,
+                                         const std::map<std::string, std::size_t>& index) {
+  std::vector<std::string> found;
+  std::set<std::string> seen;
+  std::vector<std::string> todo = t.upstream;
+  while (!todo.empty()) {
+    const std::string u = todo.back();
+    todo.pop_back();
+    if (!seen.insert(u).second) continue;
+    if (index.count(u) != 0) {
+      found.push_back(u);
+    } else if (const TapSpec* us = reg.find(u)) {
+      for (const auto& uu : us->upstream) todo.push_back(uu);
+    }
+  }
+  return found;
+}
+
+// Own vs inherited: a tap's error relative to the largest error among the dumped taps feeding it.
+void attribute(const ToleranceProfile& profile, const ModelDims& dims, CompareResult& r) {
   std::map<std::string, std::size_t> index;
   for (std::size_t i = 0; i < r.taps.size(); ++i) index[r.taps[i].name] = i;
-  const double noise = opts.profile.changepoint_min_rel_l2();
+  const double noise = profile.changepoint_min_rel_l2();
+  const TapRegistry& reg = TapRegistry::of(dims);
   for (TapResult& t : r.taps) {
-    std::vector<std::string> found;
-    std::set<std::string> seen;
-    std::vector<std::string> todo = upstream_taps(t.name, dims);
-    while (!todo.empty()) {
-      const std::string u = todo.back();
-      todo.pop_back();
-      if (!seen.insert(u).second) continue;
-      if (index.count(u) != 0) {
-        found.push_back(u);
-      } else {
-        for (auto& uu : upstream_taps(u, dims)) todo.push_back(uu);
-      }
-    }
-    const bool input = t.name == "mel" || t.name == "decoder.embed";
+    const std::vector<std::string> found = dumped_upstream(*t.spec, reg, index);
+    const bool input = t.spec->upstream.empty();
     double up = 0.0;
     for (const std::string& u : found) {
       const double e = r.taps[index[u]].m.rel_l2;
@@ -506,29 +432,34 @@ CompareResult compare(const TapSource& ref, const TapSource& cand, const TapSour
       const auto& u = r.taps[index[t.upstream]].m;
       t.attribution = (u.nan_mismatch > 0 || u.inf_mismatch > 0) ? "inherited" : "local";
     } else {
-      t.attribution =
-          (*t.jump >= opts.profile.local_ratio() || up <= noise) ? "local" : "inherited";
+      t.attribution = (*t.jump >= profile.local_ratio() || up <= noise) ? "local" : "inherited";
     }
   }
+}
 
-  // Changepoint: first tap whose rel_l2 exceeds every earlier tap's (and the noise level) by the
-  // profile's ratio. Error grows with depth; a fixed threshold alone points too late or too early.
+// Changepoint: first tap whose rel_l2 exceeds every earlier tap's (and the noise level) by the
+// profile's ratio. Error grows with depth; a fixed threshold alone points too late or too early.
+void find_changepoint(const ToleranceProfile& profile, CompareResult& r) {
+  const double noise = profile.changepoint_min_rel_l2();
   double running = 0.0;
   for (std::size_t i = 0; i < r.taps.size(); ++i) {
     const auto& m = r.taps[i].m;
     double e = m.rel_l2;
     if (m.nan_mismatch > 0 || m.inf_mismatch > 0) e = std::numeric_limits<double>::infinity();
     const double base = std::max(running, noise);
-    if (e > noise && e / base >= opts.profile.changepoint_ratio()) {
+    if (e > noise && e / base >= profile.changepoint_ratio()) {
       r.changepoint = static_cast<int>(i);
       r.changepoint_jump = e / base;
       break;
     }
     if (std::isfinite(e)) running = std::max(running, e);
   }
+}
 
-  // Histogram of the differences of the first divergent tap (else the worst tap): a second,
-  // single-tap pass, now that its range is known.
+// Histogram of the differences of the first divergent tap (else the worst tap): a second,
+// single-tap pass, now that its range is known.
+void histogram(const TapSource& ref, const TapSource& cand, const std::vector<Job>& jobs, int bins,
+               CompareResult& r) {
   int hist_tap = r.first_divergence;
   if (hist_tap < 0) {
     double worst = -1;
@@ -539,34 +470,35 @@ CompareResult compare(const TapSource& ref, const TapSource& cand, const TapSour
       }
     }
   }
-  if (hist_tap >= 0 && opts.histogram_bins > 0) {
-    const TapResult& t = r.taps[static_cast<std::size_t>(hist_tap)];
-    const Job& j = jobs[static_cast<std::size_t>(hist_tap)];
-    Histogram h;
-    h.tap = t.name;
-    const double span = t.m.max_abs > 0 && std::isfinite(t.m.max_abs) ? t.m.max_abs : 1.0;
-    h.lo = -span;
-    h.hi = span;
-    h.counts.assign(static_cast<std::size_t>(opts.histogram_bins), 0);
-    std::vector<double> a, b;
-    const double scale = static_cast<double>(opts.histogram_bins) / (h.hi - h.lo);
-    for (int64_t row = 0; row < j.rows; row += j.chunk_rows) {
-      const int64_t n = std::min(j.chunk_rows, j.rows - row);
-      ref.read_rows(j.ref_name, row, n, a);
-      cand.read_rows(j.cand_name, row, n, b);
-      for (std::size_t k = 0; k < a.size(); ++k) {
-        const double d = b[k] - a[k];
-        if (!std::isfinite(d)) continue;
-        auto bin = static_cast<int64_t>((d - h.lo) * scale);
-        bin = std::clamp<int64_t>(bin, 0, opts.histogram_bins - 1);
-        ++h.counts[static_cast<std::size_t>(bin)];
-      }
+  if (hist_tap < 0 || bins <= 0) return;
+  const TapResult& t = r.taps[static_cast<std::size_t>(hist_tap)];
+  const Job& j = jobs[static_cast<std::size_t>(hist_tap)];
+  Histogram h;
+  h.tap = t.name;
+  const double span = t.m.max_abs > 0 && std::isfinite(t.m.max_abs) ? t.m.max_abs : 1.0;
+  h.lo = -span;
+  h.hi = span;
+  h.counts.assign(static_cast<std::size_t>(bins), 0);
+  std::vector<double> a, b;
+  const double scale = static_cast<double>(bins) / (h.hi - h.lo);
+  for (int64_t row = 0; row < j.rows; row += j.chunk_rows) {
+    const int64_t n = std::min(j.chunk_rows, j.rows - row);
+    ref.read_rows(j.ref_name, row, n, a);
+    cand.read_rows(j.cand_name, row, n, b);
+    for (std::size_t k = 0; k < a.size(); ++k) {
+      const double d = b[k] - a[k];
+      if (!std::isfinite(d)) continue;
+      auto bin = static_cast<int64_t>((d - h.lo) * scale);
+      bin = std::clamp<int64_t>(bin, 0, bins - 1);
+      ++h.counts[static_cast<std::size_t>(bin)];
     }
-    r.histogram = std::move(h);
   }
+  r.histogram = std::move(h);
+}
 
-  diagnose(r, dims, opts.profile);
-  for (const auto& [n, taps] : token_cuts) {
+// Decoder taps cut to common tokens, and both transcripts with the word errors between them.
+void transcripts(const TapSource& ref, const TapSource& cand, const Aligned& al, CompareResult& r) {
+  for (const auto& [n, taps] : al.token_cuts) {
     r.hints.push_back(
         fmt::format("{} decoder tap(s): the sides decoded {} vs {} tokens, the first {} compared "
                     "(teacher-forced on each side's own tokens)",
@@ -574,6 +506,38 @@ CompareResult compare(const TapSource& ref, const TapSource& cand, const TapSour
   }
   if (auto a = ref.text(), b = cand.text(); a && b)
     r.transcripts = CompareResult::Transcripts{*a, *b, wb::word_errors(*a, *b)};
+}
+
+}  // namespace
+
+CompareResult compare(const TapSource& ref, const TapSource& cand, const TapSource* floor,
+                      const CompareOptions& opts) {
+  const auto t0 = std::chrono::steady_clock::now();
+  check_same_model(ref, cand, opts.allow_model_mismatch, "reference vs candidate");
+  if (floor != nullptr)
+    check_same_model(ref, *floor, opts.allow_model_mismatch, "reference vs floor");
+  const ModelDims& dims = ref.meta().dims;
+  if (!opts.map.empty()) opts.map.validate(dims);
+
+  CompareResult r;
+  r.ref_path = ref.label();
+  r.cand_path = cand.label();
+  r.floor_path = floor != nullptr ? floor->label() : "";
+  r.ref_meta = ref.meta();
+  r.cand_meta = cand.meta();
+  r.profile_name = opts.profile.name();
+  r.map_origin = opts.map.origin();
+  r.tool_version = wb::tool_version();
+  r.created = wb::utc_now_iso8601();
+
+  const Aligned al = align(ref, cand, floor, opts, r);
+  stream_metrics(ref, cand, floor, al.jobs, opts, r);
+  judge(opts.profile, r);
+  attribute(opts.profile, dims, r);
+  find_changepoint(opts.profile, r);
+  histogram(ref, cand, al.jobs, opts.histogram_bins, r);
+  diagnose(r, dims, opts.profile);
+  transcripts(ref, cand, al, r);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
 }

@@ -7,14 +7,14 @@
 //   small noise-like error           -> precision (float16, epsilon, GELU approximation)
 //   error in the edge frames         -> padding (conv padding, STFT reflect padding)
 //   one head carries the error       -> head split / layout
+#include "diagnose.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
-
-#include "wb/compare/compare.h"
 
 namespace wb::cmp {
 
@@ -86,34 +86,33 @@ std::string head_hint(const TapResult& t) {
   return {};
 }
 
-// What usually breaks at a tap whose error is its own (its inputs agree).
-std::string where_hint(const std::string& name) {
-  auto ends = [&](std::string_view suf) {
-    return name.size() >= suf.size() &&
-           name.compare(name.size() - suf.size(), suf.size(), suf) == 0;
-  };
-  if (ends("attn.out")) {
-    return "q, k and v agree but the attention output does not: the attention itself — the "
-           "d_head^-0.25 scale on q and k (missing or applied twice), softmax, masking, head "
-           "split/merge, or the output projection";
+// What usually breaks at a tap whose error is its own (its inputs agree), by what the tap
+// observes (the registry's facts, not its name).
+std::string where_hint(const TapSpec& t) {
+  switch (t.kind) {
+    case TapKind::attention:
+      return "q, k and v agree but the attention output does not: the attention itself — the "
+             "d_head^-0.25 scale on q and k (missing or applied twice), softmax, masking, head "
+             "split/merge, or the output projection";
+    case TapKind::norm:
+      return "a layer norm: epsilon (1e-5), float32 statistics (not float16), gain and bias, or "
+             "the norm skipped";
+    case TapKind::activation:
+      return "the GELU: exact erf vs the tanh approximation";
+    case TapKind::conv:
+      return "a stem convolution: padding (1), stride (1 then 2), kernel layout, or the GELU "
+             "after it (erf vs tanh)";
+    case TapKind::embedding:
+      if (t.side == TapSide::encoder)
+        return "the positional embedding: missing, misaligned, or sin/cos order "
+               "(concat(sin, cos))";
+      return {};
+    case TapKind::projection:
+      return "a linear projection: weight layout (transposed?), bias (key has none), or GEMM "
+             "precision";
+    default:
+      return {};
   }
-  if (ends("attn_ln") || ends("mlp_ln") || name == "encoder.ln_post" || name == "decoder.ln") {
-    return "a layer norm: epsilon (1e-5), float32 statistics (not float16), gain and bias, or "
-           "the norm skipped";
-  }
-  if (ends("mlp.gelu")) return "the GELU: exact erf vs the tanh approximation";
-  if (name == "encoder.conv1" || name == "encoder.conv2") {
-    return "a stem convolution: padding (1), stride (1 then 2), kernel layout, or the GELU after "
-           "it (erf vs tanh)";
-  }
-  if (name == "encoder.pos_embed") {
-    return "the positional embedding: missing, misaligned, or sin/cos order (concat(sin, cos))";
-  }
-  if (ends("attn.q") || ends("attn.k") || ends("attn.v") || ends("mlp.fc1") || ends("mlp.fc2")) {
-    return "a linear projection: weight layout (transposed?), bias (key has none), or GEMM "
-           "precision";
-  }
-  return {};
 }
 
 std::vector<std::string> tap_hints(const TapResult& t, const ToleranceProfile& p) {
@@ -139,7 +138,7 @@ std::vector<std::string> tap_hints(const TapResult& t, const ToleranceProfile& p
                     "overflows too (input or weights out of range)",
                     bad_a));
   }
-  if (t.name == "mel" && t.status != Level::pass) {
+  if (t.spec->kind == TapKind::features && t.status != Level::pass) {
     out.push_back(
         "front end: the log-mel input already differs, so every later tap inherits it — check "
         "log10(max(x, 1e-10)) vs a dB scale (10*log10, ref=max), the clamp at max-8 and (x+4)/4, "
@@ -158,7 +157,7 @@ std::vector<std::string> tap_hints(const TapResult& t, const ToleranceProfile& p
   const bool has_offset = residual_offset > 0.05 && std::fabs(b.mean - a.mean) > 1e-6;
   const std::string frames = t.status != Level::pass ? frame_hint(t) : std::string();
   const bool at_edges = frames.find("edge frames") != std::string::npos;
-  if (t.name == "mel" && high_corr && (has_offset || has_scale)) {
+  if (t.spec->kind == TapKind::features && high_corr && (has_offset || has_scale)) {
     out.push_back(fmt::format(
         "offset/scale with the shape intact (mean {:.4g} vs {:.4g}, std {:.4g} vs {:.4g}): "
         "a different log scaling — a dB spectrogram (10*log10, ref=max) instead of log10, or "
@@ -201,7 +200,7 @@ std::vector<std::string> tap_hints(const TapResult& t, const ToleranceProfile& p
         m.cosine));
   }
   if (t.attribution == "local" && t.status != Level::pass) {
-    if (std::string w = where_hint(t.name); !w.empty()) out.push_back(w);
+    if (std::string w = where_hint(*t.spec); !w.empty()) out.push_back(w);
   }
   if (!frames.empty()) out.push_back(frames);
   if (std::string h = head_hint(t); !h.empty() && t.status != Level::pass) out.push_back(h);
@@ -229,7 +228,7 @@ void diagnose(CompareResult& r, const ModelDims& d, const ToleranceProfile& p) {
     return;
   }
   // The front end first: when mel differs nothing downstream can be trusted.
-  if (r.taps.front().name == "mel" && r.taps.front().status == Level::fail) {
+  if (r.taps.front().spec->kind == TapKind::features && r.taps.front().status == Level::fail) {
     h.push_back("mel differs: fix the front end first — every encoder tap inherits its error");
   }
   if (r.first_divergence >= 0) {

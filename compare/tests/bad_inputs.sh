@@ -2,6 +2,7 @@
 # Bad inputs to `wb compare`: each must exit 2 with exactly one line on stderr.
 # Usage: compare/tests/bad_inputs.sh WB_BINARY [WORKDIR]
 set -uo pipefail
+. "$(dirname "$0")/../../scripts/skip.sh"
 wb=$(realpath "$1")
 work=${2:-$(mktemp -d)}
 mkdir -p "$work"
@@ -13,7 +14,7 @@ py=""
 for c in /usr/bin/python3 python3; do
   if "$c" -c "import h5py" 2> /dev/null; then py=$c; break; fi
 done
-[ -n "$py" ] || { echo "bad_inputs: no python3 with h5py (scripts/packages.txt: python3-h5py)"; exit 77; }
+[ -n "$py" ] || wb_skip software "no python3 with h5py (scripts/packages.txt: python3-h5py)"
 
 set -e
 "$wb" fixture-model --dims nano -o "$work/model" > /dev/null

@@ -67,22 +67,15 @@ for t in j['taps']:
 
 echo "| fault | expected first divergent tap | exit (float32 / --floor) | first divergent tap (float32 / --floor) | rel L2 there | ok |"
 echo "|---|---|---|---|---|---|"
-cases=(
-  ":"
-  "no-ln-post:encoder.ln_post"
-  "mel-db:mel"
-  "stft-no-reflect:mel"
-  "stft-keep-last-frame:mel"
-  "ln-eps=1e-3:encoder.blocks.0.attn_ln"
-  "ln-eps=1e-4:encoder.blocks.0.attn_ln"
-  "attn-scale=none:encoder.blocks.0.attn.out"
-  "attn-scale=double:encoder.blocks.0.attn.out"
-  "gelu-tanh:encoder.conv1"
-  "conv-pad=0:encoder.conv1"
-  "conv-pad=2:encoder.conv1"
-  "no-pos-embed:encoder.pos_embed"
-  "ln-fp16:encoder.blocks.0.attn_ln"
-)
+# Rows: no fault, then every example of the fault table (wb/core/faults.h) with the tap it names.
+mapfile -t table_rows < <("$wb" faults --json | python3 -c "
+import json, sys
+for f in json.load(sys.stdin):
+    for ex in f['examples']:
+        print(ex + ':' + f['first_tap'])
+")
+[ "${#table_rows[@]}" -gt 0 ] || { echo "fault matrix: wb faults --json gave no rows" >&2; exit 1; }
+cases=(":" "${table_rows[@]}")
 for c in "${cases[@]}"; do
   fault=${c%%:*}
   want=${c#*:}

@@ -138,22 +138,15 @@ std::pair<double, double> log_range(const std::vector<double>& v) {
 void tap_ticks(Plot& p, const cmp::CompareResult& r) {
   double last = -1e9;
   for (std::size_t i = 0; i < r.taps.size(); ++i) {
-    const std::string& n = r.taps[i].name;
+    const TapSpec& t = *r.taps[i].spec;
     std::string label;
-    if (n == "mel")
-      label = "mel";
-    else if (n == "encoder.conv1")
-      label = "conv1";
-    else if (n == "encoder.ln_post")
-      label = "ln_post";
-    else if (n.rfind("encoder.blocks.", 0) == 0 || n.rfind("decoder.blocks.", 0) == 0) {
-      const auto a = n.find('.', 8) + 1;
-      const auto b = n.find('.', a);
-      const std::string idx = n.substr(a, b - a);
-      const bool first = i == 0 || r.taps[i - 1].name.rfind(n.substr(0, b + 1), 0) != 0;
-      if (first) label = (n[0] == 'e' ? "b" : "d") + idx;
-    } else if (n == "logits")
-      label = "logits";
+    if (t.stage == TapStage::block) {  // the first tap of each block: b0, b1, ... / d0, ...
+      const bool first = i == 0 || r.taps[i - 1].spec->group != t.group;
+      if (first) label = fmt::format("{}{}", t.side == TapSide::encoder ? "b" : "d", t.block);
+    } else if (t.stage == TapStage::frontend || t.stage == TapStage::ln_post ||
+               t.stage == TapStage::head || (t.kind == TapKind::conv && t.leaf == "conv1")) {
+      label = t.leaf;
+    }
     if (label.empty()) continue;
     const double x = p.px(static_cast<double>(i));
     if (x - last < 30) continue;

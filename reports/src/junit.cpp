@@ -9,17 +9,12 @@ namespace wb::rep {
 
 namespace {
 
-// "encoder.blocks.0.attn_ln" -> classname "compare.encoder.blocks.0", name "attn_ln".
-std::pair<std::string, std::string> split(const std::string& tap) {
-  // Keep "attn.q" / "mlp.fc1" together as the name.
-  static const char* two[] = {".attn.", ".mlp.", ".cross_attn."};
-  for (const char* k : two) {
-    const auto p = tap.rfind(k);
-    if (p != std::string::npos) return {"compare." + tap.substr(0, p), tap.substr(p + 1)};
-  }
-  const auto p = tap.rfind('.');
-  if (p == std::string::npos) return {"compare", tap};
-  return {"compare." + tap.substr(0, p), tap.substr(p + 1)};
+// "encoder.blocks.0.attn_ln" -> classname "compare.encoder.blocks.0", name "attn_ln": the
+// registry's group and leaf.
+std::pair<std::string, std::string> split(const std::string& tap, const ModelDims& d) {
+  const TapSpec* t = TapRegistry::of(d).find(tap);
+  if (t == nullptr) return {"compare", tap};
+  return {t->group.empty() ? "compare" : "compare." + t->group, t->leaf};
 }
 
 std::string metrics_line(const cmp::TapResult& t) {
@@ -62,7 +57,7 @@ std::string render_junit(const cmp::CompareResult& r) {
   }
   s += "    </properties>\n";
   for (const auto& t : r.taps) {
-    const auto [cls, name] = split(t.name);
+    const auto [cls, name] = split(t.name, r.ref_meta.dims);
     s += fmt::format("    <testcase classname=\"{}\" name=\"{}\" time=\"0\">\n", xml_escape(cls),
                      xml_escape(name));
     if (t.status == cmp::Level::fail) {
@@ -81,7 +76,7 @@ std::string render_junit(const cmp::CompareResult& r) {
   }
   auto one_sided = [&](const std::vector<std::string>& v, const char* msg) {
     for (const auto& n : v) {
-      const auto [cls, name] = split(n);
+      const auto [cls, name] = split(n, r.ref_meta.dims);
       s += fmt::format(
           "    <testcase classname=\"{}\" name=\"{}\" time=\"0\">\n      <skipped "
           "message=\"{}\"/>\n    </testcase>\n",

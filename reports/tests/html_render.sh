@@ -6,6 +6,7 @@
 #        reports/tests/html_render.sh --wb WB_BINARY WORKDIR   (makes a report first: nano model,
 #        candidate with attn-scale=double, then renders WORKDIR/report/report.html)
 set -euo pipefail
+. "$(dirname "$0")/../../scripts/skip.sh"
 if [ "${1:-}" = "--wb" ]; then
   wb=$(realpath "$2"); work=$3
   here=$(cd "$(dirname "$0")/../.." && pwd)
@@ -30,7 +31,7 @@ chrome=""
 for c in chromium chromium-browser google-chrome; do
   if command -v "$c" > /dev/null; then chrome=$(command -v "$c"); break; fi
 done
-[ -n "$chrome" ] || { echo "html_render: no chromium (scripts/packages.txt lists it); skipped"; exit 77; }
+[ -n "$chrome" ] || wb_skip software "no chromium (scripts/packages.txt lists it)"
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -12,6 +12,7 @@ seed is printed.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -179,14 +180,21 @@ def case_map_mirrors_registry(c):
 
 
 def case_registry_presets(c):
-    """Tap counts and shapes for every preset (mirror of taps.cpp)."""
+    """wbdump.py's registry equals `wb taps --json` name for name, shape for shape, every preset."""
+    n = 0
     for name in ("nano", "tiny", "base", "small", "medium", "large", "large-v3"):
         d = W.ModelDims.preset(name)
-        taps = W.encoder_taps(d)
-        expect(len(taps) == 4 + 11 * d.n_audio_layer + 1, f"{name}: {len(taps)} taps")
-        expect(taps[0].shape == (d.n_mels, 3000), f"{name}: mel {taps[0].shape}")
-        expect(taps[1].shape == (3000, d.n_audio_state), f"{name}: conv1 {taps[1].shape}")
-    return "nano..large-v3"
+        for tokens in (1, 7):
+            rc, out, err = c.run_wb("taps", "--dims", name, "--tokens", str(tokens), "--json")
+            expect(rc == 0, f"wb taps --dims {name}: exit {rc} {err}")
+            want = [(t["name"], tuple(t["shape"]), t["layout"]) for t in json.loads(out)]
+            got = [(t.name, tuple(t.shape), t.layout)
+                   for t in W.encoder_taps(d) + W.decoder_taps(d, tokens)]
+            expect(len(got) == len(want), f"{name}: {len(got)} taps in wbdump.py, {len(want)} in wb")
+            for g, w in zip(got, want):
+                expect(g == w, f"{name}, {tokens} tokens: wbdump.py {g} vs wb {w}")
+            n += len(want)
+    return f"nano..large-v3, {n} taps equal to wb taps --json"
 
 
 def case_writer_abort(c):

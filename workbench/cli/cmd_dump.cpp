@@ -36,6 +36,7 @@ void add_dump(CLI::App& app, Registry& reg) {
   reg.add(sub, [o]() {
     TapSelector sel(o->taps);
     auto model = load_model(o->model);
+    sel.check_against(model->dims, !o->no_decode);
     const Audio audio = load_audio(o->audio);
     auto enc = make_encoder(model, o->enc);
     ReferenceDecoder dec(model, decoder_dtype(o->enc));

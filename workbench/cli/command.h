@@ -1,5 +1,5 @@
 // Subcommands register themselves with the root app; main() runs the one that was parsed and
-// maps exceptions to exit statuses (docs/cli.md):
+// maps exceptions to exit statuses (README, "Exit status"):
 //   0 success, 1 tolerance exceeded (compare), 2 bad usage or bad input, 3 internal error.
 #pragma once
 #include <CLI/CLI.hpp>
@@ -19,7 +19,10 @@ void add_transcribe(CLI::App& app, Registry& reg);
 void add_inspect(CLI::App& app, Registry& reg);
 void add_fixture_model(CLI::App& app, Registry& reg);
 void add_convert(CLI::App& app, Registry& reg);
-void add_compare(CLI::App& app, Registry& reg);  // compare/ owner
-void add_bench(CLI::App& app, Registry& reg);    // candidate owner
+void add_compare(CLI::App& app, Registry& reg);
+void add_bench(CLI::App& app, Registry& reg);
+void add_run(CLI::App& app, Registry& reg);
+void add_faults(CLI::App& app, Registry& reg);
+void add_taps(CLI::App& app, Registry& reg);
 
 }  // namespace wb::cli

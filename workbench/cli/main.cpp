@@ -11,12 +11,6 @@
 #include "command.h"
 #include "wb/core/util.h"
 
-namespace wb::cli {
-#ifdef WB_HAVE_CMD_RUN
-void add_run(CLI::App& app, Registry& reg);
-#endif
-}  // namespace wb::cli
-
 int main(int argc, char** argv) {
   CLI::App app{
       "wb: Whisper fidelity workbench (reference vs candidate encoder, HDF5 dumps, comparison)"};
@@ -28,15 +22,11 @@ int main(int argc, char** argv) {
   wb::cli::add_inspect(app, reg);
   wb::cli::add_fixture_model(app, reg);
   wb::cli::add_convert(app, reg);
-#ifdef WB_HAVE_CMD_COMPARE
   wb::cli::add_compare(app, reg);
-#endif
-#ifdef WB_HAVE_CMD_BENCH
   wb::cli::add_bench(app, reg);
-#endif
-#ifdef WB_HAVE_CMD_RUN
   wb::cli::add_run(app, reg);
-#endif
+  wb::cli::add_faults(app, reg);
+  wb::cli::add_taps(app, reg);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

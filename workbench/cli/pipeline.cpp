@@ -5,6 +5,7 @@
 #include <chrono>
 #include <thread>
 
+#include "wb/core/faults.h"
 #include "wb/core/util.h"
 #ifdef WB_HAVE_CANDIDATE
 #include "wb/candidate/candidate.h"
@@ -19,7 +20,9 @@ void add_encoder_options(CLI::App* sub, EncoderChoice& c) {
       ->check(CLI::IsMember({"float32", "float64"}));
   sub->add_option("--precision", c.precision, "candidate weight precision")
       ->check(CLI::IsMember({"float32", "bfloat16", "float16"}));
-  sub->add_option("--fault", c.faults, "candidate fault switch NAME[=VALUE] (repeatable)");
+  sub->add_option(
+      "--fault", c.faults,
+      "candidate fault switch NAME[=VALUE] (repeatable; `wb faults` lists them): " + fault_usage());
   sub->add_option("--threads", c.threads, "threads (0: all cores)")->check(CLI::Range(0, 1024));
 }
 

@@ -326,14 +326,14 @@ class CandidateEncoder final : public Encoder {
     F32In xin(x_in);
     const float* x = xin.p;
     const BlockW& b = model_->blocks[static_cast<std::size_t>(i)];
-    const std::string p = "encoder.blocks." + std::to_string(i) + ".";
+    auto tn = [i](std::string_view part) { return block_tap(TapSide::encoder, i, part); };
     const Shape tc{t, c};
     Lap lap{prof_};
     auto& h = ws_.h;
     h.resize(static_cast<std::size_t>(t) * c);
     // attn_ln: h = LN(x)
     layer_norm(x, h.data(), t, c, b.attn_ln);
-    report(taps, p + "attn_ln", tc, DType::f32, h.data());
+    report(taps, tn("attn_ln"), tc, DType::f32, h.data());
     // q | k | v = h Wqkv^T + [bq, 0, bv]   -> [T, 3C]
     auto& qkv = ws_.qkv;
     qkv.resize(static_cast<std::size_t>(t) * 3 * c);
@@ -343,12 +343,12 @@ class CandidateEncoder final : public Encoder {
     });
     const char* names[3] = {"attn.q", "attn.k", "attn.v"};
     for (int j = 0; j < 3; ++j) {
-      if (!wanted(taps, p + names[j])) continue;
+      if (!wanted(taps, tn(names[j]))) continue;
       auto& tmp = ws_.tap;
       tmp.resize(static_cast<std::size_t>(t) * c);
       for (int64_t r = 0; r < t; ++r)
         std::memcpy(tmp.data() + r * c, qkv.data() + r * 3 * c + j * c, sizeof(float) * c);
-      report(taps, p + names[j], tc, DType::f32, tmp.data());
+      report(taps, tn(names[j]), tc, DType::f32, tmp.data());
     }
     // Reduced precision: q, k, v enter the attention matmuls rounded to the weight type.
     round_to_precision(ctx_, qkv.data(), static_cast<int64_t>(qkv.size()));
@@ -368,11 +368,11 @@ class CandidateEncoder final : public Encoder {
     float* yp = y.f32();
     auto& a = ws_.a;
     a.resize(static_cast<std::size_t>(t) * c);
-    if (wanted(taps, p + "attn.out")) {
+    if (wanted(taps, tn("attn.out"))) {
       linear(ctx_, o.data(), t, c, b.out, a.data(), c, [&](int64_t r0, int64_t r1, int) {
         k_->bias_add(a.data() + r0 * c, r1 - r0, c, b.out_b.data());
       });
-      report(taps, p + "attn.out", tc, DType::f32, a.data());
+      report(taps, tn("attn.out"), tc, DType::f32, a.data());
       pool_.parallel_for(t, [&](int64_t r0, int64_t r1, int) {
         k_->residual_add(x + r0 * c, a.data() + r0 * c, yp + r0 * c, r1 - r0, c, nullptr);
       });
@@ -381,22 +381,22 @@ class CandidateEncoder final : public Encoder {
         k_->residual_add(x + r0 * c, a.data() + r0 * c, yp + r0 * c, r1 - r0, c, b.out_b.data());
       });
     }
-    report(taps, p + "resid_attn", tc, DType::f32, yp);
+    report(taps, tn("resid_attn"), tc, DType::f32, yp);
     lap("attn_out");
     // mlp_ln: h = LN(resid)
     layer_norm(yp, h.data(), t, c, b.mlp_ln);
-    report(taps, p + "mlp_ln", tc, DType::f32, h.data());
+    report(taps, tn("mlp_ln"), tc, DType::f32, h.data());
     lap("layer_norm");
     // fc1 + exact GELU, fused unless the pre-GELU tap is wanted
     const int c4 = 4 * c;
     auto& f = ws_.f;
     f.resize(static_cast<std::size_t>(t) * c4);
     const bool tanh = faults_.gelu_tanh;
-    if (wanted(taps, p + "mlp.fc1")) {
+    if (wanted(taps, tn("mlp.fc1"))) {
       linear(ctx_, h.data(), t, c, b.fc1, f.data(), c4, [&](int64_t r0, int64_t r1, int) {
         k_->bias_add(f.data() + r0 * c4, r1 - r0, c4, b.fc1_b.data());
       });
-      report(taps, p + "mlp.fc1", {t, c4}, DType::f32, f.data());
+      report(taps, tn("mlp.fc1"), {t, c4}, DType::f32, f.data());
       pool_.parallel_for(t, [&](int64_t r0, int64_t r1, int) {
         k_->bias_gelu(f.data() + r0 * c4, r1 - r0, c4, nullptr, tanh);
       });
@@ -405,14 +405,14 @@ class CandidateEncoder final : public Encoder {
         k_->bias_gelu(f.data() + r0 * c4, r1 - r0, c4, b.fc1_b.data(), tanh);
       });
     }
-    report(taps, p + "mlp.gelu", {t, c4}, DType::f32, f.data());
+    report(taps, tn("mlp.gelu"), {t, c4}, DType::f32, f.data());
     lap("fc1+gelu");
     // fc2, then out = resid + fc2 (y updated in place)
-    if (wanted(taps, p + "mlp.fc2")) {
+    if (wanted(taps, tn("mlp.fc2"))) {
       linear(ctx_, f.data(), t, c4, b.fc2, a.data(), c, [&](int64_t r0, int64_t r1, int) {
         k_->bias_add(a.data() + r0 * c, r1 - r0, c, b.fc2_b.data());
       });
-      report(taps, p + "mlp.fc2", tc, DType::f32, a.data());
+      report(taps, tn("mlp.fc2"), tc, DType::f32, a.data());
       pool_.parallel_for(t, [&](int64_t r0, int64_t r1, int) {
         k_->residual_add(yp + r0 * c, a.data() + r0 * c, yp + r0 * c, r1 - r0, c, nullptr);
       });
@@ -421,7 +421,7 @@ class CandidateEncoder final : public Encoder {
         k_->residual_add(yp + r0 * c, a.data() + r0 * c, yp + r0 * c, r1 - r0, c, b.fc2_b.data());
       });
     }
-    report(taps, p + "out", tc, DType::f32, yp);
+    report(taps, tn("out"), tc, DType::f32, yp);
     lap("fc2+residual");
     return y;
   }
@@ -488,7 +488,5 @@ std::unique_ptr<Encoder> make_candidate_encoder(std::shared_ptr<const Checkpoint
   if (!model) throw std::invalid_argument("make_candidate_encoder: null checkpoint");
   return std::make_unique<cand::CandidateEncoder>(std::move(model), opts);
 }
-
-std::vector<std::string> candidate_fault_names() { return cand::fault_names(); }
 
 }  // namespace wb

@@ -13,6 +13,7 @@
 # max_allocation_size_mb (one allocation over it is a bad_alloc, which wb reports as exit 3).
 # Usage: bad_suite.sh WB_BINARY SOURCE_DIR [WORKDIR] [ID_REGEX]
 set -uo pipefail
+. "$(dirname "$0")/../../scripts/skip.sh"
 wb=$(realpath "$1"); src=$(realpath "$2")
 work=${3:-$(mktemp -d)}; only=${4:-}
 mkdir -p "$work"; work=$(realpath "$work")
@@ -23,7 +24,7 @@ py=""
 for c in /usr/bin/python3 python3; do
   if "$c" -c "import numpy, h5py" 2>/dev/null; then py=$c; break; fi
 done
-[ -n "$py" ] || { echo "bad_suite: no python3 with numpy and h5py (python3-numpy, python3-h5py)"; exit 77; }
+[ -n "$py" ] || wb_skip software "no python3 with numpy and h5py (python3-numpy, python3-h5py)"
 [ -x /usr/bin/time ] || { echo "bad_suite: /usr/bin/time missing (Debian package 'time')"; exit 1; }
 
 asan=0

@@ -46,6 +46,14 @@ expect "truncated ggml"       2 "trunc.bin" -- "$wb" dump --model "$tmp/trunc.bi
 printf 'hello' > "$tmp/foreign.h5"
 expect "not an HDF5 file"     2 "not an HDF5 file" -- "$wb" inspect "$tmp/foreign.h5"
 expect "bad --taps"           2 "selects nothing" -- "$wb" dump --model "$hf" --audio "$clip" -o "$tmp/x.h5" --taps ","
+expect "glob matching no tap" 2 "nearest: encoder.blocks.0" -- "$wb" dump --model "$hf" --audio "$clip" -o "$tmp/x.h5" --taps 'encoder.blocks.*.mlp_out'
+expect "decoder taps with --no-decode" 2 "decoding is off" -- "$wb" dump --model "$hf" --audio "$clip" -o "$tmp/x.h5" --taps 'decoder.**' --no-decode
+"$wb" dump --model "$hf" --audio "$clip" -o "$tmp/fc2.h5" --taps 'encoder.blocks.*.mlp.fc2' --no-decode >/dev/null &&
+  [ "$("$wb" inspect "$tmp/fc2.h5" | grep -c 'mlp.fc2')" = 2 ] && ok "README's --taps example selects a tap per block" || bad "README --taps example"
+"$wb" taps --dims tiny --json | python3 -c "import json,sys; t=json.load(sys.stdin); assert t[0]['name']=='mel' and t[0]['shape']==[80,3000] and t[-1]['name']=='logits', t[:1]" &&
+  ok "wb taps --json" || bad "wb taps --json"
+"$wb" faults --json | python3 -c "import json,sys; t=json.load(sys.stdin); assert len(t) >= 10 and all(f['first_tap'] and f['examples'] for f in t)" &&
+  ok "wb faults --json" || bad "wb faults --json"
 expect "fault on reference"   2 "candidate only" -- "$wb" dump --model "$hf" --audio "$clip" -o "$tmp/x.h5" --fault no-ln-post
 [ ! -e "$tmp/x.h5" ] && ok "failed runs leave no output" || bad "failed run left $tmp/x.h5"
 ls "$tmp" | grep -q partial && bad "partial file left behind" || ok "no partial files left"

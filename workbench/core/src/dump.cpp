@@ -249,16 +249,10 @@ void DumpWriter::put(std::string_view name_sv, const TapView& v) {
         f[i] = static_cast<float>(static_cast<const double*>(v.data)[i]);
       ds.write(f.data(), H5::PredType::NATIVE_FLOAT);
     }
-    int order = tap_order(impl_->meta.dims, name);
-    set_int(ds, "order", order >= 0 ? order : impl_->order_fallback++);
-    std::string layout = "frame,channel";
-    if (name == "mel")
-      layout = "mel,frame";
-    else if (name == "logits")
-      layout = "token,vocab";
-    else if (name.rfind("decoder.", 0) == 0)
-      layout = "token,channel";
-    set_str(ds, "layout", layout);
+    const TapRegistry& reg = TapRegistry::of(impl_->meta.dims);
+    const TapSpec* spec = reg.find(name);
+    set_int(ds, "order", spec ? reg.order(name) : impl_->order_fallback++);
+    set_str(ds, "layout", spec ? spec->layout : std::string("frame,channel"));
     set_str(ds, "compute_dtype", std::string(dtype_name(v.dtype)));
   } catch (const H5::Exception& e) {
     throw std::runtime_error(
@@ -459,9 +453,10 @@ DumpReader::DumpReader(const std::string& path) : impl_(std::make_unique<Impl>()
       info.layout = ds.attrExists("layout") ? get_str(ds, "layout") : "";
       info.compute_dtype = ds.attrExists("compute_dtype") ? get_str(ds, "compute_dtype") : "";
       if (auto e = expect.find(name); e != expect.end()) {
-        const bool decoder = name.rfind("decoder.", 0) == 0 || name == "logits";
-        const bool ok = decoder ? (info.shape.size() == 2 && info.shape[1] == e->second[1])
-                                : info.shape == e->second;
+        const TapSpec* spec = TapRegistry::of(meta_.dims).find(name);
+        const bool ok = spec != nullptr && spec->per_token
+                            ? (info.shape.size() == 2 && info.shape[1] == e->second[1])
+                            : info.shape == e->second;
         if (!ok)
           throw fail(fmt::format("tap '{}': got {}, expected {} for its model_dims", name,
                                  shape_str(info.shape), shape_str(e->second)));

@@ -93,6 +93,7 @@ struct Histogram {
 
 struct TapResult {
   std::string name;                 // registry name (after --map)
+  const TapSpec* spec = nullptr;    // its registry facts (TapRegistry-owned; set by compare())
   std::string ref_name, cand_name;  // as stored in each dump
   Shape shape;
   std::string layout;

@@ -11,13 +11,12 @@ namespace wb {
 
 struct CandidateOptions {
   std::string precision = "float32";  // float32 | bfloat16 | float16 (weights; fp32 accumulation)
-  std::vector<std::string> faults;    // "NAME" or "NAME=VALUE", see candidate_fault_names()
+  std::vector<std::string> faults;    // "NAME" or "NAME=VALUE", see wb/core/faults.h
   int threads = 0;                    // 0: hardware concurrency
 };
 
 // Throws wb::UsageError for an unknown precision or fault (message lists the valid ones).
 std::unique_ptr<Encoder> make_candidate_encoder(std::shared_ptr<const Checkpoint> model,
                                                 const CandidateOptions& opts);
-std::vector<std::string> candidate_fault_names();
 
 }  // namespace wb

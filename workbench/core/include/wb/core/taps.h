@@ -3,6 +3,7 @@
 #pragma once
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "wb/core/dims.h"
@@ -10,11 +11,43 @@
 
 namespace wb {
 
+enum class TapSide { encoder, decoder };
+// What a tap observes. Diagnosis and reports read this instead of parsing names.
+enum class TapKind {
+  features,    // mel: the front end's output, the encoder's input
+  conv,        // encoder.conv1/conv2 (after their GELU)
+  embedding,   // encoder.pos_embed (x + positions), decoder.embed (tokens + positions)
+  norm,        // attn_ln, mlp_ln, cross_attn_ln, encoder.ln_post, decoder.ln
+  projection,  // attn.q/k/v, cross_attn.q, mlp.fc1, mlp.fc2
+  attention,   // attn.out, cross_attn.out (attention + output projection)
+  activation,  // mlp.gelu
+  residual,    // resid_attn, resid_cross, out
+  logits,      // logits
+};
+// Where in the model a tap sits: the stages of the encoder seam, and the decoder's.
+enum class TapStage { frontend, stem, block, ln_post, embed, final_ln, head };
+
 struct TapSpec {
   std::string name;
   Shape shape;
-  std::string layout;  // "mel,frame" for mel, "frame,channel" for encoder taps, "token,channel"
+  std::string layout;  // "mel,frame" for mel, "frame,channel" for encoder taps, "token,..."
+  TapSide side = TapSide::encoder;
+  TapStage stage = TapStage::frontend;
+  int block = -1;     // block index when stage == block
+  std::string part;   // inside a block: "attn_ln", "attn.q", ...; else ""
+  std::string group;  // "encoder.blocks.3", "encoder", "decoder", "" (mel, logits)
+  std::string leaf;   // the name within its group: "attn.q", "conv1", "mel"
+  TapKind kind = TapKind::features;
+  int heads = 0;                      // attention heads of a q/k/v projection, else 0
+  bool per_token = false;             // rows are decoded tokens (count follows the decode)
+  std::vector<std::string> upstream;  // the taps it is computed from (dataflow)
 };
+
+std::string_view tap_kind_name(TapKind k);
+std::string_view tap_stage_name(TapStage s);
+
+// The one helper that spells a block tap's name: "encoder.blocks.3.attn.q".
+std::string block_tap(TapSide side, int block, std::string_view part);
 
 // Encoder taps in execution order. Layouts: mel [n_mels, 2*n_audio_ctx]; all others [T, C].
 //   mel, encoder.conv1 (after GELU) [2T, C], encoder.conv2 (after GELU) [T, C],
@@ -27,6 +60,24 @@ struct TapSpec {
 std::vector<TapSpec> encoder_taps(const ModelDims& d);
 // Decoder taps of a teacher-forced pass over n_tokens tokens, then logits [n_tokens, n_vocab].
 std::vector<TapSpec> decoder_taps(const ModelDims& d, int n_tokens);
+
+// Every tap of a model (encoder then decoder, decoder shapes for one token), built once per
+// dims and shared; lookup by name is O(1).
+class TapRegistry {
+ public:
+  static const TapRegistry& of(const ModelDims& d);
+  const std::vector<TapSpec>& taps() const { return taps_; }
+  const TapSpec* find(std::string_view name) const;  // nullptr: not in the registry
+  int order(std::string_view name) const;            // execution order, -1: not in it
+  const ModelDims& dims() const { return dims_; }
+
+ private:
+  explicit TapRegistry(const ModelDims& d);
+  ModelDims dims_;
+  std::vector<TapSpec> taps_;
+  std::unordered_map<std::string, int> index_;
+};
+
 // Position of a tap name in execution order (encoder first), or -1 if not in the registry.
 int tap_order(const ModelDims& d, std::string_view name);
 
@@ -41,10 +92,18 @@ class TapSelector {
   explicit TapSelector(std::string_view spec = "all");
   bool selected(std::string_view name) const;
   const std::string& spec() const { return spec_; }
+  // Refuses (UsageError) a selection item -- a glob or a level -- that selects no tap of the run
+  // at hand (the encoder taps of d, plus the decoder taps when decode), naming the nearest tap
+  // names: a typo would otherwise give a dump with no taps and exit 0.
+  void check_against(const ModelDims& d, bool decode) const;
 
  private:
+  struct Item {
+    std::string text;                // as given: a glob or a level name
+    std::vector<std::string> globs;  // what it expands to
+  };
   std::string spec_;
-  std::vector<std::string> globs_;
+  std::vector<Item> items_;
 };
 
 // Observer of taps. Implementations ask wants() first and build nothing for an unwanted tap.

@@ -137,32 +137,30 @@ BenchResult run_compare_bench(const BenchOptions& opts) {
                                              "attn.out", "attn.q",     "attn.k",  "attn.v",
                                              "mlp.fc2",  "mlp.fc1",    "mlp.gelu"};
   const auto all = encoder_taps(dims);
-  std::vector<std::string> globs = {"mel", "encoder.conv1", "encoder.conv2", "encoder.pos_embed",
-                                    "encoder.ln_post"};
-  auto selected_bytes = [&](const std::vector<std::string>& g) {
-    int64_t b = 0;
-    for (const auto& t : all) {
-      for (const auto& p : g)
-        if (glob_match(p, t.name)) {
-          b += shape_numel(t.shape) * 4;
-          break;
-        }
-    }
-    return b;
+  // Everything outside the blocks, then a block part (in every block) at a time.
+  std::vector<bool> take(all.size());
+  int64_t bytes = 0;
+  auto add = [&](auto&& pick) {
+    for (std::size_t i = 0; i < all.size(); ++i)
+      if (!take[i] && pick(all[i])) {
+        take[i] = true;
+        bytes += shape_numel(all[i].shape) * 4;
+      }
   };
+  add([](const TapSpec& t) { return t.stage != TapStage::block; });
   const auto target = static_cast<int64_t>(opts.gigabytes * 1e9);
-  for (const auto& suf : priority) {
-    if (selected_bytes(globs) >= target) break;
-    globs.push_back("encoder.blocks.*." + suf);
+  for (const auto& part : priority) {
+    if (bytes >= target) break;
+    add([&](const TapSpec& t) { return t.part == part; });
   }
-  std::string spec;
-  for (const auto& g : globs) spec += (spec.empty() ? "" : ",") + g;
-  const TapSelector selector(spec);
-  for (const auto& t : all)
-    if (selector.selected(t.name)) {
-      res.taps.push_back(t.name);
-      res.tap_bytes_per_file += shape_numel(t.shape) * 4;
+  for (std::size_t i = 0; i < all.size(); ++i)
+    if (take[i]) {
+      res.taps.push_back(all[i].name);
+      res.tap_bytes_per_file += shape_numel(all[i].shape) * 4;
     }
+  std::string spec;  // the chosen names, each a literal glob
+  for (const auto& n : res.taps) spec += (spec.empty() ? "" : ",") + n;
+  const TapSelector selector(spec);
   if (res.tap_bytes_per_file < target) {
     throw std::invalid_argument(
         fmt::format("compare-bench: dims '{}' hold only {:.2f} GB of encoder taps", opts.dims,

@@ -1,0 +1,171 @@
+#include "wb/core/faults.h"
+
+#include <cmath>
+#include <cstdlib>
+
+#include "wb/core/util.h"
+
+namespace wb {
+
+const std::vector<FaultInfo>& fault_table() {
+  static const std::vector<FaultInfo> table = {
+      {"mel-db",
+       "",
+       "frontend",
+       "mel",
+       "librosa power_to_db (dB-scaled spectrogram) instead of Whisper's log-mel",
+       {"mel-db"}},
+      {"stft-no-reflect",
+       "",
+       "frontend",
+       "mel",
+       "STFT centre padding with zeros instead of reflection",
+       {"stft-no-reflect"}},
+      {"stft-keep-last-frame",
+       "",
+       "frontend",
+       "mel",
+       "STFT keeps the last frame and drops the first (off-by-one framing)",
+       {"stft-keep-last-frame"}},
+      {"gelu-tanh",
+       "",
+       "stem",
+       "encoder.conv1",
+       "tanh-approximate GELU instead of the exact erf GELU, everywhere",
+       {"gelu-tanh"}},
+      {"conv-pad",
+       "VALUE",
+       "stem",
+       "encoder.conv1",
+       "conv1/conv2 padding VALUE instead of 1 (integer in [0, 16])",
+       {"conv-pad=0", "conv-pad=2"}},
+      {"no-pos-embed",
+       "",
+       "stem",
+       "encoder.pos_embed",
+       "sinusoidal positional embedding not added",
+       {"no-pos-embed"}},
+      {"ln-eps",
+       "VALUE",
+       "block",
+       "encoder.blocks.0.attn_ln",
+       "layer-norm epsilon VALUE instead of 1e-5 (every layer norm)",
+       {"ln-eps=1e-2", "ln-eps=1e-3", "ln-eps=1e-4"}},
+      {"ln-fp16",
+       "",
+       "block",
+       "encoder.blocks.0.attn_ln",
+       "layer-norm statistics (mean, variance) accumulated in float16",
+       {"ln-fp16"}},
+      {"attn-scale",
+       "none|double",
+       "block",
+       "encoder.blocks.0.attn.out",
+       "attention scale d_head^-0.5 left out (none) or applied twice, 1/d_head (double)",
+       {"attn-scale=none", "attn-scale=double"}},
+      {"no-ln-post",
+       "",
+       "ln_post",
+       "encoder.ln_post",
+       "the final layer norm ln_post skipped: the output is the last block's, unnormalised",
+       {"no-ln-post"}},
+  };
+  return table;
+}
+
+const FaultInfo* find_fault(std::string_view name) {
+  for (const FaultInfo& f : fault_table())
+    if (f.name == name) return &f;
+  return nullptr;
+}
+
+std::string fault_usage() {
+  std::string s;
+  for (const FaultInfo& f : fault_table()) {
+    if (!s.empty()) s += ", ";
+    s += f.name;
+    if (!f.value.empty()) s += "=" + std::string(f.value);
+  }
+  return s;
+}
+
+nlohmann::json fault_table_json() {
+  nlohmann::json out = nlohmann::json::array();
+  for (const FaultInfo& f : fault_table()) {
+    nlohmann::json ex = nlohmann::json::array();
+    for (auto e : f.examples) ex.push_back(std::string(e));
+    out.push_back({{"name", std::string(f.name)},
+                   {"value", f.value.empty() ? nlohmann::json(nullptr)
+                                             : nlohmann::json(std::string(f.value))},
+                   {"stage", std::string(f.stage)},
+                   {"first_tap", std::string(f.first_tap)},
+                   {"doc", std::string(f.doc)},
+                   {"examples", ex}});
+  }
+  return out;
+}
+
+namespace {
+[[noreturn]] void bad(const std::string& spec, const std::string& why) {
+  throw UsageError("fault '" + spec + "': " + why + " (valid: " + fault_usage() + ")");
+}
+
+// Sets the switch of one table entry from its value (empty when the fault takes none).
+void apply(Faults& f, std::string_view name, const std::string& spec, const std::string& value) {
+  if (name == "no-ln-post") {
+    f.no_ln_post = true;
+  } else if (name == "mel-db") {
+    f.mel_db = true;
+  } else if (name == "stft-no-reflect") {
+    f.stft_no_reflect = true;
+  } else if (name == "stft-keep-last-frame") {
+    f.stft_keep_last = true;
+  } else if (name == "gelu-tanh") {
+    f.gelu_tanh = true;
+  } else if (name == "no-pos-embed") {
+    f.no_pos_embed = true;
+  } else if (name == "ln-fp16") {
+    f.ln_fp16 = true;
+  } else if (name == "ln-eps") {
+    char* end = nullptr;
+    const double v = std::strtod(value.c_str(), &end);
+    if (value.empty() || *end != '\0' || !std::isfinite(v) || v < 0)
+      bad(spec, "VALUE must be a non-negative number");
+    f.ln_eps = static_cast<float>(v);
+  } else if (name == "attn-scale") {
+    if (value == "none")
+      f.attn_scale = AttnScale::none;
+    else if (value == "double")
+      f.attn_scale = AttnScale::twice;
+    else
+      bad(spec, "VALUE must be none or double");
+  } else if (name == "conv-pad") {
+    char* end = nullptr;
+    const long v = std::strtol(value.c_str(), &end, 10);
+    if (value.empty() || *end != '\0' || v < 0 || v > 16)
+      bad(spec, "VALUE must be an integer in [0, 16]");
+    f.conv_pad = static_cast<int>(v);
+  } else {
+    // A table entry without a switch here is a programming error, caught by the fault tests.
+    throw std::logic_error("fault table entry without a switch: " + std::string(name));
+  }
+}
+}  // namespace
+
+Faults parse_faults(const std::vector<std::string>& specs) {
+  Faults f;
+  for (const std::string& spec : specs) {
+    const auto eq = spec.find('=');
+    const std::string name = spec.substr(0, eq);
+    const bool has_value = eq != std::string::npos;
+    const FaultInfo* info = find_fault(name);
+    if (info == nullptr) bad(spec, "unknown fault");
+    if (!info->value.empty() && !has_value) bad(spec, "needs a value");
+    if (info->value.empty() && has_value) bad(spec, "takes no value");
+    apply(f, info->name, spec, has_value ? spec.substr(eq + 1) : std::string());
+    f.specs.push_back(spec);
+  }
+  return f;
+}
+
+}  // namespace wb
