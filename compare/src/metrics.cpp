@@ -41,6 +41,8 @@ bool less_severe(const WorstElement& x, const WorstElement& y) {
 struct MetricAccumulator::Acc {
   double n_a = 0, n_b = 0, n_both = 0;
   double sa = 0, sb = 0, saa = 0, sbb = 0;  // sum(a - shift_a), sum((a - shift_a)^2), ...
+  // Over finite pairs only, for Pearson: sum((a-shift_a)(b-shift_b)), sum(a-shift_a), sum(b-...).
+  double sab = 0, pa = 0, pb = 0;
   double a2 = 0, b2 = 0, ab = 0, dd = 0, dabs = 0;
   double mx = 0;  // max |b - a|
   double mina = kInf, maxa = -kInf, minb = kInf, maxb = -kInf;
@@ -53,7 +55,7 @@ struct MetricAccumulator::Acc {
 namespace {
 
 struct FastSums {
-  double sa, sb, saa, sbb, a2, b2, ab, dd, dabs, mx, mina, maxa, minb, maxb, beyond, excess;
+  double sa, sb, saa, sbb, sab, a2, b2, ab, dd, dabs, mx, mina, maxa, minb, maxb, beyond, excess;
 };
 
 // All elements finite. Two vectorizable loops over the block (which is in L1/L2 by then), so
@@ -63,8 +65,8 @@ struct FastSums {
 __attribute__((target_clones("avx2", "default"))) void block_kernel(
     const double* __restrict a, const double* __restrict b, int64_t n, double sha, double shb,
     double atol, double rtol, double thr, FastSums& o) {
-  double sa = 0, sb = 0, saa = 0, sbb = 0, ab = 0, dd = 0, dabs = 0;
-#pragma omp simd reduction(+ : sa, sb, saa, sbb, ab, dd, dabs)
+  double sa = 0, sb = 0, saa = 0, sbb = 0, sab = 0, ab = 0, dd = 0, dabs = 0;
+#pragma omp simd reduction(+ : sa, sb, saa, sbb, sab, ab, dd, dabs)
   for (int64_t i = 0; i < n; ++i) {
     const double x = a[i];
     const double y = b[i];
@@ -75,6 +77,7 @@ __attribute__((target_clones("avx2", "default"))) void block_kernel(
     saa += xs * xs;
     sb += ys;
     sbb += ys * ys;
+    sab += xs * ys;
     ab += x * y;
     dd += d * d;
     dabs += std::fabs(d);
@@ -100,7 +103,7 @@ __attribute__((target_clones("avx2", "default"))) void block_kernel(
   const auto dn = static_cast<double>(n);
   const double a2 = std::max(0.0, saa + 2 * sha * sa + dn * sha * sha);
   const double b2 = std::max(0.0, sbb + 2 * shb * sb + dn * shb * shb);
-  o = {sa, sb, saa, sbb, a2, b2, ab, dd, dabs, mx, mina, maxa, minb, maxb, beyond, excess};
+  o = {sa, sb, saa, sbb, sab, a2, b2, ab, dd, dabs, mx, mina, maxa, minb, maxb, beyond, excess};
 }
 
 }  // namespace
@@ -197,6 +200,9 @@ void MetricAccumulator::slow_segment(const double* a, const double* b, int64_t n
       const double ad = std::fabs(d);
       k.n_both += 1;
       k.ab += x * y;
+      k.sab += (x - shift_a_) * (y - shift_b_);
+      k.pa += x - shift_a_;
+      k.pb += y - shift_b_;
       k.dd += d * d;
       k.dabs += ad;
       k.mx = std::max(k.mx, ad);
@@ -244,6 +250,9 @@ void MetricAccumulator::add_segment(const double* a, const double* b, int64_t n,
   k.sb = f.sb;
   k.saa = f.saa;
   k.sbb = f.sbb;
+  k.sab = f.sab;
+  k.pa = f.sa;  // every element finite: the pairs are all elements
+  k.pb = f.sb;
   k.a2 = f.a2;
   k.b2 = f.b2;
   k.ab = f.ab;
@@ -314,6 +323,7 @@ void MetricAccumulator::add_rows(const double* ref, const double* cand, int64_t 
         } else {
           k.n_a += part.n_a, k.n_b += part.n_b, k.n_both += part.n_both;
           k.sa += part.sa, k.sb += part.sb, k.saa += part.saa, k.sbb += part.sbb;
+          k.sab += part.sab, k.pa += part.pa, k.pb += part.pb;
           k.a2 += part.a2, k.b2 += part.b2, k.ab += part.ab, k.dd += part.dd, k.dabs += part.dabs;
           k.mx = std::max(k.mx, part.mx);
           k.mina = std::min(k.mina, part.mina), k.maxa = std::max(k.maxa, part.maxa);
@@ -332,6 +342,9 @@ void MetricAccumulator::add_rows(const double* ref, const double* cand, int64_t 
       ra2_.add(k.a2);
       rb2_.add(k.b2);
       rab_.add(k.ab);
+      sab_.add(k.sab);
+      pa_.add(k.pa);
+      pb_.add(k.pb);
       dd_.add(k.dd);
       dabs_.add(k.dabs);
       n_fin_a_ += static_cast<int64_t>(k.n_a);
@@ -424,11 +437,13 @@ DiffMetrics MetricAccumulator::finish() const {
   m.rel_l2 = whole.rel_l2;
   m.cosine = std::clamp(whole.cosine, -1.0, 1.0);
   m.snr_db = dd > 0 ? (aa > 0 ? 10.0 * std::log10(aa / dd) : -kInf) : kInf;
-  // Pearson from the same sums: cov = E[ab] - E[a]E[b] over finite pairs (side means are close
-  // enough when few elements are non-finite; exact when all are finite).
+  // Pearson over finite pairs from shifted sums (the shifts are elements of each side, so the
+  // cross-sum does not cancel catastrophically when the means are large against the spread):
+  // cov = E[(a-s)(b-t)] - E[a-s] E[b-t]. Variances from the side statistics (the same elements
+  // when all are finite).
   if (n_both_ > 0) {
     const double n = static_cast<double>(n_both_);
-    const double cov = rab_.value() / n - m.ref.mean * m.cand.mean;
+    const double cov = sab_.value() / n - (pa_.value() / n) * (pb_.value() / n);
     const double va = m.ref.std * m.ref.std;
     const double vb = m.cand.std * m.cand.std;
     if (va > 0 && vb > 0) {
@@ -457,6 +472,24 @@ DiffMetrics MetricAccumulator::finish() const {
   m.heads.reserve(heads_.size());
   for (const Slice& s : heads_) m.heads.push_back(slice_error(s.dd, s.aa, s.bb, s.ab, s.mx));
   return m;
+}
+
+DiffMetrics diff(const Tensor& ref, const Tensor& cand, AccumulatorOptions opts) {
+  if (ref.shape() != cand.shape())
+    throw std::invalid_argument(
+        fmt::format("diff: shapes {} vs {}", shape_str(ref.shape()), shape_str(cand.shape())));
+  const Tensor a = ref.to(DType::f64), b = cand.to(DType::f64);
+  Shape shape = a.shape();
+  if (shape.empty()) shape = {1};
+  MetricAccumulator acc(shape, opts);
+  acc.add_rows(a.f64(), b.f64(), shape[0]);
+  return acc.finish();
+}
+
+SideStats stats(const Tensor& t) {
+  AccumulatorOptions o;
+  o.top_k = 0;
+  return diff(t, t, o).ref;
 }
 
 }  // namespace wb::cmp

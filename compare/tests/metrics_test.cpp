@@ -242,3 +242,40 @@ TEST_CASE("compensated sums keep a large count of small terms") {
   s.add(-1e16);
   CHECK(s.value() == 1000.0);
 }
+
+TEST_CASE("pearson: shifted cross-sum survives means far above the spread") {
+  // a = M + x, b = M + x + noise: the unshifted E[ab] - E[a]E[b] loses every digit of cov
+  // (~1) to cancellation against E[ab] ~ M^2 = 1e16 once M = 1e8. Independent value: two-pass
+  // long double over the deviations.
+  const uint64_t seed = 42;
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> nd(0.0, 1.0);
+  for (double big : {0.0, 1e4, 1e8}) {
+    const int64_t rows = 37, cols = 301;
+    std::vector<double> a(static_cast<std::size_t>(rows * cols)), b(a.size());
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      const double x = nd(rng);
+      a[i] = big + x;
+      b[i] = big + x + 0.3 * nd(rng);
+    }
+    long double ma = 0, mb = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) ma += a[i], mb += b[i];
+    ma /= a.size();
+    mb /= a.size();
+    long double cov = 0, va = 0, vb = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      cov += (a[i] - ma) * (b[i] - mb);
+      va += (a[i] - ma) * (a[i] - ma);
+      vb += (b[i] - mb) * (b[i] - mb);
+    }
+    const double want = static_cast<double>(cov / std::sqrt(va * vb));
+    MetricAccumulator acc({rows, cols}, {});
+    acc.add_rows(a.data(), b.data(), rows);
+    const double got = acc.finish().pearson;
+    // float64 sums of 1e4 deviations of size ~1 whose shift is one element (|shift - mean| ~ 1):
+    // a few ulps of 1e4 relative to cov ~ 1e4, far below 1e-9.
+    MESSAGE("mean " << big << " seed " << seed << ": pearson " << got << " vs two-pass " << want
+                    << " (diff " << std::fabs(got - want) << ")");
+    CHECK(std::fabs(got - want) <= 1e-9);
+  }
+}

@@ -93,41 +93,6 @@ std::vector<std::size_t> worst_first(const cmp::CompareResult& r) {
   return idx;
 }
 
-namespace {
-
-// Writes `content` to "<path>.tmp-<pid>" and returns that name, registered for removal on an
-// interrupt (wb/tempfile.h); throws std::runtime_error.
-std::unique_ptr<TempFile> write_temp(const std::string& path, const std::string& content) {
-  auto registered = std::make_unique<TempFile>(fmt::format("{}.tmp-{}", path, ::getpid()));
-  const std::string& tmp = registered->path();
-  std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-  if (!f) throw std::runtime_error(fmt::format("{}: cannot write", tmp));
-  f.write(content.data(), static_cast<std::streamsize>(content.size()));
-  f.flush();
-  if (!f) {
-    f.close();
-    std::error_code ec;
-    std::filesystem::remove(tmp, ec);
-    throw std::runtime_error(fmt::format("{}: write failed", tmp));
-  }
-  return registered;
-}
-
-void rename_into_place(const std::string& tmp, const std::string& path) {
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::filesystem::remove(tmp, ec);
-    throw std::runtime_error(fmt::format("{}: cannot rename into place", path));
-  }
-}
-
-}  // namespace
-
-void write_atomic(const std::string& path, const std::string& content) {
-  rename_into_place(write_temp(path, content)->path(), path);
-}
-
 std::vector<std::string> parse_formats(const std::string& list) {
   std::vector<std::string> out;
   std::size_t pos = 0;
@@ -226,7 +191,7 @@ std::vector<std::string> write_reports(const cmp::CompareResult& r, const std::s
   const nlohmann::json m = {
       {"schema", kReportSchema}, {"complete", true},    {"verdict", status_word(r.verdict)},
       {"ref", r.ref_path},       {"cand", r.cand_path}, {"files", files}};
-  write_atomic(manifest, m.dump(2) + "\n");
+  write_file_atomic(manifest, m.dump(2) + "\n");
   paths.push_back(manifest);
   return paths;
 }

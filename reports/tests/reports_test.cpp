@@ -12,6 +12,7 @@
 #include <random>
 #include <sstream>
 
+#include "wb/core/tempfile.h"
 #include "wb/core/util.h"
 
 using namespace wb;
@@ -159,6 +160,6 @@ TEST_CASE("reports are written atomically; formats are checked") {
         1);
   CHECK(rep::parse_formats("md, json") == std::vector<std::string>{"md", "json"});
   CHECK_THROWS_AS(rep::parse_formats("md,pdf"), std::invalid_argument);
-  CHECK_THROWS_AS(rep::write_atomic((dir / "no/such/dir/x").string(), "x"), std::runtime_error);
+  CHECK_THROWS_AS(wb::write_file_atomic((dir / "no/such/dir/x").string(), "x"), std::runtime_error);
   fs::remove_all(dir);
 }

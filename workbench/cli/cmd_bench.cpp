@@ -15,7 +15,9 @@
 #include "command.h"
 #include "wb/candidate/candidate.h"
 #include "wb/candidate/candidate_bench.h"
+#include "wb/compare/metrics.h"
 #include "wb/core/audio.h"
+#include "wb/core/tempfile.h"
 #include "wb/core/util.h"
 #include "wb/core/weights.h"
 #include "wb/reference/reference.h"
@@ -81,17 +83,6 @@ std::vector<float> synthetic_pcm(uint64_t seed) {
     pcm[static_cast<std::size_t>(i)] = static_cast<float>(s + 0.01 * nd(rng));
   }
   return pcm;
-}
-
-double rel_l2(const Tensor& ref, const Tensor& c) {
-  const Tensor a = ref.to(DType::f64), b = c.to(DType::f64);
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < a.numel(); ++i) {
-    const double d = a.f64()[i] - b.f64()[i];
-    num += d * d;
-    den += a.f64()[i] * a.f64()[i];
-  }
-  return std::sqrt(num / std::max(den, 1e-300));
 }
 
 }  // namespace
@@ -199,7 +190,7 @@ void add_bench(CLI::App& app, Registry& reg) {
       }
       const double cand_s = median(ct.wall), cand_cpu = median(ct.cpu);
       const double ref_s = ref ? median(rt.wall) : 0.0, ref_cpu = ref ? median(rt.cpu) : 0.0;
-      const double rl2 = ref ? rel_l2(ref_out, cand_out) : -1.0;
+      const double rl2 = ref ? cmp::diff(ref_out, cand_out).rel_l2 : -1.0;
       const double gflops = gflop / cand_s;
       const double share = gflops / peak.peak();
       lines.push_back(fmt::format(
@@ -249,9 +240,7 @@ void add_bench(CLI::App& app, Registry& reg) {
         "the "
         "convs, projections and attention matmuls (2 per multiply-add).\n");
     if (!o->json.empty()) {
-      std::ofstream f(o->json);
-      if (!f) throw std::runtime_error(o->json + ": cannot write");
-      f << out.dump(2) << "\n";
+      write_file_atomic(o->json, out.dump(2) + "\n");
     }
     return ok ? 0 : 3;
   });

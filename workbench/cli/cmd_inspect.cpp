@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "command.h"
+#include "wb/compare/metrics.h"
 #include "wb/core/dump.h"
 #include "wb/core/taps.h"
 
@@ -29,38 +30,28 @@ void add_inspect(CLI::App& app, Registry& reg) {
                "mean", "std", "min", "max", "nan/inf");
     std::vector<double> buf;
     for (const TapInfo& t : r.taps()) {
-      // Streamed over row chunks; Neumaier-compensated sums in float64.
-      double sum = 0, c1 = 0, sq = 0, c2 = 0, lo = std::numeric_limits<double>::infinity(),
-             hi = -lo;
-      int64_t n = 0, bad = 0;
-      auto acc = [](double& s, double& c, double v) {
-        const double t2 = s + v;
-        c += std::abs(s) >= std::abs(v) ? (s - t2) + v : (v - t2) + s;
-        s = t2;
-      };
-      const int64_t rows = t.shape[0];
+      // Streamed over row chunks through the comparator's accumulator (compensated, shifted
+      // sums in float64), the tap fed as both sides.
+      const int64_t rows = t.shape.empty() ? 1 : t.shape[0];
+      const Shape shape = t.shape.empty() ? Shape{1} : t.shape;
       int64_t row_len = 1;
       for (std::size_t k = 1; k < t.shape.size(); ++k) row_len *= t.shape[k];
       const int64_t step = std::max<int64_t>(
           1, (int64_t{1} << 18) / std::max<int64_t>(1, row_len));  // ~2 MB of doubles
+      cmp::AccumulatorOptions ao;
+      ao.top_k = 0;
+      cmp::MetricAccumulator acc(shape, ao);
       for (int64_t r0 = 0; r0 < rows; r0 += step) {
-        r.read_rows(t.name, r0, std::min<int64_t>(step, rows - r0), buf);
-        for (double v : buf) {
-          if (!std::isfinite(v)) {
-            ++bad;
-            continue;
-          }
-          acc(sum, c1, v);
-          acc(sq, c2, v * v);
-          lo = std::min(lo, v);
-          hi = std::max(hi, v);
-          ++n;
-        }
+        const int64_t n = std::min<int64_t>(step, rows - r0);
+        r.read_rows(t.name, r0, n, buf);
+        acc.add_rows(buf.data(), buf.data(), n);
       }
-      const double mean = n ? (sum + c1) / n : NAN;
-      const double var = n ? std::max(0.0, (sq + c2) / n - mean * mean) : NAN;
+      const cmp::SideStats st = acc.finish().ref;
+      const int64_t bad = st.nan + st.pos_inf + st.neg_inf;
+      const double nan = std::numeric_limits<double>::quiet_NaN();
       fmt::print("{:<36} {:>14} {:>8} {:>12.5g} {:>12.5g} {:>12.5g} {:>12.5g} {:>6}\n", t.name,
-                 shape_str(t.shape), dtype_name(t.stored), mean, std::sqrt(var), lo, hi, bad);
+                 shape_str(t.shape), dtype_name(t.stored), st.finite ? st.mean : nan,
+                 st.finite ? st.std : nan, st.finite ? st.min : nan, st.finite ? st.max : nan, bad);
     }
     // Foreign names are legal in a dump (a port's own module names) but wb compare needs a --map.
     for (const TapInfo& t : r.taps())

@@ -21,6 +21,8 @@
 
 #include "command.h"
 #include "pipeline.h"
+#include "wb/compare/metrics.h"
+#include "wb/core/tempfile.h"
 #include "wb/core/util.h"
 #include "wb/core/wer.h"
 
@@ -48,33 +50,6 @@ std::vector<ExpectLine> read_expect(const std::string& path) {
   }
   if (out.empty()) throw std::runtime_error(path + ": no clips listed");
   return out;
-}
-
-struct Stats {
-  double mean = 0, std = 0;
-};
-
-Stats tensor_stats(const Tensor& t) {
-  const Tensor f = t.dtype() == DType::f64 ? t : t.to(DType::f64);
-  const double* p = f.f64();
-  const int64_t n = f.numel();
-  double s = 0, s2 = 0;
-  for (int64_t i = 0; i < n; ++i) s += p[i];
-  const double mean = n ? s / static_cast<double>(n) : 0.0;
-  for (int64_t i = 0; i < n; ++i) s2 += (p[i] - mean) * (p[i] - mean);
-  return {mean, n ? std::sqrt(s2 / static_cast<double>(n)) : 0.0};
-}
-
-double cosine(const Tensor& a, const Tensor& b) {
-  const Tensor x = a.to(DType::f64), y = b.to(DType::f64);
-  if (x.numel() != y.numel()) return std::nan("");
-  double xy = 0, xx = 0, yy = 0;
-  for (int64_t i = 0; i < x.numel(); ++i) {
-    xy += x.f64()[i] * y.f64()[i];
-    xx += x.f64()[i] * x.f64()[i];
-    yy += y.f64()[i] * y.f64()[i];
-  }
-  return xx > 0 && yy > 0 ? xy / std::sqrt(xx * yy) : std::nan("");
 }
 
 // Longest run of one token repeated back to back: the "decoder repeats one token" symptom.
@@ -173,7 +148,7 @@ void add_run(CLI::App& app, Registry& reg) {
       const WerCounts wc = word_errors(c.text, r.decoded.text);
       total += wc;
       exact += wc.errors() == 0;
-      const Stats st = tensor_stats(r.encoder_out);
+      const cmp::SideStats st = cmp::stats(r.encoder_out);
       sum_mean += st.mean;
       sum_std += st.std;
       const int run = longest_run(r.decoded.tokens);
@@ -198,8 +173,9 @@ void add_run(CLI::App& app, Registry& reg) {
         total_ref += rw;
         const bool same = rr.decoded.text == r.decoded.text;
         agree += same;
-        const Stats rs = tensor_stats(rr.encoder_out);
-        const double cs = cosine(rr.encoder_out, r.encoder_out);
+        const cmp::DiffMetrics dm = cmp::diff(rr.encoder_out, r.encoder_out);
+        const cmp::SideStats& rs = dm.ref;
+        const double cs = dm.cosine;
         sum_ref_mean += rs.mean;
         sum_ref_std += rs.std;
         sum_cos += cs;
@@ -256,10 +232,9 @@ void add_run(CLI::App& app, Registry& reg) {
                             {"faults", o->enc.faults},
                             {"summary", summary},
                             {"clips", rows}};
-      std::ofstream out(o->report);
-      if (!out) throw std::runtime_error(o->report + ": cannot write report");
-      out << rep.dump(1, ' ', false, nlohmann::json::error_handler_t::replace)
-          << "\n";  // transcripts may be invalid UTF-8
+      // transcripts may be invalid UTF-8
+      write_file_atomic(o->report,
+                        rep.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
     }
     int status = 0;
     if (o->max_wer >= 0 && total.wer() > o->max_wer) {

@@ -128,7 +128,6 @@ void attention(OpContext& ctx, const float* qkv, int64_t t, int c, int heads, fl
                float* out, int block_rows, AttnImpl impl) {
   if (c % heads != 0) throw std::invalid_argument("attention: C not divisible by heads");
   const int dh = c / heads;
-  if (const char* env = std::getenv("WB_CAND_ATTN_BLOCK")) block_rows = std::atoi(env);
   block_rows = std::clamp(block_rows, 1, kMaxBlockRows);
   const int64_t ld = 3 * static_cast<int64_t>(c);
   const int64_t nblocks = (t + block_rows - 1) / block_rows;

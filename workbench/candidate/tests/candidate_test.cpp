@@ -335,6 +335,51 @@ TEST_CASE("candidate: every supported ISA path gives the same encoder within flo
     setenv("WB_ISA", saved.c_str(), 1);
 }
 
+// Selecting taps must not change the numbers: an unwanted tap lets the layers fuse the epilogue
+// into the GEMM (layers.h linear_tapped), a wanted one splits it, with the same per-element
+// operations either way. Every ISA path, every precision, plus the minimal/none selections.
+TEST_CASE("candidate: taps all vs minimal vs none give a bit-identical encoder.ln_post") {
+  struct LnPostOnly : wb::TapSink {
+    std::vector<float> out;
+    bool wants(std::string_view name) const override { return name == "encoder.ln_post"; }
+    void put(std::string_view, const wb::TapView& v) override {
+      const auto* p = static_cast<const float*>(v.data);
+      out.assign(p, p + wb::shape_numel(v.shape));
+    }
+  };
+  const char* old = std::getenv("WB_ISA");
+  const std::string saved = old ? old : "";
+  int cases = 0;
+  for (wb::cand::Isa isa : wb::cand::supported_isas()) {
+    setenv("WB_ISA", std::string(wb::cand::isa_name(isa)).c_str(), 1);
+    for (const char* prec : {"float32", "bfloat16", "float16"}) {
+      auto enc = cand("nano", {}, prec);
+      const Recorder all = run_all(*enc, pcm12());
+      LnPostOnly minimal;
+      const wb::Tensor mel = enc->log_mel(pcm12(), &minimal);
+      const wb::Tensor y = wb::run_encoder(*enc, mel, &minimal);
+      const wb::Tensor none = wb::run_encoder(*enc, enc->log_mel(pcm12(), nullptr), nullptr);
+      const auto& a = all.at("encoder.ln_post");
+      REQUIRE(minimal.out.size() == a.size());
+      int64_t differ = 0;
+      for (std::size_t i = 0; i < a.size(); ++i)
+        differ += static_cast<double>(minimal.out[i]) != a[i] || none.f32()[i] != minimal.out[i];
+      MESSAGE(wb::cand::isa_name(isa) << " " << std::string(prec)
+                                      << ": ln_post elements differing between taps all / "
+                                         "minimal / none: "
+                                      << differ);
+      CHECK(differ == 0);
+      CHECK(std::memcmp(y.raw(), none.raw(), sizeof(float) * y.numel()) == 0);
+      ++cases;
+    }
+  }
+  CHECK(cases >= 3);
+  if (saved.empty())
+    unsetenv("WB_ISA");
+  else
+    setenv("WB_ISA", saved.c_str(), 1);
+}
+
 TEST_CASE("candidate: float64 seam inputs are accepted (replay of the float64 reference)") {
   auto enc = cand("nano");
   const wb::Tensor mel = enc->log_mel(pcm12(), nullptr);

@@ -1,11 +1,15 @@
 #include "wb/core/tempfile.h"
 
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <csignal>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
+#include <stdexcept>
 
 namespace wb {
 
@@ -60,6 +64,35 @@ TempFile::TempFile(std::string path) : path_(std::move(path)) {
 
 TempFile::~TempFile() {
   if (slot_ >= 0) g_slots[slot_].state.store(0, std::memory_order_release);
+}
+
+std::unique_ptr<TempFile> write_temp(const std::string& path, const std::string& content) {
+  auto registered = std::make_unique<TempFile>(fmt::format("{}.tmp-{}", path, ::getpid()));
+  const std::string& tmp = registered->path();
+  std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+  if (!f) throw std::runtime_error(fmt::format("{}: cannot write", tmp));
+  f.write(content.data(), static_cast<std::streamsize>(content.size()));
+  f.flush();
+  if (!f) {
+    f.close();
+    std::error_code ec;
+    std::filesystem::remove(tmp, ec);
+    throw std::runtime_error(fmt::format("{}: write failed", tmp));
+  }
+  return registered;
+}
+
+void rename_into_place(const std::string& tmp, const std::string& path) {
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::filesystem::remove(tmp, ec);
+    throw std::runtime_error(fmt::format("{}: cannot rename into place", path));
+  }
+}
+
+void write_file_atomic(const std::string& path, const std::string& content) {
+  rename_into_place(write_temp(path, content)->path(), path);
 }
 
 }  // namespace wb

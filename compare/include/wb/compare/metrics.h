@@ -118,7 +118,7 @@ class MetricAccumulator {
   double shift_b_ = 0.0;
 
   // Totals (compensated).
-  CompensatedSum sa_, sb_, saa_, sbb_, ra2_, rb2_, rab_, dd_, dabs_;
+  CompensatedSum sa_, sb_, saa_, sbb_, ra2_, rb2_, rab_, sab_, pa_, pb_, dd_, dabs_;
   int64_t n_fin_a_ = 0, n_fin_b_ = 0, n_both_ = 0;
   int64_t nan_a_ = 0, nan_b_ = 0, pinf_a_ = 0, pinf_b_ = 0, ninf_a_ = 0, ninf_b_ = 0;
   int64_t nan_mis_ = 0, inf_mis_ = 0, beyond_ = 0;
@@ -135,5 +135,13 @@ class MetricAccumulator {
 
 // Severity order for worst elements (true if x is less severe than y).
 bool less_severe(const WorstElement& x, const WorstElement& y);
+
+// One-off metrics of two whole arrays of one shape ([R, ...], any dtype), through the
+// streaming accumulator: the one implementation of the metrics, for the CLI's comparisons
+// (wb run, wb bench). Throws std::invalid_argument on a shape mismatch.
+DiffMetrics diff(const Tensor& ref, const Tensor& cand, AccumulatorOptions opts = {});
+// The per-side statistics of one array (mean, population std with the shifted formula, min,
+// max, non-finite counts), through the same accumulator.
+SideStats stats(const Tensor& t);
 
 }  // namespace wb::cmp

@@ -19,9 +19,6 @@ std::string render_junit(const cmp::CompareResult& r);
 // A few lines for the terminal: verdict, first divergence, hints.
 std::string render_summary(const cmp::CompareResult& r);
 
-// Writes `content` to `path` through "<path>.tmp-<pid>" + rename; throws std::runtime_error.
-void write_atomic(const std::string& path, const std::string& content);
-
 // formats: any of "md", "json", "html", "junit" (also "all"); throws std::invalid_argument on
 // an unknown one. Files: DIR/report.md, report.json, report.html, junit.xml, and last
 // DIR/manifest.json, the index of the set (each file's bytes and sha256): a directory without it

@@ -9,6 +9,7 @@
 // (a signal the caller ignores, e.g. SIGHUP under nohup, stays ignored).
 #pragma once
 
+#include <memory>
 #include <string>
 
 namespace wb {
@@ -26,5 +27,14 @@ class TempFile {
   std::string path_;
   int slot_ = -1;  // -1: not registered (no free slot, or a path too long to keep)
 };
+
+// The atomic writer every output of the tool goes through: content written to
+// "<path>.tmp-<pid>" (registered above), flushed, then renamed onto path. Throws
+// std::runtime_error naming the file; never leaves a half-written path.
+void write_file_atomic(const std::string& path, const std::string& content);
+// Its two halves, for a set of files published together (the report set): the temporary
+// (registered while the returned object lives), then the rename.
+std::unique_ptr<TempFile> write_temp(const std::string& path, const std::string& content);
+void rename_into_place(const std::string& tmp, const std::string& path);
 
 }  // namespace wb
