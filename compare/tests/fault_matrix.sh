@@ -72,7 +72,7 @@ mapfile -t table_rows < <("$wb" faults --json | python3 -c "
 import json, sys
 for f in json.load(sys.stdin):
     for ex in f['examples']:
-        print(ex + ':' + f['first_tap'])
+        print(ex['spec'] + ':' + ex['first_tap'])
 ")
 [ "${#table_rows[@]}" -gt 0 ] || { echo "fault matrix: wb faults --json gave no rows" >&2; exit 1; }
 cases=(":" "${table_rows[@]}")

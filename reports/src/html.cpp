@@ -419,6 +419,26 @@ std::string render_html(const cmp::CompareResult& r) {
   if (r.hints.empty()) s += "<li>No finding: every tap is within tolerance.</li>\n";
   for (const auto& x : r.hints) s += "<li>" + h(x) + "</li>\n";
   s += "</ul>\n";
+  if (r.replay) {
+    const auto& rp = *r.replay;
+    s += fmt::format(
+        "<h2>Replay ({})</h2>\n<p>{}</p>\n", h(rp.implementation),
+        rp.culprit >= 0 ? "first stage with its own error beyond the profile: <b>" +
+                              h(rp.stages[static_cast<std::size_t>(rp.culprit)].stage.name) + "</b>"
+                        : std::string("every replayed stage's own error is within the profile"));
+    s += "<table><tr><th>stage</th><th>own rel L2</th><th>limit</th><th>received</th><th>out</th>"
+         "<th>amplification</th><th></th></tr>\n";
+    auto n = [](double v) { return std::isfinite(v) ? fmt::format("{:.3g}", v) : std::string(); };
+    for (const auto& st : rp.stages)
+      s += fmt::format(
+          "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"
+          "\n",
+          st.own_fails ? " class=\"fail\"" : "", h(st.stage.name), n(st.own), n(st.limit),
+          n(st.received), n(st.out), n(st.amplification),
+          st.refused.empty() ? (st.own_fails ? "own error" : "")
+                             : h("not replayed: " + st.refused));
+    s += "</table>\n";
+  }
   if (r.transcripts) {
     const auto& x = *r.transcripts;
     s += "<h2>Transcripts</h2>\n<p>";

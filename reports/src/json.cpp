@@ -124,6 +124,7 @@ std::string render_json(const cmp::CompareResult& r) {
   } else {
     j["transcripts"] = nullptr;
   }
+  j["replay"] = r.replay ? cmp::replay_json(*r.replay) : nlohmann::json();
   j["only_reference"] = r.only_ref;
   j["only_candidate"] = r.only_cand;
   j["missing_floor"] = r.missing_floor;

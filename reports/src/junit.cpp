@@ -32,8 +32,16 @@ std::string metrics_line(const cmp::TapResult& t) {
 std::string render_junit(const cmp::CompareResult& r) {
   int failures = 0;
   for (const auto& t : r.taps) failures += t.status == cmp::Level::fail ? 1 : 0;
-  const std::size_t skipped = r.only_ref.size() + r.only_cand.size();
-  const std::size_t tests = r.taps.size() + skipped;
+  std::size_t skipped = r.only_ref.size() + r.only_cand.size();
+  std::size_t tests = r.taps.size() + skipped;
+  if (r.replay)
+    for (const auto& st : r.replay->stages) {
+      ++tests;
+      if (!st.refused.empty())
+        ++skipped;
+      else if (st.own_fails)
+        ++failures;
+    }
   std::string s = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
   s += fmt::format(
       "<testsuites name=\"wb compare\" tests=\"{}\" failures=\"{}\" errors=\"0\" "
@@ -83,6 +91,21 @@ std::string render_junit(const cmp::CompareResult& r) {
           xml_escape(cls), xml_escape(name), msg);
     }
   };
+  if (r.replay)
+    for (const auto& st : r.replay->stages) {
+      s += fmt::format("    <testcase classname=\"replay\" name=\"{}\" time=\"0\">\n",
+                       xml_escape(st.stage.name));
+      if (!st.refused.empty())
+        s += fmt::format("      <skipped message=\"{}\"/>\n", xml_escape(st.refused));
+      else if (st.own_fails)
+        s += fmt::format(
+            "      <failure type=\"replay\" message=\"own error rel_l2 {:.3g} > {:.3g}\"/>\n",
+            st.own, st.limit);
+      else
+        s += fmt::format("      <system-out>own rel_l2 {:.3g}, received {:.3g}</system-out>\n",
+                         st.own, st.received);
+      s += "    </testcase>\n";
+    }
   one_sided(r.only_ref, "only in the reference dump");
   one_sided(r.only_cand, "only in the candidate dump");
   s += "  </testsuite>\n</testsuites>\n";

@@ -29,6 +29,29 @@ std::string side(const std::string& path, const DumpMeta& m) {
 
 }  // namespace
 
+// Replay: each stage's own error (on the reference's input), what it received, its gain.
+std::string replay_markdown(const cmp::ReplayResult& rp) {
+  std::string s = fmt::format(
+      "**Replay** ({}): {}\n\n| stage | own rel L2 | limit | received | out | amplification | |\n"
+      "|---|---:|---:|---:|---:|---:|---|\n",
+      rp.implementation,
+      rp.culprit >= 0 ? fmt::format("the first stage with its own error beyond the profile is "
+                                    "**{}**",
+                                    rp.stages[static_cast<std::size_t>(rp.culprit)].stage.name)
+                      : std::string("every replayed stage's own error is within the profile"));
+  for (const auto& st : rp.stages) {
+    if (!st.refused.empty()) {
+      s += fmt::format("| {} | — | | | | | not replayed: {} |\n", st.stage.name,
+                       md_escape(st.refused));
+      continue;
+    }
+    s += fmt::format("| {} | {} | {} | {} | {} | {} | {} |\n", st.stage.name, num(st.own),
+                     num(st.limit), num(st.received), num(st.out), num(st.amplification, 3),
+                     st.own_fails ? "❌ own error" : "");
+  }
+  return s + "\n";
+}
+
 std::string render_markdown(const cmp::CompareResult& r, int max_rows) {
   std::string s;
   std::string head = fmt::format("### {} wb compare: {}", icon(r.verdict), status_word(r.verdict));
@@ -71,6 +94,7 @@ std::string render_markdown(const cmp::CompareResult& r, int max_rows) {
       s += "- " + md_escape(r.hints[i]) + "\n";
     s += "\n";
   }
+  if (r.replay) s += replay_markdown(*r.replay);
   if (r.transcripts) {
     const auto& x = *r.transcripts;
     s += x.ref == x.cand ? "**Transcripts:** identical\n\n"

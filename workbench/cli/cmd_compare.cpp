@@ -8,6 +8,7 @@
 #include "command.h"
 #include "wb/compare/bench.h"
 #include "wb/compare/compare.h"
+#include "wb/core/util.h"
 #include "wb/reports/reports.h"
 
 namespace wb::cli {
@@ -15,7 +16,7 @@ namespace wb::cli {
 namespace {
 
 struct CompareArgs {
-  std::string ref, cand, floor, profile, map, report_dir;
+  std::string ref, cand, floor, profile, map, report_dir, replay;
   std::string formats = "md,json,html,junit";
   int top_k = 8;
   bool allow_model_mismatch = false;
@@ -34,7 +35,16 @@ int run_compare(const CompareArgs& a) {
   o.allow_model_mismatch = a.allow_model_mismatch;
   // Parse the formats before the (possibly long) comparison so a typo fails fast.
   const auto formats = rep::parse_formats(a.formats);
-  const cmp::CompareResult r = cmp::compare_files(a.ref, a.cand, a.floor, o);
+  cmp::CompareResult r = cmp::compare_files(a.ref, a.cand, a.floor, o);
+  if (!a.replay.empty()) {  // a wb replay report.json (or its "replay" object)
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(read_file(a.replay));
+    } catch (const nlohmann::json::exception& e) {
+      throw std::runtime_error(a.replay + ": not JSON (" + e.what() + ")");
+    }
+    r.replay = cmp::replay_from_json(j.contains("replay") ? j.at("replay") : j);
+  }
   if (a.markdown_stdout) {
     fmt::print("{}", rep::render_markdown(r));
   } else if (!a.quiet) {
@@ -67,6 +77,8 @@ void add_compare(CLI::App& app, Registry& reg) {
       "tolerance profile JSON (default: built-in float32 = fixtures/profiles/float32.json)");
   sub->add_option("--map", a->map, "JSON map of foreign tap names onto registry names");
   sub->add_option("--report", a->report_dir, "directory for report files");
+  sub->add_option("--replay", a->replay,
+                  "a wb replay report.json: its per-stage own/inherited errors join the reports");
   sub->add_option("--format", a->formats, "report formats: md,json,html,junit or all")
       ->capture_default_str();
   sub->add_option("--top-k", a->top_k, "worst elements kept per tap")->capture_default_str();

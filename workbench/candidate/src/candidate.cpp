@@ -93,6 +93,9 @@ class CandidateEncoder final : public Encoder {
     rs_.ctx.attn = env_.attn;
     rs_.attn_block_rows = env_.attn_block;
     rs_.prof.on = env_.profile;
+    if (faults_.block >= model_->d.n_audio_layer)
+      throw UsageError("fault block @" + std::to_string(faults_.block) + ": the model has " +
+                       std::to_string(model_->d.n_audio_layer) + " encoder blocks");
   }
 
   std::string implementation() const override { return "candidate"; }
@@ -130,7 +133,7 @@ class CandidateEncoder final : public Encoder {
     F32In mel(mel_in);
     Timer tm{rs_.prof, "stem"};
     Tensor x(DType::f32, {d.n_audio_ctx, d.n_audio_state});
-    conv_stem(rs_, *model_, faults_, mel.p, x.f32(), taps);
+    conv_stem(rs_, *model_, faults_.at(-1), mel.p, x.f32(), taps);
     return x;
   }
 
@@ -143,8 +146,9 @@ class CandidateEncoder final : public Encoder {
     check_tc(x_in, "block");
     F32In xin(x_in);
     Tensor y(DType::f32, {d.n_audio_ctx, d.n_audio_state});
-    attention_layer(rs_, *model_, faults_, i, xin.p, y.f32(), taps);
-    mlp_layer(rs_, *model_, faults_, i, y.f32(), taps);
+    const Faults f = faults_.at(i);
+    attention_layer(rs_, *model_, f, i, xin.p, y.f32(), taps);
+    mlp_layer(rs_, *model_, f, i, y.f32(), taps);
     return y;
   }
 
@@ -157,7 +161,8 @@ class CandidateEncoder final : public Encoder {
     if (faults_.no_ln_post)  // fault: the output is the last block's output, unnormalised
       std::memcpy(y.f32(), xin.p, sizeof(float) * static_cast<std::size_t>(y.numel()));
     else
-      layer_norm(rs_, faults_, xin.p, y.f32(), d.n_audio_ctx, d.n_audio_state, model_->ln_post);
+      layer_norm(rs_, faults_.at(-1), xin.p, y.f32(), d.n_audio_ctx, d.n_audio_state,
+                 model_->ln_post);
     report(taps, "encoder.ln_post", y.shape(), DType::f32, y.f32());
     return y;
   }

@@ -20,6 +20,8 @@
 #include <vector>
 
 #include "kernels.h"
+#include "wb/compare/culprit.h"
+#include "wb/compare/metrics.h"
 #include "wb/compare/profile.h"
 #include "wb/core/audio.h"
 #include "wb/core/dump.h"
@@ -391,19 +393,8 @@ TEST_CASE("candidate: float64 seam inputs are accepted (replay of the float64 re
   CHECK_THROWS_AS(enc->stem(x, nullptr), std::invalid_argument);
 }
 
-namespace {
-struct FaultCase {
-  std::string spec;
-  std::string tap;  // first tap where it must show
-};
-// Every example of the fault table (wb/core/faults.h), with the tap the table names.
-std::vector<FaultCase> fault_cases() {
-  std::vector<FaultCase> cases;
-  for (const wb::FaultInfo& f : wb::fault_table())
-    for (auto ex : f.examples) cases.push_back({std::string(ex), std::string(f.first_tap)});
-  return cases;
-}
-}  // namespace
+using wb::FaultCase;
+std::vector<FaultCase> fault_cases() { return wb::fault_cases(); }
 
 TEST_CASE(
     "candidate faults: each changes the dump at its tap and not before (vs un-faulted candidate)") {
@@ -423,7 +414,8 @@ TEST_CASE(
     const Metrics m = first.empty() ? Metrics{} : metrics(rc.at(first), r.at(first));
     MESSAGE("fault " << fc.spec << ": first differing tap " << first << " (rel L2 " << m.rel_l2
                      << ")");
-    CHECK_MESSAGE(first == fc.tap, fc.spec << ": expected " << fc.tap << ", got " << first);
+    CHECK_MESSAGE(first == fc.first_tap,
+                  fc.spec << ": expected " << fc.first_tap << ", got " << first);
   }
 }
 
@@ -475,7 +467,8 @@ TEST_CASE("candidate faults: localised to their tap against the reference") {
     const std::string first = first_beyond(rr, r, &rel);
     MESSAGE("fault " << fc.spec << " vs reference: first tap beyond the float32 profile: " << first
                      << " (rel L2 " << rel << ")");
-    CHECK_MESSAGE(first == fc.tap, fc.spec << ": expected " << fc.tap << ", got " << first);
+    CHECK_MESSAGE(first == fc.first_tap,
+                  fc.spec << ": expected " << fc.first_tap << ", got " << first);
   }
 }
 
@@ -588,6 +581,110 @@ TEST_CASE("candidate fidelity on the committed fixtures (models x clips), per pr
       }
     }
   }
+}
+#endif
+
+#ifdef WB_HAVE_REFERENCE
+namespace {
+// A reference dump of the nano model (stage taps, float32) written once for the culprit tests.
+const std::string& nano_reference_dump() {
+  static const std::string path = [] {
+    namespace fs = std::filesystem;
+    const fs::path dir = fs::temp_directory_path() / ("wb_cand_rp_" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    const auto ck = model("nano");
+    auto ref = wb::make_reference_encoder(ck, wb::DType::f32);
+    wb::DumpMeta meta;
+    meta.implementation = "reference";
+    meta.precision = "float32";
+    meta.dims = ck->dims;
+    const std::string p = (dir / "ref.h5").string();
+    wb::DumpWriter w(p, meta, wb::TapSelector("blocks"));
+    wb::run_encoder(*ref, ref->log_mel(pcm12(), &w), &w);
+    w.finish();
+    return p;
+  }();
+  return path;
+}
+}  // namespace
+
+TEST_CASE("replay: a fault in block j is block j's own error, inherited after it; clean is clean") {
+  const wb::DumpReader ref(nano_reference_dump());
+  const wb::cmp::ToleranceProfile profile;
+  {
+    auto enc = cand("nano");
+    const wb::cmp::ReplayResult r = wb::cmp::replay(*enc, ref, pcm12(), profile);
+    CHECK(r.culprit == -1);
+    for (const auto& s : r.stages) {
+      MESSAGE("clean " << s.stage.name << ": own " << s.own << " received " << s.received
+                       << " limit " << s.limit);
+      CHECK(s.refused.empty());
+      CHECK(s.own <= s.limit);
+    }
+  }
+  for (int j : {0, 1}) {
+    auto enc = cand("nano", {"attn-scale=double@" + std::to_string(j)});
+    const wb::cmp::ReplayResult r = wb::cmp::replay(*enc, ref, pcm12(), profile);
+    REQUIRE(r.culprit >= 0);
+    CHECK(r.stages[static_cast<std::size_t>(r.culprit)].stage.name == "block " + std::to_string(j));
+    for (const auto& s : r.stages) {
+      MESSAGE("attn-scale=double@" << j << " " << s.stage.name << ": own " << s.own << " received "
+                                   << s.received << " out " << s.out);
+      const bool faulty = s.stage.block == j;
+      CHECK(s.own_fails == faulty);  // own error at block j alone
+      const bool after = s.stage.name == "ln_post" || s.stage.block > j;
+      if (after) CHECK(s.received > s.limit);  // inherited downstream
+    }
+  }
+  // A dump without the stage taps: those stages are refused, naming the taps to dump.
+  namespace fs = std::filesystem;
+  const auto ck = model("nano");
+  const std::string p = (fs::path(nano_reference_dump()).parent_path() / "minimal.h5").string();
+  {
+    auto r = wb::make_reference_encoder(ck, wb::DType::f32);
+    wb::DumpMeta meta;
+    meta.implementation = "reference";
+    meta.dims = ck->dims;
+    wb::DumpWriter w(p, meta, wb::TapSelector("minimal"));
+    wb::run_encoder(*r, r->log_mel(pcm12(), &w), &w);
+    w.finish();
+  }
+  auto enc = cand("nano");
+  const wb::cmp::ReplayResult r = wb::cmp::replay(*enc, wb::DumpReader(p), pcm12(), profile);
+  CHECK(r.stages.front().refused.empty());  // the front end needs only mel
+  CHECK(r.stages[1].refused.find("encoder.pos_embed") != std::string::npos);
+}
+
+TEST_CASE("bisect-layers: a fault in each stage of nano is found in <= ceil(log2 n) + 2 runs") {
+  const auto ck = model("nano");
+  auto ref = wb::make_reference_encoder(ck, wb::DType::f32);
+  const wb::Tensor ref_out = wb::run_encoder(*ref, ref->log_mel(pcm12(), nullptr), nullptr);
+  const double limit = profile_rel_l2_limit("encoder.ln_post");
+  const wb::cmp::HybridCriterion fails = [&](const wb::Tensor& out, double* score) {
+    *score = wb::cmp::diff(ref_out, out).rel_l2;
+    return *score > limit;
+  };
+  const std::pair<const char*, const char*> cases[] = {{"mel-db", "frontend"},
+                                                       {"conv-pad=2", "stem"},
+                                                       {"attn-scale=double@0", "block 0"},
+                                                       {"gelu-tanh@1", "block 1"},
+                                                       {"no-ln-post", "ln_post"}};
+  const int n = 2 + ck->dims.n_audio_layer + 1;
+  const int bound = static_cast<int>(std::ceil(std::log2(n))) + 2;
+  for (const auto& [fault, stage] : cases) {
+    auto enc = cand("nano", {fault});
+    const wb::cmp::LayerBisection b = wb::cmp::bisect_layers(*enc, *ref, pcm12(), fails);
+    REQUIRE(b.culprit >= 0);
+    MESSAGE(std::string(fault) << ": culprit " << b.stages[static_cast<std::size_t>(b.culprit)].name
+                               << " in " << b.runs.size() << " runs (bound " << bound << ")");
+    CHECK(b.stages[static_cast<std::size_t>(b.culprit)].name == stage);
+    CHECK(b.confirmed);
+    CHECK(static_cast<int>(b.runs.size()) <= bound);
+  }
+  auto clean = cand("nano");
+  const wb::cmp::LayerBisection b = wb::cmp::bisect_layers(*clean, *ref, pcm12(), fails);
+  CHECK(b.culprit == -1);
+  CHECK(b.runs.size() == 1);
 }
 #endif
 

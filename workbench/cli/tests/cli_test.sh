@@ -52,7 +52,7 @@ expect "decoder taps with --no-decode" 2 "decoding is off" -- "$wb" dump --model
   [ "$("$wb" inspect "$tmp/fc2.h5" | grep -c 'mlp.fc2')" = 2 ] && ok "README's --taps example selects a tap per block" || bad "README --taps example"
 "$wb" taps --dims tiny --json | python3 -c "import json,sys; t=json.load(sys.stdin); assert t[0]['name']=='mel' and t[0]['shape']==[80,3000] and t[-1]['name']=='logits', t[:1]" &&
   ok "wb taps --json" || bad "wb taps --json"
-"$wb" faults --json | python3 -c "import json,sys; t=json.load(sys.stdin); assert len(t) >= 10 and all(f['first_tap'] and f['examples'] for f in t)" &&
+"$wb" faults --json | python3 -c "import json,sys; t=json.load(sys.stdin); assert len(t) >= 10 and all(f['first_tap'] and f['examples'] and all(e['spec'] and e['first_tap'] for e in f['examples']) for f in t)" &&
   ok "wb faults --json" || bad "wb faults --json"
 expect "fault on reference"   2 "candidate only" -- "$wb" dump --model "$hf" --audio "$clip" -o "$tmp/x.h5" --fault no-ln-post
 [ ! -e "$tmp/x.h5" ] && ok "failed runs leave no output" || bad "failed run left $tmp/x.h5"
@@ -67,6 +67,22 @@ for f in "$tmp"/killed.h5.partial-*; do
   [ -e "$f" ] || continue
   expect "partial dump refused" 2 "still being written" -- "$wb" inspect "$f"
 done
+
+# Culprit workflow on the nano model: replay names the faulty block, bisect-layers the stage.
+"$wb" dump --model "$hf" --audio "$clip" -o "$tmp/rp-ref.h5" --taps blocks --no-decode >/dev/null
+"$wb" replay "$tmp/rp-ref.h5" --model "$hf" --audio "$clip" --fault attn-scale=double@1 --report "$tmp/rp" --format json,md > "$tmp/rp.txt"
+rc=$?
+[ $rc = 1 ] && grep -q "culprit: block 1" "$tmp/rp.txt" && grep -q '"culprit": "block 1"' "$tmp/rp/report.json" &&
+  ok "replay: own error at block 1 (exit 1)" || bad "replay with attn-scale=double@1 (exit $rc)"
+"$wb" replay "$tmp/rp-ref.h5" --model "$hf" --audio "$clip" -q && ok "replay: clean candidate exit 0" || bad "replay clean"
+expect "replay with another clip" 2 "made from audio" -- "$wb" replay "$tmp/rp-ref.h5" --model "$hf" --audio "$src/fixtures/heldout/clip001.wav"
+"$wb" bisect-layers --model "$hf" --audio "$clip" --fault no-pos-embed > "$tmp/bl.txt"
+rc=$?
+[ $rc = 1 ] && grep -q "culprit: stem" "$tmp/bl.txt" && ok "bisect-layers: no-pos-embed -> stem" || bad "bisect-layers (exit $rc)"
+"$wb" dump --model "$hf" --audio "$clip" -o "$tmp/rp-cand.h5" --taps blocks --no-decode --impl candidate --fault attn-scale=double@1 >/dev/null
+"$wb" compare "$tmp/rp-ref.h5" "$tmp/rp-cand.h5" -q --replay "$tmp/rp/report.json" --report "$tmp/rpc" --format md,json
+grep -q "Replay" "$tmp/rpc/report.md" && ok "compare --replay: replay section in the report" || bad "compare --replay"
+rm -f "$tmp"/rp-*.h5
 
 "$wb" --version | grep -q "^wb " && ok "--version" || bad "--version"
 "$wb" dump --help | grep -q -- "--taps" && ok "dump --help" || bad "dump --help"

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "wb/core/taps.h"
 #include "wb/core/util.h"
 
 namespace wb {
@@ -31,8 +32,9 @@ const std::vector<FaultInfo>& fault_table() {
        "",
        "stem",
        "encoder.conv1",
-       "tanh-approximate GELU instead of the exact erf GELU, everywhere",
-       {"gelu-tanh"}},
+       "tanh-approximate GELU instead of the exact erf GELU, everywhere (@N: block N's MLP only)",
+       {"gelu-tanh", "gelu-tanh@1"},
+       "mlp.gelu"},
       {"conv-pad",
        "VALUE",
        "stem",
@@ -49,20 +51,23 @@ const std::vector<FaultInfo>& fault_table() {
        "VALUE",
        "block",
        "encoder.blocks.0.attn_ln",
-       "layer-norm epsilon VALUE instead of 1e-5 (every layer norm)",
-       {"ln-eps=1e-2", "ln-eps=1e-3", "ln-eps=1e-4"}},
+       "layer-norm epsilon VALUE instead of 1e-5 (every layer norm; @N: block N's only)",
+       {"ln-eps=1e-2", "ln-eps=1e-3", "ln-eps=1e-4", "ln-eps=1e-3@1"},
+       "attn_ln"},
       {"ln-fp16",
        "",
        "block",
        "encoder.blocks.0.attn_ln",
-       "layer-norm statistics (mean, variance) accumulated in float16",
-       {"ln-fp16"}},
+       "layer-norm statistics (mean, variance) accumulated in float16 (@N: block N's only)",
+       {"ln-fp16"},
+       "attn_ln"},
       {"attn-scale",
        "none|double",
        "block",
        "encoder.blocks.0.attn.out",
        "attention scale d_head^-0.5 left out (none) or applied twice, 1/d_head (double)",
-       {"attn-scale=none", "attn-scale=double"}},
+       {"attn-scale=none", "attn-scale=double", "attn-scale=double@1"},
+       "attn.out"},
       {"no-ln-post",
        "",
        "ln_post",
@@ -85,22 +90,63 @@ std::string fault_usage() {
     if (!s.empty()) s += ", ";
     s += f.name;
     if (!f.value.empty()) s += "=" + std::string(f.value);
+    if (!f.block_part.empty()) s += "[@N]";
   }
   return s;
+}
+
+namespace {
+// "NAME[=VALUE]@N" -> N (-1 without "@"); the spec without the suffix in `base`.
+int split_block(const std::string& spec, std::string& base) {
+  const auto at = spec.rfind('@');
+  base = spec.substr(0, at);
+  if (at == std::string::npos) return -1;
+  const std::string n = spec.substr(at + 1);
+  char* end = nullptr;
+  const long v = std::strtol(n.c_str(), &end, 10);
+  if (n.empty() || *end != '\0' || v < 0 || v > 1000)
+    throw UsageError("fault '" + spec + "': @N must be a block index");
+  return static_cast<int>(v);
+}
+
+std::string case_tap(const FaultInfo& f, std::string_view example) {
+  std::string base;
+  const int block = split_block(std::string(example), base);
+  return block < 0 ? std::string(f.first_tap) : block_tap(TapSide::encoder, block, f.block_part);
+}
+}  // namespace
+
+std::vector<FaultCase> fault_cases() {
+  std::vector<FaultCase> out;
+  for (const FaultInfo& f : fault_table())
+    for (auto ex : f.examples) out.push_back({std::string(ex), case_tap(f, ex)});
+  return out;
+}
+
+Faults Faults::at(int block_index) const {
+  if (block < 0 || block_index == block) return *this;
+  Faults f = *this;  // outside the fault's block: the block-limitable switches are off
+  f.gelu_tanh = false;
+  f.ln_eps.reset();
+  f.ln_fp16 = false;
+  f.attn_scale = AttnScale::normal;
+  return f;
 }
 
 nlohmann::json fault_table_json() {
   nlohmann::json out = nlohmann::json::array();
   for (const FaultInfo& f : fault_table()) {
     nlohmann::json ex = nlohmann::json::array();
-    for (auto e : f.examples) ex.push_back(std::string(e));
+    for (auto e : f.examples)
+      ex.push_back({{"spec", std::string(e)}, {"first_tap", case_tap(f, e)}});
     out.push_back({{"name", std::string(f.name)},
                    {"value", f.value.empty() ? nlohmann::json(nullptr)
                                              : nlohmann::json(std::string(f.value))},
                    {"stage", std::string(f.stage)},
                    {"first_tap", std::string(f.first_tap)},
                    {"doc", std::string(f.doc)},
-                   {"examples", ex}});
+                   {"examples", ex},
+                   {"block_limitable", !f.block_part.empty()}});
   }
   return out;
 }
@@ -155,14 +201,21 @@ void apply(Faults& f, std::string_view name, const std::string& spec, const std:
 Faults parse_faults(const std::vector<std::string>& specs) {
   Faults f;
   for (const std::string& spec : specs) {
-    const auto eq = spec.find('=');
-    const std::string name = spec.substr(0, eq);
+    std::string base;
+    const int block = split_block(spec, base);
+    const auto eq = base.find('=');
+    const std::string name = base.substr(0, eq);
     const bool has_value = eq != std::string::npos;
     const FaultInfo* info = find_fault(name);
     if (info == nullptr) bad(spec, "unknown fault");
     if (!info->value.empty() && !has_value) bad(spec, "needs a value");
     if (info->value.empty() && has_value) bad(spec, "takes no value");
-    apply(f, info->name, spec, has_value ? spec.substr(eq + 1) : std::string());
+    if (block >= 0) {
+      if (info->block_part.empty()) bad(spec, "cannot be limited to one block (@N)");
+      if (f.block >= 0 && f.block != block) bad(spec, "all @N faults must name the same block");
+      f.block = block;
+    }
+    apply(f, info->name, spec, has_value ? base.substr(eq + 1) : std::string());
     f.specs.push_back(spec);
   }
   return f;

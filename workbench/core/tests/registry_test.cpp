@@ -108,4 +108,23 @@ TEST_CASE("fault table: unique names, every example parses, values enforced") {
   CHECK_THROWS_AS(parse_faults({"no-such"}), UsageError);
   CHECK_THROWS_AS(parse_faults({"conv-pad=17"}), UsageError);
   CHECK(fault_table_json().size() == fault_table().size());
+  // "@N": only block-limitable faults, one block, resolved to that block's tap
+  CHECK(parse_faults({"gelu-tanh@2"}).block == 2);
+  CHECK(parse_faults({"gelu-tanh@2"}).at(1).gelu_tanh == false);
+  CHECK(parse_faults({"gelu-tanh@2"}).at(2).gelu_tanh == true);
+  CHECK(parse_faults({"gelu-tanh@2"}).at(-1).gelu_tanh == false);
+  CHECK(parse_faults({"gelu-tanh"}).at(-1).gelu_tanh == true);
+  CHECK(parse_faults({"mel-db", "ln-eps=1e-3@1"}).at(0).mel_db == true);
+  CHECK_THROWS_AS(parse_faults({"mel-db@1"}), UsageError);
+  CHECK_THROWS_AS(parse_faults({"gelu-tanh@x"}), UsageError);
+  CHECK_THROWS_AS(parse_faults({"gelu-tanh@1", "ln-fp16@2"}), UsageError);
+  bool saw_block_case = false;
+  for (const FaultCase& c : fault_cases()) {
+    CHECK(tap_order(d, c.first_tap) >= 0);
+    if (c.spec == "gelu-tanh@1") {
+      CHECK(c.first_tap == "encoder.blocks.1.mlp.gelu");
+      saw_block_case = true;
+    }
+  }
+  CHECK(saw_block_case);
 }

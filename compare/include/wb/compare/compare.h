@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "wb/compare/culprit.h"
 #include "wb/compare/metrics.h"
 #include "wb/compare/name_map.h"
 #include "wb/compare/profile.h"
@@ -136,6 +137,8 @@ struct CompareResult {
     WerCounts words;
   };
   std::optional<Transcripts> transcripts;
+  // wb replay (or wb compare --replay): each stage's own error on the reference's input.
+  std::optional<ReplayResult> replay;
   double seconds = 0.0;
   int64_t elements = 0;  // per side
   std::string tool_version;

@@ -18,7 +18,19 @@ struct FaultInfo {
   std::string_view first_tap;  // first tap expected to diverge (block faults: in block 0)
   std::string_view doc;        // one line
   std::vector<std::string_view> examples;  // full specs the fault tests and the matrix run
+  // Non-empty: the fault may be limited to one encoder block with "@N" ("gelu-tanh@2"), and then
+  // first shows at encoder.blocks.N.<block_part> (a test-only switch for replay and bisection,
+  // and the subtler porting bug of one block done wrong).
+  std::string_view block_part = {};
 };
+
+// One runnable case: a full spec and the tap where it must first show.
+struct FaultCase {
+  std::string spec;
+  std::string first_tap;
+};
+// Every example of the table, "@N" ones resolved to their block's tap.
+std::vector<FaultCase> fault_cases();
 
 // In the order of the stages they break.
 const std::vector<FaultInfo>& fault_table();
@@ -40,13 +52,17 @@ struct Faults {
   int conv_pad = 1;
   bool no_pos_embed = false;
   bool ln_fp16 = false;
+  int block = -1;  // >= 0: the block-limitable switches apply in this encoder block only
   std::vector<std::string> specs;  // as given, for run_info
 
   bool any() const { return !specs.empty(); }
+  // The switches in force in encoder block i (i = -1: outside the blocks: front end, stem,
+  // ln_post). Unlimited faults apply everywhere; "@N" ones only in block N.
+  Faults at(int block_index) const;
 };
 
-// Parses "NAME" / "NAME=VALUE" specs against the table; throws wb::UsageError naming the valid
-// ones.
+// Parses "NAME", "NAME=VALUE", and for block-limitable faults "NAME[=VALUE]@N", against the
+// table; throws wb::UsageError naming the valid ones. All "@N" specs must name the same block.
 Faults parse_faults(const std::vector<std::string>& specs);
 
 }  // namespace wb

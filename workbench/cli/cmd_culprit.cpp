@@ -1,0 +1,201 @@
+// Finding the culprit through the seam:
+//   wb replay REF.h5 --model M --audio A [--impl ...]: each candidate stage on the reference's
+//     input to it (own error), next to what it receives and passes on; with the usual per-tap
+//     comparison of the candidate's own chain; reports in the four formats.
+//   wb bisect-layers --model M --audio A [--impl ...] [--criterion final-tap|transcript]: hybrid
+//     encoders binary-searched for the stage whose swap breaks the criterion.
+#include <fmt/format.h>
+
+#include <cmath>
+#include <memory>
+
+#include "command.h"
+#include "pipeline.h"
+#include "wb/compare/compare.h"
+#include "wb/compare/culprit.h"
+#include "wb/core/util.h"
+#include "wb/core/wer.h"
+#include "wb/reports/reports.h"
+
+namespace wb::cli {
+
+namespace {
+
+// Records the taps a reference dump also has, for compare() against it.
+class MemorySink : public TapSink {
+ public:
+  MemorySink(cmp::MemorySource& dst, const DumpReader& ref) : dst_(dst), ref_(ref) {}
+  bool wants(std::string_view name) const override {
+    return ref_.find(std::string(name)) != nullptr;
+  }
+  void put(std::string_view name, const TapView& v) override {
+    const int64_t n = shape_numel(v.shape);
+    std::vector<double> d(static_cast<std::size_t>(n));
+    for (int64_t i = 0; i < n; ++i)
+      d[static_cast<std::size_t>(i)] = v.dtype == DType::f64 ? static_cast<const double*>(v.data)[i]
+                                                             : static_cast<const float*>(v.data)[i];
+    const TapInfo* t = ref_.find(std::string(name));
+    dst_.add(std::string(name), v.shape, std::move(d), t->layout);
+  }
+
+ private:
+  cmp::MemorySource& dst_;
+  const DumpReader& ref_;
+};
+
+// The model and audio must be the ones the reference dump was made from.
+void check_inputs(const DumpReader& ref, const Checkpoint& model, const std::string& audio) {
+  const DumpMeta& m = ref.meta();
+  if (!m.model_sha256.empty() && m.model_sha256 != model.sha256)
+    throw std::runtime_error(fmt::format("{}: made from model {}, --model is {}", ref.path(),
+                                         m.model_sha256.substr(0, 12), model.sha256.substr(0, 12)));
+  const std::string sha = sha256_file(audio);
+  if (!m.audio_sha256.empty() && m.audio_sha256 != sha)
+    throw std::runtime_error(fmt::format("{}: made from audio '{}' (sha256 {}), {} has sha256 {}",
+                                         ref.path(), m.audio_name, m.audio_sha256.substr(0, 12),
+                                         audio, sha.substr(0, 12)));
+}
+
+struct ReplayArgs {
+  EncoderChoice enc;
+  std::string ref, model, audio, profile, report_dir, formats = "md,json,html,junit";
+  bool quiet = false;
+};
+
+int run_replay(const ReplayArgs& a) {
+  cmp::CompareOptions o;
+  if (!a.profile.empty()) o.profile = cmp::ToleranceProfile::load(a.profile);
+  const auto formats = rep::parse_formats(a.formats);
+  const DumpReader ref(a.ref);
+  auto model = load_model(a.model);
+  check_inputs(ref, *model, a.audio);
+  const Audio audio = load_audio(a.audio);
+  auto enc = make_encoder(model, a.enc);
+  DumpMeta meta = ref.meta();
+  meta.implementation = enc->implementation();
+  meta.run_info = enc->run_info();
+  meta.precision = meta.run_info.value("precision", a.enc.precision);
+  cmp::MemorySource chain("replay chain (" + enc->implementation() + ")", meta);
+  MemorySink sink(chain, ref);
+  const cmp::ReplayResult rp = cmp::replay(*enc, ref, audio.pcm, o.profile, &sink);
+  const cmp::DumpSource rs(a.ref);
+  cmp::CompareResult r = cmp::compare(rs, chain, nullptr, o);
+  r.replay = rp;
+  if (!a.quiet) fmt::print("{}{}", rep::render_summary(r), "\n");
+  if (!a.quiet) {
+    fmt::print("{:<10} {:>11} {:>11} {:>11} {:>11} {:>9}\n", "stage", "own", "limit", "received",
+               "out", "gain");
+    for (const auto& s : rp.stages) {
+      if (!s.refused.empty()) {
+        fmt::print("{:<10} not replayed: {}\n", s.stage.name, s.refused);
+        continue;
+      }
+      fmt::print("{:<10} {:>11.3g} {:>11.3g} {:>11.3g} {:>11.3g} {:>9.3g}{}\n", s.stage.name, s.own,
+                 s.limit, s.received, s.out, s.amplification, s.own_fails ? "  <- own error" : "");
+    }
+    fmt::print("{}\n",
+               rp.culprit >= 0
+                   ? "culprit: " + rp.stages[static_cast<std::size_t>(rp.culprit)].stage.name
+                   : std::string("no stage's own error exceeds the profile"));
+  }
+  if (!a.report_dir.empty())
+    for (const auto& p : rep::write_reports(r, a.report_dir, formats))
+      if (!a.quiet) fmt::print("wrote {}\n", p);
+  return rp.culprit >= 0 ? 1 : cmp::exit_status(r);
+}
+
+struct BisectArgs {
+  EncoderChoice enc;
+  std::string model, audio, profile, criterion = "final-tap";
+};
+
+int run_bisect_layers(const BisectArgs& a) {
+  cmp::ToleranceProfile profile;
+  if (!a.profile.empty()) profile = cmp::ToleranceProfile::load(a.profile);
+  auto model = load_model(a.model);
+  const Audio audio = load_audio(a.audio);
+  auto cand = make_encoder(model, a.enc);
+  EncoderChoice rc;
+  rc.threads = a.enc.threads;
+  auto ref = make_encoder(model, rc);
+  const Tensor ref_out = run_encoder(*ref, ref->log_mel(audio.pcm, nullptr), nullptr);
+  double limit = NAN;
+  for (const auto& t : profile.for_tap("encoder.ln_post").fail)
+    if (t.metric == "rel_l2" && t.max) limit = *t.max;
+  std::unique_ptr<ReferenceDecoder> dec;
+  std::string ref_text;
+  if (a.criterion == "transcript") {
+    dec = std::make_unique<ReferenceDecoder>(model);
+    ref_text = dec->greedy(ref_out).text;
+  }
+  cmp::HybridCriterion fails = [&](const Tensor& out, double* score) {
+    if (dec) {
+      const WerCounts w = word_errors(ref_text, dec->greedy(out).text);
+      *score = static_cast<double>(w.errors());
+      return w.errors() > 0;
+    }
+    *score = cmp::diff(ref_out, out).rel_l2;
+    return !(*score <= limit);
+  };
+  const cmp::LayerBisection b = cmp::bisect_layers(*cand, *ref, audio.pcm, fails);
+  std::string names;
+  for (const auto& s : b.stages) names += (names.empty() ? "" : ", ") + s.name;
+  fmt::print(
+      "stages: {}\ncriterion: {}\n", names,
+      dec ? "transcript differs from the reference's (score: word errors)"
+          : fmt::format("encoder.ln_post rel L2 > {:.3g} (profile {})", limit, profile.name()));
+  for (const auto& h : b.runs)
+    fmt::print("  [{}]  {:<26} score {:<10.3g} {}\n", h.mix,
+               h.k < 0 ? "culprit alone" : fmt::format("candidate stages < {}", h.k), h.score,
+               h.fails ? "FAILS" : "passes");
+  if (b.culprit < 0) {
+    fmt::print("the all-candidate encoder passes: nothing to bisect ({} run)\n", b.runs.size());
+    return 0;
+  }
+  fmt::print("culprit: {} ({} hybrid runs; {})\n",
+             b.stages[static_cast<std::size_t>(b.culprit)].name, b.runs.size(),
+             b.confirmed ? "confirmed: that stage alone from the candidate fails"
+                         : "NOT confirmed alone: the failure needs earlier candidate stages too");
+  return 1;
+}
+
+}  // namespace
+
+void add_culprit(CLI::App& app, Registry& reg) {
+  auto a = std::make_shared<ReplayArgs>();
+  a->enc.impl = "candidate";
+  CLI::App* sub = app.add_subcommand(
+      "replay",
+      "feed each candidate stage the reference dump's input to it: its own error vs what it "
+      "inherits (exit 1 when a stage's own error exceeds the profile)");
+  sub->add_option("ref", a->ref, "reference dump with the stage taps (--taps blocks or all)")
+      ->required();
+  sub->add_option("--model", a->model, "the model the dump was made from")->required();
+  sub->add_option("--audio", a->audio, "the audio file the dump names (sha256 checked)")
+      ->required();
+  sub->add_option("--profile", a->profile, "tolerance profile JSON (default: built-in float32)");
+  sub->add_option("--report", a->report_dir, "directory for report files");
+  sub->add_option("--format", a->formats, "report formats: md,json,html,junit or all")
+      ->capture_default_str();
+  sub->add_flag("-q,--quiet", a->quiet, "print nothing; the exit status tells");
+  add_encoder_options(sub, a->enc);
+  reg.add(sub, [a]() { return run_replay(*a); });
+
+  auto b = std::make_shared<BisectArgs>();
+  b->enc.impl = "candidate";
+  CLI::App* bs = app.add_subcommand(
+      "bisect-layers",
+      "hybrid encoders (candidate stages before k, reference from k on) binary-searched for the "
+      "stage that breaks the output (exit 1: culprit named, 0: the candidate passes)");
+  bs->add_option("--model", b->model, "model")->required();
+  bs->add_option("--audio", b->audio, "audio file")->required();
+  bs->add_option("--profile", b->profile, "tolerance profile JSON (default: built-in float32)");
+  bs->add_option("--criterion", b->criterion,
+                 "final-tap: encoder.ln_post beyond the profile; transcript: text differs")
+      ->check(CLI::IsMember({"final-tap", "transcript"}))
+      ->capture_default_str();
+  add_encoder_options(bs, b->enc);
+  reg.add(bs, [b]() { return run_bisect_layers(*b); });
+}
+
+}  // namespace wb::cli
