@@ -1,11 +1,11 @@
-#include "faults.h"
+#include "wb/core/faults.h"
 
 #include <cmath>
 #include <cstdlib>
 
 #include "wb/core/util.h"
 
-namespace wb::cand {
+namespace wb {
 
 std::vector<std::string> fault_names() {
   return {"no-ln-post", "mel-db",    "stft-no-reflect", "stft-keep-last-frame", "ln-eps",
@@ -78,4 +78,4 @@ Faults parse_faults(const std::vector<std::string>& specs) {
   return f;
 }
 
-}  // namespace wb::cand
+}  // namespace wb
