@@ -6,8 +6,10 @@
 //   timing: wb-cuda-dump --time --dims large-v3 --precision bfloat16 [--iters 50] [--no-graph]
 // Exit status as wb's: 0 ok, 2 bad usage/input or no CUDA device, 3 internal error.
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
