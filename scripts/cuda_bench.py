@@ -123,12 +123,17 @@ def main():
         r = {"dims": name, "precision": a.precision, "gpu": gpu, "ours_graph_ms": og["median_ms"],
              "ours_stream_ms": os_["median_ms"], "torch_eager_ms": pe, "torch_graph_ms": pg,
              "torch_attn_impl": impl, "gflop": og["gflop"], "ours_tflops": tf,
-             "peak_tflops": peak, "ours_device": og["device"]}
+             "peak_tflops": peak, "ours_device": og["device"],
+             "ours_breakdown_ms": og.get("breakdown_ms", {})}
         rows.append(r)
         print(f"{name:9} {og['median_ms']:10.3f} {os_['median_ms']:10.3f} {pe:9.3f} {pg:9.3f} "
               f"{pg / og['median_ms']:8.2f} {pe / og['median_ms']:8.2f} {tf:8.1f} {100 * tf / peak:6.1f}",
               flush=True)
     print("ratios > 1: ours faster. PyTorch attention:", rows[0]["torch_attn_impl"] if rows else "-")
+    print("ours, time per op kind (ms, stream runs with an event after every op):")
+    for r in rows:
+        bd = r["ours_breakdown_ms"]
+        print(f"  {r['dims']:9} " + "  ".join(f"{k} {v:.3f}" for k, v in sorted(bd.items(), key=lambda kv: -kv[1])))
     if a.json:
         with open(a.json, "w") as f:
             json.dump(rows, f, indent=1)

@@ -226,6 +226,23 @@ class CudaEncoder final : public Encoder {
     cudaGraphDestroy(g);
   }
   void replay() { ck(cudaGraphLaunch(graph_exec_, s_), "graph launch"); }
+  // One stream run with an event after every op: milliseconds per op kind.
+  std::map<std::string, double> profile_once() {
+    prof_on_ = true;
+    mark("start");
+    forward_dev();
+    prof_on_ = false;
+    ck(cudaStreamSynchronize(s_), "profile sync");
+    std::map<std::string, double> ms;
+    for (std::size_t i = 1; i < marks_.size(); ++i) {
+      float x = 0;
+      ck(cudaEventElapsedTime(&x, marks_[i - 1].second, marks_[i].second), "elapsed");
+      ms[marks_[i].first] += x;
+    }
+    for (auto& [l, e] : marks_) cudaEventDestroy(e);
+    marks_.clear();
+    return ms;
+  }
 
  private:
   int64_t mel_numel() const { return static_cast<int64_t>(d_.n_mels) * 2 * d_.n_audio_ctx; }
@@ -348,17 +365,22 @@ class CudaEncoder final : public Encoder {
     const bool tanh = faults_.gelu_tanh;
     // conv1 (k3, s1, p1): im2col [2T, 3 n_mels] x W1^T + b1, GELU
     launch_im2col_conv1(mel_.f(), col_.get(), act_, nm, t2, pad, s_);
-    gemm_->run(col_.get(), conv1_.get(), conv1_b_.f(), nullptr, h1_.f(), t2, c, nm * 3);
+    mark("im2col");
+    gemm(col_.get(), conv1_.get(), conv1_b_.f(), nullptr, h1_.f(), t2, c, nm * 3);
     launch_gelu(h1_.f(), h1_.f(), nullptr, Act::f32, static_cast<int64_t>(t2) * c, tanh, s_);
+    mark("gelu");
     tap(taps, "encoder.conv1", h1_.f(), t2, c);
     // conv2 (k3, s2, p1): im2col [T, 3C] x W2^T + b2, GELU, + positions
     launch_im2col_conv2(h1_.f(), col_.get(), act_, c, t2, t, pad, s_);
-    gemm_->run(col_.get(), conv2_.get(), conv2_b_.f(), nullptr, x_.f(), t, c, 3 * c);
+    mark("im2col");
+    gemm(col_.get(), conv2_.get(), conv2_b_.f(), nullptr, x_.f(), t, c, 3 * c);
     launch_gelu(x_.f(), x_.f(), nullptr, Act::f32, static_cast<int64_t>(t) * c, tanh, s_);
+    mark("gelu");
     tap(taps, "encoder.conv2", x_.f(), t, c);
     // Fault no-pos-embed: x reported unchanged under encoder.pos_embed.
     if (!faults_.no_pos_embed)
       launch_add(x_.f(), pos_.f(), x_.f(), static_cast<int64_t>(t) * c, s_);
+    mark("add");
     tap(taps, "encoder.pos_embed", x_.f(), t, c);
   }
 
@@ -371,7 +393,7 @@ class CudaEncoder final : public Encoder {
     // attn_ln
     layer_norm(x_.f(), b.attn_ln, taps, p + "attn_ln", eps);
     // q | k | v = h Wqkv^T + [bq, 0, bv]   [T, 3C] float
-    gemm_->run(lnact_.get(), b.qkv.get(), b.qkv_b.f(), nullptr, qkv_.f(), t, 3 * c, c);
+    gemm(lnact_.get(), b.qkv.get(), b.qkv_b.f(), nullptr, qkv_.f(), t, 3 * c, c);
     if (taps != nullptr) {
       const char* names[3] = {"attn.q", "attn.k", "attn.v"};
       for (int j = 0; j < 3; ++j) tap(taps, p + names[j], qkv_.f() + j * c, t, c, 3 * c);
@@ -383,38 +405,43 @@ class CudaEncoder final : public Encoder {
     if (faults_.attn_scale == AttnScale::twice) alpha = 1.0 / dh;
     launch_attention(qkv_.f(), o_.get(), act_, t, c, heads, static_cast<float>(alpha),
                      act_ != Act::f32, s_);
+    mark("attention");
     // y = x + (o Wo^T + bo)
     if (wanted(taps, p + "attn.out")) {
-      gemm_->run(o_.get(), b.out.get(), b.out_b.f(), nullptr, a_.f(), t, c, c);
+      gemm(o_.get(), b.out.get(), b.out_b.f(), nullptr, a_.f(), t, c, c);
       tap(taps, p + "attn.out", a_.f(), t, c);
       launch_add(x_.f(), a_.f(), y_.f(), static_cast<int64_t>(t) * c, s_);
+      mark("add");
     } else {
-      gemm_->run(o_.get(), b.out.get(), b.out_b.f(), x_.f(), y_.f(), t, c, c);
+      gemm(o_.get(), b.out.get(), b.out_b.f(), x_.f(), y_.f(), t, c, c);
     }
     tap(taps, p + "resid_attn", y_.f(), t, c);
     // mlp_ln, fc1 + bias (epilogue), exact GELU (own kernel: cuBLASLt's GELU is tanh)
     layer_norm(y_.f(), b.mlp_ln, taps, p + "mlp_ln", eps);
     const int c4 = 4 * c;
-    gemm_->run(lnact_.get(), b.fc1.get(), b.fc1_b.f(), nullptr, f_.f(), t, c4, c);
+    gemm(lnact_.get(), b.fc1.get(), b.fc1_b.f(), nullptr, f_.f(), t, c4, c);
     tap(taps, p + "mlp.fc1", f_.f(), t, c4);
     const bool want_gelu = wanted(taps, p + "mlp.gelu");
     if (act_ == Act::f32) {
       launch_gelu(f_.f(), f_.f(), nullptr, Act::f32, static_cast<int64_t>(t) * c4,
                   faults_.gelu_tanh, s_);
+      mark("gelu");
       tap(taps, p + "mlp.gelu", f_.f(), t, c4);
     } else {
       launch_gelu(f_.f(), want_gelu ? f_.f() : nullptr, g_.get(), act_,
                   static_cast<int64_t>(t) * c4, faults_.gelu_tanh, s_);
+      mark("gelu");
       if (want_gelu) tap(taps, p + "mlp.gelu", f_.f(), t, c4);
     }
     const void* g = act_ == Act::f32 ? f_.get() : g_.get();
     // x = y + (g W2^T + b2)
     if (wanted(taps, p + "mlp.fc2")) {
-      gemm_->run(g, b.fc2.get(), b.fc2_b.f(), nullptr, a_.f(), t, c, c4);
+      gemm(g, b.fc2.get(), b.fc2_b.f(), nullptr, a_.f(), t, c, c4);
       tap(taps, p + "mlp.fc2", a_.f(), t, c);
       launch_add(y_.f(), a_.f(), x_.f(), static_cast<int64_t>(t) * c, s_);
+      mark("add");
     } else {
-      gemm_->run(g, b.fc2.get(), b.fc2_b.f(), y_.f(), x_.f(), t, c, c4);
+      gemm(g, b.fc2.get(), b.fc2_b.f(), y_.f(), x_.f(), t, c, c4);
     }
     tap(taps, p + "out", x_.f(), t, c);
   }
@@ -429,7 +456,24 @@ class CudaEncoder final : public Encoder {
     else
       launch_layer_norm(x_.f(), ln_post_.g.f(), ln_post_.b.f(), y_.f(), nullptr, Act::f32, t, c,
                         faults_.ln_eps.value_or(1e-5f), s_);
+    mark("layer_norm");
     tap(taps, "encoder.ln_post", y_.f(), t, c);
+  }
+
+  void gemm(const void* x, const void* w, const float* bias, const float* r, float* y, int m, int n,
+            int k) {
+    gemm_->run(x, w, bias, r, y, m, n, k);
+    mark("gemm");
+  }
+
+  // Profiling (timing mode, stream launches only): an event after each op; the time since the
+  // previous event is the op's.
+  void mark(const char* label) {
+    if (!prof_on_) return;
+    cudaEvent_t e = nullptr;
+    ck(cudaEventCreate(&e), "event");
+    ck(cudaEventRecord(e, s_), "record");
+    marks_.emplace_back(label, e);
   }
 
   // LN(x) -> lnact_ (GEMM input); the float32 values go to the tap when it is wanted.
@@ -438,6 +482,7 @@ class CudaEncoder final : public Encoder {
     const bool want = wanted(taps, name);
     float* y32 = act_ == Act::f32 ? nullptr : (want ? ln32_.f() : nullptr);
     launch_layer_norm(x, w.g.f(), w.b.f(), y32, lnact_.get(), act_, t, c, eps, s_);
+    mark("layer_norm");
     if (want) tap(taps, name, act_ == Act::f32 ? lnact_.f() : ln32_.f(), t, c);
   }
 
@@ -495,6 +540,8 @@ class CudaEncoder final : public Encoder {
   std::size_t pinned_bytes_ = 0;
   cufftHandle fft_ = 0;
   cudaGraphExec_t graph_exec_ = nullptr;
+  bool prof_on_ = false;
+  std::vector<std::pair<std::string, cudaEvent_t>> marks_;
 };
 
 double encoder_gflop(const ModelDims& d) {
@@ -553,6 +600,14 @@ Timing time_encoder(const ModelDims& dims, const std::string& precision, int ite
   }
   cudaEventDestroy(e0);
   cudaEventDestroy(e1);
+  // Breakdown: median over 5 profiled stream runs of each op kind's share.
+  std::map<std::string, std::vector<double>> runs;
+  for (int i = 0; i < 5; ++i)
+    for (const auto& [k, v] : enc.profile_once()) runs[k].push_back(v);
+  for (auto& [k, v] : runs) {
+    std::sort(v.begin(), v.end());
+    r.breakdown_ms[k] = v[v.size() / 2];
+  }
   std::vector<double> v = r.ms;
   std::sort(v.begin(), v.end());
   r.median_ms = v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);

@@ -2,6 +2,7 @@
 // caller's business (encoder.cpp validates them once per call).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <mma.h>
 
 #include <stdexcept>
 #include <string>
@@ -303,6 +304,134 @@ __global__ void __launch_bounds__(kAttnQ)
     out[qi * static_cast<int64_t>(c) + h * DH + d] = from_f<T>(acc[d] * inv);
 }
 
+// ---- attention on tensor cores (bfloat16 / float16 inputs, d_head 64) ----
+// Block: 4 warps, 64 queries of one head (16 per warp); key/value tiles of 64 in shared memory.
+// Per tile and warp: S = Q K^T (wmma 16x16x16, float accumulation) to shared memory; each pair
+// of lanes owns one query row (32 columns each) and does the online softmax in float32
+// (m, l, and the row of O in registers); P, rounded to the input type as in FlashAttention, goes
+// back through shared memory into P V (wmma), whose tile is added to O after the rescale.
+constexpr int kFQ = 64, kFK = 64, kFD = 64;
+constexpr int kLdh = kFD + 8;  // 16-bit row stride (elements): 144 bytes, skews banks
+constexpr int kLds = kFK + 4;  // float row stride of S / the P V tile
+
+template <class T>
+__device__ __forceinline__ void store4(T* dst, float4 v) {
+  dst[0] = from_f<T>(v.x);
+  dst[1] = from_f<T>(v.y);
+  dst[2] = from_f<T>(v.z);
+  dst[3] = from_f<T>(v.w);
+}
+
+template <class T>
+__global__ void __launch_bounds__(128)
+    flash_tc_k(const float* qkv, T* out, int t, int c, float scale_log2) {
+  namespace w = nvcuda::wmma;
+  __shared__ __align__(32) T qs[kFQ * kLdh];
+  __shared__ __align__(32) T ks[kFK * kLdh];
+  __shared__ __align__(32) T vs[kFK * kLdh];
+  __shared__ __align__(32) float sw[4][16 * kLds];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int h = blockIdx.y, q0 = blockIdx.x * kFQ;
+  const int64_t ld = 3 * static_cast<int64_t>(c);
+  for (int i = threadIdx.x; i < kFQ * kFD / 4; i += blockDim.x) {
+    const int r = i / (kFD / 4), d4 = i % (kFD / 4);
+    float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (q0 + r < t) v = *reinterpret_cast<const float4*>(qkv + (q0 + r) * ld + h * kFD + d4 * 4);
+    store4(qs + r * kLdh + d4 * 4, v);
+  }
+  __syncthreads();
+  w::fragment<w::matrix_a, 16, 16, 16, T, w::row_major> qa[kFD / 16];
+#pragma unroll
+  for (int kk = 0; kk < kFD / 16; ++kk)
+    w::load_matrix_sync(qa[kk], qs + warp * 16 * kLdh + kk * 16, kLdh);
+  const int row = lane >> 1, half = (lane & 1) * 32;
+  float* S = sw[warp];
+  T* P = reinterpret_cast<T*>(S);  // P row r overlays S row r (read first)
+  constexpr int kLdp = 2 * kLds;
+  float o[32];
+#pragma unroll
+  for (int j = 0; j < 32; ++j) o[j] = 0.0f;
+  float m = -INFINITY, l = 0.0f;
+  for (int k0 = 0; k0 < t; k0 += kFK) {
+    __syncthreads();
+    for (int i = threadIdx.x; i < kFK * kFD / 4; i += blockDim.x) {
+      const int r = i / (kFD / 4), d4 = i % (kFD / 4);
+      float4 kv = make_float4(0.f, 0.f, 0.f, 0.f), vv = kv;
+      if (k0 + r < t) {
+        const float* kp = qkv + (k0 + r) * ld + c + h * kFD + d4 * 4;
+        kv = *reinterpret_cast<const float4*>(kp);
+        vv = *reinterpret_cast<const float4*>(kp + c);
+      }
+      store4(ks + r * kLdh + d4 * 4, kv);
+      store4(vs + r * kLdh + d4 * 4, vv);
+    }
+    __syncthreads();
+#pragma unroll
+    for (int nb = 0; nb < kFK / 16; ++nb) {
+      w::fragment<w::accumulator, 16, 16, 16, float> acc;
+      w::fill_fragment(acc, 0.0f);
+#pragma unroll
+      for (int kk = 0; kk < kFD / 16; ++kk) {
+        w::fragment<w::matrix_b, 16, 16, 16, T, w::col_major> kb;
+        w::load_matrix_sync(kb, ks + nb * 16 * kLdh + kk * 16, kLdh);
+        w::mma_sync(acc, qa[kk], kb, acc);
+      }
+      w::store_matrix_sync(S + nb * 16, acc, kLds, w::mem_row_major);
+    }
+    __syncwarp();
+    float sv[32];
+    float mx = -INFINITY;
+#pragma unroll
+    for (int j = 0; j < 32; ++j) {
+      const int col = half + j;
+      sv[j] = (k0 + col < t) ? S[row * kLds + col] * scale_log2 : -INFINITY;
+      mx = fmaxf(mx, sv[j]);
+    }
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    const float m_new = fmaxf(m, mx);
+    const float corr = exp2f(m - m_new);
+    float sum = 0.0f;
+#pragma unroll
+    for (int j = 0; j < 32; ++j) {
+      sv[j] = exp2f(sv[j] - m_new);
+      sum += sv[j];
+    }
+    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+    l = l * corr + sum;
+    m = m_new;
+    __syncwarp();
+#pragma unroll
+    for (int j = 0; j < 32; ++j) P[row * kLdp + half + j] = from_f<T>(sv[j]);
+    __syncwarp();
+    w::fragment<w::matrix_a, 16, 16, 16, T, w::row_major> pa[kFK / 16];
+#pragma unroll
+    for (int kk = 0; kk < kFK / 16; ++kk) w::load_matrix_sync(pa[kk], P + kk * 16, kLdp);
+    __syncwarp();
+#pragma unroll
+    for (int nb = 0; nb < kFD / 16; ++nb) {
+      w::fragment<w::accumulator, 16, 16, 16, float> acc;
+      w::fill_fragment(acc, 0.0f);
+#pragma unroll
+      for (int kk = 0; kk < kFK / 16; ++kk) {
+        w::fragment<w::matrix_b, 16, 16, 16, T, w::row_major> vb;
+        w::load_matrix_sync(vb, vs + kk * 16 * kLdh + nb * 16, kLdh);
+        w::mma_sync(acc, pa[kk], vb, acc);
+      }
+      w::store_matrix_sync(S + nb * 16, acc, kLds, w::mem_row_major);
+    }
+    __syncwarp();
+#pragma unroll
+    for (int j = 0; j < 32; ++j) o[j] = o[j] * corr + S[row * kLds + half + j];
+    __syncwarp();
+  }
+  const int qi = q0 + warp * 16 + row;
+  if (qi >= t) return;
+  const float inv = 1.0f / l;
+  T* dst = out + qi * static_cast<int64_t>(c) + h * kFD + half;
+#pragma unroll
+  for (int j = 0; j < 32; ++j) dst[j] = from_f<T>(o[j] * inv);
+}
+
 // ---- random fill: splitmix64 of (seed, index) ----
 __device__ __forceinline__ uint64_t splitmix(uint64_t z) {
   z += 0x9e3779b97f4a7c15ull;
@@ -401,6 +530,16 @@ void launch_attention(const float* qkv, void* out, Act a, int t, int c, int head
     });
   };
   if (dh * heads != c) throw std::invalid_argument("attention: C not a multiple of heads");
+  if (a != Act::f32 && round_inputs && dh == kFD) {
+    const dim3 g((t + kFQ - 1) / kFQ, heads);
+    const float sl2 = alpha * 1.4426950408889634f;
+    if (a == Act::bf16)
+      flash_tc_k<__nv_bfloat16><<<g, 128, 0, s>>>(qkv, static_cast<__nv_bfloat16*>(out), t, c, sl2);
+    else
+      flash_tc_k<__half><<<g, 128, 0, s>>>(qkv, static_cast<__half*>(out), t, c, sl2);
+    check_launch("attention (tensor cores)");
+    return;
+  }
   if (dh == 32)
     go.template operator()<32>();
   else if (dh == 64)

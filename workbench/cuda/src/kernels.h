@@ -51,6 +51,8 @@ void launch_layer_norm(const float* x, const float* gamma, const float* beta, fl
 // qkv: [T, 3C] float (q | k | v, heads of d_head = C / heads contiguous within each); out: [T, C]
 // of type `a`. softmax(alpha q k^T) v per head, flash-style: online softmax, no [T, T] matrix.
 // round_inputs: q, k, v rounded to `a` as they are loaded (reduced modes: tensor-core inputs).
+// Reduced modes with d_head 64 run on tensor cores (wmma; P rounded to `a`, softmax statistics
+// and accumulation in float32); otherwise float32 on CUDA cores, one query per thread.
 // Supported d_head: 32, 64, 128 (throws std::invalid_argument otherwise).
 void launch_attention(const float* qkv, void* out, Act a, int t, int c, int heads, float alpha,
                       bool round_inputs, cudaStream_t s);

@@ -175,6 +175,52 @@ TEST_CASE("attention: flash-style online softmax vs float64 softmax, odd T") {
   }
 }
 
+TEST_CASE("attention on tensor cores (bf16/fp16 inputs, d_head 64) vs float64, odd T") {
+  for (Act a : {Act::bf16, Act::f16})
+    for (const auto [t, heads] : {std::pair{97, 3}, std::pair{1500, 2}}) {
+      const int dh = 64, c = heads * dh;
+      const std::string id = std::string("flash ") + wb::cuda::act_name(a) +
+                             " T=" + std::to_string(t) + " heads=" + std::to_string(heads);
+      auto qkv = randn(static_cast<std::size_t>(t) * 3 * c, kSeed + 7 + t, 1.5f);
+      const float alpha = 0.125f;
+      Buf dq = up(qkv), dout(static_cast<std::size_t>(t) * c * 2);
+      wb::cuda::launch_attention(dq.f(), dout.get(), a, t, c, heads, alpha, true, nullptr);
+      std::vector<uint16_t> raw(static_cast<std::size_t>(t) * c);
+      ck(cudaDeviceSynchronize(), "sync");
+      ck(cudaMemcpy(raw.data(), dout.get(), raw.size() * 2, cudaMemcpyDeviceToHost), "download");
+      std::vector<float> o(raw.size());
+      for (std::size_t i = 0; i < raw.size(); ++i)
+        o[i] = a == Act::bf16 ? wb::bf16_to_float(raw[i]) : wb::half_to_float(raw[i]);
+      for (auto& v : qkv)  // the kernel's inputs are the rounded values
+        v = a == Act::bf16 ? round_bf16(v) : wb::half_to_float(wb::float_to_half(v));
+      std::vector<double> want(o.size()), sc(t);
+      for (int h = 0; h < heads; ++h)
+        for (int i = 0; i < t; ++i) {
+          double mx = -1e300;
+          for (int j = 0; j < t; ++j) {
+            double d = 0;
+            for (int e = 0; e < dh; ++e)
+              d += static_cast<double>(qkv[i * 3 * c + h * dh + e]) *
+                   qkv[j * 3 * c + c + h * dh + e];
+            sc[j] = d * alpha;
+            mx = std::max(mx, sc[j]);
+          }
+          double z = 0;
+          for (int j = 0; j < t; ++j) z += (sc[j] = std::exp(sc[j] - mx));
+          for (int e = 0; e < dh; ++e) {
+            double acc = 0;
+            for (int j = 0; j < t; ++j) acc += sc[j] * qkv[j * 3 * c + 2 * c + h * dh + e];
+            want[i * c + h * dh + e] = acc / z;
+          }
+        }
+      const double e = rel_l2(o, want);
+      // P and the output rounded to the 16-bit type: a few units of its epsilon
+      const double tol = a == Act::bf16 ? 4 * 7.8e-3 / 2 : 4 * 9.8e-4 / 2;
+      MESSAGE(id << " seed " << kSeed << ": rel L2 " << e << " (tol " << tol << ")");
+      CHECK(e < tol);
+    }
+}
+
 TEST_CASE("encoder: unsupported fault refused by name, unknown precision refused") {
   auto ck = std::make_shared<const wb::Checkpoint>(
       wb::random_checkpoint(wb::ModelDims::preset("nano"), 1));

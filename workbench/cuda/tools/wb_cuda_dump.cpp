@@ -87,6 +87,7 @@ int timing(const std::string& dims_name, const std::string& precision, int iters
                                       {"median_ms", t.median_ms},
                                       {"gflop", t.gflop},
                                       {"tflops", tflops},
+                                      {"breakdown_ms", t.breakdown_ms},
                                       {"ms", t.ms}}
                            .dump());
   } else {

@@ -2,6 +2,7 @@
 // layer norm, flash-style attention). Plain C++: nothing here needs the CUDA headers.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -36,6 +37,9 @@ struct Timing {
   bool graph = false;  // runs replayed one CUDA graph of the whole encoder
   std::string device;
   double gflop = 0;  // encoder FLOPs per run (GEMMs, convolutions, attention), 1e9
+  // Per op kind (gemm, attention, layer_norm, gelu, im2col, add): median ms over 5 stream runs
+  // with an event after every op (so they include launch gaps the graph removes).
+  std::map<std::string, double> breakdown_ms;
 };
 
 // Times the encoder from mel to ln_post on random weights of `dims` (generated on the device):
