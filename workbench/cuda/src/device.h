@@ -82,9 +82,10 @@ class Gemm {
   Gemm(const Gemm&) = delete;
   Gemm& operator=(const Gemm&) = delete;
 
-  void run(const void* x, const void* w, const float* bias, const float* r, float* y, int m, int n,
-           int k) {
-    const Plan& p = plan(m, n, k, bias != nullptr);
+  // y: float, or `out` (bf16/f16 outputs: no residual).
+  void run(const void* x, const void* w, const float* bias, const float* r, void* y, int m, int n,
+           int k, Act out = Act::f32) {
+    const Plan& p = plan(m, n, k, bias != nullptr, out);
     if (bias != nullptr)
       ck(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
                                         sizeof(bias)),
@@ -101,15 +102,25 @@ class Gemm {
         act_name(act_), act_ == Act::f32 ? ", TF32 off" : "");
   }
 
- private:
   static constexpr std::size_t kWorkspace = 32u << 20;
   struct Plan {
     cublasLtMatmulDesc_t desc = nullptr;
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
     cublasLtMatmulAlgo_t algo{};
   };
-  const Plan& plan(int m, int n, int k, bool bias) {
-    const auto key = std::make_tuple(m, n, k, bias);
+  // Whether this GEMM has an algorithm (e.g. a 16-bit output with a float32 bias).
+  bool supported(int m, int n, int k, bool bias, Act out) {
+    try {
+      plan(m, n, k, bias, out);
+      return true;
+    } catch (const std::runtime_error&) {
+      return false;
+    }
+  }
+
+ private:
+  const Plan& plan(int m, int n, int k, bool bias, Act out) {
+    const auto key = std::make_tuple(m, n, k, bias, static_cast<int>(out));
     auto it = plans_.find(key);
     if (it != plans_.end()) return it->second;
     Plan p;
@@ -129,7 +140,7 @@ class Gemm {
     const cudaDataType_t in = cuda_type(act_);
     ck(cublasLtMatrixLayoutCreate(&p.a, in, k, n, k), "layout A");
     ck(cublasLtMatrixLayoutCreate(&p.b, in, k, m, k), "layout B");
-    ck(cublasLtMatrixLayoutCreate(&p.c, CUDA_R_32F, n, m, n), "layout C");
+    ck(cublasLtMatrixLayoutCreate(&p.c, cuda_type(out), n, m, n), "layout C");
     cublasLtMatmulPreference_t pref = nullptr;
     ck(cublasLtMatmulPreferenceCreate(&pref), "preference");
     const std::size_t wsb = ws_.bytes();
@@ -140,9 +151,14 @@ class Gemm {
     const cublasStatus_t st =
         cublasLtMatmulAlgoGetHeuristic(lt_, p.desc, p.a, p.b, p.c, p.c, pref, 1, &res, &found);
     cublasLtMatmulPreferenceDestroy(pref);
-    if (st != CUBLAS_STATUS_SUCCESS || found == 0)
+    if (st != CUBLAS_STATUS_SUCCESS || found == 0) {
+      cublasLtMatmulDescDestroy(p.desc);
+      cublasLtMatrixLayoutDestroy(p.a);
+      cublasLtMatrixLayoutDestroy(p.b);
+      cublasLtMatrixLayoutDestroy(p.c);
       throw std::runtime_error(fmt::format("cuBLASLt: no algorithm for {} GEMM M={} N={} K={}",
                                            act_name(act_), m, n, k));
+    }
     p.algo = res.algo;
     return plans_.emplace(key, p).first->second;
   }
@@ -151,7 +167,7 @@ class Gemm {
   cudaStream_t stream_;
   cublasLtHandle_t lt_ = nullptr;
   Buf ws_;
-  std::map<std::tuple<int, int, int, bool>, Plan> plans_;
+  std::map<std::tuple<int, int, int, bool, int>, Plan> plans_;
 };
 
 }  // namespace wb::cuda

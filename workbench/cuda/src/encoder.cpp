@@ -321,6 +321,7 @@ class CudaEncoder final : public Encoder {
   }
 
   void alloc() {
+    flash_ = act_ != Act::f32 && d_.n_audio_state == 64 * d_.n_audio_head;
     const int64_t c = d_.n_audio_state, t = d_.n_audio_ctx, t2 = 2 * t, nm = d_.n_mels;
     const int as = act_size(act_);
     pcm_ = Buf(kNSamples * 4);
@@ -336,6 +337,14 @@ class CudaEncoder final : public Encoder {
     ln32_ = Buf(static_cast<std::size_t>(t * c) * 4);
     lnact_ = Buf(static_cast<std::size_t>(t * c) * as);
     qkv_ = Buf(static_cast<std::size_t>(t * 3 * c) * 4);
+    // 16-bit q | k | v for the tensor-core attention: rows padded to whole tiles, kept zero.
+    if (flash_) {
+      const std::size_t bytes = static_cast<std::size_t>(flash_rows(d_.n_audio_ctx)) * 3 * c * 2;
+      qkv16_ = Buf(bytes);
+      ck(cudaMemset(qkv16_.get(), 0, bytes), "memset");
+      qkv16_direct_ =
+          gemm_->supported(d_.n_audio_ctx, 3 * d_.n_audio_state, d_.n_audio_state, true, act_);
+    }
     o_ = Buf(static_cast<std::size_t>(t * c) * as);
     f_ = Buf(static_cast<std::size_t>(t * 4 * c) * 4);
     g_ = Buf(static_cast<std::size_t>(t * 4 * c) * as);
@@ -392,19 +401,32 @@ class CudaEncoder final : public Encoder {
     const float eps = faults_.ln_eps.value_or(1e-5f);
     // attn_ln
     layer_norm(x_.f(), b.attn_ln, taps, p + "attn_ln", eps);
-    // q | k | v = h Wqkv^T + [bq, 0, bv]   [T, 3C] float
-    gemm(lnact_.get(), b.qkv.get(), b.qkv_b.f(), nullptr, qkv_.f(), t, 3 * c, c);
-    if (taps != nullptr) {
-      const char* names[3] = {"attn.q", "attn.k", "attn.v"};
+    // q | k | v = h Wqkv^T + [bq, 0, bv]   [T, 3C]: float32, or straight into the 16-bit buffer
+    // of the tensor-core attention when no q/k/v tap is wanted
+    const char* names[3] = {"attn.q", "attn.k", "attn.v"};
+    bool want_qkv = false;
+    for (const char* n : names) want_qkv = want_qkv || wanted(taps, p + n);
+    if (flash_ && qkv16_direct_ && !want_qkv) {
+      gemm(lnact_.get(), b.qkv.get(), b.qkv_b.f(), nullptr, qkv16_.get(), t, 3 * c, c, act_);
+    } else {
+      gemm(lnact_.get(), b.qkv.get(), b.qkv_b.f(), nullptr, qkv_.f(), t, 3 * c, c);
       for (int j = 0; j < 3; ++j) tap(taps, p + names[j], qkv_.f() + j * c, t, c, 3 * c);
+      if (flash_) {
+        launch_convert(qkv_.f(), qkv16_.get(), act_, static_cast<int64_t>(t) * 3 * c, s_);
+        mark("convert");
+      }
     }
     // softmax(q k^T / sqrt(d_head)) v; faults: attn-scale=none (1), =double (1 / d_head)
     const double dh = static_cast<double>(c / heads);
     double alpha = 1.0 / std::sqrt(dh);
     if (faults_.attn_scale == AttnScale::none) alpha = 1.0;
     if (faults_.attn_scale == AttnScale::twice) alpha = 1.0 / dh;
-    launch_attention(qkv_.f(), o_.get(), act_, t, c, heads, static_cast<float>(alpha),
-                     act_ != Act::f32, s_);
+    if (flash_)
+      launch_flash_attention(qkv16_.get(), o_.get(), act_, t, c, heads, static_cast<float>(alpha),
+                             s_);
+    else
+      launch_attention(qkv_.f(), o_.get(), act_, t, c, heads, static_cast<float>(alpha),
+                       act_ != Act::f32, s_);
     mark("attention");
     // y = x + (o Wo^T + bo)
     if (wanted(taps, p + "attn.out")) {
@@ -460,9 +482,9 @@ class CudaEncoder final : public Encoder {
     tap(taps, "encoder.ln_post", y_.f(), t, c);
   }
 
-  void gemm(const void* x, const void* w, const float* bias, const float* r, float* y, int m, int n,
-            int k) {
-    gemm_->run(x, w, bias, r, y, m, n, k);
+  void gemm(const void* x, const void* w, const float* bias, const float* r, void* y, int m, int n,
+            int k, Act out = Act::f32) {
+    gemm_->run(x, w, bias, r, y, m, n, k, out);
     mark("gemm");
   }
 
@@ -536,6 +558,9 @@ class CudaEncoder final : public Encoder {
   std::vector<BlockW> blocks_;
   LnW ln_post_;
   Buf pcm_, frames_, spec_, mel_, scratch_, col_, h1_, x_, y_, a_, ln32_, lnact_, qkv_, o_, f_, g_;
+  Buf qkv16_;                  // [flash_rows(T), 3C] 16-bit, for the tensor-core attention
+  bool flash_ = false;         // reduced precision and d_head 64: tensor-core attention
+  bool qkv16_direct_ = false;  // the qkv GEMM writes the 16-bit q | k | v itself
   void* pinned_ = nullptr;
   std::size_t pinned_bytes_ = 0;
   cufftHandle fft_ = 0;

@@ -6,6 +6,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "kernels.h"
 
@@ -304,68 +305,77 @@ __global__ void __launch_bounds__(kAttnQ)
     out[qi * static_cast<int64_t>(c) + h * DH + d] = from_f<T>(acc[d] * inv);
 }
 
-// ---- attention on tensor cores (bfloat16 / float16 inputs, d_head 64) ----
-// Block: 4 warps, 64 queries of one head (16 per warp); key/value tiles of 64 in shared memory.
-// Per tile and warp: S = Q K^T (wmma 16x16x16, float accumulation) to shared memory; each pair
-// of lanes owns one query row (32 columns each) and does the online softmax in float32
-// (m, l, and the row of O in registers); P, rounded to the input type as in FlashAttention, goes
-// back through shared memory into P V (wmma), whose tile is added to O after the rescale.
+// ---- attention on tensor cores (bfloat16 / float16 q, k, v; d_head 64) ----
+// qkv: [flash_rows(t), 3C] of the 16-bit type, rows >= t zero (so tiles never read past it).
+// Block: 4 warps, 64 queries of one head (16 per warp; their Q fragments loaded once from global
+// memory). Key/value tiles of 64 rows are double-buffered in shared memory with cp.async. Per
+// tile and warp: S = Q K^T (wmma 16x16x16, float accumulation) to shared memory; each pair of
+// lanes owns one query row (32 columns each) and does the online softmax in float32 (m, l and
+// the row of O in registers); P, rounded to the input type as in FlashAttention, goes back
+// through shared memory into P V (wmma), whose tile is added to O after the rescale.
 constexpr int kFQ = 64, kFK = 64, kFD = 64;
 constexpr int kLdh = kFD + 8;  // 16-bit row stride (elements): 144 bytes, skews banks
 constexpr int kLds = kFK + 4;  // float row stride of S / the P V tile
+constexpr int kFlashSmem = 2 * 2 * kFK * kLdh * 2 + 4 * 16 * kLds * 4;  // 54 272 bytes
 
-template <class T>
-__device__ __forceinline__ void store4(T* dst, float4 v) {
-  dst[0] = from_f<T>(v.x);
-  dst[1] = from_f<T>(v.y);
-  dst[2] = from_f<T>(v.z);
-  dst[3] = from_f<T>(v.w);
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
+  const unsigned sa = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(sa), "l"(gmem));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
 template <class T>
 __global__ void __launch_bounds__(128)
-    flash_tc_k(const float* qkv, T* out, int t, int c, float scale_log2) {
+    flash_tc_k(const T* qkv, T* out, int t, int c, float scale_log2) {
   namespace w = nvcuda::wmma;
-  __shared__ __align__(32) T qs[kFQ * kLdh];
-  __shared__ __align__(32) T ks[kFK * kLdh];
-  __shared__ __align__(32) T vs[kFK * kLdh];
-  __shared__ __align__(32) float sw[4][16 * kLds];
+  extern __shared__ __align__(128) unsigned char smem[];
+  T* kv_s = reinterpret_cast<T*>(smem);  // [stage][K | V][kFK][kLdh]
+  float* sw = reinterpret_cast<float*>(smem + 2 * 2 * kFK * kLdh * sizeof(T));
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int h = blockIdx.y, q0 = blockIdx.x * kFQ;
   const int64_t ld = 3 * static_cast<int64_t>(c);
-  for (int i = threadIdx.x; i < kFQ * kFD / 4; i += blockDim.x) {
-    const int r = i / (kFD / 4), d4 = i % (kFD / 4);
-    float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
-    if (q0 + r < t) v = *reinterpret_cast<const float4*>(qkv + (q0 + r) * ld + h * kFD + d4 * 4);
-    store4(qs + r * kLdh + d4 * 4, v);
-  }
-  __syncthreads();
+  auto load_tile = [&](int k0, int stage) {
+    T* ks = kv_s + stage * 2 * kFK * kLdh;
+    T* vs = ks + kFK * kLdh;
+    // 64 rows x 64 dims x 2 bytes = 512 chunks of 16 bytes for K, as many for V
+    for (int i = threadIdx.x; i < kFK * kFD / 8; i += blockDim.x) {
+      const int r = i / (kFD / 8), d8 = i % (kFD / 8);
+      const T* src = qkv + (k0 + r) * ld + c + h * kFD + d8 * 8;
+      cp_async16(ks + r * kLdh + d8 * 8, src);
+      cp_async16(vs + r * kLdh + d8 * 8, src + c);
+    }
+    cp_async_commit();
+  };
+  load_tile(0, 0);
   w::fragment<w::matrix_a, 16, 16, 16, T, w::row_major> qa[kFD / 16];
 #pragma unroll
   for (int kk = 0; kk < kFD / 16; ++kk)
-    w::load_matrix_sync(qa[kk], qs + warp * 16 * kLdh + kk * 16, kLdh);
+    w::load_matrix_sync(qa[kk], qkv + (q0 + warp * 16) * ld + h * kFD + kk * 16,
+                        static_cast<unsigned>(ld));
   const int row = lane >> 1, half = (lane & 1) * 32;
-  float* S = sw[warp];
+  float* S = sw + warp * 16 * kLds;
   T* P = reinterpret_cast<T*>(S);  // P row r overlays S row r (read first)
   constexpr int kLdp = 2 * kLds;
   float o[32];
 #pragma unroll
   for (int j = 0; j < 32; ++j) o[j] = 0.0f;
   float m = -INFINITY, l = 0.0f;
-  for (int k0 = 0; k0 < t; k0 += kFK) {
-    __syncthreads();
-    for (int i = threadIdx.x; i < kFK * kFD / 4; i += blockDim.x) {
-      const int r = i / (kFD / 4), d4 = i % (kFD / 4);
-      float4 kv = make_float4(0.f, 0.f, 0.f, 0.f), vv = kv;
-      if (k0 + r < t) {
-        const float* kp = qkv + (k0 + r) * ld + c + h * kFD + d4 * 4;
-        kv = *reinterpret_cast<const float4*>(kp);
-        vv = *reinterpret_cast<const float4*>(kp + c);
-      }
-      store4(ks + r * kLdh + d4 * 4, kv);
-      store4(vs + r * kLdh + d4 * 4, vv);
+  const int n_tiles = (t + kFK - 1) / kFK;
+  for (int it = 0; it < n_tiles; ++it) {
+    const int k0 = it * kFK;
+    if (it + 1 < n_tiles) {
+      load_tile(k0 + kFK, (it + 1) & 1);
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
     }
     __syncthreads();
+    const T* ks = kv_s + (it & 1) * 2 * kFK * kLdh;
+    const T* vs = ks + kFK * kLdh;
 #pragma unroll
     for (int nb = 0; nb < kFK / 16; ++nb) {
       w::fragment<w::accumulator, 16, 16, 16, float> acc;
@@ -422,7 +432,7 @@ __global__ void __launch_bounds__(128)
     __syncwarp();
 #pragma unroll
     for (int j = 0; j < 32; ++j) o[j] = o[j] * corr + S[row * kLds + half + j];
-    __syncwarp();
+    __syncthreads();  // every warp is done with this stage before it is refilled
   }
   const int qi = q0 + warp * 16 + row;
   if (qi >= t) return;
@@ -530,16 +540,6 @@ void launch_attention(const float* qkv, void* out, Act a, int t, int c, int head
     });
   };
   if (dh * heads != c) throw std::invalid_argument("attention: C not a multiple of heads");
-  if (a != Act::f32 && round_inputs && dh == kFD) {
-    const dim3 g((t + kFQ - 1) / kFQ, heads);
-    const float sl2 = alpha * 1.4426950408889634f;
-    if (a == Act::bf16)
-      flash_tc_k<__nv_bfloat16><<<g, 128, 0, s>>>(qkv, static_cast<__nv_bfloat16*>(out), t, c, sl2);
-    else
-      flash_tc_k<__half><<<g, 128, 0, s>>>(qkv, static_cast<__half*>(out), t, c, sl2);
-    check_launch("attention (tensor cores)");
-    return;
-  }
   if (dh == 32)
     go.template operator()<32>();
   else if (dh == 64)
@@ -550,6 +550,31 @@ void launch_attention(const float* qkv, void* out, Act a, int t, int c, int head
     throw std::invalid_argument("attention: d_head " + std::to_string(dh) +
                                 " not supported (32, 64, 128)");
   check_launch("attention");
+}
+
+int flash_rows(int t) { return (t + kFK - 1) / kFK * kFK; }
+
+void launch_flash_attention(const void* qkv, void* out, Act a, int t, int c, int heads, float alpha,
+                            cudaStream_t s) {
+  if (a == Act::f32) throw std::invalid_argument("flash attention: 16-bit inputs only");
+  if (c != heads * kFD)
+    throw std::invalid_argument("flash attention: d_head " + std::to_string(c / heads) +
+                                " (supported: 64)");
+  const dim3 g((t + kFQ - 1) / kFQ, heads);
+  const float sl2 = alpha * 1.4426950408889634f;
+  dispatch(a, [&]<class T>() {
+    if constexpr (!std::is_same_v<T, float>) {
+      static bool attr = false;  // opt in to > 48 KiB of dynamic shared memory, once per type
+      if (!attr) {
+        cudaFuncSetAttribute(flash_tc_k<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             kFlashSmem);
+        attr = true;
+      }
+      flash_tc_k<T>
+          <<<g, 128, kFlashSmem, s>>>(static_cast<const T*>(qkv), static_cast<T*>(out), t, c, sl2);
+    }
+  });
+  check_launch("flash attention");
 }
 
 void launch_fill_uniform(void* p, Act a, int64_t n, uint64_t seed, float scale, float offset,

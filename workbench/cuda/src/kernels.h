@@ -51,11 +51,16 @@ void launch_layer_norm(const float* x, const float* gamma, const float* beta, fl
 // qkv: [T, 3C] float (q | k | v, heads of d_head = C / heads contiguous within each); out: [T, C]
 // of type `a`. softmax(alpha q k^T) v per head, flash-style: online softmax, no [T, T] matrix.
 // round_inputs: q, k, v rounded to `a` as they are loaded (reduced modes: tensor-core inputs).
-// Reduced modes with d_head 64 run on tensor cores (wmma; P rounded to `a`, softmax statistics
-// and accumulation in float32); otherwise float32 on CUDA cores, one query per thread.
-// Supported d_head: 32, 64, 128 (throws std::invalid_argument otherwise).
+// Float32 on CUDA cores, one query per thread. Supported d_head: 32, 64, 128 (throws
+// std::invalid_argument otherwise).
 void launch_attention(const float* qkv, void* out, Act a, int t, int c, int heads, float alpha,
                       bool round_inputs, cudaStream_t s);
+// Tensor cores (wmma), d_head 64, `a` bf16 or f16: qkv [flash_rows(t), 3C] of type `a` with rows
+// >= t zero; out [T, C] of type `a`. Softmax statistics and accumulation in float32, P rounded to
+// `a` (as FlashAttention does).
+int flash_rows(int t);
+void launch_flash_attention(const void* qkv, void* out, Act a, int t, int c, int heads, float alpha,
+                            cudaStream_t s);
 
 // ---- random weights (timing runs): uniform in [offset - scale, offset + scale] ----
 void launch_fill_uniform(void* p, Act a, int64_t n, uint64_t seed, float scale, float offset,
