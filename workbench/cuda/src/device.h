@@ -82,8 +82,8 @@ class Gemm {
   Gemm(const Gemm&) = delete;
   Gemm& operator=(const Gemm&) = delete;
 
-  // y: float, or `out` (bf16/f16 outputs: no residual).
-  void run(const void* x, const void* w, const float* bias, const float* r, void* y, int m, int n,
+  // y: float, or `out` (bf16/f16 outputs: no residual, bias of type `out`).
+  void run(const void* x, const void* w, const void* bias, const float* r, void* y, int m, int n,
            int k, Act out = Act::f32) {
     const Plan& p = plan(m, n, k, bias != nullptr, out);
     if (bias != nullptr)
@@ -132,7 +132,9 @@ class Gemm {
     ck(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)),
        "epilogue");
     if (bias) {
-      const cudaDataType_t bt = CUDA_R_32F;
+      // float32 bias for float32 outputs; a 16-bit output takes a bias of its own type (the
+      // combination cuBLASLt documents for 16-bit D)
+      const cudaDataType_t bt = out == Act::f32 ? CUDA_R_32F : cuda_type(out);
       ck(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt,
                                         sizeof(bt)),
          "bias type");

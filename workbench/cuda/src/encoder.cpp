@@ -67,6 +67,7 @@ struct LnW {
 struct BlockW {
   LnW attn_ln, mlp_ln;
   Buf qkv, qkv_b, out, out_b, fc1, fc1_b, fc2, fc2_b;  // matrices in the GEMM input type
+  Buf qkv_b16;  // reduced modes: the qkv bias in the 16-bit type (GEMM with a 16-bit output)
 };
 
 // Where weights come from: a checkpoint, or (timing runs) uniform random numbers generated on
@@ -296,6 +297,10 @@ class CudaEncoder final : public Encoder {
         else
           ck(cudaMemcpy(b.qkv_b.get(), qkv_b.data(), qkv_b.size() * 4, cudaMemcpyHostToDevice),
              "upload");
+        if (act_ != Act::f32) {
+          b.qkv_b16 = Buf(2 * static_cast<std::size_t>(3 * c));
+          launch_convert(b.qkv_b.f(), b.qkv_b16.get(), act_, 3 * c, s_);
+        }
       }
       b.out = w.matrix(w.host(p + "attn.out.weight", {c, c}), c, c);
       b.out_b = w.vec(p + "attn.out.bias", {c}, bias_scale, 0);
@@ -407,7 +412,7 @@ class CudaEncoder final : public Encoder {
     bool want_qkv = false;
     for (const char* n : names) want_qkv = want_qkv || wanted(taps, p + n);
     if (flash_ && qkv16_direct_ && !want_qkv) {
-      gemm(lnact_.get(), b.qkv.get(), b.qkv_b.f(), nullptr, qkv16_.get(), t, 3 * c, c, act_);
+      gemm(lnact_.get(), b.qkv.get(), b.qkv_b16.get(), nullptr, qkv16_.get(), t, 3 * c, c, act_);
     } else {
       gemm(lnact_.get(), b.qkv.get(), b.qkv_b.f(), nullptr, qkv_.f(), t, 3 * c, c);
       for (int j = 0; j < 3; ++j) tap(taps, p + names[j], qkv_.f() + j * c, t, c, 3 * c);
@@ -482,7 +487,7 @@ class CudaEncoder final : public Encoder {
     tap(taps, "encoder.ln_post", y_.f(), t, c);
   }
 
-  void gemm(const void* x, const void* w, const float* bias, const float* r, void* y, int m, int n,
+  void gemm(const void* x, const void* w, const void* bias, const float* r, void* y, int m, int n,
             int k, Act out = Act::f32) {
     gemm_->run(x, w, bias, r, y, m, n, k, out);
     mark("gemm");

@@ -2,7 +2,6 @@
 // caller's business (encoder.cpp validates them once per call).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
-#include <mma.h>
 
 #include <stdexcept>
 #include <string>
@@ -159,6 +158,29 @@ __global__ void im2col2_k(const float* h, T* col, int c, int t2, int t1, int pad
 }
 
 // ---- elementwise ----
+__device__ __forceinline__ float gelu1(float v, bool tanh_approx) {
+  if (tanh_approx)
+    return 0.5f * v * (1.0f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+  return 0.5f * v * (1.0f + erff(v * 0.7071067811865476f));
+}
+// Four elements per thread (n % 4 == 0, 16-byte aligned pointers).
+template <class T>
+__global__ void gelu4_k(const float4* x, float4* y32, T* ya, int64_t n4, bool tanh_approx) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n4;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const float4 v = x[i];
+    const float4 g = make_float4(gelu1(v.x, tanh_approx), gelu1(v.y, tanh_approx),
+                                 gelu1(v.z, tanh_approx), gelu1(v.w, tanh_approx));
+    if (y32 != nullptr) y32[i] = g;
+    if (ya != nullptr) {
+      ya[4 * i] = from_f<T>(g.x);
+      ya[4 * i + 1] = from_f<T>(g.y);
+      ya[4 * i + 2] = from_f<T>(g.z);
+      ya[4 * i + 3] = from_f<T>(g.w);
+    }
+  }
+}
+
 template <class T>
 __global__ void gelu_k(const float* x, float* y32, T* ya, int64_t n, bool tanh_approx) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
@@ -198,6 +220,57 @@ __device__ __forceinline__ float block_sum(float v, float* red) {
   const int nw = blockDim.x >> 5;
   for (int i = 0; i < nw; ++i) s += red[i];
   return s;
+}
+
+// One warp per row, the row in registers (cols % 4 == 0, cols <= 128 * kLnMax4): float4 loads,
+// two-pass statistics by warp shuffles. 8 rows per block of 256 threads.
+constexpr int kLnMax4 = 12;
+template <class T>
+__global__ void layer_norm_warp_k(const float* x, const float* g, const float* b, float* y32, T* ya,
+                                  int rows, int cols, float eps) {
+  const int64_t row = blockIdx.x * 8 + (threadIdx.x >> 5);
+  const int lane = threadIdx.x & 31;
+  if (row >= rows) return;
+  const int n4 = cols / 4;
+  const float4* xr = reinterpret_cast<const float4*>(x + row * cols);
+  float4 v[kLnMax4];
+  float s = 0.0f;
+#pragma unroll
+  for (int k = 0; k < kLnMax4; ++k) {
+    const int i = lane + 32 * k;
+    v[k] = i < n4 ? xr[i] : make_float4(0.f, 0.f, 0.f, 0.f);
+    s += (v[k].x + v[k].y) + (v[k].z + v[k].w);
+  }
+  for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+  const float mean = s / static_cast<float>(cols);
+  float q = 0.0f;
+#pragma unroll
+  for (int k = 0; k < kLnMax4; ++k) {
+    if (lane + 32 * k >= n4) continue;
+    const float a = v[k].x - mean, bb = v[k].y - mean, c = v[k].z - mean, d = v[k].w - mean;
+    q += (a * a + bb * bb) + (c * c + d * d);
+  }
+  for (int o = 16; o > 0; o >>= 1) q += __shfl_xor_sync(0xffffffffu, q, o);
+  const float rstd = rsqrtf(q / static_cast<float>(cols) + eps);
+  const float4* g4 = reinterpret_cast<const float4*>(g);
+  const float4* b4 = reinterpret_cast<const float4*>(b);
+#pragma unroll
+  for (int k = 0; k < kLnMax4; ++k) {
+    const int i = lane + 32 * k;
+    if (i >= n4) continue;
+    const float4 gg = g4[i], bv = b4[i];
+    const float4 r =
+        make_float4((v[k].x - mean) * rstd * gg.x + bv.x, (v[k].y - mean) * rstd * gg.y + bv.y,
+                    (v[k].z - mean) * rstd * gg.z + bv.z, (v[k].w - mean) * rstd * gg.w + bv.w);
+    if (y32 != nullptr) reinterpret_cast<float4*>(y32 + row * cols)[i] = r;
+    if (ya != nullptr) {
+      T* d = ya + row * cols + 4 * i;
+      d[0] = from_f<T>(r.x);
+      d[1] = from_f<T>(r.y);
+      d[2] = from_f<T>(r.z);
+      d[3] = from_f<T>(r.w);
+    }
+  }
 }
 
 template <class T>
@@ -307,16 +380,16 @@ __global__ void __launch_bounds__(kAttnQ)
 
 // ---- attention on tensor cores (bfloat16 / float16 q, k, v; d_head 64) ----
 // qkv: [flash_rows(t), 3C] of the 16-bit type, rows >= t zero (so tiles never read past it).
-// Block: 4 warps, 64 queries of one head (16 per warp; their Q fragments loaded once from global
-// memory). Key/value tiles of 64 rows are double-buffered in shared memory with cp.async. Per
-// tile and warp: S = Q K^T (wmma 16x16x16, float accumulation) to shared memory; each pair of
-// lanes owns one query row (32 columns each) and does the online softmax in float32 (m, l and
-// the row of O in registers); P, rounded to the input type as in FlashAttention, goes back
-// through shared memory into P V (wmma), whose tile is added to O after the rescale.
+// FlashAttention-2 style with mma.sync m16n8k16 (float32 accumulation): a block is 4 warps and
+// 64 queries of one head, 16 query rows per warp, Q fragments in registers for the whole key
+// loop. Key/value tiles of 64 rows are double-buffered in shared memory by cp.async. Per tile a
+// warp computes S = Q K^T (16 x 64) in registers; the four lanes of a quad share a row and do the
+// online softmax in float32 (m, l by quad shuffles); P, rounded to the input type as in
+// FlashAttention, is re-packed from the S accumulators straight into A fragments (their layouts
+// coincide) for O += P V, whose V fragments come from ldmatrix.trans. Fragment layouts: PTX ISA,
+// "Matrix fragments for mma.m16n8k16" (g = lane / 4 is the row, t4 = lane % 4 the column pair).
 constexpr int kFQ = 64, kFK = 64, kFD = 64;
-constexpr int kLdh = kFD + 8;  // 16-bit row stride (elements): 144 bytes, skews banks
-constexpr int kLds = kFK + 4;  // float row stride of S / the P V tile
-constexpr int kFlashSmem = 2 * 2 * kFK * kLdh * 2 + 4 * 16 * kLds * 4;  // 54 272 bytes
+constexpr int kLdh = kFD + 8;  // 16-bit row stride (elements): 144 bytes, conflict-free
 
 __device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
   const unsigned sa = static_cast<unsigned>(__cvta_generic_to_shared(smem));
@@ -329,20 +402,46 @@ __device__ __forceinline__ void cp_async_wait() {
 }
 
 template <class T>
+__device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
+                                         uint32_t b1) {
+  if constexpr (std::is_same_v<T, __half>)
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  else
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Two floats to a packed pair of T (lower column in the low half).
+template <class T>
+__device__ __forceinline__ uint32_t pack2(float lo, float hi) {
+  if constexpr (std::is_same_v<T, __half>) {
+    const __half2 v = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&v);
+  } else {
+    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&v);
+  }
+}
+
+template <class T>
 __global__ void __launch_bounds__(128)
     flash_tc_k(const T* qkv, T* out, int t, int c, float scale_log2) {
-  namespace w = nvcuda::wmma;
-  extern __shared__ __align__(128) unsigned char smem[];
-  T* kv_s = reinterpret_cast<T*>(smem);  // [stage][K | V][kFK][kLdh]
-  float* sw = reinterpret_cast<float*>(smem + 2 * 2 * kFK * kLdh * sizeof(T));
+  __shared__ __align__(128) T kv_s[2][2][kFK * kLdh];  // [stage][K | V][key][d]
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int g = lane >> 2, t4 = lane & 3;
   const int h = blockIdx.y, q0 = blockIdx.x * kFQ;
   const int64_t ld = 3 * static_cast<int64_t>(c);
   auto load_tile = [&](int k0, int stage) {
-    T* ks = kv_s + stage * 2 * kFK * kLdh;
-    T* vs = ks + kFK * kLdh;
-    // 64 rows x 64 dims x 2 bytes = 512 chunks of 16 bytes for K, as many for V
-    for (int i = threadIdx.x; i < kFK * kFD / 8; i += blockDim.x) {
+    T* ks = kv_s[stage][0];
+    T* vs = kv_s[stage][1];
+    for (int i = threadIdx.x; i < kFK * kFD / 8; i += blockDim.x) {  // 16-byte chunks
       const int r = i / (kFD / 8), d8 = i % (kFD / 8);
       const T* src = qkv + (k0 + r) * ld + c + h * kFD + d8 * 8;
       cp_async16(ks + r * kLdh + d8 * 8, src);
@@ -351,19 +450,22 @@ __global__ void __launch_bounds__(128)
     cp_async_commit();
   };
   load_tile(0, 0);
-  w::fragment<w::matrix_a, 16, 16, 16, T, w::row_major> qa[kFD / 16];
+  // Q fragments (16 rows x 64 dims: 4 k-steps of 16), straight from global memory.
+  uint32_t qa[kFD / 16][4];
+  {
+    const T* qr = qkv + (q0 + warp * 16 + g) * ld + h * kFD + t4 * 2;
 #pragma unroll
-  for (int kk = 0; kk < kFD / 16; ++kk)
-    w::load_matrix_sync(qa[kk], qkv + (q0 + warp * 16) * ld + h * kFD + kk * 16,
-                        static_cast<unsigned>(ld));
-  const int row = lane >> 1, half = (lane & 1) * 32;
-  float* S = sw + warp * 16 * kLds;
-  T* P = reinterpret_cast<T*>(S);  // P row r overlays S row r (read first)
-  constexpr int kLdp = 2 * kLds;
-  float o[32];
+    for (int kk = 0; kk < kFD / 16; ++kk) {
+      qa[kk][0] = *reinterpret_cast<const uint32_t*>(qr + kk * 16);
+      qa[kk][1] = *reinterpret_cast<const uint32_t*>(qr + 8 * ld + kk * 16);
+      qa[kk][2] = *reinterpret_cast<const uint32_t*>(qr + kk * 16 + 8);
+      qa[kk][3] = *reinterpret_cast<const uint32_t*>(qr + 8 * ld + kk * 16 + 8);
+    }
+  }
+  float o[kFD / 8][4];
 #pragma unroll
-  for (int j = 0; j < 32; ++j) o[j] = 0.0f;
-  float m = -INFINITY, l = 0.0f;
+  for (int i = 0; i < kFD / 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
+  float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;  // rows g and g + 8
   const int n_tiles = (t + kFK - 1) / kFK;
   for (int it = 0; it < n_tiles; ++it) {
     const int k0 = it * kFK;
@@ -374,72 +476,97 @@ __global__ void __launch_bounds__(128)
       cp_async_wait<0>();
     }
     __syncthreads();
-    const T* ks = kv_s + (it & 1) * 2 * kFK * kLdh;
-    const T* vs = ks + kFK * kLdh;
+    const T* ks = kv_s[it & 1][0];
+    const T* vs = kv_s[it & 1][1];
+    // S = Q K^T: 8 tiles of 8 keys
+    float sa[kFK / 8][4];
 #pragma unroll
-    for (int nb = 0; nb < kFK / 16; ++nb) {
-      w::fragment<w::accumulator, 16, 16, 16, float> acc;
-      w::fill_fragment(acc, 0.0f);
+    for (int nt = 0; nt < kFK / 8; ++nt) {
+      sa[nt][0] = sa[nt][1] = sa[nt][2] = sa[nt][3] = 0.0f;
+      const T* kr = ks + (nt * 8 + g) * kLdh + t4 * 2;
 #pragma unroll
-      for (int kk = 0; kk < kFD / 16; ++kk) {
-        w::fragment<w::matrix_b, 16, 16, 16, T, w::col_major> kb;
-        w::load_matrix_sync(kb, ks + nb * 16 * kLdh + kk * 16, kLdh);
-        w::mma_sync(acc, qa[kk], kb, acc);
+      for (int kk = 0; kk < kFD / 16; ++kk)
+        mma16816<T>(sa[nt], qa[kk], *reinterpret_cast<const uint32_t*>(kr + kk * 16),
+                    *reinterpret_cast<const uint32_t*>(kr + kk * 16 + 8));
+    }
+    // online softmax (base 2), keys >= t masked
+    float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+    for (int nt = 0; nt < kFK / 8; ++nt)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const bool valid = k0 + nt * 8 + t4 * 2 + e < t;
+        sa[nt][e] = valid ? sa[nt][e] * scale_log2 : -INFINITY;
+        sa[nt][2 + e] = valid ? sa[nt][2 + e] * scale_log2 : -INFINITY;
+        mx0 = fmaxf(mx0, sa[nt][e]);
+        mx1 = fmaxf(mx1, sa[nt][2 + e]);
       }
-      w::store_matrix_sync(S + nb * 16, acc, kLds, w::mem_row_major);
+#pragma unroll
+    for (int off = 1; off <= 2; off <<= 1) {
+      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, off));
+      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, off));
     }
-    __syncwarp();
-    float sv[32];
-    float mx = -INFINITY;
+    const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+    const float corr0 = exp2f(m0 - mn0), corr1 = exp2f(m1 - mn1);
+    float sum0 = 0.0f, sum1 = 0.0f;
 #pragma unroll
-    for (int j = 0; j < 32; ++j) {
-      const int col = half + j;
-      sv[j] = (k0 + col < t) ? S[row * kLds + col] * scale_log2 : -INFINITY;
-      mx = fmaxf(mx, sv[j]);
-    }
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-    const float m_new = fmaxf(m, mx);
-    const float corr = exp2f(m - m_new);
-    float sum = 0.0f;
+    for (int nt = 0; nt < kFK / 8; ++nt)
 #pragma unroll
-    for (int j = 0; j < 32; ++j) {
-      sv[j] = exp2f(sv[j] - m_new);
-      sum += sv[j];
-    }
-    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-    l = l * corr + sum;
-    m = m_new;
-    __syncwarp();
-#pragma unroll
-    for (int j = 0; j < 32; ++j) P[row * kLdp + half + j] = from_f<T>(sv[j]);
-    __syncwarp();
-    w::fragment<w::matrix_a, 16, 16, 16, T, w::row_major> pa[kFK / 16];
-#pragma unroll
-    for (int kk = 0; kk < kFK / 16; ++kk) w::load_matrix_sync(pa[kk], P + kk * 16, kLdp);
-    __syncwarp();
-#pragma unroll
-    for (int nb = 0; nb < kFD / 16; ++nb) {
-      w::fragment<w::accumulator, 16, 16, 16, float> acc;
-      w::fill_fragment(acc, 0.0f);
-#pragma unroll
-      for (int kk = 0; kk < kFK / 16; ++kk) {
-        w::fragment<w::matrix_b, 16, 16, 16, T, w::row_major> vb;
-        w::load_matrix_sync(vb, vs + kk * 16 * kLdh + nb * 16, kLdh);
-        w::mma_sync(acc, pa[kk], vb, acc);
+      for (int e = 0; e < 2; ++e) {
+        sa[nt][e] = exp2f(sa[nt][e] - mn0);
+        sa[nt][2 + e] = exp2f(sa[nt][2 + e] - mn1);
+        sum0 += sa[nt][e];
+        sum1 += sa[nt][2 + e];
       }
-      w::store_matrix_sync(S + nb * 16, acc, kLds, w::mem_row_major);
-    }
-    __syncwarp();
 #pragma unroll
-    for (int j = 0; j < 32; ++j) o[j] = o[j] * corr + S[row * kLds + half + j];
+    for (int off = 1; off <= 2; off <<= 1) {
+      sum0 += __shfl_xor_sync(0xffffffffu, sum0, off);
+      sum1 += __shfl_xor_sync(0xffffffffu, sum1, off);
+    }
+    l0 = l0 * corr0 + sum0;
+    l1 = l1 * corr1 + sum1;
+    m0 = mn0;
+    m1 = mn1;
+#pragma unroll
+    for (int dt = 0; dt < kFD / 8; ++dt) {
+      o[dt][0] *= corr0;
+      o[dt][1] *= corr0;
+      o[dt][2] *= corr1;
+      o[dt][3] *= corr1;
+    }
+    // O += P V: 4 k-steps of 16 keys; V fragments by ldmatrix.x4.trans (two d-tiles each)
+#pragma unroll
+    for (int kt = 0; kt < kFK / 16; ++kt) {
+      const uint32_t pa[4] = {pack2<T>(sa[2 * kt][0], sa[2 * kt][1]),
+                              pack2<T>(sa[2 * kt][2], sa[2 * kt][3]),
+                              pack2<T>(sa[2 * kt + 1][0], sa[2 * kt + 1][1]),
+                              pack2<T>(sa[2 * kt + 1][2], sa[2 * kt + 1][3])};
+#pragma unroll
+      for (int dp = 0; dp < kFD / 16; ++dp) {
+        const T* vp = vs + (kt * 16 + (lane & 15)) * kLdh + dp * 16 + (lane >> 4) * 8;
+        const unsigned va = static_cast<unsigned>(__cvta_generic_to_shared(vp));
+        uint32_t r0, r1, r2, r3;
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                     : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+                     : "r"(va));
+        mma16816<T>(o[2 * dp], pa, r0, r1);
+        mma16816<T>(o[2 * dp + 1], pa, r2, r3);
+      }
+    }
     __syncthreads();  // every warp is done with this stage before it is refilled
   }
-  const int qi = q0 + warp * 16 + row;
-  if (qi >= t) return;
-  const float inv = 1.0f / l;
-  T* dst = out + qi * static_cast<int64_t>(c) + h * kFD + half;
+  const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
+  const int r0 = q0 + warp * 16 + g;
 #pragma unroll
-  for (int j = 0; j < 32; ++j) dst[j] = from_f<T>(o[j] * inv);
+  for (int dt = 0; dt < kFD / 8; ++dt) {
+    const int col = h * kFD + dt * 8 + t4 * 2;
+    if (r0 < t)
+      *reinterpret_cast<uint32_t*>(out + r0 * static_cast<int64_t>(c) + col) =
+          pack2<T>(o[dt][0] * inv0, o[dt][1] * inv0);
+    if (r0 + 8 < t)
+      *reinterpret_cast<uint32_t*>(out + (r0 + 8) * static_cast<int64_t>(c) + col) =
+          pack2<T>(o[dt][2] * inv1, o[dt][3] * inv1);
+  }
 }
 
 // ---- random fill: splitmix64 of (seed, index) ----
@@ -504,7 +631,13 @@ void launch_im2col_conv2(const float* h, void* col, Act a, int c, int t2, int t1
 void launch_gelu(const float* x, float* y_f32, void* y_act, Act a, int64_t n, bool tanh_approx,
                  cudaStream_t s) {
   dispatch(a, [&]<class T>() {
-    gelu_k<T><<<blocks_for(n, 256), 256, 0, s>>>(x, y_f32, static_cast<T*>(y_act), n, tanh_approx);
+    if (n % 4 == 0)
+      gelu4_k<T><<<blocks_for(n / 4, 256), 256, 0, s>>>(reinterpret_cast<const float4*>(x),
+                                                        reinterpret_cast<float4*>(y_f32),
+                                                        static_cast<T*>(y_act), n / 4, tanh_approx);
+    else
+      gelu_k<T>
+          <<<blocks_for(n, 256), 256, 0, s>>>(x, y_f32, static_cast<T*>(y_act), n, tanh_approx);
   });
   check_launch("gelu");
 }
@@ -524,7 +657,12 @@ void launch_convert(const float* x, void* y, Act a, int64_t n, cudaStream_t s) {
 void launch_layer_norm(const float* x, const float* gamma, const float* beta, float* y_f32,
                        void* y_act, Act a, int rows, int cols, float eps, cudaStream_t s) {
   dispatch(a, [&]<class T>() {
-    layer_norm_k<T><<<rows, 256, 0, s>>>(x, gamma, beta, y_f32, static_cast<T*>(y_act), cols, eps);
+    if (cols % 4 == 0 && cols <= 128 * kLnMax4)
+      layer_norm_warp_k<T><<<(rows + 7) / 8, 256, 0, s>>>(x, gamma, beta, y_f32,
+                                                          static_cast<T*>(y_act), rows, cols, eps);
+    else
+      layer_norm_k<T>
+          <<<rows, 256, 0, s>>>(x, gamma, beta, y_f32, static_cast<T*>(y_act), cols, eps);
   });
   check_launch("layer_norm");
 }
@@ -563,16 +701,8 @@ void launch_flash_attention(const void* qkv, void* out, Act a, int t, int c, int
   const dim3 g((t + kFQ - 1) / kFQ, heads);
   const float sl2 = alpha * 1.4426950408889634f;
   dispatch(a, [&]<class T>() {
-    if constexpr (!std::is_same_v<T, float>) {
-      static bool attr = false;  // opt in to > 48 KiB of dynamic shared memory, once per type
-      if (!attr) {
-        cudaFuncSetAttribute(flash_tc_k<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             kFlashSmem);
-        attr = true;
-      }
-      flash_tc_k<T>
-          <<<g, 128, kFlashSmem, s>>>(static_cast<const T*>(qkv), static_cast<T*>(out), t, c, sl2);
-    }
+    if constexpr (!std::is_same_v<T, float>)
+      flash_tc_k<T><<<g, 128, 0, s>>>(static_cast<const T*>(qkv), static_cast<T*>(out), t, c, sl2);
   });
   check_launch("flash attention");
 }
