@@ -67,7 +67,7 @@ struct LnW {
 struct BlockW {
   LnW attn_ln, mlp_ln;
   Buf qkv, qkv_b, out, out_b, fc1, fc1_b, fc2, fc2_b;  // matrices in the GEMM input type
-  Buf qkv_b16;  // reduced modes: the qkv bias in the 16-bit type (GEMM with a 16-bit output)
+  Buf qkv_b16, fc1_b16;  // reduced modes: biases in the 16-bit type (GEMMs with 16-bit outputs)
 };
 
 // Where weights come from: a checkpoint, or (timing runs) uniform random numbers generated on
@@ -162,15 +162,22 @@ class CudaEncoder final : public Encoder {
 
   std::string implementation() const override { return "cuda"; }
   nlohmann::json run_info() const override {
-    return {{"precision", act_name(act_)},
-            {"device", "cuda:" + device_name_},
-            {"threads", 1},
-            {"faults", faults_.specs},
-            {"gemm", gemm_->describe()},
-            {"attention",
-             "flash-style, one query per thread, online softmax, float32 on CUDA "
-             "cores (inputs rounded to the GEMM type in reduced modes)"},
-            {"frontend", "cuFFT R2C float32"}};
+    return {
+        {"precision", act_name(act_)},
+        {"device", "cuda:" + device_name_},
+        {"threads", 1},
+        {"faults", faults_.specs},
+        {"gemm", gemm_->describe()},
+        {"attention",
+         flash_ ? "FlashAttention-2 style on tensor cores (mma.sync m16n8k16; 16-bit q, k, v "
+                  "and P; float32 softmax statistics and accumulation)"
+                : "flash-style, one query per thread, online softmax, float32 on CUDA cores "
+                  "(inputs rounded to the GEMM type in reduced modes)"},
+        {"gemm_16bit_outputs",
+         act_ == Act::f32 ? std::string("none")
+                          : std::string(flash_ && qkv16_direct_ ? "qkv; " : "") +
+                                (fc1_16_direct_ ? "fc1 (GELU on the 16-bit pre-activation)" : "")},
+        {"frontend", "cuFFT R2C float32"}};
   }
   int n_layers() const override { return d_.n_audio_layer; }
 
@@ -306,6 +313,10 @@ class CudaEncoder final : public Encoder {
       b.out_b = w.vec(p + "attn.out.bias", {c}, bias_scale, 0);
       b.fc1 = w.matrix(w.host(p + "mlp.0.weight", {4 * c, c}), 4 * c, c);
       b.fc1_b = w.vec(p + "mlp.0.bias", {4 * c}, bias_scale, 0);
+      if (act_ != Act::f32) {
+        b.fc1_b16 = Buf(2 * static_cast<std::size_t>(4 * c));
+        launch_convert(b.fc1_b.f(), b.fc1_b16.get(), act_, 4 * c, s_);
+      }
       b.fc2 = w.matrix(w.host(p + "mlp.2.weight", {c, 4 * c}), c, 4 * c);
       b.fc2_b = w.vec(p + "mlp.2.bias", {c}, bias_scale, 0);
       blocks_.push_back(std::move(b));
@@ -411,8 +422,13 @@ class CudaEncoder final : public Encoder {
     const char* names[3] = {"attn.q", "attn.k", "attn.v"};
     bool want_qkv = false;
     for (const char* n : names) want_qkv = want_qkv || wanted(taps, p + n);
-    if (flash_ && qkv16_direct_ && !want_qkv) {
+    if (flash_ && qkv16_direct_) {
+      // taps show the 16-bit values the attention reads
       gemm(lnact_.get(), b.qkv.get(), b.qkv_b16.get(), nullptr, qkv16_.get(), t, 3 * c, c, act_);
+      if (want_qkv) {
+        launch_to_f32(qkv16_.get(), act_, qkv_.f(), static_cast<int64_t>(t) * 3 * c, s_);
+        for (int j = 0; j < 3; ++j) tap(taps, p + names[j], qkv_.f() + j * c, t, c, 3 * c);
+      }
     } else {
       gemm(lnact_.get(), b.qkv.get(), b.qkv_b.f(), nullptr, qkv_.f(), t, 3 * c, c);
       for (int j = 0; j < 3; ++j) tap(taps, p + names[j], qkv_.f() + j * c, t, c, 3 * c);
@@ -446,19 +462,35 @@ class CudaEncoder final : public Encoder {
     // mlp_ln, fc1 + bias (epilogue), exact GELU (own kernel: cuBLASLt's GELU is tanh)
     layer_norm(y_.f(), b.mlp_ln, taps, p + "mlp_ln", eps);
     const int c4 = 4 * c;
-    gemm(lnact_.get(), b.fc1.get(), b.fc1_b.f(), nullptr, f_.f(), t, c4, c);
-    tap(taps, p + "mlp.fc1", f_.f(), t, c4);
-    const bool want_gelu = wanted(taps, p + "mlp.gelu");
-    if (act_ == Act::f32) {
-      launch_gelu(f_.f(), f_.f(), nullptr, Act::f32, static_cast<int64_t>(t) * c4,
-                  faults_.gelu_tanh, s_);
+    if (fc1_16_direct_) {
+      // Reduced modes: fc1 writes 16-bit pre-activations (float32 accumulation), GELU in place;
+      // taps show those 16-bit values, so observing changes nothing.
+      gemm(lnact_.get(), b.fc1.get(), b.fc1_b16.get(), nullptr, g_.get(), t, c4, c, act_);
+      if (wanted(taps, p + "mlp.fc1")) {
+        launch_to_f32(g_.get(), act_, f_.f(), static_cast<int64_t>(t) * c4, s_);
+        tap(taps, p + "mlp.fc1", f_.f(), t, c4);
+      }
+      launch_gelu16(g_.get(), act_, static_cast<int64_t>(t) * c4, faults_.gelu_tanh, s_);
       mark("gelu");
-      tap(taps, p + "mlp.gelu", f_.f(), t, c4);
+      if (wanted(taps, p + "mlp.gelu")) {
+        launch_to_f32(g_.get(), act_, f_.f(), static_cast<int64_t>(t) * c4, s_);
+        tap(taps, p + "mlp.gelu", f_.f(), t, c4);
+      }
     } else {
-      launch_gelu(f_.f(), want_gelu ? f_.f() : nullptr, g_.get(), act_,
-                  static_cast<int64_t>(t) * c4, faults_.gelu_tanh, s_);
-      mark("gelu");
-      if (want_gelu) tap(taps, p + "mlp.gelu", f_.f(), t, c4);
+      gemm(lnact_.get(), b.fc1.get(), b.fc1_b.f(), nullptr, f_.f(), t, c4, c);
+      tap(taps, p + "mlp.fc1", f_.f(), t, c4);
+      const bool want_gelu = wanted(taps, p + "mlp.gelu");
+      if (act_ == Act::f32) {
+        launch_gelu(f_.f(), f_.f(), nullptr, Act::f32, static_cast<int64_t>(t) * c4,
+                    faults_.gelu_tanh, s_);
+        mark("gelu");
+        tap(taps, p + "mlp.gelu", f_.f(), t, c4);
+      } else {
+        launch_gelu(f_.f(), want_gelu ? f_.f() : nullptr, g_.get(), act_,
+                    static_cast<int64_t>(t) * c4, faults_.gelu_tanh, s_);
+        mark("gelu");
+        if (want_gelu) tap(taps, p + "mlp.gelu", f_.f(), t, c4);
+      }
     }
     const void* g = act_ == Act::f32 ? f_.get() : g_.get();
     // x = y + (g W2^T + b2)
@@ -563,9 +595,10 @@ class CudaEncoder final : public Encoder {
   std::vector<BlockW> blocks_;
   LnW ln_post_;
   Buf pcm_, frames_, spec_, mel_, scratch_, col_, h1_, x_, y_, a_, ln32_, lnact_, qkv_, o_, f_, g_;
-  Buf qkv16_;                  // [flash_rows(T), 3C] 16-bit, for the tensor-core attention
-  bool flash_ = false;         // reduced precision and d_head 64: tensor-core attention
-  bool qkv16_direct_ = false;  // the qkv GEMM writes the 16-bit q | k | v itself
+  Buf qkv16_;                   // [flash_rows(T), 3C] 16-bit, for the tensor-core attention
+  bool flash_ = false;          // reduced precision and d_head 64: tensor-core attention
+  bool qkv16_direct_ = false;   // the qkv GEMM writes the 16-bit q | k | v itself
+  bool fc1_16_direct_ = false;  // fc1 writes 16-bit pre-activations, GELU in place on them
   void* pinned_ = nullptr;
   std::size_t pinned_bytes_ = 0;
   cufftHandle fft_ = 0;

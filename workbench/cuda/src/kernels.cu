@@ -181,6 +181,19 @@ __global__ void gelu4_k(const float4* x, float4* y32, T* ya, int64_t n4, bool ta
   }
 }
 
+// In place on 16-bit values, eight per thread (n % 8 == 0, 16-byte aligned).
+template <class T>
+__global__ void gelu16_k(uint4* x, int64_t n8, bool tanh_approx) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n8;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    uint4 v = x[i];
+    T* e = reinterpret_cast<T*>(&v);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) e[j] = from_f<T>(gelu1(to_f(e[j]), tanh_approx));
+    x[i] = v;
+  }
+}
+
 template <class T>
 __global__ void gelu_k(const float* x, float* y32, T* ya, int64_t n, bool tanh_approx) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
@@ -200,6 +213,13 @@ __global__ void add_k(const float* a, const float* b, float* out, int64_t n) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x)
     out[i] = a[i] + b[i];
+}
+
+template <class T>
+__global__ void to_f32_k(const T* x, float* y, int64_t n) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    y[i] = to_f(x[i]);
 }
 
 template <class T>
@@ -483,11 +503,19 @@ __global__ void __launch_bounds__(128)
 #pragma unroll
     for (int nt = 0; nt < kFK / 8; ++nt) {
       sa[nt][0] = sa[nt][1] = sa[nt][2] = sa[nt][3] = 0.0f;
-      const T* kr = ks + (nt * 8 + g) * kLdh + t4 * 2;
+      // K fragments by ldmatrix.x4: lanes 8j..8j+7 address keys nt*8.. at d offset 8j (+32)
+      uint32_t kb[8];
 #pragma unroll
-      for (int kk = 0; kk < kFD / 16; ++kk)
-        mma16816<T>(sa[nt], qa[kk], *reinterpret_cast<const uint32_t*>(kr + kk * 16),
-                    *reinterpret_cast<const uint32_t*>(kr + kk * 16 + 8));
+      for (int hh = 0; hh < 2; ++hh) {
+        const T* kp = ks + (nt * 8 + (lane & 7)) * kLdh + hh * 32 + (lane >> 3) * 8;
+        const unsigned ka = static_cast<unsigned>(__cvta_generic_to_shared(kp));
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                     : "=r"(kb[4 * hh]), "=r"(kb[4 * hh + 1]), "=r"(kb[4 * hh + 2]),
+                       "=r"(kb[4 * hh + 3])
+                     : "r"(ka));
+      }
+#pragma unroll
+      for (int kk = 0; kk < kFD / 16; ++kk) mma16816<T>(sa[nt], qa[kk], kb[2 * kk], kb[2 * kk + 1]);
     }
     // online softmax (base 2), keys >= t masked
     float mx0 = -INFINITY, mx1 = -INFINITY;
@@ -642,6 +670,16 @@ void launch_gelu(const float* x, float* y_f32, void* y_act, Act a, int64_t n, bo
   check_launch("gelu");
 }
 
+void launch_gelu16(void* x, Act a, int64_t n, bool tanh_approx, cudaStream_t s) {
+  if (a == Act::f32 || n % 8 != 0) throw std::invalid_argument("gelu16: 16-bit, n % 8 == 0");
+  dispatch(a, [&]<class T>() {
+    if constexpr (!std::is_same_v<T, float>)
+      gelu16_k<T>
+          <<<blocks_for(n / 8, 256), 256, 0, s>>>(static_cast<uint4*>(x), n / 8, tanh_approx);
+  });
+  check_launch("gelu16");
+}
+
 void launch_add(const float* a, const float* b, float* out, int64_t n, cudaStream_t s) {
   add_k<<<blocks_for(n, 256), 256, 0, s>>>(a, b, out, n);
   check_launch("add");
@@ -652,6 +690,13 @@ void launch_convert(const float* x, void* y, Act a, int64_t n, cudaStream_t s) {
     convert_k<T><<<blocks_for(n, 256), 256, 0, s>>>(x, static_cast<T*>(y), n);
   });
   check_launch("convert");
+}
+
+void launch_to_f32(const void* x, Act a, float* y, int64_t n, cudaStream_t s) {
+  dispatch(a, [&]<class T>() {
+    to_f32_k<T><<<blocks_for(n, 256), 256, 0, s>>>(static_cast<const T*>(x), y, n);
+  });
+  check_launch("to_f32");
 }
 
 void launch_layer_norm(const float* x, const float* gamma, const float* beta, float* y_f32,

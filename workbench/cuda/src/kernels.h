@@ -39,8 +39,11 @@ void launch_im2col_conv2(const float* h, void* col, Act a, int c, int t2, int t1
 // (may alias x; may be null) and y_act (may be null).
 void launch_gelu(const float* x, float* y_f32, void* y_act, Act a, int64_t n, bool tanh_approx,
                  cudaStream_t s);
+// In place on 16-bit values of type `a` (bf16/f16), n % 8 == 0; computed in float32.
+void launch_gelu16(void* x, Act a, int64_t n, bool tanh_approx, cudaStream_t s);
 void launch_add(const float* a, const float* b, float* out, int64_t n, cudaStream_t s);
 void launch_convert(const float* x, void* y, Act a, int64_t n, cudaStream_t s);
+void launch_to_f32(const void* x, Act a, float* y, int64_t n, cudaStream_t s);
 
 // ---- layer norm over rows of [rows, cols]; statistics in float32 (two-pass) ----
 // Writes y_f32 and/or y_act (either may be null).

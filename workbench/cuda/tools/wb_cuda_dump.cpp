@@ -95,6 +95,7 @@ int timing(const std::string& dims_name, const std::string& precision, int iters
         "cuda encoder {} {} on {}: median {:.3f} ms of {} ({}), {:.1f} GFLOP, {:.1f} TFLOP/s\n",
         dims_name, precision, t.device, t.median_ms, iters, graph ? "CUDA graph" : "stream",
         t.gflop, tflops);
+    for (const auto& [k, v] : t.breakdown_ms) fmt::print("  {:12} {:8.3f} ms (stream run)\n", k, v);
   }
   return 0;
 }
