@@ -361,6 +361,9 @@ class CudaEncoder final : public Encoder {
       qkv16_direct_ =
           gemm_->supported(d_.n_audio_ctx, 3 * d_.n_audio_state, d_.n_audio_state, true, act_);
     }
+    fc1_16_direct_ =
+        act_ != Act::f32 && (4 * c) % 8 == 0 &&
+        gemm_->supported(d_.n_audio_ctx, 4 * d_.n_audio_state, d_.n_audio_state, true, act_);
     o_ = Buf(static_cast<std::size_t>(t * c) * as);
     f_ = Buf(static_cast<std::size_t>(t * 4 * c) * 4);
     g_ = Buf(static_cast<std::size_t>(t * 4 * c) * as);
