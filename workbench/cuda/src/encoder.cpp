@@ -358,6 +358,7 @@ class CudaEncoder final : public Encoder {
       const std::size_t bytes = static_cast<std::size_t>(flash_rows(d_.n_audio_ctx)) * 3 * c * 2;
       qkv16_ = Buf(bytes);
       ck(cudaMemset(qkv16_.get(), 0, bytes), "memset");
+      flash_ws_ = Buf(flash_workspace_bytes(d_.n_audio_ctx, d_.n_audio_state));
       qkv16_direct_ =
           gemm_->supported(d_.n_audio_ctx, 3 * d_.n_audio_state, d_.n_audio_state, true, act_);
     }
@@ -447,7 +448,7 @@ class CudaEncoder final : public Encoder {
     if (faults_.attn_scale == AttnScale::twice) alpha = 1.0 / dh;
     if (flash_)
       launch_flash_attention(qkv16_.get(), o_.get(), act_, t, c, heads, static_cast<float>(alpha),
-                             s_);
+                             flash_ws_.f(), s_);
     else
       launch_attention(qkv_.f(), o_.get(), act_, t, c, heads, static_cast<float>(alpha),
                        act_ != Act::f32, s_);
@@ -598,6 +599,7 @@ class CudaEncoder final : public Encoder {
   std::vector<BlockW> blocks_;
   LnW ln_post_;
   Buf pcm_, frames_, spec_, mel_, scratch_, col_, h1_, x_, y_, a_, ln32_, lnact_, qkv_, o_, f_, g_;
+  Buf flash_ws_;                // partial O, m, l of the key-split attention
   Buf qkv16_;                   // [flash_rows(T), 3C] 16-bit, for the tensor-core attention
   bool flash_ = false;          // reduced precision and d_head 64: tensor-core attention
   bool qkv16_direct_ = false;   // the qkv GEMM writes the 16-bit q | k | v itself

@@ -4,6 +4,7 @@
 #pragma once
 #include <cuda_runtime_api.h>
 
+#include <cstddef>
 #include <cstdint>
 
 namespace wb::cuda {
@@ -58,12 +59,15 @@ void launch_layer_norm(const float* x, const float* gamma, const float* beta, fl
 // std::invalid_argument otherwise).
 void launch_attention(const float* qkv, void* out, Act a, int t, int c, int heads, float alpha,
                       bool round_inputs, cudaStream_t s);
-// Tensor cores (wmma), d_head 64, `a` bf16 or f16: qkv [flash_rows(t), 3C] of type `a` with rows
-// >= t zero; out [T, C] of type `a`. Softmax statistics and accumulation in float32, P rounded to
-// `a` (as FlashAttention does).
+// Tensor cores (mma.sync), d_head 64, `a` bf16 or f16: qkv [flash_rows(t), 3C] of type `a` with
+// rows >= t zero; out [T, C] of type `a`. Softmax statistics and accumulation in float32, P
+// rounded to `a` (as FlashAttention does). workspace (flash_workspace_bytes(t, c) bytes, or null)
+// lets grids too small to fill the GPU split the keys over up to 4 blocks per query tile
+// (partial O, m, l), combined by a second kernel.
 int flash_rows(int t);
+std::size_t flash_workspace_bytes(int t, int c);
 void launch_flash_attention(const void* qkv, void* out, Act a, int t, int c, int heads, float alpha,
-                            cudaStream_t s);
+                            float* workspace, cudaStream_t s);
 
 // ---- random weights (timing runs): uniform in [offset - scale, offset + scale] ----
 void launch_fill_uniform(void* p, Act a, int64_t n, uint64_t seed, float scale, float offset,

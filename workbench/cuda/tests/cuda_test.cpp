@@ -194,13 +194,21 @@ TEST_CASE("attention on tensor cores (bf16/fp16 inputs, d_head 64) vs float64, o
       }
       Buf dq(in.size() * 2), dout(static_cast<std::size_t>(t) * c * 2);
       ck(cudaMemcpy(dq.get(), in.data(), in.size() * 2, cudaMemcpyHostToDevice), "upload");
-      wb::cuda::launch_flash_attention(dq.get(), dout.get(), a, t, c, heads, alpha, nullptr);
-      std::vector<uint16_t> raw(static_cast<std::size_t>(t) * c);
+      // without a workspace: one pass over the keys; with one: keys split over blocks + combine
+      Buf ws(wb::cuda::flash_workspace_bytes(t, c)), dout2(static_cast<std::size_t>(t) * c * 2);
+      wb::cuda::launch_flash_attention(dq.get(), dout.get(), a, t, c, heads, alpha, nullptr,
+                                       nullptr);
+      wb::cuda::launch_flash_attention(dq.get(), dout2.get(), a, t, c, heads, alpha, ws.f(),
+                                       nullptr);
+      std::vector<uint16_t> raw(static_cast<std::size_t>(t) * c), raw2(raw.size());
       ck(cudaDeviceSynchronize(), "sync");
       ck(cudaMemcpy(raw.data(), dout.get(), raw.size() * 2, cudaMemcpyDeviceToHost), "download");
-      std::vector<float> o(raw.size());
-      for (std::size_t i = 0; i < raw.size(); ++i)
+      ck(cudaMemcpy(raw2.data(), dout2.get(), raw.size() * 2, cudaMemcpyDeviceToHost), "download");
+      std::vector<float> o(raw.size()), o2(raw.size());
+      for (std::size_t i = 0; i < raw.size(); ++i) {
         o[i] = a == Act::bf16 ? wb::bf16_to_float(raw[i]) : wb::half_to_float(raw[i]);
+        o2[i] = a == Act::bf16 ? wb::bf16_to_float(raw2[i]) : wb::half_to_float(raw2[i]);
+      }
       std::vector<double> want(o.size()), sc(t);
       for (int h = 0; h < heads; ++h)
         for (int i = 0; i < t; ++i) {
@@ -221,11 +229,13 @@ TEST_CASE("attention on tensor cores (bf16/fp16 inputs, d_head 64) vs float64, o
             want[i * c + h * dh + e] = acc / z;
           }
         }
-      const double e = rel_l2(o, want);
+      const double e = rel_l2(o, want), e2 = rel_l2(o2, want);
       // P and the output rounded to the 16-bit type: a few units of its epsilon
       const double tol = a == Act::bf16 ? 4 * 7.8e-3 / 2 : 4 * 9.8e-4 / 2;
-      MESSAGE(id << " seed " << kSeed << ": rel L2 " << e << " (tol " << tol << ")");
+      MESSAGE(id << " seed " << kSeed << ": rel L2 " << e << ", key-split " << e2 << " (tol " << tol
+                 << ")");
       CHECK(e < tol);
+      CHECK(e2 < tol);
     }
 }
 
