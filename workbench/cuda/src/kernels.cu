@@ -244,12 +244,13 @@ __device__ __forceinline__ float block_sum(float v, float* red) {
 }
 
 // One warp per row, the row in registers (cols % 4 == 0, cols <= 128 * kLnMax4): float4 loads,
-// two-pass statistics by warp shuffles. 8 rows per block of 256 threads.
+// two-pass statistics by warp shuffles. 2 rows per block of 64 threads (more blocks than SMs for
+// 1500 rows).
 constexpr int kLnMax4 = 12;
 template <class T>
 __global__ void layer_norm_warp_k(const float* x, const float* g, const float* b, float* y32, T* ya,
                                   int rows, int cols, float eps) {
-  const int64_t row = blockIdx.x * 8 + (threadIdx.x >> 5);
+  const int64_t row = blockIdx.x * 2 + (threadIdx.x >> 5);
   const int lane = threadIdx.x & 31;
   if (row >= rows) return;
   const int n4 = cols / 4;
@@ -751,8 +752,8 @@ void launch_layer_norm(const float* x, const float* gamma, const float* beta, fl
                        void* y_act, Act a, int rows, int cols, float eps, cudaStream_t s) {
   dispatch(a, [&]<class T>() {
     if (cols % 4 == 0 && cols <= 128 * kLnMax4)
-      layer_norm_warp_k<T><<<(rows + 7) / 8, 256, 0, s>>>(x, gamma, beta, y_f32,
-                                                          static_cast<T*>(y_act), rows, cols, eps);
+      layer_norm_warp_k<T><<<(rows + 1) / 2, 64, 0, s>>>(x, gamma, beta, y_f32,
+                                                         static_cast<T*>(y_act), rows, cols, eps);
     else
       layer_norm_k<T>
           <<<rows, 256, 0, s>>>(x, gamma, beta, y_f32, static_cast<T*>(y_act), cols, eps);
