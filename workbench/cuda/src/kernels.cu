@@ -4,6 +4,7 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -453,13 +454,14 @@ __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
   }
 }
 
-template <class T>
+template <class T, int MR>
 __global__ void __launch_bounds__(128) flash_tc_k(const T* qkv, T* out, int t, int c,
                                                   float scale_log2, float* part_o, float* part_ml) {
+  // MR m16 row tiles per warp: 16 * MR query rows per warp, 64 * MR per block.
   __shared__ __align__(128) T kv_s[2][2][kFK * kLdh];  // [stage][K | V][key][d]
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int g = lane >> 2, t4 = lane & 3;
-  const int h = blockIdx.y, q0 = blockIdx.x * kFQ;
+  const int h = blockIdx.y, q0 = blockIdx.x * 64 * MR + warp * 16 * MR;
   const int64_t ld = 3 * static_cast<int64_t>(c);
   auto load_tile = [&](int k0, int stage) {
     T* ks = kv_s[stage][0];
@@ -478,22 +480,28 @@ __global__ void __launch_bounds__(128) flash_tc_k(const T* qkv, T* out, int t, i
   const int per = (n_all + gridDim.z - 1) / gridDim.z;
   const int tb = min(n_all, static_cast<int>(blockIdx.z) * per), te = min(n_all, tb + per);
   if (tb < te) load_tile(tb * kFK, 0);
-  // Q fragments (16 rows x 64 dims: 4 k-steps of 16), straight from global memory.
-  uint32_t qa[kFD / 16][4];
-  {
-    const T* qr = qkv + (q0 + warp * 16 + g) * ld + h * kFD + t4 * 2;
+  // Q fragments (16 rows x 64 dims: 4 k-steps of 16) per row tile, straight from global memory.
+  uint32_t qa[MR][kFD / 16][4];
+#pragma unroll
+  for (int mr = 0; mr < MR; ++mr) {
+    const T* qr = qkv + (q0 + mr * 16 + g) * ld + h * kFD + t4 * 2;
 #pragma unroll
     for (int kk = 0; kk < kFD / 16; ++kk) {
-      qa[kk][0] = *reinterpret_cast<const uint32_t*>(qr + kk * 16);
-      qa[kk][1] = *reinterpret_cast<const uint32_t*>(qr + 8 * ld + kk * 16);
-      qa[kk][2] = *reinterpret_cast<const uint32_t*>(qr + kk * 16 + 8);
-      qa[kk][3] = *reinterpret_cast<const uint32_t*>(qr + 8 * ld + kk * 16 + 8);
+      qa[mr][kk][0] = *reinterpret_cast<const uint32_t*>(qr + kk * 16);
+      qa[mr][kk][1] = *reinterpret_cast<const uint32_t*>(qr + 8 * ld + kk * 16);
+      qa[mr][kk][2] = *reinterpret_cast<const uint32_t*>(qr + kk * 16 + 8);
+      qa[mr][kk][3] = *reinterpret_cast<const uint32_t*>(qr + 8 * ld + kk * 16 + 8);
     }
   }
-  float o[kFD / 8][4];
+  float o[MR][kFD / 8][4];
+  float m[MR][2], l[MR][2];  // rows g and g + 8 of each row tile
 #pragma unroll
-  for (int i = 0; i < kFD / 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
-  float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;  // rows g and g + 8
+  for (int mr = 0; mr < MR; ++mr) {
+#pragma unroll
+    for (int i = 0; i < kFD / 8; ++i) o[mr][i][0] = o[mr][i][1] = o[mr][i][2] = o[mr][i][3] = 0.0f;
+    m[mr][0] = m[mr][1] = -INFINITY;
+    l[mr][0] = l[mr][1] = 0.0f;
+  }
   const int n_tiles = te - tb;
   for (int it = 0; it < n_tiles; ++it) {
     const int k0 = (tb + it) * kFK;
@@ -506,12 +514,10 @@ __global__ void __launch_bounds__(128) flash_tc_k(const T* qkv, T* out, int t, i
     __syncthreads();
     const T* ks = kv_s[it & 1][0];
     const T* vs = kv_s[it & 1][1];
-    // S = Q K^T: 8 tiles of 8 keys
-    float sa[kFK / 8][4];
+    // S = Q K^T: 8 tiles of 8 keys; K fragments by ldmatrix.x4 (lanes 8j.. address d offset 8j)
+    float sa[MR][kFK / 8][4];
 #pragma unroll
     for (int nt = 0; nt < kFK / 8; ++nt) {
-      sa[nt][0] = sa[nt][1] = sa[nt][2] = sa[nt][3] = 0.0f;
-      // K fragments by ldmatrix.x4: lanes 8j..8j+7 address keys nt*8.. at d offset 8j (+32)
       uint32_t kb[8];
 #pragma unroll
       for (int hh = 0; hh < 2; ++hh) {
@@ -523,60 +529,72 @@ __global__ void __launch_bounds__(128) flash_tc_k(const T* qkv, T* out, int t, i
                      : "r"(ka));
       }
 #pragma unroll
-      for (int kk = 0; kk < kFD / 16; ++kk) mma16816<T>(sa[nt], qa[kk], kb[2 * kk], kb[2 * kk + 1]);
+      for (int mr = 0; mr < MR; ++mr) {
+        sa[mr][nt][0] = sa[mr][nt][1] = sa[mr][nt][2] = sa[mr][nt][3] = 0.0f;
+#pragma unroll
+        for (int kk = 0; kk < kFD / 16; ++kk)
+          mma16816<T>(sa[mr][nt], qa[mr][kk], kb[2 * kk], kb[2 * kk + 1]);
+      }
     }
     // online softmax (base 2), keys >= t masked
-    float mx0 = -INFINITY, mx1 = -INFINITY;
 #pragma unroll
-    for (int nt = 0; nt < kFK / 8; ++nt)
+    for (int mr = 0; mr < MR; ++mr) {
+      float mx0 = -INFINITY, mx1 = -INFINITY;
 #pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const bool valid = k0 + nt * 8 + t4 * 2 + e < t;
-        sa[nt][e] = valid ? sa[nt][e] * scale_log2 : -INFINITY;
-        sa[nt][2 + e] = valid ? sa[nt][2 + e] * scale_log2 : -INFINITY;
-        mx0 = fmaxf(mx0, sa[nt][e]);
-        mx1 = fmaxf(mx1, sa[nt][2 + e]);
+      for (int nt = 0; nt < kFK / 8; ++nt)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const bool valid = k0 + nt * 8 + t4 * 2 + e < t;
+          sa[mr][nt][e] = valid ? sa[mr][nt][e] * scale_log2 : -INFINITY;
+          sa[mr][nt][2 + e] = valid ? sa[mr][nt][2 + e] * scale_log2 : -INFINITY;
+          mx0 = fmaxf(mx0, sa[mr][nt][e]);
+          mx1 = fmaxf(mx1, sa[mr][nt][2 + e]);
+        }
+#pragma unroll
+      for (int off = 1; off <= 2; off <<= 1) {
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, off));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, off));
       }
+      const float mn0 = fmaxf(m[mr][0], mx0), mn1 = fmaxf(m[mr][1], mx1);
+      const float corr0 = exp2f(m[mr][0] - mn0), corr1 = exp2f(m[mr][1] - mn1);
+      float sum0 = 0.0f, sum1 = 0.0f;
 #pragma unroll
-    for (int off = 1; off <= 2; off <<= 1) {
-      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, off));
-      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, off));
-    }
-    const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
-    const float corr0 = exp2f(m0 - mn0), corr1 = exp2f(m1 - mn1);
-    float sum0 = 0.0f, sum1 = 0.0f;
+      for (int nt = 0; nt < kFK / 8; ++nt)
 #pragma unroll
-    for (int nt = 0; nt < kFK / 8; ++nt)
+        for (int e = 0; e < 2; ++e) {
+          sa[mr][nt][e] = exp2f(sa[mr][nt][e] - mn0);
+          sa[mr][nt][2 + e] = exp2f(sa[mr][nt][2 + e] - mn1);
+          sum0 += sa[mr][nt][e];
+          sum1 += sa[mr][nt][2 + e];
+        }
 #pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        sa[nt][e] = exp2f(sa[nt][e] - mn0);
-        sa[nt][2 + e] = exp2f(sa[nt][2 + e] - mn1);
-        sum0 += sa[nt][e];
-        sum1 += sa[nt][2 + e];
+      for (int off = 1; off <= 2; off <<= 1) {
+        sum0 += __shfl_xor_sync(0xffffffffu, sum0, off);
+        sum1 += __shfl_xor_sync(0xffffffffu, sum1, off);
       }
+      l[mr][0] = l[mr][0] * corr0 + sum0;
+      l[mr][1] = l[mr][1] * corr1 + sum1;
+      m[mr][0] = mn0;
+      m[mr][1] = mn1;
 #pragma unroll
-    for (int off = 1; off <= 2; off <<= 1) {
-      sum0 += __shfl_xor_sync(0xffffffffu, sum0, off);
-      sum1 += __shfl_xor_sync(0xffffffffu, sum1, off);
-    }
-    l0 = l0 * corr0 + sum0;
-    l1 = l1 * corr1 + sum1;
-    m0 = mn0;
-    m1 = mn1;
-#pragma unroll
-    for (int dt = 0; dt < kFD / 8; ++dt) {
-      o[dt][0] *= corr0;
-      o[dt][1] *= corr0;
-      o[dt][2] *= corr1;
-      o[dt][3] *= corr1;
+      for (int dt = 0; dt < kFD / 8; ++dt) {
+        o[mr][dt][0] *= corr0;
+        o[mr][dt][1] *= corr0;
+        o[mr][dt][2] *= corr1;
+        o[mr][dt][3] *= corr1;
+      }
     }
     // O += P V: 4 k-steps of 16 keys; V fragments by ldmatrix.x4.trans (two d-tiles each)
 #pragma unroll
     for (int kt = 0; kt < kFK / 16; ++kt) {
-      const uint32_t pa[4] = {pack2<T>(sa[2 * kt][0], sa[2 * kt][1]),
-                              pack2<T>(sa[2 * kt][2], sa[2 * kt][3]),
-                              pack2<T>(sa[2 * kt + 1][0], sa[2 * kt + 1][1]),
-                              pack2<T>(sa[2 * kt + 1][2], sa[2 * kt + 1][3])};
+      uint32_t pa[MR][4];
+#pragma unroll
+      for (int mr = 0; mr < MR; ++mr) {
+        pa[mr][0] = pack2<T>(sa[mr][2 * kt][0], sa[mr][2 * kt][1]);
+        pa[mr][1] = pack2<T>(sa[mr][2 * kt][2], sa[mr][2 * kt][3]);
+        pa[mr][2] = pack2<T>(sa[mr][2 * kt + 1][0], sa[mr][2 * kt + 1][1]);
+        pa[mr][3] = pack2<T>(sa[mr][2 * kt + 1][2], sa[mr][2 * kt + 1][3]);
+      }
 #pragma unroll
       for (int dp = 0; dp < kFD / 16; ++dp) {
         const T* vp = vs + (kt * 16 + (lane & 15)) * kLdh + dp * 16 + (lane >> 4) * 8;
@@ -585,45 +603,52 @@ __global__ void __launch_bounds__(128) flash_tc_k(const T* qkv, T* out, int t, i
         asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                      : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
                      : "r"(va));
-        mma16816<T>(o[2 * dp], pa, r0, r1);
-        mma16816<T>(o[2 * dp + 1], pa, r2, r3);
+#pragma unroll
+        for (int mr = 0; mr < MR; ++mr) {
+          mma16816<T>(o[mr][2 * dp], pa[mr], r0, r1);
+          mma16816<T>(o[mr][2 * dp + 1], pa[mr], r2, r3);
+        }
       }
     }
     __syncthreads();  // every warp is done with this stage before it is refilled
   }
-  const int r0 = q0 + warp * 16 + g;
-  if (gridDim.z > 1) {
-    const int heads = c / kFD;
-    const int64_t base = static_cast<int64_t>(blockIdx.z) * t;
+  const int heads = c / kFD;
+#pragma unroll
+  for (int mr = 0; mr < MR; ++mr) {
+    const int r0 = q0 + mr * 16 + g;
+    if (gridDim.z > 1) {
+      const int64_t base = static_cast<int64_t>(blockIdx.z) * t;
+#pragma unroll
+      for (int dt = 0; dt < kFD / 8; ++dt) {
+        const int col = h * kFD + dt * 8 + t4 * 2;
+        if (r0 < t)
+          *reinterpret_cast<float2*>(part_o + (base + r0) * c + col) =
+              make_float2(o[mr][dt][0], o[mr][dt][1]);
+        if (r0 + 8 < t)
+          *reinterpret_cast<float2*>(part_o + (base + r0 + 8) * c + col) =
+              make_float2(o[mr][dt][2], o[mr][dt][3]);
+      }
+      if (t4 == 0) {
+        if (r0 < t)
+          *reinterpret_cast<float2*>(part_ml + ((base + r0) * heads + h) * 2) =
+              make_float2(m[mr][0], l[mr][0]);
+        if (r0 + 8 < t)
+          *reinterpret_cast<float2*>(part_ml + ((base + r0 + 8) * heads + h) * 2) =
+              make_float2(m[mr][1], l[mr][1]);
+      }
+      continue;
+    }
+    const float inv0 = 1.0f / l[mr][0], inv1 = 1.0f / l[mr][1];
 #pragma unroll
     for (int dt = 0; dt < kFD / 8; ++dt) {
       const int col = h * kFD + dt * 8 + t4 * 2;
       if (r0 < t)
-        *reinterpret_cast<float2*>(part_o + (base + r0) * c + col) =
-            make_float2(o[dt][0], o[dt][1]);
+        *reinterpret_cast<uint32_t*>(out + r0 * static_cast<int64_t>(c) + col) =
+            pack2<T>(o[mr][dt][0] * inv0, o[mr][dt][1] * inv0);
       if (r0 + 8 < t)
-        *reinterpret_cast<float2*>(part_o + (base + r0 + 8) * c + col) =
-            make_float2(o[dt][2], o[dt][3]);
+        *reinterpret_cast<uint32_t*>(out + (r0 + 8) * static_cast<int64_t>(c) + col) =
+            pack2<T>(o[mr][dt][2] * inv1, o[mr][dt][3] * inv1);
     }
-    if (t4 == 0) {
-      if (r0 < t)
-        *reinterpret_cast<float2*>(part_ml + ((base + r0) * heads + h) * 2) = make_float2(m0, l0);
-      if (r0 + 8 < t)
-        *reinterpret_cast<float2*>(part_ml + ((base + r0 + 8) * heads + h) * 2) =
-            make_float2(m1, l1);
-    }
-    return;
-  }
-  const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
-#pragma unroll
-  for (int dt = 0; dt < kFD / 8; ++dt) {
-    const int col = h * kFD + dt * 8 + t4 * 2;
-    if (r0 < t)
-      *reinterpret_cast<uint32_t*>(out + r0 * static_cast<int64_t>(c) + col) =
-          pack2<T>(o[dt][0] * inv0, o[dt][1] * inv0);
-    if (r0 + 8 < t)
-      *reinterpret_cast<uint32_t*>(out + (r0 + 8) * static_cast<int64_t>(c) + col) =
-          pack2<T>(o[dt][2] * inv1, o[dt][3] * inv1);
   }
 }
 
@@ -784,7 +809,7 @@ void launch_attention(const float* qkv, void* out, Act a, int t, int c, int head
   check_launch("attention");
 }
 
-int flash_rows(int t) { return (t + kFK - 1) / kFK * kFK; }
+int flash_rows(int t) { return (t + 127) / 128 * 128; }  // whole 128-query blocks (MR = 2)
 
 std::size_t flash_workspace_bytes(int t, int c) {
   return static_cast<std::size_t>(kFlashMaxSplit) * t * (c + 2 * (c / kFD)) * sizeof(float);
@@ -802,23 +827,42 @@ void launch_flash_attention(const void* qkv, void* out, Act a, int t, int c, int
     cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev);
     return n;
   }();
-  // Split the keys only where the grid is under two blocks per SM (tiny, base on an H200): there
-  // it gained ~10% of the attention time; on larger grids the partial writes and the combine
+  // Row tiles per warp: 2 (128 queries a block, 254 registers: 2 blocks an SM) halves the
+  // key/value traffic per query; 1 (64 queries, 6 blocks an SM) balances better when the 128-query
+  // grid is just over one block per SM. Measured on an H200, bf16, attention / whole encoder:
+  // large-v3 (240 blocks) 1.96 / 5.85 ms with 2 vs 2.26 / 6.15 with 1; small (144) 0.72 / 1.53
+  // vs 0.66 / 1.46; tiny and base (72, 96: keys split below) 2 slightly ahead.
+  // $WB_CUDA_FLASH_MR=1|2 forces a choice.
+  static const int forced = [] {
+    const char* e = std::getenv("WB_CUDA_FLASH_MR");
+    return e == nullptr ? 0 : std::atoi(e);
+  }();
+  const int blocks2 = (t + 127) / 128 * heads;
+  const int mr = forced == 1 || forced == 2                 ? forced
+                 : blocks2 <= sms || 2 * blocks2 >= 3 * sms ? 2
+                                                            : 1;
+  const int qb = (t + 64 * mr - 1) / (64 * mr);
+  // Split the keys only where the grid is under one block per SM (tiny on an H200, 144 blocks of
+  // 64 queries: ~10% of the attention time); on larger grids the partial writes and the combine
   // cost more than the extra blocks give (large-v3: 2.2 -> 2.9 ms with 2 splits, measured).
-  const int blocks = (t + kFQ - 1) / kFQ * heads;
+  const int blocks = qb * heads;
   const int n_tiles = (t + kFK - 1) / kFK;
-  const int nsplit = workspace == nullptr || blocks >= 2 * sms
+  const int nsplit = workspace == nullptr || blocks >= sms
                          ? 1
                          : std::min({kFlashMaxSplit, n_tiles, (4 * sms + blocks - 1) / blocks});
-  const dim3 g((t + kFQ - 1) / kFQ, heads, nsplit);
+  const dim3 g(qb, heads, nsplit);
   const float sl2 = alpha * 1.4426950408889634f;
   float* part_o = workspace;
   float* part_ml =
       workspace == nullptr ? nullptr : workspace + static_cast<int64_t>(nsplit) * t * c;
   dispatch(a, [&]<class T>() {
     if constexpr (!std::is_same_v<T, float>) {
-      flash_tc_k<T><<<g, 128, 0, s>>>(static_cast<const T*>(qkv), static_cast<T*>(out), t, c, sl2,
-                                      part_o, part_ml);
+      if (mr == 2)
+        flash_tc_k<T, 2><<<g, 128, 0, s>>>(static_cast<const T*>(qkv), static_cast<T*>(out), t, c,
+                                           sl2, part_o, part_ml);
+      else
+        flash_tc_k<T, 1><<<g, 128, 0, s>>>(static_cast<const T*>(qkv), static_cast<T*>(out), t, c,
+                                           sl2, part_o, part_ml);
       if (nsplit > 1)
         flash_combine_k<T>
             <<<dim3(t, heads), kFD, 0, s>>>(part_o, part_ml, static_cast<T*>(out), t, c, nsplit);
