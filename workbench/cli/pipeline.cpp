@@ -10,12 +10,16 @@
 #ifdef WB_HAVE_CANDIDATE
 #include "wb/candidate/candidate.h"
 #endif
+#ifdef WB_HAVE_CUDA
+#include "wb/cuda/cuda_encoder.h"
+#endif
 
 namespace wb::cli {
 
 void add_encoder_options(CLI::App* sub, EncoderChoice& c) {
-  sub->add_option("--impl", c.impl, "encoder implementation")
-      ->check(CLI::IsMember({"reference", "candidate"}));
+  sub->add_option("--impl", c.impl,
+                  "encoder implementation: reference, candidate (CPU), cuda (builds with nvcc)")
+      ->check(CLI::IsMember({"reference", "candidate", "cuda"}));
   sub->add_option("--dtype", c.dtype, "reference compute dtype (float64 = noise floor)")
       ->check(CLI::IsMember({"float32", "float64"}));
   sub->add_option("--precision", c.precision, "candidate weight precision")
@@ -47,6 +51,17 @@ std::unique_ptr<Encoder> make_encoder(std::shared_ptr<const Checkpoint> model,
   }
   if (c.dtype != "float32")
     throw UsageError("--dtype applies to --impl reference only (use --precision)");
+  if (c.impl == "cuda") {
+#ifdef WB_HAVE_CUDA
+    cuda::Options o;
+    o.precision = c.precision;
+    o.faults = c.faults;
+    return cuda::make_encoder(std::move(model), o);  // "no CUDA device: ..." -> exit 2
+#else
+    throw UsageError(
+        "--impl cuda: this build has no CUDA candidate (configure where nvcc is found)");
+#endif
+  }
 #ifdef WB_HAVE_CANDIDATE
   CandidateOptions o;
   o.precision = c.precision;

@@ -14,10 +14,10 @@
 namespace wb::cli {
 
 struct EncoderChoice {
-  std::string impl = "reference";     // reference | candidate
+  std::string impl = "reference";     // reference | candidate | cuda
   std::string dtype = "float32";      // reference compute dtype: float32 | float64
-  std::string precision = "float32";  // candidate: float32 | bfloat16 | float16
-  std::vector<std::string> faults;    // candidate fault switches
+  std::string precision = "float32";  // candidate, cuda: float32 | bfloat16 | float16
+  std::vector<std::string> faults;    // candidate, cuda fault switches
   int threads = 0;                    // 0: all cores
 };
 

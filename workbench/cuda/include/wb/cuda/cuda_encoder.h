@@ -1,0 +1,50 @@
+// The CUDA candidate: the encoder seam on an NVIDIA GPU (cuFFT log-mel, cuBLASLt GEMMs, fused
+// layer norm, flash-style attention). Plain C++: nothing here needs the CUDA headers.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "wb/core/dims.h"
+#include "wb/core/encoder.h"
+#include "wb/core/weights.h"
+
+namespace wb::cuda {
+
+struct Options {
+  // float32: float32 GEMMs with TF32 off (CUBLAS_COMPUTE_32F). bfloat16 / float16: weights and
+  // GEMM inputs in that type on tensor cores, float32 accumulation, float32 residual stream and
+  // layer-norm statistics.
+  std::string precision = "float32";
+  std::vector<std::string> faults;  // the shared fault table (wb/core/faults.h)
+  int device = 0;
+};
+
+// Empty when a CUDA device can be used, else why not ("no CUDA device: ...").
+std::string device_unavailable_reason();
+
+// Throws wb::UsageError for an unknown precision, an unknown fault or a fault this backend does
+// not implement (named); std::runtime_error("no CUDA device: ...") where no GPU can be used.
+std::unique_ptr<Encoder> make_encoder(std::shared_ptr<const Checkpoint> model, const Options& o);
+// Faults of the shared table this backend implements.
+std::vector<std::string> supported_faults();
+
+struct Timing {
+  std::vector<double> ms;  // one per timed run (CUDA events around stem + blocks + ln_post)
+  double median_ms = 0;
+  bool graph = false;  // runs replayed one CUDA graph of the whole encoder
+  std::string device;
+  double gflop = 0;  // encoder FLOPs per run (GEMMs, convolutions, attention), 1e9
+  // Per op kind (gemm, attention, layer_norm, gelu, im2col, add): median ms over 5 stream runs
+  // with an event after every op (so they include launch gaps the graph removes).
+  std::map<std::string, double> breakdown_ms;
+};
+
+// Times the encoder from mel to ln_post on random weights of `dims` (generated on the device):
+// `warmup` untimed runs, then `iters` timed ones, no taps and no host copies.
+Timing time_encoder(const ModelDims& dims, const std::string& precision, int iters, int warmup,
+                    bool graph, uint64_t seed = 1);
+
+}  // namespace wb::cuda

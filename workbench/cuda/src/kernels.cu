@@ -1,0 +1,883 @@
+// The CUDA candidate's kernels. Each launcher checks nothing but its launch; shapes are the
+// caller's business (encoder.cpp validates them once per call).
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+
+#include "kernels.h"
+
+namespace wb::cuda {
+namespace {
+
+template <class T>
+__device__ __forceinline__ T from_f(float x);
+template <>
+__device__ __forceinline__ float from_f<float>(float x) {
+  return x;
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) {
+  return __float2bfloat16_rn(x);
+}
+template <>
+__device__ __forceinline__ __half from_f<__half>(float x) {
+  return __float2half_rn(x);
+}
+__device__ __forceinline__ float to_f(float x) { return x; }
+__device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ float to_f(__half x) { return __half2float(x); }
+template <class T>
+__device__ __forceinline__ float round_to(float x) {
+  return to_f(from_f<T>(x));
+}
+
+void check_launch(const char* what) {
+  const cudaError_t e = cudaGetLastError();
+  if (e != cudaSuccess)
+    throw std::runtime_error(std::string("CUDA launch ") + what + ": " + cudaGetErrorString(e));
+}
+
+unsigned blocks_for(int64_t n, int threads) {
+  const int64_t b = (n + threads - 1) / threads;
+  return static_cast<unsigned>(b < 65535 * 16 ? b : 65535 * 16);
+}
+
+// Calls f.template operator()<T>() with T the element type of `a`.
+template <class F>
+void dispatch(Act a, F&& f) {
+  switch (a) {
+    case Act::f32:
+      f.template operator()<float>();
+      break;
+    case Act::bf16:
+      f.template operator()<__nv_bfloat16>();
+      break;
+    case Act::f16:
+      f.template operator()<__half>();
+      break;
+  }
+}
+
+// ---- front end ----
+__global__ void frame_window_k(const float* pcm, int64_t n, const float* window, float* frames,
+                               int n_frames, int n_fft, int hop, int first, bool reflect) {
+  const int f = blockIdx.x;
+  const int pad = n_fft / 2;
+  for (int i = threadIdx.x; i < n_fft; i += blockDim.x) {
+    int64_t j = static_cast<int64_t>(f + first) * hop + i - pad;
+    float v;
+    if (j < 0)
+      v = reflect ? pcm[-j] : 0.0f;
+    else if (j >= n)
+      v = reflect ? pcm[2 * (n - 1) - j] : 0.0f;
+    else
+      v = pcm[j];
+    frames[static_cast<int64_t>(f) * n_fft + i] = v * window[i];
+  }
+}
+
+__global__ void mel_power_k(const float* spec, const float* filters, float* out, int n_mels,
+                            int n_frames, int bins) {
+  extern __shared__ float p[];  // |spec[f, :]|^2
+  const int f = blockIdx.x;
+  for (int b = threadIdx.x; b < bins; b += blockDim.x) {
+    const float re = spec[(static_cast<int64_t>(f) * bins + b) * 2];
+    const float im = spec[(static_cast<int64_t>(f) * bins + b) * 2 + 1];
+    p[b] = re * re + im * im;
+  }
+  __syncthreads();
+  for (int m = threadIdx.x; m < n_mels; m += blockDim.x) {
+    const float* w = filters + static_cast<int64_t>(m) * bins;
+    float acc = 0.0f;
+    for (int b = 0; b < bins; ++b) acc = fmaf(w[b], p[b], acc);
+    out[static_cast<int64_t>(m) * n_frames + f] = acc;
+  }
+}
+
+// Order-preserving map of a float onto uint32 (for atomicMax over signed floats).
+__device__ __forceinline__ uint32_t ordered(float x) {
+  const uint32_t u = __float_as_uint(x);
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+__device__ __forceinline__ float unordered(uint32_t u) {
+  return __uint_as_float((u & 0x80000000u) ? (u & 0x7fffffffu) : ~u);
+}
+
+__global__ void log_max_k(float* x, int64_t n, bool db, uint32_t* mx) {
+  float m = -INFINITY;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    float v = log10f(fmaxf(x[i], 1e-10f));
+    if (db) v *= 10.0f;
+    x[i] = v;
+    m = fmaxf(m, v);
+  }
+  for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+  if ((threadIdx.x & 31) == 0) atomicMax(mx, ordered(m));
+}
+
+__global__ void log_floor_k(float* x, int64_t n, bool db, const uint32_t* mx) {
+  const float m = unordered(*mx);
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    if (db)
+      x[i] = fmaxf(x[i], m - 80.0f);
+    else
+      x[i] = (fmaxf(x[i], m - 8.0f) + 4.0f) / 4.0f;
+  }
+}
+
+// ---- stem ----
+template <class T>
+__global__ void im2col1_k(const float* mel, T* col, int n_mels, int t2, int pad) {
+  const int64_t total = static_cast<int64_t>(t2) * n_mels * 3;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t t = i / (n_mels * 3);
+    const int r = static_cast<int>(i % (n_mels * 3));
+    const int ci = r / 3, k = r % 3;
+    const int64_t s = t + k - pad;
+    col[i] = from_f<T>((s >= 0 && s < t2) ? mel[static_cast<int64_t>(ci) * t2 + s] : 0.0f);
+  }
+}
+
+template <class T>
+__global__ void im2col2_k(const float* h, T* col, int c, int t2, int t1, int pad) {
+  const int64_t total = static_cast<int64_t>(t1) * 3 * c;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t t = i / (3 * c);
+    const int r = static_cast<int>(i % (3 * c));
+    const int k = r / c, ci = r % c;
+    const int64_t s = 2 * t + k - pad;
+    col[i] = from_f<T>((s >= 0 && s < t2) ? h[s * c + ci] : 0.0f);
+  }
+}
+
+// ---- elementwise ----
+__device__ __forceinline__ float gelu1(float v, bool tanh_approx) {
+  if (tanh_approx)
+    return 0.5f * v * (1.0f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+  return 0.5f * v * (1.0f + erff(v * 0.7071067811865476f));
+}
+// Four elements per thread (n % 4 == 0, 16-byte aligned pointers).
+template <class T>
+__global__ void gelu4_k(const float4* x, float4* y32, T* ya, int64_t n4, bool tanh_approx) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n4;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const float4 v = x[i];
+    const float4 g = make_float4(gelu1(v.x, tanh_approx), gelu1(v.y, tanh_approx),
+                                 gelu1(v.z, tanh_approx), gelu1(v.w, tanh_approx));
+    if (y32 != nullptr) y32[i] = g;
+    if (ya != nullptr) {
+      ya[4 * i] = from_f<T>(g.x);
+      ya[4 * i + 1] = from_f<T>(g.y);
+      ya[4 * i + 2] = from_f<T>(g.z);
+      ya[4 * i + 3] = from_f<T>(g.w);
+    }
+  }
+}
+
+// In place on 16-bit values, eight per thread (n % 8 == 0, 16-byte aligned).
+template <class T>
+__global__ void gelu16_k(uint4* x, int64_t n8, bool tanh_approx) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n8;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    uint4 v = x[i];
+    T* e = reinterpret_cast<T*>(&v);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) e[j] = from_f<T>(gelu1(to_f(e[j]), tanh_approx));
+    x[i] = v;
+  }
+}
+
+template <class T>
+__global__ void gelu_k(const float* x, float* y32, T* ya, int64_t n, bool tanh_approx) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const float v = x[i];
+    float g;
+    if (tanh_approx)
+      g = 0.5f * v * (1.0f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+    else
+      g = 0.5f * v * (1.0f + erff(v * 0.7071067811865476f));
+    if (y32 != nullptr) y32[i] = g;
+    if (ya != nullptr) ya[i] = from_f<T>(g);
+  }
+}
+
+__global__ void add_k(const float* a, const float* b, float* out, int64_t n) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    out[i] = a[i] + b[i];
+}
+
+template <class T>
+__global__ void to_f32_k(const T* x, float* y, int64_t n) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    y[i] = to_f(x[i]);
+}
+
+template <class T>
+__global__ void convert_k(const float* x, T* y, int64_t n) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    y[i] = from_f<T>(x[i]);
+}
+
+// ---- layer norm: one block of 256 threads per row ----
+__device__ __forceinline__ float block_sum(float v, float* red) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  const int w = threadIdx.x >> 5, l = threadIdx.x & 31;
+  __syncthreads();  // red is reused between calls
+  if (l == 0) red[w] = v;
+  __syncthreads();
+  float s = 0.0f;
+  const int nw = blockDim.x >> 5;
+  for (int i = 0; i < nw; ++i) s += red[i];
+  return s;
+}
+
+// One warp per row, the row in registers (cols % 4 == 0, cols <= 128 * kLnMax4): float4 loads,
+// two-pass statistics by warp shuffles. 2 rows per block of 64 threads (more blocks than SMs for
+// 1500 rows).
+constexpr int kLnMax4 = 12;
+template <class T>
+__global__ void layer_norm_warp_k(const float* x, const float* g, const float* b, float* y32, T* ya,
+                                  int rows, int cols, float eps) {
+  const int64_t row = blockIdx.x * 2 + (threadIdx.x >> 5);
+  const int lane = threadIdx.x & 31;
+  if (row >= rows) return;
+  const int n4 = cols / 4;
+  const float4* xr = reinterpret_cast<const float4*>(x + row * cols);
+  float4 v[kLnMax4];
+  float s = 0.0f;
+#pragma unroll
+  for (int k = 0; k < kLnMax4; ++k) {
+    const int i = lane + 32 * k;
+    v[k] = i < n4 ? xr[i] : make_float4(0.f, 0.f, 0.f, 0.f);
+    s += (v[k].x + v[k].y) + (v[k].z + v[k].w);
+  }
+  for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+  const float mean = s / static_cast<float>(cols);
+  float q = 0.0f;
+#pragma unroll
+  for (int k = 0; k < kLnMax4; ++k) {
+    if (lane + 32 * k >= n4) continue;
+    const float a = v[k].x - mean, bb = v[k].y - mean, c = v[k].z - mean, d = v[k].w - mean;
+    q += (a * a + bb * bb) + (c * c + d * d);
+  }
+  for (int o = 16; o > 0; o >>= 1) q += __shfl_xor_sync(0xffffffffu, q, o);
+  const float rstd = rsqrtf(q / static_cast<float>(cols) + eps);
+  const float4* g4 = reinterpret_cast<const float4*>(g);
+  const float4* b4 = reinterpret_cast<const float4*>(b);
+#pragma unroll
+  for (int k = 0; k < kLnMax4; ++k) {
+    const int i = lane + 32 * k;
+    if (i >= n4) continue;
+    const float4 gg = g4[i], bv = b4[i];
+    const float4 r =
+        make_float4((v[k].x - mean) * rstd * gg.x + bv.x, (v[k].y - mean) * rstd * gg.y + bv.y,
+                    (v[k].z - mean) * rstd * gg.z + bv.z, (v[k].w - mean) * rstd * gg.w + bv.w);
+    if (y32 != nullptr) reinterpret_cast<float4*>(y32 + row * cols)[i] = r;
+    if (ya != nullptr) {
+      T* d = ya + row * cols + 4 * i;
+      d[0] = from_f<T>(r.x);
+      d[1] = from_f<T>(r.y);
+      d[2] = from_f<T>(r.z);
+      d[3] = from_f<T>(r.w);
+    }
+  }
+}
+
+template <class T>
+__global__ void layer_norm_k(const float* x, const float* g, const float* b, float* y32, T* ya,
+                             int cols, float eps) {
+  __shared__ float red[32];
+  const int64_t row = blockIdx.x;
+  const float* xr = x + row * cols;
+  float s = 0.0f;
+  for (int i = threadIdx.x; i < cols; i += blockDim.x) s += xr[i];
+  const float mean = block_sum(s, red) / static_cast<float>(cols);
+  float q = 0.0f;
+  for (int i = threadIdx.x; i < cols; i += blockDim.x) {
+    const float d = xr[i] - mean;
+    q = fmaf(d, d, q);
+  }
+  const float var = block_sum(q, red) / static_cast<float>(cols);
+  const float rstd = rsqrtf(var + eps);
+  for (int i = threadIdx.x; i < cols; i += blockDim.x) {
+    const float v = (xr[i] - mean) * rstd * g[i] + b[i];
+    if (y32 != nullptr) y32[row * cols + i] = v;
+    if (ya != nullptr) ya[row * cols + i] = from_f<T>(v);
+  }
+}
+
+// ---- attention: one thread per query row, key/value tiles staged in shared memory ----
+// Each thread keeps q (pre-multiplied by alpha * log2(e)) and its output accumulator in
+// registers and walks all keys with a running maximum m and denominator l (online softmax):
+//   s = q.k;  if s > m: acc *= 2^(m - s), l *= 2^(m - s), m = s;  p = 2^(s - m);
+//   l += p;  acc += p v.
+constexpr int kAttnQ = 64;  // queries (threads) per block
+
+template <int DH, class T>
+__global__ void __launch_bounds__(kAttnQ)
+    attention_k(const float* qkv, T* out, int t, int c, float alpha, bool round_inputs) {
+  constexpr int kAttnKT = DH <= 64 ? 64 : 32;  // keys per tile: 32 KiB of keys and values
+  __shared__ float4 ks[kAttnKT][DH / 4];
+  __shared__ float4 vs[kAttnKT][DH / 4];
+  const int h = blockIdx.y;
+  const int qi = blockIdx.x * kAttnQ + threadIdx.x;
+  const int64_t ld = 3 * static_cast<int64_t>(c);
+  const bool active = qi < t;
+  const float qscale = alpha * 1.4426950408889634f;
+  float q[DH], acc[DH];
+#pragma unroll
+  for (int d = 0; d < DH; ++d) {
+    float v = active ? qkv[qi * ld + h * DH + d] : 0.0f;
+    if (round_inputs) v = round_to<T>(v);
+    q[d] = v * qscale;
+    acc[d] = 0.0f;
+  }
+  float m = -INFINITY, l = 0.0f;
+  for (int k0 = 0; k0 < t; k0 += kAttnKT) {
+    const int nk = min(kAttnKT, t - k0);
+    __syncthreads();
+    for (int i = threadIdx.x; i < nk * (DH / 4); i += kAttnQ) {
+      const int j = i / (DH / 4), d4 = i % (DH / 4);
+      const float* kp = qkv + (k0 + j) * ld + c + h * DH + d4 * 4;
+      float4 kv = *reinterpret_cast<const float4*>(kp);
+      float4 vv = *reinterpret_cast<const float4*>(kp + c);
+      if (round_inputs) {
+        kv =
+            make_float4(round_to<T>(kv.x), round_to<T>(kv.y), round_to<T>(kv.z), round_to<T>(kv.w));
+        vv =
+            make_float4(round_to<T>(vv.x), round_to<T>(vv.y), round_to<T>(vv.z), round_to<T>(vv.w));
+      }
+      ks[j][d4] = kv;
+      vs[j][d4] = vv;
+    }
+    __syncthreads();
+    for (int j = 0; j < nk; ++j) {
+      float s0 = 0.0f, s1 = 0.0f;
+#pragma unroll
+      for (int d4 = 0; d4 < DH / 4; ++d4) {
+        const float4 kv = ks[j][d4];
+        s0 = fmaf(q[4 * d4], kv.x, s0);
+        s1 = fmaf(q[4 * d4 + 1], kv.y, s1);
+        s0 = fmaf(q[4 * d4 + 2], kv.z, s0);
+        s1 = fmaf(q[4 * d4 + 3], kv.w, s1);
+      }
+      const float s = s0 + s1;
+      if (s > m) {
+        const float corr = exp2f(m - s);
+        l *= corr;
+#pragma unroll
+        for (int d = 0; d < DH; ++d) acc[d] *= corr;
+        m = s;
+      }
+      const float p = exp2f(s - m);
+      l += p;
+#pragma unroll
+      for (int d4 = 0; d4 < DH / 4; ++d4) {
+        const float4 vv = vs[j][d4];
+        acc[4 * d4] = fmaf(p, vv.x, acc[4 * d4]);
+        acc[4 * d4 + 1] = fmaf(p, vv.y, acc[4 * d4 + 1]);
+        acc[4 * d4 + 2] = fmaf(p, vv.z, acc[4 * d4 + 2]);
+        acc[4 * d4 + 3] = fmaf(p, vv.w, acc[4 * d4 + 3]);
+      }
+    }
+  }
+  if (!active) return;
+  const float inv = 1.0f / l;
+#pragma unroll
+  for (int d = 0; d < DH; ++d)
+    out[qi * static_cast<int64_t>(c) + h * DH + d] = from_f<T>(acc[d] * inv);
+}
+
+// ---- attention on tensor cores (bfloat16 / float16 q, k, v; d_head 64) ----
+// qkv: [flash_rows(t), 3C] of the 16-bit type, rows >= t zero (so tiles never read past it).
+// FlashAttention-2 style with mma.sync m16n8k16 (float32 accumulation): a block is 4 warps and
+// 64 queries of one head, 16 query rows per warp, Q fragments in registers for the whole key
+// loop. Key/value tiles of 64 rows are double-buffered in shared memory by cp.async. Per tile a
+// warp computes S = Q K^T (16 x 64) in registers; the four lanes of a quad share a row and do the
+// online softmax in float32 (m, l by quad shuffles); P, rounded to the input type as in
+// FlashAttention, is re-packed from the S accumulators straight into A fragments (their layouts
+// coincide) for O += P V, whose V fragments come from ldmatrix.trans. Fragment layouts: PTX ISA,
+// "Matrix fragments for mma.m16n8k16" (g = lane / 4 is the row, t4 = lane % 4 the column pair).
+constexpr int kFQ = 64, kFK = 64, kFD = 64;
+constexpr int kLdh = kFD + 8;  // 16-bit row stride (elements): 144 bytes, conflict-free
+constexpr int kFlashMaxSplit = 4;
+
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
+  const unsigned sa = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(sa), "l"(gmem));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+template <class T>
+__device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
+                                         uint32_t b1) {
+  if constexpr (std::is_same_v<T, __half>)
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  else
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Two floats to a packed pair of T (lower column in the low half).
+template <class T>
+__device__ __forceinline__ uint32_t pack2(float lo, float hi) {
+  if constexpr (std::is_same_v<T, __half>) {
+    const __half2 v = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&v);
+  } else {
+    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&v);
+  }
+}
+
+template <class T, int MR>
+__global__ void __launch_bounds__(128) flash_tc_k(const T* qkv, T* out, int t, int c,
+                                                  float scale_log2, float* part_o, float* part_ml) {
+  // MR m16 row tiles per warp: 16 * MR query rows per warp, 64 * MR per block.
+  __shared__ __align__(128) T kv_s[2][2][kFK * kLdh];  // [stage][K | V][key][d]
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int g = lane >> 2, t4 = lane & 3;
+  const int h = blockIdx.y, q0 = blockIdx.x * 64 * MR + warp * 16 * MR;
+  const int64_t ld = 3 * static_cast<int64_t>(c);
+  auto load_tile = [&](int k0, int stage) {
+    T* ks = kv_s[stage][0];
+    T* vs = kv_s[stage][1];
+    for (int i = threadIdx.x; i < kFK * kFD / 8; i += blockDim.x) {  // 16-byte chunks
+      const int r = i / (kFD / 8), d8 = i % (kFD / 8);
+      const T* src = qkv + (k0 + r) * ld + c + h * kFD + d8 * 8;
+      cp_async16(ks + r * kLdh + d8 * 8, src);
+      cp_async16(vs + r * kLdh + d8 * 8, src + c);
+    }
+    cp_async_commit();
+  };
+  // Split over keys (gridDim.z > 1, flash-decoding style, for grids too small to fill the GPU):
+  // this block takes key tiles [tb, te) and leaves unnormalised O, m and l to flash_combine_k.
+  const int n_all = (t + kFK - 1) / kFK;
+  const int per = (n_all + gridDim.z - 1) / gridDim.z;
+  const int tb = min(n_all, static_cast<int>(blockIdx.z) * per), te = min(n_all, tb + per);
+  if (tb < te) load_tile(tb * kFK, 0);
+  // Q fragments (16 rows x 64 dims: 4 k-steps of 16) per row tile, straight from global memory.
+  uint32_t qa[MR][kFD / 16][4];
+#pragma unroll
+  for (int mr = 0; mr < MR; ++mr) {
+    const T* qr = qkv + (q0 + mr * 16 + g) * ld + h * kFD + t4 * 2;
+#pragma unroll
+    for (int kk = 0; kk < kFD / 16; ++kk) {
+      qa[mr][kk][0] = *reinterpret_cast<const uint32_t*>(qr + kk * 16);
+      qa[mr][kk][1] = *reinterpret_cast<const uint32_t*>(qr + 8 * ld + kk * 16);
+      qa[mr][kk][2] = *reinterpret_cast<const uint32_t*>(qr + kk * 16 + 8);
+      qa[mr][kk][3] = *reinterpret_cast<const uint32_t*>(qr + 8 * ld + kk * 16 + 8);
+    }
+  }
+  float o[MR][kFD / 8][4];
+  float m[MR][2], l[MR][2];  // rows g and g + 8 of each row tile
+#pragma unroll
+  for (int mr = 0; mr < MR; ++mr) {
+#pragma unroll
+    for (int i = 0; i < kFD / 8; ++i) o[mr][i][0] = o[mr][i][1] = o[mr][i][2] = o[mr][i][3] = 0.0f;
+    m[mr][0] = m[mr][1] = -INFINITY;
+    l[mr][0] = l[mr][1] = 0.0f;
+  }
+  const int n_tiles = te - tb;
+  for (int it = 0; it < n_tiles; ++it) {
+    const int k0 = (tb + it) * kFK;
+    if (it + 1 < n_tiles) {
+      load_tile(k0 + kFK, (it + 1) & 1);
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+    const T* ks = kv_s[it & 1][0];
+    const T* vs = kv_s[it & 1][1];
+    // S = Q K^T: 8 tiles of 8 keys; K fragments by ldmatrix.x4 (lanes 8j.. address d offset 8j)
+    float sa[MR][kFK / 8][4];
+#pragma unroll
+    for (int nt = 0; nt < kFK / 8; ++nt) {
+      uint32_t kb[8];
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        const T* kp = ks + (nt * 8 + (lane & 7)) * kLdh + hh * 32 + (lane >> 3) * 8;
+        const unsigned ka = static_cast<unsigned>(__cvta_generic_to_shared(kp));
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                     : "=r"(kb[4 * hh]), "=r"(kb[4 * hh + 1]), "=r"(kb[4 * hh + 2]),
+                       "=r"(kb[4 * hh + 3])
+                     : "r"(ka));
+      }
+#pragma unroll
+      for (int mr = 0; mr < MR; ++mr) {
+        sa[mr][nt][0] = sa[mr][nt][1] = sa[mr][nt][2] = sa[mr][nt][3] = 0.0f;
+#pragma unroll
+        for (int kk = 0; kk < kFD / 16; ++kk)
+          mma16816<T>(sa[mr][nt], qa[mr][kk], kb[2 * kk], kb[2 * kk + 1]);
+      }
+    }
+    // online softmax (base 2), keys >= t masked
+#pragma unroll
+    for (int mr = 0; mr < MR; ++mr) {
+      float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+      for (int nt = 0; nt < kFK / 8; ++nt)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const bool valid = k0 + nt * 8 + t4 * 2 + e < t;
+          sa[mr][nt][e] = valid ? sa[mr][nt][e] * scale_log2 : -INFINITY;
+          sa[mr][nt][2 + e] = valid ? sa[mr][nt][2 + e] * scale_log2 : -INFINITY;
+          mx0 = fmaxf(mx0, sa[mr][nt][e]);
+          mx1 = fmaxf(mx1, sa[mr][nt][2 + e]);
+        }
+#pragma unroll
+      for (int off = 1; off <= 2; off <<= 1) {
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, off));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, off));
+      }
+      const float mn0 = fmaxf(m[mr][0], mx0), mn1 = fmaxf(m[mr][1], mx1);
+      const float corr0 = exp2f(m[mr][0] - mn0), corr1 = exp2f(m[mr][1] - mn1);
+      float sum0 = 0.0f, sum1 = 0.0f;
+#pragma unroll
+      for (int nt = 0; nt < kFK / 8; ++nt)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          sa[mr][nt][e] = exp2f(sa[mr][nt][e] - mn0);
+          sa[mr][nt][2 + e] = exp2f(sa[mr][nt][2 + e] - mn1);
+          sum0 += sa[mr][nt][e];
+          sum1 += sa[mr][nt][2 + e];
+        }
+#pragma unroll
+      for (int off = 1; off <= 2; off <<= 1) {
+        sum0 += __shfl_xor_sync(0xffffffffu, sum0, off);
+        sum1 += __shfl_xor_sync(0xffffffffu, sum1, off);
+      }
+      l[mr][0] = l[mr][0] * corr0 + sum0;
+      l[mr][1] = l[mr][1] * corr1 + sum1;
+      m[mr][0] = mn0;
+      m[mr][1] = mn1;
+#pragma unroll
+      for (int dt = 0; dt < kFD / 8; ++dt) {
+        o[mr][dt][0] *= corr0;
+        o[mr][dt][1] *= corr0;
+        o[mr][dt][2] *= corr1;
+        o[mr][dt][3] *= corr1;
+      }
+    }
+    // O += P V: 4 k-steps of 16 keys; V fragments by ldmatrix.x4.trans (two d-tiles each)
+#pragma unroll
+    for (int kt = 0; kt < kFK / 16; ++kt) {
+      uint32_t pa[MR][4];
+#pragma unroll
+      for (int mr = 0; mr < MR; ++mr) {
+        pa[mr][0] = pack2<T>(sa[mr][2 * kt][0], sa[mr][2 * kt][1]);
+        pa[mr][1] = pack2<T>(sa[mr][2 * kt][2], sa[mr][2 * kt][3]);
+        pa[mr][2] = pack2<T>(sa[mr][2 * kt + 1][0], sa[mr][2 * kt + 1][1]);
+        pa[mr][3] = pack2<T>(sa[mr][2 * kt + 1][2], sa[mr][2 * kt + 1][3]);
+      }
+#pragma unroll
+      for (int dp = 0; dp < kFD / 16; ++dp) {
+        const T* vp = vs + (kt * 16 + (lane & 15)) * kLdh + dp * 16 + (lane >> 4) * 8;
+        const unsigned va = static_cast<unsigned>(__cvta_generic_to_shared(vp));
+        uint32_t r0, r1, r2, r3;
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                     : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+                     : "r"(va));
+#pragma unroll
+        for (int mr = 0; mr < MR; ++mr) {
+          mma16816<T>(o[mr][2 * dp], pa[mr], r0, r1);
+          mma16816<T>(o[mr][2 * dp + 1], pa[mr], r2, r3);
+        }
+      }
+    }
+    __syncthreads();  // every warp is done with this stage before it is refilled
+  }
+  const int heads = c / kFD;
+#pragma unroll
+  for (int mr = 0; mr < MR; ++mr) {
+    const int r0 = q0 + mr * 16 + g;
+    if (gridDim.z > 1) {
+      const int64_t base = static_cast<int64_t>(blockIdx.z) * t;
+#pragma unroll
+      for (int dt = 0; dt < kFD / 8; ++dt) {
+        const int col = h * kFD + dt * 8 + t4 * 2;
+        if (r0 < t)
+          *reinterpret_cast<float2*>(part_o + (base + r0) * c + col) =
+              make_float2(o[mr][dt][0], o[mr][dt][1]);
+        if (r0 + 8 < t)
+          *reinterpret_cast<float2*>(part_o + (base + r0 + 8) * c + col) =
+              make_float2(o[mr][dt][2], o[mr][dt][3]);
+      }
+      if (t4 == 0) {
+        if (r0 < t)
+          *reinterpret_cast<float2*>(part_ml + ((base + r0) * heads + h) * 2) =
+              make_float2(m[mr][0], l[mr][0]);
+        if (r0 + 8 < t)
+          *reinterpret_cast<float2*>(part_ml + ((base + r0 + 8) * heads + h) * 2) =
+              make_float2(m[mr][1], l[mr][1]);
+      }
+      continue;
+    }
+    const float inv0 = 1.0f / l[mr][0], inv1 = 1.0f / l[mr][1];
+#pragma unroll
+    for (int dt = 0; dt < kFD / 8; ++dt) {
+      const int col = h * kFD + dt * 8 + t4 * 2;
+      if (r0 < t)
+        *reinterpret_cast<uint32_t*>(out + r0 * static_cast<int64_t>(c) + col) =
+            pack2<T>(o[mr][dt][0] * inv0, o[mr][dt][1] * inv0);
+      if (r0 + 8 < t)
+        *reinterpret_cast<uint32_t*>(out + (r0 + 8) * static_cast<int64_t>(c) + col) =
+            pack2<T>(o[mr][dt][2] * inv1, o[mr][dt][3] * inv1);
+    }
+  }
+}
+
+// out[row, h*64 + d] = sum_s 2^(m_s - M) O_s / sum_s 2^(m_s - M) l_s, M = max_s m_s.
+template <class T>
+__global__ void flash_combine_k(const float* part_o, const float* part_ml, T* out, int t, int c,
+                                int nsplit) {
+  const int row = blockIdx.x, h = blockIdx.y, d = threadIdx.x;
+  const int heads = c / kFD;
+  float mx = -INFINITY;
+  for (int sp = 0; sp < nsplit; ++sp)
+    mx = fmaxf(mx, part_ml[((static_cast<int64_t>(sp) * t + row) * heads + h) * 2]);
+  float l = 0.0f, acc = 0.0f;
+  for (int sp = 0; sp < nsplit; ++sp) {
+    const int64_t r = static_cast<int64_t>(sp) * t + row;
+    const float w = exp2f(part_ml[(r * heads + h) * 2] - mx);
+    l += w * part_ml[(r * heads + h) * 2 + 1];
+    acc += w * part_o[r * c + h * kFD + d];
+  }
+  out[static_cast<int64_t>(row) * c + h * kFD + d] = from_f<T>(acc / l);
+}
+
+// ---- random fill: splitmix64 of (seed, index) ----
+__device__ __forceinline__ uint64_t splitmix(uint64_t z) {
+  z += 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+template <class T>
+__global__ void fill_uniform_k(T* p, int64_t n, uint64_t seed, float scale, float offset) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const uint64_t r = splitmix(seed * 0x100000001b3ull + static_cast<uint64_t>(i));
+    const float u = static_cast<float>(r >> 40) * (1.0f / 16777216.0f);  // [0, 1)
+    p[i] = from_f<T>(offset + scale * (2.0f * u - 1.0f));
+  }
+}
+
+}  // namespace
+
+void launch_frame_window(const float* pcm, int64_t n, const float* window, float* frames,
+                         int n_frames, int n_fft, int hop, int first, bool reflect,
+                         cudaStream_t s) {
+  frame_window_k<<<n_frames, 128, 0, s>>>(pcm, n, window, frames, n_frames, n_fft, hop, first,
+                                          reflect);
+  check_launch("frame_window");
+}
+
+void launch_mel_power(const float* spec, const float* filters, float* out, int n_mels, int n_frames,
+                      int bins, cudaStream_t s) {
+  mel_power_k<<<n_frames, 128, sizeof(float) * bins, s>>>(spec, filters, out, n_mels, n_frames,
+                                                          bins);
+  check_launch("mel_power");
+}
+
+void launch_log_mel(float* mel, int64_t n, bool db, uint32_t* scratch, cudaStream_t s) {
+  cudaMemsetAsync(scratch, 0, sizeof(uint32_t), s);
+  log_max_k<<<blocks_for(n, 256), 256, 0, s>>>(mel, n, db, scratch);
+  log_floor_k<<<blocks_for(n, 256), 256, 0, s>>>(mel, n, db, scratch);
+  check_launch("log_mel");
+}
+
+void launch_im2col_conv1(const float* mel, void* col, Act a, int n_mels, int t2, int pad,
+                         cudaStream_t s) {
+  const int64_t n = static_cast<int64_t>(t2) * n_mels * 3;
+  dispatch(a, [&]<class T>() {
+    im2col1_k<T><<<blocks_for(n, 256), 256, 0, s>>>(mel, static_cast<T*>(col), n_mels, t2, pad);
+  });
+  check_launch("im2col_conv1");
+}
+
+void launch_im2col_conv2(const float* h, void* col, Act a, int c, int t2, int t1, int pad,
+                         cudaStream_t s) {
+  const int64_t n = static_cast<int64_t>(t1) * 3 * c;
+  dispatch(a, [&]<class T>() {
+    im2col2_k<T><<<blocks_for(n, 256), 256, 0, s>>>(h, static_cast<T*>(col), c, t2, t1, pad);
+  });
+  check_launch("im2col_conv2");
+}
+
+void launch_gelu(const float* x, float* y_f32, void* y_act, Act a, int64_t n, bool tanh_approx,
+                 cudaStream_t s) {
+  dispatch(a, [&]<class T>() {
+    if (n % 4 == 0)
+      gelu4_k<T><<<blocks_for(n / 4, 256), 256, 0, s>>>(reinterpret_cast<const float4*>(x),
+                                                        reinterpret_cast<float4*>(y_f32),
+                                                        static_cast<T*>(y_act), n / 4, tanh_approx);
+    else
+      gelu_k<T>
+          <<<blocks_for(n, 256), 256, 0, s>>>(x, y_f32, static_cast<T*>(y_act), n, tanh_approx);
+  });
+  check_launch("gelu");
+}
+
+void launch_gelu16(void* x, Act a, int64_t n, bool tanh_approx, cudaStream_t s) {
+  if (a == Act::f32 || n % 8 != 0) throw std::invalid_argument("gelu16: 16-bit, n % 8 == 0");
+  dispatch(a, [&]<class T>() {
+    if constexpr (!std::is_same_v<T, float>)
+      gelu16_k<T>
+          <<<blocks_for(n / 8, 256), 256, 0, s>>>(static_cast<uint4*>(x), n / 8, tanh_approx);
+  });
+  check_launch("gelu16");
+}
+
+void launch_add(const float* a, const float* b, float* out, int64_t n, cudaStream_t s) {
+  add_k<<<blocks_for(n, 256), 256, 0, s>>>(a, b, out, n);
+  check_launch("add");
+}
+
+void launch_convert(const float* x, void* y, Act a, int64_t n, cudaStream_t s) {
+  dispatch(a, [&]<class T>() {
+    convert_k<T><<<blocks_for(n, 256), 256, 0, s>>>(x, static_cast<T*>(y), n);
+  });
+  check_launch("convert");
+}
+
+void launch_to_f32(const void* x, Act a, float* y, int64_t n, cudaStream_t s) {
+  dispatch(a, [&]<class T>() {
+    to_f32_k<T><<<blocks_for(n, 256), 256, 0, s>>>(static_cast<const T*>(x), y, n);
+  });
+  check_launch("to_f32");
+}
+
+void launch_layer_norm(const float* x, const float* gamma, const float* beta, float* y_f32,
+                       void* y_act, Act a, int rows, int cols, float eps, cudaStream_t s) {
+  dispatch(a, [&]<class T>() {
+    if (cols % 4 == 0 && cols <= 128 * kLnMax4)
+      layer_norm_warp_k<T><<<(rows + 1) / 2, 64, 0, s>>>(x, gamma, beta, y_f32,
+                                                         static_cast<T*>(y_act), rows, cols, eps);
+    else
+      layer_norm_k<T>
+          <<<rows, 256, 0, s>>>(x, gamma, beta, y_f32, static_cast<T*>(y_act), cols, eps);
+  });
+  check_launch("layer_norm");
+}
+
+void launch_attention(const float* qkv, void* out, Act a, int t, int c, int heads, float alpha,
+                      bool round_inputs, cudaStream_t s) {
+  const int dh = c / heads;
+  const dim3 grid((t + kAttnQ - 1) / kAttnQ, heads);
+  auto go = [&]<int DH>() {
+    dispatch(a, [&]<class T>() {
+      attention_k<DH, T>
+          <<<grid, kAttnQ, 0, s>>>(qkv, static_cast<T*>(out), t, c, alpha, round_inputs);
+    });
+  };
+  if (dh * heads != c) throw std::invalid_argument("attention: C not a multiple of heads");
+  if (dh == 32)
+    go.template operator()<32>();
+  else if (dh == 64)
+    go.template operator()<64>();
+  else if (dh == 128)
+    go.template operator()<128>();
+  else
+    throw std::invalid_argument("attention: d_head " + std::to_string(dh) +
+                                " not supported (32, 64, 128)");
+  check_launch("attention");
+}
+
+int flash_rows(int t) { return (t + 127) / 128 * 128; }  // whole 128-query blocks (MR = 2)
+
+std::size_t flash_workspace_bytes(int t, int c) {
+  return static_cast<std::size_t>(kFlashMaxSplit) * t * (c + 2 * (c / kFD)) * sizeof(float);
+}
+
+void launch_flash_attention(const void* qkv, void* out, Act a, int t, int c, int heads, float alpha,
+                            float* workspace, cudaStream_t s) {
+  if (a == Act::f32) throw std::invalid_argument("flash attention: 16-bit inputs only");
+  if (c != heads * kFD)
+    throw std::invalid_argument("flash attention: d_head " + std::to_string(c / heads) +
+                                " (supported: 64)");
+  static const int sms = [] {
+    int dev = 0, n = 132;
+    cudaGetDevice(&dev);
+    cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev);
+    return n;
+  }();
+  // Row tiles per warp: 2 (128 queries a block, 254 registers: 2 blocks an SM) halves the
+  // key/value traffic per query; 1 (64 queries, 6 blocks an SM) balances better when the 128-query
+  // grid is just over one block per SM. Measured on an H200, bf16, attention / whole encoder:
+  // large-v3 (240 blocks) 1.96 / 5.85 ms with 2 vs 2.26 / 6.15 with 1; small (144) 0.72 / 1.53
+  // vs 0.66 / 1.46; tiny and base (72, 96: keys split below) 2 slightly ahead.
+  // $WB_CUDA_FLASH_MR=1|2 forces a choice.
+  static const int forced = [] {
+    const char* e = std::getenv("WB_CUDA_FLASH_MR");
+    return e == nullptr ? 0 : std::atoi(e);
+  }();
+  const int blocks2 = (t + 127) / 128 * heads;
+  const int mr = forced == 1 || forced == 2                 ? forced
+                 : blocks2 <= sms || 2 * blocks2 >= 3 * sms ? 2
+                                                            : 1;
+  const int qb = (t + 64 * mr - 1) / (64 * mr);
+  // Split the keys only where the grid is under one block per SM (tiny on an H200, 144 blocks of
+  // 64 queries: ~10% of the attention time); on larger grids the partial writes and the combine
+  // cost more than the extra blocks give (large-v3: 2.2 -> 2.9 ms with 2 splits, measured).
+  const int blocks = qb * heads;
+  const int n_tiles = (t + kFK - 1) / kFK;
+  const int nsplit = workspace == nullptr || blocks >= sms
+                         ? 1
+                         : std::min({kFlashMaxSplit, n_tiles, (4 * sms + blocks - 1) / blocks});
+  const dim3 g(qb, heads, nsplit);
+  const float sl2 = alpha * 1.4426950408889634f;
+  float* part_o = workspace;
+  float* part_ml =
+      workspace == nullptr ? nullptr : workspace + static_cast<int64_t>(nsplit) * t * c;
+  dispatch(a, [&]<class T>() {
+    if constexpr (!std::is_same_v<T, float>) {
+      if (mr == 2)
+        flash_tc_k<T, 2><<<g, 128, 0, s>>>(static_cast<const T*>(qkv), static_cast<T*>(out), t, c,
+                                           sl2, part_o, part_ml);
+      else
+        flash_tc_k<T, 1><<<g, 128, 0, s>>>(static_cast<const T*>(qkv), static_cast<T*>(out), t, c,
+                                           sl2, part_o, part_ml);
+      if (nsplit > 1)
+        flash_combine_k<T>
+            <<<dim3(t, heads), kFD, 0, s>>>(part_o, part_ml, static_cast<T*>(out), t, c, nsplit);
+    }
+  });
+  check_launch("flash attention");
+}
+
+void launch_fill_uniform(void* p, Act a, int64_t n, uint64_t seed, float scale, float offset,
+                         cudaStream_t s) {
+  dispatch(a, [&]<class T>() {
+    fill_uniform_k<T>
+        <<<blocks_for(n, 256), 256, 0, s>>>(static_cast<T*>(p), n, seed, scale, offset);
+  });
+  check_launch("fill_uniform");
+}
+
+}  // namespace wb::cuda

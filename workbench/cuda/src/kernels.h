@@ -1,0 +1,76 @@
+// Launchers of the CUDA candidate's kernels (kernels.cu). Plain C++ declarations over device
+// pointers, so host code compiled by the C++ compiler calls them. Layouts are row-major; every
+// launcher enqueues on `s` and returns without synchronising.
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace wb::cuda {
+
+// Element type of the activations that feed GEMMs: float32 mode keeps float, the reduced modes
+// round them to the weights' type (tensor-core inputs). The residual stream is always float.
+enum class Act { f32, bf16, f16 };
+inline int act_size(Act a) { return a == Act::f32 ? 4 : 2; }
+
+// ---- log-mel front end (frontend numbers from whisper/audio.py) ----
+// frames[f, i] = window[i] * x_pad[(f + first) * hop + i], x_pad = x padded by n_fft/2 on both
+// sides by reflection (zeros when !reflect). frames: [n_frames, n_fft].
+void launch_frame_window(const float* pcm, int64_t n, const float* window, float* frames,
+                         int n_frames, int n_fft, int hop, int first, bool reflect, cudaStream_t s);
+// out[m, f] = sum_b filters[m, b] * |spec[f, b]|^2; spec: [n_frames, bins] complex (re, im).
+void launch_mel_power(const float* spec, const float* filters, float* out, int n_mels, int n_frames,
+                      int bins, cudaStream_t s);
+// Whisper: L = log10(max(M, 1e-10)); L = max(L, max(L) - 8); (L + 4) / 4.
+// db (fault mel-db): 10 log10(max(M, 1e-10)) floored at max - 80, no rescaling.
+// scratch: one uint32 of device memory.
+void launch_log_mel(float* mel, int64_t n, bool db, uint32_t* scratch, cudaStream_t s);
+
+// ---- stem ----
+// conv1 im2col: col[t, ci*3 + k] = mel[ci, t + k - pad] (0 outside), t in [0, t2).
+void launch_im2col_conv1(const float* mel, void* col, Act a, int n_mels, int t2, int pad,
+                         cudaStream_t s);
+// conv2 im2col (stride 2): col[t, k*C + ci] = h[2t + k - pad, ci] (0 outside), t in [0, t1).
+void launch_im2col_conv2(const float* h, void* col, Act a, int c, int t2, int t1, int pad,
+                         cudaStream_t s);
+
+// ---- elementwise ----
+// y = GELU(x) (exact erf, or the tanh approximation for the gelu-tanh fault); writes y_f32
+// (may alias x; may be null) and y_act (may be null).
+void launch_gelu(const float* x, float* y_f32, void* y_act, Act a, int64_t n, bool tanh_approx,
+                 cudaStream_t s);
+// In place on 16-bit values of type `a` (bf16/f16), n % 8 == 0; computed in float32.
+void launch_gelu16(void* x, Act a, int64_t n, bool tanh_approx, cudaStream_t s);
+void launch_add(const float* a, const float* b, float* out, int64_t n, cudaStream_t s);
+void launch_convert(const float* x, void* y, Act a, int64_t n, cudaStream_t s);
+void launch_to_f32(const void* x, Act a, float* y, int64_t n, cudaStream_t s);
+
+// ---- layer norm over rows of [rows, cols]; statistics in float32 (two-pass) ----
+// Writes y_f32 and/or y_act (either may be null).
+void launch_layer_norm(const float* x, const float* gamma, const float* beta, float* y_f32,
+                       void* y_act, Act a, int rows, int cols, float eps, cudaStream_t s);
+
+// ---- attention ----
+// qkv: [T, 3C] float (q | k | v, heads of d_head = C / heads contiguous within each); out: [T, C]
+// of type `a`. softmax(alpha q k^T) v per head, flash-style: online softmax, no [T, T] matrix.
+// round_inputs: q, k, v rounded to `a` as they are loaded (reduced modes: tensor-core inputs).
+// Float32 on CUDA cores, one query per thread. Supported d_head: 32, 64, 128 (throws
+// std::invalid_argument otherwise).
+void launch_attention(const float* qkv, void* out, Act a, int t, int c, int heads, float alpha,
+                      bool round_inputs, cudaStream_t s);
+// Tensor cores (mma.sync), d_head 64, `a` bf16 or f16: qkv [flash_rows(t), 3C] of type `a` with
+// rows >= t zero; out [T, C] of type `a`. Softmax statistics and accumulation in float32, P
+// rounded to `a` (as FlashAttention does). workspace (flash_workspace_bytes(t, c) bytes, or null)
+// lets grids too small to fill the GPU split the keys over up to 4 blocks per query tile
+// (partial O, m, l), combined by a second kernel.
+int flash_rows(int t);
+std::size_t flash_workspace_bytes(int t, int c);
+void launch_flash_attention(const void* qkv, void* out, Act a, int t, int c, int heads, float alpha,
+                            float* workspace, cudaStream_t s);
+
+// ---- random weights (timing runs): uniform in [offset - scale, offset + scale] ----
+void launch_fill_uniform(void* p, Act a, int64_t n, uint64_t seed, float scale, float offset,
+                         cudaStream_t s);
+
+}  // namespace wb::cuda

@@ -1,0 +1,156 @@
+// wb-cuda-dump: the CUDA candidate on its own, for GPU hosts without LibTorch or our Debian
+// libraries (docs/gpu.md). Links wb_core + wb_cuda only.
+//   dump:   wb-cuda-dump --model DIR|FILE --audio clip.wav -o cuda.h5 [--taps blocks] [--precision
+//   P]
+//           [--fault NAME[=VALUE]]... [--store float16] [--compress 4]
+//   timing: wb-cuda-dump --time --dims large-v3 --precision bfloat16 [--iters 50] [--no-graph]
+// Exit status as wb's: 0 ok, 2 bad usage/input or no CUDA device, 3 internal error.
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "wb/core/audio.h"
+#include "wb/core/dump.h"
+#include "wb/core/util.h"
+#include "wb/core/weights.h"
+#include "wb/cuda/cuda_encoder.h"
+
+namespace {
+
+int dump(const std::string& model_path, const std::string& random_dims, uint64_t seed,
+         const std::string& audio_path, const std::string& out, const std::string& taps,
+         const std::string& store, int compress, const wb::cuda::Options& opts) {
+  std::shared_ptr<const wb::Checkpoint> model;
+  if (!random_dims.empty()) {
+    // The same weights as `wb fixture-model --dims D --seed S` (HF, float32), written and read
+    // back so the checkpoint (and its sha256) is the one that command writes.
+    const auto dir = std::filesystem::temp_directory_path() /
+                     fmt::format("wb-cuda-fixture-{}-{}-{}", random_dims, seed, ::getpid());
+    wb::save_hf(wb::random_checkpoint(wb::ModelDims::preset(random_dims), seed), dir.string(),
+                wb::DType::f32);
+    model = std::make_shared<const wb::Checkpoint>(wb::load_checkpoint(dir.string()));
+    std::filesystem::remove_all(dir);
+  } else {
+    model = std::make_shared<const wb::Checkpoint>(wb::load_checkpoint(model_path));
+  }
+  const wb::Audio audio = wb::load_audio(audio_path);
+  auto enc = wb::cuda::make_encoder(model, opts);
+  wb::DumpMeta m;
+  m.implementation = enc->implementation();
+  const nlohmann::json info = enc->run_info();
+  m.precision = info.value("precision", opts.precision);
+  m.device = info.value("device", "cuda");
+  m.model_sha256 = model->sha256;
+  m.dims = model->dims;
+  m.audio_sha256 = wb::sha256_file(audio_path);
+  m.audio_name = std::filesystem::path(audio_path).filename().string();
+  m.tool_version = wb::tool_version();
+  m.created = wb::utc_now_iso8601();
+  m.threads = 1;
+  m.run_info = info;
+  m.run_info["model_format"] = model->format;
+  m.run_info["model_stored_dtype"] = model->stored_dtype;
+  m.run_info["audio_seconds"] = audio.total_seconds;
+  m.run_info["tool"] = "wb-cuda-dump";
+  wb::DumpWriter w(out, m, wb::TapSelector(taps),
+                   wb::DumpOptions{wb::dtype_from_name(store), compress});
+  const auto t0 = std::chrono::steady_clock::now();
+  const wb::Tensor mel = enc->log_mel(audio.pcm, &w);
+  const auto t1 = std::chrono::steady_clock::now();
+  wb::run_encoder(*enc, mel, &w);
+  const auto t2 = std::chrono::steady_clock::now();
+  w.set_timing("mel", std::chrono::duration<double>(t1 - t0).count());
+  w.set_timing("encoder", std::chrono::duration<double>(t2 - t1).count());
+  w.finish();
+  fmt::print("wrote {} ({} taps, cuda {}, {}, encoder {:.3f} s incl. tap copies)\n", out,
+             w.taps_written(), m.precision, m.device,
+             std::chrono::duration<double>(t2 - t1).count());
+  return 0;
+}
+
+int timing(const std::string& dims_name, const std::string& precision, int iters, int warmup,
+           bool graph, bool json) {
+  const wb::ModelDims d = wb::ModelDims::preset(dims_name);
+  const wb::cuda::Timing t = wb::cuda::time_encoder(d, precision, iters, warmup, graph);
+  const double tflops = t.gflop / t.median_ms;  // GFLOP / ms = TFLOP/s
+  if (json) {
+    fmt::print("{}\n", nlohmann::json{{"dims", dims_name},
+                                      {"precision", precision},
+                                      {"device", t.device},
+                                      {"graph", t.graph},
+                                      {"iters", iters},
+                                      {"warmup", warmup},
+                                      {"median_ms", t.median_ms},
+                                      {"gflop", t.gflop},
+                                      {"tflops", tflops},
+                                      {"breakdown_ms", t.breakdown_ms},
+                                      {"ms", t.ms}}
+                           .dump());
+  } else {
+    fmt::print(
+        "cuda encoder {} {} on {}: median {:.3f} ms of {} ({}), {:.1f} GFLOP, {:.1f} TFLOP/s\n",
+        dims_name, precision, t.device, t.median_ms, iters, graph ? "CUDA graph" : "stream",
+        t.gflop, tflops);
+    for (const auto& [k, v] : t.breakdown_ms) fmt::print("  {:12} {:8.3f} ms (stream run)\n", k, v);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"wb-cuda-dump: the CUDA candidate encoder (dumps and timing), no LibTorch"};
+  std::string model, random_dims, audio, out, taps = "all", store = "float32", dims = "tiny";
+  wb::cuda::Options opts;
+  uint64_t seed = 1;
+  int compress = 4, iters = 50, warmup = 10;
+  bool time = false, no_graph = false, json = false;
+  app.add_option("--model", model, "HF Whisper directory or whisper.cpp ggml file");
+  app.add_option("--random-dims", random_dims,
+                 "instead of --model: `wb fixture-model --dims D --seed S` weights");
+  app.add_option("--seed", seed, "seed of --random-dims");
+  app.add_option("--audio", audio, "audio file (WAV, FLAC, OGG); first 30 s window");
+  app.add_option("-o,--output", out, "output .h5 (written atomically)");
+  app.add_option("--taps", taps, "taps: globs or levels (all, encoder, blocks, minimal)");
+  app.add_option("--store", store, "storage dtype of tap datasets")
+      ->check(CLI::IsMember({"float32", "float16", "float64"}));
+  app.add_option("--compress", compress, "gzip level for tap datasets")->check(CLI::Range(0, 9));
+  app.add_option("--precision", opts.precision, "float32 (TF32 off), bfloat16, float16")
+      ->check(CLI::IsMember({"float32", "bfloat16", "float16"}));
+  app.add_option("--fault", opts.faults, "fault switch NAME[=VALUE] (repeatable)");
+  app.add_option("--device", opts.device, "CUDA device index");
+  app.add_flag("--time", time, "timing mode: random weights of --dims, no taps");
+  app.add_option("--dims", dims, "timing: tiny, base, small, medium, large-v3, ...");
+  app.add_option("--iters", iters, "timing: timed runs (median reported)")
+      ->check(CLI::Range(1, 100000));
+  app.add_option("--warmup", warmup, "timing: untimed runs first")->check(CLI::Range(0, 100000));
+  app.add_flag("--no-graph", no_graph, "timing: launch on the stream instead of one CUDA graph");
+  app.add_flag("--json", json, "timing: one JSON line");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    fmt::print(stderr, "wb-cuda-dump: {}\n", e.what());
+    return 2;
+  }
+  try {
+    if (time) return timing(dims, opts.precision, iters, warmup, !no_graph, json);
+    if ((model.empty() == random_dims.empty()) || audio.empty() || out.empty())
+      throw wb::UsageError("a dump needs exactly one of --model / --random-dims, and --audio, -o");
+    return dump(model, random_dims, seed, audio, out, taps, store, compress, opts);
+  } catch (const std::invalid_argument& e) {
+    fmt::print(stderr, "wb-cuda-dump: {}\n", e.what());
+    return 2;
+  } catch (const std::runtime_error& e) {
+    fmt::print(stderr, "wb-cuda-dump: {}\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "wb-cuda-dump: internal error: {}\n", e.what());
+    return 3;
+  }
+}
