@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <optional>
 #include <stdexcept>
 
 #include "wb/core/audio.h"
@@ -73,7 +74,15 @@ TT layer_norm(const Weights& W, const std::string& p, const TT& x) {
                               .eps(1e-5));
 }
 
+// y [n, out] = x [n, in] W^T + b. A single row (a cached decoder step) as a matrix-vector
+// product: BLAS gemv streams W once, where gemm on one row first packs all of W (measured: the
+// packing dominated a cached step). Only a one-row x takes it: the encoder (n_audio_ctx rows)
+// and a full decoder pass (prompt and more) keep the gemm.
 TT linear(const Weights& W, const std::string& p, const TT& x, bool bias = true) {
+  if (x.dim() == 2 && x.size(0) == 1)
+    return (bias ? torch::addmv(W[p + ".bias"], W[p + ".weight"], x[0])
+                 : torch::mv(W[p + ".weight"], x[0]))
+        .unsqueeze(0);
   return bias ? torch::nn::functional::linear(x, W[p + ".weight"], W[p + ".bias"])
               : torch::nn::functional::linear(x, W[p + ".weight"]);
 }
@@ -95,18 +104,30 @@ TT mlp_residual(const Weights& W, const std::string& p, const TT& x, TapSink* ta
   return out;
 }
 
-// MultiHeadAttention.qkv_attention: q and k each scaled by d_head^-0.25, softmax in float32.
-// q [n_q, C], k and v [n_kv, C] (batch dim omitted). Returns the weighted values [n_q, C].
+// MultiHeadAttention.qkv_attention, split so that constant keys/values can be prepared once:
+// q and k each scaled by d_head^-0.25, softmax in float32. Rows [n, C] (batch dim omitted)
+// become head views: q -> [H, n, dh] scaled, k -> [H, dh, n] scaled, v -> [H, n, dh].
+TT heads_q(const TT& q, int n_head) {
+  const int64_t n = q.size(0), c = q.size(1);
+  return q.view({n, n_head, c / n_head}).permute({1, 0, 2}) *
+         std::pow(static_cast<double>(c / n_head), -0.25);
+}
+TT heads_k(const TT& k, int n_head) {
+  const int64_t n = k.size(0), c = k.size(1);
+  return k.view({n, n_head, c / n_head}).permute({1, 2, 0}) *
+         std::pow(static_cast<double>(c / n_head), -0.25);
+}
+TT heads_v(const TT& v, int n_head) {
+  const int64_t n = v.size(0), c = v.size(1);
+  return v.view({n, n_head, c / n_head}).permute({1, 0, 2});
+}
+
+// Weighted values [n_q, C] of head views qh [H, n_q, dh], kh [H, dh, n_kv], vh [H, n_kv, dh].
 // causal: query row r sits at position q_offset + r and sees keys 0 .. q_offset + r (a cached
 // decoder step has q_offset = n_kv - n_q; a full pass 0, model.py's mask[:n_ctx, :n_ctx]).
-TT qkv_attention(const TT& q, const TT& k, const TT& v, int n_head, bool causal,
-                 int64_t q_offset = 0) {
-  const int64_t nq = q.size(0), nk = k.size(0), c = q.size(1), dh = c / n_head;
-  const double scale = std::pow(static_cast<double>(dh), -0.25);
-  TT qh = q.view({nq, n_head, dh}).permute({1, 0, 2}) * scale;  // [H, nq, dh]
-  TT kh = k.view({nk, n_head, dh}).permute({1, 2, 0}) * scale;  // [H, dh, nk]
-  TT vh = v.view({nk, n_head, dh}).permute({1, 0, 2});          // [H, nk, dh]
-  TT qk = torch::matmul(qh, kh);                                // [H, nq, nk]
+TT attend(const TT& qh, const TT& kh, const TT& vh, bool causal, int64_t q_offset = 0) {
+  const int64_t nq = qh.size(1), nk = kh.size(2);
+  TT qk = torch::matmul(qh, kh);  // [H, nq, nk]
   // A mask with no -inf entry (one query at the last position) would add zeros: skipped.
   if (causal && nk > q_offset + 1) {
     TT mask = torch::full({nq, nk}, -std::numeric_limits<double>::infinity(), qk.options())
@@ -114,7 +135,13 @@ TT qkv_attention(const TT& q, const TT& k, const TT& v, int n_head, bool causal,
     qk = qk + mask;
   }
   TT w = torch::softmax(qk, -1);
-  return torch::matmul(w, vh).permute({1, 0, 2}).reshape({nq, c});
+  return torch::matmul(w, vh).permute({1, 0, 2}).reshape({nq, qh.size(0) * qh.size(2)});
+}
+
+// q [n_q, C], k and v [n_kv, C]. Returns the weighted values [n_q, C].
+TT qkv_attention(const TT& q, const TT& k, const TT& v, int n_head, bool causal,
+                 int64_t q_offset = 0) {
+  return attend(heads_q(q, n_head), heads_k(k, n_head), heads_v(v, n_head), causal, q_offset);
 }
 
 class ReferenceEncoder final : public Encoder {
@@ -265,12 +292,16 @@ struct ReferenceDecoder::Impl {
   }
 
   // Cross-attention keys and values depend only on the encoder output: computed once per
-  // decode (the same ops and values as recomputing them at every step).
+  // decode, already as the scaled head views the attention multiplies (kh [H, dh, n_audio_ctx],
+  // vh [H, n_audio_ctx, dh]): the same ops and values as recomputing them at every step, which
+  // cost an elementwise pass over [n_audio_ctx, C] per block and step.
   std::vector<std::pair<TT, TT>> cross_kv(const TT& xa) {
     std::vector<std::pair<TT, TT>> kv;
+    const int h = ck->dims.n_text_head;
     for (int i = 0; i < ck->dims.n_text_layer; ++i) {
       const std::string p = fmt::format("decoder.blocks.{}.cross_attn", i);
-      kv.emplace_back(linear(W, p + ".key", xa, false), linear(W, p + ".value", xa));
+      kv.emplace_back(heads_k(linear(W, p + ".key", xa, false), h),
+                      heads_v(linear(W, p + ".value", xa), h));
     }
     return kv;
   }
@@ -299,7 +330,7 @@ struct ReferenceDecoder::Impl {
     TT q = linear(W, p + ".query", h);
     tap(taps, p + ".q", q);
     TT out =
-        linear(W, p + ".out", qkv_attention(q, kv.first, kv.second, ck->dims.n_text_head, false));
+        linear(W, p + ".out", attend(heads_q(q, ck->dims.n_text_head), kv.first, kv.second, false));
     tap(taps, p + ".out", out);
     return out;
   }
@@ -332,8 +363,10 @@ struct ReferenceDecoder::Impl {
     cache.n = off + m;
     x = layer_norm(W, "decoder.ln", x);
     tap(taps, "decoder.ln", x);
+    const TT& emb = W["decoder.token_embedding.weight"];  // [n_vocab, C]
     if (last_only) x = x.slice(0, m - 1, m);
-    TT logits = torch::matmul(x, W["decoder.token_embedding.weight"].t());
+    // One new row: gemv, as in linear(); otherwise the gemm of model.py.
+    TT logits = m == 1 ? torch::mv(emb, x[0]).unsqueeze(0) : torch::matmul(x, emb.t());
     tap(taps, "logits", logits);
     return logits;
   }
@@ -363,6 +396,43 @@ DecodeResult ReferenceDecoder::greedy(const wb::Tensor& encoder_out, TapSink* ta
   return greedy(encoder_out, taps, o);
 }
 
+namespace {
+
+// torch.argmax of logits [1, n_vocab] with every index above `last` set to -inf: the first index
+// of the largest of logits[0 .. last], a NaN counting as the largest. A plain loop over the row,
+// where the torch ops copied the n_vocab logits twice per step.
+template <typename T>
+int argmax_upto(const T* p, int last) {
+  int best = 0;
+  for (int i = 1; i <= last && !std::isnan(p[best]); ++i)
+    if (std::isnan(p[i]) || p[i] > p[best]) best = i;
+  return best;
+}
+
+// LibTorch's intra-op (OpenMP) threads set to 1 for a scope; BLAS keeps its own threads. A
+// cached decoder step is a chain of small ops on one row; the few that cross LibTorch's
+// parallel grain opened OpenMP regions whose workers then spun while OpenBLAS's threads ran the
+// next matrix-vector product on the same cores: 224 tiny-dims steps took 31-41 s instead of
+// 1.8-4.4 s on 2 cores (measured interleaved, 2 threads).
+class SerialTorchOps {
+ public:
+  SerialTorchOps() : saved_(at::get_num_threads()) { at::set_num_threads(1); }
+  ~SerialTorchOps() { at::set_num_threads(saved_); }
+  SerialTorchOps(const SerialTorchOps&) = delete;
+  SerialTorchOps& operator=(const SerialTorchOps&) = delete;
+
+ private:
+  int saved_;
+};
+
+int greedy_pick(const TT& logits, int last) {
+  TT row = logits.contiguous();
+  return row.scalar_type() == torch::kFloat64 ? argmax_upto(row.data_ptr<double>(), last)
+                                              : argmax_upto(row.data_ptr<float>(), last);
+}
+
+}  // namespace
+
 // Greedy decoding without timestamps: prompt sot <|en|> transcribe notimestamps; at each step
 // special tokens other than eot are suppressed (text-only decoding), and eot is suppressed at
 // the first step (whisper's SuppressBlank). Stops at eot or after n_text_ctx/2 tokens.
@@ -378,6 +448,9 @@ DecodeResult ReferenceDecoder::greedy(const wb::Tensor& encoder_out, TapSink* ta
   const int limit =
       std::min(opts.max_tokens > 0 ? opts.max_tokens : d.n_text_ctx / 2, d.n_text_ctx - prompt);
   SelfKV cache = impl_->new_cache();
+  // Full-recompute steps are large (every position): they keep the configured threads.
+  std::optional<SerialTorchOps> serial;
+  if (opts.kv_cache) serial.emplace();
   std::vector<int> feed = tokens;  // what this step runs
   std::vector<TT> kept;
   DecodeResult r;
@@ -386,16 +459,16 @@ DecodeResult ReferenceDecoder::greedy(const wb::Tensor& encoder_out, TapSink* ta
       cache.n = 0;
       feed = tokens;
     }
-    TT logits = impl_->forward(feed, xkv, cache, nullptr, true).select(0, 0).clone();
-    if (opts.keep_logits) kept.push_back(logits.clone());
-    logits.slice(0, v.eot() + 1, d.n_vocab).fill_(-std::numeric_limits<double>::infinity());
-    if (step == 0) logits[v.eot()] = -std::numeric_limits<double>::infinity();
-    const int next = static_cast<int>(logits.argmax().item<int64_t>());
+    TT logits = impl_->forward(feed, xkv, cache, nullptr, true);  // [1, n_vocab]
+    if (opts.keep_logits) kept.push_back(logits.select(0, 0).clone());
+    // Specials after eot suppressed, eot too at step 0.
+    const int next = greedy_pick(logits, step == 0 ? v.eot() - 1 : v.eot());
     if (next == v.eot()) break;
     tokens.push_back(next);
     r.tokens.push_back(next);
     feed.assign(1, next);
   }
+  serial.reset();
   if (taps != nullptr) {
     SelfKV full = impl_->new_cache();
     impl_->forward(tokens, xkv, full, taps);
@@ -415,6 +488,7 @@ wb::Tensor ReferenceDecoder::teacher_forced(const wb::Tensor& encoder_out,
   const auto prompt = static_cast<std::ptrdiff_t>(impl_->ck->vocab.initial_prompt().size());
   if (taps != nullptr || !kv_cache || n <= prompt)
     return from_torch(impl_->forward(tokens, xkv, cache, taps));
+  const SerialTorchOps serial;
   std::vector<TT> rows{
       impl_->forward({tokens.begin(), tokens.begin() + prompt}, xkv, cache, nullptr)};
   for (std::ptrdiff_t i = prompt; i < n; ++i)
