@@ -60,15 +60,11 @@ for f in "$tmp"/killed.h5.partial-*; do
   expect "partial dump refused" 2 "still being written" -- "$wb" inspect "$f"
 done
 
-# The KV-cached decoder and the full-recompute one agree (tokens), and --bench-decode says so.
+# The KV-cached decoder and the full-recompute one (--no-kv-cache) agree, and --bench-decode says so.
 out=$("$wb" transcribe --model "$hf" --audio "$clip" --threads 2 --bench-decode 2>&1); rc=$?
 [ "$rc" = 0 ] && grep -q "decode: kv-cache .* tokens identical" <<<"$out" \
   && ok "transcribe --bench-decode: same tokens with and without the KV cache" \
   || bad "transcribe --bench-decode exit $rc: $out"
-a=$("$wb" transcribe --model "$hf" --audio "$clip" --tokens --threads 2)
-b=$("$wb" transcribe --model "$hf" --audio "$clip" --tokens --threads 2 --no-kv-cache)
-[ -n "$a" ] && [ "$a" = "$b" ] && ok "transcribe --no-kv-cache: same tokens and text" \
-  || bad "transcribe with and without the KV cache differ"
 
 "$wb" --version | grep -q "^wb " && ok "--version" || bad "--version"
 "$wb" dump --help | grep -q -- "--taps" && ok "dump --help" || bad "dump --help"
