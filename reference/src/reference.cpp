@@ -270,7 +270,8 @@ std::unique_ptr<Encoder> make_reference_encoder(std::shared_ptr<const Checkpoint
 // position run so far, in buffers [n_text_ctx, C] row-major of which rows [0, n) are filled. A
 // forward over m new tokens computes their rows only and attends over rows [0, n + m). A full
 // pass is the same forward from an empty cache, so the uncached decoder (every step from an
-// empty cache over the whole prefix) runs exactly the ops of the decoder before the cache.
+// empty cache over the whole prefix) runs the ops of the decoder before the cache, on the same
+// shapes (only the cross-attention head views are now made once per decode: same values).
 struct SelfKV {
   std::vector<TT> k, v;  // per block, [n_text_ctx, C]
   int64_t n = 0;         // positions filled
