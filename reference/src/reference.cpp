@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <optional>
 #include <stdexcept>
 
 #include "wb/core/audio.h"
@@ -73,7 +74,15 @@ TT layer_norm(const Weights& W, const std::string& p, const TT& x) {
                               .eps(1e-5));
 }
 
+// y [n, out] = x [n, in] W^T + b. A single row (a cached decoder step) as a matrix-vector
+// product: BLAS gemv streams W once, where gemm on one row first packs all of W (measured: the
+// packing dominated a cached step). Only a one-row x takes it: the encoder (n_audio_ctx rows)
+// and a full decoder pass (prompt and more) keep the gemm.
 TT linear(const Weights& W, const std::string& p, const TT& x, bool bias = true) {
+  if (x.dim() == 2 && x.size(0) == 1)
+    return (bias ? torch::addmv(W[p + ".bias"], W[p + ".weight"], x[0])
+                 : torch::mv(W[p + ".weight"], x[0]))
+        .unsqueeze(0);
   return bias ? torch::nn::functional::linear(x, W[p + ".weight"], W[p + ".bias"])
               : torch::nn::functional::linear(x, W[p + ".weight"]);
 }
@@ -95,22 +104,44 @@ TT mlp_residual(const Weights& W, const std::string& p, const TT& x, TapSink* ta
   return out;
 }
 
-// MultiHeadAttention.qkv_attention: q and k each scaled by d_head^-0.25, softmax in float32.
-// q [n_q, C], k and v [n_kv, C] (batch dim omitted). Returns the weighted values [n_q, C].
-TT qkv_attention(const TT& q, const TT& k, const TT& v, int n_head, bool causal) {
-  const int64_t nq = q.size(0), nk = k.size(0), c = q.size(1), dh = c / n_head;
-  const double scale = std::pow(static_cast<double>(dh), -0.25);
-  TT qh = q.view({nq, n_head, dh}).permute({1, 0, 2}) * scale;  // [H, nq, dh]
-  TT kh = k.view({nk, n_head, dh}).permute({1, 2, 0}) * scale;  // [H, dh, nk]
-  TT vh = v.view({nk, n_head, dh}).permute({1, 0, 2});          // [H, nk, dh]
-  TT qk = torch::matmul(qh, kh);                                // [H, nq, nk]
-  if (causal) {
-    TT mask =
-        torch::full({nq, nk}, -std::numeric_limits<double>::infinity(), qk.options()).triu_(1);
+// MultiHeadAttention.qkv_attention, split so that constant keys/values can be prepared once:
+// q and k each scaled by d_head^-0.25, softmax in float32. Rows [n, C] (batch dim omitted)
+// become head views: q -> [H, n, dh] scaled, k -> [H, dh, n] scaled, v -> [H, n, dh].
+TT heads_q(const TT& q, int n_head) {
+  const int64_t n = q.size(0), c = q.size(1);
+  return q.view({n, n_head, c / n_head}).permute({1, 0, 2}) *
+         std::pow(static_cast<double>(c / n_head), -0.25);
+}
+TT heads_k(const TT& k, int n_head) {
+  const int64_t n = k.size(0), c = k.size(1);
+  return k.view({n, n_head, c / n_head}).permute({1, 2, 0}) *
+         std::pow(static_cast<double>(c / n_head), -0.25);
+}
+TT heads_v(const TT& v, int n_head) {
+  const int64_t n = v.size(0), c = v.size(1);
+  return v.view({n, n_head, c / n_head}).permute({1, 0, 2});
+}
+
+// Weighted values [n_q, C] of head views qh [H, n_q, dh], kh [H, dh, n_kv], vh [H, n_kv, dh].
+// causal: query row r sits at position q_offset + r and sees keys 0 .. q_offset + r (a cached
+// decoder step has q_offset = n_kv - n_q; a full pass 0, model.py's mask[:n_ctx, :n_ctx]).
+TT attend(const TT& qh, const TT& kh, const TT& vh, bool causal, int64_t q_offset = 0) {
+  const int64_t nq = qh.size(1), nk = kh.size(2);
+  TT qk = torch::matmul(qh, kh);  // [H, nq, nk]
+  // A mask with no -inf entry (one query at the last position) would add zeros: skipped.
+  if (causal && nk > q_offset + 1) {
+    TT mask = torch::full({nq, nk}, -std::numeric_limits<double>::infinity(), qk.options())
+                  .triu_(1 + q_offset);
     qk = qk + mask;
   }
   TT w = torch::softmax(qk, -1);
-  return torch::matmul(w, vh).permute({1, 0, 2}).reshape({nq, c});
+  return torch::matmul(w, vh).permute({1, 0, 2}).reshape({nq, qh.size(0) * qh.size(2)});
+}
+
+// q [n_q, C], k and v [n_kv, C]. Returns the weighted values [n_q, C].
+TT qkv_attention(const TT& q, const TT& k, const TT& v, int n_head, bool causal,
+                 int64_t q_offset = 0) {
+  return attend(heads_q(q, n_head), heads_k(k, n_head), heads_v(v, n_head), causal, q_offset);
 }
 
 class ReferenceEncoder final : public Encoder {
@@ -234,65 +265,119 @@ std::unique_ptr<Encoder> make_reference_encoder(std::shared_ptr<const Checkpoint
 // ---------------------------------------------------------------------------------------------
 // TextDecoder: token + learned positional embedding, blocks with causal self-attention and
 // cross-attention on the encoder output, ln, logits against the token embedding.
+//
+// Self-attention KV cache (model.py's kv_cache hooks): per block, the keys and values of every
+// position run so far, in buffers [n_text_ctx, C] row-major of which rows [0, n) are filled. A
+// forward over m new tokens computes their rows only and attends over rows [0, n + m). A full
+// pass is the same forward from an empty cache, so the uncached decoder (every step from an
+// empty cache over the whole prefix) runs the ops of the decoder before the cache, on the same
+// shapes (only the cross-attention head views are now made once per decode: same values).
+struct SelfKV {
+  std::vector<TT> k, v;  // per block, [n_text_ctx, C]
+  int64_t n = 0;         // positions filled
+};
+
 struct ReferenceDecoder::Impl {
   std::shared_ptr<const Checkpoint> ck;
   torch::Dtype dt;
   Weights W;
 
+  SelfKV new_cache() const {
+    const ModelDims& d = ck->dims;
+    SelfKV c;
+    for (int i = 0; i < d.n_text_layer; ++i) {
+      c.k.push_back(torch::empty({d.n_text_ctx, d.n_text_state}, torch::TensorOptions().dtype(dt)));
+      c.v.push_back(torch::empty({d.n_text_ctx, d.n_text_state}, torch::TensorOptions().dtype(dt)));
+    }
+    return c;
+  }
+
   // Cross-attention keys and values depend only on the encoder output: computed once per
-  // decode (the same ops and values as recomputing them at every step).
+  // decode, already as the scaled head views the attention multiplies (kh [H, dh, n_audio_ctx],
+  // vh [H, n_audio_ctx, dh]): the same ops and values as recomputing them at every step, which
+  // cost an elementwise pass over [n_audio_ctx, C] per block and step.
   std::vector<std::pair<TT, TT>> cross_kv(const TT& xa) {
     std::vector<std::pair<TT, TT>> kv;
+    const int h = ck->dims.n_text_head;
     for (int i = 0; i < ck->dims.n_text_layer; ++i) {
       const std::string p = fmt::format("decoder.blocks.{}.cross_attn", i);
-      kv.emplace_back(linear(W, p + ".key", xa, false), linear(W, p + ".value", xa));
+      kv.emplace_back(heads_k(linear(W, p + ".key", xa, false), h),
+                      heads_v(linear(W, p + ".value", xa), h));
     }
     return kv;
   }
 
-  TT attention(const std::string& p, const TT& x, const TT& k, const TT& v, int n_head, bool causal,
-               TapSink* taps, bool self) {
-    TT q = linear(W, p + ".query", x);
+  // Self-attention of block i for the rows h [m, C] at positions cache.n .. cache.n + m - 1:
+  // their keys/values go into the cache, the queries attend causally over rows [0, n + m).
+  // Taps k and v are the cache rows [0, n + m) (in a full pass, all positions).
+  TT self_attention(int i, const TT& h, SelfKV& cache, TapSink* taps) {
+    const std::string p = fmt::format("decoder.blocks.{}.attn", i);
+    const int64_t off = cache.n, m = h.size(0);
+    TT q = linear(W, p + ".query", h);
     tap(taps, p + ".q", q);
-    if (self) {
-      tap(taps, p + ".k", k);
-      tap(taps, p + ".v", v);
-    }
-    TT out = linear(W, p + ".out", qkv_attention(q, k, v, n_head, causal));
+    auto ui = static_cast<std::size_t>(i);
+    cache.k[ui].slice(0, off, off + m).copy_(linear(W, p + ".key", h, false));
+    cache.v[ui].slice(0, off, off + m).copy_(linear(W, p + ".value", h));
+    TT k = cache.k[ui].slice(0, 0, off + m), v = cache.v[ui].slice(0, 0, off + m);
+    tap(taps, p + ".k", k);
+    tap(taps, p + ".v", v);
+    TT out = linear(W, p + ".out", qkv_attention(q, k, v, ck->dims.n_text_head, true, off));
     tap(taps, p + ".out", out);
     return out;
   }
 
-  // Logits [n, n_vocab] for tokens [n] (teacher-forced, full recompute).
-  // With last_only, logits of the last position only (greedy steps).
+  TT cross_attention(int i, const TT& h, const std::pair<TT, TT>& kv, TapSink* taps) {
+    const std::string p = fmt::format("decoder.blocks.{}.cross_attn", i);
+    TT q = linear(W, p + ".query", h);
+    tap(taps, p + ".q", q);
+    TT out =
+        linear(W, p + ".out", attend(heads_q(q, ck->dims.n_text_head), kv.first, kv.second, false));
+    tap(taps, p + ".out", out);
+    return out;
+  }
+
+  // Logits [m, n_vocab] of tokens [m] at positions cache.n .. cache.n + m - 1, whose keys and
+  // values are appended to the cache. With last_only, logits of the last position only.
   TT forward(const std::vector<int>& tokens, const std::vector<std::pair<TT, TT>>& xkv,
-             TapSink* taps, bool last_only = false) {
+             SelfKV& cache, TapSink* taps, bool last_only = false) {
     const ModelDims& d = ck->dims;
-    const auto n = static_cast<int64_t>(tokens.size());
+    const auto m = static_cast<int64_t>(tokens.size()), off = cache.n;
+    if (m == 0 || off + m > d.n_text_ctx)
+      throw std::invalid_argument(fmt::format("decoder: positions {}..{} outside n_text_ctx {}",
+                                              off, off + m - 1, d.n_text_ctx));
     TT ids = torch::tensor(std::vector<int64_t>(tokens.begin(), tokens.end()), torch::kInt64);
     TT x = W["decoder.token_embedding.weight"].index_select(0, ids) +
-           W["decoder.positional_embedding"].slice(0, 0, n);
+           W["decoder.positional_embedding"].slice(0, off, off + m);
     tap(taps, "decoder.embed", x);
     for (int i = 0; i < d.n_text_layer; ++i) {
       const std::string p = fmt::format("decoder.blocks.{}", i);
       TT h = layer_norm(W, p + ".attn_ln", x);
       tap(taps, p + ".attn_ln", h);
-      x = x + attention(p + ".attn", h, linear(W, p + ".attn.key", h, false),
-                        linear(W, p + ".attn.value", h), d.n_text_head, true, taps, true);
+      x = x + self_attention(i, h, cache, taps);
       tap(taps, p + ".resid_attn", x);
       h = layer_norm(W, p + ".cross_attn_ln", x);
       tap(taps, p + ".cross_attn_ln", h);
-      x = x + attention(p + ".cross_attn", h, xkv[static_cast<std::size_t>(i)].first,
-                        xkv[static_cast<std::size_t>(i)].second, d.n_text_head, false, taps, false);
+      x = x + cross_attention(i, h, xkv[static_cast<std::size_t>(i)], taps);
       tap(taps, p + ".resid_cross", x);
       x = mlp_residual(W, p, x, taps);
     }
+    cache.n = off + m;
     x = layer_norm(W, "decoder.ln", x);
     tap(taps, "decoder.ln", x);
-    if (last_only) x = x.slice(0, n - 1, n);
-    TT logits = torch::matmul(x, W["decoder.token_embedding.weight"].t());
+    const TT& emb = W["decoder.token_embedding.weight"];  // [n_vocab, C]
+    if (last_only) x = x.slice(0, m - 1, m);
+    // One new row: gemv, as in linear(); otherwise the gemm of model.py.
+    TT logits = m == 1 ? torch::mv(emb, x[0]).unsqueeze(0) : torch::matmul(x, emb.t());
     tap(taps, "logits", logits);
     return logits;
+  }
+
+  std::vector<std::pair<TT, TT>> checked_cross_kv(const wb::Tensor& encoder_out) {
+    const ModelDims& d = ck->dims;
+    if (encoder_out.ndim() != 2 || encoder_out.dim(1) != d.n_text_state)
+      throw std::invalid_argument(fmt::format("decoder: encoder output {} is not [T, {}]",
+                                              shape_str(encoder_out.shape()), d.n_text_state));
+    return cross_kv(to_torch(encoder_out).to(dt));
   }
 };
 
@@ -305,34 +390,111 @@ ReferenceDecoder::ReferenceDecoder(std::shared_ptr<const Checkpoint> model, DTyp
 
 ReferenceDecoder::~ReferenceDecoder() = default;
 
+DecodeResult ReferenceDecoder::greedy(const wb::Tensor& encoder_out, TapSink* taps,
+                                      int max_tokens) {
+  DecodeOptions o;
+  o.max_tokens = max_tokens;
+  return greedy(encoder_out, taps, o);
+}
+
+namespace {
+
+// torch.argmax of logits [1, n_vocab] with every index above `last` set to -inf: the first index
+// of the largest of logits[0 .. last], a NaN counting as the largest. A plain loop over the row,
+// where the torch ops copied the n_vocab logits twice per step.
+template <typename T>
+int argmax_upto(const T* p, int last) {
+  int best = 0;
+  for (int i = 1; i <= last && !std::isnan(p[best]); ++i)
+    if (std::isnan(p[i]) || p[i] > p[best]) best = i;
+  return best;
+}
+
+// LibTorch's intra-op (OpenMP) threads set to 1 for a scope; BLAS keeps its own threads. A
+// cached decoder step is a chain of small ops on one row; the few that cross LibTorch's
+// parallel grain opened OpenMP regions whose workers then spun while OpenBLAS's threads ran the
+// next matrix-vector product on the same cores: 224 tiny-dims steps took 31-41 s instead of
+// 1.8-4.4 s on 2 cores (measured interleaved, 2 threads).
+class SerialTorchOps {
+ public:
+  SerialTorchOps() : saved_(at::get_num_threads()) { at::set_num_threads(1); }
+  ~SerialTorchOps() { at::set_num_threads(saved_); }
+  SerialTorchOps(const SerialTorchOps&) = delete;
+  SerialTorchOps& operator=(const SerialTorchOps&) = delete;
+
+ private:
+  int saved_;
+};
+
+int greedy_pick(const TT& logits, int last) {
+  TT row = logits.contiguous();
+  return row.scalar_type() == torch::kFloat64 ? argmax_upto(row.data_ptr<double>(), last)
+                                              : argmax_upto(row.data_ptr<float>(), last);
+}
+
+}  // namespace
+
 // Greedy decoding without timestamps: prompt sot <|en|> transcribe notimestamps; at each step
 // special tokens other than eot are suppressed (text-only decoding), and eot is suppressed at
 // the first step (whisper's SuppressBlank). Stops at eot or after n_text_ctx/2 tokens.
+// Cached: step 0 runs the prompt, each later step the one token chosen before it.
 DecodeResult ReferenceDecoder::greedy(const wb::Tensor& encoder_out, TapSink* taps,
-                                      int max_tokens) {
+                                      const DecodeOptions& opts) {
   torch::NoGradGuard ng;
   const ModelDims& d = impl_->ck->dims;
   const Vocabulary& v = impl_->ck->vocab;
-  if (encoder_out.ndim() != 2 || encoder_out.dim(1) != d.n_text_state)
-    throw std::invalid_argument(fmt::format("decoder: encoder output {} is not [T, {}]",
-                                            shape_str(encoder_out.shape()), d.n_text_state));
-  const auto xkv = impl_->cross_kv(to_torch(encoder_out).to(impl_->dt));
+  const auto xkv = impl_->checked_cross_kv(encoder_out);
   std::vector<int> tokens = v.initial_prompt();
   const int prompt = static_cast<int>(tokens.size());
-  const int limit = std::min(max_tokens > 0 ? max_tokens : d.n_text_ctx / 2, d.n_text_ctx - prompt);
+  const int limit =
+      std::min(opts.max_tokens > 0 ? opts.max_tokens : d.n_text_ctx / 2, d.n_text_ctx - prompt);
+  SelfKV cache = impl_->new_cache();
+  // Full-recompute steps are large (every position): they keep the configured threads.
+  std::optional<SerialTorchOps> serial;
+  if (opts.kv_cache) serial.emplace();
+  std::vector<int> feed = tokens;  // what this step runs
+  std::vector<TT> kept;
   DecodeResult r;
   for (int step = 0; step < limit; ++step) {
-    TT logits = impl_->forward(tokens, xkv, nullptr, true).select(0, 0).clone();
-    logits.slice(0, v.eot() + 1, d.n_vocab).fill_(-std::numeric_limits<double>::infinity());
-    if (step == 0) logits[v.eot()] = -std::numeric_limits<double>::infinity();
-    const int next = static_cast<int>(logits.argmax().item<int64_t>());
+    if (!opts.kv_cache) {
+      cache.n = 0;
+      feed = tokens;
+    }
+    TT logits = impl_->forward(feed, xkv, cache, nullptr, true);  // [1, n_vocab]
+    if (opts.keep_logits) kept.push_back(logits.select(0, 0).clone());
+    // Specials after eot suppressed, eot too at step 0.
+    const int next = greedy_pick(logits, step == 0 ? v.eot() - 1 : v.eot());
     if (next == v.eot()) break;
     tokens.push_back(next);
     r.tokens.push_back(next);
+    feed.assign(1, next);
   }
-  if (taps != nullptr) impl_->forward(tokens, xkv, taps);
+  serial.reset();
+  if (taps != nullptr) {
+    SelfKV full = impl_->new_cache();
+    impl_->forward(tokens, xkv, full, taps);
+  }
+  if (opts.keep_logits && !kept.empty()) r.logits = from_torch(torch::stack(kept));
   r.text = v.decode(r.tokens);
   return r;
+}
+
+wb::Tensor ReferenceDecoder::teacher_forced(const wb::Tensor& encoder_out,
+                                            const std::vector<int>& tokens, TapSink* taps,
+                                            bool kv_cache) {
+  torch::NoGradGuard ng;
+  const auto xkv = impl_->checked_cross_kv(encoder_out);
+  SelfKV cache = impl_->new_cache();
+  const auto n = static_cast<std::ptrdiff_t>(tokens.size());
+  const auto prompt = static_cast<std::ptrdiff_t>(impl_->ck->vocab.initial_prompt().size());
+  if (taps != nullptr || !kv_cache || n <= prompt)
+    return from_torch(impl_->forward(tokens, xkv, cache, taps));
+  const SerialTorchOps serial;
+  std::vector<TT> rows{
+      impl_->forward({tokens.begin(), tokens.begin() + prompt}, xkv, cache, nullptr)};
+  for (std::ptrdiff_t i = prompt; i < n; ++i)
+    rows.push_back(impl_->forward({tokens[static_cast<std::size_t>(i)]}, xkv, cache, nullptr));
+  return from_torch(torch::cat(rows, 0));
 }
 
 }  // namespace wb

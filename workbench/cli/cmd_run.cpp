@@ -131,10 +131,11 @@ void add_run(CLI::App& app, Registry& reg) {
       for (const auto& c : j.at("clips"))
         ref_texts[c.at("file").get<std::string>()] = c.at("text").get<std::string>();
     }
+    DecodeOptions dopts;
+    dopts.max_tokens = o->max_tokens;
+    // Timed as a whole: a clip's `seconds` are its mel + encoder + decode.
     auto transcribe = [&](Encoder& e, const Audio& audio) {
-      RunResult r = run_pipeline(e, dec, audio, nullptr, false);
-      r.decoded = dec.greedy(r.encoder_out, nullptr, o->max_tokens);
-      return r;
+      return run_pipeline(e, dec, audio, nullptr, true, dopts);
     };
 
     WerCounts total, total_ref;
@@ -160,7 +161,8 @@ void add_run(CLI::App& app, Registry& reg) {
                             {"token_ids", r.decoded.tokens},
                             {"longest_token_run", run},
                             {"encoder_out", {{"mean", st.mean}, {"std", st.std}}},
-                            {"seconds", r.seconds_mel + r.seconds_encoder + r.seconds_decode}};
+                            {"seconds", r.seconds_mel + r.seconds_encoder + r.seconds_decode},
+                            {"seconds_decode", r.seconds_decode}};
       row.update(counts_json(wc));
       std::string mark = wc.errors() == 0 ? "ok " : fmt::format("{:>3}", wc.errors());
       if (with_ref) {

@@ -74,7 +74,7 @@ std::unique_ptr<Encoder> make_encoder(std::shared_ptr<const Checkpoint> model,
 }
 
 RunResult run_pipeline(Encoder& enc, ReferenceDecoder& dec, const Audio& audio, TapSink* taps,
-                       bool decode) {
+                       bool decode, const DecodeOptions& decode_opts) {
   using clock = std::chrono::steady_clock;
   auto secs = [](clock::time_point a, clock::time_point b) {
     return std::chrono::duration<double>(b - a).count();
@@ -85,7 +85,7 @@ RunResult run_pipeline(Encoder& enc, ReferenceDecoder& dec, const Audio& audio, 
   const auto t1 = clock::now();
   r.encoder_out = run_encoder(enc, mel, taps);
   const auto t2 = clock::now();
-  if (decode) r.decoded = dec.greedy(r.encoder_out, taps);
+  if (decode) r.decoded = dec.greedy(r.encoder_out, taps, decode_opts);
   const auto t3 = clock::now();
   r.seconds_mel = secs(t0, t1);
   r.seconds_encoder = secs(t1, t2);

@@ -33,8 +33,9 @@ struct RunResult {
   double seconds_mel = 0, seconds_encoder = 0, seconds_decode = 0;
 };
 
-// One 30 s window: log-mel, encoder, greedy decode. Taps go to `taps` (may be null).
+// One 30 s window: log-mel, encoder, greedy decode (with `decode_opts`), each timed. Taps go to
+// `taps` (may be null).
 RunResult run_pipeline(Encoder& enc, ReferenceDecoder& dec, const Audio& audio, TapSink* taps,
-                       bool decode = true);
+                       bool decode = true, const DecodeOptions& decode_opts = {});
 
 }  // namespace wb::cli

@@ -83,6 +83,11 @@ rc=$?
 "$wb" compare "$tmp/rp-ref.h5" "$tmp/rp-cand.h5" -q --replay "$tmp/rp/report.json" --report "$tmp/rpc" --format md,json
 grep -q "Replay" "$tmp/rpc/report.md" && ok "compare --replay: replay section in the report" || bad "compare --replay"
 rm -f "$tmp"/rp-*.h5
+# The KV-cached decoder and the full-recompute one (--no-kv-cache) agree, and --bench-decode says so.
+out=$("$wb" transcribe --model "$hf" --audio "$clip" --threads 2 --bench-decode 2>&1); rc=$?
+[ "$rc" = 0 ] && grep -q "decode: kv-cache .* tokens identical" <<<"$out" \
+  && ok "transcribe --bench-decode: same tokens with and without the KV cache" \
+  || bad "transcribe --bench-decode exit $rc: $out"
 
 "$wb" --version | grep -q "^wb " && ok "--version" || bad "--version"
 "$wb" dump --help | grep -q -- "--taps" && ok "dump --help" || bad "dump --help"

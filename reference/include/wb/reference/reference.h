@@ -16,18 +16,40 @@ void set_reference_threads(int n);
 std::unique_ptr<Encoder> make_reference_encoder(std::shared_ptr<const Checkpoint> model,
                                                 DType compute = DType::f32);
 
+struct DecodeOptions {
+  int max_tokens = 0;  // stop after N generated tokens (0: n_text_ctx / 2)
+  // true: a self-attention KV cache, each step runs the new token only (the prompt in one
+  // chunk first). false: every step recomputes the whole prefix (the decoder before the
+  // cache, kept so tests and `wb transcribe --no-kv-cache` can compare the two).
+  bool kv_cache = true;
+  bool keep_logits = false;  // fill DecodeResult::logits
+};
+
 struct DecodeResult {
   std::vector<int> tokens;  // generated tokens (prompt excluded, eot excluded)
   std::string text;
+  // With keep_logits: raw logits of every greedy step, before suppression, [n_steps, n_vocab]
+  // row-major in the compute dtype; row s scored position prompt + s - 1 (an eot that ended the
+  // decode has its row, so n_steps is tokens.size() or tokens.size() + 1).
+  Tensor logits;
 };
 
 // Greedy decoding with the reference decoder on an encoder output [n_audio_ctx, C]
-// (any implementation's). Taps of a final teacher-forced pass over prompt+tokens are reported.
+// (any implementation's). Cross-attention K/V are computed once per decode. Taps of a final
+// teacher-forced full pass over prompt+tokens are reported (that pass recomputes every position
+// because taps are whole [n_tokens, C] tensors; an untapped decode skips it).
 class ReferenceDecoder {
  public:
   explicit ReferenceDecoder(std::shared_ptr<const Checkpoint> model, DType compute = DType::f32);
   ~ReferenceDecoder();
   DecodeResult greedy(const Tensor& encoder_out, TapSink* taps = nullptr, int max_tokens = 0);
+  DecodeResult greedy(const Tensor& encoder_out, TapSink* taps, const DecodeOptions& opts);
+  // Teacher-forced logits [n, n_vocab] of tokens [n] (prompt included). kv_cache: the first
+  // initial_prompt().size() tokens in one pass, then one token at a time through the cache,
+  // i.e. the shapes of a cached greedy decode (whose logits rows equal these bit for bit);
+  // otherwise one full pass over all n tokens. With taps, always the full pass.
+  Tensor teacher_forced(const Tensor& encoder_out, const std::vector<int>& tokens,
+                        TapSink* taps = nullptr, bool kv_cache = true);
 
  private:
   struct Impl;
