@@ -480,6 +480,11 @@ class DumpWriter:
         self._decode.create_dataset("tokens", data=np.asarray(tokens, dtype="<i4"))
         self._decode.create_dataset("text", data=text, dtype=h5py.string_dtype("utf-8"))
 
+    def set_teacher_tokens(self, tokens) -> None:
+        """The decoder taps and logits follow the prompt + these tokens (another dump's
+        /decode/tokens) instead of this run's own: a teacher-forced pass (docs/dump-format.md)."""
+        self._decode.create_dataset("teacher_tokens", data=np.asarray(tokens, dtype="<i4"))
+
     def set_timing(self, name: str, seconds: float) -> None:
         self._timing.create_dataset(name, data=np.float64(seconds))
 

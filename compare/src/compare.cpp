@@ -496,16 +496,56 @@ void histogram(const TapSource& ref, const TapSource& cand, const std::vector<Jo
   r.histogram = std::move(h);
 }
 
-// Decoder taps cut to common tokens, and both transcripts with the word errors between them.
-void transcripts(const TapSource& ref, const TapSource& cand, const Aligned& al, CompareResult& r) {
+// The whole `logits` tap of a source as float64 [rows, vocab] (empty when absent).
+Tensor read_logits(const TapSource& s, const std::map<std::string, const TapInfo*>& taps) {
+  const auto it = taps.find("logits");
+  if (it == taps.end() || it->second->shape.size() != 2) return {};
+  std::vector<double> v;
+  s.read_rows(it->second->name, 0, it->second->shape[0], v);
+  Tensor t(DType::f64, it->second->shape);
+  std::copy(v.begin(), v.end(), t.f64());
+  return t;
+}
+
+// Decoder taps cut to common tokens, both transcripts with the word errors between them, and the
+// transcript impact when both sides hold their tokens.
+void transcripts(const TapSource& ref, const TapSource& cand, const Aligned& al,
+                 const CompareOptions& opts, CompareResult& r) {
   for (const auto& [n, taps] : al.token_cuts) {
     r.hints.push_back(
         fmt::format("{} decoder tap(s): the sides decoded {} vs {} tokens, the first {} compared "
                     "(teacher-forced on each side's own tokens)",
                     taps, n.first, n.second, std::min(n.first, n.second)));
   }
-  if (auto a = ref.text(), b = cand.text(); a && b)
-    r.transcripts = CompareResult::Transcripts{*a, *b, wb::word_errors(*a, *b)};
+  const auto a = ref.text(), b = cand.text();
+  if (a && b) r.transcripts = CompareResult::Transcripts{*a, *b, wb::word_errors(*a, *b)};
+  const auto rt = ref.tokens(), ct = cand.tokens();
+  if (!rt || !ct) return;
+  const auto teacher = cand.teacher_tokens();
+  const bool follows_ref = teacher && *teacher == *rt;
+  if (teacher && !follows_ref)
+    r.hints.push_back(
+        "the candidate's decoder taps were teacher-forced on other tokens than this reference's "
+        "transcript: no teacher-forced KL (dump it with --teacher-tokens of this reference)");
+  Tensor rl = read_logits(ref, al.ref), cl = read_logits(cand, al.cand);
+  if (ref.teacher_tokens()) rl = Tensor();  // the reference's logits must follow its own tokens
+  try {
+    r.impact = transcript_impact(*rt, *ct, rl, cl, follows_ref);
+  } catch (const std::invalid_argument& e) {  // logits of some other shape: tokens only
+    r.hints.push_back(std::string("transcript impact without logits: ") + e.what());
+    r.impact = transcript_impact(*rt, *ct, Tensor(), Tensor(), false);
+  }
+  if (opts.expected_text && a && b) {
+    r.impact->ref_vs_expected = wb::word_errors(*opts.expected_text, *a);
+    r.impact->cand_vs_expected = wb::word_errors(*opts.expected_text, *b);
+  }
+  const TranscriptImpact& x = *r.impact;
+  if (x.cand_rep.flagged && !x.ref_rep.flagged)
+    r.hints.insert(r.hints.begin(),
+                   fmt::format("the candidate's transcript loops: a {}-token sequence repeated {} "
+                               "times from token {} (the reference's does not) — the classic "
+                               "symptom of a broken encoder output",
+                               x.cand_rep.ngram, x.cand_rep.repeats, x.cand_rep.start));
 }
 
 }  // namespace
@@ -537,7 +577,7 @@ CompareResult compare(const TapSource& ref, const TapSource& cand, const TapSour
   find_changepoint(opts.profile, r);
   histogram(ref, cand, al.jobs, opts.histogram_bins, r);
   diagnose(r, dims, opts.profile);
-  transcripts(ref, cand, al, r);
+  transcripts(ref, cand, al, opts, r);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
 }

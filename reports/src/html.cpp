@@ -439,6 +439,21 @@ std::string render_html(const cmp::CompareResult& r) {
                              : h("not replayed: " + st.refused));
     s += "</table>\n";
   }
+  if (r.impact) {
+    const auto& x = *r.impact;
+    s += fmt::format("<h2>Transcript impact</h2>\n<p>tokens agree at {}/{} positions ({:.1f}%)",
+                     x.agree, x.positions, 100.0 * x.agreement());
+    if (x.teacher_forced && !x.kl.empty())
+      s += fmt::format(
+          "; teacher-forced KL(ref&#8214;cand) per step: mean {:.3g}, max {:.3g} at "
+          "step {}",
+          x.kl_mean, x.kl_max, x.kl_max_step);
+    if (x.first_diff >= 0) s += fmt::format("; first differing token at position {}", x.first_diff);
+    if (x.cand_rep.flagged)
+      s += fmt::format("; <b>the candidate loops</b>: a {}-token sequence {} times",
+                       x.cand_rep.ngram, x.cand_rep.repeats);
+    s += "</p>\n";
+  }
   if (r.transcripts) {
     const auto& x = *r.transcripts;
     s += "<h2>Transcripts</h2>\n<p>";

@@ -125,6 +125,42 @@ std::string render_json(const cmp::CompareResult& r) {
     j["transcripts"] = nullptr;
   }
   j["replay"] = r.replay ? cmp::replay_json(*r.replay) : nlohmann::json();
+  if (r.impact) {
+    const auto& x = *r.impact;
+    auto top = [](const std::vector<cmp::TokenProb>& t) {
+      nlohmann::json a = nlohmann::json::array();
+      for (const auto& p : t) a.push_back({{"token", p.token}, {"p", jnum(p.p)}});
+      return a;
+    };
+    auto rep = [](const cmp::Repetition& p) {
+      return nlohmann::json{
+          {"ngram", p.ngram}, {"repeats", p.repeats}, {"start", p.start}, {"flagged", p.flagged}};
+    };
+    nlohmann::json kl = nlohmann::json::array();
+    for (double k : x.kl) kl.push_back(jnum(k));
+    j["transcript_impact"] = {
+        {"reference_tokens", x.ref_tokens},
+        {"candidate_tokens", x.cand_tokens},
+        {"agree", x.agree},
+        {"positions", x.positions},
+        {"agreement", jnum(x.agreement())},
+        {"first_diff", x.first_diff >= 0 ? nlohmann::json(x.first_diff) : nlohmann::json()},
+        {"reference_top5", top(x.ref_top5)},
+        {"candidate_top5", top(x.cand_top5)},
+        {"reference_repetition", rep(x.ref_rep)},
+        {"candidate_repetition", rep(x.cand_rep)},
+        {"teacher_forced", x.teacher_forced},
+        {"kl_per_step", kl},
+        {"kl_mean", x.kl.empty() ? nlohmann::json() : jnum(x.kl_mean)},
+        {"kl_max", x.kl.empty() ? nlohmann::json() : jnum(x.kl_max)},
+        {"kl_max_step", x.kl_max_step >= 0 ? nlohmann::json(x.kl_max_step) : nlohmann::json()},
+        {"reference_wer_vs_expected",
+         x.ref_vs_expected ? jnum(x.ref_vs_expected->wer()) : nlohmann::json()},
+        {"candidate_wer_vs_expected",
+         x.cand_vs_expected ? jnum(x.cand_vs_expected->wer()) : nlohmann::json()}};
+  } else {
+    j["transcript_impact"] = nullptr;
+  }
   j["only_reference"] = r.only_ref;
   j["only_candidate"] = r.only_cand;
   j["missing_floor"] = r.missing_floor;

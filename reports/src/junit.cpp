@@ -60,6 +60,14 @@ std::string render_junit(const cmp::CompareResult& r) {
   prop("candidate", r.cand_path);
   prop("profile", r.profile_name);
   prop("verdict", std::string(cmp::level_name(r.verdict)));
+  if (r.impact) {
+    prop("token_agreement", fmt::format("{:.4f}", r.impact->agreement()));
+    prop("candidate_loops", r.impact->cand_rep.flagged ? "true" : "false");
+    if (!r.impact->kl.empty()) {
+      prop("teacher_forced_kl_mean", fmt::format("{:.6g}", r.impact->kl_mean));
+      prop("teacher_forced_kl_max", fmt::format("{:.6g}", r.impact->kl_max));
+    }
+  }
   if (r.first_divergence >= 0) {
     prop("first_divergence", r.taps[static_cast<std::size_t>(r.first_divergence)].name);
   }

@@ -52,6 +52,39 @@ std::string replay_markdown(const cmp::ReplayResult& rp) {
   return s + "\n";
 }
 
+std::string top5_md(const std::vector<cmp::TokenProb>& t) {
+  std::string s;
+  for (const auto& x : t) s += fmt::format("{}{} ({:.3f})", s.empty() ? "" : ", ", x.token, x.p);
+  return s;
+}
+
+// Does the drift matter for the transcript: agreement, loops, first difference, forced KL.
+std::string impact_markdown(const cmp::TranscriptImpact& x) {
+  std::string s = fmt::format("**Transcript impact:** tokens agree at {}/{} positions ({:.1f}%)",
+                              x.agree, x.positions, 100.0 * x.agreement());
+  if (x.teacher_forced && !x.kl.empty())
+    s += fmt::format("; teacher-forced KL(ref‖cand) per step: mean {}, max {} at step {}",
+                     num(x.kl_mean), num(x.kl_max), x.kl_max_step);
+  s += "\n\n";
+  if (x.first_diff >= 0) {
+    s += fmt::format("- first differing token at position {}", x.first_diff);
+    if (!x.ref_top5.empty())
+      s += fmt::format(": reference top-5 {}; candidate top-5 {}", top5_md(x.ref_top5),
+                       top5_md(x.cand_top5));
+    s += "\n";
+  }
+  auto rep = [](const cmp::Repetition& r) {
+    return r.flagged ? fmt::format("**loops**: a {}-token sequence {} times from token {}", r.ngram,
+                                   r.repeats, r.start)
+                     : std::string("no loop");
+  };
+  s += "- repetition: reference " + rep(x.ref_rep) + "; candidate " + rep(x.cand_rep) + "\n";
+  if (x.cand_vs_expected)
+    s += fmt::format("- against the expected text: reference WER {:.1f}%, candidate WER {:.1f}%\n",
+                     100.0 * x.ref_vs_expected->wer(), 100.0 * x.cand_vs_expected->wer());
+  return s + "\n";
+}
+
 std::string render_markdown(const cmp::CompareResult& r, int max_rows) {
   std::string s;
   std::string head = fmt::format("### {} wb compare: {}", icon(r.verdict), status_word(r.verdict));
@@ -94,6 +127,7 @@ std::string render_markdown(const cmp::CompareResult& r, int max_rows) {
       s += "- " + md_escape(r.hints[i]) + "\n";
     s += "\n";
   }
+  if (r.impact) s += impact_markdown(*r.impact);
   if (r.replay) s += replay_markdown(*r.replay);
   if (r.transcripts) {
     const auto& x = *r.transcripts;

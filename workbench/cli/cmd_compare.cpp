@@ -16,7 +16,7 @@ namespace wb::cli {
 namespace {
 
 struct CompareArgs {
-  std::string ref, cand, floor, profile, map, report_dir, replay;
+  std::string ref, cand, floor, profile, map, report_dir, replay, expect_text;
   std::string formats = "md,json,html,junit";
   int top_k = 8;
   bool allow_model_mismatch = false;
@@ -33,6 +33,7 @@ int run_compare(const CompareArgs& a) {
   }
   o.top_k = a.top_k;
   o.allow_model_mismatch = a.allow_model_mismatch;
+  if (!a.expect_text.empty()) o.expected_text = a.expect_text;
   // Parse the formats before the (possibly long) comparison so a typo fails fast.
   const auto formats = rep::parse_formats(a.formats);
   cmp::CompareResult r = cmp::compare_files(a.ref, a.cand, a.floor, o);
@@ -77,6 +78,9 @@ void add_compare(CLI::App& app, Registry& reg) {
       "tolerance profile JSON (default: built-in float32 = fixtures/profiles/float32.json)");
   sub->add_option("--map", a->map, "JSON map of foreign tap names onto registry names");
   sub->add_option("--report", a->report_dir, "directory for report files");
+  sub->add_option("--expect-text", a->expect_text,
+                  "the clip's true transcript: both sides' word error rates join the transcript "
+                  "impact");
   sub->add_option("--replay", a->replay,
                   "a wb replay report.json: its per-stage own/inherited errors join the reports");
   sub->add_option("--format", a->formats, "report formats: md,json,html,junit or all")

@@ -1,7 +1,9 @@
 // wb dump: run one implementation on one audio file and write every selected tap to HDF5.
 #include <fmt/format.h>
 
+#include <chrono>
 #include <filesystem>
+#include <optional>
 
 #include "command.h"
 #include "pipeline.h"
@@ -13,7 +15,7 @@ namespace wb::cli {
 void add_dump(CLI::App& app, Registry& reg) {
   struct Opts {
     EncoderChoice enc;
-    std::string model, audio, out, taps = "all", store = "float32";
+    std::string model, audio, out, taps = "all", store = "float32", teacher;
     int compress = 0;
     bool no_decode = false;
   };
@@ -32,11 +34,24 @@ void add_dump(CLI::App& app, Registry& reg) {
   sub->add_option("--compress", o->compress, "gzip level for tap datasets")
       ->check(CLI::Range(0, 9));
   sub->add_flag("--no-decode", o->no_decode, "skip greedy decoding (encoder taps only)");
+  sub->add_option("--teacher-tokens", o->teacher,
+                  "REF.h5: decoder taps (and logits) teacher-forced on that dump's tokens instead "
+                  "of this run's own, so wb compare can measure KL per step; the own transcript "
+                  "is still decoded and stored");
   add_encoder_options(sub, o->enc);
   reg.add(sub, [o]() {
     TapSelector sel(o->taps);
     auto model = load_model(o->model);
     sel.check_against(model->dims, !o->no_decode);
+    std::optional<std::vector<int>> teacher;
+    if (!o->teacher.empty()) {
+      if (o->no_decode) throw UsageError("--teacher-tokens needs decoding (drop --no-decode)");
+      const DumpReader tr(o->teacher);
+      if (!tr.meta().model_sha256.empty() && tr.meta().model_sha256 != model->sha256)
+        throw std::runtime_error(o->teacher + ": a dump of another model (model_sha256 differs)");
+      teacher = tr.tokens();
+      if (!teacher) throw std::runtime_error(o->teacher + ": holds no /decode/tokens to force");
+    }
     const Audio audio = load_audio(o->audio);
     auto enc = make_encoder(model, o->enc);
     ReferenceDecoder dec(model, decoder_dtype(o->enc));
@@ -58,7 +73,19 @@ void add_dump(CLI::App& app, Registry& reg) {
     m.run_info["model_stored_dtype"] = model->stored_dtype;
     m.run_info["audio_seconds"] = audio.total_seconds;
     DumpWriter w(o->out, m, sel, DumpOptions{dtype_from_name(o->store), o->compress});
-    const RunResult r = run_pipeline(*enc, dec, audio, &w, !o->no_decode);
+    // With --teacher-tokens the greedy decode is untapped and a teacher-forced pass over the
+    // other dump's tokens reports the decoder taps.
+    RunResult r = run_pipeline(*enc, dec, audio, &w, !o->no_decode && !teacher);
+    if (teacher) {
+      const auto t0 = std::chrono::steady_clock::now();
+      r.decoded = dec.greedy(r.encoder_out, nullptr);
+      std::vector<int> forced = model->vocab.initial_prompt();
+      forced.insert(forced.end(), teacher->begin(), teacher->end());
+      dec.teacher_forced(r.encoder_out, forced, &w);
+      r.seconds_decode =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      w.set_teacher_tokens(*teacher);
+    }
     if (!o->no_decode) w.set_decode(r.decoded.tokens, r.decoded.text);
     w.set_timing("mel", r.seconds_mel);
     w.set_timing("encoder", r.seconds_encoder);

@@ -22,6 +22,7 @@
 #include "command.h"
 #include "pipeline.h"
 #include "wb/compare/metrics.h"
+#include "wb/compare/transcript.h"
 #include "wb/core/tempfile.h"
 #include "wb/core/util.h"
 #include "wb/core/wer.h"
@@ -120,6 +121,7 @@ void add_run(CLI::App& app, Registry& reg) {
       ref_enc = make_encoder(model, rc);
     }
     std::map<std::string, std::string> ref_texts;
+    std::map<std::string, std::vector<int>> ref_tokens;
     if (!o->reference_report.empty()) {
       if (!with_ref) throw UsageError("--reference-report applies to --impl candidate only");
       const auto j = nlohmann::json::parse(read_file(o->reference_report));
@@ -128,8 +130,11 @@ void add_run(CLI::App& app, Registry& reg) {
         throw UsageError(o->reference_report + ": not a report of 'wb run --impl reference'");
       if (j.value("model_sha256", "") != model->sha256)
         throw UsageError(o->reference_report + ": made with another model (model_sha256 differs)");
-      for (const auto& c : j.at("clips"))
+      for (const auto& c : j.at("clips")) {
         ref_texts[c.at("file").get<std::string>()] = c.at("text").get<std::string>();
+        if (c.contains("token_ids"))
+          ref_tokens[c.at("file").get<std::string>()] = c.at("token_ids").get<std::vector<int>>();
+      }
     }
     DecodeOptions dopts;
     dopts.max_tokens = o->max_tokens;
@@ -142,6 +147,8 @@ void add_run(CLI::App& app, Registry& reg) {
     std::size_t agree = 0, exact = 0;
     double sum_mean = 0, sum_std = 0, sum_ref_mean = 0, sum_ref_std = 0, sum_cos = 0;
     int worst_run = 0;
+    double kl_max = 0.0, kl_sum = 0.0;  // teacher-forced KL over the clips (with --impl candidate)
+    int kl_clips = 0, loops = 0;
     nlohmann::json rows = nlohmann::json::array();
     for (const auto& c : clips) {
       const Audio audio = load_audio(o->audio_dir + "/" + c.file);
@@ -170,7 +177,11 @@ void add_run(CLI::App& app, Registry& reg) {
         const bool reuse = known != ref_texts.end();
         RunResult rr = reuse ? run_pipeline(*ref_enc, dec, audio, nullptr, false)
                              : transcribe(*ref_enc, audio);
-        if (reuse) rr.decoded.text = known->second;
+        if (reuse) {
+          rr.decoded.text = known->second;
+          const auto t = ref_tokens.find(c.file);
+          if (t != ref_tokens.end()) rr.decoded.tokens = t->second;
+        }
         const WerCounts rw = word_errors(c.text, rr.decoded.text);
         total_ref += rw;
         const bool same = rr.decoded.text == r.decoded.text;
@@ -187,6 +198,25 @@ void add_run(CLI::App& app, Registry& reg) {
                             {"agrees", same},
                             {"encoder_out", {{"mean", rs.mean}, {"std", rs.std}}},
                             {"encoder_out_cosine", cs}};
+        if (!reuse || ref_tokens.count(c.file) != 0) {
+          // Transcript impact: both encoders' outputs teacher-forced on the reference's tokens.
+          std::vector<int> forced = model->vocab.initial_prompt();
+          forced.insert(forced.end(), rr.decoded.tokens.begin(), rr.decoded.tokens.end());
+          const cmp::TranscriptImpact x = cmp::transcript_impact(
+              rr.decoded.tokens, r.decoded.tokens, dec.teacher_forced(rr.encoder_out, forced),
+              dec.teacher_forced(r.encoder_out, forced), true);
+          kl_max = std::max(kl_max, x.kl_max);
+          kl_sum += x.kl_mean;
+          ++kl_clips;
+          loops += x.cand_rep.flagged ? 1 : 0;
+          row["transcript_impact"] = {
+              {"token_agreement", x.agreement()},
+              {"first_diff", x.first_diff >= 0 ? nlohmann::json(x.first_diff) : nlohmann::json()},
+              {"candidate_loops", x.cand_rep.flagged},
+              {"teacher_forced_kl_mean", x.kl_mean},
+              {"teacher_forced_kl_max", x.kl_max},
+              {"teacher_forced_kl_max_step", x.kl_max_step}};
+        }
         if (!same) mark += " (differs from reference)";
       }
       rows.push_back(std::move(row));
@@ -214,6 +244,15 @@ void add_run(CLI::App& app, Registry& reg) {
       summary["agreement"] = static_cast<double>(agree) / n;
       summary["agreeing_clips"] = agree;
       summary["encoder_out_cosine"] = sum_cos / n;
+      if (kl_clips > 0) {
+        summary["teacher_forced_kl_mean"] = kl_sum / kl_clips;
+        summary["teacher_forced_kl_max"] = kl_max;
+        summary["candidate_looping_clips"] = loops;
+        fmt::print(
+            "teacher-forced KL(ref||cand) per step: mean over clips {:.3g}, max {:.3g}; "
+            "candidate transcripts that loop: {}\n",
+            kl_sum / kl_clips, kl_max, loops);
+      }
       fmt::print(
           "reference: WER {:.2f}%, encoder output mean {:.4f} std {:.4f}; agreement {}/{} clips "
           "({:.1f}%), "

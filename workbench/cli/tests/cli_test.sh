@@ -89,6 +89,20 @@ out=$("$wb" transcribe --model "$hf" --audio "$clip" --threads 2 --bench-decode 
   && ok "transcribe --bench-decode: same tokens with and without the KV cache" \
   || bad "transcribe --bench-decode exit $rc: $out"
 
+# Transcript impact: a teacher-forced candidate dump over the reference's tokens gives a KL at
+# round-off level when clean; forcing needs a dump with tokens.
+tr=$src/fixtures/trained; tclip=$src/fixtures/heldout/clip000.wav
+"$wb" dump --model "$tr" --audio "$tclip" --taps minimal -o "$tmp/ti-ref.h5" >/dev/null
+"$wb" dump --model "$tr" --audio "$tclip" --taps minimal --impl candidate --teacher-tokens "$tmp/ti-ref.h5" -o "$tmp/ti-cand.h5" >/dev/null
+"$wb" compare "$tmp/ti-ref.h5" "$tmp/ti-cand.h5" -q --report "$tmp/ti" --format json
+python3 -c "
+import json, sys
+x = json.load(open(sys.argv[1]))['transcript_impact']
+assert x['teacher_forced'] and x['agreement'] == 1.0 and x['kl_max'] < 1e-9, x['kl_max']
+" "$tmp/ti/report.json" && ok "teacher-forced KL at round-off for the clean candidate" || bad "transcript impact (clean)"
+expect "--teacher-tokens without tokens" 2 "no /decode/tokens" -- "$wb" dump --model "$hf" --audio "$clip" -o "$tmp/x.h5" --teacher-tokens "$tmp/sel.h5"
+rm -f "$tmp"/ti-*.h5
+
 "$wb" --version | grep -q "^wb " && ok "--version" || bad "--version"
 "$wb" dump --help | grep -q -- "--taps" && ok "dump --help" || bad "dump --help"
 finish

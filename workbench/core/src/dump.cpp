@@ -271,6 +271,14 @@ void DumpWriter::set_decode(const std::vector<int>& tokens, const std::string& t
   tx.write(text, vlen_str());
 }
 
+void DumpWriter::set_teacher_tokens(const std::vector<int>& tokens) {
+  hsize_t n = tokens.size();
+  H5::DataSpace space(1, &n);
+  std::vector<int32_t> t(tokens.begin(), tokens.end());
+  H5::DataSet ds = impl_->decode.createDataSet("teacher_tokens", H5::PredType::STD_I32LE, space);
+  if (n > 0) ds.write(t.data(), H5::PredType::NATIVE_INT32);
+}
+
 void DumpWriter::set_timing(const std::string& name, double seconds) {
   H5::DataSet ds =
       impl_->timing.createDataSet(name, H5::PredType::IEEE_F64LE, H5::DataSpace(H5S_SCALAR));
@@ -521,26 +529,32 @@ void DumpReader::read_rows(const std::string& name, int64_t row0, int64_t n,
   }
 }
 
-std::optional<std::vector<int>> DumpReader::tokens() const {
+std::optional<std::vector<int>> DumpReader::token_dataset(const std::string& name) const {
   try {
-    const std::optional<H5::DataSet> d = impl_->decode_dataset("tokens");
+    const std::optional<H5::DataSet> d = impl_->decode_dataset(name);
     if (!d) return std::nullopt;
     const H5::DataSet& ds = *d;
     const H5::DataSpace sp = ds.getSpace();
     hsize_t n = 0;
     if (sp.getSimpleExtentNdims() != 1)
-      throw std::runtime_error(fmt::format("{}: /decode/tokens is not one-dimensional", path_));
+      throw std::runtime_error(fmt::format("{}: /decode/{} is not one-dimensional", path_, name));
     sp.getSimpleExtentDims(&n);
     if (n > kMaxTokens)
       throw std::runtime_error(
-          fmt::format("{}: /decode/tokens holds {} tokens (more than {})", path_, n, kMaxTokens));
+          fmt::format("{}: /decode/{} holds {} tokens (more than {})", path_, name, n, kMaxTokens));
     std::vector<int32_t> v(n);
     if (n > 0) ds.read(v.data(), H5::PredType::NATIVE_INT32);
     return std::vector<int>(v.begin(), v.end());
   } catch (const H5::Exception& e) {
     throw std::runtime_error(
-        fmt::format("{}: cannot read /decode/tokens ({})", path_, e.getDetailMsg()));
+        fmt::format("{}: cannot read /decode/{} ({})", path_, name, e.getDetailMsg()));
   }
+}
+
+std::optional<std::vector<int>> DumpReader::tokens() const { return token_dataset("tokens"); }
+
+std::optional<std::vector<int>> DumpReader::teacher_tokens() const {
+  return token_dataset("teacher_tokens");
 }
 
 std::optional<std::string> DumpReader::text() const {

@@ -17,6 +17,7 @@
 #include "wb/compare/metrics.h"
 #include "wb/compare/name_map.h"
 #include "wb/compare/profile.h"
+#include "wb/compare/transcript.h"
 #include "wb/core/dump.h"
 #include "wb/core/wer.h"
 
@@ -32,6 +33,9 @@ class TapSource {
   virtual void read_rows(const std::string& name, int64_t row0, int64_t n,
                          std::vector<double>& out) const = 0;
   virtual std::optional<std::string> text() const { return std::nullopt; }  // decoded transcript
+  virtual std::optional<std::vector<int>> tokens() const { return std::nullopt; }  // own decode
+  // The tokens the decoder taps follow when they are not the source's own (teacher-forced).
+  virtual std::optional<std::vector<int>> teacher_tokens() const { return std::nullopt; }
 };
 
 class DumpSource : public TapSource {
@@ -45,6 +49,10 @@ class DumpSource : public TapSource {
     reader_.read_rows(name, row0, n, out);
   }
   std::optional<std::string> text() const override { return reader_.text(); }
+  std::optional<std::vector<int>> tokens() const override { return reader_.tokens(); }
+  std::optional<std::vector<int>> teacher_tokens() const override {
+    return reader_.teacher_tokens();
+  }
   const DumpReader& reader() const { return reader_; }
 
  private:
@@ -83,6 +91,7 @@ struct CompareOptions {
   int64_t chunk_elements = int64_t{1} << 20;  // per side per chunk (8 MiB of float64)
   bool background_read = true;
   bool allow_model_mismatch = false;  // compare dumps whose model_sha256 differ (dims must agree)
+  std::optional<std::string> expected_text;  // the clip's true transcript: WER of both sides
   int histogram_bins = 41;
 };
 
@@ -137,6 +146,9 @@ struct CompareResult {
     WerCounts words;
   };
   std::optional<Transcripts> transcripts;
+  // Token agreement, repetition, top-5 at the first difference, teacher-forced KL (when both
+  // dumps hold a decode).
+  std::optional<TranscriptImpact> impact;
   // wb replay (or wb compare --replay): each stage's own error on the reference's input.
   std::optional<ReplayResult> replay;
   double seconds = 0.0;

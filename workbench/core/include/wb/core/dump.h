@@ -57,6 +57,10 @@ class DumpWriter : public TapSink {
   bool wants(std::string_view name) const override;
   void put(std::string_view name, const TapView& view) override;
   void set_decode(const std::vector<int>& tokens, const std::string& text);
+  // The decoder taps (and logits) follow these tokens instead of the dump's own: a teacher-
+  // forced pass over another run's transcript (wb dump --teacher-tokens REF.h5), so both dumps'
+  // logits cover the same tokens and the comparator can measure KL per step.
+  void set_teacher_tokens(const std::vector<int>& tokens);
   void set_timing(const std::string& name, double seconds);
   void finish();  // writes `complete`, closes, renames into place
   int taps_written() const { return n_taps_; }
@@ -96,11 +100,13 @@ class DumpReader {
   // Rows [row0, row0 + n) of a tap (first dimension), as float64, appended to out (resized).
   void read_rows(const std::string& name, int64_t row0, int64_t n, std::vector<double>& out) const;
 
-  std::optional<std::vector<int>> tokens() const;
+  std::optional<std::vector<int>> tokens() const;          // /decode/tokens: its own decode
+  std::optional<std::vector<int>> teacher_tokens() const;  // /decode/teacher_tokens, if forced
   std::optional<std::string> text() const;
   std::map<std::string, double> timings() const;
 
  private:
+  std::optional<std::vector<int>> token_dataset(const std::string& name) const;
   struct Impl;
   std::unique_ptr<Impl> impl_;
   std::string path_;
