@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# CTest wb_bisect_toy: `wb bisect` on a synthetic history of an external port (the numpy toy port
+# of scripts/bisect/, written with wbdump.py; make_toy_history.sh plants a layer-norm epsilon
+# bug among harmless commits and one commit whose dump command fails). Checks:
+#   - the first bad commit named is the planted one, its first divergent tap encoder.blocks.0.attn_ln;
+#   - the user's repository is left as it was (HEAD, clean status, no worktree, no bisect state),
+#     and the default work folder is removed;
+#   - a GOOD that is already bad, a BAD that is good, and a --dump without {out} are refused with
+#     exit 2 and a one-line message.
+#   bisect_toy_test.sh WB ROOT PYTHON
+set -uo pipefail
+wb=${1:?WB}; root=${2:?ROOT}; py=${3:?PYTHON}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+model=$root/fixtures/models/nano-hf
+
+"$root/scripts/bisect/make_toy_history.sh" "$tmp/repo" > "$tmp/commits.txt" || fail "make_toy_history.sh"
+hash_of() { grep -F " $1" "$tmp/commits.txt" | head -1 | cut -d' ' -f1; }
+first=$(hash_of "toy port: numpy")
+planted=$(hash_of "layer norm: epsilon as in the C++ port")
+reverted=$(hash_of "revert the lazy loading")
+last=$(hash_of "docs: changelog")
+[ -n "$first" ] && [ -n "$planted" ] && [ -n "$last" ] || fail "history: $(cat "$tmp/commits.txt")"
+head_before=$(git -C "$tmp/repo" rev-parse HEAD)
+
+"$wb" dump --impl reference --model "$model" --audio "$root/fixtures/audio/hello.wav" \
+  --no-decode -o "$tmp/ref.h5" > /dev/null || fail "reference dump"
+dump="$py toy_port.py --model $model --mel-from $tmp/ref.h5 --out {out}"
+mkdir -p "$tmp/t"
+export TMPDIR=$tmp/t PYTHONDONTWRITEBYTECODE=1
+
+# The bisection.
+t0=$(date +%s.%N)
+"$wb" bisect "$first" "$last" --repo "$tmp/repo" --build true --dump "$dump" \
+  --reference "$tmp/ref.h5" > "$tmp/out.txt" 2> "$tmp/err.txt"
+rc=$?
+t1=$(date +%s.%N)
+cat "$tmp/err.txt" "$tmp/out.txt"
+[ $rc -eq 0 ] || fail "wb bisect exit $rc (expected 0)"
+grep -q "^first bad commit: $planted layer norm: epsilon as in the C++ port\$" "$tmp/out.txt" ||
+  fail "the planted commit $planted is not named"
+grep -q "^  first divergent tap: encoder.blocks.0.attn_ln " "$tmp/out.txt" ||
+  fail "first divergent tap is not encoder.blocks.0.attn_ln"
+grep -q "^wall time: " "$tmp/out.txt" || fail "no wall time"
+grep -Eq "^  (GOOD|BAD |step) [0-9a-f]{10} (good|bad |skip)" "$tmp/out.txt" || fail "no step lines"
+echo "bisect wall time (measured by the test): $(echo "$t1 - $t0" | bc) s"
+
+# The user's repository is untouched; the default work folder is gone.
+[ "$(git -C "$tmp/repo" rev-parse HEAD)" = "$head_before" ] || fail "HEAD moved"
+[ -z "$(git -C "$tmp/repo" status --porcelain)" ] || fail "work tree changed"
+[ "$(git -C "$tmp/repo" worktree list | wc -l)" -eq 1 ] || fail "worktree left: $(git -C "$tmp/repo" worktree list)"
+git -C "$tmp/repo" bisect log > /dev/null 2>&1 && fail "a bisect is left in progress"
+[ -z "$(ls -A "$tmp/t")" ] || fail "work folder left in TMPDIR: $(ls "$tmp/t")"
+
+# Refusals: exit 2, one line naming the problem, and nothing left behind.
+refuse() {  # refuse PATTERN ARGS...
+  local pat=$1; shift
+  "$wb" bisect "$@" > "$tmp/r.out" 2> "$tmp/r.err"
+  local rc=$?
+  [ $rc -eq 2 ] || { cat "$tmp/r.err"; fail "wb bisect $* exit $rc (expected 2)"; }
+  grep "^wb: error: " "$tmp/r.err" | grep -q "$pat" || { cat "$tmp/r.err"; fail "no '$pat' message"; }
+  [ "$(grep -c '^wb: error: ' "$tmp/r.err")" -eq 1 ] || fail "not one error line"
+  [ "$(git -C "$tmp/repo" worktree list | wc -l)" -eq 1 ] || fail "worktree left after refusal"
+  grep "^wb: error: " "$tmp/r.err"
+}
+refuse "GOOD commit ${planted:0:10} .* is already bad" "$planted" "$last" --repo "$tmp/repo" \
+  --build true --dump "$dump" --reference "$tmp/ref.h5" --work "$tmp/w1"
+refuse "BAD commit ${reverted:0:10} .* is within tolerance" "$first" "$reverted" --repo "$tmp/repo" \
+  --build true --dump "$dump" --reference "$tmp/ref.h5" --work "$tmp/w2"
+refuse "has no {out}" "$first" "$last" --repo "$tmp/repo" --build true --dump "true" \
+  --reference "$tmp/ref.h5"
+refuse "GOOD .* is not an ancestor of BAD" "$last" "$first" --repo "$tmp/repo" --build true \
+  --dump "$dump" --reference "$tmp/ref.h5"
+echo "PASS"
