@@ -66,7 +66,7 @@ refuse() {  # refuse PATTERN ARGS...
 }
 refuse "GOOD commit ${planted:0:10} .* is already bad" "$planted" "$last" --repo "$tmp/repo" \
   --build true --dump "$dump" --reference "$tmp/ref.h5" --work "$tmp/w1"
-refuse "BAD commit ${reverted:0:10} .* is within tolerance" "$first" "$reverted" --repo "$tmp/repo" \
+refuse "BAD commit ${reverted:0:10} .* is not bad, within tolerance" "$first" "$reverted" --repo "$tmp/repo" \
   --build true --dump "$dump" --reference "$tmp/ref.h5" --work "$tmp/w2"
 refuse "has no {out}" "$first" "$last" --repo "$tmp/repo" --build true --dump "true" \
   --reference "$tmp/ref.h5"

@@ -472,8 +472,8 @@ int run_bisect_impl(const BisectOptions& o) {
   check_interrupt();
   if (b.verdict == "good")
     throw UsageError(fmt::format(
-        "BAD commit {} is within tolerance ({}): nothing to bisect; choose a newer BAD or a "
-        "stricter --profile",
+        "BAD commit {} is not bad, {}: nothing to bisect; choose a newer BAD or a stricter "
+        "--profile",
         commit_label(b), b.detail));
   if (b.verdict == "skip")
     throw UsageError(fmt::format("BAD commit {} cannot be tested: {}", commit_label(b), b.detail));
