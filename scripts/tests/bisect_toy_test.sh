@@ -53,6 +53,19 @@ echo "bisect wall time (measured by the test): $(echo "$t1 - $t0" | bc) s"
 git -C "$tmp/repo" bisect log > /dev/null 2>&1 && fail "a bisect is left in progress"
 [ -z "$(ls -A "$tmp/t")" ] || fail "work folder left in TMPDIR: $(ls "$tmp/t")"
 
+# Only skipped commits between the last good and the first bad (the dump of the revert commit is
+# made to fail too): exit 1, the candidates listed, the planted commit among them.
+soft=$(hash_of "softmax: say why")
+skipdump='case "$(git log -1 --format=%s)" in revert*) exit 3;; esac; '$dump
+"$wb" bisect "$soft" "$planted" --repo "$tmp/repo" --build true --dump "$skipdump" \
+  --reference "$tmp/ref.h5" > "$tmp/s.out" 2> "$tmp/s.err"
+rc=$?
+cat "$tmp/s.out"
+[ $rc -eq 1 ] || { cat "$tmp/s.err"; fail "only-skips bisect exit $rc (expected 1)"; }
+grep -q "^no single first bad commit" "$tmp/s.out" || fail "no 'no single first bad commit'"
+grep -q "^  $planted layer norm: epsilon" "$tmp/s.out" || fail "planted commit not among the candidates"
+[ "$(grep -c '^  step [0-9a-f]* skip' "$tmp/s.out")" -eq 2 ] || fail "expected two skipped steps"
+
 # Refusals: exit 2, one line naming the problem, and nothing left behind.
 refuse() {  # refuse PATTERN ARGS...
   local pat=$1; shift

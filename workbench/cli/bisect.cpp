@@ -209,7 +209,7 @@ json load_config(const std::string& work) {
 
 std::string tail_of_file(const std::string& path) {
   std::ifstream in(path);
-  std::string line, last;
+  std::string line, last = "(no output)";
   while (std::getline(in, line))
     if (!trim(line).empty()) last = trim(line);
   if (last.size() > 160) last = last.substr(0, 157) + "...";
@@ -530,16 +530,16 @@ int run_bisect_impl(const BisectOptions& o) {
     if (!culprit->dump.empty() && !(cleanup.remove_work))
       fmt::print("  its dump: {}\n", culprit->dump);
   } else {
-    fmt::print(
-        "no single first bad commit: only skipped commits are left; the first bad commit "
-        "is one of those git names in {}\n",
-        run_log);
+    fmt::print("no single first bad commit: only skipped commits are left; it is one of:\n");
     std::ifstream in(run_log);
     std::string line;
     bool on = false;
     while (std::getline(in, line)) {
       if (line.find("could be any of") != std::string::npos) on = true;
-      if (on) fmt::print("  {}\n", line);
+      line = trim(line);
+      if (on && line.size() == 40 &&
+          line.find_first_not_of("0123456789abcdef") == std::string::npos)
+        fmt::print("  {} {}\n", line, git(repo, {"log", "-1", "--format=%s", line}, false));
     }
   }
   fmt::print("steps ({} commits tested, in order):\n", steps.size());
