@@ -40,8 +40,15 @@ double seconds_since(Clock::time_point t0) {
 
 // ---- processes -------------------------------------------------------------------------------
 
+// SIGINT/SIGTERM: passed on to the running child's process group (each child leads its own, so
+// a signal sent to wb alone still stops git bisect run, the step and its build); wb then waits
+// for it, removes the worktree and exits 130.
 volatile std::sig_atomic_t g_interrupted = 0;
-extern "C" void on_interrupt(int sig) { g_interrupted = sig; }
+volatile pid_t g_child = 0;
+extern "C" void on_interrupt(int sig) {
+  g_interrupted = sig;
+  if (g_child > 0) kill(-g_child, sig);
+}
 
 struct ProcResult {
   int status = 0;   // exit status, or 128 + signal
@@ -60,6 +67,7 @@ ProcResult run_process(const std::vector<std::string>& argv, const std::string& 
   const pid_t pid = fork();
   if (pid < 0) throw std::runtime_error(fmt::format("fork: {}", std::strerror(errno)));
   if (pid == 0) {
+    setpgid(0, 0);
     if (!cwd.empty() && chdir(cwd.c_str()) != 0) _exit(127);
     const int devnull = open("/dev/null", O_RDWR);
     if (devnull >= 0) dup2(devnull, 0);
@@ -80,6 +88,8 @@ ProcResult run_process(const std::vector<std::string>& argv, const std::string& 
     execvp(args[0], args.data());
     _exit(127);
   }
+  setpgid(pid, pid);  // also here: no race with a signal arriving before the child's own call
+  g_child = pid;
   ProcResult r;
   if (capture) {
     close(pipefd[1]);
@@ -100,6 +110,7 @@ ProcResult run_process(const std::vector<std::string>& argv, const std::string& 
   while (waitpid(pid, &st, 0) < 0) {
     if (errno != EINTR) throw std::runtime_error(fmt::format("waitpid: {}", std::strerror(errno)));
   }
+  g_child = 0;
   r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
   return r;
 }
@@ -378,6 +389,8 @@ struct Interrupted {};
 
 int run_bisect_impl(const BisectOptions& o) {
   const auto t_start = Clock::now();
+  std::signal(SIGINT, on_interrupt);
+  std::signal(SIGTERM, on_interrupt);
   for (const char* v : {"GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"}) unsetenv(v);
   if (o.dump_cmd.find("{out}") == std::string::npos)
     throw UsageError(
@@ -447,13 +460,11 @@ int run_bisect_impl(const BisectOptions& o) {
     if (!f) throw std::runtime_error(fmt::format("{}/bisect.json: cannot write", work));
   }
 
-  // Ctrl-C reaches the children (same process group); we wait for them, then clean up.
-  std::signal(SIGINT, on_interrupt);
-  std::signal(SIGTERM, on_interrupt);
   auto check_interrupt = [] {
     if (g_interrupted) throw Interrupted{};
   };
 
+  check_interrupt();
   git(repo, {"worktree", "add", "--quiet", "--detach", src, good});
   cleanup.src = src;
   fmt::print(stderr, "wb bisect: worktree {} (build folder {})\n", src, build);
