@@ -5,8 +5,10 @@
 #   - the first bad commit named is the planted one, its first divergent tap encoder.blocks.0.attn_ln;
 #   - the user's repository is left as it was (HEAD, clean status, no worktree, no bisect state),
 #     and the default work folder is removed;
-#   - a GOOD that is already bad, a BAD that is good, and a --dump without {out} are refused with
-#     exit 2 and a one-line message.
+#   - only skipped commits left (a traceback, a file the reader refuses): exit 1, candidates listed;
+#   - SIGTERM mid-run: exit 130, the worktree removed;
+#   - a GOOD that is already bad, a BAD that is good, an end that cannot be built or dumped, a
+#     --dump without {out}, GOOD not an ancestor of BAD: exit 2 and a one-line message.
 #   bisect_toy_test.sh WB ROOT PYTHON
 set -uo pipefail
 wb=${1:?WB}; root=${2:?ROOT}; py=${3:?PYTHON}
@@ -53,10 +55,11 @@ echo "bisect wall time (measured by the test): $(echo "$t1 - $t0" | bc) s"
 git -C "$tmp/repo" bisect log > /dev/null 2>&1 && fail "a bisect is left in progress"
 [ -z "$(ls -A "$tmp/t")" ] || fail "work folder left in TMPDIR: $(ls "$tmp/t")"
 
-# Only skipped commits between the last good and the first bad (the dump of the revert commit is
-# made to fail too): exit 1, the candidates listed, the planted commit among them.
+# Only skipped commits between the last good and the first bad (the revert commit made to write
+# a file that is no dump, which the reader refuses): exit 1, the candidates listed, the planted
+# commit among them.
 soft=$(hash_of "softmax: say why")
-skipdump='case "$(git log -1 --format=%s)" in revert*) exit 3;; esac; '$dump
+skipdump='case "$(git log -1 --format=%s)" in revert*) echo junk > {out}; exit 0;; esac; '$dump
 "$wb" bisect "$soft" "$planted" --repo "$tmp/repo" --build true --dump "$skipdump" \
   --reference "$tmp/ref.h5" > "$tmp/s.out" 2> "$tmp/s.err"
 rc=$?
@@ -65,6 +68,17 @@ cat "$tmp/s.out"
 grep -q "^no single first bad commit" "$tmp/s.out" || fail "no 'no single first bad commit'"
 grep -q "^  $planted layer norm: epsilon" "$tmp/s.out" || fail "planted commit not among the candidates"
 [ "$(grep -c '^  step [0-9a-f]* skip' "$tmp/s.out")" -eq 2 ] || fail "expected two skipped steps"
+grep -q "^  step ${reverted:0:10} skip .*dump refused: " "$tmp/s.out" || fail "the junk dump is not refused"
+grep -q "^  step [0-9a-f]* skip .*dump command failed (exit 1): NameError" "$tmp/s.out" ||
+  fail "the broken commit's failure is not quoted"
+
+# Interrupted (SIGTERM to wb alone, mid-run): exit 130, the worktree removed.
+timeout --preserve-status -s TERM 3 "$wb" bisect "$first" "$last" --repo "$tmp/repo" --build true \
+  --dump "$dump" --reference "$tmp/ref.h5" --work "$tmp/wi" > /dev/null 2> "$tmp/i.err"
+rc=$?
+[ $rc -eq 130 ] || { cat "$tmp/i.err"; fail "interrupted bisect exit $rc (expected 130)"; }
+[ "$(git -C "$tmp/repo" worktree list | wc -l)" -eq 1 ] || fail "worktree left after the interrupt"
+[ ! -e "$tmp/wi/src" ] || fail "$tmp/wi/src left after the interrupt"
 
 # Refusals: exit 2, one line naming the problem, and nothing left behind.
 refuse() {  # refuse PATTERN ARGS...
@@ -81,6 +95,13 @@ refuse "GOOD commit ${planted:0:10} .* is already bad" "$planted" "$last" --repo
   --build true --dump "$dump" --reference "$tmp/ref.h5" --work "$tmp/w1"
 refuse "BAD commit ${reverted:0:10} .* is not bad, within tolerance" "$first" "$reverted" --repo "$tmp/repo" \
   --build true --dump "$dump" --reference "$tmp/ref.h5" --work "$tmp/w2"
+refuse "BAD commit ${last:0:10} .* cannot be tested: dump command failed (exit 3)" "$first" "$last" \
+  --repo "$tmp/repo" --build true --reference "$tmp/ref.h5" \
+  --dump 'case "$(git log -1 --format=%s)" in docs:\ changelog) exit 3;; esac; '"$dump"
+refuse "GOOD commit ${first:0:10} .* cannot be tested: dump command exited 0 but wrote no dump" \
+  "$first" "$last" --repo "$tmp/repo" --build true --dump 'true {out}' --reference "$tmp/ref.h5"
+refuse "GOOD commit ${first:0:10} .* cannot be tested: build failed (exit 7)" "$first" "$last" \
+  --repo "$tmp/repo" --build 'echo no compiler; exit 7' --dump "$dump" --reference "$tmp/ref.h5"
 refuse "has no {out}" "$first" "$last" --repo "$tmp/repo" --build true --dump "true" \
   --reference "$tmp/ref.h5"
 refuse "GOOD .* is not an ancestor of BAD" "$last" "$first" --repo "$tmp/repo" --build true \
