@@ -8,8 +8,8 @@
 #include <filesystem>
 #include <memory>
 
-#include "bisect.h"
 #include "command.h"
+#include "wb/compare/bisect.h"
 #include "wb/core/util.h"
 
 namespace wb::cli {
@@ -17,7 +17,7 @@ namespace wb::cli {
 namespace {
 
 struct BisectArgs {
-  BisectOptions o;
+  cmp::BisectOptions o;
   std::string preset, model, audio, taps = "all";
   std::string step_work;
 };
@@ -91,14 +91,14 @@ void add_bisect(CLI::App& app, Registry& reg) {
       ->capture_default_str();
   reg.add(sub, [a]() {
     apply_preset(*a);
-    return run_bisect(a->o);
+    return cmp::run_bisect(a->o);
   });
 
   CLI::App* step = app.add_subcommand(
       "bisect-step", "internal: one step of wb bisect (git bisect run calls it in the worktree)");
   step->group("");  // hidden from wb --help
   step->add_option("--work", a->step_work, "the work folder of the wb bisect run")->required();
-  reg.add(step, [a]() { return run_bisect_step(a->step_work); });
+  reg.add(step, [a]() { return cmp::run_bisect_step(a->step_work); });
 }
 
 }  // namespace wb::cli

@@ -1,6 +1,7 @@
-// wb bisect / wb bisect-step: see bisect.h. Processes are started with fork + exec (no shell
-// except for the user's --build and --dump commands, which are shell command lines by design).
-#include "bisect.h"
+// wb bisect / wb bisect-step: see wb/compare/bisect.h. Processes are started with fork + exec (no
+// shell except for the user's --build and --dump commands, which are shell command lines by
+// design).
+#include "wb/compare/bisect.h"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -25,7 +26,7 @@
 #include "wb/core/dump.h"
 #include "wb/core/util.h"
 
-namespace wb::cli {
+namespace wb::cmp {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -268,15 +269,15 @@ StepRecord step_at_head(const json& cfg, const std::string& role) {
     }
   }
   if (r.verdict.empty()) {
-    cmp::CompareOptions o;
+    CompareOptions o;
     if (!cfg.at("profile").get<std::string>().empty())
-      o.profile = cmp::ToleranceProfile::load(cfg.at("profile"));
-    if (!cfg.at("map").get<std::string>().empty()) o.map = cmp::NameMap::load(cfg.at("map"));
+      o.profile = ToleranceProfile::load(cfg.at("profile"));
+    if (!cfg.at("map").get<std::string>().empty()) o.map = NameMap::load(cfg.at("map"));
     t0 = Clock::now();
     try {
-      const cmp::CompareResult c = cmp::compare_files(cfg.at("reference"), out, "", o);
+      const CompareResult c = compare_files(cfg.at("reference"), out, "", o);
       r.compare_s = seconds_since(t0);
-      if (cmp::exit_status(c) == 0) {
+      if (exit_status(c) == 0) {
         r.verdict = "good";
         double worst = 0;
         std::string worst_tap;
@@ -416,8 +417,8 @@ int run_bisect_impl(const BisectOptions& o) {
   { DumpReader check(reference); }
   const std::string profile = o.profile.empty() ? "" : fs::absolute(o.profile).string();
   const std::string map = o.map.empty() ? "" : fs::absolute(o.map).string();
-  if (!profile.empty()) (void)cmp::ToleranceProfile::load(profile);
-  if (!map.empty()) (void)cmp::NameMap::load(map);
+  if (!profile.empty()) (void)ToleranceProfile::load(profile);
+  if (!map.empty()) (void)NameMap::load(map);
 
   // The work folder.
   Cleanup cleanup;
@@ -584,4 +585,4 @@ int run_bisect(const BisectOptions& o) {
   }
 }
 
-}  // namespace wb::cli
+}  // namespace wb::cmp

@@ -15,7 +15,7 @@
 #pragma once
 #include <string>
 
-namespace wb::cli {
+namespace wb::cmp {
 
 struct BisectOptions {
   std::string good, bad;   // commits (any git revision)
@@ -39,4 +39,4 @@ int run_bisect(const BisectOptions& o);
 // 128 abort (printed on stderr). Never throws.
 int run_bisect_step(const std::string& work);
 
-}  // namespace wb::cli
+}  // namespace wb::cmp
