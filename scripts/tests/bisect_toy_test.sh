@@ -8,7 +8,8 @@
 #   - only skipped commits left (a traceback, a file the reader refuses): exit 1, candidates listed;
 #   - SIGTERM mid-run: exit 130, the worktree removed;
 #   - a GOOD that is already bad, a BAD that is good, an end that cannot be built or dumped, a
-#     --dump without {out}, GOOD not an ancestor of BAD: exit 2 and a one-line message.
+#     --dump without {out}, GOOD not an ancestor of BAD, a preset without its inputs or unknown:
+#     exit 2 and a one-line message.
 #   bisect_toy_test.sh WB ROOT PYTHON
 set -uo pipefail
 wb=${1:?WB}; root=${2:?ROOT}; py=${3:?PYTHON}
@@ -102,6 +103,10 @@ refuse "GOOD commit ${first:0:10} .* cannot be tested: dump command exited 0 but
   "$first" "$last" --repo "$tmp/repo" --build true --dump 'true {out}' --reference "$tmp/ref.h5"
 refuse "GOOD commit ${first:0:10} .* cannot be tested: build failed (exit 7)" "$first" "$last" \
   --repo "$tmp/repo" --build 'echo no compiler; exit 7' --dump "$dump" --reference "$tmp/ref.h5"
+refuse "needs --model and --audio" "$first" "$last" --repo "$tmp/repo" --preset workbench \
+  --reference "$tmp/ref.h5"
+refuse "preset 'nope' (known: workbench)" "$first" "$last" --repo "$tmp/repo" --preset nope \
+  --reference "$tmp/ref.h5"
 refuse "has no {out}" "$first" "$last" --repo "$tmp/repo" --build true --dump "true" \
   --reference "$tmp/ref.h5"
 refuse "GOOD .* is not an ancestor of BAD" "$last" "$first" --repo "$tmp/repo" --build true \

@@ -40,6 +40,9 @@ void apply_preset(BisectArgs& a) {
   for (const std::string* p : {&a.model, &a.audio})
     if (!fs::exists(*p)) throw UsageError(fmt::format("{}: no such file or folder", *p));
   const std::string model = fs::absolute(a.model).string(), audio = fs::absolute(a.audio).string();
+  for (const std::string& p : {model, audio, a.taps})  // they go into '...' in a shell line
+    if (p.find('\'') != std::string::npos)
+      throw UsageError(fmt::format("--preset workbench: '{}' has a single quote", p));
   if (a.o.build_cmd.empty())
     a.o.build_cmd =
         "{ test -f {build}/CMakeCache.txt || cmake -S {src} -B {build} -DCMAKE_BUILD_TYPE=Release "
