@@ -8,8 +8,9 @@
 #   - only skipped commits left (a traceback, a file the reader refuses): exit 1, candidates listed;
 #   - SIGTERM mid-run: exit 130, the worktree removed;
 #   - a GOOD that is already bad, a BAD that is good, an end that cannot be built or dumped, a
-#     --dump without {out}, GOOD not an ancestor of BAD, a preset without its inputs or unknown:
-#     exit 2 and a one-line message.
+#     --dump without {out}, GOOD not an ancestor of BAD, a preset without its inputs or unknown,
+#     GOOD not a commit, --repo not a git work tree, a reference that is no dump: exit 2 and a
+#     one-line message.
 #   bisect_toy_test.sh WB ROOT PYTHON
 set -uo pipefail
 wb=${1:?WB}; root=${2:?ROOT}; py=${3:?PYTHON}
@@ -87,7 +88,7 @@ refuse() {  # refuse PATTERN ARGS...
   "$wb" bisect "$@" > "$tmp/r.out" 2> "$tmp/r.err"
   local rc=$?
   [ $rc -eq 2 ] || { cat "$tmp/r.err"; fail "wb bisect $* exit $rc (expected 2)"; }
-  grep "^wb: error: " "$tmp/r.err" | grep -q "$pat" || { cat "$tmp/r.err"; fail "no '$pat' message"; }
+  grep "^wb: error: " "$tmp/r.err" | grep -q -e "$pat" || { cat "$tmp/r.err"; fail "no '$pat' message"; }
   [ "$(grep -c '^wb: error: ' "$tmp/r.err")" -eq 1 ] || fail "not one error line"
   [ "$(git -C "$tmp/repo" worktree list | wc -l)" -eq 1 ] || fail "worktree left after refusal"
   grep "^wb: error: " "$tmp/r.err"
@@ -107,6 +108,14 @@ refuse "needs --model and --audio" "$first" "$last" --repo "$tmp/repo" --preset 
   --reference "$tmp/ref.h5"
 refuse "preset 'nope' (known: workbench)" "$first" "$last" --repo "$tmp/repo" --preset nope \
   --reference "$tmp/ref.h5"
+refuse "GOOD 'nosuchrev' is not a commit of" nosuchrev "$last" --repo "$tmp/repo" --build true \
+  --dump "$dump" --reference "$tmp/ref.h5"
+mkdir -p "$tmp/plain"  # not a repository even when $TMPDIR lies inside one:
+export GIT_CEILING_DIRECTORIES=$tmp
+refuse "--repo $tmp/plain: not a git work tree" "$first" "$last" --repo "$tmp/plain" --build true \
+  --dump "$dump" --reference "$tmp/ref.h5"
+refuse "$tmp/commits.txt" "$first" "$last" --repo "$tmp/repo" --build true --dump "$dump" \
+  --reference "$tmp/commits.txt"
 refuse "has no {out}" "$first" "$last" --repo "$tmp/repo" --build true --dump "true" \
   --reference "$tmp/ref.h5"
 refuse "GOOD .* is not an ancestor of BAD" "$last" "$first" --repo "$tmp/repo" --build true \
