@@ -6,7 +6,8 @@
 #   - the user's repository is left as it was (HEAD, clean status, no worktree, no bisect state),
 #     and the default work folder is removed;
 #   - only skipped commits left (a traceback, a file the reader refuses): exit 1, candidates listed;
-#   - SIGTERM mid-run: exit 130, the worktree removed;
+#   - a step's internal error: git bisect run aborted, exit 3; SIGTERM mid-run: exit 130; the
+#     worktree removed either way;
 #   - a GOOD that is already bad, a BAD that is good, an end that cannot be built or dumped, a
 #     --dump without {out}, GOOD not an ancestor of BAD, a preset without its inputs or unknown,
 #     GOOD not a commit, --repo not a git work tree, a reference that is no dump: exit 2 and a
@@ -73,6 +74,17 @@ grep -q "^  $planted layer norm: epsilon" "$tmp/s.out" || fail "planted commit n
 grep -q "^  step ${reverted:0:10} skip .*dump refused: " "$tmp/s.out" || fail "the junk dump is not refused"
 grep -q "^  step [0-9a-f]* skip .*dump command failed (exit 1): NameError" "$tmp/s.out" ||
   fail "the broken commit's failure is not quoted"
+
+# A step's internal error (its configuration deleted by the BAD end's dump command) aborts git
+# bisect run: exit 3, one internal-error line, the worktree removed.
+"$wb" bisect "$first" "$last" --repo "$tmp/repo" --build true --reference "$tmp/ref.h5" \
+  --dump 'case "$(git log -1 --format=%s)" in "docs: changelog") rm {work}/bisect.json;; esac; '"$dump" \
+  > /dev/null 2> "$tmp/a.err"
+rc=$?
+[ $rc -eq 3 ] || { cat "$tmp/a.err"; fail "aborted bisect exit $rc (expected 3)"; }
+grep -q "^wb: internal error: git bisect run ended (exit 128) without naming" "$tmp/a.err" ||
+  { cat "$tmp/a.err"; fail "no internal-error line"; }
+[ "$(git -C "$tmp/repo" worktree list | wc -l)" -eq 1 ] || fail "worktree left after the abort"
 
 # Interrupted (SIGTERM to wb alone, mid-run): exit 130, the worktree removed.
 timeout --preserve-status -s TERM 3 "$wb" bisect "$first" "$last" --repo "$tmp/repo" --build true \
