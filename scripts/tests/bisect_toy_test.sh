@@ -49,7 +49,7 @@ grep -q "^  first divergent tap: encoder.blocks.0.attn_ln " "$tmp/out.txt" ||
   fail "first divergent tap is not encoder.blocks.0.attn_ln"
 grep -q "^wall time: " "$tmp/out.txt" || fail "no wall time"
 grep -Eq "^  (GOOD|BAD |step) [0-9a-f]{10} (good|bad |skip)" "$tmp/out.txt" || fail "no step lines"
-echo "bisect wall time (measured by the test): $(echo "$t1 - $t0" | bc) s"
+echo "bisect wall time (measured by the test): $(awk "BEGIN { print $t1 - $t0 }") s"
 
 # The user's repository is untouched; the default work folder is gone.
 [ "$(git -C "$tmp/repo" rev-parse HEAD)" = "$head_before" ] || fail "HEAD moved"
