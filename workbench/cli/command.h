@@ -25,5 +25,6 @@ void add_run(CLI::App& app, Registry& reg);
 void add_faults(CLI::App& app, Registry& reg);
 void add_taps(CLI::App& app, Registry& reg);
 void add_culprit(CLI::App& app, Registry& reg);  // replay, bisect-layers
+void add_bisect(CLI::App& app, Registry& reg);
 
 }  // namespace wb::cli
