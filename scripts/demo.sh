@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The main job end to end on the bundled fixtures: set-up and build, then for the trained model
 # and a held-out clip: the float32 reference dump, the float64 noise floor, the float32 CPU
-# candidate, a candidate with a real porting bug (no ln_post), comparisons with reports, and
-# transcripts. Prints where everything went.
+# candidate and a candidate with a real porting bug (no ln_post), both teacher-forced on the
+# reference's tokens; wb compare finds the bug (first divergent tap, transcript impact), wb replay
+# confirms it is ln_post's own error, wb bisect-layers names the stage. Prints where everything
+# went, and exits 0 only when every claim holds (checked from the JSON reports, not exit codes).
 # Usage: scripts/demo.sh [OUTPUT_DIR]     (default: demo-out/)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -11,24 +13,61 @@ out=$(realpath -m "${1:-$here/demo-out}")
 "$here/scripts/setup.sh"
 wb="$here/build/wb"
 model="$here/fixtures/trained"
-clip="$here/fixtures/heldout/$(head -1 "$here/fixtures/heldout/expect.tsv" | cut -f1)"
+name=$(head -1 "$here/fixtures/heldout/expect.tsv" | cut -f1)
+expected=$(head -1 "$here/fixtures/heldout/expect.tsv" | cut -f2)
+clip="$here/fixtures/heldout/$name"
 mkdir -p "$out"
 echo "== model $model, clip $clip"
 "$wb" dump --impl reference --model "$model" --audio "$clip" -o "$out/ref.h5"
 "$wb" dump --impl reference --dtype float64 --store float64 --model "$model" --audio "$clip" -o "$out/ref64.h5" --no-decode
-"$wb" dump --impl candidate --model "$model" --audio "$clip" -o "$out/cand.h5"
-"$wb" dump --impl candidate --fault no-ln-post --model "$model" --audio "$clip" -o "$out/cand-no-ln-post.h5"
+"$wb" dump --impl candidate --model "$model" --audio "$clip" -o "$out/cand.h5" --teacher-tokens "$out/ref.h5"
+"$wb" dump --impl candidate --fault no-ln-post --model "$model" --audio "$clip" -o "$out/cand-no-ln-post.h5" --teacher-tokens "$out/ref.h5"
 set +e
-"$wb" compare "$out/ref.h5" "$out/cand.h5" --floor "$out/ref64.h5" \
+echo; echo "== wb compare: clean candidate"
+"$wb" compare "$out/ref.h5" "$out/cand.h5" --floor "$out/ref64.h5" --expect-text "$expected" \
   --profile "$here/fixtures/profiles/float32.json" --report "$out/report-candidate" --format md,json,html,junit
 rc_ok=$?
-"$wb" compare "$out/ref.h5" "$out/cand-no-ln-post.h5" --floor "$out/ref64.h5" \
+echo; echo "== wb replay: each stage of the buggy candidate on the reference's inputs"
+"$wb" replay "$out/ref.h5" --model "$model" --audio "$clip" --fault no-ln-post --report "$out/replay-no-ln-post" --format json -q
+rc_rp=$?
+echo; echo "== wb compare: the buggy candidate (no ln_post), with the replay"
+"$wb" compare "$out/ref.h5" "$out/cand-no-ln-post.h5" --floor "$out/ref64.h5" --expect-text "$expected" \
+  --replay "$out/replay-no-ln-post/report.json" \
   --profile "$here/fixtures/profiles/float32.json" --report "$out/report-no-ln-post" --format md,json,html,junit
 rc_bug=$?
+echo; echo "== wb bisect-layers: hybrid encoders, binary search on the stage"
+"$wb" bisect-layers --model "$model" --audio "$clip" --fault no-ln-post | tee "$out/bisect-layers.txt"
+rc_bl=${PIPESTATUS[0]}
 set -e
 echo
-echo "expected text: $(head -1 "$here/fixtures/heldout/expect.tsv" | cut -f2)"
-echo "candidate float32 vs reference: exit $rc_ok (0 = within tolerance)"
-echo "candidate with --fault no-ln-post: exit $rc_bug (1 = tolerance exceeded, as it should be)"
-echo "outputs in $out: ref.h5 ref64.h5 cand.h5 cand-no-ln-post.h5, reports in report-candidate/ and report-no-ln-post/ (report.md, report.json, report.html, junit.xml; manifest.json, written last, lists the set)"
-[ "$rc_ok" = 0 ] && [ "$rc_bug" = 1 ]
+echo "expected text: $expected"
+# The claims, read back from the reports.
+python3 - "$out" "$rc_ok" "$rc_bug" "$rc_rp" "$rc_bl" <<'PY'
+import json, sys
+out, rc_ok, rc_bug, rc_rp, rc_bl = sys.argv[1], *map(int, sys.argv[2:])
+ok = json.load(open(f"{out}/report-candidate/report.json"))
+bug = json.load(open(f"{out}/report-no-ln-post/report.json"))
+checks = []
+def check(what, cond):
+    checks.append(cond)
+    print(("ok   " if cond else "FAIL ") + what)
+check(f"clean candidate within the float32 profile (exit {rc_ok})", rc_ok == 0 and ok["first_divergence"] is None)
+ti = ok["transcript_impact"]
+check(f"clean candidate: tokens agree {ti['agree']}/{ti['positions']}, teacher-forced KL max {ti['kl_max']:.2g} (round-off)",
+      ti["agreement"] == 1.0 and ti["teacher_forced"] and ti["kl_max"] < 1e-9)
+fd = bug["first_divergence"]
+check(f"buggy candidate caught (exit {rc_bug}), first divergent tap {fd and fd['tap']}",
+      rc_bug == 1 and fd is not None and fd["tap"] == "encoder.ln_post")
+bi = bug["transcript_impact"]
+check(f"its transcript is damaged: tokens agree {bi['agree']}/{bi['positions']}, loops: {bi['candidate_repetition']['flagged']}, "
+      f"teacher-forced KL mean {bi['kl_mean']:.3g}",
+      bi["agreement"] < 0.5 and bi["kl_mean"] > 1e3 * max(ti["kl_mean"], 1e-12))
+rp = bug["replay"]
+check(f"wb replay: culprit {rp and rp['culprit']} (own error there, exit {rc_rp})", rc_rp == 1 and rp and rp["culprit"] == "ln_post")
+bl = open(f"{out}/bisect-layers.txt").read()
+check(f"wb bisect-layers names ln_post (exit {rc_bl})", rc_bl == 1 and "culprit: ln_post" in bl and "confirmed" in bl)
+print(f"outputs in {out}: ref.h5 ref64.h5 cand.h5 cand-no-ln-post.h5; reports in report-candidate/ and "
+      "report-no-ln-post/ (report.md, report.json, report.html, junit.xml; manifest.json, written last); "
+      "replay-no-ln-post/, bisect-layers.txt")
+sys.exit(0 if all(checks) else 1)
+PY
