@@ -90,17 +90,19 @@ TT linear(const Weights& W, const std::string& p, const TT& x, bool bias = true)
 TT gelu_erf(const TT& x) { return torch::gelu(x); }  // exact erf GELU, as nn.GELU()
 
 // x + mlp(mlp_ln(x)) of a residual block (encoder or decoder), with its taps up to '.out'.
-TT mlp_residual(const Weights& W, const std::string& p, const TT& x, TapSink* taps) {
+TT mlp_residual(const Weights& W, const std::string& p, TapSide side, int block, const TT& x,
+                TapSink* taps) {
+  auto tn = [&](std::string_view part) { return block_tap(side, block, part); };
   TT h = layer_norm(W, p + ".mlp_ln", x);
-  tap(taps, p + ".mlp_ln", h);
+  tap(taps, tn("mlp_ln"), h);
   TT f1 = linear(W, p + ".mlp.0", h);
-  tap(taps, p + ".mlp.fc1", f1);
+  tap(taps, tn("mlp.fc1"), f1);
   TT g = gelu_erf(f1);
-  tap(taps, p + ".mlp.gelu", g);
+  tap(taps, tn("mlp.gelu"), g);
   TT f2 = linear(W, p + ".mlp.2", g);
-  tap(taps, p + ".mlp.fc2", f2);
+  tap(taps, tn("mlp.fc2"), f2);
   TT out = x + f2;
-  tap(taps, p + ".out", out);
+  tap(taps, tn("out"), out);
   return out;
 }
 
@@ -168,7 +170,7 @@ class ReferenceEncoder final : public Encoder {
   // periodic Hann, last frame dropped, power, Slaney mel, log10(clamp 1e-10), floor at max-8,
   // (x + 4) / 4.
   wb::Tensor log_mel(const std::vector<float>& pcm16k, TapSink* taps) override {
-    torch::NoGradGuard ng;
+    c10::InferenceMode inference;  // no autograd bookkeeping at all (stronger than NoGradGuard)
     std::vector<float> a = pad_or_trim(pcm16k);
     TT audio = torch::from_blob(a.data(), {static_cast<int64_t>(a.size())}, torch::kFloat32)
                    .clone()
@@ -190,7 +192,7 @@ class ReferenceEncoder final : public Encoder {
   // AudioEncoder.forward up to the blocks: conv1 (k3 p1), GELU, conv2 (k3 s2 p1), GELU,
   // permute to [T, C], + positional embedding.
   wb::Tensor stem(const wb::Tensor& mel_in, TapSink* taps) override {
-    torch::NoGradGuard ng;
+    c10::InferenceMode inference;  // no autograd bookkeeping at all (stronger than NoGradGuard)
     const ModelDims& d = ck_->dims;
     TT mel = to_torch(mel_in).to(dt_);
     if (mel.dim() != 2 || mel.size(0) != d.n_mels || mel.size(1) != 2 * d.n_audio_ctx)
@@ -212,31 +214,32 @@ class ReferenceEncoder final : public Encoder {
 
   // ResidualAttentionBlock (no cross-attention): x + attn(attn_ln(x)); x + mlp(mlp_ln(x)).
   wb::Tensor block(int i, const wb::Tensor& x_in, TapSink* taps) override {
-    torch::NoGradGuard ng;
+    c10::InferenceMode inference;  // no autograd bookkeeping at all (stronger than NoGradGuard)
     const ModelDims& d = ck_->dims;
     if (i < 0 || i >= d.n_audio_layer)
       throw std::invalid_argument(fmt::format("reference: no encoder block {}", i));
     if (x_in.ndim() != 2 || x_in.dim(1) != d.n_audio_state)
       throw std::invalid_argument(fmt::format("reference block {}: input {} is not [T, {}]", i,
                                               shape_str(x_in.shape()), d.n_audio_state));
-    const std::string p = fmt::format("encoder.blocks.{}", i);
+    const std::string p = fmt::format("encoder.blocks.{}", i);  // weight names
+    auto tn = [i](std::string_view part) { return block_tap(TapSide::encoder, i, part); };
     TT x = to_torch(x_in).to(dt_);
     TT h = layer_norm(W_, p + ".attn_ln", x);
-    tap(taps, p + ".attn_ln", h);
+    tap(taps, tn("attn_ln"), h);
     TT q = linear(W_, p + ".attn.query", h), k = linear(W_, p + ".attn.key", h, false),
        v = linear(W_, p + ".attn.value", h);
-    tap(taps, p + ".attn.q", q);
-    tap(taps, p + ".attn.k", k);
-    tap(taps, p + ".attn.v", v);
+    tap(taps, tn("attn.q"), q);
+    tap(taps, tn("attn.k"), k);
+    tap(taps, tn("attn.v"), v);
     TT a = linear(W_, p + ".attn.out", qkv_attention(q, k, v, d.n_audio_head, false));
-    tap(taps, p + ".attn.out", a);
+    tap(taps, tn("attn.out"), a);
     x = x + a;
-    tap(taps, p + ".resid_attn", x);
-    return from_torch(mlp_residual(W_, p, x, taps));
+    tap(taps, tn("resid_attn"), x);
+    return from_torch(mlp_residual(W_, p, TapSide::encoder, i, x, taps));
   }
 
   wb::Tensor ln_post(const wb::Tensor& x_in, TapSink* taps) override {
-    torch::NoGradGuard ng;
+    c10::InferenceMode inference;  // no autograd bookkeeping at all (stronger than NoGradGuard)
     TT x = layer_norm(W_, "encoder.ln_post", to_torch(x_in).to(dt_));
     tap(taps, "encoder.ln_post", x);
     return from_torch(x);
@@ -314,25 +317,25 @@ struct ReferenceDecoder::Impl {
     const std::string p = fmt::format("decoder.blocks.{}.attn", i);
     const int64_t off = cache.n, m = h.size(0);
     TT q = linear(W, p + ".query", h);
-    tap(taps, p + ".q", q);
+    tap(taps, block_tap(TapSide::decoder, i, "attn.q"), q);
     auto ui = static_cast<std::size_t>(i);
     cache.k[ui].slice(0, off, off + m).copy_(linear(W, p + ".key", h, false));
     cache.v[ui].slice(0, off, off + m).copy_(linear(W, p + ".value", h));
     TT k = cache.k[ui].slice(0, 0, off + m), v = cache.v[ui].slice(0, 0, off + m);
-    tap(taps, p + ".k", k);
-    tap(taps, p + ".v", v);
+    tap(taps, block_tap(TapSide::decoder, i, "attn.k"), k);
+    tap(taps, block_tap(TapSide::decoder, i, "attn.v"), v);
     TT out = linear(W, p + ".out", qkv_attention(q, k, v, ck->dims.n_text_head, true, off));
-    tap(taps, p + ".out", out);
+    tap(taps, block_tap(TapSide::decoder, i, "attn.out"), out);
     return out;
   }
 
   TT cross_attention(int i, const TT& h, const std::pair<TT, TT>& kv, TapSink* taps) {
     const std::string p = fmt::format("decoder.blocks.{}.cross_attn", i);
     TT q = linear(W, p + ".query", h);
-    tap(taps, p + ".q", q);
+    tap(taps, block_tap(TapSide::decoder, i, "cross_attn.q"), q);
     TT out =
         linear(W, p + ".out", attend(heads_q(q, ck->dims.n_text_head), kv.first, kv.second, false));
-    tap(taps, p + ".out", out);
+    tap(taps, block_tap(TapSide::decoder, i, "cross_attn.out"), out);
     return out;
   }
 
@@ -350,16 +353,17 @@ struct ReferenceDecoder::Impl {
            W["decoder.positional_embedding"].slice(0, off, off + m);
     tap(taps, "decoder.embed", x);
     for (int i = 0; i < d.n_text_layer; ++i) {
-      const std::string p = fmt::format("decoder.blocks.{}", i);
+      const std::string p = fmt::format("decoder.blocks.{}", i);  // weight names
+      auto tn = [i](std::string_view part) { return block_tap(TapSide::decoder, i, part); };
       TT h = layer_norm(W, p + ".attn_ln", x);
-      tap(taps, p + ".attn_ln", h);
+      tap(taps, tn("attn_ln"), h);
       x = x + self_attention(i, h, cache, taps);
-      tap(taps, p + ".resid_attn", x);
+      tap(taps, tn("resid_attn"), x);
       h = layer_norm(W, p + ".cross_attn_ln", x);
-      tap(taps, p + ".cross_attn_ln", h);
+      tap(taps, tn("cross_attn_ln"), h);
       x = x + cross_attention(i, h, xkv[static_cast<std::size_t>(i)], taps);
-      tap(taps, p + ".resid_cross", x);
-      x = mlp_residual(W, p, x, taps);
+      tap(taps, tn("resid_cross"), x);
+      x = mlp_residual(W, p, TapSide::decoder, i, x, taps);
     }
     cache.n = off + m;
     x = layer_norm(W, "decoder.ln", x);
@@ -440,7 +444,7 @@ int greedy_pick(const TT& logits, int last) {
 // Cached: step 0 runs the prompt, each later step the one token chosen before it.
 DecodeResult ReferenceDecoder::greedy(const wb::Tensor& encoder_out, TapSink* taps,
                                       const DecodeOptions& opts) {
-  torch::NoGradGuard ng;
+  c10::InferenceMode inference;  // no autograd bookkeeping at all (stronger than NoGradGuard)
   const ModelDims& d = impl_->ck->dims;
   const Vocabulary& v = impl_->ck->vocab;
   const auto xkv = impl_->checked_cross_kv(encoder_out);
@@ -482,7 +486,7 @@ DecodeResult ReferenceDecoder::greedy(const wb::Tensor& encoder_out, TapSink* ta
 wb::Tensor ReferenceDecoder::teacher_forced(const wb::Tensor& encoder_out,
                                             const std::vector<int>& tokens, TapSink* taps,
                                             bool kv_cache) {
-  torch::NoGradGuard ng;
+  c10::InferenceMode inference;  // no autograd bookkeeping at all (stronger than NoGradGuard)
   const auto xkv = impl_->checked_cross_kv(encoder_out);
   SelfKV cache = impl_->new_cache();
   const auto n = static_cast<std::ptrdiff_t>(tokens.size());

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <limits>
 #include <numbers>
 #include <random>
 #include <thread>
@@ -16,6 +17,7 @@
 #include "wb/candidate/candidate.h"
 #include "wb/candidate/candidate_bench.h"
 #include "wb/compare/metrics.h"
+#include "wb/compare/profile.h"
 #include "wb/core/audio.h"
 #include "wb/core/tempfile.h"
 #include "wb/core/util.h"
@@ -85,20 +87,112 @@ std::vector<float> synthetic_pcm(uint64_t seed) {
   return pcm;
 }
 
+struct BenchOpts {
+  std::vector<std::string> dims{"tiny", "base"};
+  int repeats = 5;
+  int threads = 2;
+  std::string precision = "float32";
+  std::string audio, json, profile;
+  std::vector<std::string> faults;  // a planted bug: the fidelity gate must catch it
+  bool no_reference = false;
+  uint64_t seed = 1;
+};
+
+// One dims preset: random weights, the GEMM peak measured right before, candidate and reference
+// runs alternating (cand, ref, cand, ref, ...) so that load from other processes on a shared
+// machine hits both alike. Appends the table line, the CPU line and the JSON entry.
+struct ModelFigures {
+  std::string line, cpu_line;
+  nlohmann::json json;
+  double cand_s = 0, rel_l2 = -1;
+};
+
+ModelFigures bench_model(const BenchOpts& o, const std::string& preset,
+                         const std::vector<float>& pcm, int threads) {
+  ModelFigures f;
+  const ModelDims d = ModelDims::preset(preset);
+  auto model = std::make_shared<const Checkpoint>(random_checkpoint(d, o.seed));
+  const double gflop = encoder_flops(d) * 1e-9;
+  CandidateOptions co;
+  co.precision = o.precision;
+  co.threads = threads;
+  co.faults = o.faults;
+  auto cand = make_candidate_encoder(model, co);
+  std::unique_ptr<Encoder> ref;
+  if (!o.no_reference) ref = make_reference_encoder(model, DType::f32);
+  const Tensor mel = cand->log_mel(pcm, nullptr);
+  const Tensor ref_mel = ref ? ref->log_mel(pcm, nullptr) : Tensor();
+  const double mel_s =
+      median(time_runs(o.repeats, [&] { (void)cand->log_mel(pcm, nullptr); }).wall);
+  const GemmPeak peak = measure_gemm_peak(threads);
+  Tensor cand_out, ref_out;
+  auto run_cand = [&] { cand_out = run_encoder(*cand, mel, nullptr); };
+  auto run_ref = [&] {
+    openblas_set_num_threads(threads);  // the reference's BLAS gets the same threads
+    ref_out = run_encoder(*ref, ref_mel, nullptr);
+  };
+  run_cand();  // warm-up
+  if (ref) run_ref();
+  Timing ct, rt;
+  // An idle gap before each timed run: OpenBLAS's and OpenMP's worker threads busy-wait for a
+  // while after their last job (OpenBLAS ~2^28 cycles), which would otherwise steal a core from
+  // whichever implementation runs next.
+  auto gap = [] { std::this_thread::sleep_for(std::chrono::milliseconds(300)); };
+  for (int r = 0; r < o.repeats; ++r) {
+    gap();
+    const Timing c1 = time_runs(1, run_cand, false);
+    ct.wall.push_back(c1.wall[0]);
+    ct.cpu.push_back(c1.cpu[0]);
+    if (ref) {
+      gap();
+      const Timing r1 = time_runs(1, run_ref, false);
+      rt.wall.push_back(r1.wall[0]);
+      rt.cpu.push_back(r1.cpu[0]);
+    }
+  }
+  const double cand_s = median(ct.wall), cand_cpu = median(ct.cpu);
+  const double ref_s = ref ? median(rt.wall) : 0.0, ref_cpu = ref ? median(rt.cpu) : 0.0;
+  const double rl2 = ref ? cmp::diff(ref_out, cand_out).rel_l2 : -1.0;
+  const double gflops = gflop / cand_s;
+  const double share = gflops / peak.peak();
+  f.line = (fmt::format(
+      "{:<6} {:>6.1f} {:>10.3f} {:>11.3f} {:>11} {:>8} {:>12.1f} {:>10.1f} {:>7.0f}% {:>11}",
+      preset, gflop, mel_s, cand_s, ref ? fmt::format("{:.3f}", ref_s) : std::string("-"),
+      ref ? fmt::format("{:.2f}x", ref_s / cand_s) : std::string("-"), gflops, peak.peak(),
+      100 * share, rl2 < 0 ? std::string("-") : fmt::format("{:.2e}", rl2)));
+  f.cpu_line =
+      (fmt::format("{:<6} candidate {:.3f} s (min {:.3f}), reference {} s; GEMM peak: OpenBLAS "
+                   "threaded {:.1f}, row split {:.1f} GFLOP/s",
+                   preset, cand_cpu, *std::min_element(ct.cpu.begin(), ct.cpu.end()),
+                   ref ? fmt::format("{:.3f}", ref_cpu) : std::string("-"), peak.openblas_gflops,
+                   peak.row_split_gflops));
+  f.json =
+      nlohmann::json{{"dims", preset},
+                     {"gflop", gflop},
+                     {"candidate_mel_s", mel_s},
+                     {"candidate_encoder_s", cand_s},
+                     {"candidate_encoder_runs_s", ct.wall},
+                     {"candidate_encoder_cpu_s", cand_cpu},
+                     {"reference_encoder_s", ref ? nlohmann::json(ref_s) : nlohmann::json()},
+                     {"reference_encoder_runs_s", ref ? nlohmann::json(rt.wall) : nlohmann::json()},
+                     {"reference_encoder_cpu_s", ref ? nlohmann::json(ref_cpu) : nlohmann::json()},
+                     {"speedup", ref ? nlohmann::json(ref_s / cand_s) : nlohmann::json()},
+                     {"candidate_gflops", gflops},
+                     {"gemm_peak_gflops", peak.peak()},
+                     {"gemm_openblas_gflops", peak.openblas_gflops},
+                     {"gemm_row_split_gflops", peak.row_split_gflops},
+                     {"share_of_gemm_peak", share},
+                     {"rel_l2_vs_reference", rl2 < 0 ? nlohmann::json() : nlohmann::json(rl2)},
+                     {"run_info", cand->run_info()}};
+  f.cand_s = cand_s;
+  f.rel_l2 = rl2;
+  return f;
+}
+
 }  // namespace
 
 void add_bench(CLI::App& app, Registry& reg) {
-  struct Opts {
-    std::vector<std::string> dims{"tiny", "base"};
-    int repeats = 5;
-    int threads = 2;
-    std::string precision = "float32";
-    std::string audio;
-    std::string json;
-    bool no_reference = false;
-    uint64_t seed = 1;
-  };
-  auto o = std::make_shared<Opts>();
+  auto o = std::make_shared<BenchOpts>();
   CLI::App* sub = app.add_subcommand("bench",
                                      "time the candidate encoder against the LibTorch reference "
                                      "(random weights, one 30 s window)");
@@ -119,6 +213,11 @@ void add_bench(CLI::App& app, Registry& reg) {
   sub->add_option("--json", o->json, "also write the figures as JSON to this file");
   sub->add_option("--seed", o->seed, "seed of the random weights and the synthetic audio");
   sub->add_flag("--no-reference", o->no_reference, "time the candidate only");
+  sub->add_option("--fault", o->faults, "candidate fault switch (repeatable; see wb faults)");
+  sub->add_option("--profile", o->profile,
+                  "tolerance profile the candidate's output must meet (exit 1 otherwise); "
+                  "default: the built-in float32 profile for --precision float32, no gate for "
+                  "reduced precisions");
   reg.add(sub, [o]() {
     const int threads = o->threads > 0
                             ? o->threads
@@ -147,82 +246,29 @@ void add_bench(CLI::App& app, Registry& reg) {
     // shared machine hits both alike.
     std::vector<std::string> lines, cpu_lines;
     const std::string load0 = loadavg();
-    bool ok = true;
+    bool ok = true, fidelity = true;
+    // The gate on fidelity: the candidate's output against the reference under the float32
+    // profile (built in) for float32, or --profile (e.g. fixtures/profiles/reduced-precision.json).
+    cmp::ToleranceProfile profile;
+    if (!o->profile.empty()) profile = cmp::ToleranceProfile::load(o->profile);
+    double limit = std::numeric_limits<double>::infinity();
+    for (const auto& t : profile.for_tap("encoder.ln_post").fail)
+      if (t.metric == "rel_l2" && t.max) limit = *t.max;
+    if (o->precision != "float32" && o->profile.empty())
+      limit = std::numeric_limits<double>::infinity();
     for (const std::string& preset : o->dims) {
-      const ModelDims d = ModelDims::preset(preset);
-      auto model = std::make_shared<const Checkpoint>(random_checkpoint(d, o->seed));
-      const double gflop = encoder_flops(d) * 1e-9;
-      CandidateOptions co;
-      co.precision = o->precision;
-      co.threads = threads;
-      auto cand = make_candidate_encoder(model, co);
-      std::unique_ptr<Encoder> ref;
-      if (!o->no_reference) ref = make_reference_encoder(model, DType::f32);
-      const Tensor mel = cand->log_mel(pcm, nullptr);
-      const Tensor ref_mel = ref ? ref->log_mel(pcm, nullptr) : Tensor();
-      const double mel_s =
-          median(time_runs(o->repeats, [&] { (void)cand->log_mel(pcm, nullptr); }).wall);
-      const GemmPeak peak = measure_gemm_peak(threads);
-      Tensor cand_out, ref_out;
-      auto run_cand = [&] { cand_out = run_encoder(*cand, mel, nullptr); };
-      auto run_ref = [&] {
-        openblas_set_num_threads(threads);  // the reference's BLAS gets the same threads
-        ref_out = run_encoder(*ref, ref_mel, nullptr);
-      };
-      run_cand();  // warm-up
-      if (ref) run_ref();
-      Timing ct, rt;
-      // An idle gap before each timed run: OpenBLAS's and OpenMP's worker threads busy-wait for a
-      // while after their last job (OpenBLAS ~2^28 cycles), which would otherwise steal a core from
-      // whichever implementation runs next.
-      auto gap = [] { std::this_thread::sleep_for(std::chrono::milliseconds(300)); };
-      for (int r = 0; r < o->repeats; ++r) {
-        gap();
-        const Timing c1 = time_runs(1, run_cand, false);
-        ct.wall.push_back(c1.wall[0]);
-        ct.cpu.push_back(c1.cpu[0]);
-        if (ref) {
-          gap();
-          const Timing r1 = time_runs(1, run_ref, false);
-          rt.wall.push_back(r1.wall[0]);
-          rt.cpu.push_back(r1.cpu[0]);
-        }
+      const ModelFigures mf = bench_model(*o, preset, pcm, threads);
+      lines.push_back(mf.line);
+      cpu_lines.push_back(mf.cpu_line);
+      out["models"].push_back(mf.json);
+      ok = ok && std::isfinite(mf.cand_s);
+      if (mf.rel_l2 >= 0 && !(mf.rel_l2 <= limit)) {
+        fmt::print(stderr,
+                   "wb bench: {}: the candidate's encoder.ln_post is {:.3g} (rel L2) from the "
+                   "reference, beyond the {} profile's {:.3g}: a fast wrong kernel does not win\n",
+                   preset, mf.rel_l2, profile.name(), limit);
+        fidelity = false;
       }
-      const double cand_s = median(ct.wall), cand_cpu = median(ct.cpu);
-      const double ref_s = ref ? median(rt.wall) : 0.0, ref_cpu = ref ? median(rt.cpu) : 0.0;
-      const double rl2 = ref ? cmp::diff(ref_out, cand_out).rel_l2 : -1.0;
-      const double gflops = gflop / cand_s;
-      const double share = gflops / peak.peak();
-      lines.push_back(fmt::format(
-          "{:<6} {:>6.1f} {:>10.3f} {:>11.3f} {:>11} {:>8} {:>12.1f} {:>10.1f} {:>7.0f}% {:>11}",
-          preset, gflop, mel_s, cand_s, ref ? fmt::format("{:.3f}", ref_s) : std::string("-"),
-          ref ? fmt::format("{:.2f}x", ref_s / cand_s) : std::string("-"), gflops, peak.peak(),
-          100 * share, rl2 < 0 ? std::string("-") : fmt::format("{:.2e}", rl2)));
-      cpu_lines.push_back(
-          fmt::format("{:<6} candidate {:.3f} s (min {:.3f}), reference {} s; GEMM peak: OpenBLAS "
-                      "threaded {:.1f}, row split {:.1f} GFLOP/s",
-                      preset, cand_cpu, *std::min_element(ct.cpu.begin(), ct.cpu.end()),
-                      ref ? fmt::format("{:.3f}", ref_cpu) : std::string("-"), peak.openblas_gflops,
-                      peak.row_split_gflops));
-      out["models"].push_back(
-          {{"dims", preset},
-           {"gflop", gflop},
-           {"candidate_mel_s", mel_s},
-           {"candidate_encoder_s", cand_s},
-           {"candidate_encoder_runs_s", ct.wall},
-           {"candidate_encoder_cpu_s", cand_cpu},
-           {"reference_encoder_s", ref ? nlohmann::json(ref_s) : nlohmann::json()},
-           {"reference_encoder_runs_s", ref ? nlohmann::json(rt.wall) : nlohmann::json()},
-           {"reference_encoder_cpu_s", ref ? nlohmann::json(ref_cpu) : nlohmann::json()},
-           {"speedup", ref ? nlohmann::json(ref_s / cand_s) : nlohmann::json()},
-           {"candidate_gflops", gflops},
-           {"gemm_peak_gflops", peak.peak()},
-           {"gemm_openblas_gflops", peak.openblas_gflops},
-           {"gemm_row_split_gflops", peak.row_split_gflops},
-           {"share_of_gemm_peak", share},
-           {"rel_l2_vs_reference", rl2 < 0 ? nlohmann::json() : nlohmann::json(rl2)},
-           {"run_info", cand->run_info()}});
-      ok = ok && std::isfinite(cand_s);
     }
     fmt::print("\n{:<6} {:>6} {:>10} {:>11} {:>11} {:>8} {:>12} {:>10} {:>8} {:>11}\n", "dims",
                "GFLOP", "cand mel s", "cand enc s", "ref enc s", "speedup", "cand GFLOP/s",
@@ -242,7 +288,8 @@ void add_bench(CLI::App& app, Registry& reg) {
     if (!o->json.empty()) {
       write_file_atomic(o->json, out.dump(2) + "\n");
     }
-    return ok ? 0 : 3;
+    if (!ok) return 3;
+    return fidelity ? 0 : 1;
   });
 }
 

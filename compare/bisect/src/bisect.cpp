@@ -24,6 +24,7 @@
 
 #include "wb/compare/compare.h"
 #include "wb/core/dump.h"
+#include "wb/core/tempfile.h"
 #include "wb/core/util.h"
 
 namespace wb::cmp {
@@ -388,11 +389,13 @@ namespace {
 
 struct Interrupted {};
 
-int run_bisect_impl(const BisectOptions& o) {
-  const auto t_start = Clock::now();
-  std::signal(SIGINT, on_interrupt);
-  std::signal(SIGTERM, on_interrupt);
-  for (const char* v : {"GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"}) unsetenv(v);
+struct Inputs {
+  std::string repo, good, bad, reference, profile, map;
+};
+
+// Checks everything the user gave before anything is built: the commands, the repository (a
+// git work tree with GOOD an ancestor of BAD), the reference dump, the profile and the map.
+Inputs check_inputs(const BisectOptions& o) {
   if (o.dump_cmd.find("{out}") == std::string::npos)
     throw UsageError(
         fmt::format("--dump '{}' has no {{out}} (where the dump must be written)", o.dump_cmd));
@@ -400,6 +403,7 @@ int run_bisect_impl(const BisectOptions& o) {
   // The repository: a git work tree; GOOD and BAD commits of it, GOOD an ancestor of BAD.
   std::error_code ec;
   if (!fs::is_directory(o.repo)) throw UsageError(fmt::format("--repo {}: no such folder", o.repo));
+  Inputs in;
   const std::string repo = fs::canonical(o.repo).string();
   int st = 0;
   const std::string top = git(repo, {"rev-parse", "--show-toplevel"}, false, &st);
@@ -419,10 +423,18 @@ int run_bisect_impl(const BisectOptions& o) {
   const std::string map = o.map.empty() ? "" : fs::absolute(o.map).string();
   if (!profile.empty()) (void)ToleranceProfile::load(profile);
   if (!map.empty()) (void)NameMap::load(map);
+  in.repo = repo;
+  in.good = good;
+  in.bad = bad;
+  in.reference = reference;
+  in.profile = profile;
+  in.map = map;
+  return in;
+}
 
-  // The work folder.
-  Cleanup cleanup;
-  cleanup.repo = repo;
+// The work folder: --work, or a fresh temporary one removed at the end unless --keep-work.
+std::string make_work(const BisectOptions& o, Cleanup& cleanup) {
+  std::error_code ec;
   std::string work;
   if (o.work.empty()) {
     const char* tmp = std::getenv("TMPDIR");
@@ -438,39 +450,14 @@ int run_bisect_impl(const BisectOptions& o) {
     work = fs::canonical(o.work).string();
   }
   check_path_alphabet(work, "the work folder");
-  const std::string src = work + "/src", build = work + "/build";
-  if (fs::exists(src))
-    throw UsageError(fmt::format(
-        "{} already exists (left by an interrupted run? remove it with 'git -C {} worktree "
-        "remove --force {}')",
-        src, repo, src));
-  fs::create_directories(build);
-  fs::remove(work + "/steps.jsonl");
-  const json cfg = {{"src", src},
-                    {"build", build},
-                    {"work", work},
-                    {"repo", repo},
-                    {"build_cmd", o.build_cmd},
-                    {"dump_cmd", o.dump_cmd},
-                    {"reference", reference},
-                    {"profile", profile},
-                    {"map", map}};
-  {
-    std::ofstream f(work + "/bisect.json");
-    f << cfg.dump(2) << "\n";
-    if (!f) throw std::runtime_error(fmt::format("{}/bisect.json: cannot write", work));
-  }
+  return work;
+}
 
+// The two ends must be what the user says they are: GOOD good, BAD bad (both testable).
+void check_ends(const json& cfg, const std::string& src, const std::string& bad) {
   auto check_interrupt = [] {
     if (g_interrupted) throw Interrupted{};
   };
-
-  check_interrupt();
-  git(repo, {"worktree", "add", "--quiet", "--detach", src, good});
-  cleanup.src = src;
-  fmt::print(stderr, "wb bisect: worktree {} (build folder {})\n", src, build);
-
-  // The two ends must be what the user says they are.
   const StepRecord g = step_at_head(cfg, "GOOD");
   check_interrupt();
   if (g.verdict == "bad")
@@ -489,7 +476,91 @@ int run_bisect_impl(const BisectOptions& o) {
         commit_label(b), b.detail));
   if (b.verdict == "skip")
     throw UsageError(fmt::format("BAD commit {} cannot be tested: {}", commit_label(b), b.detail));
+}
 
+void print_report(const std::optional<StepRecord>& culprit, const std::vector<StepRecord>& steps,
+                  const std::string& repo, const std::string& run_log, bool work_removed,
+                  double wall) {
+  if (culprit) {
+    fmt::print("first bad commit: {} {}\n", culprit->commit, culprit->subject);
+    fmt::print("  first divergent tap: {}{}\n",
+               culprit->first_tap.empty() ? "-" : culprit->first_tap,
+               culprit->first_violation.empty() ? "" : " (" + culprit->first_violation + ")");
+    if (!culprit->attribution.empty()) fmt::print("  its error: {}\n", culprit->attribution);
+    if (!culprit->hints.empty()) {
+      fmt::print("  diagnosis:\n");
+      for (std::size_t i = 0; i < culprit->hints.size() && i < 8; ++i)
+        fmt::print("    - {}\n", culprit->hints[i]);
+    }
+    if (!culprit->dump.empty() && !work_removed) fmt::print("  its dump: {}\n", culprit->dump);
+  } else {
+    fmt::print("no single first bad commit: only skipped commits are left; it is one of:\n");
+    std::ifstream in(run_log);
+    std::string line;
+    bool on = false;
+    while (std::getline(in, line)) {
+      if (line.find("could be any of") != std::string::npos) on = true;
+      line = trim(line);
+      if (on && line.size() == 40 &&
+          line.find_first_not_of("0123456789abcdef") == std::string::npos)
+        fmt::print("  {} {}\n", line, git(repo, {"log", "-1", "--format=%s", line}, false));
+    }
+  }
+  fmt::print("steps ({} commits tested, in order):\n", steps.size());
+  double build_total = 0, dump_total = 0, compare_total = 0;
+  for (const auto& s : steps) {
+    build_total += s.build_s;
+    dump_total += s.dump_s;
+    compare_total += s.compare_s;
+    fmt::print("  {:4} {} {:4}  build {:6.1f} s  dump {:6.1f} s  compare {:5.2f} s  {}: {}\n",
+               s.role, s.commit.substr(0, 10), s.verdict, s.build_s, s.dump_s, s.compare_s,
+               s.subject, s.detail);
+  }
+  fmt::print("wall time: {:.1f} s (build {:.1f} s, dump {:.1f} s, compare {:.2f} s)\n", wall,
+             build_total, dump_total, compare_total);
+}
+
+int run_bisect_impl(const BisectOptions& o) {
+  const auto t_start = Clock::now();
+  std::signal(SIGINT, on_interrupt);
+  std::signal(SIGTERM, on_interrupt);
+  for (const char* v : {"GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"}) unsetenv(v);
+  const Inputs in = check_inputs(o);
+  const std::string &repo = in.repo, &good = in.good, &bad = in.bad, &reference = in.reference,
+                    &profile = in.profile, &map = in.map;
+
+  Cleanup cleanup;
+  cleanup.repo = repo;
+  const std::string work = make_work(o, cleanup);
+  const std::string src = work + "/src", build = work + "/build";
+  if (fs::exists(src))
+    throw UsageError(fmt::format(
+        "{} already exists (left by an interrupted run? remove it with 'git -C {} worktree "
+        "remove --force {}')",
+        src, repo, src));
+  fs::create_directories(build);
+  fs::remove(work + "/steps.jsonl");
+  const json cfg = {{"src", src},
+                    {"build", build},
+                    {"work", work},
+                    {"repo", repo},
+                    {"build_cmd", o.build_cmd},
+                    {"dump_cmd", o.dump_cmd},
+                    {"reference", reference},
+                    {"profile", profile},
+                    {"map", map}};
+  write_file_atomic(work + "/bisect.json", cfg.dump(2) + "\n");
+
+  auto check_interrupt = [] {
+    if (g_interrupted) throw Interrupted{};
+  };
+
+  check_interrupt();
+  git(repo, {"worktree", "add", "--quiet", "--detach", src, good});
+  cleanup.src = src;
+  fmt::print(stderr, "wb bisect: worktree {} (build folder {})\n", src, build);
+
+  check_ends(cfg, src, bad);
   // git bisect run, stdout to a log (the steps print their own lines on stderr).
   const std::string run_log = work + "/bisect-run.log";
   fs::remove(run_log);
@@ -527,49 +598,8 @@ int run_bisect_impl(const BisectOptions& o) {
         fmt::format("git bisect run ended (exit {}) without naming a first bad commit; see {}",
                     run_status, run_log));
 
-  // The report.
-  if (culprit) {
-    fmt::print("first bad commit: {} {}\n", culprit->commit, culprit->subject);
-    fmt::print("  first divergent tap: {}{}\n",
-               culprit->first_tap.empty() ? "-" : culprit->first_tap,
-               culprit->first_violation.empty() ? "" : " (" + culprit->first_violation + ")");
-    if (!culprit->attribution.empty()) fmt::print("  its error: {}\n", culprit->attribution);
-    if (!culprit->hints.empty()) {
-      fmt::print("  diagnosis:\n");
-      for (std::size_t i = 0; i < culprit->hints.size() && i < 8; ++i)
-        fmt::print("    - {}\n", culprit->hints[i]);
-    }
-    if (!culprit->dump.empty() && !(cleanup.remove_work))
-      fmt::print("  its dump: {}\n", culprit->dump);
-  } else {
-    fmt::print("no single first bad commit: only skipped commits are left; it is one of:\n");
-    std::ifstream in(run_log);
-    std::string line;
-    bool on = false;
-    while (std::getline(in, line)) {
-      if (line.find("could be any of") != std::string::npos) on = true;
-      line = trim(line);
-      if (on && line.size() == 40 &&
-          line.find_first_not_of("0123456789abcdef") == std::string::npos)
-        fmt::print("  {} {}\n", line, git(repo, {"log", "-1", "--format=%s", line}, false));
-    }
-  }
-  fmt::print("steps ({} commits tested, in order):\n", steps.size());
-  double build_total = 0, dump_total = 0, compare_total = 0;
-  for (const auto& s : steps) {
-    build_total += s.build_s;
-    dump_total += s.dump_s;
-    compare_total += s.compare_s;
-    fmt::print("  {:4} {} {:4}  build {:6.1f} s  dump {:6.1f} s  compare {:5.2f} s  {}: {}\n",
-               s.role, s.commit.substr(0, 10), s.verdict, s.build_s, s.dump_s, s.compare_s,
-               s.subject, s.detail);
-  }
-  fmt::print("wall time: {:.1f} s (build {:.1f} s, dump {:.1f} s, compare {:.2f} s)\n", wall,
-             build_total, dump_total, compare_total);
-  {
-    std::ofstream f(work + "/bisect.log");
-    f << bisect_log << "\n";
-  }
+  print_report(culprit, steps, repo, run_log, cleanup.remove_work, wall);
+  write_file_atomic(work + "/bisect.log", bisect_log + "\n");
   cleanup.ok = true;
   return culprit ? 0 : 1;
 }

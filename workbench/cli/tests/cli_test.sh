@@ -103,6 +103,17 @@ assert x['teacher_forced'] and x['agreement'] == 1.0 and x['kl_max'] < 1e-9, x['
 expect "--teacher-tokens without tokens" 2 "no /decode/tokens" -- "$wb" dump --model "$hf" --audio "$clip" -o "$tmp/x.h5" --teacher-tokens "$tmp/sel.h5"
 rm -f "$tmp"/ti-*.h5
 
+# Benchmarks: smoke runs on small dims; a fast wrong kernel does not pass wb bench.
+"$wb" bench --dims nano --repeats 1 --threads 2 > "$tmp/bench.txt" 2>&1 && grep -q "^nano " "$tmp/bench.txt" &&
+  ok "wb bench --dims nano (exit 0, a row)" || bad "wb bench smoke: $(tail -3 "$tmp/bench.txt")"
+"$wb" bench --dims nano --repeats 1 --threads 2 --fault attn-scale=double > "$tmp/bench.txt" 2>&1
+rc=$?
+[ $rc = 1 ] && grep -q "a fast wrong kernel does not win" "$tmp/bench.txt" && ok "wb bench: a faulty candidate exits 1" || bad "wb bench with a fault (exit $rc)"
+"$wb" compare-bench --dir "$tmp/cb" --dims nano --gigabytes 0.002 --repeat 1 > "$tmp/cb.txt" 2>&1
+rc=$?
+{ [ $rc = 0 ] || [ $rc = 1 ]; } && grep -q "bench: " "$tmp/cb.txt" && ok "wb compare-bench --dims nano runs (exit $rc: its perf verdict)" || bad "compare-bench smoke (exit $rc)"
+rm -rf "$tmp/cb"
+
 "$wb" --version | grep -q "^wb " && ok "--version" || bad "--version"
 "$wb" dump --help | grep -q -- "--taps" && ok "dump --help" || bad "dump --help"
 finish

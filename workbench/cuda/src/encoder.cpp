@@ -410,25 +410,25 @@ class CudaEncoder final : public Encoder {
     const Faults fs = faults_.at(i);
     const int c = d_.n_audio_state, t = d_.n_audio_ctx, heads = d_.n_audio_head;
     const BlockW& b = blocks_[static_cast<std::size_t>(i)];
-    const std::string p = fmt::format("encoder.blocks.{}.", i);
+    auto tn = [i](std::string_view part) { return block_tap(TapSide::encoder, i, part); };
     const float eps = fs.ln_eps.value_or(1e-5f);
     // attn_ln
-    layer_norm(x_.f(), b.attn_ln, taps, p + "attn_ln", eps);
+    layer_norm(x_.f(), b.attn_ln, taps, tn("attn_ln"), eps);
     // q | k | v = h Wqkv^T + [bq, 0, bv]   [T, 3C]: float32, or straight into the 16-bit buffer
     // of the tensor-core attention when no q/k/v tap is wanted
     const char* names[3] = {"attn.q", "attn.k", "attn.v"};
     bool want_qkv = false;
-    for (const char* n : names) want_qkv = want_qkv || wanted(taps, p + n);
+    for (const char* n : names) want_qkv = want_qkv || wanted(taps, tn(n));
     if (flash_ && qkv16_direct_) {
       // taps show the 16-bit values the attention reads
       gemm(lnact_.get(), b.qkv.get(), b.qkv_b16.get(), nullptr, qkv16_.get(), t, 3 * c, c, act_);
       if (want_qkv) {
         launch_to_f32(qkv16_.get(), act_, qkv_.f(), static_cast<int64_t>(t) * 3 * c, s_);
-        for (int j = 0; j < 3; ++j) tap(taps, p + names[j], qkv_.f() + j * c, t, c, 3 * c);
+        for (int j = 0; j < 3; ++j) tap(taps, tn(names[j]), qkv_.f() + j * c, t, c, 3 * c);
       }
     } else {
       gemm(lnact_.get(), b.qkv.get(), b.qkv_b.f(), nullptr, qkv_.f(), t, 3 * c, c);
-      for (int j = 0; j < 3; ++j) tap(taps, p + names[j], qkv_.f() + j * c, t, c, 3 * c);
+      for (int j = 0; j < 3; ++j) tap(taps, tn(names[j]), qkv_.f() + j * c, t, c, 3 * c);
       if (flash_) {
         launch_convert(qkv_.f(), qkv16_.get(), act_, static_cast<int64_t>(t) * 3 * c, s_);
         mark("convert");
@@ -447,59 +447,59 @@ class CudaEncoder final : public Encoder {
                        act_ != Act::f32, s_);
     mark("attention");
     // y = x + (o Wo^T + bo)
-    if (wanted(taps, p + "attn.out")) {
+    if (wanted(taps, tn("attn.out"))) {
       gemm(o_.get(), b.out.get(), b.out_b.f(), nullptr, a_.f(), t, c, c);
-      tap(taps, p + "attn.out", a_.f(), t, c);
+      tap(taps, tn("attn.out"), a_.f(), t, c);
       launch_add(x_.f(), a_.f(), y_.f(), static_cast<int64_t>(t) * c, s_);
       mark("add");
     } else {
       gemm(o_.get(), b.out.get(), b.out_b.f(), x_.f(), y_.f(), t, c, c);
     }
-    tap(taps, p + "resid_attn", y_.f(), t, c);
+    tap(taps, tn("resid_attn"), y_.f(), t, c);
     // mlp_ln, fc1 + bias (epilogue), exact GELU (own kernel: cuBLASLt's GELU is tanh)
-    layer_norm(y_.f(), b.mlp_ln, taps, p + "mlp_ln", eps);
+    layer_norm(y_.f(), b.mlp_ln, taps, tn("mlp_ln"), eps);
     const int c4 = 4 * c;
     if (fc1_16_direct_) {
       // Reduced modes: fc1 writes 16-bit pre-activations (float32 accumulation), GELU in place;
       // taps show those 16-bit values, so observing changes nothing.
       gemm(lnact_.get(), b.fc1.get(), b.fc1_b16.get(), nullptr, g_.get(), t, c4, c, act_);
-      if (wanted(taps, p + "mlp.fc1")) {
+      if (wanted(taps, tn("mlp.fc1"))) {
         launch_to_f32(g_.get(), act_, f_.f(), static_cast<int64_t>(t) * c4, s_);
-        tap(taps, p + "mlp.fc1", f_.f(), t, c4);
+        tap(taps, tn("mlp.fc1"), f_.f(), t, c4);
       }
       launch_gelu16(g_.get(), act_, static_cast<int64_t>(t) * c4, fs.gelu_tanh, s_);
       mark("gelu");
-      if (wanted(taps, p + "mlp.gelu")) {
+      if (wanted(taps, tn("mlp.gelu"))) {
         launch_to_f32(g_.get(), act_, f_.f(), static_cast<int64_t>(t) * c4, s_);
-        tap(taps, p + "mlp.gelu", f_.f(), t, c4);
+        tap(taps, tn("mlp.gelu"), f_.f(), t, c4);
       }
     } else {
       gemm(lnact_.get(), b.fc1.get(), b.fc1_b.f(), nullptr, f_.f(), t, c4, c);
-      tap(taps, p + "mlp.fc1", f_.f(), t, c4);
-      const bool want_gelu = wanted(taps, p + "mlp.gelu");
+      tap(taps, tn("mlp.fc1"), f_.f(), t, c4);
+      const bool want_gelu = wanted(taps, tn("mlp.gelu"));
       if (act_ == Act::f32) {
         launch_gelu(f_.f(), f_.f(), nullptr, Act::f32, static_cast<int64_t>(t) * c4, fs.gelu_tanh,
                     s_);
         mark("gelu");
-        tap(taps, p + "mlp.gelu", f_.f(), t, c4);
+        tap(taps, tn("mlp.gelu"), f_.f(), t, c4);
       } else {
         launch_gelu(f_.f(), want_gelu ? f_.f() : nullptr, g_.get(), act_,
                     static_cast<int64_t>(t) * c4, fs.gelu_tanh, s_);
         mark("gelu");
-        if (want_gelu) tap(taps, p + "mlp.gelu", f_.f(), t, c4);
+        if (want_gelu) tap(taps, tn("mlp.gelu"), f_.f(), t, c4);
       }
     }
     const void* g = act_ == Act::f32 ? f_.get() : g_.get();
     // x = y + (g W2^T + b2)
-    if (wanted(taps, p + "mlp.fc2")) {
+    if (wanted(taps, tn("mlp.fc2"))) {
       gemm(g, b.fc2.get(), b.fc2_b.f(), nullptr, a_.f(), t, c, c4);
-      tap(taps, p + "mlp.fc2", a_.f(), t, c);
+      tap(taps, tn("mlp.fc2"), a_.f(), t, c);
       launch_add(y_.f(), a_.f(), x_.f(), static_cast<int64_t>(t) * c, s_);
       mark("add");
     } else {
       gemm(g, b.fc2.get(), b.fc2_b.f(), y_.f(), x_.f(), t, c, c4);
     }
-    tap(taps, p + "out", x_.f(), t, c);
+    tap(taps, tn("out"), x_.f(), t, c);
   }
 
   // x_ -> y_
