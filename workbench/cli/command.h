@@ -24,5 +24,6 @@ void add_bench(CLI::App& app, Registry& reg);
 void add_run(CLI::App& app, Registry& reg);
 void add_faults(CLI::App& app, Registry& reg);
 void add_taps(CLI::App& app, Registry& reg);
+void add_sweep(CLI::App& app, Registry& reg);
 
 }  // namespace wb::cli

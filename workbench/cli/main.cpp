@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   wb::cli::add_run(app, reg);
   wb::cli::add_faults(app, reg);
   wb::cli::add_taps(app, reg);
+  wb::cli::add_sweep(app, reg);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

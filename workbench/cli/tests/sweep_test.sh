@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# wb sweep / wb merge-reports on the nano model and the four fixture clips plus a truncated WAV:
+#   - an unreadable clip is listed with its error, the others are compared (exit 2);
+#   - 3 shards + merge-reports give the unsharded report, byte for byte, except the "run" member
+#     (JSON) and the "Run:" line (Markdown, HTML);
+#   - a planted fault on the same clips exits 1 (tolerance beats the unreadable clip);
+#   - a rerun skips the clips already done (resume), and with no bad clip exits 0;
+#   - a merge with a shard missing, a bad --shard: exit 2 with one line.
+# Usage: sweep_test.sh WB SOURCE_DIR WORK_DIR
+set -euo pipefail
+wb=$1 src=$2 work=$3
+rm -rf "$work" && mkdir -p "$work/audio"
+cp "$src"/fixtures/audio/*.wav "$work/audio/"
+head -c 300 "$src/fixtures/audio/hello.wav" > "$work/audio/broken.wav"   # header, then nothing
+{ cat "$src/fixtures/audio/texts.tsv"; printf 'broken.wav\tnothing to hear\n'; } > "$work/expect.tsv"
+base=(--model "$src/fixtures/models/nano-hf" --audio-dir "$work/audio" --threads 1 --max-tokens 6)
+common=("${base[@]}" --expect-file "$work/expect.tsv")
+fail() { echo "sweep_test: FAIL: $*" >&2; exit 1; }
+status() { local s=0; "$@" > "$work/last.out" 2> "$work/last.err" || s=$?; echo $s; }
+
+# 1. unsharded, with the broken clip: exit 2, the broken clip listed with its error
+s=$(status "$wb" sweep "${common[@]}" --out "$work/full")
+[ "$s" = 2 ] || { cat "$work/last.err"; fail "unsharded sweep exit $s, expected 2"; }
+grep -q "sweep: \[1/5\] broken.wav ERROR: " "$work/last.err" || fail "no progress line for broken.wav"
+python3 - "$work/full/report.json" <<'EOF' || fail "report content"
+import json, sys
+r = json.load(open(sys.argv[1]))
+s = r["summary"]
+assert s["clips"] == 5 and s["compared"] == 4 and s["unreadable"] == 1 and s["failed"] == 0, s
+assert r["errors"][0]["clip"] == "broken.wav" and "broken.wav" in r["errors"][0]["message"], r["errors"]
+assert r["exit_status"] == 2
+names = [t["name"] for t in r["taps"]]
+assert names[0] == "mel" and "encoder.ln_post" in names, names[:5]
+t = r["taps"][names.index("encoder.ln_post")]
+assert t["clips"] == 4 and t["rel_l2"]["max"] < 1e-4 and t["rel_l2"]["worst_clip"].endswith(".wav"), t
+assert r["transcripts"]["clips_with_expected"] == 4 and r["transcripts"]["identical"] == 4, r["transcripts"]
+print("sweep_test: unsharded:", s, "ln_post rel_l2 max", t["rel_l2"]["max"])
+EOF
+for f in report.md report.html junit.xml clips/hello.wav.json clips/broken.wav.json shards/0-of-1.json; do
+  [ -s "$work/full/$f" ] || fail "missing $f"
+done
+grep -q "broken.wav" "$work/full/report.md" || fail "broken.wav not in report.md"
+
+# 2. three shards into one shared folder (as on a cluster), then the merge: the same report
+for k in 0 1 2; do
+  s=$(status "$wb" sweep "${common[@]}" --out "$work/sharded" --shard "$k/3")
+  case $k in 0) want=2;; *) want=0;; esac   # broken.wav (index 0) falls in shard 0
+  [ "$s" = "$want" ] || { cat "$work/last.err"; fail "shard $k/3 exit $s, expected $want"; }
+done
+[ "$(ls "$work/sharded/clips" | wc -l)" = 5 ] || fail "shards wrote $(ls "$work/sharded/clips" | wc -l) clip results"
+s=$(status "$wb" merge-reports "$work/sharded")
+[ "$s" = 2 ] || { cat "$work/last.err"; fail "merge-reports exit $s, expected 2"; }
+bash "$src/scripts/slurm/same-report.sh" "$work/full" "$work/sharded" || fail "sharded report differs"
+
+# 3. a merge with a shard missing refuses, naming the clip; a bad --shard is a usage error
+mkdir -p "$work/partial/shards" "$work/partial/clips"
+cp "$work/sharded/shards/0-of-3.json" "$work/partial/shards/"
+s=$(status "$wb" merge-reports "$work/partial")
+[ "$s" = 2 ] && grep -q "have no result" "$work/last.err" || fail "partial merge: exit $s, $(cat "$work/last.err")"
+s=$(status "$wb" sweep "${common[@]}" --out "$work/x" --shard 3/3)
+[ "$s" = 2 ] && grep -q "0 <= K < N" "$work/last.err" || fail "--shard 3/3: exit $s"
+
+# 4. a planted fault: failing clips and the unreadable one -> 1 wins
+s=$(status "$wb" sweep "${common[@]}" --fault no-ln-post --out "$work/fault")
+[ "$s" = 1 ] || { cat "$work/last.err"; fail "fault sweep exit $s, expected 1"; }
+python3 - "$work/fault/report.json" <<'EOF' || fail "fault report content"
+import json, sys
+r = json.load(open(sys.argv[1]))
+s = r["summary"]
+assert s["failed"] == 4 and s["unreadable"] == 1 and r["exit_status"] == 1, s
+assert s["first_divergent_taps"] == [{"tap": "encoder.ln_post", "clips": 4}], s["first_divergent_taps"]
+t = [t for t in r["taps"] if t["name"] == "encoder.ln_post"][0]
+assert t["failing_clips"] == 4, t
+EOF
+
+# 5. resume: a rerun over the same folder skips what is done; without the broken clip: exit 0
+rm "$work/full/clips/numbers.wav.json"
+grep -v '^broken' "$work/expect.tsv" > "$work/expect-ok.tsv"
+s=$(status "$wb" sweep "${base[@]}" --expect-file "$work/expect-ok.tsv" --out "$work/full")
+[ "$s" = 0 ] || { cat "$work/last.err"; fail "resumed sweep exit $s, expected 0"; }
+[ "$(grep -c 'done earlier, skipped' "$work/last.err")" = 3 ] || fail "resume did not skip 3 clips"
+grep -q "numbers.wav PASS" "$work/last.err" || fail "resume did not rerun numbers.wav"
+# a clip done with other settings is not reused
+s=$(status "$wb" sweep "${base[@]}" --expect-file "$work/expect-ok.tsv" --precision bfloat16 --out "$work/full")
+[ "$(grep -c 'done earlier, skipped' "$work/last.err")" = 0 ] || fail "bfloat16 sweep reused float32 results"
+echo "sweep_test: PASS"
