@@ -18,6 +18,14 @@ s=0
 # shellcheck disable=SC2086
 sbatch --wait ${SBATCH_EXTRA:-} --dependency=afterok:"$jid" --kill-on-invalid-dep=yes \
   --job-name=wb-sweep-merge --output="$out/slurm-merge-%j.out" "$here/sweep.sbatch" "$out" || s=$?
-cat "$out"/slurm-merge-*.out 2>/dev/null || true
+# A merge cancelled because a shard failed (afterok never satisfied) also leaves sbatch --wait
+# with 0 and no output: the merge's own first line tells that it ran.
+if ! grep -qs "^wb-sweep: merging" "$out"/slurm-merge-*.out; then
+  echo "submit-sweep: the merge did not run: a shard failed (its log: $out/slurm-${jid}_K.out):" >&2
+  grep -hs "^wb: " "$out"/slurm-"${jid}"_*.out | sort -u >&2 || true
+  if grep -qs "^wb: \(usage \)\?error" "$out"/slurm-"${jid}"_*.out; then exit 2; fi
+  exit 3
+fi
+cat "$out"/slurm-merge-*.out
 echo "submit-sweep: merge finished, exit $s"
 exit $s

@@ -47,8 +47,14 @@ else
     grep -q "shard $k/3 complete" "$work"/sharded/slurm-*_"$k".out || {
       echo "FAIL: shard task $k did not complete:"; cat "$work"/sharded/slurm-*_"$k".out; exit 1; }
   done
+  echo "slurm: 3 shards + merge in $(( ($(date +%s%N) - start) / 1000000 )) ms, merge exit $s"
+  # shards that fail (bad usage) leave the merge unsatisfied: submit-sweep says so, exit 2
+  b=0; WB=$wb bash "$src/scripts/slurm/submit-sweep.sh" 2 "$work/bad" "${args[@]}" --precision float8 \
+    > "$work/bad.log" 2>&1 || b=$?
+  grep -q "the merge did not run" "$work/bad.log" && [ $b = 2 ] || {
+    cat "$work/bad.log"; echo "FAIL: failing shards: submit-sweep exit $b, expected 2"; exit 1; }
 fi
-echo "$mode: 3 shards + merge in $(( ($(date +%s%N) - start) / 1000000 )) ms, merge exit $s"
+[ "$mode" = slurm ] || echo "$mode: 3 shards + merge in $(( ($(date +%s%N) - start) / 1000000 )) ms, merge exit $s"
 [ $s = 2 ] || { echo "FAIL: merged sweep exit $s, expected 2"; exit 1; }
 bash "$src/scripts/slurm/same-report.sh" "$work/full" "$work/sharded"
 echo "test-local-cluster ($mode): PASS"
