@@ -32,16 +32,17 @@ done
 [ -x "$wb" ] || { echo "ci-fidelity: $wb: no wb binary (build first: scripts/setup.sh)" >&2; exit 2; }
 mkdir -p "$out"
 rm -f "$out/status" "$out/comment.md"
+s=0
 if [ ! -f "$ref" ]; then
   echo "ci-fidelity: no cached reference at $ref: dumping it once"
   mkdir -p "$(dirname "$ref")"
-  "$wb" dump --impl reference --model "$model" --audio "$audio" -o "$ref"
+  "$wb" dump --impl reference --model "$model" --audio "$audio" -o "$ref" 2>&1 | tee "$out/log.txt" || s=${PIPESTATUS[0]}
 fi
-"$wb" dump --impl candidate --model "$model" --audio "$audio" -o "$out/candidate.h5" "${cand_args[@]}"
-s=0
-"$wb" compare "$ref" "$out/candidate.h5" ${profile:+--profile "$profile"} \
+[ $s != 0 ] || "$wb" dump --impl candidate --model "$model" --audio "$audio" -o "$out/candidate.h5" \
+  "${cand_args[@]}" 2>&1 | tee "$out/log.txt" || s=${PIPESTATUS[0]}
+[ $s != 0 ] || "$wb" compare "$ref" "$out/candidate.h5" ${profile:+--profile "$profile"} \
   --report "$out/report" --format md,json,html,junit || s=$?
-if [ -f "$out/report/report.json" ]; then
+if [ $s -le 1 ] && [ -f "$out/report/report.json" ]; then
   python3 - "$out/report/report.json" "$out/report/report.md" "$out/comment.md" "$cap" "$s" <<'PY'
 import json, sys
 rep_path, md_path, out_path, cap, status = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
@@ -49,6 +50,8 @@ r = json.load(open(rep_path))
 fd = r.get("first_divergence")
 tr = r.get("transcripts")
 words = {0: "within tolerance", 1: "tolerance exceeded", 2: "bad input", 3: "internal error"}
+def flat(t):  # one line, no code-span breaker (transcripts of a broken encoder hold anything)
+    return " ".join(t.replace("`", "'").split())[:300]
 head = [f"### Whisper fidelity: {r['verdict'].upper()} (exit {status}: {words.get(status, '?')}, profile `{r['profile']}`)", ""]
 head.append(f"- **first divergent tap:** `{fd['tap']}` ({fd.get('attribution') or 'n/a'})" if fd else "- **first divergent tap:** none")
 if tr:
@@ -56,8 +59,8 @@ if tr:
         head.append("- **transcript impact:** none, the transcripts are identical")
     else:
         head.append(f"- **transcript impact:** WER {100 * tr['wer']:.1f}% against the reference's transcript")
-        head.append(f"  - reference: `{tr['reference'][:300]}`")
-        head.append(f"  - candidate: `{tr['candidate'][:300]}`")
+        head.append(f"  - reference: `{flat(tr['reference'])}`")
+        head.append(f"  - candidate: `{flat(tr['candidate'])}`")
 else:
     head.append("- **transcript impact:** not measured (a dump without decoded text)")
 head += ["", "<details><summary>Full report (HTML and JUnit in the job's artifacts)</summary>", "", ""]
@@ -71,7 +74,8 @@ if len(body.encode()) > room:
 open(out_path, "w", encoding="utf-8").write(text + body + tail)
 PY
 else
-  printf '### Whisper fidelity: no report (exit %s)\n\nSee the job log.\n' "$s" > "$out/comment.md"
+  { printf '### Whisper fidelity: no comparison (exit %s: bad input or internal error)\n\n```\n' "$s"
+    tail -c 2000 "$out/log.txt" 2>/dev/null; printf '```\n'; } > "$out/comment.md"
 fi
 echo "$s" > "$out/status"
 echo "ci-fidelity: exit $s; comment $out/comment.md ($(wc -c < "$out/comment.md") bytes), report $out/report/"
