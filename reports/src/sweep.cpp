@@ -239,10 +239,12 @@ json aggregate_sweep(const json& settings, const std::vector<json>& clips, const
                       {"clips_with_expected", with_expected},
                       {"reference_wer", ratio(re_err, re_words)},
                       {"candidate_wer", ratio(ce_err, ce_words)}};
-  json report = {{"schema", kSweepSchema}, {"settings", settings},
+  // (a null settings or run, e.g. `{}` from an initializer list, is kept as an empty object)
+  const json obj = json::object();
+  json report = {{"schema", kSweepSchema}, {"settings", settings.is_null() ? obj : settings},
                  {"summary", summary},     {"transcripts", transcripts},
                  {"taps", taps},           {"errors", errors},
-                 {"clips", rows},          {"run", run}};
+                 {"clips", rows},          {"run", run.is_null() ? obj : run}};
   report["exit_status"] = sweep_exit_status(report);
   return report;
 }
