@@ -5,7 +5,8 @@
 #     (JSON) and the "Run:" line (Markdown, HTML);
 #   - a planted fault on the same clips exits 1 (tolerance beats the unreadable clip);
 #   - a rerun skips the clips already done (resume), and with no bad clip exits 0;
-#   - a merge with a shard missing, a bad --shard: exit 2 with one line.
+#   - a merge with a shard missing, a bad --shard: exit 2 with one line;
+#   - --keep-dumps writes both sides' dumps (wb compare reads them), within --max-disk.
 # Usage: sweep_test.sh WB SOURCE_DIR WORK_DIR
 set -euo pipefail
 wb=$1 src=$2 work=$3
@@ -83,4 +84,13 @@ grep -q "numbers.wav PASS" "$work/last.err" || fail "resume did not rerun number
 # a clip done with other settings is not reused
 s=$(status "$wb" sweep "${base[@]}" --expect-file "$work/expect-ok.tsv" --precision bfloat16 --out "$work/full")
 [ "$(grep -c 'done earlier, skipped' "$work/last.err")" = 0 ] || fail "bfloat16 sweep reused float32 results"
+# 6. --keep-dumps: both sides' dumps, readable by wb compare; --max-disk too small: none kept, said
+s=$(status "$wb" sweep "${common[@]}" --taps blocks --keep-dumps --out "$work/keep")
+[ "$s" = 2 ] || fail "--keep-dumps sweep exit $s"
+[ "$(ls "$work"/keep/dumps/*.h5 | wc -l)" = 8 ] || fail "--keep-dumps kept $(ls "$work"/keep/dumps | wc -l) files, expected 8"
+"$wb" compare -q "$work/keep/dumps/hello.wav.reference.h5" "$work/keep/dumps/hello.wav.candidate.h5" ||
+  fail "kept dumps do not compare within tolerance"
+s=$(status "$wb" sweep "${common[@]}" --taps blocks --keep-dumps --max-disk 0.00001 --out "$work/keep-small")
+[ -z "$(ls "$work/keep-small/dumps")" ] || fail "--max-disk 10 kB: dumps kept anyway"
+grep -q '"dumps_note": "not kept: --max-disk' "$work/keep-small/clips/hello.wav.json" || fail "no dumps_note"
 echo "sweep_test: PASS"
