@@ -4,7 +4,8 @@
 #   - 3 shards + merge-reports give the unsharded report, byte for byte, except the "run" member
 #     (JSON) and the "Run:" line (Markdown, HTML);
 #   - a planted fault on the same clips exits 1 (tolerance beats the unreadable clip);
-#   - a rerun skips the clips already done (resume), and with no bad clip exits 0;
+#   - a rerun skips the clips already done (resume, also after a real SIGTERM), and with no bad
+#     clip exits 0;
 #   - a merge with a shard missing, a bad --shard: exit 2 with one line;
 #   - --keep-dumps writes both sides' dumps (wb compare reads them), within --max-disk.
 # Usage: sweep_test.sh WB SOURCE_DIR WORK_DIR
@@ -93,4 +94,24 @@ s=$(status "$wb" sweep "${common[@]}" --taps blocks --keep-dumps --out "$work/ke
 s=$(status "$wb" sweep "${common[@]}" --taps blocks --keep-dumps --max-disk 0.00001 --out "$work/keep-small")
 [ -z "$(ls "$work/keep-small/dumps")" ] || fail "--max-disk 10 kB: dumps kept anyway"
 grep -q '"dumps_note": "not kept: --max-disk' "$work/keep-small/clips/hello.wav.json" || fail "no dumps_note"
+# 7. interrupted for real: SIGTERM (a background job of a script ignores SIGINT) once the first
+#    clip's result is there; no temporary left, and
+#    the rerun skips exactly the clips whose results the killed run had written
+"$wb" sweep "${common[@]}" --out "$work/killed" > /dev/null 2>&1 &
+pid=$!
+for _ in $(seq 600); do
+  [ -n "$(ls "$work/killed/clips" 2>/dev/null | grep -v broken)" ] && break
+  sleep 0.02
+done
+kill -TERM $pid 2>/dev/null || true
+wait $pid 2>/dev/null || true
+ls "$work/killed/clips" | grep -q "tmp-" && fail "a temporary result survived SIGTERM"
+done_before=$(ls "$work/killed/clips" | grep -vc broken || true)
+[ "$done_before" -ge 1 ] || fail "the killed sweep wrote no result"
+s=$(status "$wb" sweep "${common[@]}" --out "$work/killed")
+[ "$s" = 2 ] || fail "resumed killed sweep exit $s"
+[ "$(grep -c 'done earlier, skipped' "$work/last.err")" = "$done_before" ] ||
+  fail "resume skipped $(grep -c 'done earlier, skipped' "$work/last.err") clips, $done_before were done"
+bash "$src/scripts/slurm/same-report.sh" "$work/killed" "$work/sharded" > /dev/null || fail "resumed report differs"
+echo "sweep_test: interrupted after $done_before clip(s), resumed to the same report"
 echo "sweep_test: PASS"
