@@ -152,8 +152,7 @@ class CaptureSource : public TapSink, public cmp::TapSource {
 // otherwise one plain line per clip.
 class Progress {
  public:
-  Progress(std::size_t total, bool quiet)
-      : total_(total), tty_(isatty(2) != 0), quiet_(quiet), start_(clock_type::now()) {}
+  Progress(std::size_t total, bool quiet) : total_(total), tty_(isatty(2) != 0), quiet_(quiet) {}
   void clip(std::size_t i, const std::string& name) {
     i_ = i;
     name_ = name;
@@ -194,7 +193,6 @@ class Progress {
   }
   std::size_t total_, i_ = 0;
   bool tty_, quiet_;
-  clock_type::time_point start_;
   std::string name_;
   double ran_ = 0, ran_secs_ = 0;
 };
@@ -516,8 +514,9 @@ int run_sweep(const SweepOpts& o) {
     ++ran;
     std::string what;
     if (res["status"] == "ok") {
+      const json& fd = res["first_divergent_tap"];
       what = res["verdict"] == "fail"
-                 ? fmt::format("FAIL at {}", res["first_divergent_tap"].get<std::string>())
+                 ? "FAIL" + (fd.is_string() ? " at " + fd.get<std::string>() : std::string())
                  : (res["verdict"] == "warn" ? "WARN" : "PASS");
     } else {
       what = "ERROR: " + res["error"]["message"].get<std::string>();
