@@ -1,0 +1,641 @@
+// wb sweep: the reference and one implementation on every clip of a folder, compared tap by tap
+// in memory, one result per clip (DIR/clips/<clip>.json, atomic) and one report aggregated per
+// tap over the corpus (DIR/report.{json,md,html}, junit.xml). An interrupted sweep resumes: a
+// clip whose result exists with the same settings hash and audio sha256 is not run again.
+//   wb sweep --model M --audio-dir D [--expect-file F] [--impl candidate --precision P --fault F]
+//            [--profile P] [--taps T] --out DIR [--keep-dumps [--max-disk GB]] [--shard K/N]
+// wb merge-reports DIR... [--out OUT]: the same aggregation over the per-clip results of shards.
+//
+// Exit status (also in --help and the README): 3 if any clip hit an internal error; else 1 if any
+// compared clip exceeded tolerance, even when other clips could not be read; else 2 if any clip
+// could not be read (the report lists each with its error); else 0. Bad usage, an unreadable
+// model, profile or audio folder: 2 before any clip runs.
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <new>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <stdexcept>
+
+#include "command.h"
+#include "pipeline.h"
+#include "wb/compare/compare.h"
+#include "wb/core/dump.h"
+#include "wb/core/tempfile.h"
+#include "wb/core/util.h"
+#include "wb/reports/sweep.h"
+
+namespace wb::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using clock_type = std::chrono::steady_clock;
+
+constexpr const char* kExitHelp =
+    "Exit status: 0 every clip read and within tolerance; 1 at least one clip exceeded tolerance "
+    "(this wins over unreadable clips: a measured regression is never hidden behind an input "
+    "problem); 2 bad usage, an unreadable model/profile/folder, or (no clip failing) at least one "
+    "clip could not be read - the report lists it with its error and the sweep goes on; 3 an "
+    "internal error (on any clip, this wins).";
+
+// A TapSink that keeps every selected tap in memory and serves them to the comparator as a
+// TapSource: a dump that never touches the disk. Values are kept as reported (float32 or
+// float64), read back as double like DumpReader does.
+class CaptureSource : public TapSink, public cmp::TapSource {
+ public:
+  CaptureSource(std::string label, DumpMeta meta, TapSelector sel)
+      : label_(std::move(label)), meta_(std::move(meta)), sel_(std::move(sel)) {}
+
+  bool wants(std::string_view name) const override { return sel_.selected(name); }
+  void put(std::string_view name_sv, const TapView& v) override {
+    const std::string name(name_sv);
+    const int64_t n = shape_numel(v.shape);
+    Tap t;
+    t.info.name = name;
+    t.info.shape = v.shape;
+    t.info.stored = v.dtype;
+    const TapRegistry& reg = TapRegistry::of(meta_.dims);
+    const TapSpec* spec = reg.find(name);
+    t.info.order = spec ? reg.order(name) : 100000 + static_cast<int>(data_.size());
+    t.info.layout = spec ? spec->layout : std::string("frame,channel");
+    t.info.compute_dtype = std::string(dtype_name(v.dtype));
+    if (v.dtype == DType::f64) {
+      const auto* p = static_cast<const double*>(v.data);
+      t.f64.assign(p, p + n);
+    } else {
+      const auto* p = static_cast<const float*>(v.data);
+      t.f32.assign(p, p + n);
+    }
+    bytes_ += n * static_cast<int64_t>(sizeof(float));
+    index_[name] = data_.size();
+    data_.push_back(std::move(t));
+    infos_.clear();
+  }
+  void set_decode(std::vector<int> tokens, std::string text) {
+    tokens_ = std::move(tokens);
+    text_ = std::move(text);
+  }
+
+  std::string label() const override { return label_; }
+  const DumpMeta& meta() const override { return meta_; }
+  const std::vector<TapInfo>& taps() const override {
+    if (infos_.empty()) {
+      for (const auto& t : data_) infos_.push_back(t.info);
+      std::stable_sort(infos_.begin(), infos_.end(), [](const TapInfo& a, const TapInfo& b) {
+        return a.order != b.order ? a.order < b.order : a.name < b.name;
+      });
+    }
+    return infos_;
+  }
+  void read_rows(const std::string& name, int64_t row0, int64_t n,
+                 std::vector<double>& out) const override {
+    const auto it = index_.find(name);
+    if (it == index_.end()) throw std::runtime_error(fmt::format("{}: no tap '{}'", label_, name));
+    const Tap& t = data_[it->second];
+    const Shape& s = t.info.shape;
+    int64_t row_len = 1;
+    for (std::size_t k = 1; k < s.size(); ++k) row_len *= s[k];
+    const int64_t rows = s.empty() ? 1 : s[0];
+    if (row0 < 0 || n < 0 || row0 + n > rows)
+      throw std::runtime_error(fmt::format("{}: tap '{}': rows [{}, {}) outside {}", label_, name,
+                                           row0, row0 + n, shape_str(s)));
+    const auto b = static_cast<std::size_t>(row0 * row_len);
+    const auto e = static_cast<std::size_t>((row0 + n) * row_len);
+    if (t.info.stored == DType::f64)
+      out.assign(t.f64.begin() + b, t.f64.begin() + e);
+    else
+      out.assign(t.f32.begin() + b, t.f32.begin() + e);
+  }
+  std::optional<std::string> text() const override { return text_; }
+
+  int64_t bytes() const { return bytes_; }  // as float32 datasets
+  // The same taps as an HDF5 dump (wb dump's format), written atomically.
+  void write_dump(const std::string& path) const {
+    DumpWriter w(path, meta_, sel_);
+    for (const auto& t : data_) {
+      const void* p = t.info.stored == DType::f64 ? static_cast<const void*>(t.f64.data())
+                                                  : static_cast<const void*>(t.f32.data());
+      w.put(t.info.name, TapView{t.info.shape, t.info.stored, p});
+    }
+    if (text_) w.set_decode(tokens_, *text_);
+    w.finish();
+  }
+
+ private:
+  struct Tap {
+    TapInfo info;
+    std::vector<float> f32;
+    std::vector<double> f64;
+  };
+  std::string label_;
+  DumpMeta meta_;
+  TapSelector sel_;
+  std::vector<Tap> data_;
+  std::map<std::string, std::size_t> index_;
+  mutable std::vector<TapInfo> infos_;
+  std::optional<std::string> text_;
+  std::vector<int> tokens_;
+  int64_t bytes_ = 0;
+};
+
+// Progress on stderr: on a terminal one line redrawn in place (clip, stage, bar, time left);
+// otherwise one plain line per clip.
+class Progress {
+ public:
+  Progress(std::size_t total, bool quiet) : total_(total), tty_(isatty(2) != 0), quiet_(quiet) {}
+  void clip(std::size_t i, const std::string& name) {
+    i_ = i;
+    name_ = name;
+  }
+  void stage(const char* s) {
+    if (quiet_ || !tty_) return;
+    const int width = 24;
+    const auto filled = static_cast<int>(width * i_ / std::max<std::size_t>(total_, 1));
+    fmt::print(stderr, "\r\033[K[{}{}] {}/{} {}: {}{}", std::string(filled, '#'),
+               std::string(width - filled, '.'), i_ + 1, total_, name_, s, left());
+    std::fflush(stderr);
+  }
+  void done(const std::string& what, double secs, bool ran) {
+    if (ran) {
+      ran_ += 1;
+      ran_secs_ += secs;
+    }
+    if (quiet_) return;
+    if (tty_) fmt::print(stderr, "\r\033[K");
+    fmt::print(stderr, "sweep: [{}/{}] {} {}{}\n", i_ + 1, total_, name_, what,
+               ran ? fmt::format(" ({:.1f} s){}", secs, left_after()) : std::string());
+    std::fflush(stderr);
+  }
+
+ private:
+  std::string fmt_secs(double s) const {
+    const auto t = static_cast<long>(s + 0.5);
+    return fmt::format("{}:{:02}", t / 60, t % 60);
+  }
+  std::string left() const {
+    if (ran_ == 0) return "";
+    return fmt::format(", ~{} left", fmt_secs(ran_secs_ / ran_ * static_cast<double>(total_ - i_)));
+  }
+  std::string left_after() const {
+    if (ran_ == 0 || i_ + 1 >= total_) return "";
+    return fmt::format(", ~{} left",
+                       fmt_secs(ran_secs_ / ran_ * static_cast<double>(total_ - i_ - 1)));
+  }
+  std::size_t total_, i_ = 0;
+  bool tty_, quiet_;
+  std::string name_;
+  double ran_ = 0, ran_secs_ = 0;
+};
+
+struct Clip {
+  std::string file;      // relative to the audio folder
+  std::string expected;  // "" when none
+};
+
+bool is_audio_name(const std::string& n) {
+  std::string e = fs::path(n).extension().string();
+  std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return std::tolower(c); });
+  return e == ".wav" || e == ".flac" || e == ".ogg" || e == ".mp3";
+}
+
+// The clips: the expect file's lines when given, else the folder's audio files; sorted by name
+// (byte order), so a shard's share does not depend on the file or directory order.
+std::vector<Clip> list_clips(const std::string& dir, const std::string& expect) {
+  if (!fs::is_directory(dir)) throw std::runtime_error(dir + ": not a directory (--audio-dir)");
+  std::vector<Clip> clips;
+  if (!expect.empty()) {
+    std::ifstream in(expect);
+    if (!in) throw std::runtime_error(expect + ": cannot open expect file");
+    std::string line;
+    int lineno = 0;
+    while (std::getline(in, line)) {
+      ++lineno;
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (line.empty() || line[0] == '#') continue;
+      const auto tab = line.find('\t');
+      if (tab == std::string::npos || tab == 0)
+        throw std::runtime_error(fmt::format("{}:{}: expected '<file>\\t<text>'", expect, lineno));
+      clips.push_back({line.substr(0, tab), line.substr(tab + 1)});
+    }
+  } else {
+    for (const auto& e : fs::directory_iterator(dir)) {
+      const std::string n = e.path().filename().string();
+      if (is_audio_name(n)) clips.push_back({n, ""});
+    }
+  }
+  std::sort(clips.begin(), clips.end(),
+            [](const Clip& a, const Clip& b) { return a.file < b.file; });
+  for (std::size_t i = 1; i < clips.size(); ++i)
+    if (clips[i].file == clips[i - 1].file)
+      throw std::runtime_error(fmt::format("{}: clip '{}' listed twice", expect, clips[i].file));
+  if (clips.empty())
+    throw std::runtime_error(expect.empty() ? dir + ": no audio files (.wav .flac .ogg .mp3)"
+                                            : expect + ": no clips listed");
+  return clips;
+}
+
+// A clip's name as a file name in DIR/clips/ ('/' of a nested clip becomes "%2F").
+std::string result_name(const std::string& clip) {
+  std::string s;
+  for (char c : clip)
+    s += c == '/' ? std::string("%2F") : (c == '%' ? std::string("%25") : std::string(1, c));
+  return s;
+}
+
+std::optional<json> read_json(const std::string& path) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) return std::nullopt;
+  try {
+    return json::parse(read_file(path));
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+void write_json(const std::string& path, const json& j) {
+  write_file_atomic(path, j.dump(1, ' ', false, json::error_handler_t::replace) + "\n");
+}
+
+std::pair<int, int> parse_shard(const std::string& s) {
+  int k = -1, n = -1;
+  char slash = 0, extra = 0;
+  if (std::sscanf(s.c_str(), "%d%c%d%c", &k, &slash, &n, &extra) != 3 || slash != '/' || n < 1 ||
+      k < 0 || k >= n)
+    throw UsageError(fmt::format(
+        "--shard '{}': expected K/N with 0 <= K < N (K is 0-based, like SLURM_ARRAY_TASK_ID)", s));
+  return {k, n};
+}
+
+// Loads every clip's result from the folders (the first folder holding a result with the
+// settings hash wins), aggregates them, writes the report set into out_dir and returns the
+// report. Missing results are an error naming them.
+json aggregate_dirs(const json& manifest, const std::vector<std::string>& dirs,
+                    const std::string& out_dir, int shards, const std::vector<std::string>& from) {
+  const std::string hash = manifest.at("settings_hash").get<std::string>();
+  std::vector<json> results;
+  std::vector<std::string> missing;
+  double clip_secs = 0;
+  for (const auto& c : manifest.at("clips")) {
+    const std::string clip = c.get<std::string>();
+    std::optional<json> found;
+    for (const auto& d : dirs) {
+      auto j = read_json(d + "/clips/" + result_name(clip) + ".json");
+      if (j && j->value("settings_hash", "") == hash && j->value("clip", "") == clip) {
+        found = std::move(j);
+        break;
+      }
+    }
+    if (!found) {
+      missing.push_back(clip);
+      continue;
+    }
+    clip_secs += found->value("seconds", 0.0);
+    results.push_back(std::move(*found));
+  }
+  if (!missing.empty())
+    throw std::runtime_error(fmt::format(
+        "{}: {} of {} clips have no result with these settings (first: {}); a shard has not "
+        "run or not finished",
+        dirs.front(), missing.size(), manifest.at("clips").size(), missing.front()));
+  const json run = {{"created", utc_now_iso8601()},
+                    {"shards", shards},
+                    {"merged_from", from},
+                    {"clip_seconds", clip_secs}};
+  json report = rep::aggregate_sweep(manifest.at("settings"), results, run);
+  rep::write_sweep_reports(report, out_dir);
+  return report;
+}
+
+void print_summary(const json& report, const std::string& dir) {
+  const json& s = report.at("summary");
+  const json& t = report.at("transcripts");
+  std::string fd;
+  for (const auto& f : s.at("first_divergent_taps"))
+    fd += fmt::format("{}{} ({})", fd.empty() ? "" : ", ", f.at("tap").get<std::string>(),
+                      f.at("clips").get<int>());
+  fmt::print(
+      "sweep: {} clips: {} compared ({} pass, {} warn, {} fail), {} unreadable, {} internal "
+      "errors; transcripts identical on {}/{}\n",
+      s.at("clips").get<int>(), s.at("compared").get<int>(), s.at("passed").get<int>(),
+      s.at("warned").get<int>(), s.at("failed").get<int>(), s.at("unreadable").get<int>(),
+      s.at("internal_errors").get<int>(), t.at("identical").get<int>(),
+      t.at("clips_with_transcripts").get<int>());
+  if (!fd.empty()) fmt::print("first divergent tap: {}\n", fd);
+  for (const auto& e : report.at("errors"))
+    fmt::print("not compared: {}: {}\n", e.at("clip").get<std::string>(),
+               e.at("message").get<std::string>());
+  fmt::print("report: {}/report.md, report.json, report.html, junit.xml (exit {})\n", dir,
+             report.at("exit_status").get<int>());
+}
+
+struct SweepOpts {
+  EncoderChoice enc;
+  std::string model, audio_dir, expect, profile, out, taps = "all", shard;
+  bool keep_dumps = false, quiet = false;
+  double max_disk_gb = 20;
+  int max_tokens = 0;
+};
+
+int run_sweep(const SweepOpts& o) {
+  const auto [shard_k, shard_n] = o.shard.empty() ? std::pair{0, 1} : parse_shard(o.shard);
+  if (o.max_disk_gb <= 0) throw UsageError("--max-disk must be above 0 GB");
+  const std::vector<Clip> clips = list_clips(o.audio_dir, o.expect);
+  cmp::CompareOptions copts;
+  if (!o.profile.empty()) copts.profile = cmp::ToleranceProfile::load(o.profile);
+  auto model = load_model(o.model);
+  TapSelector sel(o.taps);
+  sel.check_against(model->dims, true);
+  auto enc = make_encoder(model, o.enc);
+  EncoderChoice rc;
+  rc.threads = o.enc.threads;
+  auto ref_enc = make_encoder(model, rc);
+  ReferenceDecoder ref_dec(model, DType::f32);
+  ReferenceDecoder cand_dec(model, decoder_dtype(o.enc));
+
+  // What a clip's result depends on; its hash is stored with every result and checked on resume
+  // and merge. Paths are kept for the report but not hashed (shards may see other mounts).
+  const json hashed = {{"model_sha256", model->sha256},
+                       {"impl", o.enc.impl},
+                       {"dtype", o.enc.dtype},
+                       {"precision", o.enc.precision},
+                       {"faults", o.enc.faults},
+                       {"profile", copts.profile.name()},
+                       {"profile_source", copts.profile.source()},
+                       {"taps", o.taps},
+                       {"threads", o.enc.threads},
+                       {"max_tokens", o.max_tokens},
+                       {"tool_version", tool_version()}};
+  const std::string hashed_text = hashed.dump();
+  const std::string settings_hash = sha256_bytes(hashed_text.data(), hashed_text.size());
+  json settings = hashed;
+  settings.erase("profile_source");
+  settings["model"] = o.model;
+  settings["audio_dir"] = o.audio_dir;
+  settings["expect_file"] = o.expect.empty() ? json(nullptr) : json(o.expect);
+  settings["settings_hash"] = settings_hash;
+
+  std::error_code ec;
+  fs::create_directories(o.out + "/clips", ec);
+  fs::create_directories(o.out + "/shards", ec);
+  if (!fs::is_directory(o.out + "/clips") || !fs::is_directory(o.out + "/shards"))
+    throw std::runtime_error(o.out + ": cannot create the sweep folder (--out)");
+  json all = json::array();
+  for (const auto& c : clips) all.push_back(c.file);
+  std::vector<std::size_t> mine;
+  json mine_names = json::array();
+  for (std::size_t i = 0; i < clips.size(); ++i)
+    if (static_cast<int>(i % static_cast<std::size_t>(shard_n)) == shard_k) {
+      mine.push_back(i);
+      mine_names.push_back(clips[i].file);
+    }
+  json manifest = {{"schema", "whisper-fidelity-sweep-shard/1"},
+                   {"settings", settings},
+                   {"settings_hash", settings_hash},
+                   {"shard", shard_k},
+                   {"shards", shard_n},
+                   {"clips", all},
+                   {"shard_clips", mine_names},
+                   {"complete", false}};
+  const std::string manifest_path = fmt::format("{}/shards/{}-of-{}.json", o.out, shard_k, shard_n);
+  write_json(manifest_path, manifest);
+
+  // Kept dumps: bounded by --max-disk over DIR/dumps (what is there already counts).
+  const std::string dump_dir = o.out + "/dumps";
+  const auto budget = static_cast<int64_t>(o.max_disk_gb * 1e9);
+  int64_t dump_bytes = 0;
+  if (o.keep_dumps) {
+    fs::create_directories(dump_dir, ec);
+    for (const auto& e : fs::directory_iterator(dump_dir, ec))
+      if (e.is_regular_file(ec)) dump_bytes += static_cast<int64_t>(e.file_size(ec));
+  }
+
+  Progress progress(mine.size(), o.quiet);
+  int ran = 0, skipped = 0;
+  for (std::size_t mi = 0; mi < mine.size(); ++mi) {
+    const Clip& clip = clips[mine[mi]];
+    progress.clip(mi, clip.file);
+    const std::string path = o.audio_dir + "/" + clip.file;
+    const std::string result_path = o.out + "/clips/" + result_name(clip.file) + ".json";
+    const auto t0 = clock_type::now();
+    json res = {{"schema", rep::kSweepClipSchema},
+                {"clip", clip.file},
+                {"settings_hash", settings_hash},
+                {"expected", clip.expected.empty() ? json(nullptr) : json(clip.expected)}};
+    try {
+      progress.stage("sha256");
+      const std::string audio_sha = sha256_file(path);
+      res["audio_sha256"] = audio_sha;
+      if (auto old = read_json(result_path); old && old->value("status", "") == "ok" &&
+                                             old->value("settings_hash", "") == settings_hash &&
+                                             old->value("audio_sha256", "") == audio_sha &&
+                                             old->value("expected", json()) == res["expected"]) {
+        ++skipped;
+        progress.done("done earlier, skipped", 0, false);
+        continue;
+      }
+      progress.stage("reading audio");
+      const Audio audio = load_audio(path);
+      DumpMeta meta;
+      meta.model_sha256 = model->sha256;
+      meta.dims = model->dims;
+      meta.audio_sha256 = audio_sha;
+      meta.audio_name = fs::path(clip.file).filename().string();
+      meta.tool_version = tool_version();
+      meta.created = utc_now_iso8601();
+      auto side = [&](Encoder& e, ReferenceDecoder& dec, const char* what) {
+        DumpMeta m = meta;
+        const json info = e.run_info();
+        m.implementation = e.implementation();
+        m.precision = info.value("precision", std::string("float32"));
+        m.device = info.value("device", "cpu");
+        m.threads = info.value("threads", o.enc.threads);
+        m.run_info = info;
+        auto cap = std::make_unique<CaptureSource>(clip.file + " (" + what + ")", m, sel);
+        progress.stage(fmt::format("{} mel", what).c_str());
+        Tensor mel = e.log_mel(audio.pcm, cap.get());
+        progress.stage(fmt::format("{} encoder", what).c_str());
+        Tensor out = run_encoder(e, mel, cap.get());
+        progress.stage(fmt::format("{} decode", what).c_str());
+        DecodeResult d = dec.greedy(out, cap.get(), o.max_tokens);
+        cap->set_decode(d.tokens, d.text);
+        return cap;
+      };
+      auto ref = side(*ref_enc, ref_dec, "reference");
+      auto cand = side(*enc, cand_dec, o.enc.impl.c_str());
+      progress.stage("compare");
+      const cmp::CompareResult r = cmp::compare(*ref, *cand, nullptr, copts);
+      res.update(rep::sweep_clip_result(r, clip.expected));
+      res["status"] = "ok";
+      if (o.keep_dumps) {
+        progress.stage("writing dumps");
+        const int64_t need = ref->bytes() + cand->bytes() + (int64_t{1} << 20);
+        const auto space = fs::space(o.out, ec);
+        if (dump_bytes + need > budget) {
+          res["dumps_note"] =
+              fmt::format("not kept: --max-disk {} GB would be exceeded", o.max_disk_gb);
+        } else if (!ec && static_cast<int64_t>(space.available) < need * 2) {
+          res["dumps_note"] = "not kept: too little free disk space";
+        } else {
+          const std::string base = dump_dir + "/" + result_name(clip.file);
+          ref->write_dump(base + ".reference.h5");
+          cand->write_dump(base + ".candidate.h5");
+          dump_bytes += static_cast<int64_t>(fs::file_size(base + ".reference.h5") +
+                                             fs::file_size(base + ".candidate.h5"));
+          res["dumps"] = {{"reference", "dumps/" + result_name(clip.file) + ".reference.h5"},
+                          {"candidate", "dumps/" + result_name(clip.file) + ".candidate.h5"}};
+        }
+      }
+    } catch (const std::bad_alloc&) {
+      res["status"] = "error";
+      res["error"] = {{"kind", "internal"}, {"message", "out of memory"}};
+    } catch (const std::invalid_argument& e) {
+      res["status"] = "error";
+      res["error"] = {{"kind", "bad_input"}, {"message", e.what()}};
+    } catch (const std::runtime_error& e) {
+      res["status"] = "error";
+      res["error"] = {{"kind", "bad_input"}, {"message", e.what()}};
+    } catch (const std::exception& e) {
+      res["status"] = "error";
+      res["error"] = {{"kind", "internal"}, {"message", e.what()}};
+    }
+    const double secs = std::chrono::duration<double>(clock_type::now() - t0).count();
+    res["seconds"] = secs;
+    write_json(result_path, res);
+    ++ran;
+    std::string what;
+    if (res["status"] == "ok") {
+      const json& fd = res["first_divergent_tap"];
+      what = res["verdict"] == "fail"
+                 ? "FAIL" + (fd.is_string() ? " at " + fd.get<std::string>() : std::string())
+                 : (res["verdict"] == "warn" ? "WARN" : "PASS");
+    } else {
+      what = "ERROR: " + res["error"]["message"].get<std::string>();
+    }
+    progress.done(what, secs, true);
+  }
+  manifest["complete"] = true;  // every clip of the shard has its result (sweep.sbatch checks)
+  write_json(manifest_path, manifest);
+  if (shard_n > 1) {
+    fmt::print(
+        "sweep: shard {}/{} done: {} clips run, {} done earlier; merge the shards with "
+        "'wb merge-reports {}' once all have run\n",
+        shard_k, shard_n, ran, skipped, o.out);
+    // A shard's own status: the same rules over its clips only.
+    int status = 0;
+    bool fail = false, bad = false, internal = false;
+    for (const auto& c : mine_names) {
+      const auto j = read_json(o.out + "/clips/" + result_name(c.get<std::string>()) + ".json");
+      if (!j) continue;
+      if (j->value("status", "") == "error")
+        ((*j)["error"].value("kind", "") == "internal" ? internal : bad) = true;
+      else if (j->value("verdict", "") == "fail")
+        fail = true;
+    }
+    status = internal ? 3 : fail ? 1 : bad ? 2 : 0;
+    return status;
+  }
+  const json report = aggregate_dirs(manifest, {o.out}, o.out, 1, {o.out});
+  if (!o.quiet && skipped > 0)
+    fmt::print("sweep: {} clips done earlier were not run again\n", skipped);
+  print_summary(report, o.out);
+  return report.at("exit_status").get<int>();
+}
+
+int run_merge(const std::vector<std::string>& dirs, std::string out, bool quiet) {
+  std::optional<json> first;
+  std::set<std::pair<int, int>> shards;
+  for (const auto& d : dirs) {
+    std::error_code ec;
+    if (!fs::is_directory(d + "/shards"))
+      throw std::runtime_error(d + ": not a sweep folder (no shards/ from 'wb sweep --out')");
+    for (const auto& e : fs::directory_iterator(d + "/shards", ec)) {
+      if (e.path().extension() != ".json") continue;
+      const auto m = read_json(e.path().string());
+      if (!m || m->value("schema", "") != "whisper-fidelity-sweep-shard/1")
+        throw std::runtime_error(e.path().string() + ": not a sweep shard manifest");
+      if (!first) {
+        first = *m;
+      } else if (m->at("settings_hash") != first->at("settings_hash")) {
+        throw std::runtime_error(fmt::format(
+            "{}: swept with other settings than the first shard (settings_hash {} vs {})",
+            e.path().string(), m->at("settings_hash").get<std::string>(),
+            first->at("settings_hash").get<std::string>()));
+      } else if (m->at("clips") != first->at("clips")) {
+        throw std::runtime_error(e.path().string() + ": another clip list than the first shard");
+      }
+      shards.insert({m->at("shard").get<int>(), m->at("shards").get<int>()});
+    }
+  }
+  if (!first) throw std::runtime_error(dirs.front() + ": no shard manifest (shards/*.json)");
+  if (out.empty()) out = dirs.front();
+  const json report = aggregate_dirs(*first, dirs, out, static_cast<int>(shards.size()), dirs);
+  if (!quiet) print_summary(report, out);
+  return report.at("exit_status").get<int>();
+}
+
+}  // namespace
+
+void add_sweep(CLI::App& app, Registry& reg) {
+  auto o = std::make_shared<SweepOpts>();
+  o->enc.impl = "candidate";
+  CLI::App* sub = app.add_subcommand(
+      "sweep",
+      "run the reference and an implementation on every clip of a folder, compare them tap by "
+      "tap and aggregate per tap over the corpus into one report (resumable, shardable)");
+  sub->footer(kExitHelp);
+  sub->add_option("--model", o->model, "HF Whisper directory or whisper.cpp ggml file")->required();
+  sub->add_option("--audio-dir", o->audio_dir, "folder of clips (.wav .flac .ogg .mp3)")
+      ->required();
+  sub->add_option("--expect-file", o->expect,
+                  "lines '<file>\\t<expected text>': the clips to sweep (else every audio file of "
+                  "the folder) and their WER");
+  sub->add_option("--profile", o->profile, "tolerance profile JSON (default: built-in float32)");
+  sub->add_option("--taps", o->taps, "taps to compare (as wb dump --taps)")->capture_default_str();
+  sub->add_option("--out", o->out,
+                  "sweep folder: clips/<clip>.json per clip, report.{json,md,html}, junit.xml")
+      ->required();
+  sub->add_flag("--keep-dumps", o->keep_dumps,
+                "also write both sides' HDF5 dumps per clip into OUT/dumps (~100 MB a clip "
+                "with all taps), within --max-disk");
+  sub->add_option("--max-disk", o->max_disk_gb,
+                  "GB the kept dumps may use in OUT/dumps; a clip that would exceed it keeps "
+                  "none (its result says so)")
+      ->capture_default_str();
+  sub->add_option("--shard", o->shard,
+                  "K/N: run only the clips whose sorted index i has i mod N == K (0 <= K < N); "
+                  "then 'wb merge-reports'");
+  sub->add_option("--max-tokens", o->max_tokens, "stop each decode after N tokens (0: no limit)")
+      ->check(CLI::NonNegativeNumber);
+  sub->add_flag("-q,--quiet", o->quiet, "no progress and no summary");
+  add_encoder_options(sub, o->enc);
+  reg.add(sub, [o]() { return run_sweep(*o); });
+
+  struct MergeOpts {
+    std::vector<std::string> dirs;
+    std::string out;
+    bool quiet = false;
+  };
+  auto m = std::make_shared<MergeOpts>();
+  CLI::App* merge = app.add_subcommand(
+      "merge-reports",
+      "aggregate the per-clip results of sweep shards (wb sweep --shard K/N) into the one report "
+      "an unsharded sweep writes");
+  merge->footer(kExitHelp);
+  merge->add_option("dirs", m->dirs, "sweep folders (one, shared by the shards, or one per shard)")
+      ->required();
+  merge->add_option("--out", m->out, "where to write the report (default: the first folder)");
+  merge->add_flag("-q,--quiet", m->quiet, "print nothing; the exit status tells");
+  reg.add(merge, [m]() { return run_merge(m->dirs, m->out, m->quiet); });
+}
+
+}  // namespace wb::cli
