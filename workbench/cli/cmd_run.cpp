@@ -30,29 +30,6 @@
 namespace wb::cli {
 namespace {
 
-struct ExpectLine {
-  std::string file, text;
-};
-
-std::vector<ExpectLine> read_expect(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error(path + ": cannot open expect file");
-  std::vector<ExpectLine> out;
-  std::string line;
-  int lineno = 0;
-  while (std::getline(in, line)) {
-    ++lineno;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.empty() || line[0] == '#') continue;
-    const auto tab = line.find('\t');
-    if (tab == std::string::npos || tab == 0)
-      throw std::runtime_error(fmt::format("{}:{}: expected '<file>\\t<text>'", path, lineno));
-    out.push_back({line.substr(0, tab), line.substr(tab + 1)});
-  }
-  if (out.empty()) throw std::runtime_error(path + ": no clips listed");
-  return out;
-}
-
 // Longest run of one token repeated back to back: the "decoder repeats one token" symptom.
 int longest_run(const std::vector<int>& t) {
   int best = 0, cur = 0;

@@ -214,19 +214,7 @@ std::vector<Clip> list_clips(const std::string& dir, const std::string& expect) 
   if (!fs::is_directory(dir)) throw std::runtime_error(dir + ": not a directory (--audio-dir)");
   std::vector<Clip> clips;
   if (!expect.empty()) {
-    std::ifstream in(expect);
-    if (!in) throw std::runtime_error(expect + ": cannot open expect file");
-    std::string line;
-    int lineno = 0;
-    while (std::getline(in, line)) {
-      ++lineno;
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      if (line.empty() || line[0] == '#') continue;
-      const auto tab = line.find('\t');
-      if (tab == std::string::npos || tab == 0)
-        throw std::runtime_error(fmt::format("{}:{}: expected '<file>\\t<text>'", expect, lineno));
-      clips.push_back({line.substr(0, tab), line.substr(tab + 1)});
-    }
+    for (const ExpectLine& e : read_expect(expect)) clips.push_back({e.file, e.text});
   } else {
     for (const auto& e : fs::directory_iterator(dir)) {
       const std::string n = e.path().filename().string();

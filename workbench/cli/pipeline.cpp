@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <fstream>
 #include <thread>
 
 #include "wb/core/faults.h"
@@ -91,6 +92,25 @@ RunResult run_pipeline(Encoder& enc, ReferenceDecoder& dec, const Audio& audio, 
   r.seconds_encoder = secs(t1, t2);
   r.seconds_decode = secs(t2, t3);
   return r;
+}
+
+std::vector<ExpectLine> read_expect(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error(path + ": cannot open expect file");
+  std::vector<ExpectLine> out;
+  std::string line;
+  int lineno = 0;
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty() || line[0] == '#') continue;
+    const auto tab = line.find('\t');
+    if (tab == std::string::npos || tab == 0)
+      throw std::runtime_error(fmt::format("{}:{}: expected '<file>\\t<text>'", path, lineno));
+    out.push_back({line.substr(0, tab), line.substr(tab + 1)});
+  }
+  if (out.empty()) throw std::runtime_error(path + ": no clips listed");
+  return out;
 }
 
 }  // namespace wb::cli

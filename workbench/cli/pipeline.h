@@ -38,4 +38,11 @@ struct RunResult {
 RunResult run_pipeline(Encoder& enc, ReferenceDecoder& dec, const Audio& audio, TapSink* taps,
                        bool decode = true, const DecodeOptions& decode_opts = {});
 
+// An expect file: lines "<file>\t<expected text>" ('#' comments, blank lines and CRLF allowed);
+// throws std::runtime_error naming the file and line.
+struct ExpectLine {
+  std::string file, text;
+};
+std::vector<ExpectLine> read_expect(const std::string& path);
+
 }  // namespace wb::cli

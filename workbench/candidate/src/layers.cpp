@@ -41,6 +41,23 @@ void layer_norm(RunState& rs, const Faults& f, const float* x, float* y, int64_t
   });
 }
 
+namespace {
+// After a GEMM into a [rows, c]: a += bias (pre, the tap point), then y = x + a (post); fused,
+// y = x + (a + bias) in one pass: the same two sums per element, so a tap cannot change y.
+Epilogue2 bias_residual(const KernelTable& k, const float* bias, const float* x, float* a, float* y,
+                        int c) {
+  Epilogue2 e;
+  e.pre = [&k, bias, a, c](int64_t r0, int64_t r1) { k.bias_add(a + r0 * c, r1 - r0, c, bias); };
+  e.post = [&k, x, a, y, c](int64_t r0, int64_t r1) {
+    k.residual_add(x + r0 * c, a + r0 * c, y + r0 * c, r1 - r0, c, nullptr);
+  };
+  e.fused = [&k, bias, x, a, y, c](int64_t r0, int64_t r1) {
+    k.residual_add(x + r0 * c, a + r0 * c, y + r0 * c, r1 - r0, c, bias);
+  };
+  return e;
+}
+}  // namespace
+
 void conv_stem(RunState& rs, const Model& m, const Faults& f, const float* mel, float* xp,
                TapSink* taps) {
   const ModelDims& d = m.d;
@@ -143,17 +160,8 @@ void attention_layer(RunState& rs, const Model& m, const Faults& f, int i, const
   // attn.out = o Wo^T + bo;  resid_attn = x + attn.out
   auto& a = rs.ws.a;
   a.resize(static_cast<std::size_t>(t) * c);
-  Epilogue2 e;
-  e.pre = [&](int64_t r0, int64_t r1) {
-    k.bias_add(a.data() + r0 * c, r1 - r0, c, b.out_b.data());
-  };
-  e.post = [&](int64_t r0, int64_t r1) {
-    k.residual_add(x + r0 * c, a.data() + r0 * c, y + r0 * c, r1 - r0, c, nullptr);
-  };
-  e.fused = [&](int64_t r0, int64_t r1) {  // x + (a + bo): the same sums as pre then post
-    k.residual_add(x + r0 * c, a.data() + r0 * c, y + r0 * c, r1 - r0, c, b.out_b.data());
-  };
-  linear_tapped(rs, o.data(), t, c, b.out, a.data(), c, e, taps, tn("attn.out"), tc);
+  linear_tapped(rs, o.data(), t, c, b.out, a.data(), c,
+                bias_residual(k, b.out_b.data(), x, a.data(), y, c), taps, tn("attn.out"), tc);
   report(taps, tn("resid_attn"), tc, DType::f32, y);
   lap("attn_out");
 }
@@ -192,17 +200,8 @@ void mlp_layer(RunState& rs, const Model& m, const Faults& f, int i, float* y, T
   // fc2, then out = y + fc2 (y updated in place)
   auto& a = rs.ws.a;
   a.resize(static_cast<std::size_t>(t) * c);
-  Epilogue2 e2;
-  e2.pre = [&](int64_t r0, int64_t r1) {
-    k.bias_add(a.data() + r0 * c, r1 - r0, c, b.fc2_b.data());
-  };
-  e2.post = [&](int64_t r0, int64_t r1) {
-    k.residual_add(y + r0 * c, a.data() + r0 * c, y + r0 * c, r1 - r0, c, nullptr);
-  };
-  e2.fused = [&](int64_t r0, int64_t r1) {
-    k.residual_add(y + r0 * c, a.data() + r0 * c, y + r0 * c, r1 - r0, c, b.fc2_b.data());
-  };
-  linear_tapped(rs, fb.data(), t, c4, b.fc2, a.data(), c, e2, taps, tn("mlp.fc2"), tc);
+  linear_tapped(rs, fb.data(), t, c4, b.fc2, a.data(), c,
+                bias_residual(k, b.fc2_b.data(), y, a.data(), y, c), taps, tn("mlp.fc2"), tc);
   report(taps, tn("out"), tc, DType::f32, y);
   lap("fc2+residual");
 }
