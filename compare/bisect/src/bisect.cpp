@@ -46,6 +46,8 @@ double seconds_since(Clock::time_point t0) {
 // a signal sent to wb alone still stops git bisect run, the step and its build); wb then waits
 // for it, removes the worktree and exits 130.
 volatile std::sig_atomic_t g_interrupted = 0;
+// Thrown where a SIGINT/SIGTERM was seen (only `wb bisect` installs the handler): exit 130.
+struct Interrupted {};
 volatile pid_t g_child = 0;
 extern "C" void on_interrupt(int sig) {
   g_interrupted = sig;
@@ -114,6 +116,9 @@ ProcResult run_process(const std::vector<std::string>& argv, const std::string& 
   }
   g_child = 0;
   r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+  // A child that failed because the interrupt reached it too is the interrupt, not its failure
+  // (a SIGTERM during `git bisect start` once read as "git bisect start failed", exit 2).
+  if (r.status != 0 && g_interrupted) throw Interrupted{};
   return r;
 }
 
@@ -350,6 +355,10 @@ struct Cleanup {
   bool remove_work = false;
   bool ok = false;  // set on success; a failed run keeps its work folder for the logs
   ~Cleanup() {
+    // The interrupt is being handled (we are unwinding or done): the clean-up's own git
+    // commands must run to the end, not turn into Interrupted (see run_process).
+    const std::sig_atomic_t interrupted = g_interrupted;
+    g_interrupted = 0;
     try {
       if (!src.empty() && fs::exists(src)) {
         int st = 0;
@@ -366,6 +375,7 @@ struct Cleanup {
       }
     } catch (...) {
     }
+    g_interrupted = interrupted;
   }
 };
 
@@ -386,8 +396,6 @@ int run_bisect_step(const std::string& work) {
 }
 
 namespace {
-
-struct Interrupted {};
 
 struct Inputs {
   std::string repo, good, bad, reference, profile, map;
