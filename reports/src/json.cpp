@@ -68,6 +68,7 @@ json violation(const cmp::Violation& v) {
             {"op", v.op},
             {"text", v.text()}};
   if (v.floor) j["floor_multiple"] = v.floor_k;
+  if (v.capped) j["ceiling_capped"] = true;  // k x floor exceeded the ceiling; limit is the ceiling
   return j;
 }
 

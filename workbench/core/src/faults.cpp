@@ -41,6 +41,12 @@ const std::vector<FaultInfo>& fault_table() {
        "encoder.conv1",
        "conv1/conv2 padding VALUE instead of 1 (integer in [0, 16])",
        {"conv-pad=0", "conv-pad=2"}},
+      {"conv-bias-drop",
+       "",
+       "stem",
+       "encoder.conv1",
+       "conv1's bias not added in one output channel (channel 0), e.g. an off-by-one bias copy",
+       {"conv-bias-drop"}},
       {"no-pos-embed",
        "",
        "stem",
@@ -168,6 +174,8 @@ void apply(Faults& f, std::string_view name, const std::string& spec, const std:
     f.stft_keep_last = true;
   } else if (name == "gelu-tanh") {
     f.gelu_tanh = true;
+  } else if (name == "conv-bias-drop") {
+    f.conv_bias_drop = true;
   } else if (name == "no-pos-embed") {
     f.no_pos_embed = true;
   } else if (name == "ln-fp16") {
