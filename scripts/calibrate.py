@@ -53,6 +53,12 @@ def tone(path):
         w.writeframes(bytes(frames))
 
 
+def save(args, results):
+    with open(args.cache + ".tmp", "w") as f:
+        json.dump(results, f)
+    os.replace(args.cache + ".tmp", args.cache)
+
+
 def run(cmd, env=None):
     e = dict(os.environ)
     if env:
@@ -105,6 +111,7 @@ def measure(args, results, model_name, model, clip_name, clip, faults, full):
             raise RuntimeError(out)
         rel, first = compare(args.wb, ref, cand, os.path.join(w, "rep"))
         results[key(r)] = {"rel_l2": rel, "first": first}
+        save(args, results)
         print(f"  {model_name} {clip_name} {r}: worst {max(rel.values()):.3g} first {first}",
               file=sys.stderr)
     for spec, tap in todo_fault:
@@ -116,6 +123,7 @@ def measure(args, results, model_name, model, clip_name, clip, faults, full):
             continue
         rel, first = compare(args.wb, ref, cand, os.path.join(w, "rep"))
         results[key("fault:" + spec)] = {"rel_l2": rel, "first": first, "tap": tap}
+        save(args, results)
         print(f"  {model_name} {clip_name} {spec} @ {tap}: {rel.get(tap, float('nan')):.3g}",
               file=sys.stderr)
     for p in (ref, cand):
@@ -167,13 +175,14 @@ def main():
     ap.add_argument("--below-floor", nargs="*", default=[],
                     help="fault specs documented as below the float32 floor (not used for the limit)")
     ap.add_argument("--report-only", action="store_true", help="print from the cache only")
+    ap.add_argument("--clip-start", type=int, default=0, help="first held-out clip to run")
     ap.add_argument("--heldout-only", action="store_true",
                     help="skip the tone runs (a second process sharing the work: --work elsewhere)")
     ap.add_argument("--merge", nargs="*", default=[], help="more results.json caches to read")
     args = ap.parse_args()
     args.wb = os.path.abspath(args.wb)
     os.makedirs(args.work, exist_ok=True)
-    cache = os.path.join(args.work, "results.json")
+    cache = args.cache = os.path.join(args.work, "results.json")
     results = json.load(open(cache)) if os.path.exists(cache) else {}
     for extra in args.merge:
         for k, v in json.load(open(extra)).items():
@@ -200,14 +209,11 @@ def main():
            [(models[0][0], models[0][1], c, a) for c, a in clips[1:]]
     if not args.report_only:
         for i, (m, p, c, a) in enumerate(plan):
-            if args.heldout_only and c == "tone":
+            if c == "tone" and args.heldout_only or c != "tone" and int(c[4:]) < args.clip_start:
                 continue
             print(f"{m} {c}", file=sys.stderr)
             full = c == "tone" or int(c[4:]) < args.full_clips
             measure(args, results, m, p, c, a, faults, full)
-            with open(cache + ".tmp", "w") as f:
-                json.dump(results, f)
-            os.replace(cache + ".tmp", cache)
 
     # ---- tables ----
     done = {(m, c) for m, _, c, _ in plan}
@@ -241,6 +247,9 @@ def main():
     n_clips = len({c for m, c in done if m == "trained"})
     clean_all = max(v for v, _ in clean_worst.values())
     caught = {s: v for s, v in fault_min.items() if s not in args.below_floor}
+    if not caught:
+        print("no fault measured yet (run without --heldout-only, or --merge its cache)")
+        return
     fault_best = min(v[0] for v in caught.values())
     limit = args.limit or math.sqrt(clean_all * fault_best)
     print(f"## Calibration: trained fixture on tone + {n_clips - 1} held-out clips; "
@@ -255,11 +264,37 @@ def main():
         vs = sorted(vals)
         print(f"| {label} | {len(vs)} | {vs[-1]:.3g} | {vs[len(vs) // 2]:.3g} |")
     print("\n### Fault side: smallest rel L2 at the expected first tap\n")
-    print("| fault | first tap | smallest | where | median | k = smallest / limit |\n|---|---|---|---|---|---|")
+    print("| fault | first tap | smallest | where | median | clean worst at that tap | "
+          "k = smallest / limit |\n|---|---|---|---|---|---|---|")
     for spec, (x, where, tap, vals) in sorted(fault_min.items(), key=lambda t: t[1][0]):
         vs = sorted(v for v, _ in vals)
         mark = " (below floor)" if spec in args.below_floor else ""
-        print(f"| {spec}{mark} | {tap} | {x:.3g} | {where} | {vs[len(vs) // 2]:.3g} | {x / limit:.2f} |")
+        cw = clean_worst.get(tap, (float("nan"),))[0]
+        print(f"| {spec}{mark} | {tap} | {x:.3g} | {where} | {vs[len(vs) // 2]:.3g} | {cw:.3g} | "
+              f"{x / limit:.2f} |")
+    # Floor multiples (what --floor judges): a run's rel L2 over the float64 reference's rel L2
+    # at the same tap of the same clip (ref64 is measured against the same float32 reference).
+    fx_clean, fx_fault = [], {}
+    for k, v in results.items():
+        m, c, r = k.split("|", 2)
+        fl = results.get(f"{m}|{c}|ref64")
+        if (m, c) not in done or r == "ref64" or not fl:
+            continue
+        ratios = [(x / fl["rel_l2"][t], t) for t, x in v["rel_l2"].items() if fl["rel_l2"].get(t)]
+        if r.startswith("fault:"):
+            tap = dict(faults).get(r[6:])
+            for x, t in ratios:
+                if t == tap and (r[6:] not in fx_fault or x < fx_fault[r[6:]][0]):
+                    fx_fault[r[6:]] = (x, f"{m} {c}")
+        elif ratios:
+            fx_clean.append((max(ratios)[0], max(ratios)[1], f"{m} {c} {r}"))
+    if fx_clean:
+        w = max(fx_clean)
+        print(f"\n### Floor multiples (rel L2 / the float64 reference's rel L2 at the same tap)\n")
+        print(f"clean worst: {w[0]:.3g} x floor ({w[1]}, {w[2]}); over {len(fx_clean)} runs\n")
+        print("| fault | smallest floor multiple at its tap |\n|---|---|")
+        for spec, (x, where) in sorted(fx_fault.items(), key=lambda t: t[1][0]):
+            print(f"| {spec} | {x:.3g} ({where}) |")
     print(f"\nclean worst {clean_all:.3g}; smallest caught fault {fault_best:.3g}; "
           f"limit {limit:.3g}; k_clean = limit / clean worst = {limit / clean_all:.2f}; "
           f"k_fault = fault best / limit = {fault_best / limit:.2f}")

@@ -387,7 +387,7 @@ TapTolerance widen_rel_l2(TapTolerance t, double w) {
 // u = 2^-11 (2^-8) relative per element, so up to u in rel L2, whatever the port computed. When a
 // tap exceeds the profile as written but passes with its rel_l2 limits widened by that floor (u
 // per reduced-precision side), it is storage-limited: a warning, never a fail. A real bug (rel
-// L2 of 1e-2 for a 1 % scale error) stays far above 5e-5 + 2 x 4.9e-4 and still fails.
+// L2 of 1e-2 for a 1 % scale error) stays far above the float32 limit + 2 x 4.9e-4 and still fails.
 void judge(const ToleranceProfile& profile, CompareResult& r) {
   for (std::size_t i = 0; i < r.taps.size(); ++i) {
     TapResult& t = r.taps[i];
