@@ -134,7 +134,7 @@ def measure(args, results, model_name, model, clip_name, clip, faults, full):
 def svg_plot(path, clean_pts, fault_pts, limit, warn):
     """Strip plot on a log10 axis: one row per source, clean (blue) and faults (red)."""
     rows = [(n, v, "#1f5fbf") for n, v in clean_pts] + [(n, v, "#c0392b") for n, v in fault_pts]
-    lo, hi = -9, 0
+    lo, hi = -8, 2
     W, left, right, top, rh = 900, 260, 20, 30, 16
     H = top + rh * len(rows) + 40
     x = lambda v: left + (math.log10(max(v, 10 ** lo)) - lo) / (hi - lo) * (W - left - right)
@@ -172,6 +172,7 @@ def main():
     ap.add_argument("--extra", nargs="*", default=[], help="more fault specs SPEC:FIRST_TAP")
     ap.add_argument("--limit", type=float, help="fail limit to draw and to compute margins for "
                     "(default: geometric middle of clean worst and smallest caught fault)")
+    ap.add_argument("--warn", type=float, help="warn limit to draw (default: 2 x clean worst)")
     ap.add_argument("--below-floor", nargs="*", default=[],
                     help="fault specs documented as below the float32 floor (not used for the limit)")
     ap.add_argument("--report-only", action="store_true", help="print from the cache only")
@@ -301,7 +302,7 @@ def main():
     svg_plot(os.path.join(args.work, "calibration.svg"),
              sorted(per_run.items()),
              [(s, [v for v, _ in fault_min[s][3]]) for s in sorted(fault_min, key=lambda s: fault_min[s][0])],
-             limit, limit / 5)
+             limit, args.warn or 2 * clean_all)
 
 
 if __name__ == "__main__":
