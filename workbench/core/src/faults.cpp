@@ -57,7 +57,8 @@ const std::vector<FaultInfo>& fault_table() {
        "VALUE",
        "block",
        "encoder.blocks.0.attn_ln",
-       "layer-norm epsilon VALUE instead of 1e-5 (every layer norm; @N: block N's only)",
+       "layer-norm epsilon VALUE instead of 1e-5 (every layer norm; @N: block N's only); "
+       "1e-6 and 3e-5 lie below the float32 profile's floor (docs/calibration.md)",
        {"ln-eps=1e-2", "ln-eps=1e-3", "ln-eps=1e-4", "ln-eps=1e-3@1"},
        "attn_ln"},
       {"ln-fp16",
