@@ -51,10 +51,13 @@ double metric_value(const DiffMetrics& m, std::string_view name) {
 
 std::string Violation::text() const {
   const char* rel = op == "<=" ? ">" : "<";
-  if (floor) {
-    return fmt::format("{} {:.3g} {} {:g} x floor ({:.3g})", metric, value, rel, floor_k,
-                       floor_k > 0 ? limit / floor_k : 0.0);
+  if (floor && capped) {
+    return fmt::format("{} {:.3g} {} ceiling {:.3g} ({:g} x floor {:.3g} capped)", metric, value,
+                       rel, limit, floor_k, floor_value);
   }
+  if (floor)
+    return fmt::format("{} {:.3g} {} {:g} x floor ({:.3g})", metric, value, rel, floor_k,
+                       floor_value);
   return fmt::format("{} {:.3g} {} {:.3g}", metric, value, rel, limit);
 }
 
@@ -106,11 +109,17 @@ std::vector<Threshold> parse_thresholds(const nlohmann::json& j, const std::stri
         }
         t.max_floor = number(v, origin, w + ".max_floor");
         if (*t.max_floor <= 0) bad(origin, w + ".max_floor", "must be > 0");
+      } else if (k == "ceiling") {
+        t.ceiling = number(v, origin, w + ".ceiling");
+        if (*t.ceiling <= 0) bad(origin, w + ".ceiling", "must be > 0");
       } else {
-        bad(origin, w, fmt::format("unknown key '{}' (known: max, min, max_floor)", k));
+        bad(origin, w, fmt::format("unknown key '{}' (known: max, min, max_floor, ceiling)", k));
       }
     }
     if (!t.max && !t.min && !t.max_floor) bad(origin, w, "empty threshold");
+    if (t.max_floor && !t.max && !t.ceiling)
+      bad(origin, w, "max_floor needs an absolute ceiling: \"ceiling\" or \"max\"");
+    if (t.ceiling && !t.max_floor) bad(origin, w, "ceiling applies to max_floor only");
     out.push_back(t);
   }
   return out;
@@ -327,8 +336,13 @@ std::vector<Violation> ToleranceProfile::evaluate(const TapTolerance& t, const D
       const double v = metric_value(m, th.metric);
       const double fv = floor != nullptr && th.max_floor ? metric_value(*floor, th.metric) : 0.0;
       if (floor != nullptr && th.max_floor && fv > 0 && std::isfinite(fv)) {
-        const double limit = *th.max_floor * fv;
-        if (!(v <= limit)) out.push_back({level, th.metric, v, limit, "<=", true, *th.max_floor});
+        // k x floor, never above the absolute ceiling (parse guarantees one of ceiling, max).
+        const double ceiling = th.ceiling ? *th.ceiling : *th.max;
+        const double scaled = *th.max_floor * fv;
+        const bool capped = scaled > ceiling;
+        const double limit = capped ? ceiling : scaled;
+        if (!(v <= limit))
+          out.push_back({level, th.metric, v, limit, "<=", true, *th.max_floor, fv, capped});
       } else if (th.max) {
         if (!(v <= *th.max)) out.push_back({level, th.metric, v, *th.max, "<="});
       }

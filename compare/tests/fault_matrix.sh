@@ -4,9 +4,11 @@
 # binary on the nano fixture model, judged twice: by the default float32 profile, and with the
 # reference's float64 run as noise floor (--floor). Also: self-compare and swapped arguments.
 #
-# Usage: compare/tests/fault_matrix.sh WB_BINARY [WORKDIR [MODEL]]
+# Usage: compare/tests/fault_matrix.sh WB_BINARY [WORKDIR [MODEL [AUDIO]]]
 #   MODEL: a model directory/file for `wb dump --model` (default: a fresh nano fixture model;
 #   fixtures/trained is the trained fixture with realistic weight statistics).
+#   AUDIO: a clip instead of the tone, e.g. a held-out speech clip (docs/calibration.md: the
+#   speech-clip matrix is a separate run, too slow for CI).
 # Prints a Markdown table; exit 0 when every row is as expected.
 #
 # Input: a synthetic 16 kHz clip (tone + noise, loud from the first sample). Real speech clips
@@ -16,6 +18,7 @@ set -uo pipefail
 wb=$(realpath "$1")
 work=${2:-$(mktemp -d)}
 model=${3:-}
+audio=${4:-}
 mkdir -p "$work"
 here=$(cd "$(dirname "$0")/../.." && pwd)
 
@@ -35,11 +38,13 @@ with wave.open(sys.argv[1], "wb") as w:
 EOF
 
 set -e
+[ -n "$audio" ] && cp "$audio" "$work/tone.wav"
 if [ -z "$model" ]; then
   "$wb" fixture-model --dims nano -o "$work/model" > /dev/null
   model="$work/model"
 fi
 echo "model: $model"
+echo "audio: ${audio:-tone (synthetic)}"
 echo
 dump() {  # dump OUT ARGS...
   local out=$1; shift

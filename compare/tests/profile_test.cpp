@@ -77,6 +77,45 @@ TEST_CASE("floor multiples replace the constant when a floor is given") {
   CHECK(p.evaluate(t, m, nullptr).empty());  // 5e-4 <= 1e-3
 }
 
+TEST_CASE("a floor multiple never exceeds the absolute ceiling") {
+  // A noisy floor (1e-5) times 50 would allow 5e-4; the ceiling holds the limit at 1e-4.
+  const auto p = ToleranceProfile::parse_text(
+      R"({"fail": {"rel_l2": {"max": 5e-5, "max_floor": 50, "ceiling": 1e-4}}})", "t.json");
+  const auto t = p.for_tap("x");
+  DiffMetrics m, floor;
+  floor.rel_l2 = 1e-5;
+  m.rel_l2 = 2e-4;
+  auto v = p.evaluate(t, m, &floor);
+  REQUIRE(v.size() == 1);
+  CHECK(v[0].capped);
+  CHECK(v[0].limit == 1e-4);
+  CHECK(v[0].text().find("ceiling") != std::string::npos);
+  m.rel_l2 = 9e-5;  // under the ceiling, above the constant: the floor applies
+  CHECK(p.evaluate(t, m, &floor).empty());
+  floor.rel_l2 = 1e-7;  // a quiet floor: 50 x 1e-7 = 5e-6 < 9e-5, not capped
+  v = p.evaluate(t, m, &floor);
+  REQUIRE(v.size() == 1);
+  CHECK_FALSE(v[0].capped);
+  CHECK(v[0].limit == doctest::Approx(5e-6));
+  // Without "ceiling" the threshold's "max" is the ceiling: the floor can only tighten.
+  const auto q = ToleranceProfile::parse_text(
+      R"({"fail": {"rel_l2": {"max": 5e-5, "max_floor": 50}}})", "t.json");
+  floor.rel_l2 = 1e-5;
+  m.rel_l2 = 9e-5;
+  v = q.evaluate(q.for_tap("x"), m, &floor);
+  REQUIRE(v.size() == 1);
+  CHECK(v[0].capped);
+  CHECK(v[0].limit == 5e-5);
+  // The shipped float32 profile states its ceiling: a floor of 1e-3 cannot lift the limit.
+  const ToleranceProfile builtin;
+  floor.rel_l2 = 1e-3;
+  m.rel_l2 = 1e-3;
+  v = builtin.evaluate(builtin.for_tap("encoder.blocks.0.attn_ln"), m, &floor);
+  REQUIRE_FALSE(v.empty());
+  CHECK(v[0].level == Level::fail);
+  CHECK(v[0].capped);
+}
+
 TEST_CASE("malformed profiles are refused with one line naming the place") {
   const std::vector<std::pair<std::string, std::string>> bad = {
       {"{", "not valid JSON"},
@@ -88,6 +127,9 @@ TEST_CASE("malformed profiles are refused with one line naming the place") {
       {R"({"rules": {}})", "rules: expected an array"},
       {R"({"tolerance": 1})", "unknown key 'tolerance'"},
       {R"({"fail": {"cosine": {"max_floor": 3}}})", "max_floor applies"},
+      {R"({"fail": {"rel_l2": {"max_floor": 3}}})", "needs an absolute ceiling"},
+      {R"({"fail": {"rel_l2": {"max": 1e-3, "ceiling": 1e-2}}})", "ceiling applies to max_floor"},
+      {R"({"fail": {"rel_l2": {"max_floor": 3, "ceiling": 0}}})", "must be > 0"},
       {R"({"changepoint": {"ratio": 0.5}})", "changepoint.ratio"},
   };
   for (const auto& [text, want] : bad) {

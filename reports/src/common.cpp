@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -73,6 +74,12 @@ std::string status_word(cmp::Level l) {
       return "FAIL";
   }
   return "?";
+}
+
+std::string verdict_word(const cmp::CompareResult& r) {
+  std::string w = cmp::verdict_name(r);
+  for (char& c : w) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return w;
 }
 
 std::vector<std::size_t> worst_first(const cmp::CompareResult& r) {
@@ -188,9 +195,9 @@ std::vector<std::string> write_reports(const cmp::CompareResult& r, const std::s
     files[it.name] = {{"bytes", it.bytes}, {"sha256", it.sha256}};
     paths.push_back(it.path);
   }
-  const nlohmann::json m = {
-      {"schema", kReportSchema}, {"complete", true},    {"verdict", status_word(r.verdict)},
-      {"ref", r.ref_path},       {"cand", r.cand_path}, {"files", files}};
+  const nlohmann::json m = {{"schema", kReportSchema},    {"complete", true},
+                            {"verdict", verdict_word(r)}, {"ref", r.ref_path},
+                            {"cand", r.cand_path},        {"files", files}};
   write_file_atomic(manifest, m.dump(2) + "\n");
   paths.push_back(manifest);
   return paths;
@@ -198,8 +205,8 @@ std::vector<std::string> write_reports(const cmp::CompareResult& r, const std::s
 
 std::string render_summary(const cmp::CompareResult& r) {
   std::string s;
-  s += fmt::format("{}: {} vs {} — {} taps compared, profile {}\n", status_word(r.verdict),
-                   r.ref_path, r.cand_path, r.taps.size(), r.profile_name);
+  s += fmt::format("{}: {} vs {} — {} taps compared, profile {}\n", verdict_word(r), r.ref_path,
+                   r.cand_path, r.taps.size(), r.profile_name);
   if (r.first_divergence >= 0) {
     const auto& t = r.taps[static_cast<std::size_t>(r.first_divergence)];
     s += fmt::format("first divergent tap: {} ({})\n", t.name,

@@ -371,12 +371,11 @@ std::string render_html(const cmp::CompareResult& r) {
   s += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n";
   s += "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src "
        "'unsafe-inline'; img-src data:\">\n";
-  s += fmt::format("<title>wb compare: {} — {} vs {}</title>\n", status_word(r.verdict),
-                   h(r.ref_path), h(r.cand_path));
+  s += fmt::format("<title>wb compare: {} — {} vs {}</title>\n", verdict_word(r), h(r.ref_path),
+                   h(r.cand_path));
   s += fmt::format("<style>{}</style>\n</head>\n<body>\n", kCss);
   s += "<h1>Whisper fidelity workbench — comparison</h1>\n";
-  s += fmt::format("<div class=\"banner {}\"><div class=\"big\">{}", verdict,
-                   status_word(r.verdict));
+  s += fmt::format("<div class=\"banner {}\"><div class=\"big\">{}", verdict, verdict_word(r));
   if (r.first_divergence >= 0) {
     const auto& t = r.taps[static_cast<std::size_t>(r.first_divergence)];
     s += fmt::format(" — first divergent tap <code>{}</code>", h(t.name));

@@ -68,6 +68,7 @@ json violation(const cmp::Violation& v) {
             {"op", v.op},
             {"text", v.text()}};
   if (v.floor) j["floor_multiple"] = v.floor_k;
+  if (v.capped) j["ceiling_capped"] = true;  // k x floor exceeded the ceiling; limit is the ceiling
   return j;
 }
 
@@ -80,7 +81,8 @@ std::string render_json(const cmp::CompareResult& r) {
   j["schema"] = kReportSchema;
   j["tool_version"] = r.tool_version;
   j["created"] = r.created;
-  j["verdict"] = std::string(cmp::level_name(r.verdict));
+  j["verdict"] = cmp::verdict_name(r);
+  j["storage_limited"] = r.storage_limited;
   j["exit_status"] = cmp::exit_status(r);
   j["reference"] = side_meta(r.ref_path, r.ref_meta);
   j["candidate"] = side_meta(r.cand_path, r.cand_meta);
@@ -186,6 +188,8 @@ std::string render_json(const cmp::CompareResult& r) {
     x["ref_dtype"] = t.ref_dtype;
     x["cand_dtype"] = t.cand_dtype;
     x["status"] = std::string(cmp::level_name(t.status));
+    x["storage_floor"] = t.storage_floor;
+    x["storage_limited"] = t.storage_limited;
     x["violations"] = json::array();
     for (const auto& v : t.violations) x["violations"].push_back(violation(v));
     x["tolerance"] = {{"atol", t.tolerance.atol},

@@ -59,7 +59,8 @@ std::string render_junit(const cmp::CompareResult& r) {
   prop("reference", r.ref_path);
   prop("candidate", r.cand_path);
   prop("profile", r.profile_name);
-  prop("verdict", std::string(cmp::level_name(r.verdict)));
+  prop("verdict", cmp::verdict_name(r));
+  prop("storage_limited", r.storage_limited ? "true" : "false");
   if (r.impact) {
     prop("token_agreement", fmt::format("{:.4f}", r.impact->agreement()));
     prop("candidate_loops", r.impact->cand_rep.flagged ? "true" : "false");

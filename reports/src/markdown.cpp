@@ -87,7 +87,7 @@ std::string impact_markdown(const cmp::TranscriptImpact& x) {
 
 std::string render_markdown(const cmp::CompareResult& r, int max_rows) {
   std::string s;
-  std::string head = fmt::format("### {} wb compare: {}", icon(r.verdict), status_word(r.verdict));
+  std::string head = fmt::format("### {} wb compare: {}", icon(r.verdict), verdict_word(r));
   if (r.first_divergence >= 0) {
     head += fmt::format(" — first divergence at `{}`",
                         r.taps[static_cast<std::size_t>(r.first_divergence)].name);

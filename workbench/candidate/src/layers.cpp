@@ -81,8 +81,16 @@ void conv_stem(RunState& rs, const Model& m, const Faults& f, const float* mel, 
   });
   std::vector<float>& h1 = rs.ws.h1;
   h1.resize(static_cast<std::size_t>(t2) * c);
+  // Fault conv-bias-drop: conv1's bias of channel 0 is not added (a copy of the bias, zeroed).
+  std::vector<float> bias1;
+  const float* b1 = m.conv1_b.data();
+  if (f.conv_bias_drop) {
+    bias1.assign(m.conv1_b.data(), m.conv1_b.data() + c);
+    bias1[0] = 0.0f;
+    b1 = bias1.data();
+  }
   linear(rs.ctx, x1.data(), t2, nm * 3, m.conv1, h1.data(), c, [&](int64_t r0, int64_t r1, int) {
-    k.bias_gelu(h1.data() + r0 * c, r1 - r0, c, m.conv1_b.data(), tanh);
+    k.bias_gelu(h1.data() + r0 * c, r1 - r0, c, b1, tanh);
   });
   report(taps, "encoder.conv1", {t2, c}, DType::f32, h1.data());
   // conv2 (k3, stride 2, pad 1): X2[t, k*C + ci] = h1[2t + k - pad, ci] (row copies).

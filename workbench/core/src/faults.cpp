@@ -41,6 +41,12 @@ const std::vector<FaultInfo>& fault_table() {
        "encoder.conv1",
        "conv1/conv2 padding VALUE instead of 1 (integer in [0, 16])",
        {"conv-pad=0", "conv-pad=2"}},
+      {"conv-bias-drop",
+       "",
+       "stem",
+       "encoder.conv1",
+       "conv1's bias not added in one output channel (channel 0), e.g. an off-by-one bias copy",
+       {"conv-bias-drop"}},
       {"no-pos-embed",
        "",
        "stem",
@@ -51,7 +57,8 @@ const std::vector<FaultInfo>& fault_table() {
        "VALUE",
        "block",
        "encoder.blocks.0.attn_ln",
-       "layer-norm epsilon VALUE instead of 1e-5 (every layer norm; @N: block N's only)",
+       "layer-norm epsilon VALUE instead of 1e-5 (every layer norm; @N: block N's only); "
+       "1e-6 and 3e-5 lie below the float32 profile's floor (docs/calibration.md)",
        {"ln-eps=1e-2", "ln-eps=1e-3", "ln-eps=1e-4", "ln-eps=1e-3@1"},
        "attn_ln"},
       {"ln-fp16",
@@ -168,6 +175,8 @@ void apply(Faults& f, std::string_view name, const std::string& spec, const std:
     f.stft_keep_last = true;
   } else if (name == "gelu-tanh") {
     f.gelu_tanh = true;
+  } else if (name == "conv-bias-drop") {
+    f.conv_bias_drop = true;
   } else if (name == "no-pos-embed") {
     f.no_pos_embed = true;
   } else if (name == "ln-fp16") {

@@ -30,13 +30,18 @@ Act parse_precision(const std::string& p) {
   throw UsageError("unknown precision '" + p + "' (valid: float32, bfloat16, float16)");
 }
 // The shared table's switches this backend implements: all but ln-fp16 (float16 layer-norm
-// statistics), which is refused rather than silently ignored.
+// statistics) and conv-bias-drop (one conv1 bias channel), which are refused rather than
+// silently ignored.
 Faults parse_supported_faults(const std::vector<std::string>& specs) {
   Faults f = parse_faults(specs);  // the shared table: unknown names fail here
   if (f.ln_fp16)
     throw UsageError(
         "fault ln-fp16 is not implemented by --impl cuda (every other fault of "
-        "`wb faults` is)");
+        "`wb faults` is, but conv-bias-drop)");
+  if (f.conv_bias_drop)
+    throw UsageError(
+        "fault conv-bias-drop is not implemented by --impl cuda (every other fault of "
+        "`wb faults` is, but ln-fp16)");
   return f;
 }
 

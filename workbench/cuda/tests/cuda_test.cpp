@@ -246,6 +246,10 @@ TEST_CASE("encoder: unsupported fault refused by name, unknown precision refused
   o.faults = {"ln-fp16"};
   CHECK_THROWS_WITH_AS(wb::cuda::make_encoder(ck, o),
                        doctest::Contains("not implemented by --impl cuda"), std::invalid_argument);
+  o.faults = {"conv-bias-drop"};
+  CHECK_THROWS_WITH_AS(wb::cuda::make_encoder(ck, o),
+                       doctest::Contains("conv-bias-drop is not implemented by --impl cuda"),
+                       std::invalid_argument);
   o.faults = {};
   o.precision = "tf32";
   CHECK_THROWS_AS(wb::cuda::make_encoder(ck, o), std::invalid_argument);

@@ -115,6 +115,11 @@ struct TapResult {
   std::optional<double> floor_x;     // rel_l2 / floor rel_l2
   std::vector<Violation> violations;
   Level status = Level::pass;
+  // Storage precision: the rel L2 a float16/bfloat16-stored side adds by rounding alone (0 for
+  // float32/float64 storage), by which the tap's rel_l2 limits were widened; storage_limited: the
+  // tap exceeds the profile as written but not the widened limits (status warn, never fail).
+  double storage_floor = 0.0;
+  bool storage_limited = false;
   // Attribution: rel_l2 relative to the largest rel_l2 among the taps feeding this one.
   std::string upstream;        // "" if none is known or dumped
   std::optional<double> jump;  // rel_l2 / upstream rel_l2
@@ -133,7 +138,8 @@ struct CompareResult {
   std::vector<std::string> only_cand;
   std::vector<std::string> missing_floor;  // common taps absent from the floor dump
   Level verdict = Level::pass;
-  int first_divergence = -1;  // index into taps: first fail in execution order
+  bool storage_limited = false;  // some tap is storage-limited (verdict warn, exit 0)
+  int first_divergence = -1;     // index into taps: first fail in execution order
   int first_warning = -1;
   int changepoint = -1;  // first tap whose rel_l2 jumps far above all before it
   double changepoint_jump = 0.0;
@@ -166,6 +172,13 @@ CompareResult compare_files(const std::string& ref, const std::string& cand,
 
 // 0 within tolerance (warnings allowed), 1 tolerance exceeded.
 int exit_status(const CompareResult& r);
+// "pass", "warn", "fail", or "storage-limited" (a warn whose taps exceed the profile only by
+// the rounding of a float16/bfloat16-stored dump).
+std::string verdict_name(const CompareResult& r);
+// Rel L2 that storing a tensor in `dtype` adds by rounding alone: the unit roundoff u (2^-11
+// float16, 2^-8 bfloat16), a bound on every element's relative error and so on the rel L2;
+// 0 for float32 and float64 (their rounding is the profile's business).
+double storage_rounding(std::string_view dtype);
 
 // The taps whose outputs feed `name` directly (registry names), for attribution.
 std::vector<std::string> upstream_taps(std::string_view name, const ModelDims& d);

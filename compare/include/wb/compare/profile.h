@@ -18,7 +18,9 @@
 // Tap globs follow wb::glob_match: "*" within one dot-separated part, "**" across parts.
 // A threshold is {"max": v} (metric <= v), {"min": v} (metric >= v) and/or {"max_floor": k}
 // (metric <= k times the same metric of the reference against its float64 run; used when a floor
-// dump is given, otherwise "max"/"min" apply). Metrics: see kThresholdMetrics.
+// dump is given, otherwise "max"/"min" apply). A floor multiple never exceeds an absolute
+// ceiling: {"ceiling": v} when stated, else the threshold's "max"; "max_floor" without either is
+// refused, so a noisy floor cannot loosen a limit without bound. Metrics: see kThresholdMetrics.
 #pragma once
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -47,6 +49,7 @@ struct Threshold {
   std::optional<double> max;
   std::optional<double> min;
   std::optional<double> max_floor;  // multiple of the noise floor
+  std::optional<double> ceiling;    // the most a floor-multiple limit may be (default: max)
 };
 
 // The settings in force for one tap after all matching rules were applied.
@@ -68,6 +71,8 @@ struct Violation {
   std::string op;            // "<=" or ">="
   bool floor = false;        // limit is a noise-floor multiple
   double floor_k = 0.0;      // the multiple (when floor)
+  double floor_value = 0.0;  // the floor's metric (when floor)
+  bool capped = false;       // k x floor exceeded the ceiling; limit is the ceiling
   std::string text() const;  // "rel_l2 0.31 > 1e-3", "rel_l2 0.31 > 50 x floor (2.1e-6)"
 };
 

@@ -51,6 +51,7 @@ struct Faults {
   bool gelu_tanh = false;
   int conv_pad = 1;
   bool no_pos_embed = false;
+  bool conv_bias_drop = false;  // conv1's bias of output channel 0 left out
   bool ln_fp16 = false;
   int block = -1;  // >= 0: the block-limitable switches apply in this encoder block only
   std::vector<std::string> specs;  // as given, for run_info

@@ -1,0 +1,309 @@
+#!/usr/bin/env python3
+"""Calibrate the float32 profile: clean-side worst case per tap vs each fault's smallest case.
+
+Measures, with `wb dump ... --no-decode` and `wb compare --format json` (taps[].metrics.rel_l2):
+
+  clean side  the float32 candidate against the float32 reference on every clip, for both ISA
+              paths (WB_ISA=avx2, avx512) and threads 1 and 2; plus the float64 reference against
+              the float32 reference (a correct implementation with different rounding)
+  fault side  every example of `wb faults --json` (and --extra specs) against the float32
+              reference, rel L2 at the example's expected first tap
+
+on the trained fixture (fixtures/trained) over the tone clip of compare/tests/fault_matrix.sh and
+the first N held-out clips, and on random-weight nano and tiny dims over the tone.
+
+Results are cached in WORK/results.json (one key per model|clip|run), so a rerun with more clips
+or more fault specs only computes what is missing. Prints the tables (Markdown) and writes
+WORK/calibration.svg (both distributions on a log axis, with the limits).
+
+Usage: scripts/calibrate.py --wb build/wb [--clips 30] [--work /dev/shm/wb-cal]
+           [--extra ln-eps=1e-6:encoder.blocks.0.attn_ln ...] [--limit 1.4e-5]
+Only the Python standard library is used.
+"""
+import argparse
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import wave
+import random
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+CLEAN_RUNS = [("avx2", 1), ("avx2", 2), ("avx512", 1), ("avx512", 2)]
+
+
+def tone(path):
+    """The synthetic clip of compare/tests/fault_matrix.sh (same seed, same samples)."""
+    random.seed(7)
+    sr, n = 16000, 16000 * 4
+    with wave.open(path, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(sr)
+        frames = bytearray()
+        for i in range(n):
+            t = i / sr
+            v = 0.4 * math.sin(2 * math.pi * 220 * t) + 0.2 * math.sin(2 * math.pi * 1375 * t + 0.3) \
+                + 0.05 * random.gauss(0, 1)
+            frames += struct.pack("<h", max(-32767, min(32767, int(v * 32767))))
+        w.writeframes(bytes(frames))
+
+
+def save(args, results):
+    with open(args.cache + ".tmp", "w") as f:
+        json.dump(results, f)
+    os.replace(args.cache + ".tmp", args.cache)
+
+
+def run(cmd, env=None):
+    e = dict(os.environ)
+    if env:
+        e.update(env)
+    p = subprocess.run(cmd, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return p.returncode, p.stdout + p.stderr
+
+
+def compare(wb, ref, cand, rep):
+    rc, out = run([wb, "compare", ref, cand, "-q", "--report", rep, "--format", "json"])
+    if rc not in (0, 1):
+        raise RuntimeError(f"wb compare failed ({rc}): {out}")
+    with open(os.path.join(rep, "report.json")) as f:
+        j = json.load(f)
+    shutil.rmtree(rep, ignore_errors=True)
+    fd = j["first_divergence"]
+    return {t["name"]: t["metrics"]["rel_l2"] for t in j["taps"] if t.get("metrics")}, \
+        (fd["tap"] if fd else None)
+
+
+def measure(args, results, model_name, model, clip_name, clip, faults, full):
+    """Fill results[model|clip|run] for every run still missing. full: every clean run and every
+    fault; else only the candidate at (avx2, 1 thread) and (avx512, 2 threads), no faults."""
+    key = lambda r: f"{model_name}|{clip_name}|{r}"
+    clean = [f"cand-{isa}-t{t}" for isa, t in CLEAN_RUNS] + ["ref64"]
+    if not full:
+        clean = ["cand-avx2-t1", "cand-avx512-t2"]
+        faults = []
+    todo_clean = [r for r in clean if key(r) not in results]
+    todo_fault = [(s, tap) for s, tap in faults if key("fault:" + s) not in results]
+    if not todo_clean and not todo_fault:
+        return
+    w = args.work
+    ref = os.path.join(w, "ref.h5")
+    base = [args.wb, "dump", "--model", model, "--audio", clip, "--no-decode"]
+    rc, out = run(base + ["--impl", "reference", "--taps", "encoder", "-o", ref])
+    if rc:
+        raise RuntimeError(out)
+    cand = os.path.join(w, "cand.h5")
+    for r in todo_clean:
+        if r == "ref64":
+            cmd = base + ["--impl", "reference", "--dtype", "float64", "--taps", "encoder", "-o", cand]
+            env = None
+        else:
+            _, isa, t = r.split("-")
+            cmd = base + ["--impl", "candidate", "--taps", "encoder", "--threads", t[1:], "-o", cand]
+            env = {"WB_ISA": isa}
+        rc, out = run(cmd, env)
+        if rc:
+            raise RuntimeError(out)
+        rel, first = compare(args.wb, ref, cand, os.path.join(w, "rep"))
+        results[key(r)] = {"rel_l2": rel, "first": first}
+        save(args, results)
+        print(f"  {model_name} {clip_name} {r}: worst {max(rel.values()):.3g} first {first}",
+              file=sys.stderr)
+    for spec, tap in todo_fault:
+        rc, out = run(base + ["--impl", "candidate", "--taps", tap, "--threads", "2", "--fault", spec,
+                              "-o", cand])
+        if rc:
+            print(f"  {spec}: dump refused ({out.strip()})", file=sys.stderr)
+            results[key("fault:" + spec)] = {"rel_l2": {}, "first": None, "refused": out.strip()}
+            continue
+        rel, first = compare(args.wb, ref, cand, os.path.join(w, "rep"))
+        results[key("fault:" + spec)] = {"rel_l2": rel, "first": first, "tap": tap}
+        save(args, results)
+        print(f"  {model_name} {clip_name} {spec} @ {tap}: {rel.get(tap, float('nan')):.3g}",
+              file=sys.stderr)
+    for p in (ref, cand):
+        if os.path.exists(p):
+            os.remove(p)
+
+
+def svg_plot(path, clean_pts, fault_pts, limit, warn):
+    """Strip plot on a log10 axis: one row per source, clean (blue) and faults (red)."""
+    rows = [(n, v, "#1f5fbf") for n, v in clean_pts] + [(n, v, "#c0392b") for n, v in fault_pts]
+    lo, hi = -8, 2
+    W, left, right, top, rh = 900, 260, 20, 30, 16
+    H = top + rh * len(rows) + 40
+    x = lambda v: left + (math.log10(max(v, 10 ** lo)) - lo) / (hi - lo) * (W - left - right)
+    s = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
+         f'font-family="sans-serif" font-size="11">',
+         f'<text x="{left}" y="16" font-size="13">rel L2 at the judged tap (log scale): clean '
+         f'worst per run (blue), fault smallest at its first tap (red)</text>']
+    for e in range(lo, hi + 1):
+        xe = x(10 ** e)
+        s.append(f'<line x1="{xe:.1f}" y1="{top}" x2="{xe:.1f}" y2="{H - 30}" stroke="#ddd"/>')
+        s.append(f'<text x="{xe:.1f}" y="{H - 15}" text-anchor="middle">1e{e}</text>')
+    for i, (name, vals, col) in enumerate(rows):
+        y = top + rh * i + rh / 2
+        s.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{name}</text>')
+        for v in vals:
+            s.append(f'<circle cx="{x(v):.1f}" cy="{y:.1f}" r="3" fill="{col}" fill-opacity="0.5"/>')
+    for v, col, lab in ((limit, "#000", "fail"), (warn, "#888", "warn")):
+        s.append(f'<line x1="{x(v):.1f}" y1="{top}" x2="{x(v):.1f}" y2="{H - 30}" stroke="{col}" '
+                 f'stroke-dasharray="4,3"/>')
+        s.append(f'<text x="{x(v) + 3:.1f}" y="{top - 2}" fill="{col}">{lab} {v:.2g}</text>')
+    s.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(s) + "\n")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--wb", default=os.path.join(ROOT, "build", "wb"))
+    ap.add_argument("--clips", type=int, default=30, help="held-out clips (clip000...) for the "
+                    "candidate's clean runs at (avx2, 1 thread) and (avx512, 2 threads)")
+    ap.add_argument("--full-clips", type=int, default=10, help="of these, the first ones that "
+                    "also get every clean run (both ISAs x threads 1, 2; float64 reference) and "
+                    "every fault")
+    ap.add_argument("--work", default="/dev/shm/wb-cal")
+    ap.add_argument("--extra", nargs="*", default=[], help="more fault specs SPEC:FIRST_TAP")
+    ap.add_argument("--limit", type=float, help="fail limit to draw and to compute margins for "
+                    "(default: geometric middle of clean worst and smallest caught fault)")
+    ap.add_argument("--warn", type=float, help="warn limit to draw (default: 2 x clean worst)")
+    ap.add_argument("--below-floor", nargs="*", default=[],
+                    help="fault specs documented as below the float32 floor (not used for the limit)")
+    ap.add_argument("--report-only", action="store_true", help="print from the cache only")
+    ap.add_argument("--clip-start", type=int, default=0, help="first held-out clip to run")
+    ap.add_argument("--heldout-only", action="store_true",
+                    help="skip the tone runs (a second process sharing the work: --work elsewhere)")
+    ap.add_argument("--merge", nargs="*", default=[], help="more results.json caches to read")
+    args = ap.parse_args()
+    args.wb = os.path.abspath(args.wb)
+    os.makedirs(args.work, exist_ok=True)
+    cache = args.cache = os.path.join(args.work, "results.json")
+    results = json.load(open(cache)) if os.path.exists(cache) else {}
+    for extra in args.merge:
+        for k, v in json.load(open(extra)).items():
+            results.setdefault(k, v)
+
+    rc, out = run([args.wb, "faults", "--json"])
+    faults = [(e["spec"], e["first_tap"]) for f in json.loads(out) for e in f["examples"]]
+    faults += [tuple(x.rsplit(":", 1)) for x in args.extra]
+    tone_wav = os.path.join(args.work, "tone.wav")
+    if not os.path.exists(tone_wav):
+        tone(tone_wav)
+    models = [("trained", os.path.join(ROOT, "fixtures", "trained"))]
+    for dims in ("nano", "tiny"):
+        d = os.path.join(args.work, f"model-{dims}")
+        if not os.path.exists(d):
+            rc, out = run([args.wb, "fixture-model", "--dims", dims, "--seed", "1", "-o", d])
+            if rc:
+                raise RuntimeError(out)
+        models.append((f"random-{dims}", d))
+    clips = [("tone", tone_wav)] + [
+        (f"clip{i:03d}", os.path.join(ROOT, "fixtures", "heldout", f"clip{i:03d}.wav"))
+        for i in range(args.clips)]
+    plan = [(m, p, "tone", tone_wav) for m, p in models] + \
+           [(models[0][0], models[0][1], c, a) for c, a in clips[1:]]
+    if not args.report_only:
+        for i, (m, p, c, a) in enumerate(plan):
+            if c == "tone" and args.heldout_only or c != "tone" and int(c[4:]) < args.clip_start:
+                continue
+            print(f"{m} {c}", file=sys.stderr)
+            full = c == "tone" or int(c[4:]) < args.full_clips
+            measure(args, results, m, p, c, a, faults, full)
+
+    # ---- tables ----
+    done = {(m, c) for m, _, c, _ in plan}
+    clean_worst = {}   # tap -> (value, where)
+    per_run = {}       # run label -> list of per-(model,clip) worst over taps
+    for k, v in results.items():
+        m, c, r = k.split("|", 2)
+        if (m, c) not in done or r.startswith("fault:"):
+            continue
+        label = f"{m.split('-')[0] if m == 'trained' else m} {r}"
+        per_run.setdefault(label, []).append(max(v["rel_l2"].values()))
+        for tap, x in v["rel_l2"].items():
+            if tap not in clean_worst or x > clean_worst[tap][0]:
+                clean_worst[tap] = (x, f"{m} {c} {r}")
+    fault_min = {}     # spec -> (value, where, tap, n, firsts)
+    for k, v in results.items():
+        m, c, r = k.split("|", 2)
+        if (m, c) not in done or not r.startswith("fault:"):
+            continue
+        spec = r[6:]
+        if spec not in dict(faults):
+            continue
+        tap = dict(faults)[spec]
+        x = v["rel_l2"].get(tap)
+        if x is None:
+            continue
+        cur = fault_min.get(spec)
+        vals = (cur[3] if cur else []) + [(x, f"{m} {c}")]
+        best = min(vals)
+        fault_min[spec] = (best[0], best[1], tap, vals)
+    n_clips = len({c for m, c in done if m == "trained"})
+    clean_all = max(v for v, _ in clean_worst.values())
+    caught = {s: v for s, v in fault_min.items() if s not in args.below_floor}
+    if not caught:
+        print("no fault measured yet (run without --heldout-only, or --merge its cache)")
+        return
+    fault_best = min(v[0] for v in caught.values())
+    limit = args.limit or math.sqrt(clean_all * fault_best)
+    print(f"## Calibration: trained fixture on tone + {n_clips - 1} held-out clips; "
+          f"random nano and tiny on the tone\n")
+    print("### Clean side: worst rel L2 per tap over every clean run\n")
+    print("| tap | worst rel L2 | where |\n|---|---|---|")
+    for tap, (x, where) in sorted(clean_worst.items(), key=lambda t: -t[1][0]):
+        print(f"| {tap} | {x:.3g} | {where} |")
+    print("\n### Clean side per run: worst over taps, max (median) over clips\n")
+    print("| run | clips | max | median |\n|---|---|---|---|")
+    for label, vals in sorted(per_run.items()):
+        vs = sorted(vals)
+        print(f"| {label} | {len(vs)} | {vs[-1]:.3g} | {vs[len(vs) // 2]:.3g} |")
+    print("\n### Fault side: smallest rel L2 at the expected first tap\n")
+    print("| fault | first tap | smallest | where | median | clean worst at that tap | "
+          "k = smallest / limit |\n|---|---|---|---|---|---|---|")
+    for spec, (x, where, tap, vals) in sorted(fault_min.items(), key=lambda t: t[1][0]):
+        vs = sorted(v for v, _ in vals)
+        mark = " (below floor)" if spec in args.below_floor else ""
+        cw = clean_worst.get(tap, (float("nan"),))[0]
+        print(f"| {spec}{mark} | {tap} | {x:.3g} | {where} | {vs[len(vs) // 2]:.3g} | {cw:.3g} | "
+              f"{x / limit:.2f} |")
+    # Floor multiples (what --floor judges): a run's rel L2 over the float64 reference's rel L2
+    # at the same tap of the same clip (ref64 is measured against the same float32 reference).
+    fx_clean, fx_fault = [], {}
+    for k, v in results.items():
+        m, c, r = k.split("|", 2)
+        fl = results.get(f"{m}|{c}|ref64")
+        if (m, c) not in done or r == "ref64" or not fl:
+            continue
+        ratios = [(x / fl["rel_l2"][t], t) for t, x in v["rel_l2"].items() if fl["rel_l2"].get(t)]
+        if r.startswith("fault:"):
+            tap = dict(faults).get(r[6:])
+            for x, t in ratios:
+                if t == tap and (r[6:] not in fx_fault or x < fx_fault[r[6:]][0]):
+                    fx_fault[r[6:]] = (x, f"{m} {c}")
+        elif ratios:
+            fx_clean.append((max(ratios)[0], max(ratios)[1], f"{m} {c} {r}"))
+    if fx_clean:
+        w = max(fx_clean)
+        print(f"\n### Floor multiples (rel L2 / the float64 reference's rel L2 at the same tap)\n")
+        print(f"clean worst: {w[0]:.3g} x floor ({w[1]}, {w[2]}); over {len(fx_clean)} runs\n")
+        print("| fault | smallest floor multiple at its tap |\n|---|---|")
+        for spec, (x, where) in sorted(fx_fault.items(), key=lambda t: t[1][0]):
+            print(f"| {spec} | {x:.3g} ({where}) |")
+    print(f"\nclean worst {clean_all:.3g}; smallest caught fault {fault_best:.3g}; "
+          f"limit {limit:.3g}; k_clean = limit / clean worst = {limit / clean_all:.2f}; "
+          f"k_fault = fault best / limit = {fault_best / limit:.2f}")
+    svg_plot(os.path.join(args.work, "calibration.svg"),
+             sorted(per_run.items()),
+             [(s, [v for v, _ in fault_min[s][3]]) for s in sorted(fault_min, key=lambda s: fault_min[s][0])],
+             limit, args.warn or 2 * clean_all)
+
+
+if __name__ == "__main__":
+    main()
