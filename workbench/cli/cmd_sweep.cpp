@@ -334,25 +334,13 @@ struct SweepOpts {
   int max_tokens = 0;
 };
 
-int run_sweep(const SweepOpts& o) {
-  const auto [shard_k, shard_n] = o.shard.empty() ? std::pair{0, 1} : parse_shard(o.shard);
-  if (o.max_disk_gb <= 0) throw UsageError("--max-disk must be above 0 GB");
-  const std::vector<Clip> clips = list_clips(o.audio_dir, o.expect);
-  cmp::CompareOptions copts;
-  if (!o.profile.empty()) copts.profile = cmp::ToleranceProfile::load(o.profile);
-  auto model = load_model(o.model);
-  TapSelector sel(o.taps);
-  sel.check_against(model->dims, true);
-  auto enc = make_encoder(model, o.enc);
-  EncoderChoice rc;
-  rc.threads = o.enc.threads;
-  auto ref_enc = make_encoder(model, rc);
-  ReferenceDecoder ref_dec(model, DType::f32);
-  ReferenceDecoder cand_dec(model, decoder_dtype(o.enc));
-
-  // What a clip's result depends on; its hash is stored with every result and checked on resume
+// What a clip's result depends on, and its hash.
+std::pair<json, std::string> sweep_settings(const SweepOpts& o, const Checkpoint& model,
+                                            const cmp::CompareOptions& copts) {
+  // Its hash is stored with every result and checked on resume
+  // its hash is stored with every result and checked on resume
   // and merge. Paths are kept for the report but not hashed (shards may see other mounts).
-  const json hashed = {{"model_sha256", model->sha256},
+  const json hashed = {{"model_sha256", model.sha256},
                        {"impl", o.enc.impl},
                        {"dtype", o.enc.dtype},
                        {"precision", o.enc.precision},
@@ -371,6 +359,149 @@ int run_sweep(const SweepOpts& o) {
   settings["audio_dir"] = o.audio_dir;
   settings["expect_file"] = o.expect.empty() ? json(nullptr) : json(o.expect);
   settings["settings_hash"] = settings_hash;
+
+  return {settings, settings_hash};
+}
+
+// What every clip of a sweep shares.
+struct SweepContext {
+  const SweepOpts& o;
+  const Checkpoint& model;
+  const TapSelector& sel;
+  const cmp::CompareOptions& copts;
+  Encoder& ref_enc;
+  Encoder& enc;
+  ReferenceDecoder& ref_dec;
+  ReferenceDecoder& cand_dec;
+  const std::string& settings_hash;
+  const std::string& dump_dir;
+  int64_t budget;
+  int64_t& dump_bytes;  // kept dumps so far, bounded by --max-disk
+};
+
+// One clip: both sides' taps in memory, compared, decoded; the result JSON (status ok, or error
+// with its kind). {"skipped": true} when a result with the same settings exists.
+json run_clip(SweepContext& ctx, const Clip& clip, Progress& progress) {
+  const SweepOpts& o = ctx.o;
+  const std::string path = o.audio_dir + "/" + clip.file;
+  const std::string result_path = o.out + "/clips/" + result_name(clip.file) + ".json";
+  const std::string& settings_hash = ctx.settings_hash;
+  std::error_code ec;
+  json res = {{"schema", rep::kSweepClipSchema},
+              {"clip", clip.file},
+              {"settings_hash", settings_hash},
+              {"expected", clip.expected.empty() ? json(nullptr) : json(clip.expected)}};
+  try {
+    progress.stage("sha256");
+    const std::string audio_sha = sha256_file(path);
+    res["audio_sha256"] = audio_sha;
+    if (auto old = read_json(result_path); old && old->value("status", "") == "ok" &&
+                                           old->value("settings_hash", "") == settings_hash &&
+                                           old->value("audio_sha256", "") == audio_sha &&
+                                           old->value("expected", json()) == res["expected"]) {
+      return {{"skipped", true}};
+    }
+    progress.stage("reading audio");
+    const Audio audio = load_audio(path);
+    DumpMeta meta;
+    meta.model_sha256 = ctx.model.sha256;
+    meta.dims = ctx.model.dims;
+    meta.audio_sha256 = audio_sha;
+    meta.audio_name = fs::path(clip.file).filename().string();
+    meta.tool_version = tool_version();
+    meta.created = utc_now_iso8601();
+    auto side = [&](Encoder& e, ReferenceDecoder& dec, const char* what) {
+      DumpMeta m = meta;
+      const json info = e.run_info();
+      m.implementation = e.implementation();
+      m.precision = info.value("precision", std::string("float32"));
+      m.device = info.value("device", "cpu");
+      m.threads = info.value("threads", o.enc.threads);
+      m.run_info = info;
+      auto cap = std::make_unique<CaptureSource>(clip.file + " (" + what + ")", m, ctx.sel);
+      progress.stage(fmt::format("{} mel", what).c_str());
+      Tensor mel = e.log_mel(audio.pcm, cap.get());
+      progress.stage(fmt::format("{} encoder", what).c_str());
+      Tensor out = run_encoder(e, mel, cap.get());
+      progress.stage(fmt::format("{} decode", what).c_str());
+      DecodeResult d = dec.greedy(out, cap.get(), o.max_tokens);
+      cap->set_decode(d.tokens, d.text);
+      return cap;
+    };
+    auto ref = side(ctx.ref_enc, ctx.ref_dec, "reference");
+    auto cand = side(ctx.enc, ctx.cand_dec, o.enc.impl.c_str());
+    progress.stage("compare");
+    const cmp::CompareResult r = cmp::compare(*ref, *cand, nullptr, ctx.copts);
+    res.update(rep::sweep_clip_result(r, clip.expected));
+    res["status"] = "ok";
+    if (o.keep_dumps) {
+      progress.stage("writing dumps");
+      const int64_t need = ref->bytes() + cand->bytes() + (int64_t{1} << 20);
+      const auto space = fs::space(o.out, ec);
+      if (ctx.dump_bytes + need > ctx.budget) {
+        res["dumps_note"] =
+            fmt::format("not kept: --max-disk {} GB would be exceeded", o.max_disk_gb);
+      } else if (!ec && static_cast<int64_t>(space.available) < need * 2) {
+        res["dumps_note"] = "not kept: too little free disk space";
+      } else {
+        const std::string base = ctx.dump_dir + "/" + result_name(clip.file);
+        ref->write_dump(base + ".reference.h5");
+        cand->write_dump(base + ".candidate.h5");
+        ctx.dump_bytes += static_cast<int64_t>(fs::file_size(base + ".reference.h5") +
+                                               fs::file_size(base + ".candidate.h5"));
+        res["dumps"] = {{"reference", "dumps/" + result_name(clip.file) + ".reference.h5"},
+                        {"candidate", "dumps/" + result_name(clip.file) + ".candidate.h5"}};
+      }
+    }
+  } catch (const std::bad_alloc&) {
+    res["status"] = "error";
+    res["error"] = {{"kind", "internal"}, {"message", "out of memory"}};
+  } catch (const std::invalid_argument& e) {
+    res["status"] = "error";
+    res["error"] = {{"kind", "bad_input"}, {"message", e.what()}};
+  } catch (const std::runtime_error& e) {
+    res["status"] = "error";
+    res["error"] = {{"kind", "bad_input"}, {"message", e.what()}};
+  } catch (const std::exception& e) {
+    res["status"] = "error";
+    res["error"] = {{"kind", "internal"}, {"message", e.what()}};
+  }
+  return res;
+}
+
+// A shard's own exit status: the same rules over its clips only.
+int shard_status(const std::string& out, const json& names) {
+  int status = 0;
+  bool fail = false, bad = false, internal = false;
+  for (const auto& c : names) {
+    const auto j = read_json(out + "/clips/" + result_name(c.get<std::string>()) + ".json");
+    if (!j) continue;
+    if (j->value("status", "") == "error")
+      ((*j)["error"].value("kind", "") == "internal" ? internal : bad) = true;
+    else if (j->value("verdict", "") == "fail")
+      fail = true;
+  }
+  status = internal ? 3 : fail ? 1 : bad ? 2 : 0;
+  return status;
+}
+
+int run_sweep(const SweepOpts& o) {
+  const auto [shard_k, shard_n] = o.shard.empty() ? std::pair{0, 1} : parse_shard(o.shard);
+  if (o.max_disk_gb <= 0) throw UsageError("--max-disk must be above 0 GB");
+  const std::vector<Clip> clips = list_clips(o.audio_dir, o.expect);
+  cmp::CompareOptions copts;
+  if (!o.profile.empty()) copts.profile = cmp::ToleranceProfile::load(o.profile);
+  auto model = load_model(o.model);
+  TapSelector sel(o.taps);
+  sel.check_against(model->dims, true);
+  auto enc = make_encoder(model, o.enc);
+  EncoderChoice rc;
+  rc.threads = o.enc.threads;
+  auto ref_enc = make_encoder(model, rc);
+  ReferenceDecoder ref_dec(model, DType::f32);
+  ReferenceDecoder cand_dec(model, decoder_dtype(o.enc));
+
+  const auto [settings, settings_hash] = sweep_settings(o, *model, copts);
 
   std::error_code ec;
   fs::create_directories(o.out + "/clips", ec);
@@ -407,94 +538,20 @@ int run_sweep(const SweepOpts& o) {
       if (e.is_regular_file(ec)) dump_bytes += static_cast<int64_t>(e.file_size(ec));
   }
 
+  SweepContext ctx{o,       *model,   sel,           copts,    *ref_enc, *enc,
+                   ref_dec, cand_dec, settings_hash, dump_dir, budget,   dump_bytes};
   Progress progress(mine.size(), o.quiet);
   int ran = 0, skipped = 0;
   for (std::size_t mi = 0; mi < mine.size(); ++mi) {
     const Clip& clip = clips[mine[mi]];
     progress.clip(mi, clip.file);
-    const std::string path = o.audio_dir + "/" + clip.file;
     const std::string result_path = o.out + "/clips/" + result_name(clip.file) + ".json";
     const auto t0 = clock_type::now();
-    json res = {{"schema", rep::kSweepClipSchema},
-                {"clip", clip.file},
-                {"settings_hash", settings_hash},
-                {"expected", clip.expected.empty() ? json(nullptr) : json(clip.expected)}};
-    try {
-      progress.stage("sha256");
-      const std::string audio_sha = sha256_file(path);
-      res["audio_sha256"] = audio_sha;
-      if (auto old = read_json(result_path); old && old->value("status", "") == "ok" &&
-                                             old->value("settings_hash", "") == settings_hash &&
-                                             old->value("audio_sha256", "") == audio_sha &&
-                                             old->value("expected", json()) == res["expected"]) {
-        ++skipped;
-        progress.done("done earlier, skipped", 0, false);
-        continue;
-      }
-      progress.stage("reading audio");
-      const Audio audio = load_audio(path);
-      DumpMeta meta;
-      meta.model_sha256 = model->sha256;
-      meta.dims = model->dims;
-      meta.audio_sha256 = audio_sha;
-      meta.audio_name = fs::path(clip.file).filename().string();
-      meta.tool_version = tool_version();
-      meta.created = utc_now_iso8601();
-      auto side = [&](Encoder& e, ReferenceDecoder& dec, const char* what) {
-        DumpMeta m = meta;
-        const json info = e.run_info();
-        m.implementation = e.implementation();
-        m.precision = info.value("precision", std::string("float32"));
-        m.device = info.value("device", "cpu");
-        m.threads = info.value("threads", o.enc.threads);
-        m.run_info = info;
-        auto cap = std::make_unique<CaptureSource>(clip.file + " (" + what + ")", m, sel);
-        progress.stage(fmt::format("{} mel", what).c_str());
-        Tensor mel = e.log_mel(audio.pcm, cap.get());
-        progress.stage(fmt::format("{} encoder", what).c_str());
-        Tensor out = run_encoder(e, mel, cap.get());
-        progress.stage(fmt::format("{} decode", what).c_str());
-        DecodeResult d = dec.greedy(out, cap.get(), o.max_tokens);
-        cap->set_decode(d.tokens, d.text);
-        return cap;
-      };
-      auto ref = side(*ref_enc, ref_dec, "reference");
-      auto cand = side(*enc, cand_dec, o.enc.impl.c_str());
-      progress.stage("compare");
-      const cmp::CompareResult r = cmp::compare(*ref, *cand, nullptr, copts);
-      res.update(rep::sweep_clip_result(r, clip.expected));
-      res["status"] = "ok";
-      if (o.keep_dumps) {
-        progress.stage("writing dumps");
-        const int64_t need = ref->bytes() + cand->bytes() + (int64_t{1} << 20);
-        const auto space = fs::space(o.out, ec);
-        if (dump_bytes + need > budget) {
-          res["dumps_note"] =
-              fmt::format("not kept: --max-disk {} GB would be exceeded", o.max_disk_gb);
-        } else if (!ec && static_cast<int64_t>(space.available) < need * 2) {
-          res["dumps_note"] = "not kept: too little free disk space";
-        } else {
-          const std::string base = dump_dir + "/" + result_name(clip.file);
-          ref->write_dump(base + ".reference.h5");
-          cand->write_dump(base + ".candidate.h5");
-          dump_bytes += static_cast<int64_t>(fs::file_size(base + ".reference.h5") +
-                                             fs::file_size(base + ".candidate.h5"));
-          res["dumps"] = {{"reference", "dumps/" + result_name(clip.file) + ".reference.h5"},
-                          {"candidate", "dumps/" + result_name(clip.file) + ".candidate.h5"}};
-        }
-      }
-    } catch (const std::bad_alloc&) {
-      res["status"] = "error";
-      res["error"] = {{"kind", "internal"}, {"message", "out of memory"}};
-    } catch (const std::invalid_argument& e) {
-      res["status"] = "error";
-      res["error"] = {{"kind", "bad_input"}, {"message", e.what()}};
-    } catch (const std::runtime_error& e) {
-      res["status"] = "error";
-      res["error"] = {{"kind", "bad_input"}, {"message", e.what()}};
-    } catch (const std::exception& e) {
-      res["status"] = "error";
-      res["error"] = {{"kind", "internal"}, {"message", e.what()}};
+    json res = run_clip(ctx, clip, progress);
+    if (res.value("skipped", false)) {
+      ++skipped;
+      progress.done("done earlier, skipped", 0, false);
+      continue;
     }
     const double secs = std::chrono::duration<double>(clock_type::now() - t0).count();
     res["seconds"] = secs;
@@ -518,19 +575,7 @@ int run_sweep(const SweepOpts& o) {
         "sweep: shard {}/{} done: {} clips run, {} done earlier; merge the shards with "
         "'wb merge-reports {}' once all have run\n",
         shard_k, shard_n, ran, skipped, o.out);
-    // A shard's own status: the same rules over its clips only.
-    int status = 0;
-    bool fail = false, bad = false, internal = false;
-    for (const auto& c : mine_names) {
-      const auto j = read_json(o.out + "/clips/" + result_name(c.get<std::string>()) + ".json");
-      if (!j) continue;
-      if (j->value("status", "") == "error")
-        ((*j)["error"].value("kind", "") == "internal" ? internal : bad) = true;
-      else if (j->value("verdict", "") == "fail")
-        fail = true;
-    }
-    status = internal ? 3 : fail ? 1 : bad ? 2 : 0;
-    return status;
+    return shard_status(o.out, mine_names);
   }
   const json report = aggregate_dirs(manifest, {o.out}, o.out, 1, {o.out});
   if (!o.quiet && skipped > 0)
