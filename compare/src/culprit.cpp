@@ -36,12 +36,6 @@ namespace {
 
 double rel(const Tensor& ref, const Tensor& x) { return diff(ref, x).rel_l2; }
 
-double fail_limit(const ToleranceProfile& p, const std::string& tap) {
-  for (const auto& t : p.for_tap(tap).fail)
-    if (t.metric == "rel_l2" && t.max) return *t.max;
-  return kNoValue;
-}
-
 // Why the dump cannot feed or judge this stage ("" when it can).
 std::string refusal(const DumpReader& ref, const Stage& s) {
   std::vector<std::string> missing;
@@ -75,7 +69,7 @@ ReplayResult replay(Encoder& cand, const DumpReader& ref, const std::vector<floa
   for (const Stage& s : stages) {
     StageReplay sr;
     sr.stage = s;
-    sr.limit = fail_limit(profile, s.output_tap);
+    sr.limit = profile.rel_l2_fail_limit(s.output_tap);
     const Tensor chain_in = chain;
     chain = run_stage(cand, s, chain_in, pcm, chain_taps);  // the chain goes on regardless
     sr.refused = refusal(ref, s);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <stdexcept>
 
@@ -360,6 +361,12 @@ std::vector<Violation> ToleranceProfile::evaluate(const TapTolerance& t, const D
     pruned.push_back(v);
   }
   return pruned;
+}
+
+double ToleranceProfile::rel_l2_fail_limit(std::string_view name) const {
+  for (const auto& t : for_tap(name).fail)
+    if (t.metric == "rel_l2" && t.max) return *t.max;
+  return std::numeric_limits<double>::infinity();
 }
 
 }  // namespace wb::cmp

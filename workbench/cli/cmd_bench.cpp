@@ -251,11 +251,9 @@ void add_bench(CLI::App& app, Registry& reg) {
     // profile (built in) for float32, or --profile (e.g. fixtures/profiles/reduced-precision.json).
     cmp::ToleranceProfile profile;
     if (!o->profile.empty()) profile = cmp::ToleranceProfile::load(o->profile);
-    double limit = std::numeric_limits<double>::infinity();
-    for (const auto& t : profile.for_tap("encoder.ln_post").fail)
-      if (t.metric == "rel_l2" && t.max) limit = *t.max;
-    if (o->precision != "float32" && o->profile.empty())
-      limit = std::numeric_limits<double>::infinity();
+    const double limit = o->precision != "float32" && o->profile.empty()
+                             ? std::numeric_limits<double>::infinity()
+                             : profile.rel_l2_fail_limit("encoder.ln_post");
     for (const std::string& preset : o->dims) {
       const ModelFigures mf = bench_model(*o, preset, pcm, threads);
       lines.push_back(mf.line);

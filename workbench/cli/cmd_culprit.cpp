@@ -119,9 +119,7 @@ int run_bisect_layers(const BisectArgs& a) {
   rc.threads = a.enc.threads;
   auto ref = make_encoder(model, rc);
   const Tensor ref_out = run_encoder(*ref, ref->log_mel(audio.pcm, nullptr), nullptr);
-  double limit = NAN;
-  for (const auto& t : profile.for_tap("encoder.ln_post").fail)
-    if (t.metric == "rel_l2" && t.max) limit = *t.max;
+  const double limit = profile.rel_l2_fail_limit("encoder.ln_post");
   std::unique_ptr<ReferenceDecoder> dec;
   std::string ref_text;
   if (a.criterion == "transcript") {

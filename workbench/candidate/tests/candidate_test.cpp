@@ -429,9 +429,10 @@ double profile_rel_l2_limit(const std::string& tap, const std::string& precision
   static const wb::cmp::ToleranceProfile reduced = wb::cmp::ToleranceProfile::load(
       std::string(WB_SOURCE_DIR) + "/fixtures/profiles/reduced-precision.json");
   const auto& profile = precision == "float32" ? f32 : reduced;
-  for (const auto& t : profile.for_tap(tap).fail)
-    if (t.metric == "rel_l2" && t.max) return *t.max;
-  throw std::logic_error("profile " + profile.name() + " has no rel_l2 limit for " + tap);
+  const double limit = profile.rel_l2_fail_limit(tap);
+  if (std::isinf(limit))
+    throw std::logic_error("profile " + profile.name() + " has no rel_l2 limit for " + tap);
+  return limit;
 }
 
 // First tap whose rel L2 vs the reference exceeds the float32 profile's fail limit (taps in

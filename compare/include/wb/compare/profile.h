@@ -85,6 +85,9 @@ class ToleranceProfile {
   static ToleranceProfile load(const std::string& path);
 
   TapTolerance for_tap(std::string_view name) const;
+  // The absolute fail limit on rel_l2 at a tap (+inf when the profile sets none): the one figure
+  // replay, layer bisection, wb bench and the candidate tests gate on.
+  double rel_l2_fail_limit(std::string_view name) const;
   // Checks in the fixed order: NaN, Inf sign, relative error, max abs, then the rest.
   // floor: the reference-vs-float64 metrics of the tap, or null.
   std::vector<Violation> evaluate(const TapTolerance& t, const DiffMetrics& m,
