@@ -204,7 +204,7 @@ def main():
                 raise RuntimeError(out)
         models.append((f"random-{dims}", d))
     clips = [("tone", tone_wav)] + [
-        (f"clip{i:03d}", os.path.join(ROOT, "fixtures", "heldout", f"clip{i:03d}.wav"))
+        (f"clip{i:03d}", os.path.join(ROOT, "fixtures", "heldout", f"clip{i:03d}.flac"))
         for i in range(args.clips)]
     plan = [(m, p, "tone", tone_wav) for m, p in models] + \
            [(models[0][0], models[0][1], c, a) for c, a in clips[1:]]

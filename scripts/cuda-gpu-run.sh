@@ -15,7 +15,7 @@ tar xJf "$pack" -C /tmp/wbp
 b=$(ls -d /tmp/wbp/*/ | head -1)
 export LD_LIBRARY_PATH="$b/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 d="$b/wb-cuda-dump"
-clip=fixtures/heldout/clip000.wav
+clip=fixtures/heldout/clip000.flac
 nvidia-smi -L
 has() { [[ ",$steps," == *",$1,"* ]]; }
 if has test; then

@@ -129,7 +129,7 @@ TEST_CASE("KV-cached decoder: nano fixture model, same tokens and logits within 
 
 TEST_CASE("KV-cached decoder: trained fixture model on a held-out clip") {
   auto ck = std::make_shared<const Checkpoint>(load_checkpoint(kSrc + "/fixtures/trained"));
-  const Audio a = load_audio(kSrc + "/fixtures/heldout/clip000.wav");
+  const Audio a = load_audio(kSrc + "/fixtures/heldout/clip000.flac");
   // The whole decode (77 tokens) in float32; float64 to 40 tokens keeps the full-recompute side
   // (quadratic in the length) short.
   check_cache("trained clip000", ck, encode(ck, a.pcm, DType::f32), DType::f32, 0);

@@ -11,7 +11,7 @@ Sub-commands
             words of the fortunes that wamerican lists, seen at least twice, one word per
             espeak-ng pronunciation (homophones removed: no context disambiguates them in
             random word sequences).
-  heldout   write N held-out clips (16 kHz mono 16-bit WAV), expect.tsv (<file>\t<text>)
+  heldout   write N held-out clips (16 kHz mono 16-bit, stored as FLAC), expect.tsv (<file>\t<text>)
             and meta.tsv (voice, rate, pitch, snr, whether the voice is held out).
   shards    write training shards (npz: int16 PCM, offsets, texts) into a folder, in
             parallel; used on the GPU machine while training runs.
@@ -217,8 +217,23 @@ def write_wav(path, pcm):
         w.writeframes(pcm.astype("<i2").tobytes())
 
 
+def write_flac(path, pcm):
+    """Held-out clips are stored as FLAC (lossless: decodes to the same 16-bit samples) to keep the
+    repository small; the `flac` CLI (Debian package flac) encodes them."""
+    import subprocess
+    import tempfile
+    with tempfile.NamedTemporaryFile(suffix=".wav") as tmp:
+        write_wav(tmp.name, pcm)
+        subprocess.run(["flac", "-s", "--best", "-f", "-o", path, tmp.name], check=True)
+
+
 def read_wav(path):
+    import io
     import wave
+    if path.endswith(".flac"):  # decoded by the `flac` CLI to WAV bytes (no Python FLAC module)
+        import subprocess
+        data = subprocess.run(["flac", "-s", "-d", "-c", path], check=True, capture_output=True).stdout
+        path = io.BytesIO(data)
     with wave.open(path, "rb") as w:
         assert w.getframerate() == SR and w.getnchannels() == 1 and w.getsampwidth() == 2, path
         return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
@@ -232,8 +247,8 @@ def cmd_heldout(args):
     for i in range(args.n):
         hv = i % 2 == 1  # every other clip speaks with a voice training never used
         pcm, text, meta = synth_clip(args.espeak, args.seed, "heldout", i, words, probs, hv)
-        name = f"clip{i:03d}.wav"
-        write_wav(os.path.join(args.out, name), pcm)
+        name = f"clip{i:03d}.flac"
+        write_flac(os.path.join(args.out, name), pcm)
         rows.append(f"{name}\t{text}\n")
         metas.append(f"{name}\t{meta['voice']}\t{meta['rate']}\t{meta['pitch']}\t{meta['peak_db']}\t"
                      f"{meta['snr_db']}\t{int(hv)}\n")

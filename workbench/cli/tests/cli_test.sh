@@ -21,7 +21,7 @@ else
 fi
 # The trained model (HF, tied output projection, GPT-2-spelled byte vocabulary) rewritten as ggml
 # by `wb convert`: the same taps and the same transcript through the ggml loader.
-tr=$src/fixtures/trained; tclip=$src/fixtures/heldout/clip001.wav
+tr=$src/fixtures/trained; tclip=$src/fixtures/heldout/clip001.flac
 if "$wb" convert --model "$tr" --format ggml -o "$tmp/trained.bin" >/dev/null &&
    "$wb" dump --model "$tr" --audio "$tclip" -o "$tmp/tr-hf.h5" >/dev/null &&
    "$wb" dump --model "$tmp/trained.bin" --audio "$tclip" -o "$tmp/tr-gg.h5" >/dev/null &&
@@ -75,7 +75,7 @@ rc=$?
 [ $rc = 1 ] && grep -q "culprit: block 1" "$tmp/rp.txt" && grep -q '"culprit": "block 1"' "$tmp/rp/report.json" &&
   ok "replay: own error at block 1 (exit 1)" || bad "replay with attn-scale=double@1 (exit $rc)"
 "$wb" replay "$tmp/rp-ref.h5" --model "$hf" --audio "$clip" -q && ok "replay: clean candidate exit 0" || bad "replay clean"
-expect "replay with another clip" 2 "made from audio" -- "$wb" replay "$tmp/rp-ref.h5" --model "$hf" --audio "$src/fixtures/heldout/clip001.wav"
+expect "replay with another clip" 2 "made from audio" -- "$wb" replay "$tmp/rp-ref.h5" --model "$hf" --audio "$src/fixtures/heldout/clip001.flac"
 "$wb" bisect-layers --model "$hf" --audio "$clip" --fault no-pos-embed > "$tmp/bl.txt"
 rc=$?
 [ $rc = 1 ] && grep -q "culprit: stem" "$tmp/bl.txt" && ok "bisect-layers: no-pos-embed -> stem" || bad "bisect-layers (exit $rc)"
@@ -91,7 +91,7 @@ out=$("$wb" transcribe --model "$hf" --audio "$clip" --threads 2 --bench-decode 
 
 # Transcript impact: a teacher-forced candidate dump over the reference's tokens gives a KL at
 # round-off level when clean; forcing needs a dump with tokens.
-tr=$src/fixtures/trained; tclip=$src/fixtures/heldout/clip000.wav
+tr=$src/fixtures/trained; tclip=$src/fixtures/heldout/clip000.flac
 "$wb" dump --model "$tr" --audio "$tclip" --taps minimal -o "$tmp/ti-ref.h5" >/dev/null
 "$wb" dump --model "$tr" --audio "$tclip" --taps minimal --impl candidate --teacher-tokens "$tmp/ti-ref.h5" -o "$tmp/ti-cand.h5" >/dev/null
 "$wb" compare "$tmp/ti-ref.h5" "$tmp/ti-cand.h5" -q --report "$tmp/ti" --format json
