@@ -11,6 +11,8 @@
 
 #include "wb/core/audio.h"
 
+extern "C" void openblas_set_num_threads(int);  // the BLAS LibTorch is linked with here
+
 namespace wb {
 
 namespace {
@@ -256,7 +258,9 @@ class ReferenceEncoder final : public Encoder {
 }  // namespace
 
 void set_reference_threads(int n) {
-  if (n > 0) at::set_num_threads(n);
+  if (n <= 0) return;
+  if (at::get_num_threads() != n) at::set_num_threads(n);
+  openblas_set_num_threads(n);  // LibTorch's GEMMs here run in OpenBLAS, whose threads are its own
 }
 
 std::unique_ptr<Encoder> make_reference_encoder(std::shared_ptr<const Checkpoint> model,

@@ -10,8 +10,8 @@
 #     worktree removed either way;
 #   - a GOOD that is already bad, a BAD that is good, an end that cannot be built or dumped, a
 #     --dump without {out}, GOOD not an ancestor of BAD, a preset without its inputs or unknown,
-#     GOOD not a commit, --repo not a git work tree, a reference that is no dump: exit 2 and a
-#     one-line message.
+#     GOOD not a commit, --repo not a git work tree, a reference that is no dump, a steps log
+#     with a line that is no step record: exit 2 and a one-line message.
 #   bisect_toy_test.sh WB ROOT PYTHON
 set -uo pipefail
 wb=${1:?WB}; root=${2:?ROOT}; py=${3:?PYTHON}
@@ -130,6 +130,11 @@ refuse "$tmp/commits.txt" "$first" "$last" --repo "$tmp/repo" --build true --dum
   --reference "$tmp/commits.txt"
 refuse "has no {out}" "$first" "$last" --repo "$tmp/repo" --build true --dump "true" \
   --reference "$tmp/ref.h5"
+# A steps log with a line that is no step record (half a record written into it by a dump
+# command): a one-line error naming the file and the line, exit 2, not a crash.
+refuse "steps.jsonl:[0-9]*: not a step record" "$first" "$last" --repo "$tmp/repo" --build true \
+  --reference "$tmp/ref.h5" \
+  --dump 'case "$(git log -1 --format=%s)" in "docs: changelog") printf "{\"commit\": \"ab" >> {work}/steps.jsonl;; esac; '"$dump"
 refuse "GOOD .* is not an ancestor of BAD" "$last" "$first" --repo "$tmp/repo" --build true \
   --dump "$dump" --reference "$tmp/ref.h5"
 echo "PASS"

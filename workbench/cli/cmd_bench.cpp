@@ -14,7 +14,7 @@
 #include <thread>
 
 #include "command.h"
-#include "wb/candidate/candidate.h"
+#include "pipeline.h"
 #include "wb/candidate/candidate_bench.h"
 #include "wb/compare/metrics.h"
 #include "wb/compare/profile.h"
@@ -23,8 +23,6 @@
 #include "wb/core/util.h"
 #include "wb/core/weights.h"
 #include "wb/reference/reference.h"
-
-extern "C" void openblas_set_num_threads(int);  // LibTorch's BLAS here is OpenBLAS
 
 namespace wb::cli {
 
@@ -90,10 +88,15 @@ std::vector<float> synthetic_pcm(uint64_t seed) {
 struct BenchOpts {
   std::vector<std::string> dims{"tiny", "base"};
   int repeats = 5;
-  int threads = 2;
-  std::string precision = "float32";
+  // The candidate's precision, threads (shared by the reference and the GEMM peak) and faults
+  // (a planted bug: the fidelity gate must catch it).
+  EncoderChoice enc = [] {
+    EncoderChoice c;
+    c.impl = Impl::candidate;
+    c.threads = 2;
+    return c;
+  }();
   std::string audio, json, profile;
-  std::vector<std::string> faults;  // a planted bug: the fidelity gate must catch it
   bool no_reference = false;
   uint64_t seed = 1;
 };
@@ -108,18 +111,15 @@ struct ModelFigures {
 };
 
 ModelFigures bench_model(const BenchOpts& o, const std::string& preset,
-                         const std::vector<float>& pcm, int threads) {
+                         const std::vector<float>& pcm) {
+  const int threads = o.enc.resolved_threads();
   ModelFigures f;
   const ModelDims d = ModelDims::preset(preset);
   auto model = std::make_shared<const Checkpoint>(random_checkpoint(d, o.seed));
   const double gflop = encoder_flops(d) * 1e-9;
-  CandidateOptions co;
-  co.precision = o.precision;
-  co.threads = threads;
-  co.faults = o.faults;
-  auto cand = make_candidate_encoder(model, co);
+  auto cand = make_encoder(model, o.enc);
   std::unique_ptr<Encoder> ref;
-  if (!o.no_reference) ref = make_reference_encoder(model, DType::f32);
+  if (!o.no_reference) ref = make_encoder(model, o.enc.reference_twin());
   const Tensor mel = cand->log_mel(pcm, nullptr);
   const Tensor ref_mel = ref ? ref->log_mel(pcm, nullptr) : Tensor();
   const double mel_s =
@@ -128,7 +128,7 @@ ModelFigures bench_model(const BenchOpts& o, const std::string& preset,
   Tensor cand_out, ref_out;
   auto run_cand = [&] { cand_out = run_encoder(*cand, mel, nullptr); };
   auto run_ref = [&] {
-    openblas_set_num_threads(threads);  // the reference's BLAS gets the same threads
+    set_reference_threads(threads);  // LibTorch's and its BLAS's, as the candidate's
     ref_out = run_encoder(*ref, ref_mel, nullptr);
   };
   run_cand();  // warm-up
@@ -203,25 +203,19 @@ void add_bench(CLI::App& app, Registry& reg) {
   sub->add_option("--repeats", o->repeats,
                   "timed runs per encoder (median reported; one warm-up run before)")
       ->check(CLI::Range(1, 1000));
-  sub->add_option("--threads", o->threads,
-                  "threads for both encoders and the GEMM peak (0: all cores)")
-      ->check(CLI::Range(0, 1024));
-  sub->add_option("--precision", o->precision, "candidate weight precision")
-      ->check(CLI::IsMember({"float32", "bfloat16", "float16"}));
+  add_encoder_options(sub, o->enc, kPrecisionOption | kFaultOption | kThreadsOption);
   sub->add_option("--audio", o->audio,
                   "audio file for the window (default: 30 s synthetic signal)");
   sub->add_option("--json", o->json, "also write the figures as JSON to this file");
   sub->add_option("--seed", o->seed, "seed of the random weights and the synthetic audio");
   sub->add_flag("--no-reference", o->no_reference, "time the candidate only");
-  sub->add_option("--fault", o->faults, "candidate fault switch (repeatable; see wb faults)");
   sub->add_option("--profile", o->profile,
                   "tolerance profile the candidate's output must meet (exit 1 otherwise); "
                   "default: the built-in float32 profile for --precision float32, no gate for "
                   "reduced precisions");
   reg.add(sub, [o]() {
-    const int threads = o->threads > 0
-                            ? o->threads
-                            : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    const int threads = o->enc.resolved_threads();
+    const std::string precision(to_string(o->enc.precision));
     std::vector<float> pcm;
     std::string audio_name = "synthetic 30 s";
     if (!o->audio.empty()) {
@@ -230,14 +224,13 @@ void add_bench(CLI::App& app, Registry& reg) {
     } else {
       pcm = synthetic_pcm(o->seed);
     }
-    set_reference_threads(threads);
     fmt::print(
         "wb bench: {} threads, candidate {}, {} timed runs each (median, after 1 warm-up; "
         "candidate and "
         "reference alternate), audio: {}\n",
-        threads, o->precision, o->repeats, audio_name);
+        threads, precision, o->repeats, audio_name);
     nlohmann::json out = {{"threads", threads},
-                          {"precision", o->precision},
+                          {"precision", precision},
                           {"repeats", o->repeats},
                           {"audio", audio_name},
                           {"models", nlohmann::json::array()}};
@@ -251,11 +244,11 @@ void add_bench(CLI::App& app, Registry& reg) {
     // profile (built in) for float32, or --profile (e.g. fixtures/profiles/reduced-precision.json).
     cmp::ToleranceProfile profile;
     if (!o->profile.empty()) profile = cmp::ToleranceProfile::load(o->profile);
-    const double limit = o->precision != "float32" && o->profile.empty()
+    const double limit = o->enc.precision != Precision::float32 && o->profile.empty()
                              ? std::numeric_limits<double>::infinity()
                              : profile.rel_l2_fail_limit("encoder.ln_post");
     for (const std::string& preset : o->dims) {
-      const ModelFigures mf = bench_model(*o, preset, pcm, threads);
+      const ModelFigures mf = bench_model(*o, preset, pcm);
       lines.push_back(mf.line);
       cpu_lines.push_back(mf.cpu_line);
       out["models"].push_back(mf.json);

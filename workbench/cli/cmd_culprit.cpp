@@ -11,6 +11,7 @@
 
 #include "command.h"
 #include "pipeline.h"
+#include "wb/compare/capture.h"
 #include "wb/compare/compare.h"
 #include "wb/compare/culprit.h"
 #include "wb/core/util.h"
@@ -20,28 +21,6 @@
 namespace wb::cli {
 
 namespace {
-
-// Records the taps a reference dump also has, for compare() against it.
-class MemorySink : public TapSink {
- public:
-  MemorySink(cmp::MemorySource& dst, const DumpReader& ref) : dst_(dst), ref_(ref) {}
-  bool wants(std::string_view name) const override {
-    return ref_.find(std::string(name)) != nullptr;
-  }
-  void put(std::string_view name, const TapView& v) override {
-    const int64_t n = shape_numel(v.shape);
-    std::vector<double> d(static_cast<std::size_t>(n));
-    for (int64_t i = 0; i < n; ++i)
-      d[static_cast<std::size_t>(i)] = v.dtype == DType::f64 ? static_cast<const double*>(v.data)[i]
-                                                             : static_cast<const float*>(v.data)[i];
-    const TapInfo* t = ref_.find(std::string(name));
-    dst_.add(std::string(name), v.shape, std::move(d), t->layout);
-  }
-
- private:
-  cmp::MemorySource& dst_;
-  const DumpReader& ref_;
-};
 
 // The model and audio must be the ones the reference dump was made from.
 void check_inputs(const DumpReader& ref, const Checkpoint& model, const std::string& audio) {
@@ -74,10 +53,12 @@ int run_replay(const ReplayArgs& a) {
   DumpMeta meta = ref.meta();
   meta.implementation = enc->implementation();
   meta.run_info = enc->run_info();
-  meta.precision = meta.run_info.value("precision", a.enc.precision);
-  cmp::MemorySource chain("replay chain (" + enc->implementation() + ")", meta);
-  MemorySink sink(chain, ref);
-  const cmp::ReplayResult rp = cmp::replay(*enc, ref, audio.pcm, o.profile, &sink);
+  meta.precision = meta.run_info.value("precision", a.enc.precision_name());
+  // The candidate's own chain, the taps the reference dump also has.
+  cmp::CaptureSource chain(
+      "replay chain (" + enc->implementation() + ")", meta,
+      [&ref](std::string_view name) { return ref.find(std::string(name)) != nullptr; });
+  const cmp::ReplayResult rp = cmp::replay(*enc, ref, audio.pcm, o.profile, &chain);
   const cmp::DumpSource rs(a.ref);
   cmp::CompareResult r = cmp::compare(rs, chain, nullptr, o);
   r.replay = rp;
@@ -115,9 +96,7 @@ int run_bisect_layers(const BisectArgs& a) {
   auto model = load_model(a.model);
   const Audio audio = load_audio(a.audio);
   auto cand = make_encoder(model, a.enc);
-  EncoderChoice rc;
-  rc.threads = a.enc.threads;
-  auto ref = make_encoder(model, rc);
+  auto ref = make_encoder(model, a.enc.reference_twin());
   const Tensor ref_out = run_encoder(*ref, ref->log_mel(audio.pcm, nullptr), nullptr);
   const double limit = profile.rel_l2_fail_limit("encoder.ln_post");
   std::unique_ptr<ReferenceDecoder> dec;
@@ -161,7 +140,7 @@ int run_bisect_layers(const BisectArgs& a) {
 
 void add_culprit(CLI::App& app, Registry& reg) {
   auto a = std::make_shared<ReplayArgs>();
-  a->enc.impl = "candidate";
+  a->enc.impl = Impl::candidate;
   CLI::App* sub = app.add_subcommand(
       "replay",
       "feed each candidate stage the reference dump's input to it: its own error vs what it "
@@ -180,7 +159,7 @@ void add_culprit(CLI::App& app, Registry& reg) {
   reg.add(sub, [a]() { return run_replay(*a); });
 
   auto b = std::make_shared<BisectArgs>();
-  b->enc.impl = "candidate";
+  b->enc.impl = Impl::candidate;
   CLI::App* bs = app.add_subcommand(
       "bisect-layers",
       "hybrid encoders (candidate stages before k, reference from k on) binary-searched for the "

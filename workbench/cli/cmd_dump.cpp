@@ -58,8 +58,7 @@ void add_dump(CLI::App& app, Registry& reg) {
     DumpMeta m;
     m.implementation = enc->implementation();
     const nlohmann::json info = enc->run_info();
-    m.precision =
-        info.value("precision", o->enc.impl == "reference" ? o->enc.dtype : o->enc.precision);
+    m.precision = info.value("precision", o->enc.precision_name());
     m.device = info.value("device", "cpu");
     m.model_sha256 = model->sha256;
     m.dims = model->dims;

@@ -65,7 +65,7 @@ class CorpusRun {
     clips_ = read_expect(o_.expect);
     if (o_.limit > 0 && static_cast<std::size_t>(o_.limit) < clips_.size())
       clips_.resize(static_cast<std::size_t>(o_.limit));
-    with_ref_ = o_.enc.impl != "reference";
+    with_ref_ = o_.enc.impl != Impl::reference;
     // Refused before any clip runs.
     if (o_.min_agreement >= 0 && !with_ref_)
       throw UsageError("--min-agreement needs --impl candidate");
@@ -75,9 +75,7 @@ class CorpusRun {
     enc_ = make_encoder(model_, o_.enc);
     dec_ = std::make_unique<ReferenceDecoder>(model_, decoder_dtype(o_.enc));
     if (with_ref_) {
-      EncoderChoice rc;
-      rc.threads = o_.enc.threads;
-      ref_enc_ = make_encoder(model_, rc);
+      ref_enc_ = make_encoder(model_, o_.enc.reference_twin());
     }
     if (!o_.reference_report.empty()) load_reference_report();
     dopts_.max_tokens = o_.max_tokens;
@@ -198,8 +196,9 @@ class CorpusRun {
                               {"seconds", secs}};
     summary.update(counts_json(total_));
     fmt::print("{}: {} clips, {} words, {} errors (S {} D {} I {}), WER {:.2f}%, {} clips exact\n",
-               o_.enc.impl, clips_.size(), total_.ref_words, total_.errors(), total_.substitutions,
-               total_.deletions, total_.insertions, 100.0 * total_.wer(), exact_);
+               to_string(o_.enc.impl), clips_.size(), total_.ref_words, total_.errors(),
+               total_.substitutions, total_.deletions, total_.insertions, 100.0 * total_.wer(),
+               exact_);
     fmt::print("encoder output (encoder.ln_post) mean {:.4f} std {:.4f} (averaged over clips)\n",
                sum_mean_ / n, sum_std_ / n);
     if (!with_ref_) return summary;
@@ -226,18 +225,15 @@ class CorpusRun {
   }
 
   void write_report(const nlohmann::json& summary) const {
-    const nlohmann::json rep = {{"tool_version", tool_version()},
-                                {"created", utc_now_iso8601()},
-                                {"model", o_.model},
-                                {"model_sha256", model_->sha256},
-                                {"audio_dir", o_.audio_dir},
-                                {"expect_file", o_.expect},
-                                {"impl", o_.enc.impl},
-                                {"dtype", o_.enc.dtype},
-                                {"precision", o_.enc.precision},
-                                {"faults", o_.enc.faults},
-                                {"summary", summary},
-                                {"clips", rows_}};
+    nlohmann::json rep = {{"tool_version", tool_version()},
+                          {"created", utc_now_iso8601()},
+                          {"model", o_.model},
+                          {"model_sha256", model_->sha256},
+                          {"audio_dir", o_.audio_dir},
+                          {"expect_file", o_.expect},
+                          {"summary", summary},
+                          {"clips", rows_}};
+    rep.update(o_.enc.to_json());  // impl, dtype, precision, faults
     // transcripts may be invalid UTF-8
     write_file_atomic(o_.report,
                       rep.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");

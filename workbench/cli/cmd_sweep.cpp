@@ -28,6 +28,7 @@
 
 #include "command.h"
 #include "pipeline.h"
+#include "wb/compare/capture.h"
 #include "wb/compare/compare.h"
 #include "wb/core/dump.h"
 #include "wb/core/tempfile.h"
@@ -47,106 +48,6 @@ constexpr const char* kExitHelp =
     "problem); 2 bad usage, an unreadable model/profile/folder, or (no clip failing) at least one "
     "clip could not be read - the report lists it with its error and the sweep goes on; 3 an "
     "internal error (on any clip, this wins).";
-
-// A TapSink that keeps every selected tap in memory and serves them to the comparator as a
-// TapSource: a dump that never touches the disk. Values are kept as reported (float32 or
-// float64), read back as double like DumpReader does.
-class CaptureSource : public TapSink, public cmp::TapSource {
- public:
-  CaptureSource(std::string label, DumpMeta meta, TapSelector sel)
-      : label_(std::move(label)), meta_(std::move(meta)), sel_(std::move(sel)) {}
-
-  bool wants(std::string_view name) const override { return sel_.selected(name); }
-  void put(std::string_view name_sv, const TapView& v) override {
-    const std::string name(name_sv);
-    const int64_t n = shape_numel(v.shape);
-    Tap t;
-    t.info.name = name;
-    t.info.shape = v.shape;
-    t.info.stored = v.dtype;
-    const TapRegistry& reg = TapRegistry::of(meta_.dims);
-    const TapSpec* spec = reg.find(name);
-    t.info.order = spec ? reg.order(name) : 100000 + static_cast<int>(data_.size());
-    t.info.layout = spec ? spec->layout : std::string("frame,channel");
-    t.info.compute_dtype = std::string(dtype_name(v.dtype));
-    if (v.dtype == DType::f64) {
-      const auto* p = static_cast<const double*>(v.data);
-      t.f64.assign(p, p + n);
-    } else {
-      const auto* p = static_cast<const float*>(v.data);
-      t.f32.assign(p, p + n);
-    }
-    bytes_ += n * static_cast<int64_t>(sizeof(float));
-    index_[name] = data_.size();
-    data_.push_back(std::move(t));
-    infos_.clear();
-  }
-  void set_decode(std::vector<int> tokens, std::string text) {
-    tokens_ = std::move(tokens);
-    text_ = std::move(text);
-  }
-
-  std::string label() const override { return label_; }
-  const DumpMeta& meta() const override { return meta_; }
-  const std::vector<TapInfo>& taps() const override {
-    if (infos_.empty()) {
-      for (const auto& t : data_) infos_.push_back(t.info);
-      std::stable_sort(infos_.begin(), infos_.end(), [](const TapInfo& a, const TapInfo& b) {
-        return a.order != b.order ? a.order < b.order : a.name < b.name;
-      });
-    }
-    return infos_;
-  }
-  void read_rows(const std::string& name, int64_t row0, int64_t n,
-                 std::vector<double>& out) const override {
-    const auto it = index_.find(name);
-    if (it == index_.end()) throw std::runtime_error(fmt::format("{}: no tap '{}'", label_, name));
-    const Tap& t = data_[it->second];
-    const Shape& s = t.info.shape;
-    int64_t row_len = 1;
-    for (std::size_t k = 1; k < s.size(); ++k) row_len *= s[k];
-    const int64_t rows = s.empty() ? 1 : s[0];
-    if (row0 < 0 || n < 0 || row0 + n > rows)
-      throw std::runtime_error(fmt::format("{}: tap '{}': rows [{}, {}) outside {}", label_, name,
-                                           row0, row0 + n, shape_str(s)));
-    const auto b = static_cast<std::size_t>(row0 * row_len);
-    const auto e = static_cast<std::size_t>((row0 + n) * row_len);
-    if (t.info.stored == DType::f64)
-      out.assign(t.f64.begin() + b, t.f64.begin() + e);
-    else
-      out.assign(t.f32.begin() + b, t.f32.begin() + e);
-  }
-  std::optional<std::string> text() const override { return text_; }
-
-  int64_t bytes() const { return bytes_; }  // as float32 datasets
-  // The same taps as an HDF5 dump (wb dump's format), written atomically.
-  void write_dump(const std::string& path) const {
-    DumpWriter w(path, meta_, sel_);
-    for (const auto& t : data_) {
-      const void* p = t.info.stored == DType::f64 ? static_cast<const void*>(t.f64.data())
-                                                  : static_cast<const void*>(t.f32.data());
-      w.put(t.info.name, TapView{t.info.shape, t.info.stored, p});
-    }
-    if (text_) w.set_decode(tokens_, *text_);
-    w.finish();
-  }
-
- private:
-  struct Tap {
-    TapInfo info;
-    std::vector<float> f32;
-    std::vector<double> f64;
-  };
-  std::string label_;
-  DumpMeta meta_;
-  TapSelector sel_;
-  std::vector<Tap> data_;
-  std::map<std::string, std::size_t> index_;
-  mutable std::vector<TapInfo> infos_;
-  std::optional<std::string> text_;
-  std::vector<int> tokens_;
-  int64_t bytes_ = 0;
-};
 
 // Progress on stderr: on a terminal one line redrawn in place (clip, stage, bar, time left);
 // otherwise one plain line per clip.
@@ -340,17 +241,14 @@ std::pair<json, std::string> sweep_settings(const SweepOpts& o, const Checkpoint
   // Its hash is stored with every result and checked on resume
   // its hash is stored with every result and checked on resume
   // and merge. Paths are kept for the report but not hashed (shards may see other mounts).
-  const json hashed = {{"model_sha256", model.sha256},
-                       {"impl", o.enc.impl},
-                       {"dtype", o.enc.dtype},
-                       {"precision", o.enc.precision},
-                       {"faults", o.enc.faults},
-                       {"profile", copts.profile.name()},
-                       {"profile_source", copts.profile.source()},
-                       {"taps", o.taps},
-                       {"threads", o.enc.threads},
-                       {"max_tokens", o.max_tokens},
-                       {"tool_version", tool_version()}};
+  json hashed = {{"model_sha256", model.sha256},
+                 {"profile", copts.profile.name()},
+                 {"profile_source", copts.profile.source()},
+                 {"taps", o.taps},
+                 {"threads", o.enc.threads},
+                 {"max_tokens", o.max_tokens},
+                 {"tool_version", tool_version()}};
+  hashed.update(o.enc.to_json());  // impl, dtype, precision, faults
   const std::string hashed_text = hashed.dump();
   const std::string settings_hash = sha256_bytes(hashed_text.data(), hashed_text.size());
   json settings = hashed;
@@ -410,7 +308,7 @@ json run_clip(SweepContext& ctx, const Clip& clip, Progress& progress) {
     meta.audio_name = fs::path(clip.file).filename().string();
     meta.tool_version = tool_version();
     meta.created = utc_now_iso8601();
-    auto side = [&](Encoder& e, ReferenceDecoder& dec, const char* what) {
+    auto side = [&](Encoder& e, ReferenceDecoder& dec, const std::string& what) {
       DumpMeta m = meta;
       const json info = e.run_info();
       m.implementation = e.implementation();
@@ -418,7 +316,9 @@ json run_clip(SweepContext& ctx, const Clip& clip, Progress& progress) {
       m.device = info.value("device", "cpu");
       m.threads = info.value("threads", o.enc.threads);
       m.run_info = info;
-      auto cap = std::make_unique<CaptureSource>(clip.file + " (" + what + ")", m, ctx.sel);
+      auto cap = std::make_unique<cmp::CaptureSource>(
+          clip.file + " (" + what + ")", m,
+          [&sel = ctx.sel](std::string_view name) { return sel.selected(name); });
       progress.stage(fmt::format("{} mel", what).c_str());
       Tensor mel = e.log_mel(audio.pcm, cap.get());
       progress.stage(fmt::format("{} encoder", what).c_str());
@@ -429,7 +329,7 @@ json run_clip(SweepContext& ctx, const Clip& clip, Progress& progress) {
       return cap;
     };
     auto ref = side(ctx.ref_enc, ctx.ref_dec, "reference");
-    auto cand = side(ctx.enc, ctx.cand_dec, o.enc.impl.c_str());
+    auto cand = side(ctx.enc, ctx.cand_dec, std::string(to_string(o.enc.impl)));
     progress.stage("compare");
     const cmp::CompareResult r = cmp::compare(*ref, *cand, nullptr, ctx.copts);
     res.update(rep::sweep_clip_result(r, clip.expected));
@@ -445,8 +345,8 @@ json run_clip(SweepContext& ctx, const Clip& clip, Progress& progress) {
         res["dumps_note"] = "not kept: too little free disk space";
       } else {
         const std::string base = ctx.dump_dir + "/" + result_name(clip.file);
-        ref->write_dump(base + ".reference.h5");
-        cand->write_dump(base + ".candidate.h5");
+        ref->write_dump(base + ".reference.h5", ctx.sel);
+        cand->write_dump(base + ".candidate.h5", ctx.sel);
         ctx.dump_bytes += static_cast<int64_t>(fs::file_size(base + ".reference.h5") +
                                                fs::file_size(base + ".candidate.h5"));
         res["dumps"] = {{"reference", "dumps/" + result_name(clip.file) + ".reference.h5"},
@@ -495,9 +395,7 @@ int run_sweep(const SweepOpts& o) {
   TapSelector sel(o.taps);
   sel.check_against(model->dims, true);
   auto enc = make_encoder(model, o.enc);
-  EncoderChoice rc;
-  rc.threads = o.enc.threads;
-  auto ref_enc = make_encoder(model, rc);
+  auto ref_enc = make_encoder(model, o.enc.reference_twin());
   ReferenceDecoder ref_dec(model, DType::f32);
   ReferenceDecoder cand_dec(model, decoder_dtype(o.enc));
 
@@ -620,7 +518,7 @@ int run_merge(const std::vector<std::string>& dirs, std::string out, bool quiet)
 
 void add_sweep(CLI::App& app, Registry& reg) {
   auto o = std::make_shared<SweepOpts>();
-  o->enc.impl = "candidate";
+  o->enc.impl = Impl::candidate;
   CLI::App* sub = app.add_subcommand(
       "sweep",
       "run the reference and an implementation on every clip of a folder, compare them tap by "

@@ -4,9 +4,8 @@
 
 #include <chrono>
 #include <fstream>
-#include <thread>
+#include <stdexcept>
 
-#include "wb/core/faults.h"
 #include "wb/core/util.h"
 #ifdef WB_HAVE_CANDIDATE
 #include "wb/candidate/candidate.h"
@@ -17,56 +16,39 @@
 
 namespace wb::cli {
 
-void add_encoder_options(CLI::App* sub, EncoderChoice& c) {
-  sub->add_option("--impl", c.impl,
-                  "encoder implementation: reference, candidate (CPU), cuda (builds with nvcc)")
-      ->check(CLI::IsMember({"reference", "candidate", "cuda"}));
-  sub->add_option("--dtype", c.dtype, "reference compute dtype (float64 = noise floor)")
-      ->check(CLI::IsMember({"float32", "float64"}));
-  sub->add_option("--precision", c.precision, "candidate weight precision")
-      ->check(CLI::IsMember({"float32", "bfloat16", "float16"}));
-  sub->add_option(
-      "--fault", c.faults,
-      "candidate fault switch NAME[=VALUE] (repeatable; `wb faults` lists them): " + fault_usage());
-  sub->add_option("--threads", c.threads, "threads (0: all cores)")->check(CLI::Range(0, 1024));
-}
-
 std::shared_ptr<const Checkpoint> load_model(const std::string& path) {
   return std::make_shared<const Checkpoint>(load_checkpoint(path));
 }
 
 DType decoder_dtype(const EncoderChoice& c) {
-  return c.impl == "reference" && c.dtype == "float64" ? DType::f64 : DType::f32;
+  return c.impl == Impl::reference && c.dtype == DType::f64 ? DType::f64 : DType::f32;
 }
 
 std::unique_ptr<Encoder> make_encoder(std::shared_ptr<const Checkpoint> model,
                                       const EncoderChoice& c) {
-  const int threads = c.threads > 0
-                          ? c.threads
-                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = c.resolved_threads();
   set_reference_threads(threads);
-  if (c.impl == "reference") {
-    if (!c.faults.empty() || c.precision != "float32")
+  if (c.impl == Impl::reference) {
+    if (c.faults.any() || c.precision != Precision::float32)
       throw UsageError("--fault and --precision apply to --impl candidate only");
-    return make_reference_encoder(std::move(model), dtype_from_name(c.dtype));
+    return make_reference_encoder(std::move(model), c.dtype);
   }
-  if (c.dtype != "float32")
+  if (c.dtype != DType::f32)
     throw UsageError("--dtype applies to --impl reference only (use --precision)");
-  if (c.impl == "cuda") {
+  if (c.impl == Impl::cuda) {
 #ifdef WB_HAVE_CUDA
     cuda::Options o;
-    o.precision = c.precision;
-    o.faults = c.faults;
+    o.precision = to_string(c.precision);
+    o.faults = c.faults.specs;
     return cuda::make_encoder(std::move(model), o);  // "no CUDA device: ..." -> exit 2
 #else
-    throw UsageError(
-        "--impl cuda: this build has no CUDA candidate (configure where nvcc is found)");
+    throw std::logic_error("--impl cuda in a build without CUDA (parse_impl refuses it)");
 #endif
   }
 #ifdef WB_HAVE_CANDIDATE
   CandidateOptions o;
-  o.precision = c.precision;
-  o.faults = c.faults;
+  o.precision = to_string(c.precision);
+  o.faults = c.faults.specs;
   o.threads = threads;
   return make_candidate_encoder(std::move(model), o);
 #else

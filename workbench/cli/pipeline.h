@@ -1,11 +1,11 @@
 // What several subcommands share: loading a model, choosing an encoder implementation, running
 // audio through it (taps to a sink) and decoding with the reference decoder.
 #pragma once
-#include <CLI/CLI.hpp>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "encoder_choice.h"
 #include "wb/core/audio.h"
 #include "wb/core/encoder.h"
 #include "wb/core/weights.h"
@@ -13,16 +13,10 @@
 
 namespace wb::cli {
 
-struct EncoderChoice {
-  std::string impl = "reference";     // reference | candidate | cuda
-  std::string dtype = "float32";      // reference compute dtype: float32 | float64
-  std::string precision = "float32";  // candidate, cuda: float32 | bfloat16 | float16
-  std::vector<std::string> faults;    // candidate, cuda fault switches
-  int threads = 0;                    // 0: all cores
-};
-
-void add_encoder_options(CLI::App* sub, EncoderChoice& c);
 std::shared_ptr<const Checkpoint> load_model(const std::string& path);
+// Sets the reference's threads (LibTorch and its BLAS) too: a candidate is timed and compared
+// against a reference on the same threads. Throws wb::UsageError for options that do not go
+// with the implementation (--fault on the reference, --dtype on a candidate).
 std::unique_ptr<Encoder> make_encoder(std::shared_ptr<const Checkpoint> model,
                                       const EncoderChoice& c);
 DType decoder_dtype(const EncoderChoice& c);  // float64 only for the float64 reference run

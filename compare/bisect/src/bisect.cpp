@@ -312,22 +312,28 @@ StepRecord step_at_head(const json& cfg, const std::string& role) {
       r.detail = fmt::format("dump refused: {}", e.what());
     }
   }
-  {
-    std::ofstream f((fs::path(work) / "steps.jsonl").string(), std::ios::app);
-    f << to_json(r).dump() << "\n";
-    if (!f) throw std::runtime_error(fmt::format("{}: cannot append the step record", work));
-  }
+  append_line_durable((fs::path(work) / "steps.jsonl").string(), to_json(r).dump());
   fmt::print(stderr, "wb bisect: {:4} {} {:4} build {:.1f} s, dump {:.1f} s: {}\n", role,
              short_hash, r.verdict, r.build_s, r.dump_s, r.detail);
   return r;
 }
 
+// A line that is not a step record (a foreign edit, a disk that lost the end of a write) is an
+// error naming the file and the line, not a crash.
 std::vector<StepRecord> load_steps(const std::string& work) {
   std::vector<StepRecord> v;
-  std::ifstream in((fs::path(work) / "steps.jsonl").string());
+  const std::string path = (fs::path(work) / "steps.jsonl").string();
+  std::ifstream in(path);
   std::string line;
-  while (std::getline(in, line))
-    if (!trim(line).empty()) v.push_back(from_json(json::parse(line)));
+  for (int lineno = 1; std::getline(in, line); ++lineno) {
+    if (trim(line).empty()) continue;
+    try {
+      v.push_back(from_json(json::parse(line)));
+    } catch (const json::exception& e) {
+      throw std::runtime_error(
+          fmt::format("{}:{}: not a step record ({})", path, lineno, e.what()));
+    }
+  }
   return v;
 }
 

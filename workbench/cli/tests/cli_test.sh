@@ -114,6 +114,24 @@ rc=$?
 { [ $rc = 0 ] || [ $rc = 1 ]; } && grep -q "bench: " "$tmp/cb.txt" && ok "wb compare-bench --dims nano runs (exit $rc: its perf verdict)" || bad "compare-bench smoke (exit $rc)"
 rm -rf "$tmp/cb"
 
+# Encoder options are parsed once, by one registration shared by every command that takes them:
+# a bad value is refused while parsing (exit 2, one line listing the valid values), the same on
+# each command, before any model is read.
+prec_err="--precision 'float64': expected one of float32, bfloat16, float16"
+expect "dump: bad --precision"          2 "$prec_err" -- "$wb" dump --model "$hf" --audio "$clip" -o "$tmp/x.h5" --precision float64
+expect "transcribe: bad --precision"    2 "$prec_err" -- "$wb" transcribe --model "$hf" --audio "$clip" --precision float64
+expect "run: bad --precision"           2 "$prec_err" -- "$wb" run --model "$hf" --audio-dir "$src/fixtures/audio" --expect-file "$tmp/none.tsv" --precision float64
+expect "bench: bad --precision"         2 "$prec_err" -- "$wb" bench --dims nano --repeats 1 --precision float64
+expect "replay: bad --precision"        2 "$prec_err" -- "$wb" replay "$tmp/rp-ref.h5" --model "$hf" --audio "$clip" --precision float64
+expect "bisect-layers: bad --precision" 2 "$prec_err" -- "$wb" bisect-layers --model "$hf" --audio "$clip" --precision float64
+expect "sweep: bad --precision"         2 "$prec_err" -- "$wb" sweep --model "$hf" --audio-dir "$src/fixtures/audio" --out "$tmp/sw" --precision float64
+[ ! -e "$tmp/x.h5" ] && [ ! -e "$tmp/sw" ] && ok "a refused option writes nothing" || bad "a refused option left output"
+expect "bad --impl"       2 "--impl 'gpu': expected one of reference, candidate, cuda" -- "$wb" dump --model "$hf" --audio "$clip" -o "$tmp/x.h5" --impl gpu
+expect "bad --dtype"      2 "--dtype 'float16': expected one of float32, float64" -- "$wb" dump --model "$hf" --audio "$clip" -o "$tmp/x.h5" --dtype float16
+expect "unknown --fault"  2 "no-such-fault" -- "$wb" bench --dims nano --repeats 1 --fault no-such-fault
+"$wb" bench --help | grep -q -- "--precision.*float32, bfloat16, float16" && "$wb" dump --help | grep -q -- "--precision.*float32, bfloat16, float16" &&
+  ok "--precision help from one place (dump, bench)" || bad "--precision help text"
+
 "$wb" --version | grep -q "^wb " && ok "--version" || bad "--version"
 "$wb" dump --help | grep -q -- "--taps" && ok "dump --help" || bad "dump --help"
 finish

@@ -1,9 +1,11 @@
 #include "wb/core/tempfile.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <csignal>
 #include <cstring>
 #include <filesystem>
@@ -93,6 +95,27 @@ void rename_into_place(const std::string& tmp, const std::string& path) {
 
 void write_file_atomic(const std::string& path, const std::string& content) {
   rename_into_place(write_temp(path, content)->path(), path);
+}
+
+void append_line_durable(const std::string& path, const std::string& line) {
+  if (line.find('\n') != std::string::npos)
+    throw std::invalid_argument(fmt::format("{}: a log line may not hold a newline", path));
+  const std::string rec = line + "\n";
+  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0)
+    throw std::runtime_error(fmt::format("{}: cannot open to append: {}", path, strerror(errno)));
+  ssize_t n = -1;
+  do {
+    n = ::write(fd, rec.data(), rec.size());
+  } while (n < 0 && errno == EINTR);
+  const int write_errno = errno;
+  const bool synced = n == static_cast<ssize_t>(rec.size()) && ::fsync(fd) == 0;
+  ::close(fd);
+  if (n != static_cast<ssize_t>(rec.size()))
+    throw std::runtime_error(fmt::format("{}: append failed ({} of {} bytes): {}", path,
+                                         n < 0 ? 0 : n, rec.size(),
+                                         n < 0 ? strerror(write_errno) : "short write"));
+  if (!synced) throw std::runtime_error(fmt::format("{}: fsync failed: {}", path, strerror(errno)));
 }
 
 }  // namespace wb

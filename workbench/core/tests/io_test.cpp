@@ -10,6 +10,7 @@
 
 #include "wb/core/audio.h"
 #include "wb/core/dump.h"
+#include "wb/core/tempfile.h"
 #include "wb/core/util.h"
 #include "wb/core/weights.h"
 
@@ -238,4 +239,16 @@ TEST_CASE("audio: fixture clip decodes and resamples; bad files are refused") {
   write_bytes(scratch() / "bad.wav", "RIFF\x10\x00\x00\x00WAVEfmt garbage");
   CHECK(error_of([&] { load_audio((scratch() / "bad.wav").string()); }).find("bad.wav") !=
         std::string::npos);
+}
+
+TEST_CASE("append_line_durable: whole lines appended in order; a newline in a line is refused") {
+  const std::string log = (scratch() / "steps.jsonl").string();
+  fs::remove(log);
+  append_line_durable(log, R"({"step": 1})");
+  append_line_durable(log, R"({"step": 2})");
+  CHECK(read_file(log) == "{\"step\": 1}\n{\"step\": 2}\n");
+  CHECK_THROWS_AS(append_line_durable(log, "two\nlines"), std::invalid_argument);
+  CHECK(read_file(log) == "{\"step\": 1}\n{\"step\": 2}\n");
+  CHECK_THROWS_AS(append_line_durable((scratch() / "no-such-dir" / "x").string(), "x"),
+                  std::runtime_error);
 }

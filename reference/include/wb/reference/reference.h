@@ -9,7 +9,9 @@
 
 namespace wb {
 
-// Intra-op threads of LibTorch (0: leave LibTorch's default). Recorded in run_info().
+// Threads of the reference: LibTorch's intra-op threads and its BLAS's (OpenBLAS) threads, which
+// another library in the process (the candidate, a GEMM benchmark) may have changed since; call it
+// again before timing the reference. 0: leave the defaults. Recorded in run_info().
 void set_reference_threads(int n);
 
 // compute: DType::f32 or DType::f64 (the float64 run is the noise floor).

@@ -37,4 +37,9 @@ void write_file_atomic(const std::string& path, const std::string& content);
 std::unique_ptr<TempFile> write_temp(const std::string& path, const std::string& content);
 void rename_into_place(const std::string& tmp, const std::string& path);
 
+// Appends one line (a '\n' is added) to an append-only log: one write(2) on an O_APPEND file
+// descriptor, then fsync, so that a crash leaves the log with or without the line, never half
+// of it. The line must hold no '\n'. Throws std::runtime_error naming the file.
+void append_line_durable(const std::string& path, const std::string& line);
+
 }  // namespace wb

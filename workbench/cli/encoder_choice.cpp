@@ -1,0 +1,160 @@
+#include "encoder_choice.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <thread>
+#include <utility>
+
+#include "wb/core/util.h"
+
+namespace wb::cli {
+
+namespace {
+
+constexpr std::array<std::pair<Impl, std::string_view>, 3> kImpls{{
+    {Impl::reference, "reference"},
+    {Impl::candidate, "candidate"},
+    {Impl::cuda, "cuda"},
+}};
+constexpr std::array<std::pair<Precision, std::string_view>, 3> kPrecisions{{
+    {Precision::float32, "float32"},
+    {Precision::bfloat16, "bfloat16"},
+    {Precision::float16, "float16"},
+}};
+constexpr std::array<DType, 2> kReferenceDtypes{DType::f32, DType::f64};
+
+#ifdef WB_HAVE_CUDA
+constexpr bool kHaveCuda = true;
+#else
+constexpr bool kHaveCuda = false;
+#endif
+
+template <class E, std::size_t N>
+std::string_view name_of(const std::array<std::pair<E, std::string_view>, N>& table, E e) {
+  for (const auto& [v, n] : table)
+    if (v == e) return n;
+  return "?";
+}
+
+template <class E, std::size_t N>
+std::string names(const std::array<std::pair<E, std::string_view>, N>& table) {
+  std::string s;
+  for (const auto& entry : table) s += (s.empty() ? "" : ", ") + std::string(entry.second);
+  return s;
+}
+
+template <class E, std::size_t N>
+E value_of(const std::array<std::pair<E, std::string_view>, N>& table, std::string_view s,
+           const char* what) {
+  for (const auto& [v, n] : table)
+    if (n == s) return v;
+  throw UsageError(fmt::format("{} '{}': expected one of {}", what, s, names(table)));
+}
+
+std::string reference_dtype_names() {
+  std::string s;
+  for (DType d : kReferenceDtypes) s += (s.empty() ? "" : ", ") + std::string(dtype_name(d));
+  return s;
+}
+
+DType parse_reference_dtype(std::string_view s) {
+  for (DType d : kReferenceDtypes)
+    if (dtype_name(d) == s) return d;
+  throw UsageError(fmt::format("--dtype '{}': expected one of {}", s, reference_dtype_names()));
+}
+
+// A value parsed by `parse` while CLI11 reads the command line: its errors become CLI11's, so
+// that main() reports them as usage errors (exit 2) like CLI11's own.
+template <class F>
+auto while_parsing(const char* option, F&& parse) {
+  try {
+    return parse();
+  } catch (const std::invalid_argument& e) {
+    const std::string_view what = e.what();
+    throw CLI::ValidationError(what.substr(0, std::string_view(option).size()) == option
+                                   ? std::string(what)
+                                   : fmt::format("{}: {}", option, what));
+  }
+}
+
+// An option stored typed in `field`: `parse` turns the text into the value (or throws).
+template <class T, class Parse>
+void add_typed_option(CLI::App* sub, const char* name, T& field, Parse parse,
+                      const std::string& help, std::string_view default_value) {
+  sub->add_option_function<std::string>(
+         name,
+         [name, &field, parse](const std::string& s) {
+           field = while_parsing(name, [&] { return parse(s); });
+         },
+         help)
+      ->default_str(std::string(default_value));
+}
+
+}  // namespace
+
+std::string_view to_string(Impl i) { return name_of(kImpls, i); }
+std::string_view to_string(Precision p) { return name_of(kPrecisions, p); }
+
+Impl parse_impl(std::string_view s) {
+  const Impl i = value_of(kImpls, s, "--impl");
+  if (i == Impl::cuda && !kHaveCuda)
+    throw UsageError(
+        "--impl cuda: this build has no CUDA candidate (configure where nvcc is found)");
+  return i;
+}
+
+Precision parse_precision(std::string_view s) { return value_of(kPrecisions, s, "--precision"); }
+
+int EncoderChoice::resolved_threads() const {
+  return threads > 0 ? threads
+                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+EncoderChoice EncoderChoice::reference_twin() const {
+  EncoderChoice r;
+  r.threads = threads;
+  return r;
+}
+
+std::string EncoderChoice::precision_name() const {
+  return std::string(impl == Impl::reference ? dtype_name(dtype) : to_string(precision));
+}
+
+nlohmann::json EncoderChoice::to_json() const {
+  return {{"impl", to_string(impl)},
+          {"dtype", dtype_name(dtype)},
+          {"precision", to_string(precision)},
+          {"faults", faults.specs}};
+}
+
+void add_encoder_options(CLI::App* sub, EncoderChoice& c, unsigned which) {
+  if (which & kImplOption)
+    add_typed_option(sub, "--impl", c.impl, parse_impl,
+                     "encoder implementation: " + names(kImpls) +
+                         " (reference: LibTorch; candidate: CPU; cuda: builds with nvcc)",
+                     to_string(c.impl));
+  if (which & kDtypeOption)
+    add_typed_option(
+        sub, "--dtype", c.dtype, parse_reference_dtype,
+        "reference compute dtype: " + reference_dtype_names() + " (float64: the noise floor)",
+        dtype_name(c.dtype));
+  if (which & kPrecisionOption)
+    add_typed_option(sub, "--precision", c.precision, parse_precision,
+                     "candidate weight precision: " + names(kPrecisions), to_string(c.precision));
+  if (which & kFaultOption)
+    sub->add_option_function<std::vector<std::string>>(
+        "--fault",
+        [&c](const std::vector<std::string>& specs) {
+          c.faults = while_parsing("--fault", [&] { return parse_faults(specs); });
+        },
+        "candidate fault switch NAME[=VALUE] (repeatable; `wb faults` lists them): " +
+            fault_usage());
+  if (which & kThreadsOption)
+    sub->add_option("--threads", c.threads, "threads (0: all cores)")
+        ->check(CLI::Range(0, 1024))
+        ->capture_default_str();
+}
+
+}  // namespace wb::cli
