@@ -22,7 +22,7 @@ clip=$(ls fixtures/heldout/clip000.* | head -1)  # WAV or FLAC
 nvidia-smi -L
 has() { [[ ",$steps," == *",$1,"* ]]; }
 if has test; then
-  "$b/wb_cuda_tests" -s 2>&1 | grep -E "MESSAGE|rel L2|max abs|SKIPPED|test cases|ERROR|FAILED" | head -60
+  "$b/wb_cuda_tests" -s 2>&1 | grep -E "MESSAGE|rel L2|max abs|SKIPPED|test cases|ERROR|FAILED" | head -90
   echo "wb_cuda_tests rc=${PIPESTATUS[0]}"
 fi
 if has dump; then

@@ -6,12 +6,13 @@
 //                     CPU), their ratio and whether the tokens agree (exit 1 when they do not)
 //   --encoder-out D.h5  instead of --audio: decode the encoder.ln_post tap of each dump (any
 //                     backend's, e.g. wb-cuda-dump's) with the reference decoder; one line per
-//                     dump: "D.h5<TAB>tokens<TAB>text"
+//                     dump: "D.h5<TAB>tokens<TAB>text as a JSON string"
 #include <fmt/format.h>
 #include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
+#include <nlohmann/json.hpp>
 
 #include "command.h"
 #include "pipeline.h"
@@ -72,7 +73,10 @@ int decode_dumps(const std::shared_ptr<const Checkpoint>& model, const EncoderCh
     if (r.meta().model_sha256 != model->sha256)
       throw std::runtime_error(f + ": a dump of another model (model_sha256 differs)");
     const DecodeResult d = dec.greedy(r.read("encoder.ln_post"), nullptr, DecodeOptions{});
-    fmt::print("{}\t{}\t{}\n", f, fmt::join(d.tokens, " "), d.text);
+    // the text as a JSON string: a line per dump even when the text holds newlines or tabs
+    fmt::print(
+        "{}\t{}\t{}\n", f, fmt::join(d.tokens, " "),
+        nlohmann::json(d.text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   }
   return 0;
 }
@@ -93,7 +97,7 @@ void add_transcribe(CLI::App& app, Registry& reg) {
   auto* audio = sub->add_option("--audio", o->audio, "audio file (WAV, FLAC, OGG)");
   sub->add_option("--encoder-out", o->encoder_out,
                   "instead of --audio: dumps whose encoder.ln_post the reference decoder decodes "
-                  "(one line each: dump, tokens, text)")
+                  "(one line each: dump, tokens, the text as a JSON string)")
       ->excludes(audio);
   sub->add_flag("--tokens", o->tokens, "also print the token ids");
   sub->add_flag("--timing", o->timing, "print the mel, encoder and decode seconds (stderr)");

@@ -29,6 +29,9 @@ void add_encoder_options(CLI::App* sub, EncoderChoice& c) {
       "--fault", c.faults,
       "candidate fault switch NAME[=VALUE] (repeatable; `wb faults` lists them): " + fault_usage());
   sub->add_option("--threads", c.threads, "threads (0: all cores)")->check(CLI::Range(0, 1024));
+  sub->add_option("--device", c.device,
+                  "reference: cpu, or cuda where LibTorch has CUDA (Debian's has not)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
 }
 
 std::shared_ptr<const Checkpoint> load_model(const std::string& path) {
@@ -48,8 +51,10 @@ std::unique_ptr<Encoder> make_encoder(std::shared_ptr<const Checkpoint> model,
   if (c.impl == "reference") {
     if (!c.faults.empty() || c.precision != "float32")
       throw UsageError("--fault and --precision apply to --impl candidate only");
-    return make_reference_encoder(std::move(model), dtype_from_name(c.dtype));
+    return make_reference_encoder(std::move(model), dtype_from_name(c.dtype), c.device);
   }
+  if (c.device != "cpu")
+    throw UsageError("--device applies to --impl reference only (--impl cuda is the GPU encoder)");
   if (c.dtype != "float32")
     throw UsageError("--dtype applies to --impl reference only (use --precision)");
   if (c.impl == "cuda") {

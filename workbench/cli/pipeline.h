@@ -19,6 +19,7 @@ struct EncoderChoice {
   std::string precision = "float32";  // candidate, cuda: float32 | bfloat16 | float16
   std::vector<std::string> faults;    // candidate, cuda fault switches
   int threads = 0;                    // 0: all cores
+  std::string device = "cpu";         // reference: cpu | cuda (LibTorch with CUDA)
 };
 
 void add_encoder_options(CLI::App* sub, EncoderChoice& c);

@@ -455,14 +455,12 @@ class CudaEncoder final : public Encoder {
       launch_attention(qkv_.f(), o_.get(), act_, t, c, heads, static_cast<float>(alpha),
                        act_ != Act::f32, s_);
     mark("attention");
-    // y = x + (o Wo^T + bo)
+    // y = x + (o Wo^T + bo), the residual in the GEMM's epilogue. The attn.out tap is a second
+    // GEMM without the residual, so that selecting it leaves y as it is without taps.
+    gemm(o_.get(), b.out.get(), b.out_b.f(), x_.f(), y_.f(), t, c, c);
     if (wanted(taps, tn("attn.out"))) {
       gemm(o_.get(), b.out.get(), b.out_b.f(), nullptr, a_.f(), t, c, c);
       tap(taps, tn("attn.out"), a_.f(), t, c);
-      launch_add(x_.f(), a_.f(), y_.f(), static_cast<int64_t>(t) * c, s_);
-      mark("add");
-    } else {
-      gemm(o_.get(), b.out.get(), b.out_b.f(), x_.f(), y_.f(), t, c, c);
     }
     tap(taps, tn("resid_attn"), y_.f(), t, c);
     // mlp_ln, fc1 + bias (epilogue), exact GELU (own kernel: cuBLASLt's GELU is tanh)
@@ -499,14 +497,11 @@ class CudaEncoder final : public Encoder {
       }
     }
     const void* g = act_ == Act::f32 ? f_.get() : g_.get();
-    // x = y + (g W2^T + b2)
+    // x = y + (g W2^T + b2), likewise (the mlp.fc2 tap a second GEMM)
+    gemm(g, b.fc2.get(), b.fc2_b.f(), y_.f(), x_.f(), t, c, c4);
     if (wanted(taps, tn("mlp.fc2"))) {
       gemm(g, b.fc2.get(), b.fc2_b.f(), nullptr, a_.f(), t, c, c4);
       tap(taps, tn("mlp.fc2"), a_.f(), t, c);
-      launch_add(y_.f(), a_.f(), x_.f(), static_cast<int64_t>(t) * c, s_);
-      mark("add");
-    } else {
-      gemm(g, b.fc2.get(), b.fc2_b.f(), y_.f(), x_.f(), t, c, c4);
     }
     tap(taps, tn("out"), x_.f(), t, c);
   }

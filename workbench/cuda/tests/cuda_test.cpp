@@ -284,9 +284,9 @@ TEST_CASE("encoder taps: asynchronous copies bit-identical to the synchronous pa
     Keep a("all"), s("all");
     const auto ya = run_all(*async_enc, &a), ys = run_all(*sync_enc, &s);
     const auto ca = wb::cuda::copy_counts(*async_enc), cs = wb::cuda::copy_counts(*sync_enc);
-    MESSAGE(precision << ": " << a.names.size() << " taps; async " << ca.tap_copies
-                      << " tap copies (" << ca.tap_bytes << " B), " << ca.result_copies
-                      << " result copies");
+    MESSAGE(std::string(precision)
+            << ": " << a.names.size() << " taps; async " << ca.tap_copies << " tap copies ("
+            << ca.tap_bytes << " B), " << ca.result_copies << " result copies");
     REQUIRE(a.names == s.names);
     CHECK(a.names.size() > 20);
     for (std::size_t i = 0; i < a.names.size(); ++i) {
