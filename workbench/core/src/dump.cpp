@@ -206,8 +206,9 @@ bool DumpWriter::wants(std::string_view name) const { return selector_.selected(
 void DumpWriter::put(std::string_view name_sv, const TapView& v) {
   const std::string name(name_sv);
   const int64_t n = shape_numel(v.shape);
-  std::vector<hsize_t> dims(v.shape.begin(), v.shape.end());
-  if (dims.empty()) dims.push_back(1);
+  const std::vector<hsize_t> dims = v.shape.empty()
+                                        ? std::vector<hsize_t>{1}
+                                        : std::vector<hsize_t>(v.shape.begin(), v.shape.end());
   try {
     H5::DataSpace space(static_cast<int>(dims.size()), dims.data());
     H5::DSetCreatPropList plist;
