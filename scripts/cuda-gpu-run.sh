@@ -2,9 +2,12 @@
 # One batch on a GPU host (docs/gpu.md), run from the repository root (it reads fixtures/):
 # unpacks the scripts/pack-cuda.sh archive, runs the wb_cuda tests, writes the CUDA dumps the
 # fidelity checks compare against CPU reference dumps (trained fixture float32/bfloat16/float16,
-# tiny-dims random weights, one dump per fault with the fault's first tap and the tap before it),
-# checks that two float32 runs are bit-identical, and times the encoder against PyTorch.
-#   scripts/cuda-gpu-run.sh PACK.tar.xz OUT_DIR [STEPS]     STEPS: any of test,dump,fault,bench
+# tiny-dims random weights), checks that two float32 runs are bit-identical and that tap copies
+# are as they should be, writes the fault matrix's and the held-out clips' dumps, and times the
+# encoder against PyTorch.
+#   scripts/cuda-gpu-run.sh PACK.tar.xz OUT_DIR [STEPS]
+# STEPS (comma-separated): test, dump, check, fault, heldout-PRECISION-SHARD-NSHARDS (e.g.
+# heldout-float32-0-3: scripts/cuda-heldout.sh's GPU half), bench.
 # OUT_DIR receives at most 8 files, each under 16 MiB (dumps grouped in tar files).
 set -u
 pack="$1"
@@ -15,11 +18,11 @@ tar xJf "$pack" -C /tmp/wbp
 b=$(ls -d /tmp/wbp/*/ | head -1)
 export LD_LIBRARY_PATH="$b/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 d="$b/wb-cuda-dump"
-clip=fixtures/heldout/clip000.flac
+clip=$(ls fixtures/heldout/clip000.* | head -1)  # WAV or FLAC
 nvidia-smi -L
 has() { [[ ",$steps," == *",$1,"* ]]; }
 if has test; then
-  "$b/wb_cuda_tests" -s 2>&1 | grep -E "MESSAGE|rel L2|max abs|SKIPPED|test cases|ERROR|FAILED" | head -60
+  "$b/wb_cuda_tests" -s 2>&1 | grep -E "MESSAGE|rel L2|max abs|SKIPPED|test cases|ERROR|FAILED" | head -90
   echo "wb_cuda_tests rc=${PIPESTATUS[0]}"
 fi
 if has dump; then
@@ -44,19 +47,41 @@ PY
   cp $w/trained-f32.h5 $w/tiny-f32.h5 "$out/"
   tar cf "$out/reduced.tar" -C $w/red .
 fi
-if has fault; then
-  f=/tmp/wbf && mkdir -p $f/1 $f/2
-  run() { "$d" --model fixtures/trained --audio $clip --compress 6 --fault "$2" --taps "$3" -o "$f/$1/$(echo "$2" | tr '=' '_').h5"; }
-  run 1 mel-db mel
-  run 1 stft-no-reflect mel
-  run 1 gelu-tanh 'mel,encoder.conv1'
-  run 1 no-pos-embed 'encoder.conv2,encoder.pos_embed'
-  run 2 ln-eps=1e-2 'encoder.pos_embed,encoder.blocks.0.attn_ln'
-  run 2 attn-scale=double 'encoder.blocks.0.attn.v,encoder.blocks.0.attn.out'
-  run 2 no-ln-post 'encoder.blocks.3.out,encoder.ln_post'
-  "$d" --model fixtures/trained --audio $clip --fault ln-fp16 -o $f/x.h5; echo "ln-fp16 rc=$?"
-  tar cf "$out/faults1.tar" -C $f/1 . && tar cf "$out/faults2.tar" -C $f/2 .
+if has check; then
+  # Two float32 runs bit-identical; the copy-stream taps bit-identical to synchronous copies;
+  # --taps none: no tap copies (the tool prints its device-to-host copy counts).
+  c=/tmp/wbc && mkdir -p $c
+  for run in a b; do
+    "$d" --model fixtures/trained --audio $clip --precision float32 --compress 0 --taps all -o $c/$run.h5
+  done
+  "$d" --model fixtures/trained --audio $clip --precision float32 --compress 0 --taps all --sync-taps -o $c/sync.h5
+  "$d" --model fixtures/trained --audio $clip --precision bfloat16 --compress 0 --taps all -o $c/bf.h5
+  "$d" --model fixtures/trained --audio $clip --precision bfloat16 --compress 0 --taps all --sync-taps -o $c/bfsync.h5
+  "$d" --model fixtures/trained --audio $clip --precision float32 --compress 0 --taps none -o $c/none.h5
+  python3 - $c <<'PY'
+import sys, h5py, numpy as np
+c = sys.argv[1]
+def same(x, y, what):
+    a, b = h5py.File(f"{c}/{x}.h5"), h5py.File(f"{c}/{y}.h5")
+    names = sorted(a["taps"].keys())
+    ok = [n for n in names if np.array_equal(a["taps"][n][()], b["taps"][n][()])]
+    print(f"{what}: {len(ok)}/{len(names)} taps bit-identical" + ("" if len(ok) == len(names) else
+          f" (differ: {sorted(set(names) - set(ok))[:5]})"))
+same("a", "b", "determinism, two float32 runs (copy stream)")
+same("a", "sync", "float32, copy-stream taps vs synchronous copies")
+same("bf", "bfsync", "bfloat16, copy-stream taps vs synchronous copies")
+print("--taps none: taps in the dump:", len(h5py.File(f"{c}/none.h5")["taps"].keys()))
+PY
 fi
+if has fault; then
+  bash "$(dirname "$0")/cuda-fault-matrix.sh" gpu "$d" "$out"
+fi
+for s in ${steps//,/ }; do
+  if [[ "$s" == heldout-* ]]; then
+    IFS=- read -r _ p shard n <<< "$s"
+    bash "$(dirname "$0")/cuda-heldout.sh" gpu "$d" "$out" "$p" "$shard" "$n"
+  fi
+done
 if has bench; then
   PYTHONUNBUFFERED=1 timeout 420 python3 "$b/cuda_bench.py" --bin "$d" --json "$out/bench.json"
 fi

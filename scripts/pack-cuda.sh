@@ -30,8 +30,7 @@ done | sort -u | while read -r name path; do
   cp -L "$path" "$out/lib/$name"
   strip --strip-unneeded "$out/lib/$name" 2>/dev/null || true
 done
-# The folder is ~18 MB (static HDF5 + libcrypto inside wb-cuda-dump); the .tar.xz beside it is what
-# travels (~5 MB): on the host, `tar xJf OUT.tar.xz` recreates OUT/.
-tar cJf "$out.tar.xz" -C "$(dirname "$out")" "$(basename "$out")"
-du -sh "$out" | awk '{print "pack-cuda: " $2 " is " $1}'
-du -sh "$out.tar.xz" | awk '{print "pack-cuda: " $2 " is " $1}'
+# The .tar.xz beside the folder is what travels (sizes: docs/gpu.md): on the host,
+# `tar xJf OUT.tar.xz` recreates OUT/.
+XZ_OPT=-9e tar cJf "$out.tar.xz" -C "$(dirname "$out")" "$(basename "$out")"
+echo "pack-cuda: $out is $(du -sb "$out" | cut -f1) bytes, $out.tar.xz $(stat -c %s "$out.tar.xz") bytes"

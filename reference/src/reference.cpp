@@ -35,7 +35,7 @@ TT to_torch(const wb::Tensor& t) {
 }
 
 wb::Tensor from_torch(const TT& x) {
-  TT c = x.contiguous();
+  TT c = x.to(torch::kCPU).contiguous();  // no copy for a CPU tensor
   Shape shape(c.sizes().begin(), c.sizes().end());
   const DType dt = c.scalar_type() == torch::kFloat64 ? DType::f64 : DType::f32;
   wb::Tensor out(dt, shape);
@@ -46,7 +46,7 @@ wb::Tensor from_torch(const TT& x) {
 // Reports x (any layout; made contiguous) under `name` if the sink wants it.
 void tap(TapSink* sink, const std::string& name, const TT& x) {
   if (!wanted(sink, name)) return;
-  TT c = x.contiguous();
+  TT c = x.to(torch::kCPU).contiguous();
   Shape shape(c.sizes().begin(), c.sizes().end());
   sink->put(name, TapView{shape, c.scalar_type() == torch::kFloat64 ? DType::f64 : DType::f32,
                           c.data_ptr()});
@@ -62,9 +62,9 @@ struct Weights {
   }
 };
 
-Weights convert(const Checkpoint& ck, torch::Dtype dt) {
+Weights convert(const Checkpoint& ck, torch::Dtype dt, torch::Device dev = torch::kCPU) {
   Weights out;
-  for (const auto& [name, t] : ck.weights) out.w.emplace(name, to_torch(t).to(dt));
+  for (const auto& [name, t] : ck.weights) out.w.emplace(name, to_torch(t).to(dev, dt));
   return out;
 }
 
@@ -150,20 +150,26 @@ TT qkv_attention(const TT& q, const TT& k, const TT& v, int n_head, bool causal,
 
 class ReferenceEncoder final : public Encoder {
  public:
-  ReferenceEncoder(std::shared_ptr<const Checkpoint> ck, DType compute)
-      : ck_(std::move(ck)), compute_(compute), dt_(torch_dtype(compute)), W_(convert(*ck_, dt_)) {
+  // dev: where the encoder computes (--device cuda: LibTorch with CUDA); the seam's tensors and
+  // the taps are copied to the host at each stage's exit.
+  ReferenceEncoder(std::shared_ptr<const Checkpoint> ck, DType compute, torch::Device dev)
+      : ck_(std::move(ck)),
+        compute_(compute),
+        dt_(torch_dtype(compute)),
+        dev_(dev),
+        W_(convert(*ck_, dt_, dev_)) {
     const auto f = mel_filters(ck_->dims.n_mels);
     filters_ = torch::from_blob(const_cast<double*>(f.data()), {ck_->dims.n_mels, kNFft / 2 + 1},
                                 torch::kFloat64)
                    .clone()
-                   .to(dt_);
+                   .to(dev_, dt_);
   }
 
   std::string implementation() const override { return "reference"; }
   int n_layers() const override { return ck_->dims.n_audio_layer; }
   nlohmann::json run_info() const override {
     return {{"precision", std::string(dtype_name(compute_))},
-            {"device", "cpu"},
+            {"device", dev_.str()},
             {"backend", fmt::format("libtorch {}", TORCH_VERSION)},
             {"threads", at::get_num_threads()}};
   }
@@ -176,8 +182,9 @@ class ReferenceEncoder final : public Encoder {
     std::vector<float> a = pad_or_trim(pcm16k);
     TT audio = torch::from_blob(a.data(), {static_cast<int64_t>(a.size())}, torch::kFloat32)
                    .clone()
-                   .to(dt_);
-    TT window = torch::hann_window(kNFft, torch::TensorOptions().dtype(dt_));  // periodic
+                   .to(dev_, dt_);
+    TT window =
+        torch::hann_window(kNFft, torch::TensorOptions().dtype(dt_).device(dev_));  // periodic
     TT stft =
         torch::stft(audio, kNFft, kHop, kNFft, window, /*center=*/true, /*pad_mode=*/"reflect",
                     /*normalized=*/false, /*onesided=*/true, /*return_complex=*/true);
@@ -196,7 +203,7 @@ class ReferenceEncoder final : public Encoder {
   wb::Tensor stem(const wb::Tensor& mel_in, TapSink* taps) override {
     c10::InferenceMode inference;  // no autograd bookkeeping at all (stronger than NoGradGuard)
     const ModelDims& d = ck_->dims;
-    TT mel = to_torch(mel_in).to(dt_);
+    TT mel = to_torch(mel_in).to(dev_, dt_);
     if (mel.dim() != 2 || mel.size(0) != d.n_mels || mel.size(1) != 2 * d.n_audio_ctx)
       throw std::invalid_argument(fmt::format("reference stem: mel {} does not match dims [{}, {}]",
                                               shape_str(mel_in.shape()), d.n_mels,
@@ -225,7 +232,7 @@ class ReferenceEncoder final : public Encoder {
                                               shape_str(x_in.shape()), d.n_audio_state));
     const std::string p = fmt::format("encoder.blocks.{}", i);  // weight names
     auto tn = [i](std::string_view part) { return block_tap(TapSide::encoder, i, part); };
-    TT x = to_torch(x_in).to(dt_);
+    TT x = to_torch(x_in).to(dev_, dt_);
     TT h = layer_norm(W_, p + ".attn_ln", x);
     tap(taps, tn("attn_ln"), h);
     TT q = linear(W_, p + ".attn.query", h), k = linear(W_, p + ".attn.key", h, false),
@@ -242,7 +249,7 @@ class ReferenceEncoder final : public Encoder {
 
   wb::Tensor ln_post(const wb::Tensor& x_in, TapSink* taps) override {
     c10::InferenceMode inference;  // no autograd bookkeeping at all (stronger than NoGradGuard)
-    TT x = layer_norm(W_, "encoder.ln_post", to_torch(x_in).to(dt_));
+    TT x = layer_norm(W_, "encoder.ln_post", to_torch(x_in).to(dev_, dt_));
     tap(taps, "encoder.ln_post", x);
     return from_torch(x);
   }
@@ -251,6 +258,7 @@ class ReferenceEncoder final : public Encoder {
   std::shared_ptr<const Checkpoint> ck_;
   DType compute_;
   torch::Dtype dt_;
+  torch::Device dev_;
   Weights W_;
   TT filters_;
 };
@@ -264,9 +272,17 @@ void set_reference_threads(int n) {
 }
 
 std::unique_ptr<Encoder> make_reference_encoder(std::shared_ptr<const Checkpoint> model,
-                                                DType compute) {
+                                                DType compute, const std::string& device) {
   if (!model) throw std::invalid_argument("make_reference_encoder: no model");
-  return std::make_unique<ReferenceEncoder>(std::move(model), compute);
+  if (device != "cpu" && device != "cuda")
+    throw std::invalid_argument("reference: unknown device '" + device + "' (cpu or cuda)");
+  if (device == "cuda" && !torch::cuda::is_available())
+    throw std::runtime_error(fmt::format(
+        "--device cuda: this LibTorch ({}) has no usable CUDA (Debian's is CPU-only); the "
+        "reference runs on the CPU, --impl cuda is the GPU encoder",
+        TORCH_VERSION));
+  return std::make_unique<ReferenceEncoder>(
+      std::move(model), compute, device == "cuda" ? torch::Device(torch::kCUDA) : torch::kCPU);
 }
 
 // ---------------------------------------------------------------------------------------------

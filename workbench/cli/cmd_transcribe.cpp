@@ -4,14 +4,20 @@
 //   --bench-decode    after the transcript (its decode the warm-up), decode the same encoder
 //                     output KV-cached then full-recompute; print both decode times (wall and
 //                     CPU), their ratio and whether the tokens agree (exit 1 when they do not)
+//   --encoder-out D.h5  instead of --audio: decode the encoder.ln_post tap of each dump (any
+//                     backend's, e.g. wb-cuda-dump's) with the reference decoder; one line per
+//                     dump: "D.h5<TAB>tokens<TAB>text as a JSON string"
 #include <fmt/format.h>
 #include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
+#include <nlohmann/json.hpp>
 
 #include "command.h"
 #include "pipeline.h"
+#include "wb/core/dump.h"
+#include "wb/core/util.h"
 
 namespace wb::cli {
 namespace {
@@ -58,19 +64,41 @@ int bench_decode(ReferenceDecoder& dec, const RunResult& r) {
   return same ? 0 : 1;
 }
 
+// The reference decoder on each dump's encoder.ln_post (a dump of the same model).
+int decode_dumps(const std::shared_ptr<const Checkpoint>& model, const EncoderChoice& c,
+                 const std::vector<std::string>& dumps) {
+  ReferenceDecoder dec(model, decoder_dtype(c));
+  for (const std::string& f : dumps) {
+    const DumpReader r(f);
+    if (r.meta().model_sha256 != model->sha256)
+      throw std::runtime_error(f + ": a dump of another model (model_sha256 differs)");
+    const DecodeResult d = dec.greedy(r.read("encoder.ln_post"), nullptr, DecodeOptions{});
+    // the text as a JSON string: a line per dump even when the text holds newlines or tabs
+    fmt::print(
+        "{}\t{}\t{}\n", f, fmt::join(d.tokens, " "),
+        nlohmann::json(d.text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  }
+  return 0;
+}
+
 }  // namespace
 
 void add_transcribe(CLI::App& app, Registry& reg) {
   struct Opts {
     EncoderChoice enc;
     std::string model, audio;
+    std::vector<std::string> encoder_out;
     bool tokens = false, no_kv_cache = false, bench_decode = false, timing = false;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* sub =
       app.add_subcommand("transcribe", "transcribe the first 30 s of an audio file (greedy)");
   sub->add_option("--model", o->model, "HF Whisper directory or whisper.cpp ggml file")->required();
-  sub->add_option("--audio", o->audio, "audio file (WAV, FLAC, OGG)")->required();
+  auto* audio = sub->add_option("--audio", o->audio, "audio file (WAV, FLAC, OGG)");
+  sub->add_option("--encoder-out", o->encoder_out,
+                  "instead of --audio: dumps whose encoder.ln_post the reference decoder decodes "
+                  "(one line each: dump, tokens, the text as a JSON string)")
+      ->excludes(audio);
   sub->add_flag("--tokens", o->tokens, "also print the token ids");
   sub->add_flag("--timing", o->timing, "print the mel, encoder and decode seconds (stderr)");
   auto* nkv = sub->add_flag("--no-kv-cache", o->no_kv_cache,
@@ -81,7 +109,10 @@ void add_transcribe(CLI::App& app, Registry& reg) {
       ->excludes(nkv);
   add_encoder_options(sub, o->enc);
   reg.add(sub, [o]() {
+    if (o->audio.empty() && o->encoder_out.empty())
+      throw UsageError("transcribe needs --audio or --encoder-out");
     auto model = load_model(o->model);
+    if (!o->encoder_out.empty()) return decode_dumps(model, o->enc, o->encoder_out);
     const Audio audio = load_audio(o->audio);
     auto enc = make_encoder(model, o->enc);
     ReferenceDecoder dec(model, decoder_dtype(o->enc));

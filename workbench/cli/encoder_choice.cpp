@@ -23,6 +23,10 @@ constexpr std::array<std::pair<Precision, std::string_view>, 3> kPrecisions{{
     {Precision::bfloat16, "bfloat16"},
     {Precision::float16, "float16"},
 }};
+constexpr std::array<std::pair<Device, std::string_view>, 2> kDevices{{
+    {Device::cpu, "cpu"},
+    {Device::cuda, "cuda"},
+}};
 constexpr std::array<DType, 2> kReferenceDtypes{DType::f32, DType::f64};
 
 #ifdef WB_HAVE_CUDA
@@ -96,6 +100,7 @@ void add_typed_option(CLI::App* sub, const char* name, T& field, Parse parse,
 
 std::string_view to_string(Impl i) { return name_of(kImpls, i); }
 std::string_view to_string(Precision p) { return name_of(kPrecisions, p); }
+std::string_view to_string(Device d) { return name_of(kDevices, d); }
 
 Impl parse_impl(std::string_view s) {
   const Impl i = value_of(kImpls, s, "--impl");
@@ -106,6 +111,7 @@ Impl parse_impl(std::string_view s) {
 }
 
 Precision parse_precision(std::string_view s) { return value_of(kPrecisions, s, "--precision"); }
+Device parse_device(std::string_view s) { return value_of(kDevices, s, "--device"); }
 
 int EncoderChoice::resolved_threads() const {
   return threads > 0 ? threads
@@ -115,6 +121,7 @@ int EncoderChoice::resolved_threads() const {
 EncoderChoice EncoderChoice::reference_twin() const {
   EncoderChoice r;
   r.threads = threads;
+  r.device = device;
   return r;
 }
 
@@ -155,6 +162,12 @@ void add_encoder_options(CLI::App* sub, EncoderChoice& c, unsigned which) {
     sub->add_option("--threads", c.threads, "threads (0: all cores)")
         ->check(CLI::Range(0, 1024))
         ->capture_default_str();
+  if (which & kDeviceOption)
+    add_typed_option(sub, "--device", c.device, parse_device,
+                     "reference: " + names(kDevices) +
+                         " (cuda where LibTorch has CUDA; Debian's has not; --impl cuda is the GPU "
+                         "candidate)",
+                     to_string(c.device));
 }
 
 }  // namespace wb::cli

@@ -18,12 +18,16 @@ namespace wb::cli {
 enum class Impl { reference, candidate, cuda };
 // The candidates' weight precision (float32 accumulation throughout).
 enum class Precision { float32, bfloat16, float16 };
+// Where the reference computes: cpu, or cuda where LibTorch has CUDA (Debian's has not).
+enum class Device { cpu, cuda };
 
 std::string_view to_string(Impl i);
 std::string_view to_string(Precision p);
+std::string_view to_string(Device d);
 // Throw wb::UsageError naming the value and listing the valid ones.
 Impl parse_impl(std::string_view s);
 Precision parse_precision(std::string_view s);
+Device parse_device(std::string_view s);
 
 struct EncoderChoice {
   Impl impl = Impl::reference;
@@ -31,6 +35,7 @@ struct EncoderChoice {
   Precision precision = Precision::float32;  // candidate, cuda
   Faults faults;                             // candidate, cuda; parsed against the fault table
   int threads = 0;                           // 0: all cores
+  Device device = Device::cpu;               // reference only
 
   int resolved_threads() const;  // threads, 0 resolved to the hardware's concurrency
   // The reference encoder with the same threads: what a candidate is measured against.
@@ -49,7 +54,8 @@ enum EncoderOption : unsigned {
   kPrecisionOption = 1u << 2,  // --precision
   kFaultOption = 1u << 3,      // --fault (repeatable)
   kThreadsOption = 1u << 4,    // --threads
-  kAllEncoderOptions = 0x1fu,
+  kDeviceOption = 1u << 5,     // --device (the reference's)
+  kAllEncoderOptions = 0x3fu,
 };
 
 // Registers the options (defaults: c's values at the time of the call).

@@ -31,8 +31,10 @@ std::unique_ptr<Encoder> make_encoder(std::shared_ptr<const Checkpoint> model,
   if (c.impl == Impl::reference) {
     if (c.faults.any() || c.precision != Precision::float32)
       throw UsageError("--fault and --precision apply to --impl candidate only");
-    return make_reference_encoder(std::move(model), c.dtype);
+    return make_reference_encoder(std::move(model), c.dtype, std::string(to_string(c.device)));
   }
+  if (c.device != Device::cpu)
+    throw UsageError("--device applies to --impl reference only (--impl cuda is the GPU encoder)");
   if (c.dtype != DType::f32)
     throw UsageError("--dtype applies to --impl reference only (use --precision)");
   if (c.impl == Impl::cuda) {

@@ -89,6 +89,18 @@ out=$("$wb" transcribe --model "$hf" --audio "$clip" --threads 2 --bench-decode 
   && ok "transcribe --bench-decode: same tokens with and without the KV cache" \
   || bad "transcribe --bench-decode exit $rc: $out"
 
+# --encoder-out: the reference decoder on a dump's encoder.ln_post gives the tokens of the
+# pipeline's own decode; a dump of another model is refused (scripts/cuda-heldout.sh uses this).
+want=$("$wb" transcribe --model "$hf" --audio "$clip" --threads 2 --tokens | sed -n 's/^tokens: //p')
+"$wb" dump --model "$hf" --audio "$clip" --no-decode --taps encoder.ln_post -o "$tmp/eo.h5" >/dev/null
+got=$("$wb" transcribe --model "$hf" --encoder-out "$tmp/eo.h5" "$tmp/eo.h5" | cut -f2 | sort -u)
+[ -n "$want" ] && [ "$got" = "$want" ] && ok "transcribe --encoder-out: the pipeline's tokens" \
+  || bad "transcribe --encoder-out: got '$got', want '$want'"
+"$wb" fixture-model --dims nano --seed 9 -o "$tmp/other" >/dev/null
+expect "--encoder-out of another model" 2 "model_sha256 differs" -- \
+  "$wb" transcribe --model "$tmp/other" --encoder-out "$tmp/eo.h5"
+rm -rf "$tmp/eo.h5" "$tmp/other"
+
 # Transcript impact: a teacher-forced candidate dump over the reference's tokens gives a KL at
 # round-off level when clean; forcing needs a dump with tokens.
 tr=$src/fixtures/trained; tclip=$src/fixtures/heldout/clip000.flac

@@ -206,8 +206,9 @@ bool DumpWriter::wants(std::string_view name) const { return selector_.selected(
 void DumpWriter::put(std::string_view name_sv, const TapView& v) {
   const std::string name(name_sv);
   const int64_t n = shape_numel(v.shape);
-  std::vector<hsize_t> dims(v.shape.begin(), v.shape.end());
-  if (dims.empty()) dims.push_back(1);
+  const std::vector<hsize_t> dims = v.shape.empty()
+                                        ? std::vector<hsize_t>{1}
+                                        : std::vector<hsize_t>(v.shape.begin(), v.shape.end());
   try {
     H5::DataSpace space(static_cast<int>(dims.size()), dims.data());
     H5::DSetCreatPropList plist;
@@ -218,8 +219,12 @@ void DumpWriter::put(std::string_view name_sv, const TapView& v) {
       for (std::size_t i = 1; i < dims.size(); ++i) row *= dims[i];
       chunk[0] = std::clamp<hsize_t>((1u << 16) / std::max<hsize_t>(row, 1), 1, dims[0]);
       plist.setChunk(static_cast<int>(chunk.size()), chunk.data());
-      if (impl_->opts.compression > 0)
+      // Byte shuffle before gzip: the sign/exponent bytes of floats compress, the low mantissa
+      // bytes hardly do; grouped, gzip finds the former (a float32 ln_post: 0.94 -> 0.82 of raw).
+      if (impl_->opts.compression > 0) {
+        plist.setShuffle();
         plist.setDeflate(static_cast<unsigned>(impl_->opts.compression));
+      }
     }
     const DType st = impl_->opts.store;
     const H5::DataType& ftype = st == DType::f16 ? static_cast<const H5::DataType&>(half_type())

@@ -54,6 +54,23 @@ DumpMeta meta_for(const ModelDims& d) {
 }
 }  // namespace
 
+TEST_CASE("sha256: FIPS 180-4 test vectors, bytes and file alike, across block boundaries") {
+  CHECK(sha256_bytes("", 0) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  CHECK(sha256_bytes("abc", 3) ==
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  const std::string two = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";  // 56 bytes
+  CHECK(sha256_bytes(two.data(), two.size()) ==
+        "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  const std::string million(1000000, 'a');  // many blocks; the file path reads it in 1 MiB parts
+  CHECK(sha256_bytes(million.data(), million.size()) ==
+        "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+  const auto f = std::filesystem::temp_directory_path() / fmt::format("wb-sha-{}", ::getpid());
+  std::ofstream(f, std::ios::binary) << million;
+  CHECK(sha256_file(f.string()) ==
+        "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+  std::filesystem::remove(f);
+}
+
 TEST_CASE("HF and ggml writers round-trip the same weights bit for bit") {
   const Checkpoint ck = random_checkpoint(ModelDims::preset("nano"), 7);
   const auto hf = scratch() / "hf", gg = scratch() / "m.bin";

@@ -29,21 +29,8 @@ Act parse_precision(const std::string& p) {
   if (p == "float16" || p == "fp16" || p == "f16") return Act::f16;
   throw UsageError("unknown precision '" + p + "' (valid: float32, bfloat16, float16)");
 }
-// The shared table's switches this backend implements: all but ln-fp16 (float16 layer-norm
-// statistics) and conv-bias-drop (one conv1 bias channel), which are refused rather than
-// silently ignored.
-Faults parse_supported_faults(const std::vector<std::string>& specs) {
-  Faults f = parse_faults(specs);  // the shared table: unknown names fail here
-  if (f.ln_fp16)
-    throw UsageError(
-        "fault ln-fp16 is not implemented by --impl cuda (every other fault of "
-        "`wb faults` is, but conv-bias-drop)");
-  if (f.conv_bias_drop)
-    throw UsageError(
-        "fault conv-bias-drop is not implemented by --impl cuda (every other fault of "
-        "`wb faults` is, but ln-fp16)");
-  return f;
-}
+// The shared table's switches: this backend implements every one (unknown names fail here).
+Faults parse_supported_faults(const std::vector<std::string>& specs) { return parse_faults(specs); }
 
 std::string device_reason(int device) {
   int n = 0;
@@ -136,7 +123,8 @@ class CudaEncoder final : public Encoder {
       : ck_(std::move(ckpt)),
         d_(d),
         act_(parse_precision(o.precision)),
-        faults_(parse_supported_faults(o.faults)) {
+        faults_(parse_supported_faults(o.faults)),
+        sync_taps_(o.sync_taps) {
     d_.validate();
     if (const std::string why = device_reason(o.device); !why.empty())
       throw std::runtime_error(why);
@@ -150,6 +138,10 @@ class CudaEncoder final : public Encoder {
     alloc();
   }
   ~CudaEncoder() override {
+    if (copy_s_ != nullptr) cudaStreamSynchronize(copy_s_);
+    if (snap_done_ != nullptr) cudaEventDestroy(snap_done_);
+    if (copy_s_ != nullptr) cudaStreamDestroy(copy_s_);
+    if (stage_host_ != nullptr) cudaFreeHost(stage_host_);
     if (graph_exec_ != nullptr) cudaGraphExecDestroy(graph_exec_);
     if (fft_ != 0) cufftDestroy(fft_);
     if (pinned_ != nullptr) cudaFreeHost(pinned_);
@@ -177,6 +169,7 @@ class CudaEncoder final : public Encoder {
         {"frontend", "cuFFT R2C float32"}};
   }
   int n_layers() const override { return d_.n_audio_layer; }
+  const CopyCounts& copy_counts() const { return copies_; }
 
   Tensor log_mel(const std::vector<float>& pcm16k, TapSink* taps) override {
     const std::vector<float> pcm = pad_or_trim(pcm16k, kNSamples);
@@ -185,6 +178,7 @@ class CudaEncoder final : public Encoder {
     mel_dev();
     Tensor mel(DType::f32, {d_.n_mels, kNFrames});
     download(mel_.f(), mel);
+    ++copies_.result_copies;
     report(taps, "mel", mel.shape(), DType::f32, mel.f32());
     return mel;
   }
@@ -193,7 +187,9 @@ class CudaEncoder final : public Encoder {
     check(mel, {d_.n_mels, 2 * d_.n_audio_ctx}, "stem: mel");
     upload(mel, mel_.f());
     stem_dev(taps);
-    return result(x_.f());
+    Tensor y = result(x_.f());
+    flush(taps);
+    return y;
   }
 
   Tensor block(int i, const Tensor& x, TapSink* taps) override {
@@ -203,14 +199,18 @@ class CudaEncoder final : public Encoder {
     check(x, {d_.n_audio_ctx, d_.n_audio_state}, "block: input");
     upload(x, x_.f());
     block_dev(i, taps);
-    return result(x_.f());
+    Tensor y = result(x_.f());
+    flush(taps);
+    return y;
   }
 
   Tensor ln_post(const Tensor& x, TapSink* taps) override {
     check(x, {d_.n_audio_ctx, d_.n_audio_state}, "ln_post: input");
     upload(x, x_.f());
     ln_post_dev(taps);
-    return result(y_.f());
+    Tensor y = result(y_.f());
+    flush(taps);
+    return y;
   }
 
   // Timing: stem + blocks + ln_post from the mel already on the device, no taps.
@@ -258,6 +258,8 @@ class CudaEncoder final : public Encoder {
     const float bias_scale = 0.02f;
     conv1_ = w.matrix(w.host("encoder.conv1.weight", {c, nm, 3}), c, nm * 3);
     conv1_b_ = w.vec("encoder.conv1.bias", {c}, bias_scale, 0);
+    // Fault conv-bias-drop: conv1's bias of output channel 0 not added (zeroed on the device).
+    if (faults_.conv_bias_drop) ck(cudaMemsetAsync(conv1_b_.get(), 0, 4, s_), "memset");
     {
       // conv2 repacked [C, 3C] with column k * C + ci, so im2col rows are row copies.
       const float* src = w.host("encoder.conv2.weight", {c, c, 3});
@@ -365,8 +367,10 @@ class CudaEncoder final : public Encoder {
     o_ = Buf(static_cast<std::size_t>(t * c) * as);
     f_ = Buf(static_cast<std::size_t>(t * 4 * c) * 4);
     g_ = Buf(static_cast<std::size_t>(t * 4 * c) * as);
-    pinned_bytes_ = static_cast<std::size_t>(std::max({t * 4 * c, nm * t2, t2 * c})) * 4;
-    ck(cudaMallocHost(&pinned_, pinned_bytes_), "cudaMallocHost");
+    if (sync_taps_) {
+      pinned_bytes_ = static_cast<std::size_t>(std::max({t * 4 * c, nm * t2, t2 * c})) * 4;
+      ck(cudaMallocHost(&pinned_, pinned_bytes_), "cudaMallocHost");
+    }
     int n = kNFft;
     ck(cufftPlanMany(&fft_, 1, &n, nullptr, 1, kNFft, nullptr, 1, kNFft / 2 + 1, CUFFT_R2C,
                      kNFrames),
@@ -418,7 +422,7 @@ class CudaEncoder final : public Encoder {
     auto tn = [i](std::string_view part) { return block_tap(TapSide::encoder, i, part); };
     const float eps = fs.ln_eps.value_or(1e-5f);
     // attn_ln
-    layer_norm(x_.f(), b.attn_ln, taps, tn("attn_ln"), eps);
+    layer_norm(x_.f(), b.attn_ln, taps, tn("attn_ln"), eps, fs.ln_fp16);
     // q | k | v = h Wqkv^T + [bq, 0, bv]   [T, 3C]: float32, or straight into the 16-bit buffer
     // of the tensor-core attention when no q/k/v tap is wanted
     const char* names[3] = {"attn.q", "attn.k", "attn.v"};
@@ -451,18 +455,16 @@ class CudaEncoder final : public Encoder {
       launch_attention(qkv_.f(), o_.get(), act_, t, c, heads, static_cast<float>(alpha),
                        act_ != Act::f32, s_);
     mark("attention");
-    // y = x + (o Wo^T + bo)
+    // y = x + (o Wo^T + bo), the residual in the GEMM's epilogue. The attn.out tap is a second
+    // GEMM without the residual, so that selecting it leaves y as it is without taps.
+    gemm(o_.get(), b.out.get(), b.out_b.f(), x_.f(), y_.f(), t, c, c);
     if (wanted(taps, tn("attn.out"))) {
       gemm(o_.get(), b.out.get(), b.out_b.f(), nullptr, a_.f(), t, c, c);
       tap(taps, tn("attn.out"), a_.f(), t, c);
-      launch_add(x_.f(), a_.f(), y_.f(), static_cast<int64_t>(t) * c, s_);
-      mark("add");
-    } else {
-      gemm(o_.get(), b.out.get(), b.out_b.f(), x_.f(), y_.f(), t, c, c);
     }
     tap(taps, tn("resid_attn"), y_.f(), t, c);
     // mlp_ln, fc1 + bias (epilogue), exact GELU (own kernel: cuBLASLt's GELU is tanh)
-    layer_norm(y_.f(), b.mlp_ln, taps, tn("mlp_ln"), eps);
+    layer_norm(y_.f(), b.mlp_ln, taps, tn("mlp_ln"), eps, fs.ln_fp16);
     const int c4 = 4 * c;
     if (fc1_16_direct_) {
       // Reduced modes: fc1 writes 16-bit pre-activations (float32 accumulation), GELU in place;
@@ -495,14 +497,11 @@ class CudaEncoder final : public Encoder {
       }
     }
     const void* g = act_ == Act::f32 ? f_.get() : g_.get();
-    // x = y + (g W2^T + b2)
+    // x = y + (g W2^T + b2), likewise (the mlp.fc2 tap a second GEMM)
+    gemm(g, b.fc2.get(), b.fc2_b.f(), y_.f(), x_.f(), t, c, c4);
     if (wanted(taps, tn("mlp.fc2"))) {
       gemm(g, b.fc2.get(), b.fc2_b.f(), nullptr, a_.f(), t, c, c4);
       tap(taps, tn("mlp.fc2"), a_.f(), t, c);
-      launch_add(y_.f(), a_.f(), x_.f(), static_cast<int64_t>(t) * c, s_);
-      mark("add");
-    } else {
-      gemm(g, b.fc2.get(), b.fc2_b.f(), y_.f(), x_.f(), t, c, c4);
     }
     tap(taps, tn("out"), x_.f(), t, c);
   }
@@ -515,6 +514,9 @@ class CudaEncoder final : public Encoder {
       ck(cudaMemcpyAsync(y_.get(), x_.get(), static_cast<std::size_t>(t) * c * 4,
                          cudaMemcpyDeviceToDevice, s_),
          "copy");
+    else if (fs.ln_fp16)  // as the CPU candidate: an unlimited ln-fp16 reaches ln_post too
+      launch_layer_norm_f16_stats(x_.f(), ln_post_.g.f(), ln_post_.b.f(), y_.f(), nullptr, Act::f32,
+                                  t, c, fs.ln_eps.value_or(1e-5f), s_);
     else
       launch_layer_norm(x_.f(), ln_post_.g.f(), ln_post_.b.f(), y_.f(), nullptr, Act::f32, t, c,
                         fs.ln_eps.value_or(1e-5f), s_);
@@ -539,25 +541,74 @@ class CudaEncoder final : public Encoder {
   }
 
   // LN(x) -> lnact_ (GEMM input); the float32 values go to the tap when it is wanted.
-  void layer_norm(const float* x, const LnW& w, TapSink* taps, const std::string& name, float eps) {
+  // f16_stats: the fault ln-fp16.
+  void layer_norm(const float* x, const LnW& w, TapSink* taps, const std::string& name, float eps,
+                  bool f16_stats) {
     const int c = d_.n_audio_state, t = d_.n_audio_ctx;
     const bool want = wanted(taps, name);
     float* y32 = act_ == Act::f32 ? nullptr : (want ? ln32_.f() : nullptr);
-    launch_layer_norm(x, w.g.f(), w.b.f(), y32, lnact_.get(), act_, t, c, eps, s_);
+    if (f16_stats)
+      launch_layer_norm_f16_stats(x, w.g.f(), w.b.f(), y32, lnact_.get(), act_, t, c, eps, s_);
+    else
+      launch_layer_norm(x, w.g.f(), w.b.f(), y32, lnact_.get(), act_, t, c, eps, s_);
     mark("layer_norm");
     if (want) tap(taps, name, act_ == Act::f32 ? lnact_.f() : ln32_.f(), t, c);
   }
 
-  // Copies a [rows, cols] float tap (row stride ld) to pinned host memory and reports it.
+  // A wanted [rows, cols] float tap (row stride ld) on its way to the host. Asynchronous (the
+  // default): a device-to-device snapshot on the compute stream (later kernels may overwrite the
+  // source), then, once an event says the snapshot is done, a device-to-host copy of it into
+  // pinned memory on the copy stream, overlapping the stage's remaining kernels; the sink gets
+  // the taps in order at the end of the stage (flush). Options::sync_taps: copy and report at
+  // once (the synchronous path the asynchronous one is checked against). Unwanted: nothing.
   void tap(TapSink* taps, const std::string& name, const float* dev, int64_t rows, int64_t cols,
            int64_t ld = 0) {
     if (!wanted(taps, name)) return;
     if (ld == 0) ld = cols;
-    ck(cudaMemcpy2DAsync(pinned_, cols * 4, dev, ld * 4, cols * 4, rows, cudaMemcpyDeviceToHost,
-                         s_),
-       "tap copy");
-    ck(cudaStreamSynchronize(s_), "tap sync");
-    taps->put(name, TapView{Shape{rows, cols}, DType::f32, pinned_});
+    const std::size_t bytes = static_cast<std::size_t>(rows * cols) * 4;
+    ++copies_.tap_copies;
+    copies_.tap_bytes += static_cast<int64_t>(bytes);
+    if (sync_taps_) {
+      ck(cudaMemcpy2DAsync(pinned_, cols * 4, dev, ld * 4, cols * 4, rows, cudaMemcpyDeviceToHost,
+                           s_),
+         "tap copy");
+      ck(cudaStreamSynchronize(s_), "tap sync");
+      taps->put(name, TapView{Shape{rows, cols}, DType::f32, pinned_});
+      return;
+    }
+    staging();
+    if (stage_used_ + bytes > stage_bytes_)
+      throw std::logic_error(
+          fmt::format("cuda: taps of one stage exceed the {} B staging arena", stage_bytes_));
+    char* snap = static_cast<char*>(stage_dev_.get()) + stage_used_;
+    char* host = static_cast<char*>(stage_host_) + stage_used_;
+    ck(cudaMemcpy2DAsync(snap, cols * 4, dev, ld * 4, cols * 4, rows, cudaMemcpyDeviceToDevice, s_),
+       "tap snapshot");
+    ck(cudaEventRecord(snap_done_, s_), "record");
+    ck(cudaStreamWaitEvent(copy_s_, snap_done_, 0), "wait");
+    ck(cudaMemcpyAsync(host, snap, bytes, cudaMemcpyDeviceToHost, copy_s_), "tap copy");
+    pending_.push_back(Pending{name, Shape{rows, cols}, host});
+    stage_used_ += (bytes + 255) / 256 * 256;
+  }
+  // End of a seam stage: waits for the copy stream and reports the stage's taps in order.
+  void flush(TapSink* taps) {
+    if (pending_.empty()) return;
+    ck(cudaStreamSynchronize(copy_s_), "tap copies");
+    for (const Pending& p : pending_) taps->put(p.name, TapView{p.shape, DType::f32, p.host});
+    pending_.clear();
+    stage_used_ = 0;
+  }
+  // The staging arenas (device snapshot, pinned host), made at the first wanted tap, sized for
+  // the largest stage: a block with every tap (attn_ln, q, k, v, attn.out, resid_attn, mlp_ln,
+  // fc2, out: 9 x [T, C]; fc1, gelu: 2 x [T, 4C]) or the stem (conv1 [2T, C], conv2, pos_embed).
+  void staging() {
+    if (stage_host_ != nullptr) return;
+    const std::size_t tc = static_cast<std::size_t>(d_.n_audio_ctx) * d_.n_audio_state * 4;
+    stage_bytes_ = 17 * tc + 17 * 256;
+    stage_dev_ = Buf(stage_bytes_);
+    ck(cudaMallocHost(&stage_host_, stage_bytes_), "cudaMallocHost");
+    ck(cudaStreamCreateWithFlags(&copy_s_, cudaStreamNonBlocking), "copy stream");
+    ck(cudaEventCreateWithFlags(&snap_done_, cudaEventDisableTiming), "event");
   }
 
   void check(const Tensor& x, const Shape& want, const char* what) const {
@@ -584,6 +635,7 @@ class CudaEncoder final : public Encoder {
   Tensor result(const float* dev) {
     Tensor y(DType::f32, {d_.n_audio_ctx, d_.n_audio_state});
     download(dev, y);
+    ++copies_.result_copies;
     return y;
   }
 
@@ -603,8 +655,22 @@ class CudaEncoder final : public Encoder {
   bool flash_ = false;          // reduced precision and d_head 64: tensor-core attention
   bool qkv16_direct_ = false;   // the qkv GEMM writes the 16-bit q | k | v itself
   bool fc1_16_direct_ = false;  // fc1 writes 16-bit pre-activations, GELU in place on them
-  void* pinned_ = nullptr;
+  void* pinned_ = nullptr;      // the synchronous tap path's buffer
   std::size_t pinned_bytes_ = 0;
+  // Asynchronous taps: staging arenas, the copy stream, the stage's taps not yet reported.
+  struct Pending {
+    std::string name;
+    Shape shape;
+    const void* host;
+  };
+  bool sync_taps_ = false;
+  Buf stage_dev_;
+  void* stage_host_ = nullptr;
+  std::size_t stage_bytes_ = 0, stage_used_ = 0;
+  cudaStream_t copy_s_ = nullptr;
+  cudaEvent_t snap_done_ = nullptr;
+  std::vector<Pending> pending_;
+  CopyCounts copies_;
   cufftHandle fft_ = 0;
   cudaGraphExec_t graph_exec_ = nullptr;
   bool prof_on_ = false;
@@ -625,9 +691,14 @@ std::string device_unavailable_reason() { return device_reason(0); }
 
 std::vector<std::string> supported_faults() {
   std::vector<std::string> out;
-  for (const FaultInfo& f : fault_table())
-    if (f.name != "ln-fp16") out.emplace_back(f.name);
+  for (const FaultInfo& f : fault_table()) out.emplace_back(f.name);
   return out;
+}
+
+CopyCounts copy_counts(const Encoder& enc) {
+  const auto* c = dynamic_cast<const CudaEncoder*>(&enc);
+  if (c == nullptr) throw std::invalid_argument("cuda::copy_counts: not a CUDA encoder");
+  return c->copy_counts();
 }
 
 std::unique_ptr<Encoder> make_encoder(std::shared_ptr<const Checkpoint> model, const Options& o) {

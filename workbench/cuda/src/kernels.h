@@ -50,6 +50,11 @@ void launch_to_f32(const void* x, Act a, float* y, int64_t n, cudaStream_t s);
 // Writes y_f32 and/or y_act (either may be null).
 void launch_layer_norm(const float* x, const float* gamma, const float* beta, float* y_f32,
                        void* y_act, Act a, int rows, int cols, float eps, cudaStream_t s);
+// The fault ln-fp16: the statistics accumulated in float16, each sum, difference, product and
+// quotient rounded to float16 in sequence, as the CPU candidate does (one thread per row).
+void launch_layer_norm_f16_stats(const float* x, const float* gamma, const float* beta,
+                                 float* y_f32, void* y_act, Act a, int rows, int cols, float eps,
+                                 cudaStream_t s);
 
 // ---- attention ----
 // qkv: [T, 3C] float (q | k | v, heads of d_head = C / heads contiguous within each); out: [T, C]

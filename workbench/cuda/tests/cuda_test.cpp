@@ -11,6 +11,8 @@
 
 #include "device.h"
 #include "kernels.h"
+#include "wb/core/faults.h"
+#include "wb/core/taps.h"
 #include "wb/core/tensor.h"
 #include "wb/cuda/cuda_encoder.h"
 
@@ -239,17 +241,111 @@ TEST_CASE("attention on tensor cores (bf16/fp16 inputs, d_head 64) vs float64, o
     }
 }
 
-TEST_CASE("encoder: unsupported fault refused by name, unknown precision refused") {
+// Keeps a copy of every tap it is given (those the selector wants), in order.
+class Keep final : public wb::TapSink {
+ public:
+  explicit Keep(const std::string& spec) : sel_(spec) {}
+  bool wants(std::string_view name) const override { return sel_.selected(name); }
+  void put(std::string_view name, const wb::TapView& v) override {
+    const auto* p = static_cast<const float*>(v.data);
+    names.emplace_back(name);
+    data.emplace_back(p, p + wb::shape_numel(v.shape));
+  }
+  std::vector<std::string> names;
+  std::vector<std::vector<float>> data;
+
+ private:
+  wb::TapSelector sel_;
+};
+
+std::vector<float> tone_pcm() {
+  std::vector<float> pcm(16000 * 3);
+  for (std::size_t i = 0; i < pcm.size(); ++i)
+    pcm[i] = 0.3f * std::sin(0.07f * static_cast<float>(i)) + 0.05f * std::sin(0.9f * i);
+  return pcm;
+}
+
+// One run of the encoder (log-mel to ln_post) into `sink` (may be null); returns ln_post.
+std::vector<float> run_all(wb::Encoder& enc, wb::TapSink* sink) {
+  const wb::Tensor mel = enc.log_mel(tone_pcm(), sink);
+  const wb::Tensor y = wb::run_encoder(enc, mel, sink);
+  return std::vector<float>(y.f32(), y.f32() + y.numel());
+}
+
+TEST_CASE("encoder taps: asynchronous copies bit-identical to the synchronous path; none, none") {
+  auto model = std::make_shared<const wb::Checkpoint>(
+      wb::random_checkpoint(wb::ModelDims::preset("nano"), 3));
+  for (const char* precision : {"float32", "bfloat16"}) {
+    wb::cuda::Options o;
+    o.precision = precision;
+    auto async_enc = wb::cuda::make_encoder(model, o);
+    o.sync_taps = true;
+    auto sync_enc = wb::cuda::make_encoder(model, o);
+    Keep a("all"), s("all");
+    const auto ya = run_all(*async_enc, &a), ys = run_all(*sync_enc, &s);
+    const auto ca = wb::cuda::copy_counts(*async_enc), cs = wb::cuda::copy_counts(*sync_enc);
+    MESSAGE(std::string(precision)
+            << ": " << a.names.size() << " taps; async " << ca.tap_copies << " tap copies ("
+            << ca.tap_bytes << " B), " << ca.result_copies << " result copies");
+    REQUIRE(a.names == s.names);
+    CHECK(a.names.size() > 20);
+    for (std::size_t i = 0; i < a.names.size(); ++i) {
+      INFO("tap " << a.names[i]);
+      CHECK(a.data[i] == s.data[i]);  // bit for bit (float ==; no NaN in these runs)
+    }
+    CHECK(ya == ys);
+    // the mel is the seam's own result (log_mel returns it), every other tap one copy
+    CHECK(ca.tap_copies == static_cast<int64_t>(a.names.size()) - 1);
+    CHECK(cs.tap_copies == ca.tap_copies);
+    // no taps wanted (no sink, or a sink that wants none): no tap copies at all, same output
+    o.sync_taps = false;
+    auto quiet = wb::cuda::make_encoder(model, o);
+    Keep none("none");
+    CHECK(run_all(*quiet, nullptr) == ya);
+    CHECK(run_all(*quiet, &none) == ya);
+    CHECK(none.names.empty());
+    const auto cq = wb::cuda::copy_counts(*quiet);
+    CHECK(cq.tap_copies == 0);
+    CHECK(cq.tap_bytes == 0);
+    // mel, stem, 2 blocks, ln_post per run
+    CHECK(cq.result_copies == 2 * (3 + model->dims.n_audio_layer));
+  }
+}
+
+// The shared fault table on this backend: against the fault-free run, every tap before the
+// case's first_tap is bit-identical and first_tap is not (nano random weights, float32).
+TEST_CASE("encoder faults: every case of the shared table first shows at its first_tap") {
+  auto model = std::make_shared<const wb::Checkpoint>(
+      wb::random_checkpoint(wb::ModelDims::preset("nano"), 5));
+  wb::cuda::Options o;
+  auto clean = wb::cuda::make_encoder(model, o);
+  Keep want("all");
+  run_all(*clean, &want);
+  for (const wb::FaultCase& c : wb::fault_cases()) {
+    INFO("fault " << c.spec << ", expected first tap " << c.first_tap);
+    o.faults = {c.spec};
+    auto enc = wb::cuda::make_encoder(model, o);
+    Keep got("all");
+    run_all(*enc, &got);
+    REQUIRE(got.names == want.names);
+    std::string first;
+    for (std::size_t i = 0; i < got.names.size() && first.empty(); ++i)
+      if (got.data[i] != want.data[i]) first = got.names[i];
+    MESSAGE(c.spec << ": first differing tap " << first);
+    CHECK(first == c.first_tap);
+  }
+}
+
+TEST_CASE(
+    "encoder: every fault of the shared table accepted, unknown ones and precisions refused") {
   auto ck = std::make_shared<const wb::Checkpoint>(
       wb::random_checkpoint(wb::ModelDims::preset("nano"), 1));
+  CHECK(wb::cuda::supported_faults().size() == wb::fault_table().size());
   wb::cuda::Options o;
-  o.faults = {"ln-fp16"};
-  CHECK_THROWS_WITH_AS(wb::cuda::make_encoder(ck, o),
-                       doctest::Contains("not implemented by --impl cuda"), std::invalid_argument);
-  o.faults = {"conv-bias-drop"};
-  CHECK_THROWS_WITH_AS(wb::cuda::make_encoder(ck, o),
-                       doctest::Contains("conv-bias-drop is not implemented by --impl cuda"),
-                       std::invalid_argument);
+  o.faults = {"ln-fp16", "conv-bias-drop"};
+  CHECK_NOTHROW(wb::cuda::make_encoder(ck, o));
+  o.faults = {"no-such-fault"};
+  CHECK_THROWS_AS(wb::cuda::make_encoder(ck, o), std::invalid_argument);
   o.faults = {};
   o.precision = "tf32";
   CHECK_THROWS_AS(wb::cuda::make_encoder(ck, o), std::invalid_argument);

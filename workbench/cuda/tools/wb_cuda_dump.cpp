@@ -3,18 +3,23 @@
 //   dump:   wb-cuda-dump --model DIR|FILE --audio clip.wav -o cuda.h5 [--taps blocks] [--precision
 //   P]
 //           [--fault NAME[=VALUE]]... [--store float16] [--compress 4]
+//   faults: wb-cuda-dump --list-faults --dims nano   (the shared table's cases, one a line:
+//           spec, first tap, the tap before it in the registry's order for those dims)
 //   timing: wb-cuda-dump --time --dims large-v3 --precision bfloat16 [--iters 50] [--no-graph]
 // Exit status as wb's: 0 ok, 2 bad usage/input or no CUDA device, 3 internal error.
 #include <fmt/format.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "wb/core/audio.h"
 #include "wb/core/dump.h"
+#include "wb/core/faults.h"
+#include "wb/core/taps.h"
 #include "wb/core/util.h"
 #include "wb/core/weights.h"
 #include "wb/cuda/cuda_encoder.h"
@@ -66,9 +71,13 @@ int dump(const std::string& model_path, const std::string& random_dims, uint64_t
   w.set_timing("mel", std::chrono::duration<double>(t1 - t0).count());
   w.set_timing("encoder", std::chrono::duration<double>(t2 - t1).count());
   w.finish();
-  fmt::print("wrote {} ({} taps, cuda {}, {}, encoder {:.3f} s incl. tap copies)\n", out,
-             w.taps_written(), m.precision, m.device,
-             std::chrono::duration<double>(t2 - t1).count());
+  const wb::cuda::CopyCounts cc = wb::cuda::copy_counts(*enc);
+  fmt::print(
+      "wrote {} ({} taps, cuda {}, {}, encoder {:.3f} s incl. tap copies; device-to-host: {} tap "
+      "copies of {} B ({}), {} seam results)\n",
+      out, w.taps_written(), m.precision, m.device, std::chrono::duration<double>(t2 - t1).count(),
+      cc.tap_copies, cc.tap_bytes, opts.sync_taps ? "synchronous" : "copy stream",
+      cc.result_copies);
   return 0;
 }
 
@@ -100,6 +109,20 @@ int timing(const std::string& dims_name, const std::string& precision, int iters
   return 0;
 }
 
+// What scripts/cuda-fault-matrix.sh dumps per case: the fault's first tap and the one before it.
+int list_faults(const std::string& dims_name) {
+  std::vector<std::string> order;
+  for (const wb::TapSpec& t : wb::encoder_taps(wb::ModelDims::preset(dims_name)))
+    order.push_back(t.name);
+  for (const wb::FaultCase& c : wb::fault_cases()) {
+    const auto it = std::find(order.begin(), order.end(), c.first_tap);
+    if (it == order.end())
+      throw std::logic_error("fault case tap not in the registry: " + c.first_tap);
+    fmt::print("{}\t{}\t{}\n", c.spec, c.first_tap, it == order.begin() ? "" : *(it - 1));
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -123,6 +146,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"float32", "bfloat16", "float16"}));
   app.add_option("--fault", opts.faults, "fault switch NAME[=VALUE] (repeatable)");
   app.add_option("--device", opts.device, "CUDA device index");
+  app.add_flag("--sync-taps", opts.sync_taps,
+               "copy each tap synchronously (the path the copy-stream one is checked against)");
   app.add_flag("--time", time, "timing mode: random weights of --dims, no taps");
   app.add_option("--dims", dims, "timing: tiny, base, small, medium, large-v3, ...");
   app.add_option("--iters", iters, "timing: timed runs (median reported)")
@@ -130,6 +155,9 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", warmup, "timing: untimed runs first")->check(CLI::Range(0, 100000));
   app.add_flag("--no-graph", no_graph, "timing: launch on the stream instead of one CUDA graph");
   app.add_flag("--json", json, "timing: one JSON line");
+  bool list = false;
+  app.add_flag("--list-faults", list,
+               "print the shared fault table's cases for --dims: spec, first tap, tap before it");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -139,6 +167,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
+    if (list) return list_faults(dims);
     if (time) return timing(dims, opts.precision, iters, warmup, !no_graph, json);
     if ((model.empty() == random_dims.empty()) || audio.empty() || out.empty())
       throw wb::UsageError("a dump needs exactly one of --model / --random-dims, and --audio, -o");

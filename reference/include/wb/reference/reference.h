@@ -14,9 +14,13 @@ namespace wb {
 // again before timing the reference. 0: leave the defaults. Recorded in run_info().
 void set_reference_threads(int n);
 
-// compute: DType::f32 or DType::f64 (the float64 run is the noise floor).
+// compute: DType::f32 or DType::f64 (the float64 run is the noise floor, on the CPU).
+// device: "cpu", or "cuda" where LibTorch has CUDA (large dims quickly; the decoder stays on the
+// CPU); throws std::runtime_error where it has none (Debian's LibTorch), std::invalid_argument
+// for any other name.
 std::unique_ptr<Encoder> make_reference_encoder(std::shared_ptr<const Checkpoint> model,
-                                                DType compute = DType::f32);
+                                                DType compute = DType::f32,
+                                                const std::string& device = "cpu");
 
 struct DecodeOptions {
   int max_tokens = 0;  // stop after N generated tokens (0: n_text_ctx / 2)

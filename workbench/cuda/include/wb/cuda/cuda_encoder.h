@@ -20,7 +20,20 @@ struct Options {
   std::string precision = "float32";
   std::vector<std::string> faults;  // the shared fault table (wb/core/faults.h)
   int device = 0;
+  // Taps copied synchronously (copy, wait, report, one at a time) instead of through the copy
+  // stream: the path the asynchronous one is checked against (bit-identical dumps).
+  bool sync_taps = false;
 };
+
+// Device-to-host copies an encoder made so far. A run with no taps wanted makes no tap copies;
+// result_copies are the seam's own outputs (mel, the stem's, each block's, ln_post's [T, C]).
+struct CopyCounts {
+  int64_t tap_copies = 0;
+  int64_t tap_bytes = 0;
+  int64_t result_copies = 0;
+};
+// Throws std::invalid_argument when enc is not made by make_encoder.
+CopyCounts copy_counts(const Encoder& enc);
 
 // Empty when a CUDA device can be used, else why not ("no CUDA device: ...").
 std::string device_unavailable_reason();

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# The held-out clips transcribed with the CUDA encoder (docs/gpu.md), in two halves:
+#
+#   GPU host, from the repository root: scripts/cuda-heldout.sh gpu WB_CUDA_DUMP OUT_DIR PRECISION
+#   SHARD NSHARDS
+#     Dumps encoder.ln_post (gzip 9) of fixtures/trained for every fixtures/heldout/clip*.* (WAV
+#     or FLAC) whose index i has i % NSHARDS == SHARD, and packs the dumps into
+#     OUT_DIR/heldout-PRECISION-SHARD-N.tar files under 15 MiB each: the device tool brings back
+#     at most 64 MiB a call, so the 120 clips travel in shards, one call each.
+#
+#   here:      scripts/cuda-heldout.sh host WB TAR_DIR [WORKDIR]
+#     Decodes each dump's encoder.ln_post with the reference decoder (`wb transcribe
+#     --encoder-out`), transcribes each clip with the LibTorch reference encoder and decoder
+#     (`wb transcribe --tokens`, cached in WORKDIR/ref.tsv) and prints, per precision, how many
+#     clips give token-identical transcripts. Exit 0 when every float32 clip agrees.
+set -uo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+mode=${1:-}
+if [[ "$mode" == gpu && $# -eq 6 ]]; then
+  d=$2 out=$3 p=$4 shard=$5 n=$6
+  w=$(mktemp -d)
+  mkdir -p "$out"
+  i=0
+  for clip in fixtures/heldout/clip*.*; do
+    if (( i % n == shard )); then
+      base=$(basename "${clip%.*}")
+      "$d" --model fixtures/trained --audio "$clip" --precision "$p" --compress 9 \
+        --taps encoder.ln_post -o "$w/$p-$base.h5" > /dev/null || echo "dump $clip failed"
+    fi
+    i=$((i + 1))
+  done
+  python3 - "$w" "$out" "heldout-$p-$shard" <<'EOF'
+import os, sys, tarfile
+src, out, stem = sys.argv[1:4]
+parts, cur, size = [], [], 0
+for f in sorted(os.listdir(src)):
+    s = os.path.getsize(os.path.join(src, f)) + 1024
+    if cur and size + s > 15 * 2**20:
+        parts.append(cur); cur, size = [], 0
+    cur.append(f); size += s
+parts.append(cur)
+for i, p in enumerate(parts):
+    with tarfile.open(os.path.join(out, f"{stem}-{i}.tar"), "w") as t:
+        for f in p:
+            t.add(os.path.join(src, f), arcname=f)
+print(f"cuda-heldout: {sum(map(len, parts))} dumps in {len(parts)} tar file(s) ({stem})")
+EOF
+  exit 0
+fi
+if [[ "$mode" != host || $# -lt 3 ]]; then
+  echo "usage: $0 gpu WB_CUDA_DUMP OUT_DIR PRECISION SHARD NSHARDS | $0 host WB TAR_DIR [WORKDIR]" >&2
+  exit 2
+fi
+wb=$(realpath "$2")
+tars=$3
+work=${4:-$(mktemp -d)}
+mkdir -p "$work/d"
+for t in "$tars"/heldout-*.tar; do tar xf "$t" -C "$work/d" || exit 2; done
+# Reference transcripts: LibTorch encoder + reference decoder, from the audio.
+touch "$work/ref.tsv"
+for clip in "$here"/fixtures/heldout/clip*.*; do
+  base=$(basename "${clip%.*}")
+  grep -q "^$base	" "$work/ref.tsv" && continue
+  tokens=$("$wb" transcribe --model "$here/fixtures/trained" --audio "$clip" --tokens |
+    sed -n 's/^tokens: //p')
+  printf '%s\t%s\n' "$base" "$tokens" >> "$work/ref.tsv"
+done
+status=0
+for p in float32 bfloat16 float16; do
+  dumps=("$work"/d/$p-clip*.h5)
+  [[ -e "${dumps[0]}" ]] || continue
+  "$wb" transcribe --model "$here/fixtures/trained" --encoder-out "${dumps[@]}" > "$work/$p.tsv" ||
+    exit 2
+  python3 - "$work/ref.tsv" "$work/$p.tsv" "$p" <<'EOF' || status=1
+import os, sys
+ref = dict(l.rstrip("\n").split("\t", 1) for l in open(sys.argv[1]) if l.strip())
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[2]) if l.strip()]
+p = sys.argv[3]
+same, diff = 0, []
+for f, toks, text in rows:
+    clip = os.path.basename(f)[len(p) + 1:-3]
+    if ref.get(clip) == toks:
+        same += 1
+    else:
+        diff.append(clip)
+print(f"{p}: {same}/{len(rows)} clips token-identical to the reference transcript"
+      + (f"; differ: {' '.join(diff)}" if diff else "") + f" (of {len(ref)} clips)")
+sys.exit(1 if p == "float32" and (diff or len(rows) != len(ref)) else 0)
+EOF
+done
+exit $status
