@@ -83,6 +83,6 @@ for s in ${steps//,/ }; do
   fi
 done
 if has bench; then
-  PYTHONUNBUFFERED=1 timeout 420 python3 "$b/cuda_bench.py" --bin "$d" --json "$out/bench.json"
+  PYTHONUNBUFFERED=1 timeout 540 python3 "$b/cuda_bench.py" --bin "$d" --json "$out/bench.json"
 fi
 ls -la "$out"

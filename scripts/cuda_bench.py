@@ -10,13 +10,24 @@ weights, the same precision on both sides:
 and prints the ratios, achieved TFLOP/s and the share of the bf16 GEMM peak measured in the same
 run (8192^3 torch.matmul). Note: in bf16 PyTorch keeps the residual stream in bf16, ours in float32.
 
+In the same run it checks our output against PyTorch's (--check-dims, default large-v3, 128 mels):
+`wb-cuda-dump --random-dims D --keep-model DIR` dumps `mel` and `encoder.ln_post` of a synthetic
+clip with random weights, PyTorch's WhisperEncoder loads the same weights from DIR and encodes the
+same mel; printed: rel L2 of ours vs PyTorch in float32 (TF32 off on both sides) and in the bench
+precision, and of each side's reduced-precision output vs PyTorch's float32 one.
+
   LD_LIBRARY_PATH=pack/lib:/usr/local/cuda/lib64 python3 pack/cuda_bench.py --bin pack/wb-cuda-dump
 """
 import argparse
 import json
+import math
+import os
 import statistics
+import struct
 import subprocess
 import sys
+import tempfile
+import wave
 
 import torch
 
@@ -94,6 +105,77 @@ def ours(binary, name, precision, iters, warmup, graph):
     return json.loads(out.strip().splitlines()[-1])
 
 
+def write_clip(path, seconds=8):
+    """A deterministic synthetic clip (two tones and noise), 16 kHz mono 16-bit WAV."""
+    import random
+    random.seed(7)
+    sr = 16000
+    with wave.open(path, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(sr)
+        fr = bytearray()
+        for i in range(sr * seconds):
+            t = i / sr
+            v = 0.4 * math.sin(2 * math.pi * 220 * t) + 0.2 * math.sin(2 * math.pi * 1375 * t + 0.3) \
+                + 0.05 * random.gauss(0, 1)
+            fr += struct.pack("<h", max(-32767, min(32767, int(v * 32767))))
+        w.writeframes(bytes(fr))
+
+
+def rel_l2(a, b):
+    a, b = a.double(), b.double()
+    return float((a - b).norm() / b.norm())
+
+
+def output_check(binary, name, precision, work):
+    """Ours vs PyTorch's WhisperEncoder on the same weights and the same mel (ours)."""
+    import h5py
+    from safetensors.torch import load_file
+    from transformers import WhisperConfig
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+    clip, mdir = os.path.join(work, "clip.wav"), os.path.join(work, f"model-{name}")
+    write_clip(clip)
+    ours = {}
+    for p in ("float32", precision):
+        out = os.path.join(work, f"check-{name}-{p}.h5")
+        cmd = [binary, "--audio", clip, "--precision", p, "--taps", "mel,encoder.ln_post",
+               "--compress", "0", "-o", out]
+        cmd += ["--model", mdir] if os.path.isdir(mdir) else ["--random-dims", name, "--seed", "1",
+                                                              "--keep-model", mdir]
+        subprocess.run(cmd, check=True, capture_output=True, text=True)
+        with h5py.File(out) as f:
+            mel = torch.from_numpy(f["taps/mel"][()])
+            ours[p] = torch.from_numpy(f["taps/encoder.ln_post"][()])
+    cfg = WhisperConfig.from_pretrained(mdir)
+    cfg._attn_implementation = "sdpa"
+    sd = load_file(os.path.join(mdir, "model.safetensors"))
+    pre = "model.encoder."
+    with torch.device("cuda"):
+        enc = WhisperEncoder(cfg)
+    enc.load_state_dict({k[len(pre):]: v for k, v in sd.items() if k.startswith(pre)})
+    del sd
+    enc = enc.eval()
+    theirs = {}
+    tf32 = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    for p in ("float32", precision):
+        dt = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[p]
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+        with torch.inference_mode():
+            e = enc.to(dt)
+            theirs[p] = e(mel[None].to("cuda", dt)).last_hidden_state[0].float().cpu()
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
+    del enc
+    torch.cuda.empty_cache()
+    r = {"dims": name, "float32_ours_vs_torch": rel_l2(ours["float32"], theirs["float32"])}
+    if precision != "float32":
+        r.update({f"{precision}_ours_vs_torch": rel_l2(ours[precision], theirs[precision]),
+                  f"{precision}_ours_vs_torch_float32": rel_l2(ours[precision], theirs["float32"]),
+                  f"{precision}_torch_vs_torch_float32": rel_l2(theirs[precision], theirs["float32"])})
+    return r
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin", required=True, help="wb-cuda-dump")
@@ -102,6 +184,8 @@ def main():
     ap.add_argument("--iters", type=int, default=50)
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--check-dims", nargs="*", default=["large-v3"],
+                    help="dims whose output is checked against PyTorch's (none: skip)")
     a = ap.parse_args()
     dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[a.precision]
     if dtype == torch.float32:
@@ -134,9 +218,21 @@ def main():
     for r in rows:
         bd = r["ours_breakdown_ms"]
         print(f"  {r['dims']:9} " + "  ".join(f"{k} {v:.3f}" for k, v in sorted(bd.items(), key=lambda kv: -kv[1])))
+    checks = []
+    with tempfile.TemporaryDirectory() as work:
+        for name in a.check_dims:
+            c = output_check(a.bin, name, a.precision, work)
+            checks.append(c)
+            print(f"output check, {name} (same random weights, same mel; rel L2 of encoder.ln_post):")
+            print(f"  float32 (TF32 off), ours vs PyTorch: {c['float32_ours_vs_torch']:.3g}")
+            if a.precision != "float32":
+                p = a.precision
+                print(f"  {p}, ours vs PyTorch: {c[p + '_ours_vs_torch']:.3g}; against PyTorch float32: "
+                      f"ours {c[p + '_ours_vs_torch_float32']:.3g}, PyTorch {c[p + '_torch_vs_torch_float32']:.3g} "
+                      f"(PyTorch keeps the residual stream in {p}, ours in float32)", flush=True)
     if a.json:
         with open(a.json, "w") as f:
-            json.dump(rows, f, indent=1)
+            json.dump({"timings": rows, "output_checks": checks}, f, indent=1)
 
 
 if __name__ == "__main__":

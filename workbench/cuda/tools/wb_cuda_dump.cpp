@@ -27,18 +27,23 @@
 namespace {
 
 int dump(const std::string& model_path, const std::string& random_dims, uint64_t seed,
-         const std::string& audio_path, const std::string& out, const std::string& taps,
-         const std::string& store, int compress, const wb::cuda::Options& opts) {
+         const std::string& keep_model, const std::string& audio_path, const std::string& out,
+         const std::string& taps, const std::string& store, int compress,
+         const wb::cuda::Options& opts) {
   std::shared_ptr<const wb::Checkpoint> model;
   if (!random_dims.empty()) {
     // The same weights as `wb fixture-model --dims D --seed S` (HF, float32), written and read
     // back so the checkpoint (and its sha256) is the one that command writes.
-    const auto dir = std::filesystem::temp_directory_path() /
-                     fmt::format("wb-cuda-fixture-{}-{}-{}", random_dims, seed, ::getpid());
+    // With --keep-model the directory stays (scripts/cuda_bench.py loads the same weights into
+    // PyTorch to check our output against its encoder).
+    const auto dir = !keep_model.empty() ? std::filesystem::path(keep_model)
+                                         : std::filesystem::temp_directory_path() /
+                                               fmt::format("wb-cuda-fixture-{}-{}-{}", random_dims,
+                                                           seed, ::getpid());
     wb::save_hf(wb::random_checkpoint(wb::ModelDims::preset(random_dims), seed), dir.string(),
                 wb::DType::f32);
     model = std::make_shared<const wb::Checkpoint>(wb::load_checkpoint(dir.string()));
-    std::filesystem::remove_all(dir);
+    if (keep_model.empty()) std::filesystem::remove_all(dir);
   } else {
     model = std::make_shared<const wb::Checkpoint>(wb::load_checkpoint(model_path));
   }
@@ -127,7 +132,8 @@ int list_faults(const std::string& dims_name) {
 
 int main(int argc, char** argv) {
   CLI::App app{"wb-cuda-dump: the CUDA candidate encoder (dumps and timing), no LibTorch"};
-  std::string model, random_dims, audio, out, taps = "all", store = "float32", dims = "tiny";
+  std::string model, random_dims, keep_model, audio, out, taps = "all", store = "float32",
+                                                          dims = "tiny";
   wb::cuda::Options opts;
   uint64_t seed = 1;
   int compress = 4, iters = 50, warmup = 10;
@@ -136,6 +142,8 @@ int main(int argc, char** argv) {
   app.add_option("--random-dims", random_dims,
                  "instead of --model: `wb fixture-model --dims D --seed S` weights");
   app.add_option("--seed", seed, "seed of --random-dims");
+  app.add_option("--keep-model", keep_model,
+                 "with --random-dims: write the random checkpoint (HF, float32) here and keep it");
   app.add_option("--audio", audio, "audio file (WAV, FLAC, OGG); first 30 s window");
   app.add_option("-o,--output", out, "output .h5 (written atomically)");
   app.add_option("--taps", taps, "taps: globs or levels (all, encoder, blocks, minimal)");
@@ -171,7 +179,9 @@ int main(int argc, char** argv) {
     if (time) return timing(dims, opts.precision, iters, warmup, !no_graph, json);
     if ((model.empty() == random_dims.empty()) || audio.empty() || out.empty())
       throw wb::UsageError("a dump needs exactly one of --model / --random-dims, and --audio, -o");
-    return dump(model, random_dims, seed, audio, out, taps, store, compress, opts);
+    if (!keep_model.empty() && random_dims.empty())
+      throw wb::UsageError("--keep-model goes with --random-dims");
+    return dump(model, random_dims, seed, keep_model, audio, out, taps, store, compress, opts);
   } catch (const std::invalid_argument& e) {
     fmt::print(stderr, "wb-cuda-dump: {}\n", e.what());
     return 2;
