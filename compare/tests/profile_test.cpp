@@ -10,7 +10,9 @@
 
 using namespace wb::cmp;
 
-TEST_CASE("the built-in profile is fixtures/profiles/float32.json") {
+TEST_CASE(
+    "the built-in profiles are fixtures/profiles/float32.json, reduced-precision.json, "
+    "float16.json") {
   const ToleranceProfile builtin;
   const auto file =
       ToleranceProfile::load(std::string(WB_SOURCE_DIR) + "/fixtures/profiles/float32.json");
@@ -22,6 +24,10 @@ TEST_CASE("the built-in profile is fixtures/profiles/float32.json") {
   const auto f16 =
       ToleranceProfile::load(std::string(WB_SOURCE_DIR) + "/fixtures/profiles/float16.json");
   CHECK(f16.name() == "float16");
+  CHECK(ToleranceProfile::for_precision("float32").source() == file.source());
+  CHECK(ToleranceProfile::for_precision("bfloat16").source() == rp.source());
+  CHECK(ToleranceProfile::for_precision("float16").source() == f16.source());
+  CHECK_THROWS_AS(ToleranceProfile::for_precision("int8"), std::invalid_argument);
 }
 
 // A cosine bound next to a rel L2 limit r can never fail when 1 - min <= r^2 / 2

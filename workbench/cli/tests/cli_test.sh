@@ -115,6 +115,12 @@ rm -f "$tmp"/ti-*.h5
 "$wb" bench --dims nano --repeats 1 --threads 2 --fault attn-scale=double > "$tmp/bench.txt" 2>&1
 rc=$?
 [ $rc = 1 ] && grep -q "a fast wrong kernel does not win" "$tmp/bench.txt" && ok "wb bench: a faulty candidate exits 1" || bad "wb bench with a fault (exit $rc)"
+# Every precision is gated, by its own built-in profile: bfloat16 clean passes, a real bug fails.
+"$wb" bench --dims nano --repeats 1 --threads 2 --precision bfloat16 > "$tmp/bench.txt" 2>&1 &&
+  ok "wb bench --precision bfloat16 (exit 0)" || bad "wb bench bfloat16: $(tail -3 "$tmp/bench.txt")"
+"$wb" bench --dims nano --repeats 1 --threads 2 --precision bfloat16 --fault attn-scale=double > "$tmp/bench.txt" 2>&1
+rc=$?
+[ $rc = 1 ] && grep -q "reduced-precision profile" "$tmp/bench.txt" && ok "wb bench: a faulty bfloat16 candidate exits 1 (reduced-precision profile)" || bad "wb bench bfloat16 with a fault (exit $rc)"
 "$wb" compare-bench --dir "$tmp/cb" --dims nano --gigabytes 0.002 --repeat 1 > "$tmp/cb.txt" 2>&1
 rc=$?
 { [ $rc = 0 ] || [ $rc = 1 ]; } && grep -q "bench: " "$tmp/cb.txt" && ok "wb compare-bench --dims nano runs (exit $rc: its perf verdict)" || bad "compare-bench smoke (exit $rc)"
