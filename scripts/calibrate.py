@@ -21,6 +21,7 @@ Usage: scripts/calibrate.py --wb build/wb [--clips 30] [--work /dev/shm/wb-cal]
 Only the Python standard library is used.
 """
 import argparse
+import glob
 import json
 import math
 import os
@@ -29,6 +30,7 @@ import subprocess
 import sys
 import wave
 import random
+import re
 import struct
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -51,6 +53,19 @@ def tone(path):
                 + 0.05 * random.gauss(0, 1)
             frames += struct.pack("<h", max(-32767, min(32767, int(v * 32767))))
         w.writeframes(bytes(frames))
+
+
+def heldout_clip(i):
+    """fixtures/heldout/clipNNN.* (WAV today, FLAC after the conversion): the one file of that stem."""
+    found = glob.glob(os.path.join(ROOT, "fixtures", "heldout", f"clip{i:03d}.*"))
+    if len(found) != 1:
+        raise RuntimeError(f"expected one fixtures/heldout/clip{i:03d}.*, found {found}")
+    return found[0]
+
+
+def reduced(run_name):
+    """A run of the reduced-precision calibration (--precisions), not of the float32 one."""
+    return any(run_name.startswith(p) for p in ("cand-bfloat16", "cand-float16", "fault-bfloat16"))
 
 
 def save(args, results):
@@ -131,6 +146,215 @@ def measure(args, results, model_name, model, clip_name, clip, faults, full):
             os.remove(p)
 
 
+ISAS = ("avx2", "avx512")
+
+
+def measure_reduced(args, results, model_name, model, clip_name, clip, faults, with_faults):
+    """Fill results[model|clip|run] for the reduced-precision runs still missing: the candidate in
+    each of args.precisions on both ISA paths (2 threads), the float64 reference (the floor), and
+    with_faults: every fault in bfloat16 (the default ISA, 2 threads), all against the float32
+    reference."""
+    key = lambda r: f"{model_name}|{clip_name}|{r}"
+    clean = [f"cand-{p}-{isa}-t2" for p in args.precisions for isa in ISAS] + ["ref64"]
+    todo_clean = [r for r in clean if key(r) not in results]
+    todo_fault = [(s, tap) for s, tap in faults if with_faults and key("fault-bfloat16:" + s)
+                  not in results]
+    if not todo_clean and not todo_fault:
+        return
+    w = args.work
+    ref, cand = os.path.join(w, "ref.h5"), os.path.join(w, "cand.h5")
+    base = [args.wb, "dump", "--model", model, "--audio", clip, "--no-decode"]
+    rc, out = run(base + ["--impl", "reference", "--taps", "encoder", "-o", ref])
+    if rc:
+        raise RuntimeError(out)
+    for r in todo_clean:
+        env = None
+        if r == "ref64":
+            cmd = base + ["--impl", "reference", "--dtype", "float64", "--taps", "encoder"]
+        else:
+            _, prec, isa, t = r.split("-")
+            cmd = base + ["--impl", "candidate", "--precision", prec, "--taps", "encoder",
+                          "--threads", t[1:]]
+            env = {"WB_ISA": isa}
+        rc, out = run(cmd + ["-o", cand], env)
+        if rc:
+            raise RuntimeError(out)
+        rel, first = compare(args.wb, ref, cand, os.path.join(w, "rep"))
+        results[key(r)] = {"rel_l2": rel, "first": first}
+        save(args, results)
+        print(f"  {model_name} {clip_name} {r}: worst {max(rel.values()):.3g}", file=sys.stderr)
+    for spec, tap in todo_fault:
+        rc, out = run(base + ["--impl", "candidate", "--precision", "bfloat16", "--taps", "encoder",
+                              "--threads", "2", "--fault", spec, "-o", cand])
+        if rc:
+            results[key("fault-bfloat16:" + spec)] = {"rel_l2": {}, "refused": out.strip()}
+            continue
+        rel, first = compare(args.wb, ref, cand, os.path.join(w, "rep"))
+        results[key("fault-bfloat16:" + spec)] = {"rel_l2": rel, "first": first, "tap": tap}
+        save(args, results)
+        print(f"  {model_name} {clip_name} bfloat16 {spec} @ {tap}: {rel.get(tap, float('nan')):.3g}",
+              file=sys.stderr)
+    for p in (ref, cand):
+        if os.path.exists(p):
+            os.remove(p)
+
+
+def round_up(x, digits=2):
+    """x rounded up to `digits` significant digits (a limit is never below k x clean worst)."""
+    e = math.floor(math.log10(x)) - digits + 1
+    v = float(f"{math.ceil(x / 10 ** e - 1e-9) * 10 ** e:.{digits}g}")
+    return int(v) if v >= 100 else v
+
+
+def tap_kind(tap):
+    """The profile glob of a tap: block index generalised (encoder.blocks.*.attn_ln)."""
+    return re.sub(r"blocks\.\d+\.", "blocks.*.", tap)
+
+
+def tap_groups(tap):
+    """The profile rules a tap falls under, the overriding one last: its kind (any block), and for
+    block 0, the tap itself (error grows with depth: the first block, in every model, holds
+    its own tighter limit)."""
+    kd = tap_kind(tap)
+    return [kd, tap] if tap.startswith("encoder.blocks.0.") else [kd]
+
+
+PROFILE_FILE = {"bfloat16": "reduced-precision.json", "float16": "float16.json"}
+
+
+def write_profile(prec, rules, f32, k, n, mel, fx):
+    """fixtures/profiles/<PROFILE_FILE[prec]> from this calibration: per tap kind (and block 0)
+    rel L2 limits; mel held to the float32 profile's limits (the front end is float32 in every
+    precision); defaults (taps no rule names, e.g. decoder taps: not calibrated) at the largest
+    kind limit; logits as before, not calibrated."""
+    worst = max(r["fail"]["rel_l2"]["max"] for r in rules)
+    worst_warn = max(r["warn"]["rel_l2"]["max"] for r in rules)
+    fx_fail, fx_warn = rules[0]["fail"]["rel_l2"]["max_floor"], rules[0]["warn"]["rel_l2"]["max_floor"]
+    name = "reduced-precision" if prec == "bfloat16" else prec
+    other = ("the profile for any float16/bfloat16 candidate; fixtures/profiles/float16.json "
+             "holds float16's tighter limits" if prec == "bfloat16"
+             else "bfloat16: fixtures/profiles/reduced-precision.json")
+    prof = {
+        "name": name,
+        "description": (
+            f"A {prec} candidate against a float32 reference ({other}). Calibrated by "
+            f"scripts/calibrate.py --precisions (docs/calibration.md): per tap kind (any block; "
+            f"block 0 on its own, errors grow with depth) fail at {k:g} x and warn at 2 x the "
+            f"clean worst rel L2 over {n} runs (the CPU candidate in {prec}, both ISA paths, "
+            f"2 threads; the trained model on a tone and held-out speech, random nano and tiny "
+            f"weights on the tone), rounded up. With --floor, the same as multiples of the "
+            f"reference's float32-vs-float64 error ({k:g} x / 2 x the worst, {fx[0]:.3g}), never "
+            f"above the absolute limit. mel: the float32 profile's limits (the front end computes "
+            f"in float32 in every precision; clean worst {mel:.2g}). No cosine threshold: next to "
+            f"a rel L2 limit r, 1 - cos <= r^2/2 can never fail (docs/report-json.md)."),
+        "atol": 1e-3,
+        "rtol": 1e-2,
+        "warn": {"rel_l2": {"max": worst_warn, "max_floor": fx_warn}},
+        "fail": {"rel_l2": {"max": worst, "max_floor": fx_fail}},
+        "rules": rules + [
+            {"taps": "mel",
+             "comment": "the front end computes in float32 in every precision: the float32 "
+                        "profile's limits (fixtures/profiles/float32.json)",
+             "warn": {"rel_l2": f32["warn"]["rel_l2"]},
+             "fail": {"rel_l2": f32["fail"]["rel_l2"],
+                      **{m: t for r in f32["rules"] if r["taps"] == "mel"
+                         for m, t in r["fail"].items()}}},
+            {"taps": "logits",
+             "comment": "decoder logits (teacher-forced): not part of the encoder calibration",
+             "fail": {"rel_l2": {"max": 1e-1}}}],
+        "changepoint": {"ratio": 30, "min_rel_l2": 3e-3},
+        "attribution": {"local_ratio": 4},
+    }
+    path = os.path.join(ROOT, "fixtures", "profiles", PROFILE_FILE[prec])
+    rules_text = ",\n".join("    " + json.dumps(r) for r in prof.pop("rules"))
+    head = json.dumps(prof, indent=2)  # one rule per line: the profile stays readable
+    with open(path, "w") as f:
+        f.write(head[:head.rindex('"changepoint"')] + f'"rules": [\n{rules_text}\n  ],\n  '
+                + head[head.rindex('"changepoint"'):] + "\n")
+    print(f"wrote {path}\n")
+
+
+def report_reduced(args, results, done, faults):
+    """Tables of the reduced-precision calibration, per precision: the clean worst per tap kind
+    (over blocks, models, clips, ISAs; block 0 on its own) and the limits k x clean worst (warn 2 x), the profile rules
+    they make (WORK/<precision>.rules.json); then each fault in bfloat16 at its first tap, and the
+    first tap where it exceeds the bfloat16 limits. mel is left to the float32 profile's limit: the
+    front end computes in float32 in every precision."""
+    f32 = json.load(open(os.path.join(ROOT, "fixtures", "profiles", "float32.json")))
+    mel_limit = f32["fail"]["rel_l2"]["max"]
+    k = args.rp_k
+    kind_limit = {}
+    clean_at = {}  # (precision, model, clip) -> tap -> worst over ISAs
+    for prec in args.precisions:
+        kinds, mel, fx, n = {}, 0.0, (0.0, ""), 0
+        for key, v in results.items():
+            m, c, r = key.split("|", 2)
+            if (m, c) not in done or not r.startswith(f"cand-{prec}-"):
+                continue
+            n += 1
+            fl = results.get(f"{m}|{c}|ref64", {}).get("rel_l2", {})
+            ca = clean_at.setdefault((prec, m, c), {})
+            for tap, x in v["rel_l2"].items():
+                ca[tap] = max(ca.get(tap, 0.0), x)
+                if tap == "mel":
+                    mel = max(mel, x)
+                    continue
+                for kd in tap_groups(tap):
+                    if x > kinds.get(kd, (0.0,))[0]:
+                        kinds[kd] = (x, f"{tap}, {m} {c} {r[5:]}")
+                if fl.get(tap) and x / fl[tap] > fx[0]:
+                    fx = (x / fl[tap], f"{tap}, {m} {c} {r[5:]}")
+        if not n:
+            continue
+        print(f"## {prec}: candidate against the float32 reference, {n} runs (both ISA paths, "
+              f"2 threads); fail = {k:g} x clean worst, warn = 2 x (rounded up)\n")
+        print("| tap kind | clean worst rel L2 | where | warn | fail |\n|---|---|---|---|---|")
+        fx_fail, fx_warn = round_up(k * fx[0]), round_up(2 * fx[0])
+        rules = []
+        kind_limit[prec] = {}
+        # kinds first (execution order of the first run), then block 0's own taps, which override
+        order = [kd for kd in kinds if "*" in kd or "blocks" not in kd] + \
+                [kd for kd in kinds if "blocks.0." in kd]
+        for kd in order:
+            x, where = kinds[kd]
+            lim, warn = round_up(k * x), round_up(2 * x)
+            kind_limit[prec][kd] = lim
+            print(f"| {kd} | {x:.3g} | {where} | {warn:.2g} | {lim:.2g} |")
+            rules.append({"taps": kd, "comment": f"clean worst {x:.3g} ({where})",
+                          "warn": {"rel_l2": {"max": warn, "max_floor": fx_warn}},
+                          "fail": {"rel_l2": {"max": lim, "max_floor": fx_fail}}})
+        print(f"\nmel (float32 front end in every precision): clean worst {mel:.3g}. Worst floor "
+              f"multiple (not mel): {fx[0]:.4g} ({fx[1]}): max_floor {k:g} x = "
+              f"{round_up(k * fx[0]):.2g}, warn 2 x = {round_up(2 * fx[0]):.2g}\n")
+        if args.write_profiles:
+            write_profile(prec, rules, f32, k, n, mel, fx)
+    if "bfloat16" not in kind_limit:
+        return
+    lims = kind_limit["bfloat16"]
+    limit_of = lambda t: mel_limit if t == "mel" else lims[tap_groups(t)[-1]]
+    print(f"### Faults in bfloat16 at their first tap, against the bfloat16 limits above (mel: "
+          f"the float32 profile's {mel_limit:.3g})\n")
+    print("| fault | first tap | limit there | fault rel L2 there (min .. max) | clean bfloat16 "
+          "there (max) | min / limit | max / limit | first tap beyond the limits, per clip |")
+    print("|---|---|---|---|---|---|---|---|")
+    for spec, tap in faults:
+        vals, cleans, firsts = [], [], {}
+        for key, v in results.items():
+            m, c, r = key.split("|", 2)
+            if (m, c) not in done or r != "fault-bfloat16:" + spec or tap not in v["rel_l2"]:
+                continue
+            vals.append(v["rel_l2"][tap])
+            cleans.append(clean_at.get(("bfloat16", m, c), {}).get(tap, float("nan")))
+            first = next((t for t, x in v["rel_l2"].items() if x > limit_of(t)), "-")
+            firsts.setdefault(first, []).append(f"{m} {c}")
+        if not vals:
+            continue
+        show = "; ".join(f"{t}: {', '.join(w)}" for t, w in sorted(firsts.items()))
+        lim = limit_of(tap)
+        print(f"| {spec} | {tap} | {lim:.2g} | {min(vals):.3g} .. {max(vals):.3g} | "
+              f"{max(cleans):.3g} | {min(vals) / lim:.2f} | {max(vals) / lim:.2f} | {show} |")
+
+
 def svg_plot(path, clean_pts, fault_pts, limit, warn):
     """Strip plot on a log10 axis: one row per source, clean (blue) and faults (red)."""
     rows = [(n, v, "#1f5fbf") for n, v in clean_pts] + [(n, v, "#c0392b") for n, v in fault_pts]
@@ -179,6 +403,16 @@ def main():
     ap.add_argument("--clip-start", type=int, default=0, help="first held-out clip to run")
     ap.add_argument("--heldout-only", action="store_true",
                     help="skip the tone runs (a second process sharing the work: --work elsewhere)")
+    ap.add_argument("--precisions", nargs="*", default=[],
+                    help="reduced-precision calibration instead: candidate runs in these "
+                    "precisions (bfloat16 float16), faults in bfloat16; tables for the "
+                    "reduced-precision profiles")
+    ap.add_argument("--rp-fault-clips", type=int, default=2,
+                    help="held-out clips that also get every fault in bfloat16 (with --precisions)")
+    ap.add_argument("--rp-k", type=float, default=3.0, help="reduced-precision fail limit per tap "
+                    "kind = clean worst x k (rounded up)")
+    ap.add_argument("--write-profiles", action="store_true", help="with --precisions: write "
+                    "fixtures/profiles/reduced-precision.json (bfloat16) and float16.json")
     ap.add_argument("--merge", nargs="*", default=[], help="more results.json caches to read")
     args = ap.parse_args()
     args.wb = os.path.abspath(args.wb)
@@ -203,11 +437,17 @@ def main():
             if rc:
                 raise RuntimeError(out)
         models.append((f"random-{dims}", d))
-    clips = [("tone", tone_wav)] + [
-        (f"clip{i:03d}", os.path.join(ROOT, "fixtures", "heldout", f"clip{i:03d}.flac"))
-        for i in range(args.clips)]
+    clips = [("tone", tone_wav)] + [(f"clip{i:03d}", heldout_clip(i)) for i in range(args.clips)]
     plan = [(m, p, "tone", tone_wav) for m, p in models] + \
            [(models[0][0], models[0][1], c, a) for c, a in clips[1:]]
+    if args.precisions:
+        if not args.report_only:
+            for m, p, c, a in plan:
+                print(f"{m} {c}", file=sys.stderr)
+                measure_reduced(args, results, m, p, c, a, faults,
+                                c == "tone" or int(c[4:]) < args.rp_fault_clips)
+        report_reduced(args, results, {(m, c) for m, _, c, _ in plan}, faults)
+        return
     if not args.report_only:
         for i, (m, p, c, a) in enumerate(plan):
             if c == "tone" and args.heldout_only or c != "tone" and int(c[4:]) < args.clip_start:
@@ -222,7 +462,7 @@ def main():
     per_run = {}       # run label -> list of per-(model,clip) worst over taps
     for k, v in results.items():
         m, c, r = k.split("|", 2)
-        if (m, c) not in done or r.startswith("fault:"):
+        if (m, c) not in done or r.startswith("fault:") or reduced(r):
             continue
         label = f"{m.split('-')[0] if m == 'trained' else m} {r}"
         per_run.setdefault(label, []).append(max(v["rel_l2"].values()))
@@ -279,7 +519,7 @@ def main():
     for k, v in results.items():
         m, c, r = k.split("|", 2)
         fl = results.get(f"{m}|{c}|ref64")
-        if (m, c) not in done or r == "ref64" or not fl:
+        if (m, c) not in done or r == "ref64" or not fl or reduced(r):
             continue
         ratios = [(x / fl["rel_l2"][t], t) for t, x in v["rel_l2"].items() if fl["rel_l2"].get(t)]
         if r.startswith("fault:"):

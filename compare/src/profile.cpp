@@ -13,8 +13,10 @@
 
 namespace wb::cmp {
 
-// Generated from fixtures/profiles/float32.json (compare/CMakeLists.txt).
+// Generated from fixtures/profiles/ (compare/CMakeLists.txt).
 extern const char* const kBuiltinFloat32Profile;
+extern const char* const kBuiltinBfloat16Profile;
+extern const char* const kBuiltinFloat16Profile;
 
 std::string_view level_name(Level l) {
   switch (l) {
@@ -176,6 +178,15 @@ ToleranceProfile::Rule ToleranceProfile::parse_rule(const nlohmann::json& j,
 
 ToleranceProfile::ToleranceProfile() {
   *this = parse_text(kBuiltinFloat32Profile, "built-in float32 profile");
+}
+
+ToleranceProfile ToleranceProfile::for_precision(std::string_view precision) {
+  if (precision == "float32") return ToleranceProfile();
+  if (precision == "bfloat16")
+    return parse_text(kBuiltinBfloat16Profile, "built-in bfloat16 profile");
+  if (precision == "float16") return parse_text(kBuiltinFloat16Profile, "built-in float16 profile");
+  throw std::invalid_argument(fmt::format(
+      "no built-in tolerance profile for precision '{}' (float32, bfloat16, float16)", precision));
 }
 
 ToleranceProfile ToleranceProfile::parse(const nlohmann::json& j, const std::string& origin) {

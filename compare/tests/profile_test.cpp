@@ -3,13 +3,16 @@
 #include <doctest/doctest.h>
 
 #include <fstream>
+#include <limits>
 
 #include "wb/compare/name_map.h"
 #include "wb/core/util.h"
 
 using namespace wb::cmp;
 
-TEST_CASE("the built-in profile is fixtures/profiles/float32.json") {
+TEST_CASE(
+    "the built-in profiles are fixtures/profiles/float32.json, reduced-precision.json, "
+    "float16.json") {
   const ToleranceProfile builtin;
   const auto file =
       ToleranceProfile::load(std::string(WB_SOURCE_DIR) + "/fixtures/profiles/float32.json");
@@ -18,6 +21,41 @@ TEST_CASE("the built-in profile is fixtures/profiles/float32.json") {
   const auto rp = ToleranceProfile::load(std::string(WB_SOURCE_DIR) +
                                          "/fixtures/profiles/reduced-precision.json");
   CHECK(rp.name() == "reduced-precision");
+  const auto f16 =
+      ToleranceProfile::load(std::string(WB_SOURCE_DIR) + "/fixtures/profiles/float16.json");
+  CHECK(f16.name() == "float16");
+  CHECK(ToleranceProfile::for_precision("float32").source() == file.source());
+  CHECK(ToleranceProfile::for_precision("bfloat16").source() == rp.source());
+  CHECK(ToleranceProfile::for_precision("float16").source() == f16.source());
+  CHECK_THROWS_AS(ToleranceProfile::for_precision("int8"), std::invalid_argument);
+}
+
+// A cosine bound next to a rel L2 limit r can never fail when 1 - min <= r^2 / 2
+// (docs/report-json.md); the committed profiles hold none, and each precision's limit is no looser
+// than the coarser precision's.
+TEST_CASE("committed profiles: no dead cosine thresholds; float32 <= float16 <= bfloat16") {
+  const std::string dir = std::string(WB_SOURCE_DIR) + "/fixtures/profiles/";
+  const ToleranceProfile f32, f16 = ToleranceProfile::load(dir + "float16.json"),
+                              bf16 = ToleranceProfile::load(dir + "reduced-precision.json");
+  for (const char* tap : {"mel", "encoder.conv1", "encoder.pos_embed", "encoder.blocks.0.attn_ln",
+                          "encoder.blocks.0.out", "encoder.blocks.5.attn.out",
+                          "encoder.blocks.31.mlp.fc2", "encoder.ln_post", "logits"}) {
+    for (const ToleranceProfile* p : {&f32, &f16, &bf16}) {
+      const TapTolerance t = p->for_tap(tap);
+      for (const auto* level : {&t.warn, &t.fail}) {
+        double rel = std::numeric_limits<double>::infinity();
+        for (const Threshold& th : *level)
+          if (th.metric == "rel_l2" && th.max) rel = *th.max;
+        for (const Threshold& th : *level)
+          if (th.metric == "cosine" && th.min)
+            CHECK_MESSAGE(1 - *th.min > rel * rel / 2,
+                          p->name() << " " << tap << ": cosine >= " << *th.min
+                                    << " cannot fail next to rel_l2 <= " << rel);
+      }
+    }
+    CHECK_MESSAGE(f32.rel_l2_fail_limit(tap) <= f16.rel_l2_fail_limit(tap), tap);
+    CHECK_MESSAGE(f16.rel_l2_fail_limit(tap) <= bf16.rel_l2_fail_limit(tap), tap);
+  }
 }
 
 TEST_CASE("rules apply in order, later matches override per metric") {

@@ -211,8 +211,9 @@ void add_bench(CLI::App& app, Registry& reg) {
   sub->add_flag("--no-reference", o->no_reference, "time the candidate only");
   sub->add_option("--profile", o->profile,
                   "tolerance profile the candidate's output must meet (exit 1 otherwise); "
-                  "default: the built-in float32 profile for --precision float32, no gate for "
-                  "reduced precisions");
+                  "default: the built-in profile of --precision (float32; bfloat16 = "
+                  "fixtures/profiles/reduced-precision.json; float16 = "
+                  "fixtures/profiles/float16.json)");
   reg.add(sub, [o]() {
     const int threads = o->enc.resolved_threads();
     const std::string precision(to_string(o->enc.precision));
@@ -240,13 +241,12 @@ void add_bench(CLI::App& app, Registry& reg) {
     std::vector<std::string> lines, cpu_lines;
     const std::string load0 = loadavg();
     bool ok = true, fidelity = true;
-    // The gate on fidelity: the candidate's output against the reference under the float32
-    // profile (built in) for float32, or --profile (e.g. fixtures/profiles/reduced-precision.json).
-    cmp::ToleranceProfile profile;
-    if (!o->profile.empty()) profile = cmp::ToleranceProfile::load(o->profile);
-    const double limit = o->enc.precision != Precision::float32 && o->profile.empty()
-                             ? std::numeric_limits<double>::infinity()
-                             : profile.rel_l2_fail_limit("encoder.ln_post");
+    // The gate on fidelity, every precision: the candidate's output against the reference under
+    // its precision's built-in profile (calibrated, docs/calibration.md), or --profile.
+    const cmp::ToleranceProfile profile = o->profile.empty()
+                                              ? cmp::ToleranceProfile::for_precision(precision)
+                                              : cmp::ToleranceProfile::load(o->profile);
+    const double limit = profile.rel_l2_fail_limit("encoder.ln_post");
     for (const std::string& preset : o->dims) {
       const ModelFigures mf = bench_model(*o, preset, pcm);
       lines.push_back(mf.line);

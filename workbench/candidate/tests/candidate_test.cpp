@@ -422,13 +422,15 @@ TEST_CASE(
 #ifdef WB_HAVE_REFERENCE
 namespace {
 // A profile's fail limit on rel L2 for a tap: the tests hold the candidate to what the
-// comparator gates. float32: the built-in profile (= fixtures/profiles/float32.json); bfloat16 and
-// float16: fixtures/profiles/reduced-precision.json.
+// comparator gates, per precision, as calibrated (docs/calibration.md): the built-in profile of
+// each precision (float32 = fixtures/profiles/float32.json, bfloat16 = reduced-precision.json,
+// float16 = float16.json).
 double profile_rel_l2_limit(const std::string& tap, const std::string& precision = "float32") {
-  static const wb::cmp::ToleranceProfile f32;
-  static const wb::cmp::ToleranceProfile reduced = wb::cmp::ToleranceProfile::load(
-      std::string(WB_SOURCE_DIR) + "/fixtures/profiles/reduced-precision.json");
-  const auto& profile = precision == "float32" ? f32 : reduced;
+  static std::map<std::string, wb::cmp::ToleranceProfile> profiles;
+  auto it = profiles.find(precision);
+  if (it == profiles.end())
+    it = profiles.emplace(precision, wb::cmp::ToleranceProfile::for_precision(precision)).first;
+  const auto& profile = it->second;
   const double limit = profile.rel_l2_fail_limit(tap);
   if (std::isinf(limit))
     throw std::logic_error("profile " + profile.name() + " has no rel_l2 limit for " + tap);

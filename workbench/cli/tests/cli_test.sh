@@ -54,6 +54,12 @@ expect "decoder taps with --no-decode" 2 "decoding is off" -- "$wb" dump --model
   ok "wb taps --json" || bad "wb taps --json"
 "$wb" faults --json | python3 -c "import json,sys; t=json.load(sys.stdin); assert len(t) >= 10 and all(f['first_tap'] and f['examples'] and all(e['spec'] and e['first_tap'] for e in f['examples']) for f in t)" &&
   ok "wb faults --json" || bad "wb faults --json"
+# --min-agreement compares against the reference: refused with --impl reference before any clip
+# runs (nothing on stdout).
+expect "--min-agreement with --impl reference" 2 "--min-agreement needs --impl candidate" -- \
+  "$wb" run --model "$src/fixtures/trained" --audio-dir "$src/fixtures/heldout" \
+  --expect-file "$src/fixtures/heldout/expect.tsv" --impl reference --min-agreement 0.9
+[ ! -s "$tmp/out" ] && ok "--min-agreement refused before any clip runs" || bad "wb run printed: $(head -c 200 "$tmp/out")"
 expect "fault on reference"   2 "candidate only" -- "$wb" dump --model "$hf" --audio "$clip" -o "$tmp/x.h5" --fault no-ln-post
 [ ! -e "$tmp/x.h5" ] && ok "failed runs leave no output" || bad "failed run left $tmp/x.h5"
 ls "$tmp" | grep -q partial && bad "partial file left behind" || ok "no partial files left"
@@ -121,6 +127,12 @@ rm -f "$tmp"/ti-*.h5
 "$wb" bench --dims nano --repeats 1 --threads 2 --fault attn-scale=double > "$tmp/bench.txt" 2>&1
 rc=$?
 [ $rc = 1 ] && grep -q "a fast wrong kernel does not win" "$tmp/bench.txt" && ok "wb bench: a faulty candidate exits 1" || bad "wb bench with a fault (exit $rc)"
+# Every precision is gated, by its own built-in profile: bfloat16 clean passes, a real bug fails.
+"$wb" bench --dims nano --repeats 1 --threads 2 --precision bfloat16 > "$tmp/bench.txt" 2>&1 &&
+  ok "wb bench --precision bfloat16 (exit 0)" || bad "wb bench bfloat16: $(tail -3 "$tmp/bench.txt")"
+"$wb" bench --dims nano --repeats 1 --threads 2 --precision bfloat16 --fault attn-scale=double > "$tmp/bench.txt" 2>&1
+rc=$?
+[ $rc = 1 ] && grep -q "reduced-precision profile" "$tmp/bench.txt" && ok "wb bench: a faulty bfloat16 candidate exits 1 (reduced-precision profile)" || bad "wb bench bfloat16 with a fault (exit $rc)"
 "$wb" compare-bench --dir "$tmp/cb" --dims nano --gigabytes 0.002 --repeat 1 > "$tmp/cb.txt" 2>&1
 rc=$?
 { [ $rc = 0 ] || [ $rc = 1 ]; } && grep -q "bench: " "$tmp/cb.txt" && ok "wb compare-bench --dims nano runs (exit $rc: its perf verdict)" || bad "compare-bench smoke (exit $rc)"

@@ -79,6 +79,10 @@ struct Violation {
 class ToleranceProfile {
  public:
   ToleranceProfile();  // the built-in float32 profile (same as fixtures/profiles/float32.json)
+  // The built-in profile for a candidate computing in `precision`: float32 (the default above),
+  // bfloat16 (= fixtures/profiles/reduced-precision.json), float16 (= fixtures/profiles/
+  // float16.json); calibrated in docs/calibration.md. Throws std::invalid_argument otherwise.
+  static ToleranceProfile for_precision(std::string_view precision);
   // Throws std::runtime_error("<origin>: <where>: <what>") on any malformed content.
   static ToleranceProfile parse(const nlohmann::json& j, const std::string& origin);
   static ToleranceProfile parse_text(const std::string& text, const std::string& origin);
