@@ -9,7 +9,11 @@
 # vocabulary size (51865), f32 and f16, are written by `wb fixture-model --format ggml` (the one
 # ggml writer of this repository, workbench/core/src/checkpoint_ggml.cpp). Then, per round and per
 # dims, each of our precisions and each whisper.cpp model is timed once, alternating ours and
-# theirs, each in its own process after one warm-up encode:
+# theirs, each in its own process after warm-up encodes. Theirs is timed by
+# scripts/whispercpp_encode_bench.cpp, compiled here against the same build's libwhisper: the
+# calls of whisper-bench (flash attention on, empty mel, warm-up, one timed whisper_encode)
+# without its 600+ decoder calls (about a minute per process on 2 cores, outside its encode time);
+# whisper-bench itself runs once per model as a cross-check of that figure (CROSSCHECK=0: skip).
 #   ours float32  (wb bench --no-reference)    vs  whisper-bench -m f32 model (flash attention on:
 #                                                  its K/V are float16 inside the attention)
 #   ours bfloat16 / float16                    vs  whisper-bench -m f16 model
@@ -19,7 +23,8 @@
 # a fast wrong kernel cannot win.
 #
 # Environment: THREADS (2), ROUNDS (5), DIMS ("tiny base"), WB (build/wb), OUT (a temporary
-# directory, kept), JOBS (build parallelism, 2). Exit: 0 done, 1 a fidelity gate failed,
+# directory, kept), JOBS (build parallelism, 2), CROSSCHECK (1), WHISPER_BUILD (whisper.cpp's
+# build folder, default $OUT/whisper.cpp-build; an existing one is reused). Exit: 0 done, 1 a fidelity gate failed,
 # 2 bad usage (missing or foreign WHISPER_CPP_DIR), 3 a build or run failed.
 set -euo pipefail
 
@@ -49,7 +54,7 @@ profile_rp=$here/fixtures/profiles/reduced-precision.json
 # --- build whisper-bench ------------------------------------------------------------------------
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
-bdir=$OUT/whisper.cpp-build
+bdir=${WHISPER_BUILD:-$OUT/whisper.cpp-build}
 if ! { cmake -S "$wdir" -B "$bdir" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON \
   -DWHISPER_BUILD_TESTS=OFF -DWHISPER_BUILD_EXAMPLES=ON "${launcher[@]}" &&
   cmake --build "$bdir" -j "$JOBS" --target whisper-bench; } >"$OUT/whisper.cpp-build.log" 2>&1; then
@@ -57,6 +62,12 @@ if ! { cmake -S "$wdir" -B "$bdir" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON \
 fi
 wbench=$bdir/bin/whisper-bench
 [[ -x "$wbench" ]] || die 3 "whisper-bench not found at $wbench after the build"
+libdir=$(dirname "$(find "$bdir" -name 'libwhisper.so' | head -1)")
+enc=$OUT/whispercpp_encode_bench
+"${CXX:-c++}" -O2 -std=c++17 -I"$wdir/include" -I"$wdir/ggml/include" \
+  "$here/scripts/whispercpp_encode_bench.cpp" -L"$libdir" -lwhisper -Wl,-rpath,"$libdir" \
+  -o "$enc" >"$OUT/encode_bench-build.log" 2>&1 ||
+  die 3 "compiling scripts/whispercpp_encode_bench.cpp against $wdir failed (log: $OUT/encode_bench-build.log)"
 
 # --- the machine --------------------------------------------------------------------------------
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
@@ -88,7 +99,7 @@ for d in $DIMS; do
     [[ $p == float32 ]] || prof=(--profile "$profile_rp")
     j=$OUT/fidelity-$d-$p.json
     rc=0
-    "$WB" bench --dims "$d" --precision "$p" --threads "$THREADS" --repeats 1 "${prof[@]}" \
+    "$WB" bench --dims "$d" --precision "$p" --threads "$THREADS" --repeats 1 --no-peak "${prof[@]}" \
       --json "$j" >"$OUT/fidelity-$d-$p.log" 2>&1 || rc=$?
     [[ $rc == 1 ]] && die 1 "$d $p: the candidate fails its fidelity gate ($(tail -1 "$OUT/fidelity-$d-$p.log"))"
     [[ $rc == 0 ]] || die 3 "wb bench --dims $d --precision $p failed (log: $OUT/fidelity-$d-$p.log)"
@@ -100,16 +111,21 @@ done
 # --- interleaved rounds -------------------------------------------------------------------------
 ours() { # DIMS PRECISION -> seconds
   local j=$OUT/ours.json
-  "$WB" bench --dims "$1" --precision "$2" --threads "$THREADS" --repeats 1 --no-reference \
+  "$WB" bench --dims "$1" --precision "$2" --threads "$THREADS" --repeats 1 --no-reference --no-peak \
     --json "$j" >"$OUT/ours.log" 2>&1 || die 3 "wb bench --dims $1 --precision $2 failed (log: $OUT/ours.log)"
   json_get "$j" "m['candidate_encoder_s']"
 }
-theirs() { # MODEL -> seconds (whisper_print_timings' encode time of the one timed encode)
-  "$wbench" -m "$1" -t "$THREADS" >"$OUT/theirs.log" 2>&1 ||
-    die 3 "whisper-bench -m $1 failed (log: $OUT/theirs.log)"
+theirs() { # MODEL -> seconds of the one timed whisper_encode
+  "$enc" "$1" "$THREADS" >"$OUT/theirs.log" 2>&1 ||
+    die 3 "whispercpp_encode_bench $1 failed (log: $OUT/theirs.log)"
+  sed -n 's/^encode_s //p' "$OUT/theirs.log"
+}
+whisper_bench() { # MODEL -> seconds: whisper-bench's own encode time (whisper_print_timings)
+  "$wbench" -m "$1" -t "$THREADS" >"$OUT/whisper-bench.log" 2>&1 ||
+    die 3 "whisper-bench -m $1 failed (log: $OUT/whisper-bench.log)"
   local ms
-  ms=$(sed -n 's/.*encode time = *\([0-9.]*\) ms.*/\1/p' "$OUT/theirs.log" | head -1)
-  [[ -n "$ms" ]] || die 3 "no 'encode time' in whisper-bench's output (log: $OUT/theirs.log)"
+  ms=$(sed -n 's/.*encode time = *\([0-9.]*\) ms.*/\1/p' "$OUT/whisper-bench.log" | head -1)
+  [[ -n "$ms" ]] || die 3 "no 'encode time' in whisper-bench's output (log: $OUT/whisper-bench.log)"
   python3 -c "print($ms / 1000)"
 }
 declare -A runs
@@ -140,8 +156,18 @@ for d in $DIMS; do
       "$(python3 -c "print('%.2f' % ($mt / $mo))")" "${runs[$d/ours/$p]}" "${runs[$d/theirs/$tm]}"
   done
 done
+if [[ ${CROSSCHECK:-1} != 0 ]]; then
+  echo
+  echo "cross-check, whisper-bench itself (one run each; its encode time after its warm-up):"
+  for d in $DIMS; do
+    for st in float32 float16; do
+      echo "  $d $st: whisper-bench $(whisper_bench "$OUT/$d-$st.bin") s," \
+        "whispercpp_encode_bench $(theirs "$OUT/$d-$st.bin") s"
+    done
+  done
+fi
 echo
 for p in "${precisions[@]}"; do echo "ours $p: ${gemm[$p]}"; done
-echo "theirs: whisper-bench -t $THREADS (flash attention on: K/V in float16), ggml models written by wb fixture-model"
+echo "theirs: whisper.cpp encoder, $THREADS threads, flash attention on (K/V in float16 inside it); ggml models by wb fixture-model"
 echo "rel L2: encoder.ln_post vs the LibTorch float32 reference (float32 profile; bf16/f16: reduced-precision profile)"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg); files in $OUT"

@@ -45,7 +45,8 @@ dnnl::matmul::primitive_desc make_pd(int n, int k, dt src, dt wei) {
   const dnnl::memory::dims sd{kGemmTileRows, k}, wd{k, n}, dd{kGemmTileRows, n};
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  const dnnl::matmul::desc d(dnnl::memory::desc(sd, src, tag::ab), dnnl::memory::desc(wd, wei, tag::any),
+  const dnnl::matmul::desc d(dnnl::memory::desc(sd, src, tag::ab),
+                             dnnl::memory::desc(wd, wei, tag::any),
                              dnnl::memory::desc(dd, dt::f32, tag::ab));
   return dnnl::matmul::primitive_desc(d, attr, engine());
 }
@@ -60,8 +61,8 @@ bool native_bf16_impl(const char* impl) {
 struct OnednnWeights {
   int n = 0, k = 0;
   Precision prec{};
-  dt src = dt::f32;     // activation type the primitive takes
-  bool widen = false;   // 16-bit storage of the packed float32 layout, widened per call
+  dt src = dt::f32;    // activation type the primitive takes
+  bool widen = false;  // 16-bit storage of the packed float32 layout, widened per call
   dnnl::matmul prim;
   dnnl::memory::desc wei_md;
   std::size_t scratch_bytes = 0;
@@ -220,7 +221,7 @@ void onednn_linear(OnednnThreads& st, const OnednnWeights& w, const KernelTable&
   if (static_cast<int>(st.t.size()) < pool.size())
     throw std::logic_error("onednn_linear: fewer thread states than pool threads");
   OmpSingleThread omp1;
-  const void* wei = w.widen ? static_cast<const void*>(widened(st, w, kt, pool))
+  const void* wei = w.widen             ? static_cast<const void*>(widened(st, w, kt, pool))
                     : w.src == dt::bf16 ? static_cast<const void*>(w.h.data())
                                         : static_cast<const void*>(w.f.data());
   const int n = w.n, k = w.k;

@@ -9,10 +9,10 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <tuple>
 #include <limits>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "ops.h"
@@ -381,15 +381,16 @@ double check_onednn_linear(const KernelTable& k, Precision prec, int m, int n, i
       s += bias[j];
       ch.add(first[i * ldy + j], s, (kk + 2) * kEps * (sa + std::fabs(bias[j])) + 1e-30);
     }
-    for (int j = n; j < ldy; ++j) CHECK_MESSAGE(first[i * ldy + j] == -7.0f, id << ": wrote past N");
+    for (int j = n; j < ldy; ++j)
+      CHECK_MESSAGE(first[i * ldy + j] == -7.0f, id << ": wrote past N");
   }
   ch.finish();
   return ch.worst_ratio;
 }
 
 constexpr std::tuple<int, int, int, bool> kOnednnShapes[] = {
-    {1499, 33, 257, false}, {1499, 33, 257, true}, {37, 45, 53, true}, {1, 7, 3, false},
-    {65, 129, 389, false},  {128, 64, 64, false}};
+    {1499, 33, 257, false}, {1499, 33, 257, true}, {37, 45, 53, true},
+    {1, 7, 3, false},       {65, 129, 389, false}, {128, 64, 64, false}};
 
 }  // namespace
 
@@ -427,8 +428,8 @@ TEST_CASE("ops: $WB_CAND_GEMM selects the backend, anything else is an error") {
     setenv("WB_CAND_GEMM", saved.c_str(), 1);
   else
     unsetenv("WB_CAND_GEMM");
-  CHECK(gemm_backend_from_env() == (prev && saved == "openblas" ? GemmBackend::openblas
-                                                                 : GemmBackend::onednn));
+  CHECK(gemm_backend_from_env() ==
+        (prev && saved == "openblas" ? GemmBackend::openblas : GemmBackend::onednn));
 }
 
 TEST_CASE("ops: block-wise attention vs float64 full softmax attention") {
