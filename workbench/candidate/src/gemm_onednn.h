@@ -5,6 +5,12 @@
 // tap selection. Each pool thread executes single-threaded (oneDNN's OpenMP set to 1 thread for
 // the calling thread), with its own stream and scratchpad.
 //
+// No oneDNN post-ops: bias, GELU and residual stay the candidate's kernels, run by `epi` on each
+// tile while it is in L2, so a tapped run (epilogue split at the tap) and an untapped one (fused)
+// compute the same float operations per element (CTest: taps all / minimal / none give a
+// bit-identical encoder.ln_post, every ISA and precision). oneDNN's gelu_erf post-op would round
+// differently from our erf and need the tapped path to use it too.
+//
 // Precisions: float32: f32 matmul. bfloat16: bf16 x bf16 -> f32 (vdpbf16ps, float32
 // accumulation) where oneDNN runs AVX512-BF16; otherwise ("widened") the packed bf16 weights are
 // widened to float32 per call and multiplied with float32 FMAs. float16: the packed float32
