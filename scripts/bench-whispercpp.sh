@@ -71,6 +71,7 @@ enc=$OUT/whispercpp_encode_bench
 
 # --- the machine --------------------------------------------------------------------------------
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+cpu="$cpu (family $(grep -m1 '^cpu family' /proc/cpuinfo | cut -d: -f2 | tr -d ' '), model $(grep -m1 '^model[[:space:]]*:' /proc/cpuinfo | cut -d: -f2 | tr -d ' '))"
 isa=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' |
   grep -E '^(avx2|fma|f16c|avx512f|avx512bw|avx512vl|avx512_vnni|avx512_bf16|avx512_fp16|amx_bf16|amx_tile)$' |
   tr '\n' ' ')
@@ -109,16 +110,17 @@ for d in $DIMS; do
 done
 
 # --- interleaved rounds -------------------------------------------------------------------------
-ours() { # DIMS PRECISION -> seconds
+ours() { # DIMS PRECISION -> "wall-seconds cpu-seconds" of the one timed encoder run
   local j=$OUT/ours.json
   "$WB" bench --dims "$1" --precision "$2" --threads "$THREADS" --repeats 1 --no-reference --no-peak \
     --json "$j" >"$OUT/ours.log" 2>&1 || die 3 "wb bench --dims $1 --precision $2 failed (log: $OUT/ours.log)"
-  json_get "$j" "m['candidate_encoder_s']"
+  json_get "$j" "'%.3f %.3f' % (m['candidate_encoder_s'], m['candidate_encoder_cpu_s'])"
 }
-theirs() { # MODEL -> seconds of the one timed whisper_encode
+theirs() { # MODEL -> "wall-seconds cpu-seconds" of the one timed whisper_encode
   "$enc" "$1" "$THREADS" >"$OUT/theirs.log" 2>&1 ||
     die 3 "whispercpp_encode_bench $1 failed (log: $OUT/theirs.log)"
-  sed -n 's/^encode_s //p' "$OUT/theirs.log"
+  python3 -c "import sys; d=dict(l.split() for l in open(sys.argv[1]) if l.startswith('encode'));
+print('%.3f %.3f' % (float(d['encode_s']), float(d['encode_cpu_s'])))" "$OUT/theirs.log"
 }
 whisper_bench() { # MODEL -> seconds: whisper-bench's own encode time (whisper_print_timings)
   "$wbench" -m "$1" -t "$THREADS" >"$OUT/whisper-bench.log" 2>&1 ||
@@ -126,24 +128,29 @@ whisper_bench() { # MODEL -> seconds: whisper-bench's own encode time (whisper_p
   local ms
   ms=$(sed -n 's/.*encode time = *\([0-9.]*\) ms.*/\1/p' "$OUT/whisper-bench.log" | head -1)
   [[ -n "$ms" ]] || die 3 "no 'encode time' in whisper-bench's output (log: $OUT/whisper-bench.log)"
-  python3 -c "print($ms / 1000)"
+  python3 -c "print('%.3f' % ($ms / 1000))"
 }
-declare -A runs
+declare -A runs cpus
+add() { # KEY "WALL CPU"
+  runs[$1]+="${2% *} "
+  cpus[$1]+="${2#* } "
+}
 for ((r = 1; r <= ROUNDS; r++)); do
   for d in $DIMS; do
-    runs[$d/ours/float32]+="$(ours "$d" float32) "
-    runs[$d/theirs/f32]+="$(theirs "$OUT/$d-float32.bin") "
-    runs[$d/ours/bfloat16]+="$(ours "$d" bfloat16) "
-    runs[$d/theirs/f16]+="$(theirs "$OUT/$d-float16.bin") "
-    runs[$d/ours/float16]+="$(ours "$d" float16) "
+    add "$d/ours/float32" "$(ours "$d" float32)"
+    add "$d/theirs/f32" "$(theirs "$OUT/$d-float32.bin")"
+    add "$d/ours/bfloat16" "$(ours "$d" bfloat16)"
+    add "$d/theirs/f16" "$(theirs "$OUT/$d-float16.bin")"
+    add "$d/ours/float16" "$(ours "$d" float16)"
   done
   echo "  round $r/$ROUNDS done, load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 done
 
 median() { python3 -c "import statistics,sys; print('%.3f' % statistics.median(map(float, sys.argv[1:])))" "$@"; }
 echo
-printf '%-5s %-9s %10s %10s %-8s %12s %9s   %s\n' dims ours "median s" "rel L2" theirs "median s" \
-  "theirs/ours" "runs: ours | theirs (s)"
+echo "encoder wall seconds (median of $ROUNDS; ratio = theirs / ours) and process CPU seconds (median, all threads)"
+printf '%-5s %-9s %8s %9s %-6s %8s %7s   %7s %7s   %s\n' dims ours "wall s" "rel L2" theirs "wall s" \
+  ratio "cpu us" "cpu th" "runs, wall s: ours | theirs"
 for d in $DIMS; do
   for p in "${precisions[@]}"; do
     tm=f16
@@ -152,8 +159,10 @@ for d in $DIMS; do
     mo=$(median ${runs[$d/ours/$p]})
     # shellcheck disable=SC2086
     mt=$(median ${runs[$d/theirs/$tm]})
-    printf '%-5s %-9s %10s %10s %-8s %12s %9sx   %s| %s\n' "$d" "$p" "$mo" "${rel[$d/$p]}" "$tm" "$mt" \
-      "$(python3 -c "print('%.2f' % ($mt / $mo))")" "${runs[$d/ours/$p]}" "${runs[$d/theirs/$tm]}"
+    # shellcheck disable=SC2086
+    printf '%-5s %-9s %8s %9s %-6s %8s %6sx   %7s %7s   %s| %s\n' "$d" "$p" "$mo" "${rel[$d/$p]}" "$tm" \
+      "$mt" "$(python3 -c "print('%.2f' % ($mt / $mo))")" "$(median ${cpus[$d/ours/$p]})" \
+      "$(median ${cpus[$d/theirs/$tm]})" "${runs[$d/ours/$p]}" "${runs[$d/theirs/$tm]}"
   done
 done
 if [[ ${CROSSCHECK:-1} != 0 ]]; then
@@ -161,8 +170,9 @@ if [[ ${CROSSCHECK:-1} != 0 ]]; then
   echo "cross-check, whisper-bench itself (one run each; its encode time after its warm-up):"
   for d in $DIMS; do
     for st in float32 float16; do
+      t=$(theirs "$OUT/$d-$st.bin")
       echo "  $d $st: whisper-bench $(whisper_bench "$OUT/$d-$st.bin") s," \
-        "whispercpp_encode_bench $(theirs "$OUT/$d-$st.bin") s"
+        "whispercpp_encode_bench ${t% *} s"
     done
   done
 fi
@@ -170,4 +180,6 @@ echo
 for p in "${precisions[@]}"; do echo "ours $p: ${gemm[$p]}"; done
 echo "theirs: whisper.cpp encoder, $THREADS threads, flash attention on (K/V in float16 inside it); ggml models by wb fixture-model"
 echo "rel L2: encoder.ln_post vs the LibTorch float32 reference (float32 profile; bf16/f16: reduced-precision profile)"
+echo "cpu us / cpu th: process CPU seconds of ours / theirs; on a loaded machine wall time includes"
+echo "waiting for a core, and whisper.cpp's threads busy-wait at each graph node's barrier"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg); files in $OUT"
