@@ -7,6 +7,7 @@
 #include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <stdexcept>
+#include <unordered_map>
 
 #include "ops.h"
 #include "thread_pool.h"
@@ -245,12 +246,14 @@ void onednn_linear(OnednnThreads& st, const OnednnWeights& w, const KernelTable&
     dnnl::memory sm(src_md, eng, const_cast<void*>(src));
     dnnl::memory wm(w.wei_md, eng, const_cast<void*>(wei));
     dnnl::memory dm(dst_md, eng, out);
-    dnnl::memory pm(dnnl::memory::desc({static_cast<int64_t>(w.scratch_bytes)}, dt::u8, tag::a),
-                    eng, one.scratch.data());
-    w.prim.execute(one.stream, {{DNNL_ARG_SRC, sm},
-                                {DNNL_ARG_WEIGHTS, wm},
-                                {DNNL_ARG_DST, dm},
-                                {DNNL_ARG_SCRATCHPAD, pm}});
+    std::unordered_map<int, dnnl::memory> args{
+        {DNNL_ARG_SRC, sm}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, dm}};
+    if (w.scratch_bytes > 0)
+      args.emplace(
+          DNNL_ARG_SCRATCHPAD,
+          dnnl::memory(dnnl::memory::desc({static_cast<int64_t>(w.scratch_bytes)}, dt::u8, tag::a),
+                       eng, one.scratch.data()));
+    w.prim.execute(one.stream, args);
     one.stream.wait();
     if (!direct)
       for (int r = 0; r < rows; ++r)
