@@ -98,6 +98,7 @@ struct BenchOpts {
   }();
   std::string audio, json, profile;
   bool no_reference = false;
+  bool no_peak = false;
   uint64_t seed = 1;
 };
 
@@ -124,7 +125,7 @@ ModelFigures bench_model(const BenchOpts& o, const std::string& preset,
   const Tensor ref_mel = ref ? ref->log_mel(pcm, nullptr) : Tensor();
   const double mel_s =
       median(time_runs(o.repeats, [&] { (void)cand->log_mel(pcm, nullptr); }).wall);
-  const GemmPeak peak = measure_gemm_peak(threads);
+  const GemmPeak peak = o.no_peak ? GemmPeak{} : measure_gemm_peak(threads);
   Tensor cand_out, ref_out;
   auto run_cand = [&] { cand_out = run_encoder(*cand, mel, nullptr); };
   auto run_ref = [&] {
@@ -154,7 +155,7 @@ ModelFigures bench_model(const BenchOpts& o, const std::string& preset,
   const double ref_s = ref ? median(rt.wall) : 0.0, ref_cpu = ref ? median(rt.cpu) : 0.0;
   const double rl2 = ref ? cmp::diff(ref_out, cand_out).rel_l2 : -1.0;
   const double gflops = gflop / cand_s;
-  const double share = gflops / peak.peak();
+  const double share = o.no_peak ? std::nan("") : gflops / peak.peak();
   f.line = (fmt::format(
       "{:<6} {:>6.1f} {:>10.3f} {:>11.3f} {:>11} {:>8} {:>12.1f} {:>10.1f} {:>7.0f}% {:>11}",
       preset, gflop, mel_s, cand_s, ref ? fmt::format("{:.3f}", ref_s) : std::string("-"),
@@ -162,10 +163,10 @@ ModelFigures bench_model(const BenchOpts& o, const std::string& preset,
       100 * share, rl2 < 0 ? std::string("-") : fmt::format("{:.2e}", rl2)));
   f.cpu_line =
       (fmt::format("{:<6} candidate {:.3f} s (min {:.3f}), reference {} s; GEMM peak: OpenBLAS "
-                   "threaded {:.1f}, row split {:.1f} GFLOP/s",
+                   "threaded {:.1f}, row split {:.1f}, oneDNN tiles {:.1f} GFLOP/s",
                    preset, cand_cpu, *std::min_element(ct.cpu.begin(), ct.cpu.end()),
                    ref ? fmt::format("{:.3f}", ref_cpu) : std::string("-"), peak.openblas_gflops,
-                   peak.row_split_gflops));
+                   peak.row_split_gflops, peak.onednn_gflops));
   f.json =
       nlohmann::json{{"dims", preset},
                      {"gflop", gflop},
@@ -181,6 +182,7 @@ ModelFigures bench_model(const BenchOpts& o, const std::string& preset,
                      {"gemm_peak_gflops", peak.peak()},
                      {"gemm_openblas_gflops", peak.openblas_gflops},
                      {"gemm_row_split_gflops", peak.row_split_gflops},
+                     {"gemm_onednn_gflops", peak.onednn_gflops},
                      {"share_of_gemm_peak", share},
                      {"rel_l2_vs_reference", rl2 < 0 ? nlohmann::json() : nlohmann::json(rl2)},
                      {"run_info", cand->run_info()}};
@@ -209,6 +211,7 @@ void add_bench(CLI::App& app, Registry& reg) {
   sub->add_option("--json", o->json, "also write the figures as JSON to this file");
   sub->add_option("--seed", o->seed, "seed of the random weights and the synthetic audio");
   sub->add_flag("--no-reference", o->no_reference, "time the candidate only");
+  sub->add_flag("--no-peak", o->no_peak, "skip the GEMM peak measurement (peak columns: nan)");
   sub->add_option("--profile", o->profile,
                   "tolerance profile the candidate's output must meet (exit 1 otherwise); "
                   "default: the built-in profile of --precision (float32; bfloat16 = "

@@ -50,6 +50,11 @@ GemmPeak measure_gemm_peak(int threads, int n, int repeats) {
           },
           8);
     });
+    cand::OpContext ctx;
+    ctx.k = &cand::kernels(cand::select_isa());
+    ctx.pool = &pool;
+    const cand::WeightMatrix w(b.data(), n, n, cand::Precision::f32, cand::GemmBackend::onednn);
+    g.onednn_gflops = best([&] { cand::linear(ctx, a.data(), n, n, w, c.data(), n, {}); });
   }
   openblas_set_num_threads(prev);
   return g;

@@ -31,10 +31,13 @@ std::string shape_of(const Tensor& t) { return shape_str(t.shape()); }
 //   WB_ISA=scalar|avx2|avx512    kernel path (default: the best the CPU has)
 //   WB_CAND_ATTN=kernel|blas     attention products: own micro-kernels or OpenBLAS sgemm
 //   WB_CAND_ATTN_BLOCK=N         queries per attention block, 1..512 (default 96)
+//   WB_CAND_GEMM=onednn|openblas GEMM library of the projections and convs (default onednn)
 //   WB_CAND_PROFILE=1            time per op, printed to stderr when the encoder is destroyed
+// (oneDNN's own DNNL_MAX_CPU_ISA=AVX2 limits its JIT kernels; run_info records its ISA.)
 struct EnvOverrides {
   Isa isa;
   AttnImpl attn;
+  GemmBackend gemm;
   int attn_block = 96;
   bool profile = false;
 };
@@ -43,6 +46,7 @@ EnvOverrides read_env() {
   EnvOverrides e;
   e.isa = select_isa();
   e.attn = attention_impl_from_env();
+  e.gemm = gemm_backend_from_env();
   if (const char* v = std::getenv("WB_CAND_ATTN_BLOCK"); v != nullptr && *v != '\0') {
     char* end = nullptr;
     const long n = std::strtol(v, &end, 10);
@@ -83,7 +87,7 @@ class CandidateEncoder final : public Encoder {
                      ? opts.threads
                      : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))),
         pool_(threads_),
-        model_(load_model(*ck_, prec_)),
+        model_(load_model(*ck_, prec_, env_.gemm)),
         mel_(model_->d.n_mels, kNFrames) {
     rs_.k = &kernels(env_.isa);
     rs_.pool = &pool_;
@@ -106,12 +110,19 @@ class CandidateEncoder final : public Encoder {
             {"isa", std::string(isa_name(env_.isa))},
             {"threads", threads_},
             {"faults", faults_.specs},
-            {"gemm", "openblas sgemm (single-threaded per worker, rows split across threads)"},
+            {"gemm", gemm_info()},
             {"attention", env_.attn == AttnImpl::kernel ? "micro-kernels" : "openblas"},
             {"attention_block_rows", env_.attn_block}};
   }
 
   int n_layers() const override { return model_->d.n_audio_layer; }
+
+  std::string gemm_info() const {
+    if (const OnednnWeights* w = model_->blocks.empty() ? nullptr : model_->blocks[0].fc1.onednn())
+      return "onednn matmul " + onednn_impl(*w) + ", cpu isa " + onednn_cpu_isa() + ", tiles of " +
+             std::to_string(kGemmTileRows) + " rows claimed by the threads";
+    return "openblas sgemm (single-threaded per worker, rows split across threads)";
+  }
 
   Tensor log_mel(const std::vector<float>& pcm16k, TapSink* taps) override {
     BlasSingleThread blas1;

@@ -58,6 +58,8 @@ struct KernelTable {
   // Round float32 to the nearest bfloat16 / IEEE half (ties to even) and back: y may alias x.
   void (*round_bf16)(const float* x, float* y, int64_t n);
   void (*round_f16)(const float* x, float* y, int64_t n);
+  // y = the bfloat16 bits of x rounded to nearest even (the bits of round_bf16's result).
+  void (*to_bf16)(const float* x, uint16_t* y, int64_t n);
   // Storage conversions.
   void (*bf16_to_f32)(const uint16_t* x, float* y, int64_t n);
   void (*f16_to_f32)(const uint16_t* x, float* y, int64_t n);

@@ -487,6 +487,19 @@ void round_bf16(const float* x, float* y, int64_t n) {
 void round_f16(const float* x, float* y, int64_t n) {
   map1(x, y, n, [](V a) { return round_f16v(a); });
 }
+void to_bf16(const float* x, uint16_t* y, int64_t n) {
+  int64_t i = 0;
+  alignas(64) float r[W];
+  for (; i + W <= n; i += W) {
+    store(r, round_bf16v(load(x + i)));
+    for (int j = 0; j < W; ++j) {
+      uint32_t u;
+      std::memcpy(&u, r + j, sizeof u);
+      y[i + j] = static_cast<uint16_t>(u >> 16);
+    }
+  }
+  for (; i < n; ++i) y[i] = f32_to_bf16_bits(x[i]);
+}
 void bf16_to_f32(const uint16_t* x, float* y, int64_t n) {
   int64_t i = 0;
   for (; i + W <= n; i += W) store(y + i, load_bf16(x + i));
@@ -525,6 +538,7 @@ const KernelTable& table() {
                              .attn_pv = attn_pv,
                              .round_bf16 = round_bf16,
                              .round_f16 = round_f16,
+                             .to_bf16 = to_bf16,
                              .bf16_to_f32 = bf16_to_f32,
                              .f16_to_f32 = f16_to_f32,
                              .power = power,

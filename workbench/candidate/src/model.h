@@ -41,7 +41,8 @@ struct Model {
 };
 
 // Throws std::invalid_argument naming the weight, what it got and what it expected.
-std::unique_ptr<Model> load_model(const Checkpoint& ck, Precision prec);
+// Weights are packed for the GEMM backend `g` (ops.h).
+std::unique_ptr<Model> load_model(const Checkpoint& ck, Precision prec, GemmBackend g);
 // "float32" | "bfloat16" | "float16" (and short spellings); wb::UsageError otherwise.
 Precision parse_precision(const std::string& p);
 

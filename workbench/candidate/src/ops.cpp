@@ -36,9 +36,30 @@ BlasSingleThread::~BlasSingleThread() {
   if (prev_ != 1) openblas_set_num_threads(prev_);
 }
 
-WeightMatrix::WeightMatrix(const float* w, int rows, int cols, Precision p)
+std::string_view gemm_backend_name(GemmBackend g) {
+  return g == GemmBackend::onednn ? "onednn" : "openblas";
+}
+
+GemmBackend gemm_backend_from_env() {
+  const char* env = std::getenv("WB_CAND_GEMM");
+  if (env == nullptr || *env == '\0' || std::string_view(env) == "onednn")
+    return GemmBackend::onednn;
+  if (std::string_view(env) == "openblas") return GemmBackend::openblas;
+  throw std::runtime_error("WB_CAND_GEMM=" + std::string(env) + ": expected onednn or openblas");
+}
+
+WeightMatrix::WeightMatrix(const float* w, int rows, int cols, Precision p, GemmBackend g)
     : rows_(rows), cols_(cols), prec_(p) {
   const auto n = static_cast<std::size_t>(rows) * static_cast<std::size_t>(cols);
+  if (g == GemmBackend::onednn) {  // the values rounded to the weight type, then packed
+    std::vector<float> r(w, w + n);
+    if (p != Precision::f32)
+      for (float& x : r)
+        x = p == Precision::bf16 ? bf16_bits_to_f32(f32_to_bf16_bits(x))
+                                 : f16_bits_to_f32(f32_to_f16_bits(x));
+    dnnl_ = onednn_pack(r.data(), rows, cols, p);
+    return;
+  }
   if (p == Precision::f32) {
     f_.assign(w, w + n);
   } else {
@@ -85,6 +106,11 @@ void round_to_precision(OpContext& ctx, float* x, int64_t n) {
 
 void linear(OpContext& ctx, const float* a, int64_t m, int64_t lda, const WeightMatrix& w, float* y,
             int64_t ldy, const Epilogue& epi) {
+  if (const OnednnWeights* dw = w.onednn()) {
+    if (!ctx.dnnl) ctx.dnnl = onednn_threads(ctx.pool->size());
+    onednn_linear(*ctx.dnnl, *dw, *ctx.k, *ctx.pool, a, m, lda, y, ldy, epi);
+    return;
+  }
   const int n = w.rows(), kdim = w.cols();
   const float* wf = w.f32(ctx.wscratch, *ctx.k, *ctx.pool);
   const bool reduce_a = ctx.prec != Precision::f32;

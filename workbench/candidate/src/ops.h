@@ -4,9 +4,11 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "gemm_onednn.h"
 #include "kernels.h"
 #include "thread_pool.h"
 
@@ -15,15 +17,27 @@ namespace wb::cand {
 enum class Precision { f32, bf16, f16 };
 std::string_view precision_name(Precision p);
 
-// A weight matrix [rows, cols] stored in float32, bfloat16 or float16 (rounded once, at load).
+// The GEMM library behind `linear`: oneDNN matmul (default; gemm_onednn.h) or OpenBLAS sgemm.
+enum class GemmBackend { onednn, openblas };
+std::string_view gemm_backend_name(GemmBackend g);
+// $WB_CAND_GEMM = onednn (default) | openblas; anything else is an error.
+GemmBackend gemm_backend_from_env();
+
+// A weight matrix [rows, cols] stored in float32, bfloat16 or float16 (rounded once, at load):
+// row-major for OpenBLAS, or packed once into oneDNN's layout (2 bytes/weight in reduced
+// precision either way).
 class WeightMatrix {
  public:
   WeightMatrix() = default;
-  WeightMatrix(const float* w, int rows, int cols, Precision p);
+  WeightMatrix(const float* w, int rows, int cols, Precision p,
+               GemmBackend g = GemmBackend::openblas);
   int rows() const { return rows_; }
   int cols() const { return cols_; }
   Precision precision() const { return prec_; }
-  // float32 values: the stored array itself (float32) or a conversion into scratch.
+  GemmBackend backend() const { return dnnl_ ? GemmBackend::onednn : GemmBackend::openblas; }
+  const OnednnWeights* onednn() const { return dnnl_.get(); }
+  // OpenBLAS storage as float32 values: the stored array itself (float32) or a conversion into
+  // scratch.
   const float* f32(std::vector<float>& scratch, const KernelTable& k, ThreadPool& pool) const;
 
  private:
@@ -31,6 +45,7 @@ class WeightMatrix {
   Precision prec_ = Precision::f32;
   std::vector<float> f_;
   std::vector<uint16_t> h_;
+  std::shared_ptr<const OnednnWeights> dnnl_;
 };
 
 enum class AttnImpl { kernel, blas };
@@ -47,11 +62,14 @@ struct OpContext {
   std::vector<std::vector<float>> sscratch;  // per thread: attention score blocks
   std::vector<float> packed;                 // attention: packed K^T and V of every head
   AttnImpl attn = AttnImpl::kernel;
+  std::shared_ptr<OnednnThreads> dnnl;  // per-thread oneDNN state, made on first use
 };
 
 // Y[M, N] = A[M, K] W^T (no bias; the epilogue adds it). In reduced precision A is rounded to the
-// weight type first (emulating bf16/f16 GEMM inputs), accumulation stays float32.
-// Rows are split into one contiguous range per thread; OpenBLAS runs single-threaded in each.
+// weight type first (bf16/f16 GEMM inputs), accumulation stays float32. The backend is the
+// weight's: OpenBLAS: rows split into one contiguous range per thread, single-threaded sgemm in
+// each, the epilogue once per range; oneDNN: tiles of kGemmTileRows rows claimed by the threads,
+// the epilogue once per tile (gemm_onednn.h).
 void linear(OpContext& ctx, const float* a, int64_t m, int64_t lda, const WeightMatrix& w, float* y,
             int64_t ldy, const Epilogue& epi);
 

@@ -8,9 +8,11 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "ops.h"
@@ -253,8 +255,9 @@ TEST_CASE("kernels: bfloat16 / float16 rounding and conversion equal the scalar 
   for (Isa isa : supported_isas()) {
     const KernelTable& k = kernels(isa);
     std::vector<float> rb(v.size()), rh(v.size()), cb(v.size()), chh(v.size());
-    std::vector<uint16_t> bb(v.size()), hh(v.size());
+    std::vector<uint16_t> bb(v.size()), hh(v.size()), tb(v.size());
     k.round_bf16(v.data(), rb.data(), n);
+    k.to_bf16(v.data(), tb.data(), n);
     k.round_f16(v.data(), rh.data(), n);
     for (std::size_t i = 0; i < v.size(); ++i) {
       bb[i] = f32_to_bf16_bits(v[i]);
@@ -265,7 +268,7 @@ TEST_CASE("kernels: bfloat16 / float16 rounding and conversion equal the scalar 
     int bad = 0;
     for (std::size_t i = 0; i < v.size(); ++i) {
       const float eb = bf16_bits_to_f32(bb[i]), eh = f16_bits_to_f32(hh[i]);
-      if (rb[i] != eb || cb[i] != eb || rh[i] != eh || chh[i] != eh) {
+      if (rb[i] != eb || cb[i] != eb || rh[i] != eh || chh[i] != eh || tb[i] != bb[i]) {
         if (bad++ < 5)
           MESSAGE(isa_name(isa) << " x=" << v[i] << " bf16 " << rb[i] << "/" << eb << " f16 "
                                 << rh[i] << "/" << eh);
@@ -328,6 +331,105 @@ TEST_CASE("ops: linear (OpenBLAS, rows split over threads) vs float64, determini
       }
     }
   }
+}
+
+namespace {
+
+// linear() on the oneDNN backend for one shape: against float64 on the rounded operands (bound
+// (K + 2) eps sum_k |a_k w_k|, as for OpenBLAS: bf16 x bf16 and f16 x f16 products are exact in
+// float32 and every accumulation is float32, vdpbf16ps included), with lda > K and ldy > N when
+// `strided`; bit-identical across thread counts 1..3 (fixed row tiles). Returns the worst ratio.
+double check_onednn_linear(const KernelTable& k, Precision prec, int m, int n, int kk,
+                           bool strided) {
+  const int lda = kk + (strided ? 3 : 0), ldy = n + (strided ? 5 : 0);
+  const auto a = randn(static_cast<std::size_t>(m) * lda, kSeed + m, 1.3f);
+  const auto wv = randn(static_cast<std::size_t>(n) * kk, kSeed + n, 0.2f);
+  const auto bias = randn(static_cast<std::size_t>(n), kSeed + 11);
+  WeightMatrix w(wv.data(), n, kk, prec, GemmBackend::onednn);
+  REQUIRE(w.onednn() != nullptr);
+  std::vector<float> first;
+  const std::string id = std::string("onednn/") + std::string(precision_name(prec)) + " " +
+                         std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(kk) +
+                         (strided ? " strided" : "") + " [" + onednn_impl(*w.onednn()) + "]";
+  for (int threads : {1, 2, 3}) {
+    ThreadPool pool(threads);
+    OpContext ctx;
+    ctx.k = &k;
+    ctx.pool = &pool;
+    ctx.prec = prec;
+    std::vector<float> y(static_cast<std::size_t>(m) * ldy, -7.0f);
+    linear(ctx, a.data(), m, lda, w, y.data(), ldy, [&](int64_t r0, int64_t r1, int) {
+      for (int64_t r = r0; r < r1; ++r) k.bias_add(y.data() + r * ldy, 1, n, bias.data());
+    });
+    if (first.empty()) first = y;
+    CHECK_MESSAGE(y == first, id << ": threads " << threads << " differ from 1 thread");
+  }
+  auto rnd = [&](float x) {
+    if (prec == Precision::bf16) return bf16_bits_to_f32(f32_to_bf16_bits(x));
+    if (prec == Precision::f16) return f16_bits_to_f32(f32_to_f16_bits(x));
+    return x;
+  };
+  Check ch{id};
+  for (int i = 0; i < m; ++i) {
+    for (int j = 0; j < n; ++j) {
+      double s = 0, sa = 0;
+      for (int q = 0; q < kk; ++q) {
+        const double t = static_cast<double>(rnd(a[i * lda + q])) * rnd(wv[j * kk + q]);
+        s += t;
+        sa += std::fabs(t);
+      }
+      s += bias[j];
+      ch.add(first[i * ldy + j], s, (kk + 2) * kEps * (sa + std::fabs(bias[j])) + 1e-30);
+    }
+    for (int j = n; j < ldy; ++j)
+      CHECK_MESSAGE(first[i * ldy + j] == -7.0f, id << ": wrote past N");
+  }
+  ch.finish();
+  return ch.worst_ratio;
+}
+
+constexpr std::tuple<int, int, int, bool> kOnednnShapes[] = {
+    {1499, 33, 257, false}, {1499, 33, 257, true}, {37, 45, 53, true},
+    {1, 7, 3, false},       {65, 129, 389, false}, {128, 64, 64, false}};
+
+}  // namespace
+
+TEST_CASE("ops: linear on oneDNN (float32, float16, bfloat16 as this CPU runs it) vs float64") {
+  MESSAGE("oneDNN cpu isa " << onednn_cpu_isa() << ", native bf16 " << onednn_native_bf16());
+  const KernelTable& k = kernels(best_isa());
+  for (Precision prec : {Precision::f32, Precision::f16, Precision::bf16})
+    for (auto [m, n, kk, strided] : kOnednnShapes) check_onednn_linear(k, prec, m, n, kk, strided);
+}
+
+// The AVX512-BF16 path (vdpbf16ps): reported skipped, not passed, where oneDNN cannot run it
+// (no AVX512-BF16, or DNNL_MAX_CPU_ISA below avx512_core_bf16); then bf16 runs widened above.
+TEST_CASE("ops: linear on oneDNN, native bfloat16 (AVX512-BF16) vs float64" *
+          doctest::skip(!onednn_native_bf16())) {
+  const KernelTable& k = kernels(best_isa());
+  const std::vector<float> w1(64 * 64, 0.5f);
+  WeightMatrix w(w1.data(), 64, 64, Precision::bf16, GemmBackend::onednn);
+  const std::string impl = onednn_impl(*w.onednn());
+  MESSAGE("bf16 matmul: " << impl);
+  CHECK_MESSAGE(impl.find("widened") == std::string::npos, impl);
+  for (auto [m, n, kk, strided] : kOnednnShapes)
+    check_onednn_linear(k, Precision::bf16, m, n, kk, strided);
+}
+
+TEST_CASE("ops: $WB_CAND_GEMM selects the backend, anything else is an error") {
+  CHECK(gemm_backend_name(GemmBackend::onednn) == "onednn");
+  CHECK(gemm_backend_name(GemmBackend::openblas) == "openblas");
+  const char* prev = std::getenv("WB_CAND_GEMM");
+  const std::string saved = prev ? prev : "";
+  setenv("WB_CAND_GEMM", "openblas", 1);
+  CHECK(gemm_backend_from_env() == GemmBackend::openblas);
+  setenv("WB_CAND_GEMM", "mkl", 1);
+  CHECK_THROWS_AS(gemm_backend_from_env(), std::runtime_error);
+  if (prev)
+    setenv("WB_CAND_GEMM", saved.c_str(), 1);
+  else
+    unsetenv("WB_CAND_GEMM");
+  CHECK(gemm_backend_from_env() ==
+        (prev && saved == "openblas" ? GemmBackend::openblas : GemmBackend::onednn));
 }
 
 TEST_CASE("ops: block-wise attention vs float64 full softmax attention") {

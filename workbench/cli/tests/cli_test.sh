@@ -133,6 +133,12 @@ rc=$?
 "$wb" bench --dims nano --repeats 1 --threads 2 --precision bfloat16 --fault attn-scale=double > "$tmp/bench.txt" 2>&1
 rc=$?
 [ $rc = 1 ] && grep -q "reduced-precision profile" "$tmp/bench.txt" && ok "wb bench: a faulty bfloat16 candidate exits 1 (reduced-precision profile)" || bad "wb bench bfloat16 with a fault (exit $rc)"
+# scripts/bench-whispercpp.sh: a missing or foreign whisper.cpp checkout is one line and exit 2.
+for d in "$tmp/no-such-dir" "$src/fixtures"; do
+  out=$(WB="$wb" bash "$src/scripts/bench-whispercpp.sh" "$d" 2>&1); rc=$?
+  [ $rc = 2 ] && [ "$(printf '%s\n' "$out" | wc -l)" = 1 ] && ok "bench-whispercpp.sh $d: exit 2, one line" ||
+    bad "bench-whispercpp.sh $d: exit $rc: $out"
+done
 "$wb" compare-bench --dir "$tmp/cb" --dims nano --gigabytes 0.002 --repeat 1 > "$tmp/cb.txt" 2>&1
 rc=$?
 { [ $rc = 0 ] || [ $rc = 1 ]; } && grep -q "bench: " "$tmp/cb.txt" && ok "wb compare-bench --dims nano runs (exit $rc: its perf verdict)" || bad "compare-bench smoke (exit $rc)"

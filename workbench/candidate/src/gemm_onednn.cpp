@@ -1,0 +1,266 @@
+#include "gemm_onednn.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <stdexcept>
+#include <unordered_map>
+
+#include "ops.h"
+#include "thread_pool.h"
+
+namespace wb::cand {
+
+namespace {
+
+using dt = dnnl::memory::data_type;
+using tag = dnnl::memory::format_tag;
+
+const dnnl::engine& engine() {
+  static const dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  return e;
+}
+
+// oneDNN's OpenMP runtime sizes its parallel regions by the calling thread's omp_get_max_threads;
+// the candidate's pool threads each run one single-threaded primitive (no oversubscription).
+// The caller's setting is restored afterwards (LibTorch in the same process keeps its own).
+class OmpSingleThread {
+ public:
+  OmpSingleThread() : prev_(omp_get_max_threads()) {
+    if (prev_ != 1) omp_set_num_threads(1);
+  }
+  ~OmpSingleThread() {
+    if (prev_ != 1) omp_set_num_threads(prev_);
+  }
+  OmpSingleThread(const OmpSingleThread&) = delete;
+  OmpSingleThread& operator=(const OmpSingleThread&) = delete;
+
+ private:
+  int prev_;
+};
+
+dnnl::matmul::primitive_desc make_pd(int n, int k, dt src, dt wei) {
+  const dnnl::memory::dims sd{kGemmTileRows, k}, wd{k, n}, dd{kGemmTileRows, n};
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  const dnnl::matmul::desc d(dnnl::memory::desc(sd, src, tag::ab),
+                             dnnl::memory::desc(wd, wei, tag::any),
+                             dnnl::memory::desc(dd, dt::f32, tag::ab));
+  return dnnl::matmul::primitive_desc(d, attr, engine());
+}
+
+bool native_bf16_impl(const char* impl) {
+  const std::string s(impl);
+  return s.find("bf16") != std::string::npos || s.find("amx") != std::string::npos;
+}
+
+}  // namespace
+
+struct OnednnWeights {
+  int n = 0, k = 0;
+  Precision prec{};
+  dt src = dt::f32;    // activation type the primitive takes
+  bool widen = false;  // 16-bit storage of the packed float32 layout, widened per call
+  dnnl::matmul prim;
+  dnnl::memory::desc wei_md;
+  std::size_t scratch_bytes = 0;
+  std::string impl;
+  std::vector<float> f;     // packed float32 weights (float32 mode)
+  std::vector<uint16_t> h;  // packed bf16 (native), or the packed float32 layout in 16 bits
+};
+
+struct OnednnThreads {
+  struct One {
+    dnnl::stream stream;
+    std::vector<uint8_t> scratch;
+    std::vector<float> src, dst;
+    std::vector<uint16_t> src16;
+  };
+  std::vector<One> t;
+  std::vector<float> wide;  // widened weights (float16, widened bfloat16)
+};
+
+bool onednn_native_bf16() {
+  static const bool native = [] {
+    try {
+      const auto pd = make_pd(64, 64, dt::bf16, dt::bf16);
+      return native_bf16_impl(pd.impl_info_str());
+    } catch (const dnnl::error&) {
+      return false;
+    }
+  }();
+  return native;
+}
+
+std::string onednn_cpu_isa() {
+  switch (dnnl::get_effective_cpu_isa()) {
+    case dnnl::cpu_isa::sse41:
+      return "sse41";
+    case dnnl::cpu_isa::avx:
+      return "avx";
+    case dnnl::cpu_isa::avx2:
+      return "avx2";
+    case dnnl::cpu_isa::avx512_core:
+      return "avx512_core";
+    case dnnl::cpu_isa::avx512_core_vnni:
+      return "avx512_core_vnni";
+    case dnnl::cpu_isa::avx512_core_bf16:
+      return "avx512_core_bf16";
+    case dnnl::cpu_isa::avx512_core_amx:
+      return "avx512_core_amx";
+    default:
+      return "other";
+  }
+}
+
+std::shared_ptr<const OnednnWeights> onednn_pack(const float* w, int n, int k, Precision p) {
+  auto r = std::make_shared<OnednnWeights>();
+  r->n = n;
+  r->k = k;
+  r->prec = p;
+  const bool bf16 = p == Precision::bf16 && onednn_native_bf16();
+  r->src = bf16 ? dt::bf16 : dt::f32;
+  r->widen = p != Precision::f32 && !bf16;
+  const auto pd = make_pd(n, k, r->src, r->src);
+  r->prim = dnnl::matmul(pd);
+  r->wei_md = pd.weights_desc();
+  r->scratch_bytes = pd.scratchpad_desc().get_size();
+  r->impl = pd.impl_info_str();
+  // W [n, k] row-major is B = W^T [k, n] with strides {1, k} (format ba).
+  OmpSingleThread omp1;
+  dnnl::stream s(engine());
+  const std::size_t packed = r->wei_md.get_size() / sizeof(float) * (bf16 ? 2 : 1);
+  std::vector<float> f32(bf16 ? 0 : packed);
+  dnnl::memory plain(dnnl::memory::desc({k, n}, dt::f32, tag::ba), engine(), const_cast<float*>(w));
+  if (bf16) {
+    r->h.resize(r->wei_md.get_size() / sizeof(uint16_t));
+    dnnl::memory dst(r->wei_md, engine(), r->h.data());
+    dnnl::reorder(plain, dst).execute(s, plain, dst);  // exact: the values are bf16 already
+  } else {
+    dnnl::memory dst(r->wei_md, engine(), f32.data());
+    dnnl::reorder(plain, dst).execute(s, plain, dst);
+  }
+  s.wait();
+  if (p == Precision::f32) {
+    r->f = std::move(f32);
+  } else if (r->widen) {  // exact: the values are representable in the 16-bit type
+    r->h.resize(f32.size());
+    for (std::size_t i = 0; i < f32.size(); ++i)
+      r->h[i] = p == Precision::bf16 ? f32_to_bf16_bits(f32[i]) : f32_to_f16_bits(f32[i]);
+  }
+  return r;
+}
+
+std::string onednn_impl(const OnednnWeights& w) {
+  return w.impl + (w.widen ? " (16-bit weights widened to float32)" : "");
+}
+
+std::shared_ptr<OnednnThreads> onednn_threads(int n) {
+  auto st = std::make_shared<OnednnThreads>();
+  st->t.resize(static_cast<std::size_t>(n));
+  for (auto& one : st->t) one.stream = dnnl::stream(engine());
+  return st;
+}
+
+namespace {
+
+// The widened float32 weights of a 16-bit packed matrix (float16, or bf16 without AVX512-BF16).
+const float* widened(OnednnThreads& st, const OnednnWeights& w, const KernelTable& kt,
+                     ThreadPool& pool) {
+  const auto n = static_cast<int64_t>(w.h.size());
+  if (static_cast<int64_t>(st.wide.size()) < n) st.wide.resize(static_cast<std::size_t>(n));
+  float* dst = st.wide.data();
+  const uint16_t* src = w.h.data();
+  const bool bf = w.prec == Precision::bf16;
+  pool.parallel_for(
+      n,
+      [&](int64_t b, int64_t e, int) {
+        if (bf)
+          kt.bf16_to_f32(src + b, dst + b, e - b);
+        else
+          kt.f16_to_f32(src + b, dst + b, e - b);
+      },
+      64);
+  return dst;
+}
+
+// The tile's activations in the primitive's source type: rounded to the weight type in reduced
+// precision (bf16 bits when native), rows past `rows` zero. Returns a pointer to [tile, k].
+const void* tile_source(OnednnThreads::One& one, const OnednnWeights& w, const KernelTable& kt,
+                        const float* a, int64_t lda, int rows) {
+  const int k = w.k;
+  const auto tile_n = static_cast<std::size_t>(kGemmTileRows) * static_cast<std::size_t>(k);
+  if (w.src == dt::bf16) {
+    one.src16.resize(tile_n);
+    for (int r = 0; r < rows; ++r) kt.to_bf16(a + r * lda, one.src16.data() + r * k, k);
+    std::fill(one.src16.begin() + static_cast<std::ptrdiff_t>(rows) * k, one.src16.end(), 0);
+    return one.src16.data();
+  }
+  if (w.prec == Precision::f32 && rows == kGemmTileRows && lda == k) return a;
+  one.src.resize(tile_n);
+  for (int r = 0; r < rows; ++r) {
+    float* dst = one.src.data() + static_cast<int64_t>(r) * k;
+    if (w.prec == Precision::bf16)
+      kt.round_bf16(a + r * lda, dst, k);
+    else if (w.prec == Precision::f16)
+      kt.round_f16(a + r * lda, dst, k);
+    else
+      std::memcpy(dst, a + r * lda, sizeof(float) * static_cast<std::size_t>(k));
+  }
+  std::fill(one.src.begin() + static_cast<std::ptrdiff_t>(rows) * k, one.src.end(), 0.0f);
+  return one.src.data();
+}
+
+}  // namespace
+
+void onednn_linear(OnednnThreads& st, const OnednnWeights& w, const KernelTable& kt,
+                   ThreadPool& pool, const float* a, int64_t m, int64_t lda, float* y, int64_t ldy,
+                   const std::function<void(int64_t, int64_t, int)>& epi) {
+  if (static_cast<int>(st.t.size()) < pool.size())
+    throw std::logic_error("onednn_linear: fewer thread states than pool threads");
+  OmpSingleThread omp1;
+  const void* wei = w.widen             ? static_cast<const void*>(widened(st, w, kt, pool))
+                    : w.src == dt::bf16 ? static_cast<const void*>(w.h.data())
+                                        : static_cast<const void*>(w.f.data());
+  const int n = w.n, k = w.k;
+  const int64_t tiles = (m + kGemmTileRows - 1) / kGemmTileRows;
+  const dnnl::memory::desc src_md({kGemmTileRows, k}, w.src, tag::ab);
+  const dnnl::memory::desc dst_md({kGemmTileRows, n}, dt::f32, tag::ab);
+  pool.parallel_items(tiles, [&](int64_t item, int tid) {
+    omp_set_num_threads(1);  // this pool thread's OpenMP setting (a no-op after the first call)
+    OnednnThreads::One& one = st.t[static_cast<std::size_t>(tid)];
+    const int64_t r0 = item * kGemmTileRows;
+    const int rows = static_cast<int>(std::min<int64_t>(kGemmTileRows, m - r0));
+    const void* src = tile_source(one, w, kt, a + r0 * lda, lda, rows);
+    const bool direct = rows == kGemmTileRows && ldy == n;
+    float* out = y + r0 * ldy;
+    if (!direct) {
+      one.dst.resize(static_cast<std::size_t>(kGemmTileRows) * static_cast<std::size_t>(n));
+      out = one.dst.data();
+    }
+    if (one.scratch.size() < w.scratch_bytes) one.scratch.resize(w.scratch_bytes);
+    const auto& eng = engine();
+    dnnl::memory sm(src_md, eng, const_cast<void*>(src));
+    dnnl::memory wm(w.wei_md, eng, const_cast<void*>(wei));
+    dnnl::memory dm(dst_md, eng, out);
+    std::unordered_map<int, dnnl::memory> args{
+        {DNNL_ARG_SRC, sm}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, dm}};
+    if (w.scratch_bytes > 0)
+      args.emplace(
+          DNNL_ARG_SCRATCHPAD,
+          dnnl::memory(dnnl::memory::desc({static_cast<int64_t>(w.scratch_bytes)}, dt::u8, tag::a),
+                       eng, one.scratch.data()));
+    w.prim.execute(one.stream, args);
+    one.stream.wait();
+    if (!direct)
+      for (int r = 0; r < rows; ++r)
+        std::memcpy(y + (r0 + r) * ldy, one.dst.data() + static_cast<int64_t>(r) * n,
+                    sizeof(float) * static_cast<std::size_t>(n));
+    if (epi) epi(r0, r0 + rows, tid);
+  });
+}
+
+}  // namespace wb::cand
