@@ -19,7 +19,7 @@
 #   ours bfloat16 / float16                    vs  whisper-bench -m f16 model
 # and the medians over the rounds are printed with their ratio. Each of our figures comes with its
 # encoder.ln_post rel L2 against the LibTorch reference (`wb bench`, one run before the rounds),
-# gated by the float32 profile (float32) or fixtures/profiles/reduced-precision.json (bf16/f16):
+# gated by its precision's built-in profile (`wb bench`: float32, bfloat16, float16 profiles):
 # a fast wrong kernel cannot win.
 #
 # Environment: THREADS (2), ROUNDS (5), DIMS ("tiny base"), WB (build/wb), OUT (a temporary
@@ -49,7 +49,6 @@ WB=${WB:-$here/build/wb}
 OUT=${OUT:-$(mktemp -d /tmp/bench-whispercpp.XXXXXX)}
 mkdir -p "$OUT"
 [[ -x "$WB" ]] || die 2 "$WB: not built (run scripts/setup.sh, or set WB)"
-profile_rp=$here/fixtures/profiles/reduced-precision.json
 
 # --- build whisper-bench ------------------------------------------------------------------------
 launcher=()
@@ -96,11 +95,9 @@ precisions=(float32 bfloat16 float16)
 declare -A rel gemm
 for d in $DIMS; do
   for p in "${precisions[@]}"; do
-    prof=()
-    [[ $p == float32 ]] || prof=(--profile "$profile_rp")
     j=$OUT/fidelity-$d-$p.json
     rc=0
-    "$WB" bench --dims "$d" --precision "$p" --threads "$THREADS" --repeats 1 --no-peak "${prof[@]}" \
+    "$WB" bench --dims "$d" --precision "$p" --threads "$THREADS" --repeats 1 --no-peak \
       --json "$j" >"$OUT/fidelity-$d-$p.log" 2>&1 || rc=$?
     [[ $rc == 1 ]] && die 1 "$d $p: the candidate fails its fidelity gate ($(tail -1 "$OUT/fidelity-$d-$p.log"))"
     [[ $rc == 0 ]] || die 3 "wb bench --dims $d --precision $p failed (log: $OUT/fidelity-$d-$p.log)"
@@ -179,7 +176,7 @@ fi
 echo
 for p in "${precisions[@]}"; do echo "ours $p: ${gemm[$p]}"; done
 echo "theirs: whisper.cpp encoder, $THREADS threads, flash attention on (K/V in float16 inside it); ggml models by wb fixture-model"
-echo "rel L2: encoder.ln_post vs the LibTorch float32 reference (float32 profile; bf16/f16: reduced-precision profile)"
+echo "rel L2: encoder.ln_post vs the LibTorch float32 reference, gated by each precision's built-in profile (wb bench)"
 echo "cpu us / cpu th: process CPU seconds of ours / theirs; on a loaded machine wall time includes"
 echo "waiting for a core, and whisper.cpp's threads busy-wait at each graph node's barrier"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg); files in $OUT"
