@@ -28,31 +28,13 @@ import os
 import shutil
 import subprocess
 import sys
-import wave
-import random
 import re
-import struct
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from tone import write_tone as tone  # noqa: E402  (the one tone: scripts/tone.py)
 ROOT = os.path.dirname(HERE)
 CLEAN_RUNS = [("avx2", 1), ("avx2", 2), ("avx512", 1), ("avx512", 2)]
-
-
-def tone(path):
-    """The synthetic clip of compare/tests/fault_matrix.sh (same seed, same samples)."""
-    random.seed(7)
-    sr, n = 16000, 16000 * 4
-    with wave.open(path, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(sr)
-        frames = bytearray()
-        for i in range(n):
-            t = i / sr
-            v = 0.4 * math.sin(2 * math.pi * 220 * t) + 0.2 * math.sin(2 * math.pi * 1375 * t + 0.3) \
-                + 0.05 * random.gauss(0, 1)
-            frames += struct.pack("<h", max(-32767, min(32767, int(v * 32767))))
-        w.writeframes(bytes(frames))
 
 
 def heldout_clip(i):

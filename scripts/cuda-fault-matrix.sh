@@ -21,20 +21,7 @@ if [[ "$mode" == gpu && $# -eq 3 ]]; then
   out=$3
   w=$(mktemp -d)
   mkdir -p "$out" "$w/dumps"
-  python3 - "$w/dumps/tone.wav" <<'EOF'
-import math, random, struct, sys, wave
-random.seed(7)
-sr, n = 16000, 16000 * 4
-with wave.open(sys.argv[1], "wb") as w:
-    w.setnchannels(1); w.setsampwidth(2); w.setframerate(sr)
-    frames = bytearray()
-    for i in range(n):
-        t = i / sr
-        v = 0.4 * math.sin(2 * math.pi * 220 * t) + 0.2 * math.sin(2 * math.pi * 1375 * t + 0.3) \
-            + 0.05 * random.gauss(0, 1)
-        frames += struct.pack("<h", max(-32767, min(32767, int(v * 32767))))
-    w.writeframes(bytes(frames))
-EOF
+  python3 scripts/tone.py "$w/dumps/tone.wav"  # run from the repository root
   common=(--random-dims nano --seed 1 --audio "$w/dumps/tone.wav" --precision float32 --compress 9)
   "$d" "${common[@]}" --taps blocks -o "$w/dumps/none.h5" || echo "dump none failed"
   "$d" --list-faults --dims nano > "$w/dumps/cases.tsv" || exit 2
@@ -45,22 +32,7 @@ EOF
       || echo "dump $spec failed"
   done < "$w/dumps/cases.tsv"
   # Greedy packing into tar files under 15 MiB.
-  python3 - "$w/dumps" "$out" <<'EOF'
-import os, sys, tarfile
-src, out = sys.argv[1], sys.argv[2]
-parts, cur, size = [], [], 0
-for f in sorted(os.listdir(src)):
-    s = os.path.getsize(os.path.join(src, f)) + 1024
-    if cur and size + s > 15 * 2**20:
-        parts.append(cur); cur, size = [], 0
-    cur.append(f); size += s
-parts.append(cur)
-for i, p in enumerate(parts):
-    with tarfile.open(os.path.join(out, f"cudafaults-{i}.tar"), "w") as t:
-        for f in p:
-            t.add(os.path.join(src, f), arcname=f)
-print(f"cuda-fault-matrix: {sum(map(len, parts))} files in {len(parts)} tar file(s) under {out}")
-EOF
+  python3 scripts/tar_parts.py "$w/dumps" "$out" cudafaults
   exit 0
 fi
 if [[ "$mode" != host || $# -lt 3 ]]; then

@@ -29,22 +29,7 @@ if [[ "$mode" == gpu && $# -eq 6 ]]; then
     fi
     i=$((i + 1))
   done
-  python3 - "$w" "$out" "heldout-$p-$shard" <<'EOF'
-import os, sys, tarfile
-src, out, stem = sys.argv[1:4]
-parts, cur, size = [], [], 0
-for f in sorted(os.listdir(src)):
-    s = os.path.getsize(os.path.join(src, f)) + 1024
-    if cur and size + s > 15 * 2**20:
-        parts.append(cur); cur, size = [], 0
-    cur.append(f); size += s
-parts.append(cur)
-for i, p in enumerate(parts):
-    with tarfile.open(os.path.join(out, f"{stem}-{i}.tar"), "w") as t:
-        for f in p:
-            t.add(os.path.join(src, f), arcname=f)
-print(f"cuda-heldout: {sum(map(len, parts))} dumps in {len(parts)} tar file(s) ({stem})")
-EOF
+  python3 scripts/tar_parts.py "$w" "$out" "heldout-$p-$shard"  # run from the repository root
   exit 0
 fi
 if [[ "$mode" != host || $# -lt 3 ]]; then

@@ -20,14 +20,14 @@ precision, and of each side's reduced-precision output vs PyTorch's float32 one.
 """
 import argparse
 import json
-import math
 import os
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
-import wave
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tone import write_tone  # noqa: E402  (scripts/tone.py; pack-cuda.sh packs it beside this file)
 
 import torch
 
@@ -105,24 +105,6 @@ def ours(binary, name, precision, iters, warmup, graph):
     return json.loads(out.strip().splitlines()[-1])
 
 
-def write_clip(path, seconds=8):
-    """A deterministic synthetic clip (two tones and noise), 16 kHz mono 16-bit WAV."""
-    import random
-    random.seed(7)
-    sr = 16000
-    with wave.open(path, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(sr)
-        fr = bytearray()
-        for i in range(sr * seconds):
-            t = i / sr
-            v = 0.4 * math.sin(2 * math.pi * 220 * t) + 0.2 * math.sin(2 * math.pi * 1375 * t + 0.3) \
-                + 0.05 * random.gauss(0, 1)
-            fr += struct.pack("<h", max(-32767, min(32767, int(v * 32767))))
-        w.writeframes(bytes(fr))
-
-
 def rel_l2(a, b):
     a, b = a.double(), b.double()
     return float((a - b).norm() / b.norm())
@@ -136,7 +118,7 @@ def output_check(binary, name, precision, work):
     from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
     clip, mdir = os.path.join(work, "clip.wav"), os.path.join(work, f"model-{name}")
-    write_clip(clip)
+    write_tone(clip, 8)
     ours = {}
     for p in ("float32", precision):
         out = os.path.join(work, f"check-{name}-{p}.h5")

@@ -23,20 +23,7 @@ audio=${4:-}
 mkdir -p "$work"
 here=$(cd "$(dirname "$0")/../.." && pwd)
 
-python3 - "$work/tone.wav" <<'EOF'
-import math, random, struct, sys, wave
-random.seed(7)
-sr, n = 16000, 16000 * 4
-with wave.open(sys.argv[1], "wb") as w:
-    w.setnchannels(1); w.setsampwidth(2); w.setframerate(sr)
-    frames = bytearray()
-    for i in range(n):
-        t = i / sr
-        v = 0.4 * math.sin(2 * math.pi * 220 * t) + 0.2 * math.sin(2 * math.pi * 1375 * t + 0.3) \
-            + 0.05 * random.gauss(0, 1)
-        frames += struct.pack("<h", max(-32767, min(32767, int(v * 32767))))
-    w.writeframes(bytes(frames))
-EOF
+python3 "$here/scripts/tone.py" "$work/tone.wav"
 
 set -e
 clip=$work/tone.wav
