@@ -18,11 +18,6 @@ constexpr std::array<std::pair<Impl, std::string_view>, 3> kImpls{{
     {Impl::candidate, "candidate"},
     {Impl::cuda, "cuda"},
 }};
-constexpr std::array<std::pair<Precision, std::string_view>, 3> kPrecisions{{
-    {Precision::float32, "float32"},
-    {Precision::bfloat16, "bfloat16"},
-    {Precision::float16, "float16"},
-}};
 constexpr std::array<std::pair<Device, std::string_view>, 2> kDevices{{
     {Device::cpu, "cpu"},
     {Device::cuda, "cuda"},
@@ -99,7 +94,6 @@ void add_typed_option(CLI::App* sub, const char* name, T& field, Parse parse,
 }  // namespace
 
 std::string_view to_string(Impl i) { return name_of(kImpls, i); }
-std::string_view to_string(Precision p) { return name_of(kPrecisions, p); }
 std::string_view to_string(Device d) { return name_of(kDevices, d); }
 
 Impl parse_impl(std::string_view s) {
@@ -110,7 +104,6 @@ Impl parse_impl(std::string_view s) {
   return i;
 }
 
-Precision parse_precision(std::string_view s) { return value_of(kPrecisions, s, "--precision"); }
 Device parse_device(std::string_view s) { return value_of(kDevices, s, "--device"); }
 
 int EncoderChoice::resolved_threads() const {
@@ -149,7 +142,7 @@ void add_encoder_options(CLI::App* sub, EncoderChoice& c, unsigned which) {
         dtype_name(c.dtype));
   if (which & kPrecisionOption)
     add_typed_option(sub, "--precision", c.precision, parse_precision,
-                     "candidate weight precision: " + names(kPrecisions), to_string(c.precision));
+                     "candidate weight precision: " + precision_names(), to_string(c.precision));
   if (which & kFaultOption)
     sub->add_option_function<std::vector<std::string>>(
         "--fault",

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "wb/core/faults.h"
+#include "wb/core/precision.h"  // Precision, to_string, parse_precision: one table
 #include "wb/core/tensor.h"
 
 namespace wb::cli {
@@ -16,17 +17,13 @@ namespace wb::cli {
 // reference: the LibTorch oracle; candidate: the CPU candidate; cuda: the CUDA candidate (only
 // where this build has it).
 enum class Impl { reference, candidate, cuda };
-// The candidates' weight precision (float32 accumulation throughout).
-enum class Precision { float32, bfloat16, float16 };
 // Where the reference computes: cpu, or cuda where LibTorch has CUDA (Debian's has not).
 enum class Device { cpu, cuda };
 
 std::string_view to_string(Impl i);
-std::string_view to_string(Precision p);
 std::string_view to_string(Device d);
 // Throw wb::UsageError naming the value and listing the valid ones.
 Impl parse_impl(std::string_view s);
-Precision parse_precision(std::string_view s);
 Device parse_device(std::string_view s);
 
 struct EncoderChoice {

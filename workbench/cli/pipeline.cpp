@@ -40,7 +40,7 @@ std::unique_ptr<Encoder> make_encoder(std::shared_ptr<const Checkpoint> model,
   if (c.impl == Impl::cuda) {
 #ifdef WB_HAVE_CUDA
     cuda::Options o;
-    o.precision = to_string(c.precision);
+    o.precision = c.precision;
     o.faults = c.faults.specs;
     return cuda::make_encoder(std::move(model), o);  // "no CUDA device: ..." -> exit 2
 #else
@@ -49,7 +49,7 @@ std::unique_ptr<Encoder> make_encoder(std::shared_ptr<const Checkpoint> model,
   }
 #ifdef WB_HAVE_CANDIDATE
   CandidateOptions o;
-  o.precision = to_string(c.precision);
+  o.precision = c.precision;
   o.faults = c.faults.specs;
   o.threads = threads;
   return make_candidate_encoder(std::move(model), o);

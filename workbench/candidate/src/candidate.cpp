@@ -80,7 +80,7 @@ class CandidateEncoder final : public Encoder {
  public:
   CandidateEncoder(std::shared_ptr<const Checkpoint> ck, const CandidateOptions& opts)
       : ck_(std::move(ck)),
-        prec_(parse_precision(opts.precision)),
+        prec_(internal_precision(opts.precision)),
         faults_(parse_faults(opts.faults)),
         env_(read_env()),
         threads_(opts.threads > 0

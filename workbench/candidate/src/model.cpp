@@ -83,11 +83,16 @@ std::unique_ptr<Model> load_model(const Checkpoint& ck, Precision prec, GemmBack
   return m;
 }
 
-Precision parse_precision(const std::string& p) {
-  if (p == "float32" || p == "fp32" || p == "f32") return Precision::f32;
-  if (p == "bfloat16" || p == "bf16") return Precision::bf16;
-  if (p == "float16" || p == "fp16" || p == "f16") return Precision::f16;
-  throw UsageError("unknown precision '" + p + "' (valid: float32, bfloat16, float16)");
+Precision internal_precision(wb::Precision p) {
+  switch (p) {
+    case wb::Precision::bfloat16:
+      return Precision::bf16;
+    case wb::Precision::float16:
+      return Precision::f16;
+    case wb::Precision::float32:
+      break;
+  }
+  return Precision::f32;
 }
 
 }  // namespace wb::cand

@@ -8,6 +8,7 @@
 
 #include "ops.h"
 #include "wb/core/dims.h"
+#include "wb/core/precision.h"
 #include "wb/core/weights.h"
 
 namespace wb::cand {
@@ -44,6 +45,7 @@ struct Model {
 // Weights are packed for the GEMM backend `g` (ops.h).
 std::unique_ptr<Model> load_model(const Checkpoint& ck, Precision prec, GemmBackend g);
 // "float32" | "bfloat16" | "float16" (and short spellings); wb::UsageError otherwise.
-Precision parse_precision(const std::string& p);
+// The kernels' precision tag of the public mode.
+Precision internal_precision(wb::Precision p);
 
 }  // namespace wb::cand

@@ -127,7 +127,7 @@ Recorder run_all(wb::Encoder& enc, const std::vector<float>& pcm) {
 std::unique_ptr<wb::Encoder> cand(const std::string& preset, std::vector<std::string> faults = {},
                                   std::string precision = "float32", int threads = 2) {
   wb::CandidateOptions o;
-  o.precision = std::move(precision);
+  o.precision = wb::parse_precision(precision);
   o.faults = std::move(faults);
   o.threads = threads;
   return wb::make_candidate_encoder(model(preset), o);
@@ -553,7 +553,7 @@ TEST_CASE("candidate fidelity on the committed fixtures (models x clips), per pr
       const Recorder rr = run_all(*ref, audio.pcm);
       for (const char* prec : {"float32", "bfloat16", "float16"}) {
         wb::CandidateOptions o;
-        o.precision = prec;
+        o.precision = wb::parse_precision(prec);
         o.threads = 2;
         auto enc = wb::make_candidate_encoder(ck, o);
         const Recorder r = run_all(*enc, audio.pcm);

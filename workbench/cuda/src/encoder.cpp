@@ -23,11 +23,16 @@
 namespace wb::cuda {
 namespace {
 
-Act parse_precision(const std::string& p) {
-  if (p == "float32" || p == "fp32" || p == "f32") return Act::f32;
-  if (p == "bfloat16" || p == "bf16") return Act::bf16;
-  if (p == "float16" || p == "fp16" || p == "f16") return Act::f16;
-  throw UsageError("unknown precision '" + p + "' (valid: float32, bfloat16, float16)");
+Act act_of(Precision p) {
+  switch (p) {
+    case Precision::bfloat16:
+      return Act::bf16;
+    case Precision::float16:
+      return Act::f16;
+    case Precision::float32:
+      break;
+  }
+  return Act::f32;
 }
 // The shared table's switches: this backend implements every one (unknown names fail here).
 Faults parse_supported_faults(const std::vector<std::string>& specs) { return parse_faults(specs); }
@@ -122,7 +127,7 @@ class CudaEncoder final : public Encoder {
               uint64_t seed)
       : ck_(std::move(ckpt)),
         d_(d),
-        act_(parse_precision(o.precision)),
+        act_(act_of(o.precision)),
         faults_(parse_supported_faults(o.faults)),
         sync_taps_(o.sync_taps) {
     d_.validate();
@@ -707,8 +712,8 @@ std::unique_ptr<Encoder> make_encoder(std::shared_ptr<const Checkpoint> model, c
   return std::make_unique<CudaEncoder>(d, std::move(model), o, 0);
 }
 
-Timing time_encoder(const ModelDims& dims, const std::string& precision, int iters, int warmup,
-                    bool graph, uint64_t seed) {
+Timing time_encoder(const ModelDims& dims, Precision precision, int iters, int warmup, bool graph,
+                    uint64_t seed) {
   if (iters < 1) throw UsageError("time_encoder: iters must be >= 1");
   Options o;
   o.precision = precision;

@@ -52,7 +52,7 @@ int dump(const std::string& model_path, const std::string& random_dims, uint64_t
   wb::DumpMeta m;
   m.implementation = enc->implementation();
   const nlohmann::json info = enc->run_info();
-  m.precision = info.value("precision", opts.precision);
+  m.precision = info.value("precision", std::string(wb::to_string(opts.precision)));
   m.device = info.value("device", "cuda");
   m.model_sha256 = model->sha256;
   m.dims = model->dims;
@@ -86,14 +86,14 @@ int dump(const std::string& model_path, const std::string& random_dims, uint64_t
   return 0;
 }
 
-int timing(const std::string& dims_name, const std::string& precision, int iters, int warmup,
-           bool graph, bool json) {
+int timing(const std::string& dims_name, wb::Precision precision, int iters, int warmup, bool graph,
+           bool json) {
   const wb::ModelDims d = wb::ModelDims::preset(dims_name);
   const wb::cuda::Timing t = wb::cuda::time_encoder(d, precision, iters, warmup, graph);
   const double tflops = t.gflop / t.median_ms;  // GFLOP / ms = TFLOP/s
   if (json) {
     fmt::print("{}\n", nlohmann::json{{"dims", dims_name},
-                                      {"precision", precision},
+                                      {"precision", wb::to_string(precision)},
                                       {"device", t.device},
                                       {"graph", t.graph},
                                       {"iters", iters},
@@ -107,8 +107,8 @@ int timing(const std::string& dims_name, const std::string& precision, int iters
   } else {
     fmt::print(
         "cuda encoder {} {} on {}: median {:.3f} ms of {} ({}), {:.1f} GFLOP, {:.1f} TFLOP/s\n",
-        dims_name, precision, t.device, t.median_ms, iters, graph ? "CUDA graph" : "stream",
-        t.gflop, tflops);
+        dims_name, wb::to_string(precision), t.device, t.median_ms, iters,
+        graph ? "CUDA graph" : "stream", t.gflop, tflops);
     for (const auto& [k, v] : t.breakdown_ms) fmt::print("  {:12} {:8.3f} ms (stream run)\n", k, v);
   }
   return 0;
@@ -150,8 +150,17 @@ int main(int argc, char** argv) {
   app.add_option("--store", store, "storage dtype of tap datasets")
       ->check(CLI::IsMember({"float32", "float16", "float64"}));
   app.add_option("--compress", compress, "gzip level for tap datasets")->check(CLI::Range(0, 9));
-  app.add_option("--precision", opts.precision, "float32 (TF32 off), bfloat16, float16")
-      ->check(CLI::IsMember({"float32", "bfloat16", "float16"}));
+  app.add_option_function<std::string>(
+         "--precision",
+         [&opts](const std::string& s) {
+           try {
+             opts.precision = wb::parse_precision(s);  // the one name table (wb/core/precision.h)
+           } catch (const std::invalid_argument& e) {
+             throw CLI::ValidationError(e.what());
+           }
+         },
+         wb::precision_names() + " (float32: TF32 off)")
+      ->default_str("float32");
   app.add_option("--fault", opts.faults, "fault switch NAME[=VALUE] (repeatable)");
   app.add_option("--device", opts.device, "CUDA device index");
   app.add_flag("--sync-taps", opts.sync_taps,

@@ -5,17 +5,19 @@
 #include <vector>
 
 #include "wb/core/encoder.h"
+#include "wb/core/precision.h"
 #include "wb/core/weights.h"
 
 namespace wb {
 
 struct CandidateOptions {
-  std::string precision = "float32";  // float32 | bfloat16 | float16 (weights; fp32 accumulation)
-  std::vector<std::string> faults;    // "NAME" or "NAME=VALUE", see wb/core/faults.h
-  int threads = 0;                    // 0: hardware concurrency
+  Precision precision =
+      Precision::float32;           // weights (and GEMM inputs where native); fp32 accumulation
+  std::vector<std::string> faults;  // "NAME" or "NAME=VALUE", see wb/core/faults.h
+  int threads = 0;                  // 0: hardware concurrency
 };
 
-// Throws wb::UsageError for an unknown precision or fault (message lists the valid ones).
+// Throws wb::UsageError for an unknown fault (the message lists the valid ones).
 std::unique_ptr<Encoder> make_candidate_encoder(std::shared_ptr<const Checkpoint> model,
                                                 const CandidateOptions& opts);
 

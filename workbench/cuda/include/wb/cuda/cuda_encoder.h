@@ -9,6 +9,7 @@
 
 #include "wb/core/dims.h"
 #include "wb/core/encoder.h"
+#include "wb/core/precision.h"
 #include "wb/core/weights.h"
 
 namespace wb::cuda {
@@ -17,7 +18,7 @@ struct Options {
   // float32: float32 GEMMs with TF32 off (CUBLAS_COMPUTE_32F). bfloat16 / float16: weights and
   // GEMM inputs in that type on tensor cores, float32 accumulation, float32 residual stream and
   // layer-norm statistics.
-  std::string precision = "float32";
+  Precision precision = Precision::float32;
   std::vector<std::string> faults;  // the shared fault table (wb/core/faults.h)
   int device = 0;
   // Taps copied synchronously (copy, wait, report, one at a time) instead of through the copy
@@ -57,7 +58,7 @@ struct Timing {
 
 // Times the encoder from mel to ln_post on random weights of `dims` (generated on the device):
 // `warmup` untimed runs, then `iters` timed ones, no taps and no host copies.
-Timing time_encoder(const ModelDims& dims, const std::string& precision, int iters, int warmup,
-                    bool graph, uint64_t seed = 1);
+Timing time_encoder(const ModelDims& dims, Precision precision, int iters, int warmup, bool graph,
+                    uint64_t seed = 1);
 
 }  // namespace wb::cuda
