@@ -13,7 +13,7 @@
 # max_allocation_size_mb (one allocation over it is a bad_alloc, which wb reports as exit 3).
 # Usage: bad_suite.sh WB_BINARY SOURCE_DIR [WORKDIR] [ID_REGEX]
 set -uo pipefail
-. "$(dirname "$0")/../../scripts/skip.sh"
+. "$(dirname "$0")/../../../scripts/skip.sh"
 wb=$(realpath "$1"); src=$(realpath "$2")
 work=${3:-$(mktemp -d)}; only=${4:-}
 mkdir -p "$work"; work=$(realpath "$work")
