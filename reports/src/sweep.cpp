@@ -143,6 +143,8 @@ json aggregate_sweep(const json& settings, const std::vector<json>& clips, const
       const std::string kind = member(e, "kind", where).get<std::string>();
       (kind == "internal" ? n_internal : n_bad)++;
       errors.push_back({{"clip", name}, {"kind", kind}, {"message", member(e, "message", where)}});
+      if (e.contains("stderr_tail") && e["stderr_tail"].is_string())  // a port's (docs/ports.md)
+        errors.back()["stderr_tail"] = e["stderr_tail"];
       rows.push_back(
           {{"clip", name}, {"verdict", "error"}, {"error", member(e, "message", where)}});
       continue;

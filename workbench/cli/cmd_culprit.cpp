@@ -50,6 +50,7 @@ int run_replay(const ReplayArgs& a) {
   check_inputs(ref, *model, a.audio);
   const Audio audio = load_audio(a.audio);
   auto enc = make_encoder(model, a.enc);
+  require_stage_requests(*enc, "wb replay");
   DumpMeta meta = ref.meta();
   meta.implementation = enc->implementation();
   meta.run_info = enc->run_info();
@@ -62,6 +63,7 @@ int run_replay(const ReplayArgs& a) {
   const cmp::DumpSource rs(a.ref);
   cmp::CompareResult r = cmp::compare(rs, chain, nullptr, o);
   r.replay = rp;
+  print_port_timing(*enc, a.enc);
   if (!a.quiet) fmt::print("{}{}", rep::render_summary(r), "\n");
   if (!a.quiet) {
     fmt::print("{:<10} {:>11} {:>11} {:>11} {:>11} {:>9}\n", "stage", "own", "limit", "received",
@@ -96,6 +98,7 @@ int run_bisect_layers(const BisectArgs& a) {
   auto model = load_model(a.model);
   const Audio audio = load_audio(a.audio);
   auto cand = make_encoder(model, a.enc);
+  require_stage_requests(*cand, "wb bisect-layers");
   auto ref = make_encoder(model, a.enc.reference_twin());
   const Tensor ref_out = run_encoder(*ref, ref->log_mel(audio.pcm, nullptr), nullptr);
   const double limit = profile.rel_l2_fail_limit("encoder.ln_post");
@@ -115,6 +118,7 @@ int run_bisect_layers(const BisectArgs& a) {
     return !(*score <= limit);
   };
   const cmp::LayerBisection b = cmp::bisect_layers(*cand, *ref, audio.pcm, fails);
+  print_port_timing(*cand, a.enc);
   std::string names;
   for (const auto& s : b.stages) names += (names.empty() ? "" : ", ") + s.name;
   fmt::print(

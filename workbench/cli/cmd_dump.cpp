@@ -90,6 +90,7 @@ void add_dump(CLI::App& app, Registry& reg) {
     w.set_timing("encoder", r.seconds_encoder);
     w.set_timing("decode", r.seconds_decode);
     w.finish();
+    print_port_timing(*enc, o->enc);
     fmt::print("wrote {} ({} taps, {} {}, encoder {:.3f} s)\n", o->out, w.taps_written(),
                m.implementation, m.precision, r.seconds_encoder);
     if (audio.total_seconds > kChunkSeconds)

@@ -28,6 +28,7 @@
 
 #include "command.h"
 #include "pipeline.h"
+#include "wb/port/port.h"
 #include "wb/compare/capture.h"
 #include "wb/compare/compare.h"
 #include "wb/core/dump.h"
@@ -268,7 +269,7 @@ struct SweepContext {
   const TapSelector& sel;
   const cmp::CompareOptions& copts;
   Encoder& ref_enc;
-  Encoder& enc;
+  std::unique_ptr<Encoder>& enc;  // restarted after a port's failure (docs/ports.md)
   ReferenceDecoder& ref_dec;
   ReferenceDecoder& cand_dec;
   const std::string& settings_hash;
@@ -319,17 +320,15 @@ json run_clip(SweepContext& ctx, const Clip& clip, Progress& progress) {
       auto cap = std::make_unique<cmp::CaptureSource>(
           clip.file + " (" + what + ")", m,
           [&sel = ctx.sel](std::string_view name) { return sel.selected(name); });
-      progress.stage(fmt::format("{} mel", what).c_str());
-      Tensor mel = e.log_mel(audio.pcm, cap.get());
       progress.stage(fmt::format("{} encoder", what).c_str());
-      Tensor out = run_encoder(e, mel, cap.get());
+      Tensor out = e.encode(audio.pcm, cap.get());
       progress.stage(fmt::format("{} decode", what).c_str());
       DecodeResult d = dec.greedy(out, cap.get(), o.max_tokens);
       cap->set_decode(d.tokens, d.text);
       return cap;
     };
     auto ref = side(ctx.ref_enc, ctx.ref_dec, "reference");
-    auto cand = side(ctx.enc, ctx.cand_dec, std::string(to_string(o.enc.impl)));
+    auto cand = side(*ctx.enc, ctx.cand_dec, std::string(to_string(o.enc.impl)));
     progress.stage("compare");
     const cmp::CompareResult r = cmp::compare(*ref, *cand, nullptr, ctx.copts);
     res.update(rep::sweep_clip_result(r, clip.expected));
@@ -353,6 +352,9 @@ json run_clip(SweepContext& ctx, const Clip& clip, Progress& progress) {
                         {"candidate", "dumps/" + result_name(clip.file) + ".candidate.h5"}};
       }
     }
+  } catch (const port::PortError& e) {
+    res["status"] = "error";
+    res["error"] = {{"kind", "port"}, {"message", e.what()}, {"stderr_tail", e.stderr_tail()}};
   } catch (const std::bad_alloc&) {
     res["status"] = "error";
     res["error"] = {{"kind", "internal"}, {"message", "out of memory"}};
@@ -436,16 +438,33 @@ int run_sweep(const SweepOpts& o) {
       if (e.is_regular_file(ec)) dump_bytes += static_cast<int64_t>(e.file_size(ec));
   }
 
-  SweepContext ctx{o,       *model,   sel,           copts,    *ref_enc, *enc,
+  SweepContext ctx{o,       *model,   sel,           copts,    *ref_enc, enc,
                    ref_dec, cand_dec, settings_hash, dump_dir, budget,   dump_bytes};
   Progress progress(mine.size(), o.quiet);
   int ran = 0, skipped = 0;
+  std::string port_down;  // set when a port failed and did not start again
   for (std::size_t mi = 0; mi < mine.size(); ++mi) {
     const Clip& clip = clips[mine[mi]];
     progress.clip(mi, clip.file);
     const std::string result_path = o.out + "/clips/" + result_name(clip.file) + ".json";
     const auto t0 = clock_type::now();
-    json res = run_clip(ctx, clip, progress);
+    json res = port_down.empty()
+                   ? run_clip(ctx, clip, progress)
+                   : json{{"schema", rep::kSweepClipSchema},
+                          {"clip", clip.file},
+                          {"settings_hash", settings_hash},
+                          {"status", "error"},
+                          {"error", {{"kind", "port"}, {"message", port_down}}}};
+    if (port_down.empty() && res.value("status", "") == "error" &&
+        res["error"].value("kind", "") == "port") {
+      // The port failed on this clip: started again once for the next one (docs/ports.md).
+      enc.reset();
+      try {
+        enc = make_encoder(model, o.enc);
+      } catch (const std::exception& e) {
+        port_down = fmt::format("the port could not be restarted: {}", e.what());
+      }
+    }
     if (res.value("skipped", false)) {
       ++skipped;
       progress.done("done earlier, skipped", 0, false);
@@ -466,6 +485,7 @@ int run_sweep(const SweepOpts& o) {
     }
     progress.done(what, secs, true);
   }
+  if (enc) print_port_timing(*enc, o.enc);
   manifest["complete"] = true;  // every clip of the shard has its result (sweep.sbatch checks)
   write_json(manifest_path, manifest);
   if (shard_n > 1) {

@@ -107,7 +107,7 @@ void add_transcribe(CLI::App& app, Registry& reg) {
   sub->add_flag("--bench-decode", o->bench_decode,
                 "decode with and without the KV cache, print both times and their ratio")
       ->excludes(nkv);
-  add_encoder_options(sub, o->enc);
+  add_encoder_options(sub, o->enc, kAllEncoderOptions & ~kPortOption);
   reg.add(sub, [o]() {
     if (o->audio.empty() && o->encoder_out.empty())
       throw UsageError("transcribe needs --audio or --encoder-out");

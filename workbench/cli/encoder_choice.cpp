@@ -13,10 +13,11 @@ namespace wb::cli {
 
 namespace {
 
-constexpr std::array<std::pair<Impl, std::string_view>, 3> kImpls{{
+constexpr std::array<std::pair<Impl, std::string_view>, 4> kImpls{{
     {Impl::reference, "reference"},
     {Impl::candidate, "candidate"},
     {Impl::cuda, "cuda"},
+    {Impl::port, "port"},
 }};
 constexpr std::array<std::pair<Device, std::string_view>, 2> kDevices{{
     {Device::cpu, "cpu"},
@@ -123,17 +124,20 @@ std::string EncoderChoice::precision_name() const {
 }
 
 nlohmann::json EncoderChoice::to_json() const {
-  return {{"impl", to_string(impl)},
-          {"dtype", dtype_name(dtype)},
-          {"precision", to_string(precision)},
-          {"faults", faults.specs}};
+  nlohmann::json j = {{"impl", to_string(impl)},
+                      {"dtype", dtype_name(dtype)},
+                      {"precision", to_string(precision)},
+                      {"faults", faults.specs}};
+  if (impl == Impl::port) j["port"] = port;
+  return j;
 }
 
 void add_encoder_options(CLI::App* sub, EncoderChoice& c, unsigned which) {
   if (which & kImplOption)
     add_typed_option(sub, "--impl", c.impl, parse_impl,
                      "encoder implementation: " + names(kImpls) +
-                         " (reference: LibTorch; candidate: CPU; cuda: builds with nvcc)",
+                         " (reference: LibTorch; candidate: CPU; cuda: builds with nvcc; port: "
+                         "an external port, --port)",
                      to_string(c.impl));
   if (which & kDtypeOption)
     add_typed_option(
@@ -155,6 +159,25 @@ void add_encoder_options(CLI::App* sub, EncoderChoice& c, unsigned which) {
     sub->add_option("--threads", c.threads, "threads (0: all cores)")
         ->check(CLI::Range(0, 1024))
         ->capture_default_str();
+  if (which & kPortOption) {
+    sub->add_option_function<std::string>(
+        "--port",
+        [&c](const std::string& cmd) {
+          if (cmd.empty()) throw CLI::ValidationError("--port: an empty command");
+          c.port = cmd;
+          c.impl = Impl::port;
+        },
+        "an external port's command, run with sh -c, speaking the port protocol "
+        "(docs/ports.md); instead of --impl");
+    sub->add_option("--port-timeout", c.port_timeout, "seconds a port may take per request")
+        ->check(CLI::Range(0.001, 1e6))
+        ->capture_default_str();
+    sub->add_flag("--allow-model-mismatch", c.allow_model_mismatch,
+                  "let a port run another checkpoint than --model (its model_sha256 differs)");
+    sub->add_flag("--timing", c.port_timing,
+                  "print the port's compute time and the workbench's overhead per request kind "
+                  "(stderr)");
+  }
   if (which & kDeviceOption)
     add_typed_option(sub, "--device", c.device, parse_device,
                      "reference: " + names(kDevices) +

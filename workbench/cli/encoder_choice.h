@@ -15,8 +15,8 @@
 namespace wb::cli {
 
 // reference: the LibTorch oracle; candidate: the CPU candidate; cuda: the CUDA candidate (only
-// where this build has it).
-enum class Impl { reference, candidate, cuda };
+// where this build has it); port: an external port (--port CMD, docs/ports.md).
+enum class Impl { reference, candidate, cuda, port };
 // Where the reference computes: cpu, or cuda where LibTorch has CUDA (Debian's has not).
 enum class Device { cpu, cuda };
 
@@ -33,6 +33,12 @@ struct EncoderChoice {
   Faults faults;                             // candidate, cuda; parsed against the fault table
   int threads = 0;                           // 0: all cores
   Device device = Device::cpu;               // reference only
+  // An external port (docs/ports.md): its command (sets impl = port), the per-request timeout,
+  // whether a port running another checkpoint is compared anyway, and --timing.
+  std::string port;
+  double port_timeout = 300;
+  bool allow_model_mismatch = false;
+  bool port_timing = false;
 
   int resolved_threads() const;  // threads, 0 resolved to the hardware's concurrency
   // The reference encoder with the same threads: what a candidate is measured against.
@@ -52,7 +58,8 @@ enum EncoderOption : unsigned {
   kFaultOption = 1u << 3,      // --fault (repeatable)
   kThreadsOption = 1u << 4,    // --threads
   kDeviceOption = 1u << 5,     // --device (the reference's)
-  kAllEncoderOptions = 0x3fu,
+  kPortOption = 1u << 6,       // --port, --port-timeout, --allow-model-mismatch, --timing
+  kAllEncoderOptions = 0x7fu,
 };
 
 // Registers the options (defaults: c's values at the time of the call).

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "wb/core/util.h"
+#include "wb/port/port.h"
 #ifdef WB_HAVE_CANDIDATE
 #include "wb/candidate/candidate.h"
 #endif
@@ -28,6 +29,22 @@ std::unique_ptr<Encoder> make_encoder(std::shared_ptr<const Checkpoint> model,
                                       const EncoderChoice& c) {
   const int threads = c.resolved_threads();
   set_reference_threads(threads);
+  if (c.impl == Impl::port || !c.port.empty()) {
+    if (c.port.empty()) throw UsageError("--impl port needs --port CMD (docs/ports.md)");
+    if (c.impl != Impl::port) throw UsageError("--port replaces --impl: give one of them");
+    if (c.faults.any() || c.precision != Precision::float32 || c.dtype != DType::f32)
+      throw UsageError(
+          "--fault, --precision and --dtype do not apply to --port (the port declares its "
+          "precision)");
+    port::PortOptions o;
+    o.command = c.port;
+    o.timeout_s = c.port_timeout;
+    o.model_path = model->path;
+    o.model_sha256 = model->sha256;
+    o.dims = model->dims;
+    o.allow_model_mismatch = c.allow_model_mismatch;
+    return port::PortEncoder::start(o);
+  }
   if (c.impl == Impl::reference) {
     if (c.faults.any() || c.precision != Precision::float32)
       throw UsageError("--fault and --precision apply to --impl candidate only");
@@ -58,6 +75,16 @@ std::unique_ptr<Encoder> make_encoder(std::shared_ptr<const Checkpoint> model,
 #endif
 }
 
+void print_port_timing(const Encoder& enc, const EncoderChoice& c) {
+  if (!c.port_timing) return;
+  if (const auto* p = dynamic_cast<const port::PortEncoder*>(&enc))
+    fmt::print(stderr, "{}", p->timing_table());
+}
+
+void require_stage_requests(const Encoder& enc, const std::string& command) {
+  if (const auto* p = dynamic_cast<const port::PortEncoder*>(&enc)) p->require_stages(command);
+}
+
 RunResult run_pipeline(Encoder& enc, ReferenceDecoder& dec, const Audio& audio, TapSink* taps,
                        bool decode, const DecodeOptions& decode_opts) {
   using clock = std::chrono::steady_clock;
@@ -66,9 +93,14 @@ RunResult run_pipeline(Encoder& enc, ReferenceDecoder& dec, const Audio& audio, 
   };
   RunResult r;
   const auto t0 = clock::now();
-  Tensor mel = enc.log_mel(audio.pcm, taps);
-  const auto t1 = clock::now();
-  r.encoder_out = run_encoder(enc, mel, taps);
+  auto t1 = t0;
+  if (enc.runs_whole()) {
+    r.encoder_out = enc.encode(audio.pcm, taps);  // mel and encoder in one request
+  } else {
+    Tensor mel = enc.log_mel(audio.pcm, taps);
+    t1 = clock::now();
+    r.encoder_out = run_encoder(enc, mel, taps);
+  }
   const auto t2 = clock::now();
   if (decode) r.decoded = dec.greedy(r.encoder_out, taps, decode_opts);
   const auto t3 = clock::now();

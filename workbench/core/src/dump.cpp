@@ -332,7 +332,46 @@ struct DumpReader::Impl {
   }
 };
 
-DumpReader::DumpReader(const std::string& path) : impl_(std::make_unique<Impl>()), path_(path) {
+namespace {
+// The root attributes of a dump (docs/dump-format.md); a tensor file has none.
+template <class Fail>
+void read_root_attributes(const H5::H5File& f, DumpMeta& meta_, const Fail& fail) {
+  if (!f.attrExists("schema")) throw fail("not a whisper-fidelity dump (no 'schema' attribute)");
+  const std::string schema = get_str(f, "schema");
+  if (schema != kDumpSchema)
+    throw fail(fmt::format("schema '{}' is not supported (expected '{}')", schema, kDumpSchema));
+  if (!f.attrExists("complete") || get_int(f, "complete") != 1)
+    throw fail(
+        "dump is incomplete (no 'complete' attribute: still being written, or its writer died)");
+  for (const char* k : {"implementation", "precision", "model_sha256", "model_dims"})
+    if (!f.attrExists(k)) throw fail(fmt::format("missing root attribute '{}'", k));
+  meta_.implementation = get_str(f, "implementation");
+  meta_.precision = get_str(f, "precision");
+  meta_.model_sha256 = get_str(f, "model_sha256");
+  auto opt_str = [&](const char* k) { return f.attrExists(k) ? get_str(f, k) : std::string(); };
+  meta_.device = opt_str("device");
+  meta_.audio_sha256 = opt_str("audio_sha256");
+  meta_.audio_name = opt_str("audio_name");
+  meta_.tool_version = opt_str("tool_version");
+  meta_.created = opt_str("created");
+  meta_.threads = f.attrExists("threads") ? static_cast<int>(get_int(f, "threads")) : 0;
+  try {
+    meta_.dims = ModelDims::from_json(nlohmann::json::parse(get_str(f, "model_dims")));
+    const std::string ri = opt_str("run_info");
+    meta_.run_info = ri.empty() ? nlohmann::json::object() : nlohmann::json::parse(ri);
+  } catch (const std::exception& e) {
+    throw fail(fmt::format("bad model_dims/run_info attribute ({})", e.what()));
+  }
+}
+}  // namespace
+
+DumpReader::DumpReader(const std::string& path) : DumpReader(path, nullptr) {}
+
+DumpReader::DumpReader(const std::string& path, const ModelDims& tensor_file_dims)
+    : DumpReader(path, &tensor_file_dims) {}
+
+DumpReader::DumpReader(const std::string& path, const ModelDims* tensor_file_dims)
+    : impl_(std::make_unique<Impl>()), path_(path) {
   H5::Exception::dontPrint();
   auto fail = [&](const std::string& why) {
     return std::runtime_error(fmt::format("{}: {}", path, why));
@@ -366,32 +405,10 @@ DumpReader::DumpReader(const std::string& path) : impl_(std::make_unique<Impl>()
   }
   try {
     auto& f = impl_->file;
-    if (!f.attrExists("schema")) throw fail("not a whisper-fidelity dump (no 'schema' attribute)");
-    const std::string schema = get_str(f, "schema");
-    if (schema != kDumpSchema)
-      throw fail(fmt::format("schema '{}' is not supported (expected '{}')", schema, kDumpSchema));
-    if (!f.attrExists("complete") || get_int(f, "complete") != 1)
-      throw fail(
-          "dump is incomplete (no 'complete' attribute: still being written, or its writer died)");
-    for (const char* k : {"implementation", "precision", "model_sha256", "model_dims"})
-      if (!f.attrExists(k)) throw fail(fmt::format("missing root attribute '{}'", k));
-    meta_.implementation = get_str(f, "implementation");
-    meta_.precision = get_str(f, "precision");
-    meta_.model_sha256 = get_str(f, "model_sha256");
-    auto opt_str = [&](const char* k) { return f.attrExists(k) ? get_str(f, k) : std::string(); };
-    meta_.device = opt_str("device");
-    meta_.audio_sha256 = opt_str("audio_sha256");
-    meta_.audio_name = opt_str("audio_name");
-    meta_.tool_version = opt_str("tool_version");
-    meta_.created = opt_str("created");
-    meta_.threads = f.attrExists("threads") ? static_cast<int>(get_int(f, "threads")) : 0;
-    try {
-      meta_.dims = ModelDims::from_json(nlohmann::json::parse(get_str(f, "model_dims")));
-      const std::string ri = opt_str("run_info");
-      meta_.run_info = ri.empty() ? nlohmann::json::object() : nlohmann::json::parse(ri);
-    } catch (const std::exception& e) {
-      throw fail(fmt::format("bad model_dims/run_info attribute ({})", e.what()));
-    }
+    if (tensor_file_dims != nullptr)
+      meta_.dims = *tensor_file_dims;
+    else
+      read_root_attributes(f, meta_, fail);
     if (!f.nameExists("taps")) throw fail("no /taps group");
     impl_->vet(f, "taps", "/taps");
     H5::Group g = f.openGroup("taps");

@@ -9,3 +9,11 @@ Tensor run_encoder(Encoder& enc, const Tensor& mel, TapSink* taps) {
 }
 
 }  // namespace wb
+
+namespace wb {
+
+Tensor Encoder::encode(const std::vector<float>& pcm16k, TapSink* taps) {
+  return run_encoder(*this, log_mel(pcm16k, taps), taps);
+}
+
+}  // namespace wb

@@ -87,6 +87,9 @@ struct TapInfo {
 class DumpReader {
  public:
   explicit DumpReader(const std::string& path);
+  // A tensor file (wb/core/tensor_file.h, docs/ports.md): `/taps` only, no root attributes; its
+  // taps are checked as a dump's are, against the given dims.
+  DumpReader(const std::string& path, const ModelDims& tensor_file_dims);
   ~DumpReader();
   DumpReader(DumpReader&&) noexcept;
 
@@ -106,6 +109,7 @@ class DumpReader {
   std::map<std::string, double> timings() const;
 
  private:
+  DumpReader(const std::string& path, const ModelDims* tensor_file_dims);
   std::optional<std::vector<int>> token_dataset(const std::string& name) const;
   struct Impl;
   std::unique_ptr<Impl> impl_;

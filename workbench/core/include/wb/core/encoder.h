@@ -27,6 +27,12 @@ class Encoder {
   // Pre-norm residual block i: [T, C] -> [T, C].
   virtual Tensor block(int i, const Tensor& x, TapSink* taps) = 0;
   virtual Tensor ln_post(const Tensor& x, TapSink* taps) = 0;
+
+  // Audio -> encoder output in one call, every stage's taps reported. The default runs the seam
+  // stage by stage; an encoder that runs best whole (an external port's `run` request) says so
+  // with runs_whole() and overrides it.
+  virtual bool runs_whole() const { return false; }
+  virtual Tensor encode(const std::vector<float>& pcm16k, TapSink* taps);
 };
 
 // mel -> stem -> blocks -> ln_post, all through the seam.
