@@ -22,12 +22,14 @@ name what they look for).
 Prints each hit as `file:line: kind: text` and exits 1 on a hit or a stale entry, 0 otherwise.
 
   repo_words.py [--root DIR] [--allow FILE] [--walk]
-  repo_words.py --self-test [--root DIR]   plants one hit of each kind in a temporary copy of the
-                                            tracked text files and checks that exactly those are
-                                            reported (exit 1 of the scan), and that the clean copy
-                                            passes; exits 0 when both hold
+  repo_words.py --self-test [--root DIR]   copies the tracked text files (and the allow-list) to
+                                            a temporary folder; the copy must pass; then plants a
+                                            path, two tracker numbers, a word and a stale allow-list
+                                            entry, and the scan of the copy must exit 1 reporting
+                                            exactly those five; exits 0 when all holds
 """
 import argparse
+import io
 import os
 import re
 import shutil
@@ -96,6 +98,15 @@ def closing_quote_before(line, pos):
 
 
 def scan_line(path, line, top=()):
+    """Yields (kind, start, end, text) for each hit on one line, none inside another of its kind."""
+    hits = list(_scan_line(path, line, top))
+    for h in hits:
+        if not any(o is not h and o[0] == h[0] and o[1] <= h[1] and h[2] <= o[2]
+                   and (o[1], o[2]) != (h[1], h[2]) for o in hits):
+            yield h
+
+
+def _scan_line(path, line, top=()):
     """Yields (kind, start, end, text) for each hit on one line. `top`: the names at the root of
     the repository ("/fixtures/..." is then a suffix joined to a root folder, as in
     WB_SOURCE_DIR "/fixtures/trained")."""
@@ -231,15 +242,14 @@ def self_test(root):
     tmp = tempfile.mkdtemp(prefix="wb-repo-words-")
     try:
         copy = os.path.join(tmp, "copy")
-        for rel in list_files(root, False):
+        for rel in sorted(set(list_files(root, False)) | {ALLOW_DEFAULT}):
             src = os.path.join(root, rel)
-            if read_text(src) is None and rel != ALLOW_DEFAULT:
+            if read_text(src) is None:
                 continue
             dst = os.path.join(copy, rel)
             os.makedirs(os.path.dirname(dst), exist_ok=True)
             shutil.copyfile(src, dst)
         allow = os.path.join(copy, ALLOW_DEFAULT)
-        import io
         buf = io.StringIO()
         n = scan(copy, allow, walk=True, out=buf)
         print(f"self-test: clean copy ({copy}, walked): {n} hit(s)")
@@ -253,18 +263,23 @@ def self_test(root):
                 open(path, "w").close()
             with open(path, "a", encoding="utf-8") as f:
                 f.write("\n" + line + "\n")
-        buf = io.StringIO()
-        n = scan(copy, allow, walk=True, out=buf)
-        got = buf.getvalue().splitlines()
-        print(f"self-test: planted copy: {n} hit(s), exit status of the scan would be {1 if n else 0}")
+        with open(allow, "a", encoding="utf-8") as f:  # an entry that allows nothing: stale
+            f.write("\n# planted: a reviewed text that is gone\nREADME.md: no such text\n")
+        # The command itself, as CTest runs it: its output and its exit status.
+        r = subprocess.run([sys.executable, os.path.abspath(__file__), "--root", copy, "--walk"],
+                           capture_output=True, text=True)
+        got = r.stdout.splitlines()
+        print(f"self-test: planted copy: repo_words.py --root COPY --walk exits {r.returncode}:")
         for g in got:
             print("  " + g)
-        want = sorted(f"{rel}: {hit}" for rel, _, hit in PLANTS)
-        have = sorted(re.sub(r":\d+: ", ": ", g, count=1) for g in got)
-        if have != want:
-            print("self-test FAIL: expected exactly:\n  " + "\n  ".join(want))
+        want = sorted([f"{rel}: {hit}" for rel, _, hit in PLANTS]
+                      + ["scripts/tests/repo_words_allow.txt: stale allow-list entry (allows nothing): "
+                         "README.md: no such text"])
+        have = sorted(re.sub(r":\d+: ", ": ", g, count=1) for g in got if not g.startswith("repo_words:"))
+        if r.returncode != 1 or have != want:
+            print("self-test FAIL: expected exit 1 and exactly:\n  " + "\n  ".join(want))
             return 1
-        print("self-test PASS: the clean copy passes, each planted hit is reported and fails the scan")
+        print("self-test PASS: the clean copy passes; the planted copy exits 1 with each planted hit")
         return 0
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
