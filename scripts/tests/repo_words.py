@@ -60,7 +60,8 @@ WORDS = [
     r"\bsessions?\b", r"\bdevice (?:run )?tool\b", r"\bthis workplace\b", r"\bworkplace\b",
     r"\bthe GPU machine\b", r"\bhelper'?s worktree\b", r"\bin `carry`", r"\bcarry \[",
     r"\bthe issue(?:'s)?\b", r"\bthis issue\b", r"\bthe brief\b", r"\bthe ticket\b",
-    r"\bassistant\b", r"\bLLM\b", r"\bClaude\b", r"\bbudget_left\b",
+    r"\bassistant\b", r"\bLLM\b", r"\bClaude\b", r"\bbudget_left\b", r"\bdevice time\b",
+    r"\bthis (?:commit|patch|PR)\b", r"\bhelper (?:session|agent)s?\b",
 ]
 WORDS_RE = re.compile("|".join(f"(?:{w})" for w in WORDS), re.IGNORECASE)
 
