@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The candidate encoder against whisper.cpp's on this machine, in one run (issue 15).
+# The candidate encoder against whisper.cpp's on this machine, in one run.
 #
 #   scripts/bench-whispercpp.sh [WHISPER_CPP_DIR]
 #

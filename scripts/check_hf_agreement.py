@@ -2,11 +2,11 @@
 """Dump the Hugging Face Whisper encoder (transformers WhisperModel) through wbdump's hooks on the
 workbench's weights and mel, and measure its agreement with our LibTorch reference.
 
-Issue 2 asks that the reference agree with transformers' WhisperModel on the same weights and mel:
+The reference must agree with transformers' WhisperModel on the same weights and mel:
 encoder output (encoder.ln_post) relative L2 <= 1e-5 in float32. Only the model is compared: the
 mel is read from a reference dump (its `mel` tap), not recomputed by a feature extractor.
 
-Needs torch + transformers + h5py (the GPU machine has them); `wb` is not needed there.
+Needs torch + transformers + h5py (a GPU host with PyTorch has them); `wb` is not needed there.
 
     # here, with build/wb:
     wb dump --impl reference --model fixtures/trained --audio fixtures/audio/hello.wav \

@@ -7,9 +7,9 @@
 #     with no fault (`--taps blocks`) and one per case of the shared fault table
 #     (`wb-cuda-dump --list-faults`: every example of `wb faults --json`), each holding the case's
 #     expected first tap and the tap before it. Dumps go into OUT_DIR/cudafaults-N.tar (each under
-#     15 MiB, the device tool's file limit being 16).
+#     15 MiB).
 #
-#   here:      scripts/cuda-fault-matrix.sh host WB TAR_DIR [WORKDIR]
+#   CPU host:  scripts/cuda-fault-matrix.sh host WB TAR_DIR [WORKDIR]
 #     Makes the float32 and float64 LibTorch reference dumps of the same model and tone, runs
 #     `wb compare` (float32 profile, and with --floor) on every CUDA dump and prints a Markdown
 #     table; exit 0 when the fault-free dump passes and every fault is found at its first tap

@@ -13,9 +13,10 @@ set -u
 pack="$1"
 out="$2"
 steps="${3:-test,dump,fault,bench}"
-mkdir -p "$out" /tmp/wbp
-tar xJf "$pack" -C /tmp/wbp
-b=$(ls -d /tmp/wbp/*/ | head -1)
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/wb-cuda-gpu.XXXXXX") && trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$out" "$tmp/pack"
+tar xJf "$pack" -C "$tmp/pack"
+b=$(ls -d "$tmp"/pack/*/ | head -1)
 export LD_LIBRARY_PATH="$b/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 d="$b/wb-cuda-dump"
 clip=$(ls fixtures/heldout/clip000.* | head -1)  # WAV or FLAC
@@ -26,7 +27,7 @@ if has test; then
   echo "wb_cuda_tests rc=${PIPESTATUS[0]}"
 fi
 if has dump; then
-  w=/tmp/wbd && mkdir -p $w/red
+  w=$tmp/dumps && mkdir -p $w/red
   "$d" --model fixtures/trained --audio $clip --precision float32 --taps blocks --compress 6 \
     -o $w/trained-f32.h5
   "$d" --model fixtures/trained --audio $clip --precision float32 --taps blocks --compress 6 \
@@ -50,7 +51,7 @@ fi
 if has check; then
   # Two float32 runs bit-identical; the copy-stream taps bit-identical to synchronous copies;
   # --taps none: no tap copies (the tool prints its device-to-host copy counts).
-  c=/tmp/wbc && mkdir -p $c
+  c=$tmp/check && mkdir -p $c
   for run in a b; do
     "$d" --model fixtures/trained --audio $clip --precision float32 --compress 0 --taps all -o $c/$run.h5
   done

@@ -5,10 +5,10 @@
 #   SHARD NSHARDS
 #     Dumps encoder.ln_post (gzip 9) of fixtures/trained for every fixtures/heldout/clip*.* (WAV
 #     or FLAC) whose index i has i % NSHARDS == SHARD, and packs the dumps into
-#     OUT_DIR/heldout-PRECISION-SHARD-N.tar files under 15 MiB each: the device tool brings back
-#     at most 64 MiB a call, so the 120 clips travel in shards, one call each.
+#     OUT_DIR/heldout-PRECISION-SHARD-N.tar files under 15 MiB each; shards keep one run's output
+#     small (the 120 clips in a few runs, one shard each).
 #
-#   here:      scripts/cuda-heldout.sh host WB TAR_DIR [WORKDIR]
+#   CPU host:  scripts/cuda-heldout.sh host WB TAR_DIR [WORKDIR]
 #     Decodes each dump's encoder.ln_post with the reference decoder (`wb transcribe
 #     --encoder-out`), transcribes each clip with the LibTorch reference encoder and decoder
 #     (`wb transcribe --tokens`, cached in WORKDIR/ref.tsv) and prints, per precision, how many

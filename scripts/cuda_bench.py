@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """CUDA candidate vs PyTorch (transformers WhisperEncoder, SDPA) encoder time on one GPU.
 
-Runs on the GPU machine (docs/gpu.md). For each dims preset, batch 1, one 30 s window, random
+Runs on a GPU host (docs/gpu.md). For each dims preset, batch 1, one 30 s window, random
 weights, the same precision on both sides:
   - ours: `wb-cuda-dump --time` (CUDA events, median of --iters after warm-up), launched on a
     stream and replayed as one CUDA graph;

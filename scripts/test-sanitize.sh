@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite under AddressSanitizer + UndefinedBehaviorSanitizer (issue 7), for CI:
+# The whole test suite under AddressSanitizer + UndefinedBehaviorSanitizer, for CI:
 # set-up (packages only), configure and build build-asan/ (WB_SANITIZE=ON, RelWithDebInfo), CTest.
 # Usage: scripts/test-sanitize.sh [extra CTest arguments, e.g. -R wb_core]
 # UBSan never recovers (-fno-sanitize-recover=undefined in CMakeLists.txt; halt_on_error below

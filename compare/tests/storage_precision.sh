@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Storage precision (issue 13): a correct float32 candidate whose dump stores taps as float16 is
+# Storage precision: a correct float32 candidate whose dump stores taps as float16 is
 # `storage-limited` (exit 0, named in JSON, Markdown, HTML and JUnit), not a failure; a real bug stored
 # the same way (attn-scale=double in one block; ln-eps=1e-2 in one block, about a 1 % error) still
 # fails at its tap. Nano fixture model, a

@@ -7,7 +7,7 @@
 #   test-local-cluster.sh parallel WB SOURCE_DIR WORK_DIR
 # Clips: the four fixture clips and a truncated WAV (so a shard whose clip is unreadable must
 # still count as complete and the merge must run); model: nano. Skips: missing programs via
-# wb_skip software (a failure under CI=true); a cluster that cannot start in this sandbox via
+# wb_skip software (a failure under CI=true); a cluster that cannot start in this container via
 # wb_skip hardware with the daemons' own error lines.
 set -euo pipefail
 mode=$1 wb=$(realpath "$2") src=$(realpath "$3") work=$4

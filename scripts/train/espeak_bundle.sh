@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Builds a self-contained espeak-ng (Debian's 1.51 binaries + English data + a stub libpcaudio)
-# in $1 (default .dev6/espeak) so that the GPU machine, which has no package registry and no
-# sound libraries, synthesizes with exactly the espeak-ng used here for the held-out clips.
+# in $1 (default .dev/espeak) so that a GPU host without a package registry or sound
+# libraries synthesizes with exactly the espeak-ng that made the held-out clips.
 # Run from the repository root. Needs apt-get download (Debian bookworm: 1.51+dfsg-10+deb12u2) and cc.
 set -euo pipefail
-dest=${1:-.dev6/espeak}
+dest=${1:-.dev/espeak}
 rm -rf "$dest" && mkdir -p "$dest/debs" "$dest/root" "$dest/lib"
 (cd "$dest/debs" && apt-get download espeak-ng espeak-ng-data libespeak-ng1 libsonic0 >/dev/null)
 for f in "$dest"/debs/*.deb; do dpkg -x "$f" "$dest/root"; done

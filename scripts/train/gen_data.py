@@ -14,7 +14,7 @@ Sub-commands
   heldout   write N held-out clips (16 kHz mono 16-bit, stored as FLAC), expect.tsv (<file>\t<text>)
             and meta.tsv (voice, rate, pitch, snr, whether the voice is held out).
   shards    write training shards (npz: int16 PCM, offsets, texts) into a folder, in
-            parallel; used on the GPU machine while training runs.
+            parallel; run beside the training on the GPU host (run_gpu.sh).
 
 Split rule: a sentence belongs to the held-out split iff sha1(text) % 20 == 0; training
 samples reject such sentences and held-out samples accept only them, so no held-out sentence

@@ -1,5 +1,5 @@
 /* Stub of libpcaudio.so.0 for running espeak-ng where no sound server libraries exist
- * (the GPU machine). espeak-ng only writes WAV files there (-w / --stdout), so the audio
+ * (a GPU host without them). espeak-ng only writes WAV files there (-w / --stdout), so the audio
  * output functions are never used; every one reports failure. */
 #include <stddef.h>
 #include <stdint.h>

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The bad-input suite (issue 7): every row of fixtures/bad/manifest.tsv through the built `wb`,
+# The bad-input suite: every row of fixtures/bad/manifest.tsv through the built `wb`,
 # each bounded in time and memory. A row passes when
 #   - the exit status is the documented one, and wb did not die of a signal (no core either);
 #   - stderr is at most one line; for exit 2 it is that one line and holds the fragment, for exit

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Outputs are never half-written (issue 7): `wb dump -o OUT` and `wb compare --report DIR` are
+# Outputs are never half-written: `wb dump -o OUT` and `wb compare --report DIR` are
 # killed (SIGKILL, and SIGTERM) after seeded random delays spread over their run time, again and
 # again, and what is left must be either the previous output or a complete new one:
 #   dump:   OUT is byte-identical to the previous dump or a new dump `wb inspect` accepts; any
