@@ -28,12 +28,12 @@
 
 #include "command.h"
 #include "pipeline.h"
-#include "wb/port/port.h"
 #include "wb/compare/capture.h"
 #include "wb/compare/compare.h"
 #include "wb/core/dump.h"
 #include "wb/core/tempfile.h"
 #include "wb/core/util.h"
+#include "wb/port/port.h"
 #include "wb/reports/sweep.h"
 
 namespace wb::cli {
@@ -448,13 +448,12 @@ int run_sweep(const SweepOpts& o) {
     progress.clip(mi, clip.file);
     const std::string result_path = o.out + "/clips/" + result_name(clip.file) + ".json";
     const auto t0 = clock_type::now();
-    json res = port_down.empty()
-                   ? run_clip(ctx, clip, progress)
-                   : json{{"schema", rep::kSweepClipSchema},
-                          {"clip", clip.file},
-                          {"settings_hash", settings_hash},
-                          {"status", "error"},
-                          {"error", {{"kind", "port"}, {"message", port_down}}}};
+    json res = port_down.empty() ? run_clip(ctx, clip, progress)
+                                 : json{{"schema", rep::kSweepClipSchema},
+                                        {"clip", clip.file},
+                                        {"settings_hash", settings_hash},
+                                        {"status", "error"},
+                                        {"error", {{"kind", "port"}, {"message", port_down}}}};
     if (port_down.empty() && res.value("status", "") == "error" &&
         res["error"].value("kind", "") == "port") {
       // The port failed on this clip: started again once for the next one (docs/ports.md).

@@ -23,7 +23,8 @@ DType decoder_dtype(const EncoderChoice& c);
 // With --timing and a port: its compute time and the workbench's overhead per request (stderr).
 void print_port_timing(const Encoder& enc, const EncoderChoice& c);
 // A port must serve every stage for replay and layer bisection: UsageError (exit 2) otherwise.
-void require_stage_requests(const Encoder& enc, const std::string& command);  // float64 only for the float64 reference run
+void require_stage_requests(
+    const Encoder& enc, const std::string& command);  // float64 only for the float64 reference run
 
 struct RunResult {
   Tensor encoder_out;

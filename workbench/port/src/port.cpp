@@ -3,9 +3,9 @@
 #include <fmt/format.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
-#include <algorithm>
 #include <fstream>
 #include <optional>
 
@@ -127,13 +127,13 @@ struct PortEncoder::Impl {
     std::string line;
     switch (proc->read_line(line, opts.timeout_s)) {
       case Process::Read::timeout:
-        fail(request, fmt::format("no answer within {:g} s (killed; --port-timeout)",
-                                  opts.timeout_s));
+        fail(request,
+             fmt::format("no answer within {:g} s (killed; --port-timeout)", opts.timeout_s));
       case Process::Read::eof:
         exited(request, line);
       case Process::Read::too_long:
-        fail(request, fmt::format("stdout is not a JSON answer: '{}' (no end of line)",
-                                  printable(line)));
+        fail(request,
+             fmt::format("stdout is not a JSON answer: '{}' (no end of line)", printable(line)));
       case Process::Read::line:
         break;
     }
@@ -162,13 +162,12 @@ struct PortEncoder::Impl {
                              {"scratch", scratch},
                              {"model", opts.model_path}},
                             "hello");
-    const int protocol = a.value("protocol", json()).is_number_integer()
-                             ? a["protocol"].get<int>()
-                             : -1;
+    const int protocol =
+        a.value("protocol", json()).is_number_integer() ? a["protocol"].get<int>() : -1;
     if (protocol != kProtocolVersion)
-      fail("hello", fmt::format("speaks protocol {}, this workbench speaks {}",
-                                a.contains("protocol") ? a["protocol"].dump() : "(none)",
-                                kProtocolVersion));
+      fail("hello",
+           fmt::format("speaks protocol {}, this workbench speaks {}",
+                       a.contains("protocol") ? a["protocol"].dump() : "(none)", kProtocolVersion));
     auto str = [&](const char* k) {
       if (!a.contains(k) || !a[k].is_string())
         fail("hello", fmt::format("the answer has no string '{}'", k));
@@ -224,10 +223,10 @@ struct PortEncoder::Impl {
     return fmt::format("{}/{}.{}.h5", scratch, id, what);
   }
 
-  // Sends a request whose inputs go in a tensor file; reads and checks the answer file. Taps
-  // accepted by `allowed` are reported to the sink when it wants them; returns them all.
-  std::map<std::string, Tensor> request(const std::string& kind, json req,
-                                        const std::string& label,
+  // Sends a request whose inputs go in a tensor file; reads and checks the answer file (a tap
+  // `refuse` has a reason against fails the request). Every tap is reported to the sink that
+  // wants it; returns them all.
+  std::map<std::string, Tensor> request(const std::string& kind, json req, const std::string& label,
                                         const std::vector<float>* samples,
                                         const std::vector<NamedTensor>& inputs,
                                         const std::function<std::string(const TapSpec&)>& refuse,
@@ -244,9 +243,11 @@ struct PortEncoder::Impl {
     const json a = exchange(req, fmt::format("{} (id {})", label, id));
     t.round_trip += since(t0);
     t0 = clock::now();
-    const double compute =
-        a.contains("compute_seconds") && a["compute_seconds"].is_number() ? a["compute_seconds"].get<double>() : 0.0;
+    const double compute = a.contains("compute_seconds") && a["compute_seconds"].is_number()
+                               ? a["compute_seconds"].get<double>()
+                               : 0.0;
     std::map<std::string, Tensor> got;
+    std::vector<std::string> order;  // execution order, as the reader lists them
     const std::string request_label = fmt::format("{} (id {})", label, id);
     if (!fs::exists(out)) fail(request_label, "answered ok but wrote no output file");
     try {
@@ -257,13 +258,12 @@ struct PortEncoder::Impl {
         if (spec == nullptr)
           fail(request_label, fmt::format("tap '{}': not in the registry of this model", ti.name));
         if (spec->side != TapSide::encoder)
-          fail(request_label, fmt::format("tap '{}': a decoder tap (a port serves the encoder)",
-                                          ti.name));
+          fail(request_label,
+               fmt::format("tap '{}': a decoder tap (a port serves the encoder)", ti.name));
         if (const std::string why = refuse(*spec); !why.empty())
           fail(request_label, fmt::format("tap '{}': {}", ti.name, why));
-        Tensor x = r.read(ti.name, DType::f32);
-        report(taps, ti.name, x.shape(), DType::f32, x.f32());
-        got.emplace(ti.name, std::move(x));
+        order.push_back(ti.name);
+        got.emplace(ti.name, r.read(ti.name, DType::f32));
       }
     } catch (const PortError&) {
       throw;
@@ -278,6 +278,11 @@ struct PortEncoder::Impl {
     t.read += since(t0);
     t.compute += compute;
     ++t.count;
+    // Reporting to the sink is the sink's cost (a dump writer's, say), whatever the encoder.
+    for (const std::string& name : order) {
+      const Tensor& x = got.at(name);
+      report(taps, name, x.shape(), DType::f32, x.f32());
+    }
     return got;
   }
 
@@ -311,9 +316,8 @@ struct PortEncoder::Impl {
     const std::string output = s.taps.back()->name;
     std::vector<NamedTensor> inputs;
     if (x != nullptr) inputs.push_back({stages[k - 1].taps.back()->name, x});
-    json req = {{"op", "stage"},
-                {"stage", tap_stage_name(st)},
-                {"taps", wanted(&s, taps, {output})}};
+    json req = {
+        {"op", "stage"}, {"stage", tap_stage_name(st)}, {"taps", wanted(&s, taps, {output})}};
     if (st == TapStage::block) req["block"] = block;
     auto refuse = [&](const TapSpec& t) -> std::string {
       return t.stage == st && t.block == block ? "" : fmt::format("not a tap of {}", label);
@@ -411,8 +415,8 @@ Tensor PortEncoder::encode(const std::vector<float>& pcm16k, TapSink* taps) {
   Impl& m = *impl_;
   const std::string out = m.stages.back().taps.back()->name;  // encoder.ln_post
   json req = {{"op", "run"}, {"taps", m.wanted(nullptr, taps, {"mel", out})}};
-  auto got = m.request("run", req, "run", &pcm16k, {},
-                       [](const TapSpec&) { return std::string(); }, taps);
+  auto got = m.request(
+      "run", req, "run", &pcm16k, {}, [](const TapSpec&) { return std::string(); }, taps);
   for (const std::string& need : {std::string("mel"), out})
     if (!got.count(need))
       m.fail(fmt::format("run (id {})", m.next_id - 1),

@@ -29,11 +29,11 @@ class PortError : public std::runtime_error {
 };
 
 struct PortOptions {
-  std::string command;         // run with `sh -c`
-  double timeout_s = 300;      // per request
-  std::string model_path;      // handed to the port in hello
-  std::string model_sha256;    // the workbench's model: the port must run the same file
-  ModelDims dims;              // ... of the same dims
+  std::string command;       // run with `sh -c`
+  double timeout_s = 300;    // per request
+  std::string model_path;    // handed to the port in hello
+  std::string model_sha256;  // the workbench's model: the port must run the same file
+  ModelDims dims;            // ... of the same dims
   bool allow_model_mismatch = false;
 };
 
@@ -52,10 +52,10 @@ struct PortInfo {
 // it (writing the inputs, the round trip beyond the port's compute, reading the answer).
 struct RequestTiming {
   int count = 0;
-  double compute = 0;      // the port's own compute_seconds
-  double write = 0;        // workbench: input tensor file
-  double round_trip = 0;   // request sent -> answer line read (includes compute)
-  double read = 0;         // workbench: answer tensor file, checks, taps to the sink
+  double compute = 0;     // the port's own compute_seconds
+  double write = 0;       // workbench: input tensor file
+  double round_trip = 0;  // request sent -> answer line read (includes compute)
+  double read = 0;        // workbench: answer tensor file, checks, taps to the sink
   double overhead() const { return write + (round_trip - compute) + read; }
 };
 
