@@ -2,22 +2,24 @@
 # The fidelity check a pull request runs (docs/ci.md; .ci/examples/ holds the GitHub Actions and
 # GitLab CI files that call it; CTest wb_ci_fidelity runs it too):
 #   1. dump the candidate (this checkout's build) on one clip;
-#   2. compare it with the cached reference dump (made once when the cache is empty) under a
-#      tolerance profile: report.md/json/html and junit.xml in OUT/report;
+#   2. compare it with the reference dump of the workbench's reference cache (wb dump
+#      --ref-cache: made once, then reused while the model, clip, settings, LibTorch and workbench
+#      versions are the same) under a tolerance profile: report.md/json/html and junit.xml in
+#      OUT/report;
 #   3. write OUT/comment.md, the pull-request comment: verdict, first divergent tap and the
 #      transcript impact on top, then the Markdown report, capped at --max-comment-bytes;
 #   4. write OUT/status and exit with wb compare's status: 0 within tolerance, 1 tolerance
 #      exceeded, 2 bad input, 3 internal error.
-# Usage: ci-fidelity.sh --model M --audio A --reference REF.h5 --out OUT [--profile P]
+# Usage: ci-fidelity.sh --model M --audio A --ref-cache DIR --out OUT [--profile P]
 #                       [--wb build/wb] [--max-comment-bytes N] [-- wb dump options for the candidate]
 set -euo pipefail
-wb=build/wb profile= model= audio= ref= out= cap=60000
+wb=build/wb profile= model= audio= cache= out= cap=60000
 cand_args=()
 while [ $# -gt 0 ]; do
   case $1 in
     --model) model=$2; shift 2 ;;
     --audio) audio=$2; shift 2 ;;
-    --reference) ref=$2; shift 2 ;;
+    --ref-cache) cache=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --profile) profile=$2; shift 2 ;;
     --wb) wb=$2; shift 2 ;;
@@ -26,18 +28,16 @@ while [ $# -gt 0 ]; do
     *) echo "ci-fidelity: unknown argument '$1' (see the header of $0)" >&2; exit 2 ;;
   esac
 done
-for v in model audio ref out; do
-  [ -n "${!v}" ] || { echo "ci-fidelity: --${v/ref/reference} is required" >&2; exit 2; }
+for v in model audio cache out; do
+  [ -n "${!v}" ] || { echo "ci-fidelity: --${v/cache/ref-cache} is required" >&2; exit 2; }
 done
 [ -x "$wb" ] || { echo "ci-fidelity: $wb: no wb binary (build first: scripts/setup.sh)" >&2; exit 2; }
 mkdir -p "$out"
 rm -f "$out/status" "$out/comment.md"
 s=0
-if [ ! -f "$ref" ]; then
-  echo "ci-fidelity: no cached reference at $ref: dumping it once"
-  mkdir -p "$(dirname "$ref")"
-  "$wb" dump --impl reference --model "$model" --audio "$audio" -o "$ref" 2>&1 | tee "$out/log.txt" || s=${PIPESTATUS[0]}
-fi
+ref=$out/reference.h5
+"$wb" dump --impl reference --ref-cache "$cache" --model "$model" --audio "$audio" -o "$ref" 2>&1 |
+  tee "$out/log.txt" || s=${PIPESTATUS[0]}
 [ $s != 0 ] || "$wb" dump --impl candidate --model "$model" --audio "$audio" -o "$out/candidate.h5" \
   "${cand_args[@]}" 2>&1 | tee "$out/log.txt" || s=${PIPESTATUS[0]}
 [ $s != 0 ] || "$wb" compare "$ref" "$out/candidate.h5" ${profile:+--profile "$profile"} \

@@ -21,6 +21,7 @@ cmake --build "$build" -j"$(nproc)"
 export ASAN_OPTIONS=detect_leaks=0:halt_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 cd "$build"
+export XDG_CACHE_HOME="$build/cache"  # the reference cache of the commands under test
 # The fault matrix on held-out speech runs in the normal suite only: under the sanitizers its code
 # paths are those of wb_compare_fault_matrix_trained (same model, a tone); the clip adds data, and
 # minutes of CI time.

@@ -7,4 +7,6 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 export PATH=/usr/bin:/bin:$PATH
 "$here/scripts/setup.sh"
 cd "$here/build"
+# The reference cache of the commands under test lives in the build tree, not the user's.
+export XDG_CACHE_HOME="$here/build/cache"
 ctest --output-on-failure --timeout 1500 -j"$(nproc)" "$@"

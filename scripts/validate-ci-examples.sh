@@ -28,7 +28,7 @@ script = " ".join(job["script"])
 assert "scripts/ci-fidelity.sh" in script and "comment.md" in script, "gitlab: script"
 assert job["artifacts"]["reports"]["junit"] == "fidelity-out/report/junit.xml", "gitlab: junit"
 assert "fidelity-out/report/" in job["artifacts"]["paths"] and job["artifacts"]["when"] == "always"
-assert ".fidelity-cache/" in job["cache"]["paths"], "gitlab: no cached reference"
+assert ".wb-ref-cache/" in job["cache"]["paths"], "gitlab: no cached reference"
 print("validate-ci-examples: YAML parses; both files call scripts/ci-fidelity.sh and publish JUnit, the report and the comment")
 PY
 [ $schema = 1 ] || exit 0

@@ -152,23 +152,40 @@ ReplayResult replay_from_json(const nlohmann::json& j) {
 // ---------------------------------------------------------------------------------------------
 
 namespace {
-// Stage s from cand where use_cand(s), else from ref.
+// Stage s from cand where use_cand(s), else from ref. cand_chain[s]: the candidate's output of
+// stage s after candidate stages 0..s-1 (filled as computed; reused by every later hybrid).
 Tensor run_hybrid(Encoder& cand, Encoder& ref, const std::vector<Stage>& stages,
                   const std::vector<float>& pcm, const std::function<bool(int)>& use_cand,
+                  const KnownOutputs& known, std::vector<std::optional<Tensor>>& cand_chain,
                   std::string& mix) {
   Tensor x;
   mix.clear();
+  bool all_cand = true, all_ref = true;  // every stage so far from one side
   for (std::size_t s = 0; s < stages.size(); ++s) {
     const bool c = use_cand(static_cast<int>(s));
     mix += (s ? " " : "") + std::string(c ? "C" : "R");
+    all_cand = all_cand && c;
+    all_ref = all_ref && !c;
+    if (all_cand && cand_chain[s]) {
+      x = *cand_chain[s];
+      continue;
+    }
+    if (all_ref && known) {
+      if (std::optional<Tensor> k = known(stages[s])) {
+        x = std::move(*k);
+        continue;
+      }
+      all_ref = false;
+    }
     x = run_stage(c ? cand : ref, stages[s], x, pcm, nullptr);
+    if (all_cand) cand_chain[s] = x;
   }
   return x;
 }
 }  // namespace
 
 LayerBisection bisect_layers(Encoder& cand, Encoder& ref, const std::vector<float>& pcm,
-                             const HybridCriterion& fails) {
+                             const HybridCriterion& fails, const KnownOutputs& known) {
   LayerBisection b;
   if (cand.n_layers() != ref.n_layers())
     throw std::invalid_argument("bisect-layers: the encoders have different block counts");
@@ -177,10 +194,11 @@ LayerBisection bisect_layers(Encoder& cand, Encoder& ref, const std::vector<floa
   d.n_audio_layer = ref.n_layers();
   b.stages = encoder_stages(d);
   const int n = static_cast<int>(b.stages.size());
+  std::vector<std::optional<Tensor>> cand_chain(b.stages.size());
   auto run = [&](int k, const std::function<bool(int)>& use_cand) {
     HybridRun h;
     h.k = k;
-    const Tensor out = run_hybrid(cand, ref, b.stages, pcm, use_cand, h.mix);
+    const Tensor out = run_hybrid(cand, ref, b.stages, pcm, use_cand, known, cand_chain, h.mix);
     h.fails = fails(out, &h.score);
     b.runs.push_back(h);
     return h.fails;

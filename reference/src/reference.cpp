@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include <cmath>
 #include <optional>
@@ -264,6 +265,8 @@ class ReferenceEncoder final : public Encoder {
 };
 
 }  // namespace
+
+std::string reference_backend_version() { return std::string("libtorch ") + TORCH_VERSION; }
 
 void set_reference_threads(int n) {
   if (n <= 0) return;

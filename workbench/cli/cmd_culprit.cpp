@@ -6,7 +6,10 @@
 //     encoders binary-searched for the stage whose swap breaks the criterion.
 #include <fmt/format.h>
 
+#include <unistd.h>
+
 #include <cmath>
+#include <filesystem>
 #include <memory>
 
 #include "command.h"
@@ -14,6 +17,7 @@
 #include "wb/compare/capture.h"
 #include "wb/compare/compare.h"
 #include "wb/compare/culprit.h"
+#include "wb/core/ref_cache.h"
 #include "wb/core/util.h"
 #include "wb/core/wer.h"
 #include "wb/reports/reports.h"
@@ -89,8 +93,52 @@ int run_replay(const ReplayArgs& a) {
 
 struct BisectArgs {
   EncoderChoice enc;
-  std::string model, audio, profile, criterion = "final-tap";
+  std::string model, audio, profile, criterion = "final-tap", ref_cache;
+  bool no_ref_cache = false;
 };
+
+// The reference's stage outputs (taps "blocks") and, for the transcript criterion, its decode:
+// from the reference cache, or computed once and stored there (wb/core/ref_cache.h).
+std::unique_ptr<DumpReader> reference_run(const BisectArgs& a, const Checkpoint& model,
+                                          std::shared_ptr<const Checkpoint> shared, Encoder& ref,
+                                          const Audio& audio, bool decode) {
+  const EncoderChoice twin = a.enc.reference_twin();
+  const nlohmann::json key = reference_cache_key(model, sha256_file(a.audio), twin, "float32",
+                                                 "blocks", {{"decode", decode}});
+  std::optional<RefCache> cache;
+  if (!a.no_ref_cache) {
+    cache.emplace(a.ref_cache);
+    if (auto hit = cache->find(key)) return std::make_unique<DumpReader>(*hit);
+  }
+  DumpMeta m;
+  m.implementation = ref.implementation();
+  m.run_info = ref.run_info();
+  m.precision = m.run_info.value("precision", twin.precision_name());
+  m.device = m.run_info.value("device", "cpu");
+  m.model_sha256 = model.sha256;
+  m.dims = model.dims;
+  m.audio_sha256 = sha256_file(a.audio);
+  m.audio_name = std::filesystem::path(a.audio).filename().string();
+  m.tool_version = tool_version();
+  m.created = utc_now_iso8601();
+  m.threads = twin.resolved_threads();
+  auto write = [&](const std::string& path) {
+    TapSelector sel("blocks");
+    DumpWriter w(path, m, sel);
+    ReferenceDecoder dec(shared);
+    RunResult r = run_pipeline(ref, dec, audio, &w, decode);
+    if (decode) w.set_decode(r.decoded.tokens, r.decoded.text);
+    w.finish();
+  };
+  if (cache) return std::make_unique<DumpReader>(cache->put(key, write));
+  const std::string tmp = std::filesystem::temp_directory_path().string() + "/wb-bisect-ref-" +
+                          std::to_string(::getpid()) + ".h5";
+  write(tmp);
+  auto r = std::make_unique<DumpReader>(tmp);
+  std::error_code ec;
+  std::filesystem::remove(tmp, ec);  // the open reader keeps reading it
+  return r;
+}
 
 int run_bisect_layers(const BisectArgs& a) {
   cmp::ToleranceProfile profile;
@@ -100,14 +148,20 @@ int run_bisect_layers(const BisectArgs& a) {
   auto cand = make_encoder(model, a.enc);
   require_stage_requests(*cand, "wb bisect-layers");
   auto ref = make_encoder(model, a.enc.reference_twin());
-  const Tensor ref_out = run_encoder(*ref, ref->log_mel(audio.pcm, nullptr), nullptr);
+  const bool by_transcript = a.criterion == "transcript";
+  const auto ref_run = reference_run(a, *model, model, *ref, audio, by_transcript);
+  const Tensor ref_out = ref_run->read("encoder.ln_post");
   const double limit = profile.rel_l2_fail_limit("encoder.ln_post");
   std::unique_ptr<ReferenceDecoder> dec;
   std::string ref_text;
-  if (a.criterion == "transcript") {
+  if (by_transcript) {
     dec = std::make_unique<ReferenceDecoder>(model);
-    ref_text = dec->greedy(ref_out).text;
+    ref_text = ref_run->text().value_or("");
   }
+  const cmp::KnownOutputs known = [&ref_run](const cmp::Stage& s) -> std::optional<Tensor> {
+    if (ref_run->find(s.output_tap) == nullptr) return std::nullopt;
+    return ref_run->read(s.output_tap);
+  };
   cmp::HybridCriterion fails = [&](const Tensor& out, double* score) {
     if (dec) {
       const WerCounts w = word_errors(ref_text, dec->greedy(out).text);
@@ -117,7 +171,7 @@ int run_bisect_layers(const BisectArgs& a) {
     *score = cmp::diff(ref_out, out).rel_l2;
     return !(*score <= limit);
   };
-  const cmp::LayerBisection b = cmp::bisect_layers(*cand, *ref, audio.pcm, fails);
+  const cmp::LayerBisection b = cmp::bisect_layers(*cand, *ref, audio.pcm, fails, known);
   print_port_timing(*cand, a.enc);
   std::string names;
   for (const auto& s : b.stages) names += (names.empty() ? "" : ", ") + s.name;
@@ -175,6 +229,11 @@ void add_culprit(CLI::App& app, Registry& reg) {
                  "final-tap: encoder.ln_post beyond the profile; transcript: text differs")
       ->check(CLI::IsMember({"final-tap", "transcript"}))
       ->capture_default_str();
+  bs->add_option("--ref-cache", b->ref_cache,
+                  "the reference cache folder: the reference's stage outputs are made once and "
+                  "reused (default: " +
+                      RefCache::default_dir() + ")");
+  bs->add_flag("--no-ref-cache", b->no_ref_cache, "compute the reference afresh, cache nothing");
   add_encoder_options(bs, b->enc);
   reg.add(bs, [b]() { return run_bisect_layers(*b); });
 }

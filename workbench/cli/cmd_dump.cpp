@@ -8,6 +8,8 @@
 #include "command.h"
 #include "pipeline.h"
 #include "wb/core/dump.h"
+#include "wb/core/ref_cache.h"
+#include "wb/core/tempfile.h"
 #include "wb/core/util.h"
 
 namespace wb::cli {
@@ -15,7 +17,7 @@ namespace wb::cli {
 void add_dump(CLI::App& app, Registry& reg) {
   struct Opts {
     EncoderChoice enc;
-    std::string model, audio, out, taps = "all", store = "float32", teacher;
+    std::string model, audio, out, taps = "all", store = "float32", teacher, ref_cache;
     int compress = 0;
     bool no_decode = false;
   };
@@ -38,6 +40,10 @@ void add_dump(CLI::App& app, Registry& reg) {
                   "REF.h5: decoder taps (and logits) teacher-forced on that dump's tokens instead "
                   "of this run's own, so wb compare can measure KL per step; the own transcript "
                   "is still decoded and stored");
+  sub->add_option("--ref-cache", o->ref_cache,
+                  "--impl reference: take the dump from this reference cache folder when it holds "
+                  "one made with the same settings, else make it and store it there "
+                  "(wb/core/ref_cache.h; wb sweep and bisect-layers share it)");
   add_encoder_options(sub, o->enc);
   reg.add(sub, [o]() {
     TapSelector sel(o->taps);
@@ -51,6 +57,21 @@ void add_dump(CLI::App& app, Registry& reg) {
         throw std::runtime_error(o->teacher + ": a dump of another model (model_sha256 differs)");
       teacher = tr.tokens();
       if (!teacher) throw std::runtime_error(o->teacher + ": holds no /decode/tokens to force");
+    }
+    std::optional<RefCache> cache;
+    nlohmann::json key;
+    if (!o->ref_cache.empty()) {
+      if (o->enc.impl != Impl::reference)
+        throw UsageError("--ref-cache holds reference dumps: it goes with --impl reference");
+      cache.emplace(o->ref_cache);
+      nlohmann::json decode = {{"decode", !o->no_decode}};
+      if (teacher) decode["teacher_tokens"] = *teacher;
+      key = reference_cache_key(*model, sha256_file(o->audio), o->enc, o->store, o->taps, decode);
+      if (auto hit = cache->find(key)) {
+        copy_file_atomic(*hit, o->out);
+        fmt::print("wrote {} (from the reference cache {})\n", o->out, cache->dir());
+        return 0;
+      }
     }
     const Audio audio = load_audio(o->audio);
     auto enc = make_encoder(model, o->enc);
@@ -91,6 +112,7 @@ void add_dump(CLI::App& app, Registry& reg) {
     w.set_timing("decode", r.seconds_decode);
     w.finish();
     print_port_timing(*enc, o->enc);
+    if (cache) cache->put(key, [&](const std::string& p) { std::filesystem::copy_file(o->out, p); });
     fmt::print("wrote {} ({} taps, {} {}, encoder {:.3f} s)\n", o->out, w.taps_written(),
                m.implementation, m.precision, r.seconds_encoder);
     if (audio.total_seconds > kChunkSeconds)

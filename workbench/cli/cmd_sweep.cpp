@@ -33,6 +33,7 @@
 #include "wb/core/dump.h"
 #include "wb/core/tempfile.h"
 #include "wb/core/util.h"
+#include "wb/core/ref_cache.h"
 #include "wb/port/port.h"
 #include "wb/reports/sweep.h"
 
@@ -232,6 +233,8 @@ struct SweepOpts {
   EncoderChoice enc;
   std::string model, audio_dir, expect, profile, out, taps = "all", shard;
   bool keep_dumps = false, quiet = false;
+  std::string ref_cache;  // the reference cache folder ("" : its default)
+  bool no_ref_cache = false;
   double max_disk_gb = 20;
   int max_tokens = 0;
 };
@@ -274,6 +277,7 @@ struct SweepContext {
   ReferenceDecoder& cand_dec;
   const std::string& settings_hash;
   const std::string& dump_dir;
+  RefCache* cache;  // null: --no-ref-cache
   int64_t budget;
   int64_t& dump_bytes;  // kept dumps so far, bounded by --max-disk
 };
@@ -327,7 +331,24 @@ json run_clip(SweepContext& ctx, const Clip& clip, Progress& progress) {
       cap->set_decode(d.tokens, d.text);
       return cap;
     };
-    auto ref = side(ctx.ref_enc, ctx.ref_dec, "reference");
+    // The reference side from the cache when it holds this clip's (wb/core/ref_cache.h).
+    std::unique_ptr<cmp::TapSource> ref;
+    std::string ref_cached;
+    const json key = reference_cache_key(ctx.model, audio_sha, o.enc.reference_twin(), "float32",
+                                         o.taps, {{"max_tokens", o.max_tokens}});
+    if (ctx.cache != nullptr) {
+      progress.stage("reference cache");
+      if (auto hit = ctx.cache->find(key)) {
+        ref_cached = *hit;
+        ref = std::make_unique<cmp::DumpSource>(*hit);
+      }
+    }
+    if (!ref) {
+      auto cap = side(ctx.ref_enc, ctx.ref_dec, "reference");
+      if (ctx.cache != nullptr)
+        ref_cached = ctx.cache->put(key, [&](const std::string& p) { cap->write_dump(p, ctx.sel); });
+      ref = std::move(cap);
+    }
     auto cand = side(*ctx.enc, ctx.cand_dec, std::string(to_string(o.enc.impl)));
     progress.stage("compare");
     const cmp::CompareResult r = cmp::compare(*ref, *cand, nullptr, ctx.copts);
@@ -335,7 +356,11 @@ json run_clip(SweepContext& ctx, const Clip& clip, Progress& progress) {
     res["status"] = "ok";
     if (o.keep_dumps) {
       progress.stage("writing dumps");
-      const int64_t need = ref->bytes() + cand->bytes() + (int64_t{1} << 20);
+      const auto* ref_cap = dynamic_cast<const cmp::CaptureSource*>(ref.get());
+      const int64_t ref_bytes = ref_cap != nullptr
+                                    ? ref_cap->bytes()
+                                    : static_cast<int64_t>(fs::file_size(ref_cached, ec));
+      const int64_t need = ref_bytes + cand->bytes() + (int64_t{1} << 20);
       const auto space = fs::space(o.out, ec);
       if (ctx.dump_bytes + need > ctx.budget) {
         res["dumps_note"] =
@@ -344,7 +369,10 @@ json run_clip(SweepContext& ctx, const Clip& clip, Progress& progress) {
         res["dumps_note"] = "not kept: too little free disk space";
       } else {
         const std::string base = ctx.dump_dir + "/" + result_name(clip.file);
-        ref->write_dump(base + ".reference.h5", ctx.sel);
+        if (ref_cap != nullptr)
+          ref_cap->write_dump(base + ".reference.h5", ctx.sel);
+        else
+          fs::copy_file(ref_cached, base + ".reference.h5", fs::copy_options::overwrite_existing);
         cand->write_dump(base + ".candidate.h5", ctx.sel);
         ctx.dump_bytes += static_cast<int64_t>(fs::file_size(base + ".reference.h5") +
                                                fs::file_size(base + ".candidate.h5"));
@@ -438,8 +466,11 @@ int run_sweep(const SweepOpts& o) {
       if (e.is_regular_file(ec)) dump_bytes += static_cast<int64_t>(e.file_size(ec));
   }
 
-  SweepContext ctx{o,       *model,   sel,           copts,    *ref_enc, enc,
-                   ref_dec, cand_dec, settings_hash, dump_dir, budget,   dump_bytes};
+  std::optional<RefCache> cache;
+  if (!o.no_ref_cache) cache.emplace(o.ref_cache);
+  SweepContext ctx{o,        *model,   sel,           copts,    *ref_enc,
+                   enc,      ref_dec,  cand_dec,      settings_hash,
+                   dump_dir, cache ? &*cache : nullptr, budget, dump_bytes};
   Progress progress(mine.size(), o.quiet);
   int ran = 0, skipped = 0;
   std::string port_down;  // set when a port failed and did not start again
@@ -485,6 +516,9 @@ int run_sweep(const SweepOpts& o) {
     progress.done(what, secs, true);
   }
   if (enc) print_port_timing(*enc, o.enc);
+  if (cache && !o.quiet)
+    fmt::print(stderr, "sweep: reference cache {}: {} reused, {} computed\n", cache->dir(),
+               cache->hits(), cache->misses());
   manifest["complete"] = true;  // every clip of the shard has its result (sweep.sbatch checks)
   write_json(manifest_path, manifest);
   if (shard_n > 1) {
@@ -554,6 +588,11 @@ void add_sweep(CLI::App& app, Registry& reg) {
   sub->add_option("--out", o->out,
                   "sweep folder: clips/<clip>.json per clip, report.{json,md,html}, junit.xml")
       ->required();
+  sub->add_option("--ref-cache", o->ref_cache,
+                  "the reference cache folder: each clip's reference dump is made once and "
+                  "reused by later sweeps, bisections and CI runs (default: " +
+                      RefCache::default_dir() + ")");
+  sub->add_flag("--no-ref-cache", o->no_ref_cache, "compute every reference afresh, cache nothing");
   sub->add_flag("--keep-dumps", o->keep_dumps,
                 "also write both sides' HDF5 dumps per clip into OUT/dumps (~100 MB a clip "
                 "with all taps), within --max-disk");

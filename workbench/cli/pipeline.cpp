@@ -110,6 +110,22 @@ RunResult run_pipeline(Encoder& enc, ReferenceDecoder& dec, const Audio& audio, 
   return r;
 }
 
+nlohmann::json reference_cache_key(const Checkpoint& model, const std::string& audio_sha256,
+                                   const EncoderChoice& ref, const std::string& store,
+                                   const std::string& taps, const nlohmann::json& decode) {
+  return {{"kind", "reference dump"},
+          {"model_sha256", model.sha256},
+          {"audio_sha256", audio_sha256},
+          {"dtype", dtype_name(ref.dtype)},
+          {"store", store},
+          {"taps", taps},
+          {"threads", ref.resolved_threads()},
+          {"device", to_string(ref.device)},
+          {"decode", decode},
+          {"backend", reference_backend_version()},
+          {"tool_version", tool_version()}};
+}
+
 std::vector<ExpectLine> read_expect(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw std::runtime_error(path + ": cannot open expect file");

@@ -37,6 +37,13 @@ struct RunResult {
 RunResult run_pipeline(Encoder& enc, ReferenceDecoder& dec, const Audio& audio, TapSink* taps,
                        bool decode = true, const DecodeOptions& decode_opts = {});
 
+// The reference cache key of a reference dump (wb/core/ref_cache.h): everything it depends on.
+// ref: the reference's encoder choice (dtype, threads, device); store: the storage dtype; taps:
+// the --taps selection; decode: the decode options ({} when the dump holds no decode).
+nlohmann::json reference_cache_key(const Checkpoint& model, const std::string& audio_sha256,
+                                   const EncoderChoice& ref, const std::string& store,
+                                   const std::string& taps, const nlohmann::json& decode);
+
 // An expect file: lines "<file>\t<expected text>" ('#' comments, blank lines and CRLF allowed);
 // throws std::runtime_error naming the file and line.
 struct ExpectLine {

@@ -97,6 +97,18 @@ void write_file_atomic(const std::string& path, const std::string& content) {
   rename_into_place(write_temp(path, content)->path(), path);
 }
 
+void copy_file_atomic(const std::string& from, const std::string& to) {
+  const std::string tmp = fmt::format("{}.tmp-{}", to, ::getpid());
+  TempFile guard(tmp);
+  std::error_code ec;
+  std::filesystem::copy_file(from, tmp, std::filesystem::copy_options::overwrite_existing, ec);
+  if (ec) {
+    std::filesystem::remove(tmp, ec);
+    throw std::runtime_error(fmt::format("{}: cannot copy to {}: {}", from, to, ec.message()));
+  }
+  rename_into_place(tmp, to);
+}
+
 void append_line_durable(const std::string& path, const std::string& line) {
   if (line.find('\n') != std::string::npos)
     throw std::invalid_argument(fmt::format("{}: a log line may not hold a newline", path));

@@ -6,6 +6,7 @@
 #include <functional>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -84,10 +85,16 @@ struct LayerBisection {
   bool confirmed = false;  // the culprit stage alone, all else reference, fails too
 };
 
+// The reference's own output of a stage when it is known without running it (a cached
+// reference dump, wb/core/ref_cache.h), else nullopt.
+using KnownOutputs = std::function<std::optional<Tensor>(const Stage&)>;
+
 // Binary search over k for the smallest hybrid that fails; then the culprit alone is swapped in
 // as a check. At most ceil(log2(stages)) + 2 hybrid runs (the all-candidate run, the search, the
-// check). Assumes a single culprit (or the first of several, in execution order).
+// check). Assumes a single culprit (or the first of several, in execution order). A hybrid's
+// leading candidate stages are computed once and reused by the later hybrids (the candidate's
+// chain does not depend on k); its leading reference stages come from `known` when given.
 LayerBisection bisect_layers(Encoder& cand, Encoder& ref, const std::vector<float>& pcm,
-                             const HybridCriterion& fails);
+                             const HybridCriterion& fails, const KnownOutputs& known = {});
 
 }  // namespace wb::cmp

@@ -13,6 +13,8 @@ namespace wb {
 // another library in the process (the candidate, a GEMM benchmark) may have changed since; call it
 // again before timing the reference. 0: leave the defaults. Recorded in run_info().
 void set_reference_threads(int n);
+// "libtorch <version>": part of every reference cache key (a LibTorch upgrade may change bits).
+std::string reference_backend_version();
 
 // compute: DType::f32 or DType::f64 (the float64 run is the noise floor, on the CPU).
 // device: "cpu", or "cuda" where LibTorch has CUDA (large dims quickly; the decoder stays on the

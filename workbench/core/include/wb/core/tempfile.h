@@ -36,6 +36,8 @@ void write_file_atomic(const std::string& path, const std::string& content);
 // (registered while the returned object lives), then the rename.
 std::unique_ptr<TempFile> write_temp(const std::string& path, const std::string& content);
 void rename_into_place(const std::string& tmp, const std::string& path);
+// A copy of `from` published at `to` the same way (temporary name, then rename).
+void copy_file_atomic(const std::string& from, const std::string& to);
 
 // Appends one line (a '\n' is added) to an append-only log: one write(2) on an O_APPEND file
 // descriptor, then fsync, so that a crash leaves the log with or without the line, never half
