@@ -5,7 +5,6 @@
 //   wb bisect-layers --model M --audio A [--impl ...] [--criterion final-tap|transcript]: hybrid
 //     encoders binary-searched for the stage whose swap breaks the criterion.
 #include <fmt/format.h>
-
 #include <unistd.h>
 
 #include <cmath>
@@ -230,9 +229,9 @@ void add_culprit(CLI::App& app, Registry& reg) {
       ->check(CLI::IsMember({"final-tap", "transcript"}))
       ->capture_default_str();
   bs->add_option("--ref-cache", b->ref_cache,
-                  "the reference cache folder: the reference's stage outputs are made once and "
-                  "reused (default: " +
-                      RefCache::default_dir() + ")");
+                 "the reference cache folder: the reference's stage outputs are made once and "
+                 "reused (default: " +
+                     RefCache::default_dir() + ")");
   bs->add_flag("--no-ref-cache", b->no_ref_cache, "compute the reference afresh, cache nothing");
   add_encoder_options(bs, b->enc);
   reg.add(bs, [b]() { return run_bisect_layers(*b); });

@@ -112,7 +112,8 @@ void add_dump(CLI::App& app, Registry& reg) {
     w.set_timing("decode", r.seconds_decode);
     w.finish();
     print_port_timing(*enc, o->enc);
-    if (cache) cache->put(key, [&](const std::string& p) { std::filesystem::copy_file(o->out, p); });
+    if (cache)
+      cache->put(key, [&](const std::string& p) { std::filesystem::copy_file(o->out, p); });
     fmt::print("wrote {} ({} taps, {} {}, encoder {:.3f} s)\n", o->out, w.taps_written(),
                m.implementation, m.precision, r.seconds_encoder);
     if (audio.total_seconds > kChunkSeconds)

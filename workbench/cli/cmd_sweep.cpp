@@ -4,7 +4,7 @@
 // clip whose result exists with the same settings hash and audio sha256 is not run again.
 //   wb sweep --model M --audio-dir D [--expect-file F] [--impl candidate --precision P --fault F]
 //            [--profile P] [--taps T] --out DIR [--keep-dumps [--max-disk GB]] [--shard K/N]
-// wb merge-reports DIR... [--out OUT]: the same aggregation over the per-clip results of shards.
+// wb merge-reports (cmd_merge_reports.cpp) aggregates the per-clip results of shards the same way.
 //
 // Exit status (also in --help and the README): 3 if any clip hit an internal error; else 1 if any
 // compared clip exceeded tolerance, even when other clips could not be read; else 2 if any clip
@@ -28,12 +28,13 @@
 
 #include "command.h"
 #include "pipeline.h"
+#include "sweep_files.h"
 #include "wb/compare/capture.h"
 #include "wb/compare/compare.h"
 #include "wb/core/dump.h"
+#include "wb/core/ref_cache.h"
 #include "wb/core/tempfile.h"
 #include "wb/core/util.h"
-#include "wb/core/ref_cache.h"
 #include "wb/port/port.h"
 #include "wb/reports/sweep.h"
 
@@ -43,13 +44,6 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 using clock_type = std::chrono::steady_clock;
-
-constexpr const char* kExitHelp =
-    "Exit status: 0 every clip read and within tolerance; 1 at least one clip exceeded tolerance "
-    "(this wins over unreadable clips: a measured regression is never hidden behind an input "
-    "problem); 2 bad usage, an unreadable model/profile/folder, or (no clip failing) at least one "
-    "clip could not be read - the report lists it with its error and the sweep goes on; 3 an "
-    "internal error (on any clip, this wins).";
 
 // Progress on stderr: on a terminal one line redrawn in place (clip, stage, bar, time left);
 // otherwise one plain line per clip.
@@ -133,100 +127,6 @@ std::vector<Clip> list_clips(const std::string& dir, const std::string& expect) 
     throw std::runtime_error(expect.empty() ? dir + ": no audio files (.wav .flac .ogg .mp3)"
                                             : expect + ": no clips listed");
   return clips;
-}
-
-// A clip's name as a file name in DIR/clips/ ('/' of a nested clip becomes "%2F").
-std::string result_name(const std::string& clip) {
-  std::string s;
-  for (char c : clip)
-    s += c == '/' ? std::string("%2F") : (c == '%' ? std::string("%25") : std::string(1, c));
-  return s;
-}
-
-std::optional<json> read_json(const std::string& path) {
-  std::error_code ec;
-  if (!fs::is_regular_file(path, ec)) return std::nullopt;
-  try {
-    return json::parse(read_file(path));
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
-}
-
-void write_json(const std::string& path, const json& j) {
-  write_file_atomic(path, j.dump(1, ' ', false, json::error_handler_t::replace) + "\n");
-}
-
-std::pair<int, int> parse_shard(const std::string& s) {
-  int k = -1, n = -1;
-  char slash = 0, extra = 0;
-  if (std::sscanf(s.c_str(), "%d%c%d%c", &k, &slash, &n, &extra) != 3 || slash != '/' || n < 1 ||
-      k < 0 || k >= n)
-    throw UsageError(fmt::format(
-        "--shard '{}': expected K/N with 0 <= K < N (K is 0-based, like SLURM_ARRAY_TASK_ID)", s));
-  return {k, n};
-}
-
-// Loads every clip's result from the folders (the first folder holding a result with the
-// settings hash wins), aggregates them, writes the report set into out_dir and returns the
-// report. Missing results are an error naming them.
-json aggregate_dirs(const json& manifest, const std::vector<std::string>& dirs,
-                    const std::string& out_dir, int shards, const std::vector<std::string>& from) {
-  const std::string hash = manifest.at("settings_hash").get<std::string>();
-  std::vector<json> results;
-  std::vector<std::string> missing;
-  double clip_secs = 0;
-  for (const auto& c : manifest.at("clips")) {
-    const std::string clip = c.get<std::string>();
-    std::optional<json> found;
-    for (const auto& d : dirs) {
-      auto j = read_json(d + "/clips/" + result_name(clip) + ".json");
-      if (j && j->value("settings_hash", "") == hash && j->value("clip", "") == clip) {
-        found = std::move(j);
-        break;
-      }
-    }
-    if (!found) {
-      missing.push_back(clip);
-      continue;
-    }
-    clip_secs += found->value("seconds", 0.0);
-    results.push_back(std::move(*found));
-  }
-  if (!missing.empty())
-    throw std::runtime_error(fmt::format(
-        "{}: {} of {} clips have no result with these settings (first: {}); a shard has not "
-        "run or not finished",
-        dirs.front(), missing.size(), manifest.at("clips").size(), missing.front()));
-  const json run = {{"created", utc_now_iso8601()},
-                    {"shards", shards},
-                    {"merged_from", from},
-                    {"clip_seconds", clip_secs}};
-  json report = rep::aggregate_sweep(manifest.at("settings"), results, run);
-  rep::write_sweep_reports(report, out_dir);
-  return report;
-}
-
-void print_summary(const json& report, const std::string& dir) {
-  const json& s = report.at("summary");
-  const json& t = report.at("transcripts");
-  std::string fd;
-  for (const auto& f : s.at("first_divergent_taps"))
-    fd += fmt::format("{}{} ({})", fd.empty() ? "" : ", ", f.at("tap").get<std::string>(),
-                      f.at("clips").get<int>());
-  fmt::print(
-      "sweep: {} clips: {} compared ({} pass, {} warn, {} fail), {} unreadable, {} internal "
-      "errors; transcripts identical on {}/{}\n",
-      s.at("clips").get<int>(), s.at("compared").get<int>(), s.at("passed").get<int>(),
-      s.at("warned").get<int>(), s.at("failed").get<int>(), s.at("unreadable").get<int>(),
-      s.at("internal_errors").get<int>(), t.at("identical").get<int>(),
-      t.at("clips_with_transcripts").get<int>());
-  if (!fd.empty()) fmt::print("first divergent tap: {}\n", fd);
-  for (const auto& e : report.at("errors"))
-    fmt::print("not compared: {}: {}\n", e.at("clip").get<std::string>(),
-               e.at("message").get<std::string>());
-  fmt::print("report: {}/report.md, report.json, report.html, junit.xml (exit {})\n", dir,
-             report.at("exit_status").get<int>());
 }
 
 struct SweepOpts {
@@ -346,7 +246,8 @@ json run_clip(SweepContext& ctx, const Clip& clip, Progress& progress) {
     if (!ref) {
       auto cap = side(ctx.ref_enc, ctx.ref_dec, "reference");
       if (ctx.cache != nullptr)
-        ref_cached = ctx.cache->put(key, [&](const std::string& p) { cap->write_dump(p, ctx.sel); });
+        ref_cached =
+            ctx.cache->put(key, [&](const std::string& p) { cap->write_dump(p, ctx.sel); });
       ref = std::move(cap);
     }
     auto cand = side(*ctx.enc, ctx.cand_dec, std::string(to_string(o.enc.impl)));
@@ -468,9 +369,19 @@ int run_sweep(const SweepOpts& o) {
 
   std::optional<RefCache> cache;
   if (!o.no_ref_cache) cache.emplace(o.ref_cache);
-  SweepContext ctx{o,        *model,   sel,           copts,    *ref_enc,
-                   enc,      ref_dec,  cand_dec,      settings_hash,
-                   dump_dir, cache ? &*cache : nullptr, budget, dump_bytes};
+  SweepContext ctx{o,
+                   *model,
+                   sel,
+                   copts,
+                   *ref_enc,
+                   enc,
+                   ref_dec,
+                   cand_dec,
+                   settings_hash,
+                   dump_dir,
+                   cache ? &*cache : nullptr,
+                   budget,
+                   dump_bytes};
   Progress progress(mine.size(), o.quiet);
   int ran = 0, skipped = 0;
   std::string port_down;  // set when a port failed and did not start again
@@ -535,38 +446,6 @@ int run_sweep(const SweepOpts& o) {
   return report.at("exit_status").get<int>();
 }
 
-int run_merge(const std::vector<std::string>& dirs, std::string out, bool quiet) {
-  std::optional<json> first;
-  std::set<std::pair<int, int>> shards;
-  for (const auto& d : dirs) {
-    std::error_code ec;
-    if (!fs::is_directory(d + "/shards"))
-      throw std::runtime_error(d + ": not a sweep folder (no shards/ from 'wb sweep --out')");
-    for (const auto& e : fs::directory_iterator(d + "/shards", ec)) {
-      if (e.path().extension() != ".json") continue;
-      const auto m = read_json(e.path().string());
-      if (!m || m->value("schema", "") != "whisper-fidelity-sweep-shard/1")
-        throw std::runtime_error(e.path().string() + ": not a sweep shard manifest");
-      if (!first) {
-        first = *m;
-      } else if (m->at("settings_hash") != first->at("settings_hash")) {
-        throw std::runtime_error(fmt::format(
-            "{}: swept with other settings than the first shard (settings_hash {} vs {})",
-            e.path().string(), m->at("settings_hash").get<std::string>(),
-            first->at("settings_hash").get<std::string>()));
-      } else if (m->at("clips") != first->at("clips")) {
-        throw std::runtime_error(e.path().string() + ": another clip list than the first shard");
-      }
-      shards.insert({m->at("shard").get<int>(), m->at("shards").get<int>()});
-    }
-  }
-  if (!first) throw std::runtime_error(dirs.front() + ": no shard manifest (shards/*.json)");
-  if (out.empty()) out = dirs.front();
-  const json report = aggregate_dirs(*first, dirs, out, static_cast<int>(shards.size()), dirs);
-  if (!quiet) print_summary(report, out);
-  return report.at("exit_status").get<int>();
-}
-
 }  // namespace
 
 void add_sweep(CLI::App& app, Registry& reg) {
@@ -576,7 +455,7 @@ void add_sweep(CLI::App& app, Registry& reg) {
       "sweep",
       "run the reference and an implementation on every clip of a folder, compare them tap by "
       "tap and aggregate per tap over the corpus into one report (resumable, shardable)");
-  sub->footer(kExitHelp);
+  sub->footer(kSweepExitHelp);
   sub->add_option("--model", o->model, "HF Whisper directory or whisper.cpp ggml file")->required();
   sub->add_option("--audio-dir", o->audio_dir, "folder of clips (.wav .flac .ogg .mp3)")
       ->required();
@@ -608,23 +487,6 @@ void add_sweep(CLI::App& app, Registry& reg) {
   sub->add_flag("-q,--quiet", o->quiet, "no progress and no summary");
   add_encoder_options(sub, o->enc);
   reg.add(sub, [o]() { return run_sweep(*o); });
-
-  struct MergeOpts {
-    std::vector<std::string> dirs;
-    std::string out;
-    bool quiet = false;
-  };
-  auto m = std::make_shared<MergeOpts>();
-  CLI::App* merge = app.add_subcommand(
-      "merge-reports",
-      "aggregate the per-clip results of sweep shards (wb sweep --shard K/N) into the one report "
-      "an unsharded sweep writes");
-  merge->footer(kExitHelp);
-  merge->add_option("dirs", m->dirs, "sweep folders (one, shared by the shards, or one per shard)")
-      ->required();
-  merge->add_option("--out", m->out, "where to write the report (default: the first folder)");
-  merge->add_flag("-q,--quiet", m->quiet, "print nothing; the exit status tells");
-  reg.add(merge, [m]() { return run_merge(m->dirs, m->out, m->quiet); });
 }
 
 }  // namespace wb::cli

@@ -4,8 +4,8 @@
 #include <fmt/ranges.h>
 
 #include "command.h"
-#include "pipeline.h"
 #include "wb/core/taps.h"
+#include "wb/core/weights.h"
 
 namespace wb::cli {
 
@@ -26,7 +26,8 @@ void add_taps(CLI::App& app, Registry& reg) {
   sub->add_option("--taps", o->select, "only the taps this selection picks (globs or levels)");
   sub->add_flag("--json", o->json, "JSON: [{name, shape, layout}] in execution order");
   reg.add(sub, [o]() {
-    const ModelDims d = o->model.empty() ? ModelDims::preset(o->dims) : load_model(o->model)->dims;
+    const ModelDims d =
+        o->model.empty() ? ModelDims::preset(o->dims) : load_checkpoint(o->model).dims;
     const TapSelector sel(o->select);
     sel.check_against(d, true);
     std::vector<TapSpec> taps = encoder_taps(d);

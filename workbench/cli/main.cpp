@@ -1,62 +1,63 @@
-// wb: the Whisper fidelity workbench CLI. Thin: parsing and exit statuses only; the work is in
-// the libraries. Exit statuses: 0 success, 1 tolerance exceeded, 2 bad usage or bad input,
-// 3 internal error.
+// wb: the Whisper fidelity workbench CLI, the light front. It runs the commands that need no
+// encoder itself (compare, inspect, taps, faults, merge-reports, bisect, the report writers, ...)
+// and links no LibTorch, oneDNN or CUDA: those load only when a command runs an encoder, which
+// the front hands to wb-engine beside it (execv: the same arguments, stdin, stdout and exit
+// status). docs/architecture.md, "Two executables".
 #include <fmt/format.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
-#include <exception>
-#include <new>
-#include <stdexcept>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <vector>
 
+#include "cli_main.h"
 #include "command.h"
-#include "wb/core/util.h"
+
+namespace {
+
+// wb-engine beside this executable ($WB_ENGINE overrides, for tests of the front alone).
+std::string engine_path() {
+  if (const char* e = std::getenv("WB_ENGINE"); e != nullptr && *e != '\0') return e;
+  std::error_code ec;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return "wb-engine";
+  return (self.parent_path() / "wb-engine").string();
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && wb::cli::is_engine_command(argv[1])) {
+    const std::string engine = engine_path();
+    std::vector<char*> args(argv, argv + argc);
+    args.push_back(nullptr);
+    ::execv(engine.c_str(), args.data());
+    if (errno == ENOENT) {
+      std::fprintf(stderr,
+                   "wb: error: '%s' runs an encoder and this build has none (no %s; configure "
+                   "with -DWB_WITH_ENCODERS=ON)\n",
+                   argv[1], engine.c_str());
+      return 2;
+    }
+    std::fprintf(stderr, "wb: error: cannot start %s: %s\n", engine.c_str(), std::strerror(errno));
+    return 2;
+  }
   CLI::App app{
       "wb: Whisper fidelity workbench (reference vs candidate encoder, HDF5 dumps, comparison)"};
-  app.set_version_flag("--version", wb::tool_version());
-  app.require_subcommand(1);
+  app.footer(fmt::format("Commands that run an encoder (wb-engine; wb COMMAND --help): {}",
+                         wb::cli::engine_command_list()));
   wb::cli::Registry reg;
-  wb::cli::add_dump(app, reg);
-  wb::cli::add_transcribe(app, reg);
   wb::cli::add_inspect(app, reg);
   wb::cli::add_fixture_model(app, reg);
   wb::cli::add_convert(app, reg);
   wb::cli::add_compare(app, reg);
-  wb::cli::add_bench(app, reg);
-  wb::cli::add_run(app, reg);
   wb::cli::add_faults(app, reg);
   wb::cli::add_taps(app, reg);
-  wb::cli::add_culprit(app, reg);
   wb::cli::add_bisect(app, reg);
-  wb::cli::add_sweep(app, reg);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForVersion& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {  // one line, like every other error
-    std::fprintf(stderr, "wb: usage error: %s (see wb --help)\n", e.what());
-    return 2;
-  }
-  try {
-    for (auto& [sub, run] : reg.commands)
-      if (sub->parsed()) return run();
-    return 2;
-  } catch (const std::invalid_argument& e) {  // includes wb::UsageError
-    std::fprintf(stderr, "wb: error: %s\n", e.what());
-    return 2;
-  } catch (const std::runtime_error& e) {  // files, formats, environment
-    std::fprintf(stderr, "wb: error: %s\n", e.what());
-    return 2;
-  } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "wb: error: out of memory\n");
-    return 3;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "wb: internal error: %s\n", e.what());
-    return 3;
-  }
+  wb::cli::add_merge_reports(app, reg);
+  return wb::cli::run_cli(app, reg, argc, argv);
 }
