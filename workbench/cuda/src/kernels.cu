@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include "kernels.h"
+#include "wb/core/numerics.h"
 
 namespace wb::cuda {
 namespace {
@@ -788,29 +789,19 @@ void launch_layer_norm(const float* x, const float* gamma, const float* beta, fl
 
 __device__ __forceinline__ float h16(float x) { return __half2float(__float2half_rn(x)); }
 
-// Mirrors wb::cand::layer_norm_f16_stats: y = h(h(h(h(x) - mean) * rstd) * g + b).
+// The ln-fp16 fault's layer norm, one thread per row: the algorithm of wb/core/numerics.h, the
+// CPU candidate's too.
 template <class T>
 __global__ void layer_norm_f16_stats_k(const float* x, const float* g, const float* b, float* y32,
                                        T* ya, int rows, int cols, float eps) {
   const int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (row >= rows) return;
-  const float* xr = x + row * cols;
-  const float n = static_cast<float>(cols);
-  float s = 0.0f;
-  for (int c = 0; c < cols; ++c) s = h16(s + h16(xr[c]));
-  const float mean = h16(s / n);
-  float v = 0.0f;
-  for (int c = 0; c < cols; ++c) {
-    const float d = h16(h16(xr[c]) - mean);
-    v = h16(v + h16(d * d));
-  }
-  const float var = h16(v / n);
-  const float rstd = h16(1.0f / sqrtf(h16(var + eps)));
-  for (int c = 0; c < cols; ++c) {
-    const float y = h16(h16(h16(h16(xr[c]) - mean) * rstd) * g[c] + b[c]);
-    if (y32 != nullptr) y32[row * cols + c] = y;
-    if (ya != nullptr) ya[row * cols + c] = from_f<T>(y);
-  }
+  layer_norm_f16_stats_row(
+      x + row * cols, cols, g, b, eps, [](float v) { return h16(v); },
+      [=](int c, float y) {
+        if (y32 != nullptr) y32[row * cols + c] = y;
+        if (ya != nullptr) ya[row * cols + c] = from_f<T>(y);
+      });
 }
 
 void launch_layer_norm_f16_stats(const float* x, const float* gamma, const float* beta,
