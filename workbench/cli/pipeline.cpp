@@ -58,7 +58,7 @@ std::unique_ptr<Encoder> make_encoder(std::shared_ptr<const Checkpoint> model,
 #ifdef WB_HAVE_CUDA
     cuda::Options o;
     o.precision = c.precision;
-    o.faults = c.faults.specs;
+    o.faults = c.faults;
     return cuda::make_encoder(std::move(model), o);  // "no CUDA device: ..." -> exit 2
 #else
     throw std::logic_error("--impl cuda in a build without CUDA (parse_impl refuses it)");

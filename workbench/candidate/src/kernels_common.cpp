@@ -7,6 +7,7 @@
 #include <string>
 
 #include "kernels.h"
+#include "wb/core/numerics.h"
 #include "wb/core/util.h"
 
 namespace wb::cand {
@@ -157,21 +158,9 @@ inline float h(float x) { return f16_bits_to_f32(f32_to_f16_bits(x)); }
 
 void layer_norm_f16_stats(const float* x, float* y, int64_t rows, int cols, const float* g,
                           const float* b, float eps) {
-  const float n = static_cast<float>(cols);
   for (int64_t r = 0; r < rows; ++r) {
-    const float* xr = x + r * cols;
     float* yr = y + r * cols;
-    float s = 0;
-    for (int c = 0; c < cols; ++c) s = h(s + h(xr[c]));
-    const float mean = h(s / n);
-    float v = 0;
-    for (int c = 0; c < cols; ++c) {
-      const float d = h(h(xr[c]) - mean);
-      v = h(v + h(d * d));
-    }
-    const float var = h(v / n);
-    const float rstd = h(1.0f / std::sqrt(h(var + eps)));
-    for (int c = 0; c < cols; ++c) yr[c] = h(h(h(h(xr[c]) - mean) * rstd) * g[c] + b[c]);
+    layer_norm_f16_stats_row(x + r * cols, cols, g, b, eps, h, [yr](int c, float v) { yr[c] = v; });
   }
 }
 

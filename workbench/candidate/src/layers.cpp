@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "wb/core/numerics.h"
+
 namespace wb::cand {
 
 void linear_tapped(RunState& rs, const float* a, int64_t m, int64_t lda, const WeightMatrix& w,
@@ -29,7 +31,7 @@ void linear_tapped(RunState& rs, const float* a, int64_t m, int64_t lda, const W
 
 void layer_norm(RunState& rs, const Faults& f, const float* x, float* y, int64_t rows, int cols,
                 const LayerNormW& w) {
-  const float eps = f.ln_eps.value_or(1e-5f);
+  const float eps = f.ln_eps.value_or(kLayerNormEps);
   const bool f16 = f.ln_fp16;
   const KernelTable& k = *rs.k;
   rs.pool->parallel_for(rows, [&](int64_t r0, int64_t r1, int) {
@@ -153,17 +155,13 @@ void attention_layer(RunState& rs, const Model& m, const Faults& f, int i, const
   }
   // Reduced precision: q, k, v enter the attention matmuls rounded to the weight type.
   round_to_precision(rs.ctx, qkv.data(), static_cast<int64_t>(qkv.size()));
-  // softmax(q k^T * s^2) v with s = d_head^-0.25 applied to q and k each (Whisper);
-  // fault attn-scale=none drops it, attn-scale=double applies it twice to each (s^4).
-  const double dh = static_cast<double>(c / heads);
-  double alpha = 1.0 / std::sqrt(dh);
-  if (f.attn_scale == AttnScale::none) alpha = 1.0;
-  if (f.attn_scale == AttnScale::twice) alpha = 1.0 / dh;
+  // softmax(q k^T * s^2) v with s = d_head^-0.25 applied to q and k each (Whisper), and the
+  // attn-scale fault's change of it: wb/core/numerics.h.
+  const float alpha = attention_logit_scale(c / heads, f.attn_scale);
   auto& o = rs.ws.o;
   o.resize(static_cast<std::size_t>(t) * c);
   lap("qkv");
-  attention(rs.ctx, qkv.data(), t, c, heads, static_cast<float>(alpha), o.data(),
-            rs.attn_block_rows, rs.ctx.attn);
+  attention(rs.ctx, qkv.data(), t, c, heads, alpha, o.data(), rs.attn_block_rows, rs.ctx.attn);
   lap("attention");
   // attn.out = o Wo^T + bo;  resid_attn = x + attn.out
   auto& a = rs.ws.a;

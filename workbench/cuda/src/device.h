@@ -7,14 +7,18 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <map>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <utility>
 #include <vector>
 
 #include "kernels.h"
+#include "wb/core/enum_names.h"
+#include "wb/core/precision.h"
 
 namespace wb::cuda {
 
@@ -56,8 +60,17 @@ class Buf {
   std::size_t n_ = 0;
 };
 
-inline const char* act_name(Act a) {
-  return a == Act::f32 ? "float32" : a == Act::bf16 ? "bfloat16" : "float16";
+// Act's names are those of the precisions (wb/core/precision.h) whose GEMM inputs it types,
+// through the one enum <-> name helper; act_of maps a precision to its tag by that name, once.
+inline constexpr std::array<NameEntry<Act>, 3> kActNames{{
+    {Act::f32, "float32"},
+    {Act::bf16, "bfloat16"},
+    {Act::f16, "float16"},
+}};
+inline std::string_view act_name(Act a) { return name_of(kActNames, a); }
+inline Act act_of(Precision p) {
+  if (const auto a = find_value(kActNames, to_string(p))) return *a;
+  throw std::logic_error(fmt::format("cuda: no GEMM input type for precision {}", to_string(p)));
 }
 inline cudaDataType_t cuda_type(Act a) {
   return a == Act::f32 ? CUDA_R_32F : a == Act::bf16 ? CUDA_R_16BF : CUDA_R_16F;

@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include "kernels.h"
+#include "wb/core/numerics.h"
 
 namespace wb::cuda {
 namespace {
@@ -454,6 +455,141 @@ __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
   }
 }
 
+// Online softmax (base 2) of one key tile, keys >= t masked: the scores sa become P, the
+// running max m and sum l of rows g and g + 8 are updated and O is rescaled.
+template <int MR>
+__device__ __forceinline__ void flash_softmax(float (&sa)[MR][kFK / 8][4],
+                                              float (&o)[MR][kFD / 8][4], float (&m)[MR][2],
+                                              float (&l)[MR][2], int k0, int t, int t4,
+                                              float scale_log2) {
+#pragma unroll
+  for (int mr = 0; mr < MR; ++mr) {
+    float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+    for (int nt = 0; nt < kFK / 8; ++nt)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const bool valid = k0 + nt * 8 + t4 * 2 + e < t;
+        sa[mr][nt][e] = valid ? sa[mr][nt][e] * scale_log2 : -INFINITY;
+        sa[mr][nt][2 + e] = valid ? sa[mr][nt][2 + e] * scale_log2 : -INFINITY;
+        mx0 = fmaxf(mx0, sa[mr][nt][e]);
+        mx1 = fmaxf(mx1, sa[mr][nt][2 + e]);
+      }
+#pragma unroll
+    for (int off = 1; off <= 2; off <<= 1) {
+      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, off));
+      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, off));
+    }
+    const float mn0 = fmaxf(m[mr][0], mx0), mn1 = fmaxf(m[mr][1], mx1);
+    const float corr0 = exp2f(m[mr][0] - mn0), corr1 = exp2f(m[mr][1] - mn1);
+    float sum0 = 0.0f, sum1 = 0.0f;
+#pragma unroll
+    for (int nt = 0; nt < kFK / 8; ++nt)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        sa[mr][nt][e] = exp2f(sa[mr][nt][e] - mn0);
+        sa[mr][nt][2 + e] = exp2f(sa[mr][nt][2 + e] - mn1);
+        sum0 += sa[mr][nt][e];
+        sum1 += sa[mr][nt][2 + e];
+      }
+#pragma unroll
+    for (int off = 1; off <= 2; off <<= 1) {
+      sum0 += __shfl_xor_sync(0xffffffffu, sum0, off);
+      sum1 += __shfl_xor_sync(0xffffffffu, sum1, off);
+    }
+    l[mr][0] = l[mr][0] * corr0 + sum0;
+    l[mr][1] = l[mr][1] * corr1 + sum1;
+    m[mr][0] = mn0;
+    m[mr][1] = mn1;
+#pragma unroll
+    for (int dt = 0; dt < kFD / 8; ++dt) {
+      o[mr][dt][0] *= corr0;
+      o[mr][dt][1] *= corr0;
+      o[mr][dt][2] *= corr1;
+      o[mr][dt][3] *= corr1;
+    }
+  }
+}
+
+// O += P V for one key tile: 4 k-steps of 16 keys; V fragments by ldmatrix.x4.trans (two
+// d-tiles each).
+template <class T, int MR>
+__device__ __forceinline__ void flash_pv(float (&o)[MR][kFD / 8][4],
+                                         const float (&sa)[MR][kFK / 8][4], const T* vs, int lane) {
+#pragma unroll
+  for (int kt = 0; kt < kFK / 16; ++kt) {
+    uint32_t pa[MR][4];
+#pragma unroll
+    for (int mr = 0; mr < MR; ++mr) {
+      pa[mr][0] = pack2<T>(sa[mr][2 * kt][0], sa[mr][2 * kt][1]);
+      pa[mr][1] = pack2<T>(sa[mr][2 * kt][2], sa[mr][2 * kt][3]);
+      pa[mr][2] = pack2<T>(sa[mr][2 * kt + 1][0], sa[mr][2 * kt + 1][1]);
+      pa[mr][3] = pack2<T>(sa[mr][2 * kt + 1][2], sa[mr][2 * kt + 1][3]);
+    }
+#pragma unroll
+    for (int dp = 0; dp < kFD / 16; ++dp) {
+      const T* vp = vs + (kt * 16 + (lane & 15)) * kLdh + dp * 16 + (lane >> 4) * 8;
+      const unsigned va = static_cast<unsigned>(__cvta_generic_to_shared(vp));
+      uint32_t r0, r1, r2, r3;
+      asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                   : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+                   : "r"(va));
+#pragma unroll
+      for (int mr = 0; mr < MR; ++mr) {
+        mma16816<T>(o[mr][2 * dp], pa[mr], r0, r1);
+        mma16816<T>(o[mr][2 * dp + 1], pa[mr], r2, r3);
+      }
+    }
+  }
+}
+
+// The block's rows out: O / l in the 16-bit type, or (keys split over gridDim.z blocks) the
+// unnormalised O, m and l for flash_combine_k.
+template <class T, int MR>
+__device__ __forceinline__ void flash_store(const float (&o)[MR][kFD / 8][4],
+                                            const float (&m)[MR][2], const float (&l)[MR][2],
+                                            T* out, float* part_o, float* part_ml, int q0, int h,
+                                            int t, int c, int g, int t4) {
+  const int heads = c / kFD;
+#pragma unroll
+  for (int mr = 0; mr < MR; ++mr) {
+    const int r0 = q0 + mr * 16 + g;
+    if (gridDim.z > 1) {
+      const int64_t base = static_cast<int64_t>(blockIdx.z) * t;
+#pragma unroll
+      for (int dt = 0; dt < kFD / 8; ++dt) {
+        const int col = h * kFD + dt * 8 + t4 * 2;
+        if (r0 < t)
+          *reinterpret_cast<float2*>(part_o + (base + r0) * c + col) =
+              make_float2(o[mr][dt][0], o[mr][dt][1]);
+        if (r0 + 8 < t)
+          *reinterpret_cast<float2*>(part_o + (base + r0 + 8) * c + col) =
+              make_float2(o[mr][dt][2], o[mr][dt][3]);
+      }
+      if (t4 == 0) {
+        if (r0 < t)
+          *reinterpret_cast<float2*>(part_ml + ((base + r0) * heads + h) * 2) =
+              make_float2(m[mr][0], l[mr][0]);
+        if (r0 + 8 < t)
+          *reinterpret_cast<float2*>(part_ml + ((base + r0 + 8) * heads + h) * 2) =
+              make_float2(m[mr][1], l[mr][1]);
+      }
+      continue;
+    }
+    const float inv0 = 1.0f / l[mr][0], inv1 = 1.0f / l[mr][1];
+#pragma unroll
+    for (int dt = 0; dt < kFD / 8; ++dt) {
+      const int col = h * kFD + dt * 8 + t4 * 2;
+      if (r0 < t)
+        *reinterpret_cast<uint32_t*>(out + r0 * static_cast<int64_t>(c) + col) =
+            pack2<T>(o[mr][dt][0] * inv0, o[mr][dt][1] * inv0);
+      if (r0 + 8 < t)
+        *reinterpret_cast<uint32_t*>(out + (r0 + 8) * static_cast<int64_t>(c) + col) =
+            pack2<T>(o[mr][dt][2] * inv1, o[mr][dt][3] * inv1);
+    }
+  }
+}
+
 template <class T, int MR>
 __global__ void __launch_bounds__(128) flash_tc_k(const T* qkv, T* out, int t, int c,
                                                   float scale_log2, float* part_o, float* part_ml) {
@@ -514,7 +650,8 @@ __global__ void __launch_bounds__(128) flash_tc_k(const T* qkv, T* out, int t, i
     __syncthreads();
     const T* ks = kv_s[it & 1][0];
     const T* vs = kv_s[it & 1][1];
-    // S = Q K^T: 8 tiles of 8 keys; K fragments by ldmatrix.x4 (lanes 8j.. address d offset 8j)
+    // S = Q K^T: 8 tiles of 8 keys; K fragments by ldmatrix.x4 (lanes 8j.. address d offset 8j);
+    // then the online softmax turns S into P, and O += P V
     float sa[MR][kFK / 8][4];
 #pragma unroll
     for (int nt = 0; nt < kFK / 8; ++nt) {
@@ -536,120 +673,11 @@ __global__ void __launch_bounds__(128) flash_tc_k(const T* qkv, T* out, int t, i
           mma16816<T>(sa[mr][nt], qa[mr][kk], kb[2 * kk], kb[2 * kk + 1]);
       }
     }
-    // online softmax (base 2), keys >= t masked
-#pragma unroll
-    for (int mr = 0; mr < MR; ++mr) {
-      float mx0 = -INFINITY, mx1 = -INFINITY;
-#pragma unroll
-      for (int nt = 0; nt < kFK / 8; ++nt)
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const bool valid = k0 + nt * 8 + t4 * 2 + e < t;
-          sa[mr][nt][e] = valid ? sa[mr][nt][e] * scale_log2 : -INFINITY;
-          sa[mr][nt][2 + e] = valid ? sa[mr][nt][2 + e] * scale_log2 : -INFINITY;
-          mx0 = fmaxf(mx0, sa[mr][nt][e]);
-          mx1 = fmaxf(mx1, sa[mr][nt][2 + e]);
-        }
-#pragma unroll
-      for (int off = 1; off <= 2; off <<= 1) {
-        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, off));
-        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, off));
-      }
-      const float mn0 = fmaxf(m[mr][0], mx0), mn1 = fmaxf(m[mr][1], mx1);
-      const float corr0 = exp2f(m[mr][0] - mn0), corr1 = exp2f(m[mr][1] - mn1);
-      float sum0 = 0.0f, sum1 = 0.0f;
-#pragma unroll
-      for (int nt = 0; nt < kFK / 8; ++nt)
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          sa[mr][nt][e] = exp2f(sa[mr][nt][e] - mn0);
-          sa[mr][nt][2 + e] = exp2f(sa[mr][nt][2 + e] - mn1);
-          sum0 += sa[mr][nt][e];
-          sum1 += sa[mr][nt][2 + e];
-        }
-#pragma unroll
-      for (int off = 1; off <= 2; off <<= 1) {
-        sum0 += __shfl_xor_sync(0xffffffffu, sum0, off);
-        sum1 += __shfl_xor_sync(0xffffffffu, sum1, off);
-      }
-      l[mr][0] = l[mr][0] * corr0 + sum0;
-      l[mr][1] = l[mr][1] * corr1 + sum1;
-      m[mr][0] = mn0;
-      m[mr][1] = mn1;
-#pragma unroll
-      for (int dt = 0; dt < kFD / 8; ++dt) {
-        o[mr][dt][0] *= corr0;
-        o[mr][dt][1] *= corr0;
-        o[mr][dt][2] *= corr1;
-        o[mr][dt][3] *= corr1;
-      }
-    }
-    // O += P V: 4 k-steps of 16 keys; V fragments by ldmatrix.x4.trans (two d-tiles each)
-#pragma unroll
-    for (int kt = 0; kt < kFK / 16; ++kt) {
-      uint32_t pa[MR][4];
-#pragma unroll
-      for (int mr = 0; mr < MR; ++mr) {
-        pa[mr][0] = pack2<T>(sa[mr][2 * kt][0], sa[mr][2 * kt][1]);
-        pa[mr][1] = pack2<T>(sa[mr][2 * kt][2], sa[mr][2 * kt][3]);
-        pa[mr][2] = pack2<T>(sa[mr][2 * kt + 1][0], sa[mr][2 * kt + 1][1]);
-        pa[mr][3] = pack2<T>(sa[mr][2 * kt + 1][2], sa[mr][2 * kt + 1][3]);
-      }
-#pragma unroll
-      for (int dp = 0; dp < kFD / 16; ++dp) {
-        const T* vp = vs + (kt * 16 + (lane & 15)) * kLdh + dp * 16 + (lane >> 4) * 8;
-        const unsigned va = static_cast<unsigned>(__cvta_generic_to_shared(vp));
-        uint32_t r0, r1, r2, r3;
-        asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                     : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
-                     : "r"(va));
-#pragma unroll
-        for (int mr = 0; mr < MR; ++mr) {
-          mma16816<T>(o[mr][2 * dp], pa[mr], r0, r1);
-          mma16816<T>(o[mr][2 * dp + 1], pa[mr], r2, r3);
-        }
-      }
-    }
+    flash_softmax<MR>(sa, o, m, l, k0, t, t4, scale_log2);
+    flash_pv<T, MR>(o, sa, vs, lane);
     __syncthreads();  // every warp is done with this stage before it is refilled
   }
-  const int heads = c / kFD;
-#pragma unroll
-  for (int mr = 0; mr < MR; ++mr) {
-    const int r0 = q0 + mr * 16 + g;
-    if (gridDim.z > 1) {
-      const int64_t base = static_cast<int64_t>(blockIdx.z) * t;
-#pragma unroll
-      for (int dt = 0; dt < kFD / 8; ++dt) {
-        const int col = h * kFD + dt * 8 + t4 * 2;
-        if (r0 < t)
-          *reinterpret_cast<float2*>(part_o + (base + r0) * c + col) =
-              make_float2(o[mr][dt][0], o[mr][dt][1]);
-        if (r0 + 8 < t)
-          *reinterpret_cast<float2*>(part_o + (base + r0 + 8) * c + col) =
-              make_float2(o[mr][dt][2], o[mr][dt][3]);
-      }
-      if (t4 == 0) {
-        if (r0 < t)
-          *reinterpret_cast<float2*>(part_ml + ((base + r0) * heads + h) * 2) =
-              make_float2(m[mr][0], l[mr][0]);
-        if (r0 + 8 < t)
-          *reinterpret_cast<float2*>(part_ml + ((base + r0 + 8) * heads + h) * 2) =
-              make_float2(m[mr][1], l[mr][1]);
-      }
-      continue;
-    }
-    const float inv0 = 1.0f / l[mr][0], inv1 = 1.0f / l[mr][1];
-#pragma unroll
-    for (int dt = 0; dt < kFD / 8; ++dt) {
-      const int col = h * kFD + dt * 8 + t4 * 2;
-      if (r0 < t)
-        *reinterpret_cast<uint32_t*>(out + r0 * static_cast<int64_t>(c) + col) =
-            pack2<T>(o[mr][dt][0] * inv0, o[mr][dt][1] * inv0);
-      if (r0 + 8 < t)
-        *reinterpret_cast<uint32_t*>(out + (r0 + 8) * static_cast<int64_t>(c) + col) =
-            pack2<T>(o[mr][dt][2] * inv1, o[mr][dt][3] * inv1);
-    }
-  }
+  flash_store<T, MR>(o, m, l, out, part_o, part_ml, q0, h, t, c, g, t4);
 }
 
 // out[row, h*64 + d] = sum_s 2^(m_s - M) O_s / sum_s 2^(m_s - M) l_s, M = max_s m_s.
@@ -788,29 +816,19 @@ void launch_layer_norm(const float* x, const float* gamma, const float* beta, fl
 
 __device__ __forceinline__ float h16(float x) { return __half2float(__float2half_rn(x)); }
 
-// Mirrors wb::cand::layer_norm_f16_stats: y = h(h(h(h(x) - mean) * rstd) * g + b).
+// The ln-fp16 fault's layer norm, one thread per row: the algorithm of wb/core/numerics.h, the
+// CPU candidate's too.
 template <class T>
 __global__ void layer_norm_f16_stats_k(const float* x, const float* g, const float* b, float* y32,
                                        T* ya, int rows, int cols, float eps) {
   const int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (row >= rows) return;
-  const float* xr = x + row * cols;
-  const float n = static_cast<float>(cols);
-  float s = 0.0f;
-  for (int c = 0; c < cols; ++c) s = h16(s + h16(xr[c]));
-  const float mean = h16(s / n);
-  float v = 0.0f;
-  for (int c = 0; c < cols; ++c) {
-    const float d = h16(h16(xr[c]) - mean);
-    v = h16(v + h16(d * d));
-  }
-  const float var = h16(v / n);
-  const float rstd = h16(1.0f / sqrtf(h16(var + eps)));
-  for (int c = 0; c < cols; ++c) {
-    const float y = h16(h16(h16(h16(xr[c]) - mean) * rstd) * g[c] + b[c]);
-    if (y32 != nullptr) y32[row * cols + c] = y;
-    if (ya != nullptr) ya[row * cols + c] = from_f<T>(y);
-  }
+  layer_norm_f16_stats_row(
+      x + row * cols, cols, g, b, eps, [](float v) { return h16(v); },
+      [=](int c, float y) {
+        if (y32 != nullptr) y32[row * cols + c] = y;
+        if (ya != nullptr) ya[row * cols + c] = from_f<T>(y);
+      });
 }
 
 void launch_layer_norm_f16_stats(const float* x, const float* gamma, const float* beta,

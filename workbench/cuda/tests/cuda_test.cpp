@@ -12,6 +12,7 @@
 #include "device.h"
 #include "kernels.h"
 #include "wb/core/faults.h"
+#include "wb/core/numerics.h"
 #include "wb/core/taps.h"
 #include "wb/core/tensor.h"
 #include "wb/cuda/cuda_encoder.h"
@@ -59,6 +60,37 @@ float round_bf16(float x) { return wb::bf16_to_float(wb::float_to_bf16(x)); }
 
 }  // namespace
 
+// The ln-fp16 fault's kernel against the shared definition (wb/core/numerics.h) run on the host,
+// as the CPU candidate runs it. Every operation is rounded to float16 except the last multiply-add
+// (y = h(h(d * rstd) * g + b)), which nvcc may fuse: so at most one float16 unit apart.
+TEST_CASE("layer_norm_f16_stats: the shared float16-statistics definition, on the device") {
+  for (const auto [rows, cols] : {std::pair{37, 389}, std::pair{3, 1280}}) {
+    const std::string id = "ln-f16 rows=" + std::to_string(rows) + " cols=" + std::to_string(cols);
+    const auto x = randn(static_cast<std::size_t>(rows) * cols, kSeed + rows, 3.0f, 5.0f);
+    const auto g = randn(cols, kSeed + 1, 0.2f, 1.0f), b = randn(cols, kSeed + 2, 0.1f);
+    Buf dx = up(x), dg = up(g), db = up(b), dy(x.size() * 4);
+    wb::cuda::launch_layer_norm_f16_stats(dx.f(), dg.f(), db.f(), dy.f(), nullptr, Act::f32, rows,
+                                          cols, wb::kLayerNormEps, nullptr);
+    const auto y = down(dy, x.size());
+    std::vector<float> want(x.size());
+    auto h = [](float v) { return wb::half_to_float(wb::float_to_half(v)); };
+    for (int r = 0; r < rows; ++r)
+      wb::layer_norm_f16_stats_row(x.data() + r * cols, cols, g.data(), b.data(), wb::kLayerNormEps,
+                                   h, [&](int c, float v) { want[r * cols + c] = v; });
+    int same = 0, over = 0;
+    for (std::size_t i = 0; i < y.size(); ++i) {
+      REQUIRE_FALSE(std::isnan(y[i]));
+      REQUIRE_FALSE(std::isinf(y[i]));
+      const float unit = std::ldexp(1.0f, std::ilogb(std::max(std::fabs(want[i]), 6.1e-5f)) - 10);
+      same += y[i] == want[i];
+      over += std::fabs(y[i] - want[i]) > unit;
+    }
+    MESSAGE(id << ": " << same << "/" << y.size() << " bit-identical to the host, " << over
+               << " more than one float16 unit apart");
+    CHECK(over == 0);
+  }
+}
+
 TEST_CASE("layer_norm: float32 statistics vs float64, odd widths") {
   for (const auto [rows, cols] : {std::pair{37, 389}, std::pair{5, 1280}, std::pair{1, 64}}) {
     const std::string id = "ln rows=" + std::to_string(rows) + " cols=" + std::to_string(cols);
@@ -66,7 +98,7 @@ TEST_CASE("layer_norm: float32 statistics vs float64, odd widths") {
     const auto g = randn(cols, kSeed + 1, 0.2f, 1.0f), b = randn(cols, kSeed + 2, 0.1f);
     Buf dx = up(x), dg = up(g), db = up(b), dy(x.size() * 4);
     wb::cuda::launch_layer_norm(dx.f(), dg.f(), db.f(), dy.f(), nullptr, Act::f32, rows, cols,
-                                1e-5f, nullptr);
+                                wb::kLayerNormEps, nullptr);
     const auto y = down(dy, x.size());
     std::vector<double> want(x.size());
     for (int r = 0; r < rows; ++r) {
@@ -76,7 +108,7 @@ TEST_CASE("layer_norm: float32 statistics vs float64, odd widths") {
       for (int c = 0; c < cols; ++c) v += (x[r * cols + c] - m) * (x[r * cols + c] - m);
       v /= cols;
       for (int c = 0; c < cols; ++c)
-        want[r * cols + c] = (x[r * cols + c] - m) / std::sqrt(v + 1e-5) * g[c] + b[c];
+        want[r * cols + c] = (x[r * cols + c] - m) / std::sqrt(v + wb::kLayerNormEps) * g[c] + b[c];
     }
     const double e = rel_l2(y, want);
     // float32 epsilon x a few x log2(cols) for the reductions
@@ -110,7 +142,7 @@ TEST_CASE("gelu: exact erf vs float64; the tanh fault differs") {
 TEST_CASE("gemm (cuBLASLt): bias and residual epilogue vs float64, odd shapes") {
   for (Act a : {Act::f32, Act::bf16}) {
     const int m = 77, n = 131, k = 203;
-    const std::string id = std::string("gemm ") + wb::cuda::act_name(a) + " M=77 N=131 K=203";
+    const std::string id = "gemm " + std::string(wb::cuda::act_name(a)) + " M=77 N=131 K=203";
     auto x = randn(static_cast<std::size_t>(m) * k, kSeed + 3);
     auto w = randn(static_cast<std::size_t>(n) * k, kSeed + 4, 0.1f);
     const auto bias = randn(n, kSeed + 5), r = randn(static_cast<std::size_t>(m) * n, kSeed + 6);
@@ -184,7 +216,7 @@ TEST_CASE("attention on tensor cores (bf16/fp16 inputs, d_head 64) vs float64, o
   for (Act a : {Act::bf16, Act::f16})
     for (const auto [t, heads] : {std::pair{97, 3}, std::pair{1500, 2}}) {
       const int dh = 64, c = heads * dh;
-      const std::string id = std::string("flash ") + wb::cuda::act_name(a) +
+      const std::string id = "flash " + std::string(wb::cuda::act_name(a)) +
                              " T=" + std::to_string(t) + " heads=" + std::to_string(heads);
       auto qkv = randn(static_cast<std::size_t>(t) * 3 * c, kSeed + 7 + t, 1.5f);
       const float alpha = 0.125f;
@@ -323,7 +355,7 @@ TEST_CASE("encoder faults: every case of the shared table first shows at its fir
   run_all(*clean, &want);
   for (const wb::FaultCase& c : wb::fault_cases()) {
     INFO("fault " << c.spec << ", expected first tap " << c.first_tap);
-    o.faults = {c.spec};
+    o.faults = wb::parse_faults({c.spec});
     auto enc = wb::cuda::make_encoder(model, o);
     Keep got("all");
     run_all(*enc, &got);
@@ -342,11 +374,14 @@ TEST_CASE(
       wb::random_checkpoint(wb::ModelDims::preset("nano"), 1));
   CHECK(wb::cuda::supported_faults().size() == wb::fault_table().size());
   wb::cuda::Options o;
-  o.faults = {"ln-fp16", "conv-bias-drop"};
+  o.faults = wb::parse_faults({"ln-fp16", "conv-bias-drop"});
   CHECK_NOTHROW(wb::cuda::make_encoder(ck, o));
-  o.faults = {"no-such-fault"};
-  CHECK_THROWS_AS(wb::cuda::make_encoder(ck, o), std::invalid_argument);
+  // Faults are parsed once, above the backend (the CLI, wb-cuda-dump): unknown names stop there.
+  CHECK_THROWS_AS(wb::parse_faults({"no-such-fault"}), std::invalid_argument);
   CHECK_THROWS_AS(wb::parse_precision("tf32"), std::invalid_argument);  // the one name table
+  // each precision's GEMM input type, named as the precision
+  for (wb::Precision p : {wb::Precision::float32, wb::Precision::bfloat16, wb::Precision::float16})
+    CHECK(wb::cuda::act_name(wb::cuda::act_of(p)) == wb::to_string(p));
 }
 
 int main(int argc, char** argv) {

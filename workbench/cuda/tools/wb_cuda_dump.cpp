@@ -161,7 +161,8 @@ int main(int argc, char** argv) {
          },
          wb::precision_names() + " (float32: TF32 off)")
       ->default_str("float32");
-  app.add_option("--fault", opts.faults, "fault switch NAME[=VALUE] (repeatable)");
+  std::vector<std::string> faults;  // parsed below, against the shared table
+  app.add_option("--fault", faults, "fault switch NAME[=VALUE] (repeatable)");
   app.add_option("--device", opts.device, "CUDA device index");
   app.add_flag("--sync-taps", opts.sync_taps,
                "copy each tap synchronously (the path the copy-stream one is checked against)");
@@ -190,6 +191,7 @@ int main(int argc, char** argv) {
       throw wb::UsageError("a dump needs exactly one of --model / --random-dims, and --audio, -o");
     if (!keep_model.empty() && random_dims.empty())
       throw wb::UsageError("--keep-model goes with --random-dims");
+    opts.faults = wb::parse_faults(faults);  // wb::UsageError naming the valid ones: exit 2
     return dump(model, random_dims, seed, keep_model, audio, out, taps, store, compress, opts);
   } catch (const std::invalid_argument& e) {
     fmt::print(stderr, "wb-cuda-dump: {}\n", e.what());

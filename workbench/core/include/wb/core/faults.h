@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "wb/core/numerics.h"  // AttnScale: the attn-scale fault's meaning
+
 namespace wb {
 
 struct FaultInfo {
@@ -37,8 +39,6 @@ const std::vector<FaultInfo>& fault_table();
 const FaultInfo* find_fault(std::string_view name);  // nullptr when not in the table
 std::string fault_usage();          // "no-ln-post, mel-db, ..., ln-eps=VALUE, ..." for messages
 nlohmann::json fault_table_json();  // [{name, value, stage, first_tap, doc, examples}]
-
-enum class AttnScale { normal, none, twice };
 
 // Parsed switches, as every backend reads them.
 struct Faults {

@@ -9,6 +9,7 @@
 
 #include "wb/core/dims.h"
 #include "wb/core/encoder.h"
+#include "wb/core/faults.h"
 #include "wb/core/precision.h"
 #include "wb/core/weights.h"
 
@@ -19,7 +20,7 @@ struct Options {
   // GEMM inputs in that type on tensor cores, float32 accumulation, float32 residual stream and
   // layer-norm statistics.
   Precision precision = Precision::float32;
-  std::vector<std::string> faults;  // the shared fault table (wb/core/faults.h)
+  Faults faults;  // parsed switches of the shared table (wb/core/faults.h); all are implemented
   int device = 0;
   // Taps copied synchronously (copy, wait, report, one at a time) instead of through the copy
   // stream: the path the asynchronous one is checked against (bit-identical dumps).
@@ -39,8 +40,8 @@ CopyCounts copy_counts(const Encoder& enc);
 // Empty when a CUDA device can be used, else why not ("no CUDA device: ...").
 std::string device_unavailable_reason();
 
-// Throws wb::UsageError for an unknown precision, an unknown fault or a fault this backend does
-// not implement (named); std::runtime_error("no CUDA device: ...") where no GPU can be used.
+// Throws std::invalid_argument for dims or a checkpoint that do not fit (named, with shapes);
+// std::runtime_error("no CUDA device: ...") where no GPU can be used.
 std::unique_ptr<Encoder> make_encoder(std::shared_ptr<const Checkpoint> model, const Options& o);
 // Faults of the shared table this backend implements.
 std::vector<std::string> supported_faults();
