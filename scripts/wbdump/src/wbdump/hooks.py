@@ -107,7 +107,8 @@ class TapRecorder:
     attn.q/k/v are the projection outputs (before any scaling: both implementations scale
     after the Linear), attn.out the out projection's output. HF's encoder.layer_norm is ln_post.
     `taps` is a selector (comma-separated globs/levels as `wb dump --taps`); tensors are copied
-    to host memory as float32 (float64 models: float64), batch item 0.
+    to host memory as float32 (float64 models: float64), batch item 0; `compute_dtypes` keeps
+    each tensor's own dtype name (a bfloat16 autocast run: "bfloat16").
     """
 
     def __init__(self, model, style=None, taps="all", names="canonical"):
@@ -116,6 +117,7 @@ class TapRecorder:
         self.selector = taps
         self.names = names  # "canonical" or "hf" (HF module paths, see fixtures/maps/hf.json)
         self.taps = {}
+        self.compute_dtypes = {}  # name -> the tensor's own dtype name ("bfloat16", "float32", ...)
         self._handles = []
         self._attach()
 
@@ -144,8 +146,9 @@ class TapRecorder:
         if transpose:
             t = t.transpose(0, 1)
         torch = _torch()
-        t = t.to(torch.float64 if t.dtype == torch.float64 else torch.float32)
         key = hf_name if self.names == "hf" else name
+        self.compute_dtypes[key] = str(t.dtype).replace("torch.", "")
+        t = t.to(torch.float64 if t.dtype == torch.float64 else torch.float32)
         self.taps[key] = t.contiguous().cpu().numpy()
 
     def _attach(self):
@@ -162,10 +165,15 @@ class TapRecorder:
             self._handles.append(module.register_forward_hook(hook))
 
         def pre(module, name, hf_name, transpose=False):
-            def hook(_m, args, kwargs):
+            def hook(_m, args, kwargs=None):
+                kwargs = kwargs or {}
                 x = args[0] if args else kwargs.get("hidden_states", kwargs.get("x"))
                 self._put(name, hf_name, x, transpose)
-            self._handles.append(module.register_forward_pre_hook(hook, with_kwargs=True))
+            try:
+                h = module.register_forward_pre_hook(hook, with_kwargs=True)
+            except TypeError:  # torch < 2.0: positional arguments only (Whisper's modules)
+                h = module.register_forward_pre_hook(hook)
+            self._handles.append(h)
 
         pre(enc.conv1, "mel", "input_features")
         pre(enc.conv2, "encoder.conv1", p + "conv1:gelu", transpose=True)
