@@ -23,7 +23,6 @@ Exit status: 0 served, 2 bad usage or input.
 """
 import argparse
 import inspect
-import os
 import sys
 
 import numpy as np

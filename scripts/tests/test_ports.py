@@ -154,7 +154,7 @@ def case_numpy_trained(c):
 
 def case_torch_float32(c):
     try:
-        import torch  # noqa: F401
+        import torch  # noqa: F401 - only whether it imports
     except ImportError:
         raise AssertionError("no torch in this python (apt-get install python3-torch)") from None
     res, out = c.port_check(py("torch_port.py", "--model", f"'{NANO}'", "--threads", "2"), NANO,
