@@ -20,6 +20,7 @@ from .dump import (COMPUTE_DTYPES, REQUIRED_ATTRS, SCHEMA, STAGES, STORAGE_TYPES
                    read_ggml_header, registry, sha256_file, stage_input, stage_label, stage_of,
                    stage_output, stage_taps, tap_order)
 from .dump import _to_numpy  # noqa: F401  (torch tensors or arrays -> numpy)
+from .dump import h5py  # noqa: F401  (None where h5py is missing: taps can still be recorded)
 from .hooks import _selected  # noqa: F401  (tap selectors, as `wb dump --taps`)
 from .hooks import (TapRecorder, hf_config, load_hf_model, load_openai_model, run_encoder,
                     strict_float32)
