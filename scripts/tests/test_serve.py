@@ -86,12 +86,43 @@ wbdump.serve(Fake())
 ''' % {"dims": DIMS.to_json()}
 
 
+# A port that speaks the protocol by hand (not through wbdump.serve), as a port in another
+# language would: port-check's own checks of the answers and the tensor files must catch it.
+RAW = r'''
+import json, sys
+import h5py, numpy as np
+D = json.loads(%(dims)r)
+MODE = sys.argv[1]
+for line in sys.stdin:
+    req = json.loads(line)
+    if req["op"] == "hello":
+        ans = {"id": req["id"], "ok": True, "protocol": 2 if MODE == "proto2" else 1,
+               "name": "raw port", "model_dims": D, "model_sha256": "cd" * 32,
+               "precision": "float32", "requests": ["run"], "stages": []}
+    elif req["op"] == "run":
+        t, c = D["n_audio_ctx"], D["n_audio_state"]
+        with h5py.File(req["output"], "w") as f:
+            f["taps/mel"] = np.zeros((D["n_mels"], 2 * t), np.float32)
+            f["taps/encoder.ln_post"] = np.zeros((t, c), np.float32)
+            f["taps/encoder.blocks.9.out"] = np.zeros((t, c), np.float32)
+        ans = {"id": req["id"], "ok": True, "compute_seconds": 0.001}
+    else:
+        ans = {"id": req["id"], "ok": True}
+    print(json.dumps(ans), flush=True)
+    if req["op"] == "bye":
+        break
+''' % {"dims": DIMS.to_json()}
+
+
 class Case:
     def __init__(self, work):
         self.work = work
         self.fake = os.path.join(work, "fake_port.py")
         with open(self.fake, "w") as fh:
             fh.write(FAKE)
+        self.raw = os.path.join(work, "raw_port.py")
+        with open(self.raw, "w") as fh:
+            fh.write(RAW)
 
     def cmd(self, mode):
         return f"'{sys.executable}' '{self.fake}' {mode}"
@@ -240,10 +271,16 @@ def case_port_check(c):
         expect(rc == code and len(lines) == 1 and frag in lines[0],
                f"{mode}: exit {rc}, stderr {lines}")
         notes.append(f"{mode}: exit {rc}")
+    for mode, frag in (("extra", "port 'raw port': run (id 1): tap 'encoder.blocks.9.out': not in "
+                                 "the registry of this model"),
+                       ("proto2", "hello: speaks protocol 2, wbdump speaks 1")):
+        rc, out, err = port_check(c, f"'{sys.executable}' '{c.raw}' {mode}")
+        lines = err.strip().splitlines()
+        expect(rc == 1 and len(lines) == 1 and frag in lines[0], f"raw {mode}: exit {rc} {lines}")
     rc, out, err = port_check(c, "echo loading; sleep 5")
     expect(rc == 1 and "hello: stdout is not a JSON answer: 'loading'" in err, f"echo: {rc} {err}")
     rc, out, err = port_check(c, "exit 127")
-    expect(rc == 1 and "hello: exited with status 127 without answering" in err, f"127: {err}")
+    expect(rc == 1 and "hello: exited with status 127 before answering" in err, f"127: {err}")
     rc, out, err = port_check(c, c.cmd("hang"), "--timeout", "2")
     expect(rc == 1 and "hello: no answer within 2 s (killed)" in err, f"hang: {rc} {err}")
     expect("loading weights..." in err, "the stderr tail is not quoted")
@@ -251,7 +288,8 @@ def case_port_check(c):
     expect(rc == 2 and "none.h5: no such file" in err, f"missing reference: {rc} {err}")
     rc, out, err = port_check(c, c.cmd("clean"), "--timeout", "0")
     expect(rc == 2, f"--timeout 0: exit {rc}")
-    return "; ".join(notes) + "; not JSON, exit 127, hang: exit 1; bad usage: exit 2"
+    return "; ".join(notes) + ("; a raw port's tap outside the registry, protocol 2, not JSON, "
+                               "exit 127, hang: exit 1; bad usage: exit 2")
 
 
 CASES = {"round_trip": case_round_trip, "wrong_shape": case_wrong_shape,

@@ -77,6 +77,16 @@ class PortProcess:
         return CheckFailure(f"port '{self.name}': {what}: {problem}"
                             + (f" (stderr: {tail})" if tail else ""))
 
+    def exited(self, what: str) -> CheckFailure:
+        """The port's end of the pipes closed: it exited (or is about to) without an answer."""
+        try:
+            rc = self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            rc = self.proc.returncode
+        when = "before answering" if what == "hello" else "without answering"
+        return self.fail(what, f"exited with status {rc} {when}", True)
+
     def kill(self) -> None:
         if self.proc.poll() is None:
             try:
@@ -102,8 +112,7 @@ class PortProcess:
                 continue
             chunk = os.read(fd, 1 << 16)
             if not chunk:
-                rc = self.proc.wait()
-                raise self.fail(what, f"exited with status {rc} without answering", True)
+                raise self.exited(what)
             self._buf += chunk
         line, self._buf = self._buf.split(b"\n", 1)
         return line
@@ -117,8 +126,7 @@ class PortProcess:
             self.proc.stdin.write(msg.encode("utf-8"))
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
-            rc = self.proc.wait()
-            raise self.fail(what, f"exited with status {rc} before the request", True) from None
+            raise self.exited(what) from None
         raw = self._read_line(what, self.timeout)
         text = raw.decode("utf-8", "replace")
         try:
@@ -190,7 +198,7 @@ def port_check(cmd: str, *, reference=None, audio=None, model=None, timeout=300.
 
 def _read_answer(port, what, path, dims, *, required, stage=None) -> dict:
     try:
-        taps = P.check_taps(dims, P.read_tap_file(path), what, required=required, stage=stage)
+        taps = P.check_taps(dims, P.read_tap_file(path), "", required=required, stage=stage)
     except P.ProtocolError as e:
         raise port.fail(what, str(e)) from None
     return taps

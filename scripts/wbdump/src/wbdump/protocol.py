@@ -11,7 +11,8 @@ import re
 import numpy as np
 
 from .dump import (COMPUTE_DTYPES, SCHEMA, STAGES, TOOL_VERSION, DumpError, ModelDims, _to_numpy,
-                   encoder_taps, stage_label, stage_of, stage_output, stage_taps, tap_order)
+                   encoder_taps, registry, stage_label, stage_of, stage_output, stage_taps,
+                   tap_order)
 
 try:
     import h5py
@@ -53,7 +54,7 @@ def check_hello(ans: dict) -> Hello:
         raise ProtocolError("hello: the answer is not a JSON object")
     proto = ans.get("protocol")
     if proto != PROTOCOL:
-        raise ProtocolError(f"hello: speaks protocol {proto!r}, this side speaks {PROTOCOL}")
+        raise ProtocolError(f"hello: speaks protocol {proto!r}, wbdump speaks {PROTOCOL}")
     name = ans.get("name")
     if not isinstance(name, str) or not name.strip() or "\n" in name:
         raise ProtocolError(f"hello: 'name' must be a non-empty one-line string, got {name!r}")
@@ -126,33 +127,36 @@ def normalize_taps(result) -> dict:
 def check_taps(dims: ModelDims, taps: dict, where: str, *, required=(), stage=None) -> dict:
     """Checks {name: (array, compute_dtype)} against the registry of `dims`; returns it with a
     leading batch dimension of 1 dropped. `stage` = (stage, block) restricts names to that
-    stage's taps. ProtocolError "<where>: tap 'x': ..." otherwise."""
+    stage's taps. ProtocolError "<where>: tap 'x': ..." otherwise (no prefix when `where` is
+    empty)."""
+    where = f"{where}: " if where else ""
     specs = {t.name: t for t in encoder_taps(dims)}
     allowed = set(stage_taps(dims, *stage)) if stage else None
     out = {}
     for name, (a, cdt) in taps.items():
         spec = specs.get(name)
         if spec is None:
-            raise ProtocolError(f"{where}: tap '{name}': not in the registry of this model "
-                                "(encoder taps)")
+            what = ("a decoder tap (ports answer encoder taps)" if name in registry(dims)
+                    else "not in the registry of this model")
+            raise ProtocolError(f"{where}tap '{name}': {what}")
         if allowed is not None and name not in allowed:
-            raise ProtocolError(f"{where}: tap '{name}': not a tap of stage "
+            raise ProtocolError(f"{where}tap '{name}': not a tap of stage "
                                 f"{stage_label(*stage)}")
         if a.ndim == len(spec.shape) + 1 and a.shape[0] == 1:
             a = a[0]
         if tuple(a.shape) != spec.shape:
-            raise ProtocolError(f"{where}: tap '{name}': got {list(a.shape)}, expected "
+            raise ProtocolError(f"{where}tap '{name}': got {list(a.shape)}, expected "
                                 f"{list(spec.shape)} for model_dims {dims.to_json()}")
         if a.dtype not in _TAP_TYPES:
-            raise ProtocolError(f"{where}: tap '{name}': dtype {a.dtype} (expected float32, "
+            raise ProtocolError(f"{where}tap '{name}': dtype {a.dtype} (expected float32, "
                                 "float16 or float64)")
         if cdt not in COMPUTE_DTYPES:
-            raise ProtocolError(f"{where}: tap '{name}': compute_dtype {cdt!r} (expected "
+            raise ProtocolError(f"{where}tap '{name}': compute_dtype {cdt!r} (expected "
                                 f"{', '.join(COMPUTE_DTYPES)})")
         out[name] = (a, cdt)
     missing = [r for r in required if r not in out]
     if missing:
-        raise ProtocolError(f"{where}: tap '{missing[0]}' missing (required)")
+        raise ProtocolError(f"{where}tap '{missing[0]}' missing (required)")
     return out
 
 
