@@ -7,7 +7,7 @@ on two float32 implementations of the same model: docs/calibration.md), applied 
 every stage (each stage fed the reference's own input) and of the run. A planted bug must exceed
 ten times that limit at its own stage and leave every other stage within it.
 
-    test_ports.py --wb build/wb --case numpy_clean|numpy_bugs|numpy_trained|torch_float32 [--work D]
+    test_ports.py --wb build/wb --case numpy_clean|numpy_bugs|numpy_trained|torch_float32|torch_bfloat16 [--work D]
 """
 import argparse
 import json
@@ -169,8 +169,32 @@ def case_torch_float32(c):
     return check_clean(res, "torch", len(wbdump.encoder_taps(wbdump.ModelDims.from_checkpoint(NANO))))
 
 
+def case_torch_bfloat16(c):
+    """bfloat16 autocast: the activations report bfloat16 (the mel float32), and the error is
+    bfloat16's: above 1e-4 (no float32 run would be) and below 3e-2 (bfloat16 rounds to 2^-9
+    relative; a few roundings per layer, not a wrong formula)."""
+    try:
+        import torch  # noqa: F401 - only whether it imports
+    except ImportError:
+        raise Skip("no torch in this python (apt-get install python3-torch)") from None
+    res, out = c.port_check(py("torch_port.py", "--model", f"'{NANO}'", "--threads", "2",
+                               "--precision", "bfloat16"), NANO, "torch-bf16")
+    expect(res["hello"]["precision"] == "bfloat16", f"hello {res['hello']}")
+    cd = res["run"]["compute_dtypes"]
+    expect(cd["mel"] == "float32", f"mel computed in {cd['mel']}")
+    not_bf16 = [k for k, v in cd.items() if k != "mel" and v != "bfloat16"]
+    expect(not not_bf16, f"taps not reported bfloat16: {not_bf16}")
+    r = res["run"]["rel_l2"]["encoder.ln_post"]
+    expect(1e-4 < r < 3e-2, f"ln_post rel L2 {r:.3e} outside (1e-4, 3e-2)")
+    worst = max(all_stage_taps(res), key=lambda t: t[2])
+    expect(worst[2] < 3e-2, f"stage tap {worst[1]} rel L2 {worst[2]:.3e}")
+    return (f"{len(cd) - 1} taps bfloat16, mel float32; ln_post rel L2 {r:.2e}, worst stage tap "
+            f"{worst[1]} {worst[2]:.2e}")
+
+
 CASES = {"numpy_clean": case_numpy_clean, "numpy_bugs": case_numpy_bugs,
-         "numpy_trained": case_numpy_trained, "torch_float32": case_torch_float32}
+         "numpy_trained": case_numpy_trained, "torch_float32": case_torch_float32,
+         "torch_bfloat16": case_torch_bfloat16}
 
 
 def main():

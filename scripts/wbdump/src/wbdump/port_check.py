@@ -243,7 +243,7 @@ def _drive(port, work, results, ref, samples, audio, model, mdims, msha, compare
     run_taps = _read_answer(port, what, out, dims,
                             required=P.required_taps(dims, "run", all_taps))
     run = {"compute_seconds": ans["compute_seconds"], "taps": sorted(run_taps, key=all_taps.index),
-           "rel_l2": {}}
+           "compute_dtypes": {k: v[1] for k, v in run_taps.items()}, "rel_l2": {}}
     if compare_run:
         for name in run["taps"]:
             if name in ref_names:
