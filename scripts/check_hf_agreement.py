@@ -33,8 +33,11 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import wbdump  # noqa: E402
+try:
+    import wbdump  # the installed package (pip install scripts/wbdump)
+except ImportError:  # run from a checkout without installing it: its source folder
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "wbdump", "src"))
+    import wbdump  # noqa: E402
 
 HF_MAP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "maps",
                       "hf.json")

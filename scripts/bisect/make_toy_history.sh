@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Makes a throwaway git repository holding the toy numpy port (scripts/bisect/toy_port.py) with a
+# Makes a throwaway git repository holding the numpy port (scripts/ports/numpy_port.py) with a
 # small history: harmless commits, one commit whose dump command fails (a skip for wb bisect) and
 # is fixed by the next, and ONE planted bug (the layer-norm epsilon 1e-5 -> 1e-3, subject
 # "layer norm: epsilon as in the C++ port"). Used by CTest wb_bisect_toy and docs/bisect.md.
@@ -33,26 +33,26 @@ open(path, "w").write(t)
 EOF
 }
 
-cp "$here/toy_port.py" "$here/../wbdump.py" .
+cp "$here/../ports/numpy_port.py" .  # it imports the wbdump package: run it with a python that has it
 printf '# toy port\n\nA numpy Whisper encoder.\n' > README.md
 commit "toy port: numpy Whisper encoder writing wbdump dumps"
 
-printf '\nRun: python3 toy_port.py --model M --mel-from REF.h5 --out OUT.h5\n' >> README.md
+printf '\nRun: python3 numpy_port.py --model M --mel-from REF.h5 --out OUT.h5\n' >> README.md
 commit "docs: how to run the port"
 
-edit toy_port.py 's.replace("def softmax(x):\n", "def softmax(x):\n    # max subtracted first: exp never overflows\n")'
+edit numpy_port.py 's.replace("def softmax(x):\n", "def softmax(x):\n    # max subtracted first: exp never overflows\n")'
 commit "softmax: say why the max is subtracted"
 
-edit toy_port.py 's.replace("    args = ap.parse_args(argv)\n", "    args = ap.parse_args(argv)\n    W = load_lazy(args.model)\n")'
+edit numpy_port.py 's.replace("    args = ap.parse_args(argv)\n", "    args = ap.parse_args(argv)\n    W = load_lazy(args.model)\n")'
 commit "wip: load the weights lazily"
 
-edit toy_port.py 's.replace("    W = load_lazy(args.model)\n", "")'
+edit numpy_port.py 's.replace("    W = load_lazy(args.model)\n", "")'
 commit "revert the lazy loading (it broke the port)"
 
-edit toy_port.py 's.replace("LN_EPS = 1e-5  #", "LN_EPS = 1e-3  #")'
+edit numpy_port.py 's.replace("LN_EPS = 1e-5  #", "LN_EPS = 1e-3  #")'
 commit "layer norm: epsilon as in the C++ port"
 
-edit toy_port.py 's.replace("def attention(q, k, v, n_head):\n", "def attention(q, k, v, n_head: int):\n")'
+edit numpy_port.py 's.replace("def attention(q, k, v, n_head, scale_pow=0.25):\n", "def attention(q, k, v, n_head: int, scale_pow=0.25):\n")'
 commit "attention: type hint"
 
 printf '\nChangelog: epsilon, type hints.\n' >> README.md

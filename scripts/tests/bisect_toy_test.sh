@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# CTest wb_bisect_toy: `wb bisect` on a synthetic history of an external port (the numpy toy port
-# of scripts/bisect/, written with wbdump.py; make_toy_history.sh plants a layer-norm epsilon
+# CTest wb_bisect_toy: `wb bisect` on a synthetic history of an external port (the numpy port
+# of scripts/ports/, writing its dumps with the wbdump package; make_toy_history.sh plants a layer-norm epsilon
 # bug among harmless commits and one commit whose dump command fails). Checks:
 #   - the first bad commit named is the planted one, its first divergent tap encoder.blocks.0.attn_ln;
 #   - the user's repository is left as it was (HEAD, clean status, no worktree, no bisect state),
@@ -12,7 +12,7 @@
 #     --dump without {out}, GOOD not an ancestor of BAD, a preset without its inputs or unknown,
 #     GOOD not a commit, --repo not a git work tree, a reference that is no dump, a steps log
 #     with a line that is no step record: exit 2 and a one-line message.
-#   bisect_toy_test.sh WB ROOT PYTHON
+#   bisect_toy_test.sh WB ROOT PYTHON      (PYTHON: one with the wbdump package installed)
 set -uo pipefail
 wb=${1:?WB}; root=${2:?ROOT}; py=${3:?PYTHON}
 tmp=$(mktemp -d)
@@ -31,7 +31,7 @@ head_before=$(git -C "$tmp/repo" rev-parse HEAD)
 
 "$wb" dump --impl reference --model "$model" --audio "$root/fixtures/audio/hello.wav" \
   --no-decode -o "$tmp/ref.h5" > /dev/null || fail "reference dump"
-dump="$py toy_port.py --model $model --mel-from $tmp/ref.h5 --out {out}"
+dump="$py numpy_port.py --model $model --mel-from $tmp/ref.h5 --out {out}"
 mkdir -p "$tmp/t"
 export TMPDIR=$tmp/t PYTHONDONTWRITEBYTECODE=1
 

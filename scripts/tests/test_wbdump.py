@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""CI test of scripts/wbdump.py against `wb` (no PyTorch: numpy + h5py only).
+"""CI test of the wbdump package (scripts/wbdump/, installed) against `wb` (no PyTorch: numpy + h5py only).
 
 A dump written from numpy arrays must be accepted by `wb inspect` and `wb compare` (exit 0 within
 tolerance, 1 beyond); each invalid case must be refused by the Python side (ValueError /
@@ -23,9 +23,9 @@ import traceback
 import h5py
 import numpy as np
 
+import wbdump as W  # the installed package (CTest: the build's venv), never the source folder
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
-import wbdump as W  # noqa: E402
 
 SEED = 20261125
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
@@ -180,7 +180,7 @@ def case_map_mirrors_registry(c):
 
 
 def case_registry_presets(c):
-    """wbdump.py's registry equals `wb taps --json` name for name, shape for shape, every preset."""
+    """wbdump's registry equals `wb taps --json` name for name, shape for shape, every preset."""
     n = 0
     for name in ("nano", "tiny", "base", "small", "medium", "large", "large-v3"):
         d = W.ModelDims.preset(name)
@@ -190,9 +190,9 @@ def case_registry_presets(c):
             want = [(t["name"], tuple(t["shape"]), t["layout"]) for t in json.loads(out)]
             got = [(t.name, tuple(t.shape), t.layout)
                    for t in W.encoder_taps(d) + W.decoder_taps(d, tokens)]
-            expect(len(got) == len(want), f"{name}: {len(got)} taps in wbdump.py, {len(want)} in wb")
+            expect(len(got) == len(want), f"{name}: {len(got)} taps in wbdump, {len(want)} in wb")
             for g, w in zip(got, want):
-                expect(g == w, f"{name}, {tokens} tokens: wbdump.py {g} vs wb {w}")
+                expect(g == w, f"{name}, {tokens} tokens: wbdump {g} vs wb {w}")
             n += len(want)
     return f"nano..large-v3, {n} taps equal to wb taps --json"
 

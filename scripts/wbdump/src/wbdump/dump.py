@@ -1,5 +1,5 @@
-#!/usr/bin/env python3
-"""Write and check whisper-fidelity/1 activation dumps from Python (docs/dump-format.md).
+"""Dumps of the contract whisper-fidelity/1 (docs/dump-format.md): model dims, the tap registry,
+name maps, the writer, the validating reader, and the checkpoint readers (ggml, safetensors).
 
 Any Whisper port (PyTorch, JAX, ONNX Runtime, MAX Graph, ...) can produce a dump that
 `wb inspect` and `wb compare` read:
@@ -13,18 +13,11 @@ Any Whisper port (PyTorch, JAX, ONNX Runtime, MAX Graph, ...) can produce a dump
     # leaving the block without an exception writes `complete` and renames into place;
     # an exception deletes the temporary file.
 
-Only numpy and h5py are imported here. The PyTorch helpers (forward hooks on Hugging Face
-WhisperModel / WhisperForConditionalGeneration and openai-whisper models, loading the workbench's
-HF and ggml checkpoints into them) import torch and transformers when called.
+Only numpy and h5py are imported here (wbdump.hooks imports torch and transformers when called).
 
 The tap registry, the dims rules and the refusals mirror workbench/core (taps.cpp, dims.cpp,
 dump.cpp); keep them equal. Errors: ValueError for a caller's mistake (name, shape, metadata),
 DumpError (a ValueError) for a file the reader refuses.
-
-Command line:
-    wbdump.py check DUMP.h5             validate as `wb` does; exit 0 ok, 2 refused
-    wbdump.py taps --dims tiny          list the registry (names, shapes, layouts)
-    wbdump.py taps --config DIR|FILE    ... for the dims of an HF directory or a ggml file
 """
 from __future__ import annotations
 
@@ -34,7 +27,6 @@ import json
 import os
 import re
 import struct
-import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,7 +37,8 @@ except ImportError:  # a machine with PyTorch but no h5py can still record taps 
     h5py = None
 
 SCHEMA = "whisper-fidelity/1"
-TOOL_VERSION = "wbdump.py 0.1.0"
+VERSION = "0.2.0"
+TOOL_VERSION = f"wbdump {VERSION}"
 
 # Root attributes every reader requires (strings), besides `schema` and `complete`.
 REQUIRED_ATTRS = ("implementation", "precision", "model_sha256", "model_dims")
@@ -240,6 +233,66 @@ def glob_match(pattern: str, text: str) -> bool:
             i += 1
     return re.fullmatch(rx, text) is not None
 
+
+
+# The encoder's stages (the seam of workbench/core/include/wb/core/encoder.h; the registry's
+# `stage` field): what each consumes and produces, for the port protocol (docs/ports.md).
+STAGES = ("frontend", "stem", "block", "ln_post")
+
+
+def stage_label(stage: str, block=None) -> str:
+    return f"block {block}" if stage == "block" else stage
+
+
+def _check_stage(d: ModelDims, stage: str, block) -> None:
+    if stage not in STAGES:
+        raise ValueError(f"stage '{stage}' (expected one of {', '.join(STAGES)})")
+    if stage == "block":
+        if not isinstance(block, int) or isinstance(block, bool) or \
+                not 0 <= block < d.n_audio_layer:
+            raise ValueError(f"stage block: block {block!r} (expected 0..{d.n_audio_layer - 1})")
+
+
+def stage_taps(d: ModelDims, stage: str, block=None) -> list:
+    """The registry taps a stage computes, in execution order (its output tap last)."""
+    _check_stage(d, stage, block)
+    if stage == "frontend":
+        return ["mel"]
+    if stage == "stem":
+        return ["encoder.conv1", "encoder.conv2", "encoder.pos_embed"]
+    if stage == "block":
+        return [f"encoder.blocks.{block}.{s}" for s in ENCODER_BLOCK_TAPS]
+    return ["encoder.ln_post"]
+
+
+def stage_output(d: ModelDims, stage: str, block=None) -> str:
+    return stage_taps(d, stage, block)[-1]
+
+
+def stage_input(d: ModelDims, stage: str, block=None) -> str:
+    """The tap that feeds a stage; "samples" (the 16 kHz audio) for the front end."""
+    _check_stage(d, stage, block)
+    if stage == "frontend":
+        return "samples"
+    if stage == "stem":
+        return "mel"
+    if stage == "block":
+        return "encoder.pos_embed" if block == 0 else f"encoder.blocks.{block - 1}.out"
+    return f"encoder.blocks.{d.n_audio_layer - 1}.out"
+
+
+def stage_of(d: ModelDims, name: str):
+    """(stage, block) of an encoder tap of the registry; ValueError for any other name."""
+    if name == "mel":
+        return "frontend", None
+    if name in ("encoder.conv1", "encoder.conv2", "encoder.pos_embed"):
+        return "stem", None
+    if name == "encoder.ln_post":
+        return "ln_post", None
+    m = re.fullmatch(r"encoder\.blocks\.(\d+)\.(.+)", name)
+    if m and int(m.group(1)) < d.n_audio_layer and m.group(2) in ENCODER_BLOCK_TAPS:
+        return "block", int(m.group(1))
+    raise ValueError(f"tap '{name}' is not an encoder tap of the registry")
 
 # ----------------------------------------------------------------------------------------------
 # Name maps (compare/src/name_map.cpp; fixtures/maps/hf.json)
@@ -673,6 +726,51 @@ def load_ggml(path: str):
     return dims, weights
 
 
+_ST_DTYPES = {"F32": "<f4", "F16": "<f2", "F64": "<f8", "BF16": "<u2"}
+
+
+def load_safetensors(path: str, dtype=np.float32) -> dict:
+    """{name: array} of a safetensors file (F32, F16, F64, BF16), converted to `dtype`.
+
+    Format: u64 little-endian header length, a JSON header (name -> dtype, shape, data_offsets
+    relative to the end of the header), the raw little-endian data. An HF directory is read at
+    its model.safetensors; names are kept as stored ("model.encoder.conv1.weight", ...).
+    """
+    if os.path.isdir(path):
+        path = os.path.join(path, "model.safetensors")
+    with open(path, "rb") as fh:
+        blob = fh.read()
+    if len(blob) < 8:
+        raise ValueError(f"{path}: too short for a safetensors file")
+    (n,) = struct.unpack("<Q", blob[:8])
+    if n > len(blob) - 8:
+        raise ValueError(f"{path}: header length {n} beyond the file ({len(blob)} bytes)")
+    try:
+        header = json.loads(blob[8:8 + n])
+    except ValueError as e:
+        raise ValueError(f"{path}: safetensors header is not JSON ({e})") from None
+    base = 8 + n
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        code = _ST_DTYPES.get(info.get("dtype"))
+        if code is None:
+            raise ValueError(f"{path}: tensor {name}: dtype {info.get('dtype')} not supported")
+        a, b = info["data_offsets"]
+        shape = tuple(info["shape"])
+        want = int(np.prod(shape, dtype=np.int64)) * np.dtype(code).itemsize
+        if not 0 <= a <= b <= len(blob) - base or b - a != want:
+            raise ValueError(f"{path}: tensor {name}: data_offsets [{a}, {b}] do not hold "
+                             f"{list(shape)} {info['dtype']}")
+        arr = np.frombuffer(blob, dtype=code, count=want // np.dtype(code).itemsize,
+                            offset=base + a).reshape(shape)
+        if info["dtype"] == "BF16":  # the upper half of a float32
+            arr = (arr.astype(np.uint32) << np.uint32(16)).view(np.float32)
+        out[name] = arr.astype(dtype)
+    return out
+
+
 _HF_WHOLE = {
     "encoder.positional_embedding": "encoder.embed_positions.weight",
     "decoder.positional_embedding": "decoder.embed_positions.weight",
@@ -712,277 +810,3 @@ def hf_to_openai_name(name: str) -> str:
         if b in o:
             return o.replace(b, a, 1)
     return o
-
-
-# ----------------------------------------------------------------------------------------------
-# PyTorch helpers (torch / transformers imported here only)
-
-def _torch():
-    import torch  # noqa: PLC0415 - optional dependency
-    return torch
-
-
-def strict_float32() -> None:
-    """No TF32 anywhere (matmul and cuDNN convolutions): float32 means IEEE float32."""
-    torch = _torch()
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    torch.set_float32_matmul_precision("highest")
-
-
-def hf_config(dims: ModelDims):
-    from transformers import WhisperConfig  # noqa: PLC0415
-    return WhisperConfig(num_mel_bins=dims.n_mels, max_source_positions=dims.n_audio_ctx,
-                         d_model=dims.n_audio_state, encoder_attention_heads=dims.n_audio_head,
-                         encoder_layers=dims.n_audio_layer, encoder_ffn_dim=4 * dims.n_audio_state,
-                         vocab_size=dims.n_vocab, max_target_positions=dims.n_text_ctx,
-                         decoder_attention_heads=dims.n_text_head,
-                         decoder_layers=dims.n_text_layer, decoder_ffn_dim=4 * dims.n_text_state,
-                         activation_function="gelu", scale_embedding=False,
-                         dropout=0.0, attention_dropout=0.0, activation_dropout=0.0,
-                         # token ids only matter to the decoder; keep them inside the vocabulary
-                         pad_token_id=dims.n_vocab - 1, bos_token_id=dims.n_vocab - 1,
-                         eos_token_id=dims.n_vocab - 1, decoder_start_token_id=dims.n_vocab - 1)
-
-
-def load_hf_model(path: str, *, device="cpu", dtype="float32", attn_implementation="eager"):
-    """A transformers WhisperModel (eval mode) on the weights `wb` reads at `path`.
-
-    An HF directory is loaded with from_pretrained; a whisper.cpp ggml file is converted with
-    openai_to_hf_name. Returns (model, dims).
-    """
-    torch = _torch()
-    from transformers import WhisperModel  # noqa: PLC0415
-    tdt = getattr(torch, dtype)
-    if os.path.isdir(path):
-        dims = ModelDims.from_hf_config(path)
-        kw = dict(attn_implementation=attn_implementation, output_loading_info=True)
-        try:
-            model, info = WhisperModel.from_pretrained(path, dtype=tdt, **kw)
-        except TypeError:  # transformers < 4.56 spells it torch_dtype
-            model, info = WhisperModel.from_pretrained(path, torch_dtype=tdt, **kw)
-        missing = [k for k in info.get("missing_keys", []) if k]
-        if missing:  # transformers would initialise them at random: refuse
-            raise ValueError(f"{path}: weights missing for WhisperModel: {sorted(missing)[:5]}")
-    else:
-        dims, weights = load_ggml(path)
-        cfg = hf_config(dims)
-        cfg._attn_implementation = attn_implementation
-        model = WhisperModel(cfg)
-        sd = {openai_to_hf_name(k): torch.from_numpy(v) for k, v in weights.items()}
-        missing, unexpected = model.load_state_dict(sd, strict=False)
-        if missing or unexpected:
-            raise ValueError(f"{path}: weights do not fit WhisperModel (missing {missing[:5]}, "
-                             f"unexpected {unexpected[:5]})")
-        model = model.to(tdt)
-    return model.to(device).eval(), dims
-
-
-def load_openai_model(path: str, *, device="cpu", dtype="float32"):
-    """An openai-whisper `Whisper` model on the weights at `path` (HF directory or ggml)."""
-    torch = _torch()
-    import whisper.model as wm  # noqa: PLC0415
-    if os.path.isdir(path):
-        from safetensors.numpy import load_file  # noqa: PLC0415
-        dims = ModelDims.from_hf_config(path)
-        weights = {hf_to_openai_name(k): v for k, v in
-                   load_file(os.path.join(path, "model.safetensors")).items()}
-    else:
-        dims, weights = load_ggml(path)
-    model = wm.Whisper(wm.ModelDimensions(**{f: getattr(dims, f) for f in _DIM_FIELDS}))
-    model.load_state_dict({k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in
-                           weights.items()}, strict=True)
-    return model.to(device=device, dtype=getattr(torch, dtype)).eval(), dims
-
-
-def _first_tensor(x):
-    return x[0] if isinstance(x, (tuple, list)) else x
-
-
-class TapRecorder:
-    """Forward hooks that record the registry's encoder taps of one forward pass.
-
-    style "hf": transformers WhisperModel / WhisperForConditionalGeneration / WhisperEncoder;
-    style "openai": openai-whisper's Whisper / AudioEncoder. Detected when left None.
-    Where a tap is not a module output it is taken where the model itself computes it:
-      encoder.conv1     = the input of conv2 (GELU of conv1 output, computed by the model)
-      encoder.conv2     = GELU(conv2 output), the same F.gelu call the model makes
-      encoder.pos_embed = the input of block 0
-      blocks.i.resid_attn = the input of the block's mlp_ln (HF: final_layer_norm)
-      blocks.i.mlp.gelu = the input of fc2
-    attn.q/k/v are the projection outputs (before any scaling: both implementations scale
-    after the Linear), attn.out the out projection's output. HF's encoder.layer_norm is ln_post.
-    `taps` is a selector (comma-separated globs/levels as `wb dump --taps`); tensors are copied
-    to host memory as float32 (float64 models: float64), batch item 0.
-    """
-
-    def __init__(self, model, style=None, taps="all", names="canonical"):
-        self.model = model
-        self.style = style or self._detect(model)
-        self.selector = taps
-        self.names = names  # "canonical" or "hf" (HF module paths, see fixtures/maps/hf.json)
-        self.taps = {}
-        self._handles = []
-        self._attach()
-
-    @staticmethod
-    def _detect(model) -> str:
-        names = {n for n, _ in model.named_modules()}
-        if any(n.endswith("self_attn.q_proj") for n in names):
-            return "hf"
-        if any(n.endswith("attn.query") for n in names):
-            return "openai"
-        raise ValueError("neither a transformers Whisper nor an openai-whisper model")
-
-    def _encoder(self):
-        m = self.model
-        if hasattr(m, "model") and hasattr(m.model, "encoder"):  # WhisperForConditionalGeneration
-            m = m.model
-        return m.encoder if hasattr(m, "encoder") else m  # WhisperModel / Whisper, or the encoder
-
-    def _wanted(self, name) -> bool:
-        return _selected(self.selector, name)
-
-    def _put(self, name, hf_name, tensor, transpose=False):
-        if not self._wanted(name):
-            return
-        t = tensor.detach()[0]
-        if transpose:
-            t = t.transpose(0, 1)
-        torch = _torch()
-        t = t.to(torch.float64 if t.dtype == torch.float64 else torch.float32)
-        key = hf_name if self.names == "hf" else name
-        self.taps[key] = t.contiguous().cpu().numpy()
-
-    def _attach(self):
-        torch = _torch()
-        enc = self._encoder()
-        hf = self.style == "hf"
-        p = "" if not hf else "encoder."
-        gelu = torch.nn.functional.gelu
-
-        def fwd(module, name, hf_name, fn=None, transpose=False):
-            def hook(_m, _inp, out):
-                o = _first_tensor(out)
-                self._put(name, hf_name, fn(o) if fn else o, transpose)
-            self._handles.append(module.register_forward_hook(hook))
-
-        def pre(module, name, hf_name, transpose=False):
-            def hook(_m, args, kwargs):
-                x = args[0] if args else kwargs.get("hidden_states", kwargs.get("x"))
-                self._put(name, hf_name, x, transpose)
-            self._handles.append(module.register_forward_pre_hook(hook, with_kwargs=True))
-
-        pre(enc.conv1, "mel", "input_features")
-        pre(enc.conv2, "encoder.conv1", p + "conv1:gelu", transpose=True)
-        fwd(enc.conv2, "encoder.conv2", p + "conv2:gelu", fn=gelu, transpose=True)
-        blocks = enc.layers if hf else enc.blocks
-        pre(blocks[0], "encoder.pos_embed", p + "embed_positions:added")
-        for i, b in enumerate(blocks):
-            c = f"encoder.blocks.{i}."
-            h = f"encoder.layers.{i}."
-            if hf:
-                a = b.self_attn
-                fwd(b.self_attn_layer_norm, c + "attn_ln", h + "self_attn_layer_norm")
-                fwd(a.q_proj, c + "attn.q", h + "self_attn.q_proj")
-                fwd(a.k_proj, c + "attn.k", h + "self_attn.k_proj")
-                fwd(a.v_proj, c + "attn.v", h + "self_attn.v_proj")
-                fwd(a.out_proj, c + "attn.out", h + "self_attn.out_proj")
-                pre(b.final_layer_norm, c + "resid_attn", h + "final_layer_norm:input")
-                fwd(b.final_layer_norm, c + "mlp_ln", h + "final_layer_norm")
-                fwd(b.fc1, c + "mlp.fc1", h + "fc1")
-                pre(b.fc2, c + "mlp.gelu", h + "activation_fn")
-                fwd(b.fc2, c + "mlp.fc2", h + "fc2")
-            else:
-                fwd(b.attn_ln, c + "attn_ln", h + "self_attn_layer_norm")
-                fwd(b.attn.query, c + "attn.q", h + "self_attn.q_proj")
-                fwd(b.attn.key, c + "attn.k", h + "self_attn.k_proj")
-                fwd(b.attn.value, c + "attn.v", h + "self_attn.v_proj")
-                fwd(b.attn.out, c + "attn.out", h + "self_attn.out_proj")
-                pre(b.mlp_ln, c + "resid_attn", h + "final_layer_norm:input")
-                fwd(b.mlp_ln, c + "mlp_ln", h + "final_layer_norm")
-                fwd(b.mlp[0], c + "mlp.fc1", h + "fc1")
-                fwd(b.mlp[1], c + "mlp.gelu", h + "activation_fn")
-                fwd(b.mlp[2], c + "mlp.fc2", h + "fc2")
-            fwd(b, c + "out", h.rstrip("."))
-        fwd(enc.layer_norm if hf else enc.ln_post, "encoder.ln_post", p + "layer_norm")
-
-    def remove(self) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles = []
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.remove()
-        return False
-
-    def write(self, writer: DumpWriter) -> None:
-        """Adds the recorded taps to `writer` in execution order."""
-        canon = writer.canonical
-        for name in sorted(self.taps, key=lambda n: tap_order(writer.dims, canon(n))):
-            arr = self.taps[name]
-            writer.add(name, arr, "float64" if arr.dtype == np.float64 else "float32")
-
-
-def _selected(spec: str, name: str) -> bool:
-    levels = {
-        "all": ["**"], "encoder": ["mel", "encoder.**"], "decoder": ["decoder.**", "logits"],
-        "blocks": ["mel", "encoder.conv1", "encoder.conv2", "encoder.pos_embed",
-                   "encoder.blocks.*.out", "encoder.ln_post", "decoder.blocks.*.out",
-                   "decoder.ln", "logits"],
-        "minimal": ["mel", "encoder.ln_post", "logits"], "none": []}
-    globs = []
-    for item in filter(None, spec.split(",")):
-        globs += levels.get(item, [item])
-    return any(glob_match(g, name) for g in globs)
-
-
-def run_encoder(model, mel, *, device=None, style=None, taps="all", names="canonical"):
-    """Runs the encoder on one mel [n_mels, frames] with hooks; returns {tap name: array}."""
-    torch = _torch()
-    param = next(model.parameters())
-    x = torch.as_tensor(np.asarray(mel), dtype=param.dtype, device=device or param.device)[None]
-    with TapRecorder(model, style, taps, names) as rec, torch.no_grad():
-        enc = rec._encoder()
-        enc(x)
-    return rec.taps
-
-
-# ----------------------------------------------------------------------------------------------
-# Command line
-
-def _main(argv) -> int:
-    import argparse  # noqa: PLC0415
-    ap = argparse.ArgumentParser(prog="wbdump.py", description=__doc__.split("\n")[0])
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    c = sub.add_parser("check", help="validate a dump as wb does (exit 0 ok, 2 refused)")
-    c.add_argument("dump")
-    t = sub.add_parser("taps", help="list the tap registry for some dims")
-    g = t.add_mutually_exclusive_group(required=True)
-    g.add_argument("--dims", help="preset: nano, tiny, base, small, medium, large, large-v3")
-    g.add_argument("--config", help="HF directory / config.json or ggml file")
-    t.add_argument("--decoder-tokens", type=int, default=0, help="also list decoder taps")
-    a = ap.parse_args(argv)
-    try:
-        if a.cmd == "check":
-            d = open_dump(a.dump)
-            print(f"{d.path}: ok, {len(d.taps)} taps, implementation {d.attrs['implementation']}, "
-                  f"dims {d.dims.to_json()}")
-            return 0
-        dims = ModelDims.preset(a.dims) if a.dims else ModelDims.from_checkpoint(a.config)
-        specs = encoder_taps(dims) + (decoder_taps(dims, a.decoder_tokens) if a.decoder_tokens else [])
-        for s in specs:
-            print(f"{s.name:<36} {str(list(s.shape)):>14}  {s.layout}")
-        return 0
-    except BrokenPipeError:
-        return 0
-    except (ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1:]))
