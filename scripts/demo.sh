@@ -3,8 +3,11 @@
 # and a held-out clip: the float32 reference dump, the float64 noise floor, the float32 CPU
 # candidate and a candidate with a real porting bug (no ln_post), both teacher-forced on the
 # reference's tokens; wb compare finds the bug (first divergent tap, transcript impact), wb replay
-# confirms it is ln_post's own error, wb bisect-layers names the stage. Prints where everything
-# went, and exits 0 only when every claim holds (checked from the JSON reports, not exit codes).
+# confirms it is ln_post's own error, wb bisect-layers names the stage. Then a port the workbench
+# did not write, through the port protocol (docs/ports.md): the numpy port of scripts/ports/ with
+# a librosa-style power_to_db mel, caught at `mel`, and wb replay --port putting its own error in
+# the front end. Prints where everything went, and exits 0 only when every claim holds (checked
+# from the JSON reports, not exit codes).
 # Usage: scripts/demo.sh [OUTPUT_DIR]     (default: demo-out/)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -38,13 +41,23 @@ rc_bug=$?
 echo; echo "== wb bisect-layers: hybrid encoders, binary search on the stage"
 "$wb" bisect-layers --model "$model" --audio "$clip" --fault no-ln-post | tee "$out/bisect-layers.txt"
 rc_bl=${PIPESTATUS[0]}
+echo; echo "== your own port: scripts/ports/numpy_port.py with a librosa power_to_db mel, through --port"
+sh "$here/scripts/tests/make_venv.sh" /usr/bin/python3 "$here/scripts/wbdump" "$here/build" > /dev/null
+port="$here/build/pyenv/bin/python $here/scripts/ports/numpy_port.py --bug power-to-db"
+"$wb" dump --port "$port" --model "$model" --audio "$clip" -o "$out/port-mel-db.h5" --no-decode
+"$wb" compare "$out/ref.h5" "$out/port-mel-db.h5" --profile "$here/fixtures/profiles/float32.json" \
+  --report "$out/report-port-mel-db" --format md,json,html
+rc_port=$?
+"$wb" replay "$out/ref.h5" --port "$port" --model "$model" --audio "$clip" \
+  --profile "$here/fixtures/profiles/float32.json" --report "$out/replay-port-mel-db" --format json
+rc_port_rp=$?
 set -e
 echo
 echo "expected text: $expected"
 # The claims, read back from the reports.
-python3 - "$out" "$rc_ok" "$rc_bug" "$rc_rp" "$rc_bl" <<'PY'
+python3 - "$out" "$rc_ok" "$rc_bug" "$rc_rp" "$rc_bl" "$rc_port" "$rc_port_rp" <<'PY'
 import json, sys
-out, rc_ok, rc_bug, rc_rp, rc_bl = sys.argv[1], *map(int, sys.argv[2:])
+out, rc_ok, rc_bug, rc_rp, rc_bl, rc_port, rc_port_rp = sys.argv[1], *map(int, sys.argv[2:])
 ok = json.load(open(f"{out}/report-candidate/report.json"))
 bug = json.load(open(f"{out}/report-no-ln-post/report.json"))
 checks = []
@@ -66,8 +79,16 @@ rp = bug["replay"]
 check(f"wb replay: culprit {rp and rp['culprit']} (own error there, exit {rc_rp})", rc_rp == 1 and rp and rp["culprit"] == "ln_post")
 bl = open(f"{out}/bisect-layers.txt").read()
 check(f"wb bisect-layers names ln_post (exit {rc_bl})", rc_bl == 1 and "culprit: ln_post" in bl and "confirmed" in bl)
-print(f"outputs in {out}: ref.h5 ref64.h5 cand.h5 cand-no-ln-post.h5; reports in report-candidate/ and "
-      "report-no-ln-post/ (report.md, report.json, report.html, junit.xml; manifest.json, written last); "
-      "replay-no-ln-post/, bisect-layers.txt")
+port = json.load(open(f"{out}/report-port-mel-db/report.json"))
+pfd = port["first_divergence"]
+check(f"the numpy port's power_to_db mel caught at {pfd and pfd['tap']} (exit {rc_port})",
+      rc_port == 1 and pfd is not None and pfd["tap"] == "mel")
+prp = json.load(open(f"{out}/replay-port-mel-db/report.json")).get("replay")
+check(f"wb replay --port: culprit {prp and prp['culprit']}, the front end's own error (exit {rc_port_rp})",
+      rc_port_rp == 1 and prp and prp["culprit"] == "frontend")
+print(f"outputs in {out}: ref.h5 ref64.h5 cand.h5 cand-no-ln-post.h5 port-mel-db.h5; reports in "
+      "report-candidate/, report-no-ln-post/ and report-port-mel-db/ (report.md, report.json, "
+      "report.html, junit.xml; manifest.json, written last); replay-no-ln-post/, "
+      "replay-port-mel-db/, bisect-layers.txt")
 sys.exit(0 if all(checks) else 1)
 PY

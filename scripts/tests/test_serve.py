@@ -164,7 +164,7 @@ def case_round_trip(c):
         names = [t.name for t in wbdump.encoder_taps(DIMS)]
         asked = [n for n in names if n != "encoder.blocks.1.mlp.fc1"]
         ans = raw(port, {"op": "run", "id": 2, "input": inp, "output": out,
-                         "audio_path": "/data/a.flac", "taps": asked})
+                         "audio_path": "clips/a.flac", "taps": asked})
         expect(ans["ok"] and ans["id"] == 2, f"run: {ans}")
         expect(isinstance(ans["compute_seconds"], float) and ans["compute_seconds"] >= 0,
                f"compute_seconds {ans.get('compute_seconds')!r}")
@@ -220,7 +220,7 @@ def case_round_trip(c):
         expect(rc == 0, f"exit status {rc} after bye")
         expect(port._buf == b"" and port.proc.stdout.read() == b"", "stdout after bye")
         err = open(port.err_path).read()
-        for s in ("loading weights...", "native write to fd 1", "running on /data/a.flac",
+        for s in ("loading weights...", "native write to fd 1", "running on clips/a.flac",
                   "RuntimeError: block 1 is not ported yet"):
             expect(s in err, f"'{s}' not on stderr:\n{err}")
     finally:

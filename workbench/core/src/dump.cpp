@@ -524,6 +524,28 @@ Tensor DumpReader::read(const std::string& name, DType as) const {
   return t;
 }
 
+uint64_t DumpReader::file_size() const { return impl_->guard.file_size(); }
+
+std::optional<uint64_t> DumpReader::contiguous_f32_offset(const std::string& name) const {
+  const TapInfo* info = find(name);
+  if (info == nullptr || info->stored != DType::f32) return std::nullopt;
+  try {
+    H5::DataSet ds = impl_->file.openDataSet("/taps/" + name);
+    const H5::DSetCreatPropList cp = ds.getCreatePlist();
+    if (cp.getLayout() != H5D_CONTIGUOUS || cp.getNfilters() != 0) return std::nullopt;
+    const H5::FloatType ft = ds.getFloatType();
+    if (ft.getOrder() != H5T_ORDER_LE || !(ft == H5::PredType::IEEE_F32LE)) return std::nullopt;
+    const haddr_t off = H5Dget_offset(ds.getId());
+    const uint64_t bytes = static_cast<uint64_t>(shape_numel(info->shape)) * 4;
+    if (off == HADDR_UNDEF || ds.getStorageSize() != bytes || off > impl_->guard.file_size() ||
+        bytes > impl_->guard.file_size() - off)
+      return std::nullopt;
+    return static_cast<uint64_t>(off);
+  } catch (const H5::Exception&) {
+    return std::nullopt;
+  }
+}
+
 void DumpReader::read_rows(const std::string& name, int64_t row0, int64_t n,
                            std::vector<double>& out) const {
   const TapInfo* info = find(name);

@@ -1,10 +1,16 @@
 #include "wb/port/port.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -58,6 +64,49 @@ std::string printable(const std::string& s) {
   for (char c : s.substr(0, 80)) o += (static_cast<unsigned char>(c) < 0x20 ? '?' : c);
   return s.size() > 80 ? o + "..." : o;
 }
+
+// Where the scratch folder goes: $WB_PORT_SCRATCH; else /dev/shm when it is a writable memory
+// file system with room for a large model's taps (a run of large-v3 answers about 2.4 GB of
+// float32 taps; a container's default /dev/shm of 64 MB has not), so that the tensor files never
+// touch a disk (measured on the trained fixture: the port's writes took half the time there); else
+// the temporary folder.
+std::string scratch_parent() {
+  if (const char* e = std::getenv("WB_PORT_SCRATCH"); e != nullptr && *e != '\0') return e;
+  struct statvfs v {};
+  constexpr unsigned long long kRoom = 4ull << 30;
+  if (::access("/dev/shm", W_OK) == 0 && ::statvfs("/dev/shm", &v) == 0 &&
+      static_cast<unsigned long long>(v.f_bavail) * v.f_frsize >= kRoom)
+    return "/dev/shm";
+  return fs::temp_directory_path().string();
+}
+
+// A file mapped read-only (the port's answer, read in place).
+class MappedFile {
+ public:
+  explicit MappedFile(const std::string& path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw std::runtime_error(path + ": cannot open");
+    struct stat st {};
+    if (::fstat(fd, &st) == 0 && st.st_size > 0) {
+      size_ = static_cast<std::size_t>(st.st_size);
+      void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+      if (p != MAP_FAILED) data_ = static_cast<const unsigned char*>(p);
+    }
+    ::close(fd);
+    if (data_ == nullptr) size_ = 0;  // callers then read through HDF5
+  }
+  ~MappedFile() {
+    if (data_ != nullptr) ::munmap(const_cast<unsigned char*>(data_), size_);
+  }
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  const unsigned char* data() const { return data_; }
+  std::size_t size() const { return size_; }
+
+ private:
+  const unsigned char* data_ = nullptr;
+  std::size_t size_ = 0;
+};
 
 // The registry's stages of the encoder, each with its taps in execution order.
 struct StageTaps {
@@ -226,11 +275,19 @@ struct PortEncoder::Impl {
   // Sends a request whose inputs go in a tensor file; reads and checks the answer file (a tap
   // `refuse` has a reason against fails the request). Every tap is reported to the sink that
   // wants it; returns them all.
-  std::map<std::string, Tensor> request(const std::string& kind, json req, const std::string& label,
-                                        const std::vector<float>* samples,
-                                        const std::vector<NamedTensor>& inputs,
-                                        const std::function<std::string(const TapSpec&)>& refuse,
-                                        TapSink* taps) {
+  // A request's answer: the taps asked to be kept (`keep`), and the names of all it held.
+  struct Answer {
+    std::map<std::string, Tensor> kept;
+    std::set<std::string> names;
+  };
+
+  // Sends a request whose inputs go in a tensor file; checks the answer file (a tap `refuse` has
+  // a reason against fails the request) and reports every tap the sink wants, read in place from
+  // the mapped file where its layout allows (contiguous float32), else through HDF5.
+  Answer request(const std::string& kind, json req, const std::string& label,
+                 const std::vector<float>* samples, const std::vector<NamedTensor>& inputs,
+                 const std::function<std::string(const TapSpec&)>& refuse,
+                 const std::set<std::string>& keep, TapSink* taps) {
     RequestTiming& t = timing[kind];
     const int id = next_id;
     const std::string in = scratch_file(id, "in"), out = scratch_file(id, "out");
@@ -246,12 +303,17 @@ struct PortEncoder::Impl {
     const double compute = a.contains("compute_seconds") && a["compute_seconds"].is_number()
                                ? a["compute_seconds"].get<double>()
                                : 0.0;
-    std::map<std::string, Tensor> got;
-    std::vector<std::string> order;  // execution order, as the reader lists them
     const std::string request_label = fmt::format("{} (id {})", label, id);
-    if (!fs::exists(out)) fail(request_label, "answered ok but wrote no output file");
+    // Taken out of the port's reach before it is read: the answer is ours from here on.
+    const std::string mine = out + ".wb";
+    std::error_code ec;
+    fs::rename(out, mine, ec);
+    if (ec) fail(request_label, "answered ok but wrote no output file");
+    Answer ans;
+    double sink_seconds = 0;
     try {
-      const DumpReader r(out, opts.dims);
+      const DumpReader r(mine, opts.dims);
+      const MappedFile map(mine);
       const TapRegistry& reg = TapRegistry::of(opts.dims);
       for (const TapInfo& ti : r.taps()) {
         const TapSpec* spec = reg.find(ti.name);
@@ -262,28 +324,45 @@ struct PortEncoder::Impl {
                fmt::format("tap '{}': a decoder tap (a port serves the encoder)", ti.name));
         if (const std::string why = refuse(*spec); !why.empty())
           fail(request_label, fmt::format("tap '{}': {}", ti.name, why));
-        order.push_back(ti.name);
-        got.emplace(ti.name, r.read(ti.name, DType::f32));
+        ans.names.insert(ti.name);
+      }
+      for (const TapInfo& ti : r.taps()) {
+        const bool kept = keep.count(ti.name) > 0;
+        if (!kept && !wanted_by(taps, ti.name)) continue;
+        const std::optional<uint64_t> off =
+            map.size() == r.file_size() ? r.contiguous_f32_offset(ti.name) : std::nullopt;
+        Tensor read;
+        const float* values = nullptr;
+        if (off) {
+          values = reinterpret_cast<const float*>(map.data() + *off);
+        } else {
+          read = r.read(ti.name, DType::f32);
+          values = read.f32();
+        }
+        const auto s0 = clock::now();
+        report(taps, ti.name, ti.shape, DType::f32, values);
+        sink_seconds += since(s0);  // the sink's cost (a dump writer's), whatever the encoder
+        if (kept) {
+          if (off) {
+            read = Tensor(DType::f32, ti.shape);
+            std::memcpy(read.f32(), values, sizeof(float) * static_cast<std::size_t>(read.numel()));
+          }
+          ans.kept.emplace(ti.name, std::move(read));
+        }
       }
     } catch (const PortError&) {
       throw;
     } catch (const std::runtime_error& e) {
       std::string msg = e.what();
-      if (msg.rfind(out, 0) == 0) msg = "answer file" + msg.substr(out.size());
+      if (msg.rfind(mine, 0) == 0) msg = "answer file" + msg.substr(mine.size());
       fail(request_label, msg);
     }
-    std::error_code ec;
     fs::remove(in, ec);
-    fs::remove(out, ec);
-    t.read += since(t0);
+    fs::remove(mine, ec);
+    t.read += since(t0) - sink_seconds;
     t.compute += compute;
     ++t.count;
-    // Reporting to the sink is the sink's cost (a dump writer's, say), whatever the encoder.
-    for (const std::string& name : order) {
-      const Tensor& x = got.at(name);
-      report(taps, name, x.shape(), DType::f32, x.f32());
-    }
-    return got;
+    return ans;
   }
 
   std::vector<std::string> wanted(const StageTaps* only, TapSink* taps,
@@ -322,9 +401,10 @@ struct PortEncoder::Impl {
     auto refuse = [&](const TapSpec& t) -> std::string {
       return t.stage == st && t.block == block ? "" : fmt::format("not a tap of {}", label);
     };
-    auto got = request("stage", req, label, samples, inputs, refuse, taps);
-    auto it = got.find(output);
-    if (it == got.end()) fail(label, fmt::format("answered no '{}' (the stage's output)", output));
+    Answer got = request("stage", req, label, samples, inputs, refuse, {output}, taps);
+    auto it = got.kept.find(output);
+    if (it == got.kept.end())
+      fail(label, fmt::format("answered no '{}' (the stage's output)", output));
     return std::move(it->second);
   }
 };
@@ -332,10 +412,11 @@ struct PortEncoder::Impl {
 std::unique_ptr<PortEncoder> PortEncoder::start(const PortOptions& o) {
   auto impl = std::make_unique<Impl>();
   impl->opts = o;
-  std::string tmpl = (fs::temp_directory_path() / "wb-port-XXXXXX").string();
+  const std::string parent = scratch_parent();
+  std::string tmpl = parent + "/wb-port-XXXXXX";
   if (mkdtemp(tmpl.data()) == nullptr)
-    throw std::runtime_error("cannot make a scratch folder for the port in " +
-                             fs::temp_directory_path().string());
+    throw std::runtime_error("cannot make a scratch folder for the port in " + parent +
+                             " ($WB_PORT_SCRATCH)");
   impl->scratch = tmpl;
   impl->stderr_path = tmpl + "/stderr.txt";
   impl->stages = stage_taps(o.dims);
@@ -415,13 +496,13 @@ Tensor PortEncoder::encode(const std::vector<float>& pcm16k, TapSink* taps) {
   Impl& m = *impl_;
   const std::string out = m.stages.back().taps.back()->name;  // encoder.ln_post
   json req = {{"op", "run"}, {"taps", m.wanted(nullptr, taps, {"mel", out})}};
-  auto got = m.request(
-      "run", req, "run", &pcm16k, {}, [](const TapSpec&) { return std::string(); }, taps);
+  Impl::Answer got = m.request(
+      "run", req, "run", &pcm16k, {}, [](const TapSpec&) { return std::string(); }, {out}, taps);
   for (const std::string& need : {std::string("mel"), out})
-    if (!got.count(need))
+    if (!got.names.count(need))
       m.fail(fmt::format("run (id {})", m.next_id - 1),
              fmt::format("answered no '{}' (a run answers mel and {} at least)", need, out));
-  return std::move(got.at(out));
+  return std::move(got.kept.at(out));
 }
 
 Tensor PortEncoder::log_mel(const std::vector<float>& pcm16k, TapSink* taps) {

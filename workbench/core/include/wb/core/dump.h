@@ -100,6 +100,10 @@ class DumpReader {
   const TapInfo* find(const std::string& name) const;
 
   Tensor read(const std::string& name, DType as = DType::f32) const;
+  // Where a tap's values lie in the file when they can be read in place (mmap): a contiguous,
+  // unfiltered, little-endian float32 dataset whose extent lies inside the file; else nullopt.
+  std::optional<uint64_t> contiguous_f32_offset(const std::string& name) const;
+  uint64_t file_size() const;  // as checked when opened
   // Rows [row0, row0 + n) of a tap (first dimension), as float64, appended to out (resized).
   void read_rows(const std::string& name, int64_t row0, int64_t n, std::vector<double>& out) const;
 
