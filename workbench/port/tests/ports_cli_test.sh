@@ -3,12 +3,14 @@
 # held-out clip; one case per CTest (each well under a minute):
 #   clean     the clean numpy port within the float32 profile (wb dump --port, wb compare), and
 #             its protocol overhead (--timing) for run and for a full replay;
-#   BUG       a planted numpy-port bug (power-to-db, attn-scale@1, ln-f16@0, no-ln-post): wb compare
+#   BUG       a planted numpy-port bug (power-to-db, attn-scale@1, ln-f16@0, no-ln-post), on the nano
+#             model and the same held-out clip (the same code paths, a tenth of the time): wb compare
 #             names the expected first tap, wb replay --port puts the own error in the bug's stage,
 #             wb bisect-layers --port names that stage in at most ceil(log2 n) + 2 hybrid runs;
 #   torch     the PyTorch port: float32 within the float32 profile; bfloat16 (autocast) judged by
 #             the bfloat16 profile and reported as it is, with the comparator's diagnosis;
-#   sweep     wb sweep --port over 6 held-out clips in 2 shards, merged, equals the unsharded run.
+#   sweep     wb sweep --port over 6 held-out clips in 2 shards (nano model), merged, equals the
+#             unsharded run.
 # Usage: ports_cli_test.sh WB SOURCE_DIR WORK_DIR PYTHON CASE
 set -euo pipefail
 wb=$1 src=$2 work=$3 py=$4 case=$5
@@ -19,6 +21,7 @@ model=$src/fixtures/trained clip=$src/fixtures/heldout/clip000.flac
 f32=$src/fixtures/profiles/float32.json
 numpy="$py $src/scripts/ports/numpy_port.py"
 ref() { "$wb" dump --impl reference --model "$model" --audio "$clip" --threads 1 -o ref.h5 > /dev/null; }
+nano=$src/fixtures/models/nano-hf
 # first_tap REPORT.json: the first divergent tap ("" when none)
 first_tap() {
   "$py" -c 'import json,sys; fd=json.load(open(sys.argv[1])).get("first_divergence"); print(fd["tap"] if fd else "")' "$1"
@@ -41,6 +44,7 @@ power-to-db|attn-scale@1|ln-f16@0|no-ln-post)
                   [ln-f16@0]=encoder.blocks.0.attn_ln [no-ln-post]=encoder.ln_post)
   declare -A stage=([power-to-db]=frontend [attn-scale@1]="block 1" [ln-f16@0]="block 0"
                     [no-ln-post]=ln_post)
+  model=$nano
   ref
   port="$numpy --bug $case"
   "$wb" dump --port "$port" --model "$model" --audio "$clip" -o bug.h5 > /dev/null
@@ -82,6 +86,7 @@ PY
   echo "ports_cli_test: torch float32: $(head -1 t32.txt)"
   ;;
 sweep)
+  model=$nano
   mkdir clips
   for i in 000 001 002 003 004 005; do cp "$src/fixtures/heldout/clip$i.flac" clips/; done
   grep -E '^clip00[0-5]\.flac' "$src/fixtures/heldout/expect.tsv" > expect.tsv
