@@ -4,8 +4,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -79,7 +79,7 @@ std::optional<json> read_index(const std::string& path, std::string& why) {
 std::string RefCache::default_dir() {
   const char* xdg = std::getenv("XDG_CACHE_HOME");
   const char* home = std::getenv("HOME");
-  const std::string base = xdg != nullptr && *xdg != '\0'   ? std::string(xdg)
+  const std::string base = xdg != nullptr && *xdg != '\0'     ? std::string(xdg)
                            : home != nullptr && *home != '\0' ? std::string(home) + "/.cache"
                                                               : fs::temp_directory_path().string();
   return base + "/whisper-fidelity/references";
@@ -165,8 +165,8 @@ std::string RefCache::put(const json& key, const std::function<void(const std::s
     const auto bytes = static_cast<int64_t>(fs::file_size(tmp));
     const std::string file = h + "-" + sum.substr(0, 16) + ".h5";
     fs::rename(tmp, dir_ + "/" + file);
-    json index = {{"schema", kSchema}, {"key", key}, {"file", file}, {"checksum", sum},
-                  {"bytes", bytes},   {"created", utc_now_iso8601()}};
+    json index = {{"schema", kSchema}, {"key", key},     {"file", file},
+                  {"checksum", sum},   {"bytes", bytes}, {"created", utc_now_iso8601()}};
     write_file_atomic(dir_ + "/" + h + ".json", index.dump(1));
     trim();
     return dir_ + "/" + file;
