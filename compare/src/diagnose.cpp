@@ -263,6 +263,18 @@ std::vector<std::string> tap_hints(const TapResult& t, const ToleranceProfile& p
   return out;
 }
 
+// The note on a tap that is the reference rounded to a narrower type (compare.cpp's judge).
+std::string cast_note(const TapResult& t) {
+  return fmt::format(
+      "the reference's values rounded to {}{}: an input cast, not a front-end bug — judged "
+      "against that rounding (rel L2 {:.3g}; the rel_l2 limits widened by {:.3g})",
+      t.rounded_to,
+      t.rounded_exactly
+          ? " (every element exactly)"
+          : fmt::format(" (every element within one {} unit in the last place)", t.rounded_to),
+      t.m.rel_l2, t.cast_rounding);
+}
+
 }  // namespace
 
 void diagnose(CompareResult& r, const ModelDims& d, const ToleranceProfile& p) {
@@ -271,12 +283,14 @@ void diagnose(CompareResult& r, const ModelDims& d, const ToleranceProfile& p) {
     if (t.status != Level::pass || t.m.nan_mismatch > 0 || t.m.inf_mismatch > 0) {
       t.hints = tap_hints(t, p);
     }
+    if (!t.rounded_to.empty()) t.hints.insert(t.hints.begin(), cast_note(t));
   }
   std::vector<std::string>& h = r.hints;
   if (r.taps.empty()) {
     h.push_back("no tap is present in both dumps: nothing was compared");
     return;
   }
+
   // The front end first: when mel differs nothing downstream can be trusted.
   if (r.taps.front().spec->kind == TapKind::features && r.taps.front().status == Level::fail) {
     h.push_back("mel differs: fix the front end first — every encoder tap inherits its error");
@@ -323,6 +337,8 @@ void diagnose(CompareResult& r, const ModelDims& d, const ToleranceProfile& p) {
                     "compared",
                     r.only_ref.size(), r.only_cand.size()));
   }
+  for (const TapResult& t : r.taps)
+    if (!t.rounded_to.empty()) h.push_back(t.name + ": " + cast_note(t));
 }
 
 }  // namespace wb::cmp
