@@ -287,7 +287,7 @@ Job make_job(const std::string& name, const TapSpec& spec, Aligned& al, CompareR
 }
 
 Aligned align(const TapSource& ref, const TapSource& cand, const TapSource* floor,
-              const CompareOptions& opts, CompareResult& r) {
+              const CompareOptions& opts, const ToleranceProfile& profile, CompareResult& r) {
   const ModelDims& dims = ref.meta().dims;
   Aligned al;
   al.ref = canonical_taps(ref, opts.map, dims);
@@ -318,7 +318,7 @@ Aligned align(const TapSource& ref, const TapSource& cand, const TapSource* floo
     t.ref_dtype = std::string(dtype_name(a.stored));
     t.cand_dtype = std::string(dtype_name(b.stored));
     t.order = static_cast<int>(r.taps.size());
-    t.tolerance = opts.profile.for_tap(name);
+    t.tolerance = profile.for_tap(name);
     r.taps.push_back(std::move(t));
   }
   return al;
@@ -691,18 +691,20 @@ CompareResult compare(const TapSource& ref, const TapSource& cand, const TapSour
   r.floor_path = floor != nullptr ? floor->label() : "";
   r.ref_meta = ref.meta();
   r.cand_meta = cand.meta();
-  r.profile_name = opts.profile.name();
+  const ToleranceProfile profile =
+      opts.profile ? *opts.profile : default_profile_for(cand.meta(), cand.label());
+  r.profile_name = profile.name();
   r.map_origin = opts.map.origin();
   r.tool_version = wb::tool_version();
   r.created = wb::utc_now_iso8601();
 
-  const Aligned al = align(ref, cand, floor, opts, r);
+  const Aligned al = align(ref, cand, floor, opts, profile, r);
   stream_metrics(ref, cand, floor, al.jobs, opts, r);
-  judge(opts.profile, ref, cand, al.jobs, r);
-  attribute(opts.profile, dims, r);
-  find_changepoint(opts.profile, r);
+  judge(profile, ref, cand, al.jobs, r);
+  attribute(profile, dims, r);
+  find_changepoint(profile, r);
   histogram(ref, cand, al.jobs, opts.histogram_bins, r);
-  diagnose(r, dims, opts.profile);
+  diagnose(r, dims, profile);
   transcripts(ref, cand, al, opts, r);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;

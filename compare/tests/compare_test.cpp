@@ -328,3 +328,20 @@ TEST_CASE("a pure scale or shift is named as such, whatever its size") {
   CHECK(all.find("scaled by") == std::string::npos);
   CHECK(all.find("shifted by") == std::string::npos);
 }
+
+TEST_CASE("without a profile, the candidate's declared precision chooses it") {
+  for (const auto& [precision, profile] :
+       std::vector<std::pair<std::string, std::string>>{{"float32", "float32"},
+                                                        {"float64", "float32"},
+                                                        {"bfloat16", "bfloat16"},
+                                                        {"float16", "float16"}}) {
+    INFO(precision);
+    auto p = make_pair("", Fault::none);
+    p->cand.mutable_meta().precision = precision;
+    const auto r = compare(p->ref, p->cand, nullptr, CompareOptions{});
+    CHECK(r.profile_name == profile);
+    CompareOptions o;
+    o.profile = ToleranceProfile::for_precision("float16");  // an explicit one wins
+    CHECK(compare(p->ref, p->cand, nullptr, o).profile_name == "float16");
+  }
+}

@@ -106,7 +106,7 @@ for c in "${cases[@]}"; do
 done
 
 # The bfloat16 row: every case again with the candidate in bfloat16, judged by the bfloat16
-# profile (fixtures/profiles/reduced-precision.json, calibrated in docs/calibration.md). A fault
+# profile (fixtures/profiles/bfloat16.json, calibrated in docs/calibration.md). A fault
 # shows there only where it stands above bfloat16's own error. Measured (scripts/calibrate.py
 # --precisions; trained model on the tone and held-out clip000, random nano and tiny on the tone),
 # at the fault's first tap, as a share of the profile's limit there:
@@ -126,7 +126,7 @@ case "$model" in
   *) bf16_model="" ;;
 esac
 echo
-echo "bfloat16 candidate, judged by fixtures/profiles/reduced-precision.json"
+echo "bfloat16 candidate, judged by fixtures/profiles/bfloat16.json"
 if [ -z "$bf16_model" ]; then
   echo "(no bfloat16 expectation stated for this model: rows reported, not judged)"
 fi
@@ -143,7 +143,7 @@ for c in "${cases[@]}"; do
   if [ $? -ne 0 ]; then
     row "$name" "" "dump failed" "" "" "NO"; failures=$((failures + 1)); continue
   fi
-  "$wb" compare "$work/ref.h5" "$cand" -q --profile "$here/fixtures/profiles/reduced-precision.json" \
+  "$wb" compare "$work/ref.h5" "$cand" -q --profile "$here/fixtures/profiles/bfloat16.json" \
     --report "$work/b-$name" --format json
   rc=$?
   got=$(first_tap "$work/b-$name/report.json")
@@ -160,13 +160,13 @@ for c in "${cases[@]}"; do
   row "$name" "$expect" "$rc" "${got:--}" "$rel" "$ok"
 done
 
-# Reduced precision is not a fault: float16 weights pass the reduced-precision and float16
+# Reduced precision is not a fault: float16 weights pass the bfloat16 and float16
 # profiles and fail the float32 one at the first tap that uses weights (encoder.conv1).
 echo
 echo "| candidate weights | profile | exit | first divergent tap | ok |"
 echo "|---|---|---|---|---|"
 dump "$work/cand-float16.h5" --impl candidate --precision float16
-for prof in float32 reduced-precision float16; do
+for prof in float32 bfloat16 float16; do
   "$wb" compare "$work/ref.h5" "$work/cand-float16.h5" -q --floor "$work/ref64.h5" \
     --profile "$here/fixtures/profiles/$prof.json" --report "$work/p-$prof" --format json
   rc=$?

@@ -71,9 +71,11 @@ port "$work/port-bf16-trunc.h5" "$work/bf16.h5" "$work/ref.h5" bf16-trunc
 port "$work/port-f16.h5" "$work/f16.h5" "$work/ref.h5" f16
 port "$work/port-bf16-meldb.h5" "$work/bf16-meldb.h5" "$work/bf16-meldb.h5" bf16
 failures=0
-check() {  # check NAME WANT_RC WANT_VERDICT WANT_FIRST_TAP WANT_ROUNDED WANT_HINT CAND [ARGS...]
-  local name=$1 want_rc=$2 want_verdict=$3 want_tap=$4 want_rounded=$5 want_hint=$6 cand=$7
-  shift 7
+# check NAME WANT_RC WANT_VERDICT WANT_FIRST_TAP WANT_ROUNDED WANT_PROFILE WANT_HINT CAND [ARGS...]
+check() {
+  local name=$1 want_rc=$2 want_verdict=$3 want_tap=$4 want_rounded=$5 want_profile=$6
+  local want_hint=$7 cand=$8
+  shift 8
   set +e
   "$wb" compare "$work/ref.h5" "$cand" -q --report "$work/r-$name" --format json,md "$@"
   local rc=$?
@@ -86,28 +88,31 @@ mel = next(t for t in j["taps"] if t["name"] == "mel")
 fd = j["first_divergence"]
 hints = "\n".join(j["hints"])
 md = open(sys.argv[1] + "/report.md").read()
-print(j["verdict"], fd["tap"] if fd else "-", mel.get("rounded_to") or "-",
+print(j["verdict"], fd["tap"] if fd else "-", mel.get("rounded_to") or "-", j["profile"],
       "%.3g" % mel["metrics"]["rel_l2"], sys.argv[2] in hints and sys.argv[2] in md)
 PY
 )
-  read -r verdict tap rounded rel hint_ok <<< "$got"
+  read -r verdict tap rounded profile rel hint_ok <<< "$got"
   local ok=yes
   { [ "$rc" = "$want_rc" ] && [ "$verdict" = "$want_verdict" ] && [ "$tap" = "$want_tap" ] &&
-    [ "$rounded" = "$want_rounded" ] && [ "$hint_ok" = True ]; } || { ok=NO; failures=$((failures + 1)); }
-  echo "| $name | exit $rc (want $want_rc) | $verdict (want $want_verdict) | first fail $tap (want $want_tap) | mel rel L2 $rel, rounded to $rounded (want $want_rounded) | $ok |"
+    [ "$rounded" = "$want_rounded" ] && [ "$profile" = "$want_profile" ] && [ "$hint_ok" = True ]; } || { ok=NO; failures=$((failures + 1)); }
+  echo "| $name | exit $rc (want $want_rc) | $verdict (want $want_verdict) | first fail $tap (want $want_tap) | mel rel L2 $rel, rounded to $rounded (want $want_rounded) | $profile (want $want_profile) | $ok |"
 }
 cast_note="the reference's values rounded to bfloat16"
-echo "| case | exit | verdict | first divergent tap | mel | ok |"
-echo "|---|---|---|---|---|---|"
-check bf16-cast 0 pass - bfloat16 "$cast_note (every element exactly): an input cast, not a front-end bug" \
-  "$work/port-bf16.h5" --profile "$profiles/reduced-precision.json"
-check bf16-cast-floor 0 pass - bfloat16 "$cast_note" "$work/port-bf16.h5" \
-  --profile "$profiles/reduced-precision.json" --floor "$work/ref64.h5"
-check bf16-trunc 0 pass - bfloat16 "$cast_note (every element within one bfloat16 unit" \
-  "$work/port-bf16-trunc.h5" --profile "$profiles/reduced-precision.json"
-check f16-cast 0 pass - float16 "the reference's values rounded to float16" \
-  "$work/port-f16.h5" --profile "$profiles/float16.json"
-check bf16-mel-db 1 fail mel - "mel differs: fix the front end first" \
-  "$work/port-bf16-meldb.h5" --profile "$profiles/reduced-precision.json"
+echo "| case | exit | verdict | first divergent tap | mel | profile | ok |"
+echo "|---|---|---|---|---|---|---|"
+check bf16-cast 0 pass - bfloat16 bfloat16 \
+  "$cast_note (every element exactly): an input cast, not a front-end bug" \
+  "$work/port-bf16.h5" --profile "$profiles/bfloat16.json"
+# Without --profile: the port's declared precision (bfloat16) chooses the bfloat16 profile.
+check bf16-cast-default 0 pass - bfloat16 bfloat16 "$cast_note" "$work/port-bf16.h5"
+check bf16-cast-floor 0 pass - bfloat16 bfloat16 "$cast_note" "$work/port-bf16.h5" \
+  --profile "$profiles/bfloat16.json" --floor "$work/ref64.h5"
+check bf16-trunc 0 pass - bfloat16 bfloat16 "$cast_note (every element within one bfloat16 unit" \
+  "$work/port-bf16-trunc.h5" --profile "$profiles/bfloat16.json"
+check f16-cast 0 pass - float16 float16 "the reference's values rounded to float16" \
+  "$work/port-f16.h5"
+check bf16-mel-db 1 fail mel - bfloat16 "mel differs: fix the front end first" \
+  "$work/port-bf16-meldb.h5"
 echo "input casts: $failures failing case(s); reports under $work"
 exit $((failures > 0))

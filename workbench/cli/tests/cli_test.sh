@@ -132,7 +132,7 @@ rc=$?
   ok "wb bench --precision bfloat16 (exit 0)" || bad "wb bench bfloat16: $(tail -3 "$tmp/bench.txt")"
 "$wb" bench --dims nano --repeats 1 --threads 2 --precision bfloat16 --fault attn-scale=double > "$tmp/bench.txt" 2>&1
 rc=$?
-[ $rc = 1 ] && grep -q "reduced-precision profile" "$tmp/bench.txt" && ok "wb bench: a faulty bfloat16 candidate exits 1 (reduced-precision profile)" || bad "wb bench bfloat16 with a fault (exit $rc)"
+[ $rc = 1 ] && grep -q "bfloat16 profile" "$tmp/bench.txt" && ok "wb bench: a faulty bfloat16 candidate exits 1 (bfloat16 profile)" || bad "wb bench bfloat16 with a fault (exit $rc)"
 # scripts/bench-whispercpp.sh: a missing or foreign whisper.cpp checkout is one line and exit 2.
 for d in "$tmp/no-such-dir" "$src/fixtures"; do
   out=$(WB="$wb" bash "$src/scripts/bench-whispercpp.sh" "$d" 2>&1); rc=$?

@@ -85,7 +85,8 @@ class MemorySource : public TapSource {
 };
 
 struct CompareOptions {
-  ToleranceProfile profile;  // built-in float32 unless replaced
+  // Unset: default_profile_for() the candidate's declared precision (profile.h).
+  std::optional<ToleranceProfile> profile;
   NameMap map;
   int top_k = 8;
   int64_t chunk_elements = int64_t{1} << 20;  // per side per chunk (8 MiB of float64)
