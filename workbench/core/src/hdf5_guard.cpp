@@ -656,10 +656,11 @@ void Hdf5Guard::vet_heap_object(const FractalHeap& h, const unsigned char* id, b
   if (n < 2 || obj[0] != 1) throw fail("not a version-1 link message");
   const unsigned flags = obj[1];
   std::size_t p = 2;
-  const unsigned ltype = flags & 0x08 ? obj[p] : 0;
-  p += (flags & 0x08 ? 1 : 0) + (flags & 0x04 ? 8 : 0) + (flags & 0x10 ? 1 : 0);
   const std::size_t w = std::size_t{1} << (flags & 3);
-  if (p + w > n) throw fail("link message cut short");
+  const std::size_t opt = (flags & 0x08 ? 1 : 0) + (flags & 0x04 ? 8 : 0) + (flags & 0x10 ? 1 : 0);
+  if (p + opt + w > n) throw fail("link message cut short");
+  const unsigned ltype = flags & 0x08 ? obj[p] : 0;
+  p += opt;
   const uint64_t name = le(&obj[p], static_cast<int>(w));
   p += w;
   if (name == 0 || name > n - p)
