@@ -23,6 +23,49 @@ uint64_t le(const unsigned char* p, int n) {
   return v;
 }
 
+// HDF5's metadata checksum: Bob Jenkins' lookup3 hashlittle with initial value 0 (H5checksum.c).
+// HDF5 verifies it on the fractal heaps' and version-2 B-trees' blocks, but when a block fails
+// while HDF5 1.10 builds a group's link table from dense storage, it frees the table's unfilled
+// entries: so the guard verifies those checksums first.
+uint32_t lookup3(const unsigned char* k, std::size_t length) {
+  const auto rot = [](uint32_t x, int n) { return (x << n) | (x >> (32 - n)); };
+  uint32_t a, b, c;
+  a = b = c = 0xdeadbeefu + static_cast<uint32_t>(length);
+  const auto word = [&](const unsigned char* p, std::size_t n) {
+    uint32_t v = 0;
+    for (std::size_t i = 0; i < n && i < 4; ++i) v |= static_cast<uint32_t>(p[i]) << (8 * i);
+    return v;
+  };
+  while (length > 12) {
+    a += word(k, 4);
+    b += word(k + 4, 4);
+    c += word(k + 8, 4);
+    a -= c, a ^= rot(c, 4), c += b;
+    b -= a, b ^= rot(a, 6), a += c;
+    c -= b, c ^= rot(b, 8), b += a;
+    a -= c, a ^= rot(c, 16), c += b;
+    b -= a, b ^= rot(a, 19), a += c;
+    c -= b, c ^= rot(b, 4), b += a;
+    length -= 12;
+    k += 12;
+  }
+  if (length == 0) return c;
+  a += word(k, std::min<std::size_t>(length, 4));
+  if (length > 4) b += word(k + 4, std::min<std::size_t>(length - 4, 4));
+  if (length > 8) c += word(k + 8, length - 8);
+  c ^= b, c -= rot(b, 14);
+  a ^= c, a -= rot(c, 11);
+  b ^= a, b -= rot(a, 25);
+  c ^= b, c -= rot(b, 16);
+  a ^= c, a -= rot(c, 4);
+  b ^= a, b -= rot(a, 14);
+  c ^= b, c -= rot(b, 24);
+  return c;
+}
+
+// Whether the u32 at `at` is the checksum of the `at` bytes before it.
+bool checksum_ok(const unsigned char* p, std::size_t at) { return lookup3(p, at) == le(p + at, 4); }
+
 // a * b, or kUndef when it overflows.
 uint64_t mul_sat(uint64_t a, uint64_t b) { return b != 0 && a > kUndef / b ? kUndef : a * b; }
 
@@ -430,6 +473,7 @@ Hdf5Guard::FractalHeap Hdf5Guard::vet_fractal_heap(uint64_t addr, const std::str
   if (!read_at(addr, b, sizeof b)) throw fail("runs past the end of the file");
   if (std::memcmp(b, "FRHP", 4) != 0 || b[4] != 0)
     throw fail("not a version-0 \"FRHP\" fractal heap header");
+  if (le(b + 7, 2) == 0 && !checksum_ok(b, 142)) throw fail("checksum mismatch");
   FractalHeap h;
   h.id_len = le(b + 5, 2);
   const uint64_t filters = le(b + 7, 2), max_obj = le(b + 10, 4), huge = le(b + 86, 8);
@@ -483,9 +527,18 @@ void Hdf5Guard::vet_heap_block(FractalHeap& h, uint64_t addr, uint64_t offset, u
   };
   if (addr >= file_size_ || size > file_size_ - addr)
     throw fail(fmt::format("its {} bytes run past the end of the {}-byte file", size, file_size_));
-  unsigned char sig[5];
-  if (!read_at(addr, sig, sizeof sig) || std::memcmp(sig, "FHDB", 4) != 0 || sig[4] != 0)
+  const uint64_t header = 4 + 1 + 8 + h.off_bytes + (h.checksummed ? 4 : 0);
+  if (size < header) throw fail(fmt::format("{} bytes hold no block header", size));
+  std::vector<unsigned char> b(static_cast<std::size_t>(h.checksummed ? size : header));
+  if (!read_at(addr, b.data(), b.size()) || std::memcmp(b.data(), "FHDB", 4) != 0 || b[4] != 0)
     throw fail("not a version-0 \"FHDB\" block");
+  if (h.checksummed) {  // over the whole block, its checksum field read as 0
+    const std::size_t at = static_cast<std::size_t>(header - 4);
+    const uint64_t stored = le(&b[at], 4);
+    std::fill(b.begin() + static_cast<std::ptrdiff_t>(at),
+              b.begin() + static_cast<std::ptrdiff_t>(at + 4), 0);
+    if (lookup3(b.data(), b.size()) != stored) throw fail("checksum mismatch");
+  }
   if (h.blocks.size() >= kMaxHeapBlocks)
     throw fail(fmt::format("more than {} blocks", kMaxHeapBlocks));
   h.blocks.push_back({offset, size, addr});
@@ -514,6 +567,7 @@ void Hdf5Guard::vet_heap_indirect(FractalHeap& h, uint64_t addr, uint64_t offset
   if (!read_at(addr, b.data(), b.size())) throw fail("unreadable");
   if (std::memcmp(b.data(), "FHIB", 4) != 0 || b[4] != 0)
     throw fail("not a version-0 \"FHIB\" block");
+  if (!checksum_ok(b.data(), b.size() - 4)) throw fail("checksum mismatch");
   uint64_t at = offset;
   for (uint64_t r = 0; r < rows; ++r) {
     const uint64_t block = r < 2 ? h.start : h.start << std::min<uint64_t>(r - 1, 63);
@@ -548,6 +602,7 @@ void Hdf5Guard::vet_btree2(uint64_t addr, const FractalHeap& h, bool links,
   if (!read_at(addr, b, sizeof b)) throw fail("runs past the end of the file");
   if (std::memcmp(b, "BTHD", 4) != 0 || b[4] != 0)
     throw fail("not a version-0 \"BTHD\" B-tree header");
+  if (!checksum_ok(b, 34)) throw fail("checksum mismatch");
   const unsigned type = b[5];
   const uint64_t node = le(b + 6, 4), rec = le(b + 10, 2), depth = le(b + 12, 2),
                  root = le(b + 16, 8), root_n = le(b + 24, 2);
@@ -600,12 +655,16 @@ void Hdf5Guard::vet_btree2(uint64_t addr, const FractalHeap& h, bool links,
     if (std::memcmp(buf.data(), sig, 4) != 0 || buf[4] != 0 || buf[5] != type)
       throw fail(
           fmt::format("the node at offset {} is not a \"{}\" node of type {}", at, sig, type));
+    // The checksum follows the records (a leaf) or the child pointers (an internal node).
+    const uint64_t ptr = 8 + n_bytes + (level > 1 ? cum_bytes[level - 1] : 0);
+    const uint64_t sum_at = 6 + n * rec + (level == 0 ? 0 : (n + 1) * ptr);
+    if (sum_at + 4 > node) throw fail("child pointers run past the node");
+    if (!checksum_ok(buf.data(), static_cast<std::size_t>(sum_at)))
+      throw fail(fmt::format("the node at offset {}: checksum mismatch", at));
     for (uint64_t k = 0; k < n; ++k)
       vet_heap_object(h, &buf[static_cast<std::size_t>(6 + k * rec + id_at)], links, what);
     if (level == 0) continue;
     std::size_t p = static_cast<std::size_t>(6 + n * rec);
-    const uint64_t ptr = 8 + n_bytes + (level > 1 ? cum_bytes[level - 1] : 0);
-    if (p + (n + 1) * ptr + 4 > node) throw fail("child pointers run past the node");
     for (uint64_t k = 0; k <= n; ++k, p += static_cast<std::size_t>(ptr))
       todo.emplace_back(le(&buf[p], 8), le(&buf[p + 8], static_cast<int>(n_bytes)), level - 1);
   }

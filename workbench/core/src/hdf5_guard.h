@@ -12,8 +12,9 @@
 //     chunks, its symbol table's local heap, each attribute's data size and string references;
 //     and where its attributes or links are in dense storage (attribute / link info messages),
 //     the fractal heap holding them (header, doubling table, every direct and indirect block),
-//     the version-2 B-trees indexing them (every node) and every attribute or link message the
-//     B-trees name, vetted as a compact one would be.
+//     the version-2 B-trees indexing them (every node), each of those blocks' checksum (HDF5 1.10
+//     frees unfilled entries of a group's link table when one fails while it builds the table),
+//     and every attribute or link message the B-trees name, vetted as a compact one would be.
 // Every failure is a std::runtime_error naming what and where ("object header at offset N: ...").
 #pragma once
 
