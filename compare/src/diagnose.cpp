@@ -266,12 +266,12 @@ std::vector<std::string> tap_hints(const TapResult& t, const ToleranceProfile& p
 // The note on a tap that is the reference rounded to a narrower type (compare.cpp's judge).
 std::string cast_note(const TapResult& t) {
   return fmt::format(
-      "the reference's values rounded to {}{}: an input cast, not a front-end bug — judged "
-      "against that rounding (rel L2 {:.3g}; the rel_l2 limits widened by {:.3g})",
+      "the reference's values rounded to {}: an input cast, not a front-end bug ({}; judged "
+      "against that rounding: rel L2 {:.3g}, the rel_l2 limits widened by {:.3g})",
       t.rounded_to,
       t.rounded_exactly
-          ? " (every element exactly)"
-          : fmt::format(" (every element within one {} unit in the last place)", t.rounded_to),
+          ? std::string("every element exactly")
+          : fmt::format("every element within one {} unit in the last place", t.rounded_to),
       t.m.rel_l2, t.cast_rounding);
 }
 

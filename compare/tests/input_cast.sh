@@ -102,13 +102,13 @@ cast_note="the reference's values rounded to bfloat16"
 echo "| case | exit | verdict | first divergent tap | mel | profile | ok |"
 echo "|---|---|---|---|---|---|---|"
 check bf16-cast 0 pass - bfloat16 bfloat16 \
-  "$cast_note (every element exactly): an input cast, not a front-end bug" \
+  "$cast_note: an input cast, not a front-end bug (every element exactly" \
   "$work/port-bf16.h5" --profile "$profiles/bfloat16.json"
 # Without --profile: the port's declared precision (bfloat16) chooses the bfloat16 profile.
 check bf16-cast-default 0 pass - bfloat16 bfloat16 "$cast_note" "$work/port-bf16.h5"
 check bf16-cast-floor 0 pass - bfloat16 bfloat16 "$cast_note" "$work/port-bf16.h5" \
   --profile "$profiles/bfloat16.json" --floor "$work/ref64.h5"
-check bf16-trunc 0 pass - bfloat16 bfloat16 "$cast_note (every element within one bfloat16 unit" \
+check bf16-trunc 0 pass - bfloat16 bfloat16 "$cast_note: an input cast, not a front-end bug (every element within one bfloat16 unit" \
   "$work/port-bf16-trunc.h5" --profile "$profiles/bfloat16.json"
 check f16-cast 0 pass - float16 float16 "the reference's values rounded to float16" \
   "$work/port-f16.h5"
