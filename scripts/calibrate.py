@@ -209,7 +209,7 @@ def tap_groups(tap):
     return [kd, tap] if tap.startswith("encoder.blocks.0.") else [kd]
 
 
-PROFILE_FILE = {"bfloat16": "reduced-precision.json", "float16": "float16.json"}
+PROFILE_FILE = {"bfloat16": "bfloat16.json", "float16": "float16.json"}  # <precision>.json
 
 
 def write_profile(prec, rules, f32, k, n, mel, fx):
@@ -220,10 +220,9 @@ def write_profile(prec, rules, f32, k, n, mel, fx):
     worst = max(r["fail"]["rel_l2"]["max"] for r in rules)
     worst_warn = max(r["warn"]["rel_l2"]["max"] for r in rules)
     fx_fail, fx_warn = rules[0]["fail"]["rel_l2"]["max_floor"], rules[0]["warn"]["rel_l2"]["max_floor"]
-    name = "reduced-precision" if prec == "bfloat16" else prec
-    other = ("the profile for any float16/bfloat16 candidate; fixtures/profiles/float16.json "
-             "holds float16's tighter limits" if prec == "bfloat16"
-             else "bfloat16: fixtures/profiles/reduced-precision.json")
+    name = prec  # a built-in profile is named after its precision
+    other = ("float16: fixtures/profiles/float16.json, tighter" if prec == "bfloat16"
+             else "bfloat16: fixtures/profiles/bfloat16.json")
     prof = {
         "name": name,
         "description": (
@@ -402,7 +401,7 @@ def main():
     ap.add_argument("--rp-k", type=float, default=3.0, help="reduced-precision fail limit per tap "
                     "kind = clean worst x k (rounded up)")
     ap.add_argument("--write-profiles", action="store_true", help="with --precisions: write "
-                    "fixtures/profiles/reduced-precision.json (bfloat16) and float16.json")
+                    "fixtures/profiles/bfloat16.json and float16.json")
     ap.add_argument("--merge", nargs="*", default=[], help="more results.json caches to read")
     args = ap.parse_args()
     args.wb = os.path.abspath(args.wb)

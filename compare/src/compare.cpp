@@ -287,7 +287,7 @@ Job make_job(const std::string& name, const TapSpec& spec, Aligned& al, CompareR
 }
 
 Aligned align(const TapSource& ref, const TapSource& cand, const TapSource* floor,
-              const CompareOptions& opts, CompareResult& r) {
+              const CompareOptions& opts, const ToleranceProfile& profile, CompareResult& r) {
   const ModelDims& dims = ref.meta().dims;
   Aligned al;
   al.ref = canonical_taps(ref, opts.map, dims);
@@ -318,7 +318,7 @@ Aligned align(const TapSource& ref, const TapSource& cand, const TapSource* floo
     t.ref_dtype = std::string(dtype_name(a.stored));
     t.cand_dtype = std::string(dtype_name(b.stored));
     t.order = static_cast<int>(r.taps.size());
-    t.tolerance = opts.profile.for_tap(name);
+    t.tolerance = profile.for_tap(name);
     r.taps.push_back(std::move(t));
   }
   return al;
@@ -382,18 +382,111 @@ TapTolerance widen_rel_l2(TapTolerance t, double w) {
   return t;
 }
 
+// Narrower float types a port may round a tensor to: significand bits after the point, the
+// smallest normal exponent, the largest finite value.
+struct NarrowType {
+  std::string_view name;
+  int mant_bits;
+  int emin;
+  double max;
+};
+// float16 first: its rounding is the tighter, and a float16 cast is also within one bfloat16 unit.
+constexpr NarrowType kNarrowTypes[] = {{"float16", 10, -14, 65504.0},
+                                       {"bfloat16", 7, -126, 3.3895313892515355e38}};
+
+const NarrowType& narrow_type(std::string_view name) {
+  for (const NarrowType& t : kNarrowTypes)
+    if (t.name == name) return t;
+  throw std::invalid_argument(
+      fmt::format("'{}' is not a narrower float type (bfloat16, float16)", name));
+}
+
+// The spacing of t's values at magnitude |r| (subnormals: the smallest spacing).
+double spacing(double r, const NarrowType& t) {
+  const int e = r == 0 ? t.emin : std::max(std::ilogb(r), t.emin);
+  return std::ldexp(1.0, e - t.mant_bits);
+}
+
+double round_narrow(double x, const NarrowType& t) {
+  if (!std::isfinite(x) || x == 0) return x;
+  const double q = spacing(x, t);
+  const double r = std::nearbyint(x / q) * q;  // the default rounding mode: to nearest, ties even
+  return std::fabs(r) > t.max ? std::copysign(std::numeric_limits<double>::infinity(), r) : r;
+}
+
+// Whether the candidate's tap is the reference's rounded to a narrower type: every element equal
+// to the rounded reference value (exact) or within one unit of it; non-finite values must match.
+// Re-reads the tap; stops at the first element that is neither.
+struct Cast {
+  const NarrowType* type = nullptr;
+  bool exact = true;
+};
+Cast find_cast(const TapSource& ref, const TapSource& cand, const Job& j, double rel_l2) {
+  std::vector<const NarrowType*> open;
+  std::vector<bool> exact;
+  for (const NarrowType& t : kNarrowTypes)  // rel L2 of a rounding within one unit: <= 3u
+    if (rel_l2 <= 3 * std::ldexp(1.0, -(t.mant_bits + 1)))
+      open.push_back(&t), exact.push_back(true);
+  std::vector<double> a, b;
+  for (int64_t row = 0; row < j.rows && !open.empty(); row += j.chunk_rows) {
+    const int64_t n = std::min(j.chunk_rows, j.rows - row);
+    ref.read_rows(j.ref_name, row, n, a);
+    cand.read_rows(j.cand_name, row, n, b);
+    for (std::size_t k = 0; k < open.size();) {
+      const NarrowType& t = *open[k];
+      bool ok = true;
+      bool same = exact[k];
+      for (std::size_t i = 0; i < a.size() && ok; ++i) {
+        if (std::isnan(a[i]) || std::isnan(b[i])) {
+          ok = std::isnan(a[i]) && std::isnan(b[i]);
+          continue;
+        }
+        const double r = round_narrow(a[i], t);
+        if (b[i] == r) continue;
+        same = false;
+        ok = std::isfinite(r) && std::isfinite(b[i]) && std::fabs(b[i] - r) <= spacing(r, t);
+      }
+      if (ok) {
+        exact[k] = same;
+        ++k;
+      } else {
+        open.erase(open.begin() + static_cast<std::ptrdiff_t>(k));
+        exact.erase(exact.begin() + static_cast<std::ptrdiff_t>(k));
+      }
+    }
+  }
+  if (open.empty()) return {};
+  return Cast{open.front(), exact.front()};
+}
+
 // Each tap against the profile; the verdict, the first fail and the first warning.
 // Storage precision: a side stored as float16 (bfloat16) carries its storage's rounding, up to
 // u = 2^-11 (2^-8) relative per element, so up to u in rel L2, whatever the port computed. When a
 // tap exceeds the profile as written but passes with its rel_l2 limits widened by that floor (u
 // per reduced-precision side), it is storage-limited: a warning, never a fail. A real bug (rel
 // L2 of 1e-2 for a 1 % scale error) stays far above the float32 limit + 2 x 4.9e-4 and still fails.
-void judge(const ToleranceProfile& profile, CompareResult& r) {
+// Input casts: a failing tap of two wider-stored sides whose candidate values are the reference's
+// rounded to bfloat16 or float16 (the cast of a port's input to its compute type) carries that
+// rounding and nothing else; it is judged with its rel_l2 limits widened by the rounding's bound
+// and passes with a note. Anything that is not that rounding (a dB mel cast to bfloat16) is
+// judged as written.
+void judge(const ToleranceProfile& profile, const TapSource& ref, const TapSource& cand,
+           const std::vector<Job>& jobs, CompareResult& r) {
   for (std::size_t i = 0; i < r.taps.size(); ++i) {
     TapResult& t = r.taps[i];
     const DiffMetrics* floor = t.floor ? &*t.floor : nullptr;
     t.violations = profile.evaluate(t.tolerance, t.m, floor);
     t.storage_floor = storage_rounding(t.ref_dtype) + storage_rounding(t.cand_dtype);
+    const bool fails = std::any_of(t.violations.begin(), t.violations.end(),
+                                   [](const Violation& v) { return v.level == Level::fail; });
+    if (t.storage_floor == 0 && fails) {
+      if (const Cast c = find_cast(ref, cand, jobs[i], t.m.rel_l2); c.type != nullptr) {
+        t.rounded_to = std::string(c.type->name);
+        t.rounded_exactly = c.exact;
+        t.cast_rounding = (c.exact ? 1 : 3) * std::ldexp(1.0, -(c.type->mant_bits + 1));
+        t.violations = profile.evaluate(widen_rel_l2(t.tolerance, t.cast_rounding), t.m, floor);
+      }
+    }
     if (t.storage_floor > 0 && !t.violations.empty()) {
       const auto widened = profile.evaluate(widen_rel_l2(t.tolerance, t.storage_floor), t.m, floor);
       const bool worse = std::any_of(t.violations.begin(), t.violations.end(),
@@ -598,18 +691,20 @@ CompareResult compare(const TapSource& ref, const TapSource& cand, const TapSour
   r.floor_path = floor != nullptr ? floor->label() : "";
   r.ref_meta = ref.meta();
   r.cand_meta = cand.meta();
-  r.profile_name = opts.profile.name();
+  const ToleranceProfile profile =
+      opts.profile ? *opts.profile : default_profile_for(cand.meta(), cand.label());
+  r.profile_name = profile.name();
   r.map_origin = opts.map.origin();
   r.tool_version = wb::tool_version();
   r.created = wb::utc_now_iso8601();
 
-  const Aligned al = align(ref, cand, floor, opts, r);
+  const Aligned al = align(ref, cand, floor, opts, profile, r);
   stream_metrics(ref, cand, floor, al.jobs, opts, r);
-  judge(opts.profile, r);
-  attribute(opts.profile, dims, r);
-  find_changepoint(opts.profile, r);
+  judge(profile, ref, cand, al.jobs, r);
+  attribute(profile, dims, r);
+  find_changepoint(profile, r);
   histogram(ref, cand, al.jobs, opts.histogram_bins, r);
-  diagnose(r, dims, opts.profile);
+  diagnose(r, dims, profile);
   transcripts(ref, cand, al, opts, r);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
@@ -641,5 +736,9 @@ double storage_rounding(std::string_view dtype) {
   if (dtype == "bfloat16") return std::ldexp(1.0, -8);  // 3.91e-3
   return 0.0;
 }
+
+double round_to_type(double x, std::string_view type) { return round_narrow(x, narrow_type(type)); }
+
+double unit_in_last_place(double r, std::string_view type) { return spacing(r, narrow_type(type)); }
 
 }  // namespace wb::cmp

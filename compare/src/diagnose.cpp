@@ -3,6 +3,7 @@
 //   mel differs                      -> the front end (log-mel, STFT), checked first
 //   mean offset, high correlation    -> a missing or extra bias, a skipped normalization
 //   std ratio != 1, high correlation -> a scale (attention scale, norm gain)
+//   the error along the reference    -> a pure scale "scaled by k" / a pure shift "shifted by d"
 //   low cosine                       -> structural (wrong op, layout, padding, missing term)
 //   small noise-like error           -> precision (float16, epsilon, GELU approximation)
 //   error in the edge frames         -> padding (conv padding, STFT reflect padding)
@@ -115,6 +116,40 @@ std::string where_hint(const TapSpec& t) {
   }
 }
 
+// How much of the error an exact scale or an exact shift explains. The error energy per element
+// E = rel_l2^2 * <a^2> splits, for b = s*a + rest with s = <a,b>/<a,a> the least-squares factor,
+// into (s-1)^2 <a^2> and the part orthogonal to a, rho^2 (1 - cosine^2) <a^2> (rho = ||b||/||a||);
+// for b = a + d + rest with d the mean offset, into d^2 and the variance of b - a. A tap is a
+// pure scale (shift) when that one component carries at least kPure of E: the cosine (centred
+// cosine, the correlation) is then 1 to within the error's remainder, whatever the factor, so
+// 1.005x and 1.1x are classified alike and no magnitude threshold decides.
+struct PureFit {
+  bool scale = false, shift = false;
+  double factor = 1.0;  // s
+  double offset = 0.0;  // d = mean(b) - mean(a)
+};
+
+PureFit pure_fit(const DiffMetrics& m) {
+  constexpr double kPure = 0.9;
+  PureFit f;
+  const SideStats& a = m.ref;
+  const SideStats& b = m.cand;
+  if (m.compared == 0 || m.compared != a.finite || m.compared != b.finite) return f;
+  if (!(m.rel_l2 > 0) || !std::isfinite(m.rel_l2)) return f;
+  const double ms_a = a.std * a.std + a.mean * a.mean;  // <a^2>
+  const double ms_b = b.std * b.std + b.mean * b.mean;
+  if (!(ms_a > 0)) return f;
+  const double energy = m.rel_l2 * m.rel_l2 * ms_a;  // E, per element
+  const double rho = std::sqrt(ms_b / ms_a);
+  f.factor = rho * m.cosine;
+  f.offset = b.mean - a.mean;
+  const double along = (f.factor - 1) * (f.factor - 1) * ms_a;
+  const double across = rho * rho * std::max(0.0, 1 - m.cosine * m.cosine) * ms_a;
+  f.scale = along >= kPure * (along + across);
+  f.shift = !f.scale && f.offset * f.offset >= kPure * energy;
+  return f;
+}
+
 std::vector<std::string> tap_hints(const TapResult& t, const ToleranceProfile& p) {
   std::vector<std::string> out;
   const DiffMetrics& m = t.m;
@@ -157,12 +192,27 @@ std::vector<std::string> tap_hints(const TapResult& t, const ToleranceProfile& p
   const bool has_offset = residual_offset > 0.05 && std::fabs(b.mean - a.mean) > 1e-6;
   const std::string frames = t.status != Level::pass ? frame_hint(t) : std::string();
   const bool at_edges = frames.find("edge frames") != std::string::npos;
+  const PureFit pure = pure_fit(m);
+  const bool pure_case = t.spec->kind != TapKind::features && (pure.scale || pure.shift);
   if (t.spec->kind == TapKind::features && high_corr && (has_offset || has_scale)) {
     out.push_back(fmt::format(
         "offset/scale with the shape intact (mean {:.4g} vs {:.4g}, std {:.4g} vs {:.4g}): "
         "a different log scaling — a dB spectrogram (10*log10, ref=max) instead of log10, or "
         "the clamp at max-8 and (x+4)/4 missing",
         b.mean, a.mean, b.std, a.std));
+  } else if (pure_case && pure.scale) {
+    out.push_back(fmt::format(
+        "scaled by {:.4g}: the candidate is the reference times {:.4g} (1 - cosine {:.2g}, the "
+        "direction unchanged) — a scale applied twice or missing, a normalisation (layer-norm "
+        "gain, a 1/sqrt(d) or 1/N), or the attention scale's d_head^-0.25 split over q and k "
+        "(missing on one, or applied twice)",
+        pure.factor, pure.factor, 1.0 - m.cosine));
+  } else if (pure_case && pure.shift) {
+    out.push_back(fmt::format(
+        "shifted by {:.4g}: the candidate is the reference plus a constant offset of {:.4g} "
+        "({:.2g} reference std; the centred tensors' cosine 1 - {:.2g}) — a missing or extra "
+        "bias, a mean not subtracted (a skipped normalisation), a padding or fill value",
+        pure.offset, pure.offset, offset, 1.0 - corr));
   } else if (high_corr && has_offset && has_scale) {
     out.push_back(fmt::format(
         "offset and scale with the shape intact (mean {:.4g} vs {:.4g}, std {:.4g} vs {:.4g}, "
@@ -186,7 +236,7 @@ std::vector<std::string> tap_hints(const TapResult& t, const ToleranceProfile& p
         "layout, wrong padding, a missing term",
         m.cosine));
   } else if (t.status != Level::pass && m.cosine >= 0.9999 && m.rel_l2 < 2e-2 && !has_offset &&
-             !has_scale && !at_edges && m.nan_mismatch == 0 && m.inf_mismatch == 0) {
+             !has_scale && !pure_case && !at_edges && m.nan_mismatch == 0 && m.inf_mismatch == 0) {
     out.push_back(fmt::format(
         "small, noise-like error (rel L2 {:.3g}, 1 - cosine {:.2g}) spread over the tensor: "
         "precision or a near-identical formula — float16 arithmetic, a different epsilon, "
@@ -213,6 +263,18 @@ std::vector<std::string> tap_hints(const TapResult& t, const ToleranceProfile& p
   return out;
 }
 
+// The note on a tap that is the reference rounded to a narrower type (compare.cpp's judge).
+std::string cast_note(const TapResult& t) {
+  return fmt::format(
+      "the reference's values rounded to {}: an input cast, not a front-end bug ({}; judged "
+      "against that rounding: rel L2 {:.3g}, the rel_l2 limits widened by {:.3g})",
+      t.rounded_to,
+      t.rounded_exactly
+          ? std::string("every element exactly")
+          : fmt::format("every element within one {} unit in the last place", t.rounded_to),
+      t.m.rel_l2, t.cast_rounding);
+}
+
 }  // namespace
 
 void diagnose(CompareResult& r, const ModelDims& d, const ToleranceProfile& p) {
@@ -221,12 +283,14 @@ void diagnose(CompareResult& r, const ModelDims& d, const ToleranceProfile& p) {
     if (t.status != Level::pass || t.m.nan_mismatch > 0 || t.m.inf_mismatch > 0) {
       t.hints = tap_hints(t, p);
     }
+    if (!t.rounded_to.empty()) t.hints.insert(t.hints.begin(), cast_note(t));
   }
   std::vector<std::string>& h = r.hints;
   if (r.taps.empty()) {
     h.push_back("no tap is present in both dumps: nothing was compared");
     return;
   }
+
   // The front end first: when mel differs nothing downstream can be trusted.
   if (r.taps.front().spec->kind == TapKind::features && r.taps.front().status == Level::fail) {
     h.push_back("mel differs: fix the front end first — every encoder tap inherits its error");
@@ -273,6 +337,8 @@ void diagnose(CompareResult& r, const ModelDims& d, const ToleranceProfile& p) {
                     "compared",
                     r.only_ref.size(), r.only_cand.size()));
   }
+  for (const TapResult& t : r.taps)
+    if (!t.rounded_to.empty()) h.push_back(t.name + ": " + cast_note(t));
 }
 
 }  // namespace wb::cmp

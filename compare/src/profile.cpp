@@ -8,15 +8,11 @@
 #include <map>
 #include <stdexcept>
 
+#include "builtin_profile.h"
 #include "wb/core/taps.h"
 #include "wb/core/util.h"
 
 namespace wb::cmp {
-
-// Generated from fixtures/profiles/ (compare/CMakeLists.txt).
-extern const char* const kBuiltinFloat32Profile;
-extern const char* const kBuiltinBfloat16Profile;
-extern const char* const kBuiltinFloat16Profile;
 
 std::string_view level_name(Level l) {
   switch (l) {
@@ -176,17 +172,42 @@ ToleranceProfile::Rule ToleranceProfile::parse_rule(const nlohmann::json& j,
   return r;
 }
 
-ToleranceProfile::ToleranceProfile() {
-  *this = parse_text(kBuiltinFloat32Profile, "built-in float32 profile");
+ToleranceProfile::ToleranceProfile() { *this = for_precision(Precision::float32); }
+
+ToleranceProfile ToleranceProfile::for_precision(Precision precision) {
+  for (const BuiltinProfile& b : builtin_profiles())
+    if (b.precision == precision)
+      return parse_text(b.text,
+                        fmt::format("built-in {} profile ({})", to_string(precision), b.file));
+  throw std::logic_error(  // the build generates one per value of the enum
+      fmt::format("no built-in profile for precision '{}'", to_string(precision)));
 }
 
 ToleranceProfile ToleranceProfile::for_precision(std::string_view precision) {
-  if (precision == "float32") return ToleranceProfile();
-  if (precision == "bfloat16")
-    return parse_text(kBuiltinBfloat16Profile, "built-in bfloat16 profile");
-  if (precision == "float16") return parse_text(kBuiltinFloat16Profile, "built-in float16 profile");
-  throw std::invalid_argument(fmt::format(
-      "no built-in tolerance profile for precision '{}' (float32, bfloat16, float16)", precision));
+  for (const BuiltinProfile& b : builtin_profiles())
+    if (to_string(b.precision) == precision) return for_precision(b.precision);
+  throw std::invalid_argument(fmt::format("no built-in tolerance profile for precision '{}' ({})",
+                                          precision, precision_names()));
+}
+
+ToleranceProfile default_profile_for(Precision candidate) {
+  return ToleranceProfile::for_precision(candidate);
+}
+
+ToleranceProfile default_profile_for(const DumpMeta& candidate, const std::string& label) {
+  if (candidate.precision == "float64") return default_profile_for(Precision::float32);
+  for (const BuiltinProfile& b : builtin_profiles())
+    if (to_string(b.precision) == candidate.precision) return default_profile_for(b.precision);
+  throw std::runtime_error(
+      fmt::format("{}: precision '{}' has no built-in tolerance profile ({}, float64); give one "
+                  "with --profile",
+                  label, candidate.precision, precision_names()));
+}
+
+std::vector<std::string> builtin_profile_files() {
+  std::vector<std::string> out;
+  for (const BuiltinProfile& b : builtin_profiles()) out.emplace_back(b.file);
+  return out;
 }
 
 ToleranceProfile ToleranceProfile::parse(const nlohmann::json& j, const std::string& origin) {

@@ -280,3 +280,68 @@ TEST_CASE(
   CHECK_THROWS_WITH_AS(compare(a, c, nullptr, o), doctest::Contains("have no tap in common"),
                        std::runtime_error);
 }
+
+TEST_CASE("a pure scale or shift is named as such, whatever its size") {
+  // The tap is the reference times k (or plus d), rounded to float32 as a dump stores it: the
+  // cosine (for a shift the correlation) is 1 to round-off, the error all along the reference.
+  struct Case {
+    std::string id;
+    double scale, shift;
+    std::string hint;  // the first divergent tap's hint must contain it
+  };
+  const std::vector<Case> cases = {
+      {"scale 1.005", 1.005, 0.0, "scaled by 1.005"}, {"scale 1.01", 1.01, 0.0, "scaled by 1.01"},
+      {"scale 1.02", 1.02, 0.0, "scaled by 1.02"},    {"scale 1.1", 1.1, 0.0, "scaled by 1.1"},
+      {"scale 0.98", 0.98, 0.0, "scaled by 0.98"},    {"shift 0.05", 1.0, 0.05, "shifted by 0.05"},
+  };
+  const std::string tap = "encoder.blocks.0.attn.out";
+  for (const auto& c : cases) {
+    INFO(c.id);
+    auto p = make_pair("", Fault::none);
+    const std::vector<double>& a = p->ref.values(tap);
+    std::vector<double>& b = p->cand.values(tap);
+    for (std::size_t i = 0; i < a.size(); ++i) b[i] = static_cast<float>(c.scale * a[i] + c.shift);
+    const auto r = compare(p->ref, p->cand, nullptr, CompareOptions{});
+    REQUIRE(r.first_divergence >= 0);
+    const auto& t = r.taps[static_cast<std::size_t>(r.first_divergence)];
+    CHECK(t.name == tap);
+    std::string all;
+    for (const auto& h : t.hints) all += h + "\n";
+    MESSAGE(all);
+    CHECK(all.find(c.hint) != std::string::npos);
+    CHECK(all.find("noise-like") == std::string::npos);
+    if (c.shift == 0) {
+      CHECK(all.find("d_head^-0.25") != std::string::npos);
+      CHECK(all.find("shifted") == std::string::npos);
+    } else {
+      CHECK(all.find("bias") != std::string::npos);
+      CHECK(all.find("scaled") == std::string::npos);
+    }
+  }
+  // Noise of the same size is not a scale: the classification follows where the error points.
+  auto p = make_pair("encoder.blocks.0.attn.out", Fault::noise);
+  const auto r = compare(p->ref, p->cand, nullptr, CompareOptions{});
+  REQUIRE(r.first_divergence >= 0);
+  std::string all;
+  for (const auto& h : r.taps[static_cast<std::size_t>(r.first_divergence)].hints) all += h + "\n";
+  CHECK(all.find("noise-like") != std::string::npos);
+  CHECK(all.find("scaled by") == std::string::npos);
+  CHECK(all.find("shifted by") == std::string::npos);
+}
+
+TEST_CASE("without a profile, the candidate's declared precision chooses it") {
+  for (const auto& [precision, profile] :
+       std::vector<std::pair<std::string, std::string>>{{"float32", "float32"},
+                                                        {"float64", "float32"},
+                                                        {"bfloat16", "bfloat16"},
+                                                        {"float16", "float16"}}) {
+    INFO(precision);
+    auto p = make_pair("", Fault::none);
+    p->cand.mutable_meta().precision = precision;
+    const auto r = compare(p->ref, p->cand, nullptr, CompareOptions{});
+    CHECK(r.profile_name == profile);
+    CompareOptions o;
+    o.profile = ToleranceProfile::for_precision("float16");  // an explicit one wins
+    CHECK(compare(p->ref, p->cand, nullptr, o).profile_name == "float16");
+  }
+}

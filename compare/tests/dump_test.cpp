@@ -86,11 +86,11 @@ TEST_CASE("dump files: self-compare, NaN/Inf, float16 storage") {
   CHECK(exit_status(swapped) == 1);
   CHECK(swapped.taps[static_cast<std::size_t>(swapped.first_divergence)].name == t.name);
 
-  // float16 storage of the same values: judged by the reduced-precision profile, it passes.
+  // float16 storage of the same values: judged by the bfloat16 profile, it passes.
   const auto half = write_dump(tmp.path, "half.h5", wb::DType::f16,
                                [](const std::string&, std::vector<float>&) {});
-  o.profile = ToleranceProfile::load(std::string(WB_SOURCE_DIR) +
-                                     "/fixtures/profiles/reduced-precision.json");
+  o.profile =
+      ToleranceProfile::load(std::string(WB_SOURCE_DIR) + "/fixtures/profiles/bfloat16.json");
   r = compare_files(ref, half, "", o);
   CHECK(exit_status(r) == 0);
   CHECK(r.taps.front().cand_dtype == "float16");

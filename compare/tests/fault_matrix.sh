@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The fault matrix: for every candidate fault switch, `wb compare` must exit 1 and name as first
 # divergent tap the one where the bug lives; with no fault it must exit 0. Run through the built
-# binary on the nano fixture model, judged twice: by the default float32 profile, and with the
+# binary on the nano fixture model, judged twice: by the float32 profile (given explicitly; it is
+# also the default for these float32 candidates), and with the
 # reference's float64 run as noise floor (--floor). Also: self-compare and swapped arguments.
 #
 # Usage: compare/tests/fault_matrix.sh WB_BINARY [WORKDIR [MODEL [AUDIO]]]
@@ -22,6 +23,7 @@ model=${3:-}
 audio=${4:-}
 mkdir -p "$work"
 here=$(cd "$(dirname "$0")/../.." && pwd)
+f32=$here/fixtures/profiles/float32.json  # the profile of the float32 rows
 
 python3 "$here/scripts/tone.py" "$work/tone.wav"
 
@@ -85,11 +87,11 @@ for c in "${cases[@]}"; do
     failures=$((failures + 1))
     continue
   fi
-  "$wb" compare "$work/ref.h5" "$cand" -q --report "$work/r-$name" --format json,md,html,junit
+  "$wb" compare "$work/ref.h5" "$cand" -q --profile "$f32" --report "$work/r-$name" --format json,md,html,junit
   rc1=$?
-  "$wb" compare "$work/ref.h5" "$cand" -q --floor "$work/ref64.h5" --report "$work/f-$name" --format json
+  "$wb" compare "$work/ref.h5" "$cand" -q --profile "$f32" --floor "$work/ref64.h5" --report "$work/f-$name" --format json
   rc2=$?
-  "$wb" compare "$cand" "$work/ref.h5" -q --report "$work/s-$name" --format json
+  "$wb" compare "$cand" "$work/ref.h5" -q --profile "$f32" --report "$work/s-$name" --format json
   rc3=$?
   got1=$(first_tap "$work/r-$name/report.json")
   got2=$(first_tap "$work/f-$name/report.json")
@@ -106,7 +108,7 @@ for c in "${cases[@]}"; do
 done
 
 # The bfloat16 row: every case again with the candidate in bfloat16, judged by the bfloat16
-# profile (fixtures/profiles/reduced-precision.json, calibrated in docs/calibration.md). A fault
+# profile (fixtures/profiles/bfloat16.json, calibrated in docs/calibration.md). A fault
 # shows there only where it stands above bfloat16's own error. Measured (scripts/calibrate.py
 # --precisions; trained model on the tone and held-out clip000, random nano and tiny on the tone),
 # at the fault's first tap, as a share of the profile's limit there:
@@ -126,7 +128,7 @@ case "$model" in
   *) bf16_model="" ;;
 esac
 echo
-echo "bfloat16 candidate, judged by fixtures/profiles/reduced-precision.json"
+echo "bfloat16 candidate, judged by fixtures/profiles/bfloat16.json"
 if [ -z "$bf16_model" ]; then
   echo "(no bfloat16 expectation stated for this model: rows reported, not judged)"
 fi
@@ -143,7 +145,7 @@ for c in "${cases[@]}"; do
   if [ $? -ne 0 ]; then
     row "$name" "" "dump failed" "" "" "NO"; failures=$((failures + 1)); continue
   fi
-  "$wb" compare "$work/ref.h5" "$cand" -q --profile "$here/fixtures/profiles/reduced-precision.json" \
+  "$wb" compare "$work/ref.h5" "$cand" -q --profile "$here/fixtures/profiles/bfloat16.json" \
     --report "$work/b-$name" --format json
   rc=$?
   got=$(first_tap "$work/b-$name/report.json")
@@ -160,13 +162,13 @@ for c in "${cases[@]}"; do
   row "$name" "$expect" "$rc" "${got:--}" "$rel" "$ok"
 done
 
-# Reduced precision is not a fault: float16 weights pass the reduced-precision and float16
+# Reduced precision is not a fault: float16 weights pass the bfloat16 and float16
 # profiles and fail the float32 one at the first tap that uses weights (encoder.conv1).
 echo
 echo "| candidate weights | profile | exit | first divergent tap | ok |"
 echo "|---|---|---|---|---|"
 dump "$work/cand-float16.h5" --impl candidate --precision float16
-for prof in float32 reduced-precision float16; do
+for prof in float32 bfloat16 float16; do
   "$wb" compare "$work/ref.h5" "$work/cand-float16.h5" -q --floor "$work/ref64.h5" \
     --profile "$here/fixtures/profiles/$prof.json" --report "$work/p-$prof" --format json
   rc=$?

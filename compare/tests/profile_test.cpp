@@ -10,24 +10,38 @@
 
 using namespace wb::cmp;
 
-TEST_CASE(
-    "the built-in profiles are fixtures/profiles/float32.json, reduced-precision.json, "
-    "float16.json") {
-  const ToleranceProfile builtin;
-  const auto file =
-      ToleranceProfile::load(std::string(WB_SOURCE_DIR) + "/fixtures/profiles/float32.json");
-  CHECK(builtin.name() == "float32");
-  CHECK(builtin.source() == file.source());
-  const auto rp = ToleranceProfile::load(std::string(WB_SOURCE_DIR) +
-                                         "/fixtures/profiles/reduced-precision.json");
-  CHECK(rp.name() == "reduced-precision");
-  const auto f16 =
-      ToleranceProfile::load(std::string(WB_SOURCE_DIR) + "/fixtures/profiles/float16.json");
-  CHECK(f16.name() == "float16");
-  CHECK(ToleranceProfile::for_precision("float32").source() == file.source());
-  CHECK(ToleranceProfile::for_precision("bfloat16").source() == rp.source());
-  CHECK(ToleranceProfile::for_precision("float16").source() == f16.source());
+TEST_CASE("the built-in profiles: one per precision, each fixtures/profiles/<precision>.json") {
+  const std::vector<wb::Precision> all = {wb::Precision::float32, wb::Precision::bfloat16,
+                                          wb::Precision::float16};
+  const std::vector<std::string> files = builtin_profile_files();
+  REQUIRE(files.size() == all.size());
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    const std::string name(wb::to_string(all[i]));
+    INFO(name);
+    CHECK(files[i] == "fixtures/profiles/" + name + ".json");
+    const auto file = ToleranceProfile::load(std::string(WB_SOURCE_DIR) + "/" + files[i]);
+    CHECK(file.name() == name);  // the profile is named after its precision
+    CHECK(ToleranceProfile::for_precision(all[i]).source() == file.source());
+    CHECK(ToleranceProfile::for_precision(name).source() == file.source());
+    CHECK(default_profile_for(all[i]).name() == name);
+  }
+  CHECK(ToleranceProfile().source() == ToleranceProfile::for_precision("float32").source());
   CHECK_THROWS_AS(ToleranceProfile::for_precision("int8"), std::invalid_argument);
+}
+
+TEST_CASE("the default profile is the candidate dump's declared precision's") {
+  wb::DumpMeta m;
+  for (const auto& [precision, profile] :
+       std::vector<std::pair<std::string, std::string>>{{"float32", "float32"},
+                                                        {"float64", "float32"},
+                                                        {"bfloat16", "bfloat16"},
+                                                        {"float16", "float16"}}) {
+    m.precision = precision;
+    CHECK_MESSAGE(default_profile_for(m, "cand.h5").name() == profile, precision);
+  }
+  m.precision = "int8";
+  CHECK_THROWS_WITH_AS(default_profile_for(m, "cand.h5"),
+                       doctest::Contains("cand.h5: precision 'int8'"), std::runtime_error);
 }
 
 // A cosine bound next to a rel L2 limit r can never fail when 1 - min <= r^2 / 2
@@ -36,7 +50,7 @@ TEST_CASE(
 TEST_CASE("committed profiles: no dead cosine thresholds; float32 <= float16 <= bfloat16") {
   const std::string dir = std::string(WB_SOURCE_DIR) + "/fixtures/profiles/";
   const ToleranceProfile f32, f16 = ToleranceProfile::load(dir + "float16.json"),
-                              bf16 = ToleranceProfile::load(dir + "reduced-precision.json");
+                              bf16 = ToleranceProfile::load(dir + "bfloat16.json");
   for (const char* tap : {"mel", "encoder.conv1", "encoder.pos_embed", "encoder.blocks.0.attn_ln",
                           "encoder.blocks.0.out", "encoder.blocks.5.attn.out",
                           "encoder.blocks.31.mlp.fc2", "encoder.ln_post", "logits"}) {

@@ -342,7 +342,8 @@ h2 { font-size: 17px; margin: 26px 0 8px 0; border-bottom: 1px solid #d0d7de; pa
 .banner .big { font-size: 20px; font-weight: 600; }
 .banner code { background: rgba(255,255,255,0.22); color: #fff; font-size: 18px; }
 .meta { font-size: 13px; color: #444; border-collapse: collapse; }
-.meta td { padding: 2px 12px 2px 0; vertical-align: top; }
+.meta td { padding: 2px 12px 2px 0; vertical-align: top; overflow-wrap: anywhere; }
+details.small { margin: 6px 0; } details.small summary { cursor: pointer; }
 code { background: #f3f4f6; padding: 0 3px; border-radius: 3px; font-size: 12.5px; }
 ul.hints li { margin: 4px 0; }
 svg { display: block; margin: 8px 0; }
@@ -353,6 +354,7 @@ svg .t { font-size: 13px; font-weight: 600; } svg .yl { font-size: 10.5px; text-
 svg .xl { font-size: 10.5px; text-anchor: middle; } svg .al { font-size: 11px; text-anchor: middle; fill: #555; }
 svg .lg { font-size: 11px; } svg .mk { font-size: 10.5px; }
 .row2 { display: flex; gap: 10px; flex-wrap: wrap; }
+.wide { overflow: auto; max-width: 100%; max-height: 85vh; border: 1px solid #eef0f2; }
 table.taps { border-collapse: collapse; font-size: 12px; width: 100%; }
 table.taps th { text-align: left; background: #f3f4f6; position: sticky; top: 0; padding: 4px 6px; }
 table.taps td { padding: 2px 6px; border-bottom: 1px solid #eef0f2; white-space: nowrap; }
@@ -466,12 +468,14 @@ std::string render_html(const cmp::CompareResult& r) {
         "<tr><td>candidate</td><td>{}</td></tr></table>\n",
         h(x.ref), h(x.cand));
   }
+  // A count, the names folded away: a full dump has hundreds of taps.
   auto list = [&](const std::vector<std::string>& v, const char* what) {
     if (v.empty()) return;
-    s += fmt::format("<p class=\"small\">{} ({}): ", what, v.size());
+    s += fmt::format("<details class=\"small\"><summary>{}: {} tap{}</summary><p>", what, v.size(),
+                     v.size() == 1 ? "" : "s");
     for (std::size_t i = 0; i < v.size(); ++i)
       s += (i ? ", " : "") + fmt::format("<code>{}</code>", h(v[i]));
-    s += "</p>\n";
+    s += "</p></details>\n";
   };
   list(r.only_ref, "Only in the reference, not compared");
   list(r.only_cand, "Only in the candidate, not compared");
@@ -515,7 +519,10 @@ std::string render_html(const cmp::CompareResult& r) {
     }
   }
 
-  s += "<h2>All taps</h2>\n<table class=\"taps\">\n<tr><th>#</th><th>status</th><th>tap</th>"
+  // The one wide box: it scrolls inside itself (both ways, so the header row stays in view), the
+  // page never does.
+  s += "<h2>All taps</h2>\n<div class=\"wide\"><table "
+       "class=\"taps\">\n<tr><th>#</th><th>status</th><th>tap</th>"
        "<th>rel L2</th><th>cosine</th><th>max abs</th><th>SNR dB</th><th>mean ref → cand</th>"
        "<th>std ref → cand</th><th>NaN/Inf</th>";
   if (!r.floor_path.empty()) s += "<th>× floor</th>";
@@ -542,7 +549,7 @@ std::string render_html(const cmp::CompareResult& r) {
     s += fmt::format("<td>{}</td><td>{}</td></tr>\n", h(attr),
                      t.violations.empty() ? "" : h(t.violations.front().text()));
   }
-  s += "</table>\n";
+  s += "</table></div>\n";
   s += fmt::format(
       "<p class=\"small\">Relative L2 = ‖cand − ref‖ / ‖ref‖ over elements finite on both "
       "sides; NaN/Inf = mismatching NaN / Inf-sign counts. Report schema {}.</p>\n",

@@ -190,6 +190,13 @@ std::string render_json(const cmp::CompareResult& r) {
     x["status"] = std::string(cmp::level_name(t.status));
     x["storage_floor"] = t.storage_floor;
     x["storage_limited"] = t.storage_limited;
+    if (!t.rounded_to.empty()) {
+      x["rounded_to"] = t.rounded_to;
+      x["rounded_exactly"] = t.rounded_exactly;
+      x["cast_rounding"] = t.cast_rounding;
+    } else {
+      x["rounded_to"] = nullptr;
+    }
     x["violations"] = json::array();
     for (const auto& v : t.violations) x["violations"].push_back(violation(v));
     x["tolerance"] = {{"atol", t.tolerance.atol},

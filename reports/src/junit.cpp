@@ -82,8 +82,10 @@ std::string render_junit(const cmp::CompareResult& r) {
       for (const auto& v : t.violations)
         body += std::string(cmp::level_name(v.level)) + ": " + v.text() + "\n";
       for (const auto& h : t.hints) body += "hint: " + h + "\n";
-      s += fmt::format("      <failure type=\"tolerance\" message=\"{}\">{}</failure>\n",
-                       xml_escape(t.violations.front().text()), xml_escape(body));
+      s +=
+          fmt::format("      <failure type=\"tolerance\" message=\"{}\">{}</failure>\n",
+                      xml_escape(t.violations.front().text() + " (profile " + r.profile_name + ")"),
+                      xml_escape(body));
     }
     std::string out = metrics_line(t);
     for (const auto& v : t.violations)

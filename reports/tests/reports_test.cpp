@@ -163,3 +163,15 @@ TEST_CASE("reports are written atomically; formats are checked") {
   CHECK_THROWS_AS(wb::write_file_atomic((dir / "no/such/dir/x").string(), "x"), std::runtime_error);
   fs::remove_all(dir);
 }
+
+TEST_CASE("every format names the profile the verdict used") {
+  auto r = make_result(true);
+  r.profile_name = "bfloat16";  // as a bfloat16 candidate's default would set it
+  CHECK(rep::render_summary(r).find("profile bfloat16") != std::string::npos);
+  CHECK(rep::render_markdown(r).find("profile `bfloat16`") != std::string::npos);
+  CHECK(rep::render_html(r).find("<code>bfloat16</code>") != std::string::npos);
+  CHECK(nlohmann::json::parse(rep::render_json(r)).at("profile") == "bfloat16");
+  const std::string x = rep::render_junit(r);
+  CHECK(x.find("<property name=\"profile\" value=\"bfloat16\"/>") != std::string::npos);
+  CHECK(x.find("(profile bfloat16)\">") != std::string::npos);  // each failure's message
+}

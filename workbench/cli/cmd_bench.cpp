@@ -214,9 +214,8 @@ void add_bench(CLI::App& app, Registry& reg) {
   sub->add_flag("--no-peak", o->no_peak, "skip the GEMM peak measurement (peak columns: nan)");
   sub->add_option("--profile", o->profile,
                   "tolerance profile the candidate's output must meet (exit 1 otherwise); "
-                  "default: the built-in profile of --precision (float32; bfloat16 = "
-                  "fixtures/profiles/reduced-precision.json; float16 = "
-                  "fixtures/profiles/float16.json)");
+                  "default: the built-in profile of --precision "
+                  "(fixtures/profiles/<precision>.json)");
   reg.add(sub, [o]() {
     const int threads = o->enc.resolved_threads();
     const std::string precision(to_string(o->enc.precision));
@@ -247,7 +246,7 @@ void add_bench(CLI::App& app, Registry& reg) {
     // The gate on fidelity, every precision: the candidate's output against the reference under
     // its precision's built-in profile (calibrated, docs/calibration.md), or --profile.
     const cmp::ToleranceProfile profile = o->profile.empty()
-                                              ? cmp::ToleranceProfile::for_precision(precision)
+                                              ? cmp::default_profile_for(o->enc.precision)
                                               : cmp::ToleranceProfile::load(o->profile);
     const double limit = profile.rel_l2_fail_limit("encoder.ln_post");
     for (const std::string& preset : o->dims) {

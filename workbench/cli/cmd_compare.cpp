@@ -75,7 +75,8 @@ void add_compare(CLI::App& app, Registry& reg) {
                   "reference's own float32 error");
   sub->add_option(
       "--profile", a->profile,
-      "tolerance profile JSON (default: built-in float32 = fixtures/profiles/float32.json)");
+      "tolerance profile JSON (default: the built-in profile of the candidate dump's precision, "
+      "fixtures/profiles/<precision>.json; a float64 dump: float32)");
   sub->add_option("--map", a->map, "JSON map of foreign tap names onto registry names");
   sub->add_option("--report", a->report_dir, "directory for report files");
   sub->add_option("--expect-text", a->expect_text,

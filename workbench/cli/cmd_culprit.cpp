@@ -46,7 +46,8 @@ struct ReplayArgs {
 
 int run_replay(const ReplayArgs& a) {
   cmp::CompareOptions o;
-  if (!a.profile.empty()) o.profile = cmp::ToleranceProfile::load(a.profile);
+  o.profile = a.profile.empty() ? cmp::default_profile_for(a.enc.precision)
+                                : cmp::ToleranceProfile::load(a.profile);
   const auto formats = rep::parse_formats(a.formats);
   const DumpReader ref(a.ref);
   auto model = load_model(a.model);
@@ -62,7 +63,7 @@ int run_replay(const ReplayArgs& a) {
   cmp::CaptureSource chain(
       "replay chain (" + enc->implementation() + ")", meta,
       [&ref](std::string_view name) { return ref.find(std::string(name)) != nullptr; });
-  const cmp::ReplayResult rp = cmp::replay(*enc, ref, audio.pcm, o.profile, &chain);
+  const cmp::ReplayResult rp = cmp::replay(*enc, ref, audio.pcm, *o.profile, &chain);
   const cmp::DumpSource rs(a.ref);
   cmp::CompareResult r = cmp::compare(rs, chain, nullptr, o);
   r.replay = rp;
@@ -140,8 +141,9 @@ std::unique_ptr<DumpReader> reference_run(const BisectArgs& a, const Checkpoint&
 }
 
 int run_bisect_layers(const BisectArgs& a) {
-  cmp::ToleranceProfile profile;
-  if (!a.profile.empty()) profile = cmp::ToleranceProfile::load(a.profile);
+  const cmp::ToleranceProfile profile = a.profile.empty()
+                                            ? cmp::default_profile_for(a.enc.precision)
+                                            : cmp::ToleranceProfile::load(a.profile);
   auto model = load_model(a.model);
   const Audio audio = load_audio(a.audio);
   auto cand = make_encoder(model, a.enc);
@@ -207,7 +209,8 @@ void add_culprit(CLI::App& app, Registry& reg) {
   sub->add_option("--model", a->model, "the model the dump was made from")->required();
   sub->add_option("--audio", a->audio, "the audio file the dump names (sha256 checked)")
       ->required();
-  sub->add_option("--profile", a->profile, "tolerance profile JSON (default: built-in float32)");
+  sub->add_option("--profile", a->profile,
+                  "tolerance profile JSON (default: the built-in profile of --precision)");
   sub->add_option("--report", a->report_dir, "directory for report files");
   sub->add_option("--format", a->formats, "report formats: md,json,html,junit or all")
       ->capture_default_str();
@@ -223,7 +226,8 @@ void add_culprit(CLI::App& app, Registry& reg) {
       "stage that breaks the output (exit 1: culprit named, 0: the candidate passes)");
   bs->add_option("--model", b->model, "model")->required();
   bs->add_option("--audio", b->audio, "audio file")->required();
-  bs->add_option("--profile", b->profile, "tolerance profile JSON (default: built-in float32)");
+  bs->add_option("--profile", b->profile,
+                 "tolerance profile JSON (default: the built-in profile of --precision)");
   bs->add_option("--criterion", b->criterion,
                  "final-tap: encoder.ln_post beyond the profile; transcript: text differs")
       ->check(CLI::IsMember({"final-tap", "transcript"}))

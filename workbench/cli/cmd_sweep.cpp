@@ -146,8 +146,8 @@ std::pair<json, std::string> sweep_settings(const SweepOpts& o, const Checkpoint
   // its hash is stored with every result and checked on resume
   // and merge. Paths are kept for the report but not hashed (shards may see other mounts).
   json hashed = {{"model_sha256", model.sha256},
-                 {"profile", copts.profile.name()},
-                 {"profile_source", copts.profile.source()},
+                 {"profile", copts.profile->name()},
+                 {"profile_source", copts.profile->source()},
                  {"taps", o.taps},
                  {"threads", o.enc.threads},
                  {"max_tokens", o.max_tokens},
@@ -321,7 +321,8 @@ int run_sweep(const SweepOpts& o) {
   if (o.max_disk_gb <= 0) throw UsageError("--max-disk must be above 0 GB");
   const std::vector<Clip> clips = list_clips(o.audio_dir, o.expect);
   cmp::CompareOptions copts;
-  if (!o.profile.empty()) copts.profile = cmp::ToleranceProfile::load(o.profile);
+  copts.profile = o.profile.empty() ? cmp::default_profile_for(o.enc.precision)
+                                    : cmp::ToleranceProfile::load(o.profile);
   auto model = load_model(o.model);
   TapSelector sel(o.taps);
   sel.check_against(model->dims, true);
@@ -462,7 +463,8 @@ void add_sweep(CLI::App& app, Registry& reg) {
   sub->add_option("--expect-file", o->expect,
                   "lines '<file>\\t<expected text>': the clips to sweep (else every audio file of "
                   "the folder) and their WER");
-  sub->add_option("--profile", o->profile, "tolerance profile JSON (default: built-in float32)");
+  sub->add_option("--profile", o->profile,
+                  "tolerance profile JSON (default: the built-in profile of --precision)");
   sub->add_option("--taps", o->taps, "taps to compare (as wb dump --taps)")->capture_default_str();
   sub->add_option("--out", o->out,
                   "sweep folder: clips/<clip>.json per clip, report.{json,md,html}, junit.xml")

@@ -135,7 +135,7 @@ int main(int argc, char** argv) {
 
   // fuzz_profile and fuzz_name_map: the committed ones plus small edge cases.
   const fs::path pr = dir("fuzz_profile"), nm = dir("fuzz_name_map");
-  for (const char* p : {"float32", "reduced-precision"})
+  for (const char* p : {"float32", "bfloat16"})
     copy_to(src / "fixtures/profiles" / fmt::format("{}.json", p),
             pr / fmt::format("seed-{}.json", p));
   text(pr / "seed-floor-rule.json",

@@ -289,8 +289,9 @@ StepRecord step_at_head(const json& cfg, const std::string& role) {
         std::string worst_tap;
         for (const auto& t : c.taps)
           if (t.m.rel_l2 >= worst) worst = t.m.rel_l2, worst_tap = t.name;
-        r.detail = fmt::format("within tolerance ({} taps; largest rel_l2 {:.3g} at {})",
-                               c.taps.size(), worst, worst_tap);
+        r.detail =
+            fmt::format("within tolerance, profile {} ({} taps; largest rel_l2 {:.3g} at {})",
+                        c.profile_name, c.taps.size(), worst, worst_tap);
         fs::remove(out);
       } else {
         r.verdict = "bad";
@@ -300,9 +301,10 @@ StepRecord step_at_head(const json& cfg, const std::string& role) {
           r.first_tap = t.name;
           r.first_violation = t.violations.empty() ? "" : t.violations.front().text();
           r.attribution = t.attribution;
-          r.detail = fmt::format("first divergent tap {} ({})", t.name, r.first_violation);
+          r.detail = fmt::format("first divergent tap {} ({}; profile {})", t.name,
+                                 r.first_violation, c.profile_name);
         } else {
-          r.detail = "tolerance exceeded";
+          r.detail = "tolerance exceeded, profile " + c.profile_name;
         }
         r.hints = c.hints;
       }

@@ -423,7 +423,7 @@ TEST_CASE(
 namespace {
 // A profile's fail limit on rel L2 for a tap: the tests hold the candidate to what the
 // comparator gates, per precision, as calibrated (docs/calibration.md): the built-in profile of
-// each precision (float32 = fixtures/profiles/float32.json, bfloat16 = reduced-precision.json,
+// each precision (float32 = fixtures/profiles/float32.json, bfloat16 = bfloat16.json,
 // float16 = float16.json).
 double profile_rel_l2_limit(const std::string& tap, const std::string& precision = "float32") {
   static std::map<std::string, wb::cmp::ToleranceProfile> profiles;

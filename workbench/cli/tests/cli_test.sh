@@ -81,6 +81,15 @@ rc=$?
 [ $rc = 1 ] && grep -q "culprit: block 1" "$tmp/rp.txt" && grep -q '"culprit": "block 1"' "$tmp/rp/report.json" &&
   ok "replay: own error at block 1 (exit 1)" || bad "replay with attn-scale=double@1 (exit $rc)"
 "$wb" replay "$tmp/rp-ref.h5" --model "$hf" --audio "$clip" -q && ok "replay: clean candidate exit 0" || bad "replay clean"
+# Without --profile the candidate's --precision chooses the profile, and the verdict names it.
+"$wb" replay "$tmp/rp-ref.h5" --model "$hf" --audio "$clip" --precision bfloat16 --report "$tmp/rpb" --format json > "$tmp/rpb.txt"
+rc=$?
+[ $rc = 0 ] && grep -q "profile bfloat16" "$tmp/rpb.txt" && grep -q '"profile": "bfloat16"' "$tmp/rpb/report.json" &&
+  ok "replay --precision bfloat16: judged by the bfloat16 profile (exit 0)" || bad "replay bfloat16 (exit $rc): $(head -2 "$tmp/rpb.txt")"
+"$wb" bisect-layers --model "$hf" --audio "$clip" --precision float16 > "$tmp/blf.txt"
+rc=$?
+[ $rc = 0 ] && grep -q "(profile float16)" "$tmp/blf.txt" && ok "bisect-layers --precision float16: the float16 profile (exit 0)" ||
+  bad "bisect-layers float16 (exit $rc): $(head -3 "$tmp/blf.txt")"
 expect "replay with another clip" 2 "made from audio" -- "$wb" replay "$tmp/rp-ref.h5" --model "$hf" --audio "$src/fixtures/heldout/clip001.flac"
 "$wb" bisect-layers --model "$hf" --audio "$clip" --fault no-pos-embed > "$tmp/bl.txt"
 rc=$?
@@ -132,7 +141,7 @@ rc=$?
   ok "wb bench --precision bfloat16 (exit 0)" || bad "wb bench bfloat16: $(tail -3 "$tmp/bench.txt")"
 "$wb" bench --dims nano --repeats 1 --threads 2 --precision bfloat16 --fault attn-scale=double > "$tmp/bench.txt" 2>&1
 rc=$?
-[ $rc = 1 ] && grep -q "reduced-precision profile" "$tmp/bench.txt" && ok "wb bench: a faulty bfloat16 candidate exits 1 (reduced-precision profile)" || bad "wb bench bfloat16 with a fault (exit $rc)"
+[ $rc = 1 ] && grep -q "bfloat16 profile" "$tmp/bench.txt" && ok "wb bench: a faulty bfloat16 candidate exits 1 (bfloat16 profile)" || bad "wb bench bfloat16 with a fault (exit $rc)"
 # scripts/bench-whispercpp.sh: a missing or foreign whisper.cpp checkout is one line and exit 2.
 for d in "$tmp/no-such-dir" "$src/fixtures"; do
   out=$(WB="$wb" bash "$src/scripts/bench-whispercpp.sh" "$d" 2>&1); rc=$?

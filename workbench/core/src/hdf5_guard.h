@@ -9,7 +9,12 @@
 //     HDF5 writer produces unless told otherwise), its driver-info block and extension, every
 //     global heap collection (scanned for), and the root group's object header;
 //   * before each object is opened (vet_link): that object's header, version 1 or 2, all its
-//     chunks, its symbol table's local heap, each attribute's data size and string references.
+//     chunks, its symbol table's local heap, each attribute's data size and string references;
+//     and where its attributes or links are in dense storage (attribute / link info messages),
+//     the fractal heap holding them (header, doubling table, every direct and indirect block),
+//     the version-2 B-trees indexing them (every node), each of those blocks' checksum (HDF5 1.10
+//     frees unfilled entries of a group's link table when one fails while it builds the table),
+//     and every attribute or link message the B-trees name, vetted as a compact one would be.
 // Every failure is a std::runtime_error naming what and where ("object header at offset N: ...").
 #pragma once
 
@@ -20,6 +25,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <vector>
 
 namespace wb::detail {
 
@@ -37,6 +43,27 @@ class Hdf5Guard {
 
  private:
   void vet_header(uint64_t addr, const std::string& what);
+  // Dense attribute and link storage (hdf5_guard.cpp, "Dense storage").
+  struct HeapBlock {
+    uint64_t offset, size, addr;  // heap offsets [offset, offset + size) at file offset addr
+  };
+  struct FractalHeap {
+    uint64_t id_len = 0, width = 0, start = 0, max_direct = 0, off_bytes = 0, len_bytes = 0;
+    bool checksummed = false;
+    std::vector<HeapBlock> blocks;
+    std::set<uint64_t> indirect;
+  };
+  static constexpr std::size_t kMaxHeapBlocks = 1 << 16;
+  static constexpr std::size_t kMaxTreeNodes = 1 << 16;
+  void vet_dense(const unsigned char* m, std::size_t size, bool links, const std::string& what);
+  FractalHeap vet_fractal_heap(uint64_t addr, const std::string& what);
+  void vet_heap_block(FractalHeap& h, uint64_t addr, uint64_t offset, uint64_t size,
+                      const std::string& what);
+  void vet_heap_indirect(FractalHeap& h, uint64_t addr, uint64_t offset, uint64_t rows, int depth,
+                         const std::string& what);
+  void vet_btree2(uint64_t addr, const FractalHeap& h, bool links, const std::string& what);
+  void vet_heap_object(const FractalHeap& h, const unsigned char* id, bool links,
+                       const std::string& what);
   void vet_local_heap(uint64_t addr, const std::string& what) const;
   void vet_datatype(const unsigned char* t, std::size_t size, const std::string& what,
                     int depth = 0) const;

@@ -85,7 +85,8 @@ class MemorySource : public TapSource {
 };
 
 struct CompareOptions {
-  ToleranceProfile profile;  // built-in float32 unless replaced
+  // Unset: default_profile_for() the candidate's declared precision (profile.h).
+  std::optional<ToleranceProfile> profile;
   NameMap map;
   int top_k = 8;
   int64_t chunk_elements = int64_t{1} << 20;  // per side per chunk (8 MiB of float64)
@@ -120,6 +121,13 @@ struct TapResult {
   // tap exceeds the profile as written but not the widened limits (status warn, never fail).
   double storage_floor = 0.0;
   bool storage_limited = false;
+  // An input cast: the candidate's values are the reference's rounded to a narrower type
+  // ("bfloat16" or "float16"; exactly, or within one unit in that type's last place), so the tap
+  // was judged with its rel_l2 limits widened by what that rounding adds (cast_rounding: u for
+  // an exact rounding, 3u within one unit; u = 2^-8 bfloat16, 2^-11 float16). "" when not.
+  std::string rounded_to;
+  bool rounded_exactly = false;
+  double cast_rounding = 0.0;
   // Attribution: rel_l2 relative to the largest rel_l2 among the taps feeding this one.
   std::string upstream;        // "" if none is known or dumped
   std::optional<double> jump;  // rel_l2 / upstream rel_l2
@@ -179,6 +187,11 @@ std::string verdict_name(const CompareResult& r);
 // float16, 2^-8 bfloat16), a bound on every element's relative error and so on the rel L2;
 // 0 for float32 and float64 (their rounding is the profile's business).
 double storage_rounding(std::string_view dtype);
+// Round-to-nearest-even of x to a narrower float type ("bfloat16", "float16"), overflow to Inf as
+// a cast does; the spacing of that type's values at r (one unit in the last place). Throw
+// std::invalid_argument for another name.
+double round_to_type(double x, std::string_view type);
+double unit_in_last_place(double r, std::string_view type);
 
 // The taps whose outputs feed `name` directly (registry names), for attribution.
 std::vector<std::string> upstream_taps(std::string_view name, const ModelDims& d);

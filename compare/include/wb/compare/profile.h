@@ -29,6 +29,8 @@
 #include <vector>
 
 #include "wb/compare/metrics.h"
+#include "wb/core/dump.h"
+#include "wb/core/precision.h"
 
 namespace wb::cmp {
 
@@ -79,9 +81,11 @@ struct Violation {
 class ToleranceProfile {
  public:
   ToleranceProfile();  // the built-in float32 profile (same as fixtures/profiles/float32.json)
-  // The built-in profile for a candidate computing in `precision`: float32 (the default above),
-  // bfloat16 (= fixtures/profiles/reduced-precision.json), float16 (= fixtures/profiles/
-  // float16.json); calibrated in docs/calibration.md. Throws std::invalid_argument otherwise.
+  // The built-in profile for a candidate computing in `precision`: one per value of
+  // wb::Precision, each fixtures/profiles/<precision>.json (float32.json, bfloat16.json,
+  // float16.json), copied in at build time and calibrated in docs/calibration.md. The string
+  // form takes a precision's name; throws std::invalid_argument for any other.
+  static ToleranceProfile for_precision(Precision precision);
   static ToleranceProfile for_precision(std::string_view precision);
   // Throws std::runtime_error("<origin>: <where>: <what>") on any malformed content.
   static ToleranceProfile parse(const nlohmann::json& j, const std::string& origin);
@@ -124,5 +128,15 @@ class ToleranceProfile {
   double local_ratio_ = 4.0;
   nlohmann::json source_;
 };
+
+// The profile a verdict uses when none is given (--profile): the built-in profile of the
+// candidate side's precision. The one place this choice is made; wb compare, sweep, replay,
+// bisect-layers, bisect and bench all ask it.
+ToleranceProfile default_profile_for(Precision candidate);
+// Of a candidate dump: its `precision` root attribute (a float64 run: the float32 profile).
+// Throws std::runtime_error naming `label` for a precision that has no built-in profile.
+ToleranceProfile default_profile_for(const DumpMeta& candidate, const std::string& label);
+// The files of the built-in profiles, in precision order ("fixtures/profiles/float32.json", ...).
+std::vector<std::string> builtin_profile_files();
 
 }  // namespace wb::cmp

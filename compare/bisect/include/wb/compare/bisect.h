@@ -23,7 +23,7 @@ struct BisectOptions {
   std::string build_cmd;   // shell command; {src}, {build}, {work} replaced
   std::string dump_cmd;    // shell command; {out} (required), {src}, {build}, {work} replaced
   std::string reference;   // reference dump (.h5)
-  std::string profile;     // tolerance profile JSON ("" = built-in float32)
+  std::string profile;     // tolerance profile JSON ("" = default_profile_for the step's dump)
   std::string map;         // name map JSON for foreign tap names ("" = none)
   std::string work;        // work folder ("" = a fresh one under $TMPDIR, removed on success)
   bool keep_work = false;  // keep a fresh work folder (and its logs and dumps) on success too
