@@ -81,7 +81,7 @@ class CandidateEncoder final : public Encoder {
   CandidateEncoder(std::shared_ptr<const Checkpoint> ck, const CandidateOptions& opts)
       : ck_(std::move(ck)),
         prec_(internal_precision(opts.precision)),
-        faults_(parse_faults(opts.faults)),
+        faults_(opts.faults),
         env_(read_env()),
         threads_(opts.threads > 0
                      ? opts.threads
@@ -205,5 +205,14 @@ std::unique_ptr<Encoder> make_candidate_encoder(std::shared_ptr<const Checkpoint
   if (!model) throw std::invalid_argument("make_candidate_encoder: null checkpoint");
   return std::make_unique<cand::CandidateEncoder>(std::move(model), opts);
 }
+
+std::vector<CandidateIsa> candidate_isas() {
+  std::vector<CandidateIsa> out;
+  for (const auto& [isa, name] : cand::kIsaNames)
+    out.push_back({std::string(name), cand::isa_supported(isa)});
+  return out;
+}
+
+std::string candidate_best_isa() { return std::string(cand::isa_name(cand::best_isa())); }
 
 }  // namespace wb

@@ -17,21 +17,16 @@
 
 #include "ops.h"
 #include "thread_pool.h"
+#include "wb/testing/name_tables.h"
+#include "wb/testing/random.h"
 
 using namespace wb::cand;
 
 namespace {
 
 constexpr double kEps = std::numeric_limits<float>::epsilon();  // 2^-23
-constexpr uint64_t kSeed = 20261125;
-
-std::vector<float> randn(std::size_t n, uint64_t seed, float scale = 1.0f, float offset = 0.0f) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> nd(0.0f, 1.0f);
-  std::vector<float> v(n);
-  for (auto& x : v) x = offset + scale * nd(rng);
-  return v;
-}
+constexpr uint64_t kSeed = wb::testing::kCpuKernelSeed;
+using wb::testing::randn;
 
 struct Check {
   std::string id;
@@ -76,8 +71,13 @@ TEST_CASE("isa: selection, names and $WB_ISA validation") {
   std::string list;
   for (Isa i : isas) list += std::string(isa_name(i)) + " ";
   MESSAGE("supported ISA paths: " << list << "(best: " << isa_name(best_isa()) << ")");
-  CHECK(isa_from_name("avx2") == Isa::avx2);
+  wb::testing::check_name_table(kIsaNames, "Isa", kIsaNames.back().first);
+  for (const auto& [isa, name] : kIsaNames) CHECK(isa_from_name(name) == isa);
   CHECK_THROWS_AS(isa_from_name("sse9"), std::invalid_argument);
+  wb::testing::check_name_table(kGemmBackendNames, "GemmBackend", GemmBackend::openblas);
+  wb::testing::check_name_table(kAttnImplNames, "AttnImpl", AttnImpl::blas);
+  for (Precision p : {Precision::f32, Precision::bf16, Precision::f16})
+    CHECK(internal_precision(public_precision(p)) == p);
   for (Isa i : isas) CHECK(kernels(i).isa == i);
 }
 

@@ -108,49 +108,8 @@ TapSpec plain(std::string group, std::string leaf, Shape shape, std::string layo
 }
 }  // namespace
 
-std::string_view tap_kind_name(TapKind k) {
-  switch (k) {
-    case TapKind::features:
-      return "features";
-    case TapKind::conv:
-      return "conv";
-    case TapKind::embedding:
-      return "embedding";
-    case TapKind::norm:
-      return "norm";
-    case TapKind::projection:
-      return "projection";
-    case TapKind::attention:
-      return "attention";
-    case TapKind::activation:
-      return "activation";
-    case TapKind::residual:
-      return "residual";
-    case TapKind::logits:
-      return "logits";
-  }
-  return "?";
-}
-
-std::string_view tap_stage_name(TapStage s) {
-  switch (s) {
-    case TapStage::frontend:
-      return "frontend";
-    case TapStage::stem:
-      return "stem";
-    case TapStage::block:
-      return "block";
-    case TapStage::ln_post:
-      return "ln_post";
-    case TapStage::embed:
-      return "embed";
-    case TapStage::final_ln:
-      return "final_ln";
-    case TapStage::head:
-      return "head";
-  }
-  return "?";
-}
+std::string_view tap_kind_name(TapKind k) { return name_of(kTapKindNames, k); }
+std::string_view tap_stage_name(TapStage s) { return name_of(kTapStageNames, s); }
 
 std::string block_tap(TapSide side, int block, std::string_view part) {
   return fmt::format("{}.blocks.{}.{}", side == TapSide::encoder ? "encoder" : "decoder", block,

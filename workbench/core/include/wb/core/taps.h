@@ -1,12 +1,14 @@
 // The tap registry: the single list of observable points, named after OpenAI's module paths,
 // and the observer interface through which implementations report them.
 #pragma once
+#include <array>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
 #include "wb/core/dims.h"
+#include "wb/core/enum_names.h"
 #include "wb/core/tensor.h"
 
 namespace wb {
@@ -26,6 +28,27 @@ enum class TapKind {
 };
 // Where in the model a tap sits: the stages of the encoder seam, and the decoder's.
 enum class TapStage { frontend, stem, block, ln_post, embed, final_ln, head };
+
+inline constexpr std::array<NameEntry<TapKind>, 9> kTapKindNames{{
+    {TapKind::features, "features"},
+    {TapKind::conv, "conv"},
+    {TapKind::embedding, "embedding"},
+    {TapKind::norm, "norm"},
+    {TapKind::projection, "projection"},
+    {TapKind::attention, "attention"},
+    {TapKind::activation, "activation"},
+    {TapKind::residual, "residual"},
+    {TapKind::logits, "logits"},
+}};
+inline constexpr std::array<NameEntry<TapStage>, 7> kTapStageNames{{
+    {TapStage::frontend, "frontend"},
+    {TapStage::stem, "stem"},
+    {TapStage::block, "block"},
+    {TapStage::ln_post, "ln_post"},
+    {TapStage::embed, "embed"},
+    {TapStage::final_ln, "final_ln"},
+    {TapStage::head, "head"},
+}};
 
 struct TapSpec {
   std::string name;
