@@ -27,5 +27,6 @@ void add_taps(CLI::App& app, Registry& reg);
 void add_culprit(CLI::App& app, Registry& reg);  // replay, bisect-layers
 void add_bisect(CLI::App& app, Registry& reg);
 void add_sweep(CLI::App& app, Registry& reg);
+void add_info(CLI::App& app, Registry& reg);
 
 }  // namespace wb::cli

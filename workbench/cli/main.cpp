@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   wb::cli::add_culprit(app, reg);
   wb::cli::add_bisect(app, reg);
   wb::cli::add_sweep(app, reg);
+  wb::cli::add_info(app, reg);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
