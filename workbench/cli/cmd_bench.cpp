@@ -249,7 +249,7 @@ void add_bench(CLI::App& app, Registry& reg) {
     const cmp::ToleranceProfile profile = o->profile.empty()
                                               ? cmp::ToleranceProfile::for_precision(precision)
                                               : cmp::ToleranceProfile::load(o->profile);
-    const double limit = profile.rel_l2_fail_limit("encoder.ln_post");
+    const double limit = profile.rel_l2_fail_limit(kLnPost);
     for (const std::string& preset : o->dims) {
       const ModelFigures mf = bench_model(*o, preset, pcm);
       lines.push_back(mf.line);

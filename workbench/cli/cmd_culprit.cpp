@@ -98,7 +98,7 @@ int run_bisect_layers(const BisectArgs& a) {
   auto cand = make_encoder(model, a.enc);
   auto ref = make_encoder(model, a.enc.reference_twin());
   const Tensor ref_out = run_encoder(*ref, ref->log_mel(audio.pcm, nullptr), nullptr);
-  const double limit = profile.rel_l2_fail_limit("encoder.ln_post");
+  const double limit = profile.rel_l2_fail_limit(kLnPost);
   std::unique_ptr<ReferenceDecoder> dec;
   std::string ref_text;
   if (a.criterion == "transcript") {

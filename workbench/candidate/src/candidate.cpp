@@ -130,7 +130,7 @@ class CandidateEncoder final : public Encoder {
     const std::vector<float> pcm = pad_or_trim(pcm16k, kNSamples);
     Tensor mel(DType::f32, {model_->d.n_mels, kNFrames});
     mel_.compute(pcm.data(), mel.f32(), faults_, *rs_.k, pool_);
-    report(taps, "mel", mel.shape(), DType::f32, mel.f32());
+    report(taps, kMel, mel.shape(), DType::f32, mel.f32());
     return mel;
   }
 
@@ -174,7 +174,7 @@ class CandidateEncoder final : public Encoder {
     else
       layer_norm(rs_, faults_.at(-1), xin.p, y.f32(), d.n_audio_ctx, d.n_audio_state,
                  model_->ln_post);
-    report(taps, "encoder.ln_post", y.shape(), DType::f32, y.f32());
+    report(taps, kLnPost, y.shape(), DType::f32, y.f32());
     return y;
   }
 

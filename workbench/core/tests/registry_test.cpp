@@ -151,3 +151,13 @@ TEST_CASE("fault table: every fault's stage is an encoder stage") {
   }
   CHECK(fault_table_json()[0]["stage"] == "frontend");
 }
+
+TEST_CASE("plain tap constants name registry taps, outside the blocks") {
+  const TapRegistry& reg = TapRegistry::of(ModelDims::preset("tiny"));
+  for (std::string_view n :
+       {kMel, kConv1, kConv2, kPosEmbed, kLnPost, kDecoderEmbed, kDecoderLn, kLogits}) {
+    CAPTURE(n);
+    REQUIRE(reg.find(n) != nullptr);
+    CHECK(reg.find(n)->block == -1);
+  }
+}

@@ -180,9 +180,4 @@ std::string verdict_name(const CompareResult& r);
 // 0 for float32 and float64 (their rounding is the profile's business).
 double storage_rounding(std::string_view dtype);
 
-// The taps whose outputs feed `name` directly (registry names), for attribution.
-std::vector<std::string> upstream_taps(std::string_view name, const ModelDims& d);
-// Number of attention heads a tap splits into (0: not an attention projection).
-int heads_of(std::string_view name, const ModelDims& d);
-
 }  // namespace wb::cmp

@@ -50,6 +50,17 @@ inline constexpr std::array<NameEntry<TapStage>, 7> kTapStageNames{{
     {TapStage::head, "head"},
 }};
 
+// The taps outside the blocks, each spelt once: emitters, readers and the registry itself use
+// these, so a misspelt tap fails to compile. Block taps are spelt by block_tap().
+inline constexpr std::string_view kMel = "mel";
+inline constexpr std::string_view kConv1 = "encoder.conv1";
+inline constexpr std::string_view kConv2 = "encoder.conv2";
+inline constexpr std::string_view kPosEmbed = "encoder.pos_embed";
+inline constexpr std::string_view kLnPost = "encoder.ln_post";
+inline constexpr std::string_view kDecoderEmbed = "decoder.embed";
+inline constexpr std::string_view kDecoderLn = "decoder.ln";
+inline constexpr std::string_view kLogits = "logits";
+
 struct TapSpec {
   std::string name;
   Shape shape;
