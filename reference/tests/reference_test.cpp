@@ -16,6 +16,7 @@
 #include <random>
 
 #include "wb/core/audio.h"
+#include "wb/testing/reference_math.h"
 
 using namespace wb;
 
@@ -79,11 +80,7 @@ Vec linear(const Vec& x, int64_t T, int64_t in, const Checkpoint& ck, const std:
 Vec layer_norm(const Vec& x, int64_t T, int64_t C, const Checkpoint& ck, const std::string& p) {
   Vec g = as_f64(ck.at(p + ".weight")), b = as_f64(ck.at(p + ".bias")), y(x.size());
   for (int64_t t = 0; t < T; ++t) {
-    double m = 0, v = 0;
-    for (int64_t c = 0; c < C; ++c) m += x[t * C + c];
-    m /= C;
-    for (int64_t c = 0; c < C; ++c) v += (x[t * C + c] - m) * (x[t * C + c] - m);
-    v /= C;
+    const auto [m, v] = wb::testing::mean_var_f64(x.data() + t * C, C);
     for (int64_t c = 0; c < C; ++c)
       y[t * C + c] = (x[t * C + c] - m) / std::sqrt(v + 1e-5) * g[c] + b[c];
   }

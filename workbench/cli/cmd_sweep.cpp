@@ -28,6 +28,7 @@
 
 #include "command.h"
 #include "pipeline.h"
+#include "report_options.h"
 #include "wb/compare/capture.h"
 #include "wb/compare/compare.h"
 #include "wb/core/dump.h"
@@ -530,7 +531,7 @@ void add_sweep(CLI::App& app, Registry& reg) {
   sub->add_option("--expect-file", o->expect,
                   "lines '<file>\\t<expected text>': the clips to sweep (else every audio file of "
                   "the folder) and their WER");
-  sub->add_option("--profile", o->profile, "tolerance profile JSON (default: built-in float32)");
+  add_report_options(sub, {.profile = &o->profile});
   sub->add_option("--taps", o->taps, "taps to compare (as wb dump --taps)")->capture_default_str();
   sub->add_option("--out", o->out,
                   "sweep folder: clips/<clip>.json per clip, report.{json,md,html}, junit.xml")
@@ -547,7 +548,7 @@ void add_sweep(CLI::App& app, Registry& reg) {
                   "then 'wb merge-reports'");
   sub->add_option("--max-tokens", o->max_tokens, "stop each decode after N tokens (0: no limit)")
       ->check(CLI::NonNegativeNumber);
-  sub->add_flag("-q,--quiet", o->quiet, "no progress and no summary");
+  add_report_options(sub, {.quiet = &o->quiet, .quiet_help = "no progress and no summary"});
   add_encoder_options(sub, o->enc);
   reg.add(sub, [o]() { return run_sweep(*o); });
 
@@ -565,7 +566,7 @@ void add_sweep(CLI::App& app, Registry& reg) {
   merge->add_option("dirs", m->dirs, "sweep folders (one, shared by the shards, or one per shard)")
       ->required();
   merge->add_option("--out", m->out, "where to write the report (default: the first folder)");
-  merge->add_flag("-q,--quiet", m->quiet, "print nothing; the exit status tells");
+  add_report_options(merge, {.quiet = &m->quiet});
   reg.add(merge, [m]() { return run_merge(m->dirs, m->out, m->quiet); });
 }
 

@@ -28,7 +28,7 @@ namespace {
 std::string shape_of(const Tensor& t) { return shape_str(t.shape()); }
 
 // The environment's overrides, read once per encoder and validated here:
-//   WB_ISA=scalar|avx2|avx512    kernel path (default: the best the CPU has)
+//   WB_ISA=NAME                  kernel path, a name of the ISA list (default: the widest)
 //   WB_CAND_ATTN=kernel|blas     attention products: own micro-kernels or OpenBLAS sgemm
 //   WB_CAND_ATTN_BLOCK=N         queries per attention block, 1..512 (default 96)
 //   WB_CAND_GEMM=onednn|openblas GEMM library of the projections and convs (default onednn)
