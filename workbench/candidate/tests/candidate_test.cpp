@@ -29,6 +29,7 @@
 #include "wb/core/taps.h"
 #include "wb/core/util.h"
 #include "wb/core/weights.h"
+#include "wb/testing/reference_math.h"
 #ifdef WB_HAVE_REFERENCE
 #include "wb/reference/reference.h"
 #endif
@@ -273,34 +274,14 @@ TEST_CASE("candidate: conv1 (k3 s1) and conv2 (k3 s2) + GELU vs float64 direct c
     const float* w2 = ck->at("encoder.conv2.weight").f32();
     const float* b2 = ck->at("encoder.conv2.bias").f32();
     auto gelu = [](double x) { return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0))); };
-    std::vector<double> h1(static_cast<std::size_t>(2 * t) * c),
-        h2(static_cast<std::size_t>(t) * c);
     const float* mp = mel.f32();
-    for (int tt = 0; tt < 2 * t; ++tt)
-      for (int co = 0; co < c; ++co) {
-        double s = b1[co];
-        for (int ci = 0; ci < nm; ++ci)
-          for (int k = 0; k < 3; ++k) {
-            const int src = tt + k - 1;
-            if (src >= 0 && src < 2 * t)
-              s += static_cast<double>(w1[(co * nm + ci) * 3 + k]) * mp[ci * 2 * t + src];
-          }
-        h1[static_cast<std::size_t>(tt) * c + co] = gelu(s);
-      }
+    const std::vector<double> h1 = wb::testing::conv3_f64(
+        w1, b1, c, nm, 2 * t, 2 * t, 1,
+        [&](int64_t ci, int64_t src) { return mp[ci * 2 * t + src]; }, gelu);
     // conv2 on the candidate's own conv1 output (isolates conv2's error)
     const auto& c1 = r.at("encoder.conv1");
-    for (int tt = 0; tt < t; ++tt)
-      for (int co = 0; co < c; ++co) {
-        double s = b2[co];
-        for (int ci = 0; ci < c; ++ci)
-          for (int k = 0; k < 3; ++k) {
-            const int src = 2 * tt + k - 1;
-            if (src >= 0 && src < 2 * t)
-              s += static_cast<double>(w2[(co * c + ci) * 3 + k]) *
-                   c1[static_cast<std::size_t>(src) * c + ci];
-          }
-        h2[static_cast<std::size_t>(tt) * c + co] = gelu(s);
-      }
+    const std::vector<double> h2 = wb::testing::conv3_f64(
+        w2, b2, c, c, t, 2 * t, 2, [&](int64_t ci, int64_t src) { return c1[src * c + ci]; }, gelu);
     const Metrics m1 = metrics(h1, c1), m2 = metrics(h2, r.at("encoder.conv2"));
     // reduction lengths 3*n_mels = 240 and 3*C = 192: float32 error ~ eps * sqrt(K) relative
     MESSAGE("conv1 vs float64: rel L2 " << m1.rel_l2 << "; conv2: rel L2 " << m2.rel_l2);

@@ -36,4 +36,26 @@ inline void attention_probs_f64(const std::vector<float>& qkv, int t, int c, int
   for (int j = 0; j < t; ++j) p[j] /= sum;
 }
 
+// A kernel-3 convolution with padding 1 and the given stride, then act, in float64:
+// y[t, co] = act(b[co] + sum_{ci, k} w[(co * c_in + ci) * 3 + k] in(ci, stride * t + k - 1)) for
+// t < t_out, terms outside [0, t_in) left out. in(ci, src) reads the input in any layout.
+template <class W, class In, class Act>
+std::vector<double> conv3_f64(const W* w, const W* b, int64_t c_out, int64_t c_in, int64_t t_out,
+                              int64_t t_in, int64_t stride, In in, Act act) {
+  std::vector<double> y(static_cast<std::size_t>(t_out * c_out));
+  for (int64_t t = 0; t < t_out; ++t)
+    for (int64_t co = 0; co < c_out; ++co) {
+      double s = b[co];
+      for (int64_t ci = 0; ci < c_in; ++ci)
+        for (int64_t k = 0; k < 3; ++k) {
+          const int64_t src = stride * t + k - 1;
+          if (src >= 0 && src < t_in)
+            s +=
+                static_cast<double>(w[(co * c_in + ci) * 3 + k]) * static_cast<double>(in(ci, src));
+        }
+      y[static_cast<std::size_t>(t * c_out + co)] = act(s);
+    }
+  return y;
+}
+
 }  // namespace wb::testing
