@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <numbers>
@@ -123,6 +124,20 @@ Recorder run_all(wb::Encoder& enc, const std::vector<float>& pcm) {
   const wb::Tensor mel = enc.log_mel(pcm, &r);
   wb::run_encoder(enc, mel, &r);
   return r;
+}
+
+// The tap (in ref's order) where cand's rel L2 against ref is largest, and that rel L2; each tap's
+// rel L2 also goes to `each` (for per-tap checks).
+std::pair<std::string, double> worst_tap(
+    const Recorder& ref, const Recorder& cand,
+    const std::function<void(const std::string&, double)>& each = nullptr) {
+  std::pair<std::string, double> worst{"", 0.0};
+  for (const auto& name : ref.order) {
+    const double e = metrics(ref.at(name), cand.at(name)).rel_l2;
+    if (e > worst.second) worst = {name, e};
+    if (each) each(name, e);
+  }
+  return worst;
 }
 
 std::unique_ptr<wb::Encoder> cand(const std::string& preset, std::vector<std::string> faults = {},
@@ -466,17 +481,10 @@ TEST_CASE("candidate fidelity vs the LibTorch reference (random weights), per pr
       auto enc = cand(preset, {}, prec);
       const Recorder r = run_all(*enc, pcm12());
       REQUIRE(r.order == rr.order);
-      double worst = 0;
-      std::string worst_name;
-      for (const auto& name : rr.order) {
-        const Metrics m = metrics(rr.at(name), r.at(name));
-        if (m.rel_l2 > worst) {
-          worst = m.rel_l2;
-          worst_name = name;
-        }
-        CHECK_MESSAGE(m.rel_l2 <= profile_rel_l2_limit(name, prec),
-                      std::string(preset) << " " << prec << " " << name << " rel L2 " << m.rel_l2);
-      }
+      const auto [worst_name, worst] = worst_tap(rr, r, [&](const std::string& name, double e) {
+        CHECK_MESSAGE(e <= profile_rel_l2_limit(name, prec),
+                      std::string(preset) << " " << prec << " " << name << " rel L2 " << e);
+      });
       const Metrics mel = metrics(rr.at("mel"), r.at("mel"));
       const Metrics out = metrics(rr.at("encoder.ln_post"), r.at("encoder.ln_post"));
       MESSAGE(std::string(preset) << " " << std::string(prec) << ": mel rel L2 " << mel.rel_l2
@@ -542,15 +550,7 @@ TEST_CASE("candidate fidelity on the committed fixtures (models x clips), per pr
         auto enc = wb::make_candidate_encoder(ck, o);
         const Recorder r = run_all(*enc, audio.pcm);
         REQUIRE(r.order == rr.order);
-        double worst = 0;
-        std::string worst_name;
-        for (const auto& name : rr.order) {
-          const Metrics m = metrics(rr.at(name), r.at(name));
-          if (m.rel_l2 > worst) {
-            worst = m.rel_l2;
-            worst_name = name;
-          }
-        }
+        const auto [worst_name, worst] = worst_tap(rr, r);
         const Metrics mel = metrics(rr.at("mel"), r.at("mel"));
         const Metrics out = metrics(rr.at("encoder.ln_post"), r.at("encoder.ln_post"));
         MESSAGE(mp.filename().string()
