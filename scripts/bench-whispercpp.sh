@@ -71,11 +71,13 @@ enc=$OUT/whispercpp_encode_bench
 # --- the machine --------------------------------------------------------------------------------
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 cpu="$cpu (family $(grep -m1 '^cpu family' /proc/cpuinfo | cut -d: -f2 | tr -d ' '), model $(grep -m1 '^model[[:space:]]*:' /proc/cpuinfo | cut -d: -f2 | tr -d ' '))"
-isa=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' |
-  grep -E '^(avx2|fma|f16c|avx512f|avx512bw|avx512vl|avx512_vnni|avx512_bf16|avx512_fp16|amx_bf16|amx_tile)$' |
-  tr '\n' ' ')
+isa=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx|fma|f16c|amx)' | tr '\n' ' ')
+info=$("$WB" info --json) || die 3 "wb info --json failed"
+info_get() { python3 -c "import json,sys; j=json.loads(sys.argv[1]); print($1)" "$info"; }
+paths=$(info_get "' '.join(i['name'] for i in j['isas'] if i['supported']) + ' (default ' + j['best_isa'] + ')'")
 echo "bench-whispercpp: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs: $cpu"
 echo "  ISA flags: $isa"
+echo "  candidate ISA paths this CPU runs (wb info): $paths"
 echo "  whisper.cpp $(git -C "$wdir" describe --always --dirty 2>/dev/null || echo '?') ($wdir)," \
   "workbench $(git -C "$here" describe --always --dirty 2>/dev/null || echo '?')"
 echo "  $THREADS threads, $ROUNDS rounds (median), dims: $DIMS; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -91,7 +93,8 @@ done
 json_get() { # FILE EXPR: one value of the first model of a wb bench JSON
   python3 -c "import json,sys; m=json.load(open(sys.argv[1]))['models'][0]; print($2)" "$1"
 }
-precisions=(float32 bfloat16 float16)
+read -r -a precisions <<<"$(info_get "' '.join(j['precisions'])")"  # float32 first
+theirs_model() { [[ $1 == float32 ]] && echo f32 || echo f16; }  # whisper.cpp's file per precision
 declare -A rel gemm
 for d in $DIMS; do
   for p in "${precisions[@]}"; do
@@ -134,11 +137,14 @@ add() { # KEY "WALL CPU"
 }
 for ((r = 1; r <= ROUNDS; r++)); do
   for d in $DIMS; do
-    add "$d/ours/float32" "$(ours "$d" float32)"
-    add "$d/theirs/f32" "$(theirs "$OUT/$d-float32.bin")"
-    add "$d/ours/bfloat16" "$(ours "$d" bfloat16)"
-    add "$d/theirs/f16" "$(theirs "$OUT/$d-float16.bin")"
-    add "$d/ours/float16" "$(ours "$d" float16)"
+    declare -A timed=()  # interleaved: ours in each precision, theirs after ours' first use of it
+    for p in "${precisions[@]}"; do
+      add "$d/ours/$p" "$(ours "$d" "$p")"
+      tm=$(theirs_model "$p")
+      [[ -n ${timed[$tm]:-} ]] && continue
+      timed[$tm]=1
+      add "$d/theirs/$tm" "$(theirs "$OUT/$d-${tm/f/float}.bin")"
+    done
   done
   echo "  round $r/$ROUNDS done, load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 done
@@ -150,8 +156,7 @@ printf '%-5s %-9s %8s %9s %-6s %8s %7s   %7s %7s   %s\n' dims ours "wall s" "rel
   ratio "cpu us" "cpu th" "runs, wall s: ours | theirs"
 for d in $DIMS; do
   for p in "${precisions[@]}"; do
-    tm=f16
-    [[ $p == float32 ]] && tm=f32
+    tm=$(theirs_model "$p")
     # shellcheck disable=SC2086
     mo=$(median ${runs[$d/ours/$p]})
     # shellcheck disable=SC2086

@@ -3,8 +3,9 @@
 
 Measures, with `wb dump ... --no-decode` and `wb compare --format json` (taps[].metrics.rel_l2):
 
-  clean side  the float32 candidate against the float32 reference on every clip, for both ISA
-              paths (WB_ISA=avx2, avx512) and threads 1 and 2; plus the float64 reference against
+  clean side  the float32 candidate against the float32 reference on every clip, for every vector
+              ISA path this CPU runs (`wb info --json`: WB_ISA=each ISA of the candidate's list but
+              its portable first) and threads 1 and 2; plus the float64 reference against
               the float32 reference (a correct implementation with different rounding)
   fault side  every example of `wb faults --json` (and --extra specs) against the float32
               reference, rel L2 at the example's expected first tap
@@ -34,7 +35,21 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from tone import write_tone as tone  # noqa: E402  (the one tone: scripts/tone.py)
 ROOT = os.path.dirname(HERE)
-CLEAN_RUNS = [("avx2", 1), ("avx2", 2), ("avx512", 1), ("avx512", 2)]
+# Filled from `wb info --json` by read_info(): the vector ISA paths this CPU runs (the candidate's
+# list, narrowest first, without the portable first entry) and the precisions (float32 first).
+ISAS = []
+REDUCED_PRECISIONS = []
+
+
+def read_info(wb):
+    rc, out = run([wb, "info", "--json"])
+    if rc:
+        raise RuntimeError(f"wb info --json failed ({rc}): {out}")
+    info = json.loads(out)
+    ISAS[:] = [i["name"] for i in info["isas"][1:] if i["supported"]]
+    REDUCED_PRECISIONS[:] = info["precisions"][1:]
+    if not ISAS:
+        raise RuntimeError("this CPU runs none of the candidate's vector ISA paths (wb info)")
 
 
 def heldout_clip(i):
@@ -47,15 +62,16 @@ def heldout_clip(i):
 
 def reduced(run_name):
     """A run of the reduced-precision calibration (--precisions), not of the float32 one."""
-    return any(run_name.startswith(p) for p in ("cand-bfloat16", "cand-float16", "fault-bfloat16"))
+    return any(run_name.startswith(f"{kind}-{p}") for p in REDUCED_PRECISIONS
+               for kind in ("cand", "fault"))
 
 
 def isa_env(isa):
-    """The environment of one ISA path: our kernels (WB_ISA) and oneDNN's GEMMs (DNNL_MAX_CPU_ISA)
-    both limited, so the avx2 run is what an AVX2-only machine computes (oneDNN's AVX2 jit GEMM,
-    bfloat16/float16 weights widened to float32) and the avx512 run uses AVX-512 (and
-    AVX512-BF16 where the CPU has it)."""
-    return {"WB_ISA": isa, "DNNL_MAX_CPU_ISA": "AVX2" if isa == "avx2" else "ALL"}
+    """The environment of one ISA path: our kernels (WB_ISA) and oneDNN's GEMMs (DNNL_MAX_CPU_ISA,
+    which takes the ISA's name in capitals) both limited, so a narrower path is what a machine
+    without the wider ISA computes (for AVX2: oneDNN's AVX2 jit GEMM, bfloat16/float16 weights
+    widened to float32) and the widest path uses all the CPU has (AVX512-BF16 where present)."""
+    return {"WB_ISA": isa, "DNNL_MAX_CPU_ISA": "ALL" if isa == ISAS[-1] else isa.upper()}
 
 
 def save(args, results):
@@ -84,72 +100,14 @@ def compare(wb, ref, cand, rep):
         (fd["tap"] if fd else None)
 
 
-def measure(args, results, model_name, model, clip_name, clip, faults, full):
-    """Fill results[model|clip|run] for every run still missing. full: every clean run and every
-    fault; else only the candidate at (avx2, 1 thread) and (avx512, 2 threads), no faults."""
-    key = lambda r: f"{model_name}|{clip_name}|{r}"
-    clean = [f"cand-{isa}-t{t}" for isa, t in CLEAN_RUNS] + ["ref64"]
-    if not full:
-        clean = ["cand-avx2-t1", "cand-avx512-t2"]
-        faults = []
-    todo_clean = [r for r in clean if key(r) not in results]
-    todo_fault = [(s, tap) for s, tap in faults if key("fault:" + s) not in results]
-    if not todo_clean and not todo_fault:
-        return
-    w = args.work
-    ref = os.path.join(w, "ref.h5")
-    base = [args.wb, "dump", "--model", model, "--audio", clip, "--no-decode"]
-    rc, out = run(base + ["--impl", "reference", "--taps", "encoder", "-o", ref])
-    if rc:
-        raise RuntimeError(out)
-    cand = os.path.join(w, "cand.h5")
-    for r in todo_clean:
-        if r == "ref64":
-            cmd = base + ["--impl", "reference", "--dtype", "float64", "--taps", "encoder", "-o", cand]
-            env = None
-        else:
-            _, isa, t = r.split("-")
-            cmd = base + ["--impl", "candidate", "--taps", "encoder", "--threads", t[1:], "-o", cand]
-            env = isa_env(isa)
-        rc, out = run(cmd, env)
-        if rc:
-            raise RuntimeError(out)
-        rel, first = compare(args.wb, ref, cand, os.path.join(w, "rep"))
-        results[key(r)] = {"rel_l2": rel, "first": first}
-        save(args, results)
-        print(f"  {model_name} {clip_name} {r}: worst {max(rel.values()):.3g} first {first}",
-              file=sys.stderr)
-    for spec, tap in todo_fault:
-        rc, out = run(base + ["--impl", "candidate", "--taps", tap, "--threads", "2", "--fault", spec,
-                              "-o", cand])
-        if rc:
-            print(f"  {spec}: dump refused ({out.strip()})", file=sys.stderr)
-            results[key("fault:" + spec)] = {"rel_l2": {}, "first": None, "refused": out.strip()}
-            continue
-        rel, first = compare(args.wb, ref, cand, os.path.join(w, "rep"))
-        results[key("fault:" + spec)] = {"rel_l2": rel, "first": first, "tap": tap}
-        save(args, results)
-        print(f"  {model_name} {clip_name} {spec} @ {tap}: {rel.get(tap, float('nan')):.3g}",
-              file=sys.stderr)
-    for p in (ref, cand):
-        if os.path.exists(p):
-            os.remove(p)
-
-
-ISAS = ("avx2", "avx512")
-
-
-def measure_reduced(args, results, model_name, model, clip_name, clip, faults, with_faults):
-    """Fill results[model|clip|run] for the reduced-precision runs still missing: the candidate in
-    each of args.precisions on both ISA paths (2 threads), the float64 reference (the floor), and
-    with_faults: every fault in bfloat16 (the default ISA, 2 threads), all against the float32
-    reference."""
-    key = lambda r: f"{model_name}|{clip_name}|{r}"
-    clean = [f"cand-{p}-{isa}-t2" for p in args.precisions for isa in ISAS] + ["ref64"]
-    todo_clean = [r for r in clean if key(r) not in results]
-    todo_fault = [(s, tap) for s, tap in faults if with_faults and key("fault-bfloat16:" + s)
-                  not in results]
-    if not todo_clean and not todo_fault:
+def measure_runs(args, results, label, model, clip, clean, faults):
+    """The one measurement loop: dump the float32 reference once, then each run still missing
+    from results, each compared against that reference. clean: (key, dump args, env) of the
+    clean runs; faults: (key, spec, tap, dump args) of the fault runs (a refused dump is
+    recorded with its message)."""
+    clean = [r for r in clean if r[0] not in results]
+    faults = [f for f in faults if f[0] not in results]
+    if not clean and not faults:
         return
     w = args.work
     ref, cand = os.path.join(w, "ref.h5"), os.path.join(w, "cand.h5")
@@ -157,36 +115,60 @@ def measure_reduced(args, results, model_name, model, clip_name, clip, faults, w
     rc, out = run(base + ["--impl", "reference", "--taps", "encoder", "-o", ref])
     if rc:
         raise RuntimeError(out)
-    for r in todo_clean:
-        env = None
-        if r == "ref64":
-            cmd = base + ["--impl", "reference", "--dtype", "float64", "--taps", "encoder"]
-        else:
-            _, prec, isa, t = r.split("-")
-            cmd = base + ["--impl", "candidate", "--precision", prec, "--taps", "encoder",
-                          "--threads", t[1:]]
-            env = isa_env(isa)
-        rc, out = run(cmd + ["-o", cand], env)
-        if rc:
+    runs = [(k, dump_args, env, None, None) for k, dump_args, env in clean] + \
+           [(k, dump_args + ["--fault", spec], None, spec, tap) for k, spec, tap, dump_args in faults]
+    for k, dump_args, env, spec, tap in runs:
+        rc, out = run(base + dump_args + ["-o", cand], env)
+        if rc and spec is None:
             raise RuntimeError(out)
-        rel, first = compare(args.wb, ref, cand, os.path.join(w, "rep"))
-        results[key(r)] = {"rel_l2": rel, "first": first}
-        save(args, results)
-        print(f"  {model_name} {clip_name} {r}: worst {max(rel.values()):.3g}", file=sys.stderr)
-    for spec, tap in todo_fault:
-        rc, out = run(base + ["--impl", "candidate", "--precision", "bfloat16", "--taps", "encoder",
-                              "--threads", "2", "--fault", spec, "-o", cand])
         if rc:
-            results[key("fault-bfloat16:" + spec)] = {"rel_l2": {}, "refused": out.strip()}
+            print(f"  {spec}: dump refused ({out.strip()})", file=sys.stderr)
+            results[k] = {"rel_l2": {}, "first": None, "refused": out.strip()}
             continue
         rel, first = compare(args.wb, ref, cand, os.path.join(w, "rep"))
-        results[key("fault-bfloat16:" + spec)] = {"rel_l2": rel, "first": first, "tap": tap}
+        results[k] = {"rel_l2": rel, "first": first}
+        if spec is not None:
+            results[k]["tap"] = tap
         save(args, results)
-        print(f"  {model_name} {clip_name} bfloat16 {spec} @ {tap}: {rel.get(tap, float('nan')):.3g}",
-              file=sys.stderr)
+        what = f"{spec} @ {tap}: {rel.get(tap, float('nan')):.3g}" if spec is not None else \
+            f"worst {max(rel.values()):.3g} first {first}"
+        print(f"  {label} {k.rsplit('|', 1)[1]} {what}", file=sys.stderr)
     for p in (ref, cand):
         if os.path.exists(p):
             os.remove(p)
+
+
+REF64 = ["--impl", "reference", "--dtype", "float64", "--taps", "encoder"]
+
+
+def measure(args, results, model_name, model, clip_name, clip, faults, full):
+    """Fill results[model|clip|run] for every run still missing. full: every clean run (each ISA
+    path x threads 1, 2) and every fault; else only the candidate on the narrowest vector path
+    with 1 thread and the widest with 2, no faults."""
+    key = lambda r: f"{model_name}|{clip_name}|{r}"
+    runs = [(isa, t) for isa in ISAS for t in (1, 2)] if full else [(ISAS[0], 1), (ISAS[-1], 2)]
+    clean = [(key(f"cand-{isa}-t{t}"), ["--impl", "candidate", "--taps", "encoder", "--threads",
+                                        str(t)], isa_env(isa)) for isa, t in runs]
+    if full:
+        clean.append((key("ref64"), REF64, None))
+    fault_runs = [(key("fault:" + s), s, tap, ["--impl", "candidate", "--taps", tap, "--threads",
+                                               "2"]) for s, tap in (faults if full else [])]
+    measure_runs(args, results, f"{model_name} {clip_name}", model, clip, clean, fault_runs)
+
+
+def measure_reduced(args, results, model_name, model, clip_name, clip, faults, with_faults):
+    """Fill results[model|clip|run] for the reduced-precision runs still missing: the candidate in
+    each of args.precisions on every ISA path (2 threads), the float64 reference (the floor), and
+    with_faults: every fault in bfloat16 (the default ISA, 2 threads), all against the float32
+    reference."""
+    key = lambda r: f"{model_name}|{clip_name}|{r}"
+    clean = [(key(f"cand-{p}-{isa}-t2"), ["--impl", "candidate", "--precision", p, "--taps",
+                                          "encoder", "--threads", "2"], isa_env(isa))
+             for p in args.precisions for isa in ISAS] + [(key("ref64"), REF64, None)]
+    fault_runs = [(key("fault-bfloat16:" + s), s, tap,
+                   ["--impl", "candidate", "--precision", "bfloat16", "--taps", "encoder",
+                    "--threads", "2"]) for s, tap in (faults if with_faults else [])]
+    measure_runs(args, results, f"{model_name} {clip_name}", model, clip, clean, fault_runs)
 
 
 def round_up(x, digits=2):
@@ -377,9 +359,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--wb", default=os.path.join(ROOT, "build", "wb"))
     ap.add_argument("--clips", type=int, default=30, help="held-out clips (clip000...) for the "
-                    "candidate's clean runs at (avx2, 1 thread) and (avx512, 2 threads)")
+                    "candidate's clean runs on the narrowest vector ISA path (1 thread) and the "
+                    "widest (2 threads)")
     ap.add_argument("--full-clips", type=int, default=10, help="of these, the first ones that "
-                    "also get every clean run (both ISAs x threads 1, 2; float64 reference) and "
+                    "also get every clean run (every ISA path x threads 1, 2; float64 reference) and "
                     "every fault")
     ap.add_argument("--work", default="/dev/shm/wb-cal")
     ap.add_argument("--extra", nargs="*", default=[], help="more fault specs SPEC:FIRST_TAP")
@@ -405,6 +388,7 @@ def main():
     ap.add_argument("--merge", nargs="*", default=[], help="more results.json caches to read")
     args = ap.parse_args()
     args.wb = os.path.abspath(args.wb)
+    read_info(args.wb)
     os.makedirs(args.work, exist_ok=True)
     cache = args.cache = os.path.join(args.work, "results.json")
     results = json.load(open(cache)) if os.path.exists(cache) else {}

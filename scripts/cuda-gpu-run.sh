@@ -39,7 +39,10 @@ names = sorted(a["taps"].keys())
 same = [n for n in names if np.array_equal(a["taps"][n][()], b["taps"][n][()])]
 print(f"determinism: {len(same)}/{len(names)} taps bit-identical across two float32 runs")
 PY
-  for p in bfloat16 float16; do
+  # The reduced precisions: those of the pack's `wb info --json` after float32 (its first).
+  reduced=$(python3 -c 'import json,sys; print(" ".join(json.load(open(sys.argv[1]))["precisions"][1:]))' \
+    "$b/info.json") || { echo "no $b/info.json in the pack (scripts/pack-cuda.sh writes it)"; exit 2; }
+  for p in $reduced; do
     "$d" --model fixtures/trained --audio $clip --precision $p --compress 6 \
       --taps 'mel,encoder.blocks.0.out,encoder.blocks.3.out,encoder.ln_post' -o $w/red/trained-$p.h5
   done

@@ -51,7 +51,10 @@ for clip in "$here"/fixtures/heldout/clip*.*; do
   printf '%s\t%s\n' "$base" "$tokens" >> "$work/ref.tsv"
 done
 status=0
-for p in float32 bfloat16 float16; do
+# The precisions as the build names them (wb info), not listed here.
+precisions=$("$wb" info --json | python3 -c 'import json,sys; print(" ".join(json.load(sys.stdin)["precisions"]))') ||
+  exit 2
+for p in $precisions; do
   dumps=("$work"/d/$p-clip*.h5)
   [[ -e "${dumps[0]}" ]] || continue
   "$wb" transcribe --model "$here/fixtures/trained" --encoder-out "${dumps[@]}" > "$work/$p.tsv" ||

@@ -19,6 +19,8 @@ for b in "${bins[@]}"; do
   strip --strip-unneeded "$out/$(basename "$b")"
 done
 cp "$here/scripts/cuda_bench.py" "$here/scripts/tone.py" "$out/"
+# What the build offers (precisions, faults, ...), for scripts on a host without wb.
+if [[ -x "$build/wb" ]]; then "$build/wb" info --json > "$out/info.json"; fi
 # Skip: the C runtime and loader, the compiler runtime (any newer host has them), CUDA's own
 # libraries (the host's toolkit/driver provides them, matched to its driver).
 skip='^(linux-vdso|ld-linux|libc\.so|libm\.so|libdl\.so|libpthread\.so|librt\.so|libresolv\.so|libstdc\+\+\.so|libgcc_s\.so|libcuda\.so|libcudart\.so|libcublas|libcufft)'

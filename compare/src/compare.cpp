@@ -23,19 +23,6 @@
 namespace wb::cmp {
 
 // ---------------------------------------------------------------------------------------------
-// Dataflow (for attribution)
-
-std::vector<std::string> upstream_taps(std::string_view name, const ModelDims& d) {
-  const TapSpec* t = TapRegistry::of(d).find(name);
-  return t ? t->upstream : std::vector<std::string>{};
-}
-
-int heads_of(std::string_view name, const ModelDims& d) {
-  const TapSpec* t = TapRegistry::of(d).find(name);
-  return t ? t->heads : 0;
-}
-
-// ---------------------------------------------------------------------------------------------
 // The streaming pass
 
 namespace {
@@ -624,7 +611,7 @@ void histogram(const TapSource& ref, const TapSource& cand, const std::vector<Jo
 
 // The whole `logits` tap of a source as float64 [rows, vocab] (empty when absent).
 Tensor read_logits(const TapSource& s, const std::map<std::string, const TapInfo*>& taps) {
-  const auto it = taps.find("logits");
+  const auto it = taps.find(std::string(kLogits));
   if (it == taps.end() || it->second->shape.size() != 2) return {};
   std::vector<double> v;
   s.read_rows(it->second->name, 0, it->second->shape[0], v);

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <cstdio>
 #include <stdexcept>
 
 #include "wb/compare/metrics.h"
@@ -10,26 +11,48 @@
 
 namespace wb::cmp {
 
+namespace {
+std::string stage_display(TapStage st, int block) {
+  return st == TapStage::block ? fmt::format("block {}", block) : std::string(tap_stage_name(st));
+}
+
+// The stage named `display` ("block 3", "ln_post", ...), as stage_display writes it.
+void parse_stage_display(const std::string& display, Stage& s) {
+  int block = -1;
+  if (std::sscanf(display.c_str(), "block %d", &block) == 1) {
+    s.stage = TapStage::block;
+    s.block = block;
+  } else {
+    s.stage = find_value(kTapStageNames, display).value_or(TapStage::frontend);
+  }
+}
+}  // namespace
+
 std::vector<Stage> encoder_stages(const ModelDims& d) {
   std::vector<Stage> s;
-  s.push_back({"frontend", "", "mel", -1});
-  s.push_back({"stem", "mel", "encoder.pos_embed", -1});
-  std::string in = "encoder.pos_embed";
-  for (int i = 0; i < d.n_audio_layer; ++i) {
-    const std::string out = block_tap(TapSide::encoder, i, "out");
-    s.push_back({fmt::format("block {}", i), in, out, i});
-    in = out;
+  std::string in;
+  for (const TapSpec& t : encoder_taps(d)) {
+    if (s.empty() || s.back().stage != t.stage || s.back().block != t.block) {
+      if (!s.empty()) in = s.back().output_tap;
+      s.push_back({stage_display(t.stage, t.block), in, t.name, t.block, t.stage});
+    }
+    s.back().output_tap = t.name;
   }
-  s.push_back({"ln_post", in, "encoder.ln_post", -1});
   return s;
 }
 
 Tensor run_stage(Encoder& enc, const Stage& s, const Tensor& x, const std::vector<float>& pcm,
                  TapSink* taps) {
-  if (s.input_tap.empty()) return enc.log_mel(pcm, taps);
-  if (s.name == "stem") return enc.stem(x, taps);
-  if (s.block >= 0) return enc.block(s.block, x, taps);
-  return enc.ln_post(x, taps);
+  switch (s.stage) {
+    case TapStage::frontend:
+      return enc.log_mel(pcm, taps);
+    case TapStage::stem:
+      return enc.stem(x, taps);
+    case TapStage::block:
+      return enc.block(s.block, x, taps);
+    default:
+      return enc.ln_post(x, taps);
+  }
 }
 
 namespace {
@@ -131,6 +154,7 @@ ReplayResult replay_from_json(const nlohmann::json& j) {
     for (const auto& s : j.at("stages")) {
       StageReplay sr;
       sr.stage.name = s.at("stage").get<std::string>();
+      parse_stage_display(sr.stage.name, sr.stage);
       sr.stage.input_tap = s.value("input_tap", "");
       sr.stage.output_tap = s.at("output_tap").get<std::string>();
       sr.refused = s.value("refused", "");

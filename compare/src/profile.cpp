@@ -14,17 +14,7 @@
 
 namespace wb::cmp {
 
-std::string_view level_name(Level l) {
-  switch (l) {
-    case Level::pass:
-      return "pass";
-    case Level::warn:
-      return "warn";
-    case Level::fail:
-      return "fail";
-  }
-  return "?";
-}
+std::string_view level_name(Level l) { return name_of(kLevelNames, l); }
 
 bool is_threshold_metric(std::string_view name) {
   return std::find(std::begin(kThresholdMetrics), std::end(kThresholdMetrics), name) !=

@@ -242,16 +242,16 @@ TEST_CASE("noise floor: error as a multiple of the float32-vs-float64 error") {
   CHECK(*r.taps[static_cast<std::size_t>(r.first_divergence)].floor_x > 300);
 }
 
-TEST_CASE("upstream dataflow") {
+TEST_CASE("upstream dataflow and heads, as attribution reads them from the registry") {
   const auto d = wb::ModelDims::preset("tiny");
-  CHECK(upstream_taps("encoder.blocks.0.attn_ln", d) ==
-        std::vector<std::string>{"encoder.pos_embed"});
-  CHECK(upstream_taps("encoder.blocks.2.attn_ln", d) ==
-        std::vector<std::string>{"encoder.blocks.1.out"});
-  CHECK(upstream_taps("encoder.ln_post", d) == std::vector<std::string>{"encoder.blocks.3.out"});
-  CHECK(upstream_taps("mel", d).empty());
-  CHECK(heads_of("encoder.blocks.0.attn.q", d) == 6);
-  CHECK(heads_of("encoder.blocks.0.attn.out", d) == 0);
+  const wb::TapRegistry& reg = wb::TapRegistry::of(d);
+  auto up = [&](std::string_view n) { return reg.find(n)->upstream; };
+  CHECK(up("encoder.blocks.0.attn_ln") == std::vector<std::string>{"encoder.pos_embed"});
+  CHECK(up("encoder.blocks.2.attn_ln") == std::vector<std::string>{"encoder.blocks.1.out"});
+  CHECK(up(wb::kLnPost) == std::vector<std::string>{"encoder.blocks.3.out"});
+  CHECK(up(wb::kMel).empty());
+  CHECK(reg.find("encoder.blocks.0.attn.q")->heads == 6);
+  CHECK(reg.find("encoder.blocks.0.attn.out")->heads == 0);
 }
 
 TEST_CASE(

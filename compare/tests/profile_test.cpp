@@ -7,6 +7,7 @@
 
 #include "wb/compare/name_map.h"
 #include "wb/core/util.h"
+#include "wb/testing/name_tables.h"
 
 using namespace wb::cmp;
 
@@ -228,4 +229,8 @@ TEST_CASE("the shipped Hugging Face map parses and names registry taps only") {
   CHECK(m.canonical("encoder.layers.3.fc1") == "encoder.blocks.3.mlp.fc1");
   CHECK(m.canonical("encoder.layers.3") == "encoder.blocks.3.out");
   CHECK(m.canonical("input_features") == "mel");
+}
+
+TEST_CASE("verdict levels: one name per value, round trip") {
+  wb::testing::check_name_table(kLevelNames, "Level", Level::fail);
 }

@@ -45,7 +45,7 @@ wb::Tensor from_torch(const TT& x) {
 }
 
 // Reports x (any layout; made contiguous) under `name` if the sink wants it.
-void tap(TapSink* sink, const std::string& name, const TT& x) {
+void tap(TapSink* sink, std::string_view name, const TT& x) {
   if (!wanted(sink, name)) return;
   TT c = x.to(torch::kCPU).contiguous();
   Shape shape(c.sizes().begin(), c.sizes().end());
@@ -195,7 +195,7 @@ class ReferenceEncoder final : public Encoder {
     TT log_spec = torch::clamp(mel, 1e-10).log10();
     log_spec = torch::maximum(log_spec, log_spec.max() - 8.0);
     log_spec = (log_spec + 4.0) / 4.0;
-    tap(taps, "mel", log_spec);
+    tap(taps, kMel, log_spec);
     return from_torch(log_spec);
   }
 
@@ -211,14 +211,14 @@ class ReferenceEncoder final : public Encoder {
                                               2 * d.n_audio_ctx));
     TT x = gelu_erf(F::conv1d(mel.unsqueeze(0), W_["encoder.conv1.weight"],
                               F::Conv1dFuncOptions().bias(W_["encoder.conv1.bias"]).padding(1)));
-    tap(taps, "encoder.conv1", x[0].t());
+    tap(taps, kConv1, x[0].t());
     x = gelu_erf(
         F::conv1d(x, W_["encoder.conv2.weight"],
                   F::Conv1dFuncOptions().bias(W_["encoder.conv2.bias"]).stride(2).padding(1)));
     x = x[0].t();  // [T, C]
-    tap(taps, "encoder.conv2", x);
+    tap(taps, kConv2, x);
     x = x + W_["encoder.positional_embedding"];
-    tap(taps, "encoder.pos_embed", x);
+    tap(taps, kPosEmbed, x);
     return from_torch(x);
   }
 
@@ -251,7 +251,7 @@ class ReferenceEncoder final : public Encoder {
   wb::Tensor ln_post(const wb::Tensor& x_in, TapSink* taps) override {
     c10::InferenceMode inference;  // no autograd bookkeeping at all (stronger than NoGradGuard)
     TT x = layer_norm(W_, "encoder.ln_post", to_torch(x_in).to(dev_, dt_));
-    tap(taps, "encoder.ln_post", x);
+    tap(taps, kLnPost, x);
     return from_torch(x);
   }
 
@@ -374,7 +374,7 @@ struct ReferenceDecoder::Impl {
     TT ids = torch::tensor(std::vector<int64_t>(tokens.begin(), tokens.end()), torch::kInt64);
     TT x = W["decoder.token_embedding.weight"].index_select(0, ids) +
            W["decoder.positional_embedding"].slice(0, off, off + m);
-    tap(taps, "decoder.embed", x);
+    tap(taps, kDecoderEmbed, x);
     for (int i = 0; i < d.n_text_layer; ++i) {
       const std::string p = fmt::format("decoder.blocks.{}", i);  // weight names
       auto tn = [i](std::string_view part) { return block_tap(TapSide::decoder, i, part); };
@@ -390,12 +390,12 @@ struct ReferenceDecoder::Impl {
     }
     cache.n = off + m;
     x = layer_norm(W, "decoder.ln", x);
-    tap(taps, "decoder.ln", x);
+    tap(taps, kDecoderLn, x);
     const TT& emb = W["decoder.token_embedding.weight"];  // [n_vocab, C]
     if (last_only) x = x.slice(0, m - 1, m);
     // One new row: gemv, as in linear(); otherwise the gemm of model.py.
     TT logits = m == 1 ? torch::mv(emb, x[0]).unsqueeze(0) : torch::matmul(x, emb.t());
-    tap(taps, "logits", logits);
+    tap(taps, kLogits, logits);
     return logits;
   }
 

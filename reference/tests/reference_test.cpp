@@ -16,6 +16,7 @@
 #include <random>
 
 #include "wb/core/audio.h"
+#include "wb/testing/reference_math.h"
 
 using namespace wb;
 
@@ -79,11 +80,7 @@ Vec linear(const Vec& x, int64_t T, int64_t in, const Checkpoint& ck, const std:
 Vec layer_norm(const Vec& x, int64_t T, int64_t C, const Checkpoint& ck, const std::string& p) {
   Vec g = as_f64(ck.at(p + ".weight")), b = as_f64(ck.at(p + ".bias")), y(x.size());
   for (int64_t t = 0; t < T; ++t) {
-    double m = 0, v = 0;
-    for (int64_t c = 0; c < C; ++c) m += x[t * C + c];
-    m /= C;
-    for (int64_t c = 0; c < C; ++c) v += (x[t * C + c] - m) * (x[t * C + c] - m);
-    v /= C;
+    const auto [m, v] = wb::testing::mean_var_f64(x.data() + t * C, C);
     for (int64_t c = 0; c < C; ++c)
       y[t * C + c] = (x[t * C + c] - m) / std::sqrt(v + 1e-5) * g[c] + b[c];
   }
@@ -184,32 +181,18 @@ TEST_CASE("reference encoder ops vs an independent float64 computation") {
 
   // Independent float64 forward pass.
   const Vec mel = naive_log_mel(fx.pcm, static_cast<int>(M));
-  Vec c1(static_cast<std::size_t>(2 * T * C)), c2(static_cast<std::size_t>(T * C));
+  Vec c1, c2;
   {
     Vec w1 = as_f64(fx.ck->at("encoder.conv1.weight")),
         b1 = as_f64(fx.ck->at("encoder.conv1.bias"));
     Vec w2 = as_f64(fx.ck->at("encoder.conv2.weight")),
         b2 = as_f64(fx.ck->at("encoder.conv2.bias"));
-    for (int64_t t = 0; t < 2 * T; ++t)
-      for (int64_t o = 0; o < C; ++o) {
-        double s = b1[o];
-        for (int64_t i = 0; i < M; ++i)
-          for (int64_t k = 0; k < 3; ++k) {
-            const int64_t src = t + k - 1;
-            if (src >= 0 && src < 2 * T) s += w1[(o * M + i) * 3 + k] * mel[i * 2 * T + src];
-          }
-        c1[t * C + o] = gelu(s);
-      }
-    for (int64_t t = 0; t < T; ++t)
-      for (int64_t o = 0; o < C; ++o) {
-        double s = b2[o];
-        for (int64_t i = 0; i < C; ++i)
-          for (int64_t k = 0; k < 3; ++k) {
-            const int64_t src = 2 * t + k - 1;
-            if (src >= 0 && src < 2 * T) s += w2[(o * C + i) * 3 + k] * c1[src * C + i];
-          }
-        c2[t * C + o] = gelu(s);
-      }
+    c1 = wb::testing::conv3_f64(
+        w1.data(), b1.data(), C, M, 2 * T, 2 * T, 1,
+        [&](int64_t i, int64_t src) { return mel[i * 2 * T + src]; }, gelu);
+    c2 = wb::testing::conv3_f64(
+        w2.data(), b2.data(), C, C, T, 2 * T, 2,
+        [&](int64_t i, int64_t src) { return c1[src * C + i]; }, gelu);
   }
   Vec x = c2;
   const Vec pos = as_f64(fx.ck->at("encoder.positional_embedding"));

@@ -65,15 +65,9 @@ std::string md_escape(std::string_view s) {
 }
 
 std::string status_word(cmp::Level l) {
-  switch (l) {
-    case cmp::Level::pass:
-      return "PASS";
-    case cmp::Level::warn:
-      return "WARN";
-    case cmp::Level::fail:
-      return "FAIL";
-  }
-  return "?";
+  std::string w(cmp::level_name(l));  // the level's one name, in capitals
+  for (char& ch : w) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  return w;
 }
 
 std::string verdict_word(const cmp::CompareResult& r) {

@@ -10,9 +10,8 @@ namespace wb::rep {
 namespace {
 
 // "encoder.blocks.0.attn_ln" -> classname "compare.encoder.blocks.0", name "attn_ln": the
-// registry's group and leaf.
-std::pair<std::string, std::string> split(const std::string& tap, const ModelDims& d) {
-  const TapSpec* t = TapRegistry::of(d).find(tap);
+// registry's group and leaf (t: the tap's registry facts, null for a tap outside the registry).
+std::pair<std::string, std::string> split(const std::string& tap, const TapSpec* t) {
   if (t == nullptr) return {"compare", tap};
   return {t->group.empty() ? "compare" : "compare." + t->group, t->leaf};
 }
@@ -74,7 +73,7 @@ std::string render_junit(const cmp::CompareResult& r) {
   }
   s += "    </properties>\n";
   for (const auto& t : r.taps) {
-    const auto [cls, name] = split(t.name, r.ref_meta.dims);
+    const auto [cls, name] = split(t.name, t.spec);
     s += fmt::format("    <testcase classname=\"{}\" name=\"{}\" time=\"0\">\n", xml_escape(cls),
                      xml_escape(name));
     if (t.status == cmp::Level::fail) {
@@ -95,7 +94,7 @@ std::string render_junit(const cmp::CompareResult& r) {
   }
   auto one_sided = [&](const std::vector<std::string>& v, const char* msg) {
     for (const auto& n : v) {
-      const auto [cls, name] = split(n, r.ref_meta.dims);
+      const auto [cls, name] = split(n, TapRegistry::of(r.ref_meta.dims).find(n));
       s += fmt::format(
           "    <testcase classname=\"{}\" name=\"{}\" time=\"0\">\n      <skipped "
           "message=\"{}\"/>\n    </testcase>\n",

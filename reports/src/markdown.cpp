@@ -2,6 +2,7 @@
 // taps first (at most max_rows), one-sided taps. The full picture is in the JSON/HTML reports.
 #include <fmt/format.h>
 
+#include <array>
 #include <cmath>
 
 #include "report_util.h"
@@ -11,17 +12,12 @@ namespace wb::rep {
 
 namespace {
 
-std::string icon(cmp::Level l) {
-  switch (l) {
-    case cmp::Level::pass:
-      return "✅";
-    case cmp::Level::warn:
-      return "⚠️";
-    case cmp::Level::fail:
-      return "❌";
-  }
-  return "";
-}
+constexpr std::array<NameEntry<cmp::Level>, 3> kLevelIcons{{
+    {cmp::Level::pass, "✅"},
+    {cmp::Level::warn, "⚠️"},
+    {cmp::Level::fail, "❌"},
+}};
+std::string icon(cmp::Level l) { return std::string(name_of(kLevelIcons, l)); }
 
 std::string side(const std::string& path, const DumpMeta& m) {
   return fmt::format("`{}` ({}, {})", path, md_escape(m.implementation), md_escape(m.precision));

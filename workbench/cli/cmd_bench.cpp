@@ -248,7 +248,7 @@ void add_bench(CLI::App& app, Registry& reg) {
     const cmp::ToleranceProfile profile = o->profile.empty()
                                               ? cmp::default_profile_for(o->enc.precision)
                                               : cmp::ToleranceProfile::load(o->profile);
-    const double limit = profile.rel_l2_fail_limit("encoder.ln_post");
+    const double limit = profile.rel_l2_fail_limit(kLnPost);
     for (const std::string& preset : o->dims) {
       const ModelFigures mf = bench_model(*o, preset, pcm);
       lines.push_back(mf.line);

@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "command.h"
+#include "report_options.h"
 #include "wb/compare/bisect.h"
 #include "wb/core/util.h"
 
@@ -78,9 +79,7 @@ void add_bisect(CLI::App& app, Registry& reg) {
   sub->add_option("--dump", a->o.dump_cmd,
                   "shell command writing the port's dump to {out} (also {src}, {build}, {work}); "
                   "a failure or no dump makes the commit a skip (125)");
-  sub->add_option(
-      "--profile", a->o.profile,
-      "tolerance profile JSON (default: the built-in profile of each step's dump's precision)");
+  add_report_options(sub, {.profile = &a->o.profile});
   sub->add_option("--map", a->o.map, "JSON map of the port's tap names onto registry names");
   sub->add_option("--work", a->o.work,
                   "work folder (worktree, build folder, logs, dumps of bad commits); kept, and "

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "command.h"
+#include "report_options.h"
 #include "wb/compare/bench.h"
 #include "wb/compare/compare.h"
 #include "wb/core/util.h"
@@ -73,24 +74,17 @@ void add_compare(CLI::App& app, Registry& reg) {
   sub->add_option("--floor", a->floor,
                   "float64 dump of the reference: error is also given as a multiple of the "
                   "reference's own float32 error");
-  sub->add_option(
-      "--profile", a->profile,
-      "tolerance profile JSON (default: the built-in profile of the candidate dump's precision, "
-      "fixtures/profiles/<precision>.json; a float64 dump: float32)");
+  add_report_options(sub, {&a->profile, &a->report_dir, &a->formats, &a->quiet});
   sub->add_option("--map", a->map, "JSON map of foreign tap names onto registry names");
-  sub->add_option("--report", a->report_dir, "directory for report files");
   sub->add_option("--expect-text", a->expect_text,
                   "the clip's true transcript: both sides' word error rates join the transcript "
                   "impact");
   sub->add_option("--replay", a->replay,
                   "a wb replay report.json: its per-stage own/inherited errors join the reports");
-  sub->add_option("--format", a->formats, "report formats: md,json,html,junit or all")
-      ->capture_default_str();
   sub->add_option("--top-k", a->top_k, "worst elements kept per tap")->capture_default_str();
   sub->add_flag("--allow-model-mismatch", a->allow_model_mismatch,
                 "compare dumps whose model_sha256 differ (dims must still agree)");
   sub->add_flag("--markdown", a->markdown_stdout, "print the Markdown report to stdout");
-  sub->add_flag("-q,--quiet", a->quiet, "print nothing; the exit status tells");
   reg.add(sub, [a]() { return run_compare(*a); });
 
   auto b = std::make_shared<cmp::BenchOptions>();

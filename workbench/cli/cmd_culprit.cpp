@@ -13,6 +13,7 @@
 
 #include "command.h"
 #include "pipeline.h"
+#include "report_options.h"
 #include "wb/compare/capture.h"
 #include "wb/compare/compare.h"
 #include "wb/compare/culprit.h"
@@ -151,8 +152,8 @@ int run_bisect_layers(const BisectArgs& a) {
   auto ref = make_encoder(model, a.enc.reference_twin());
   const bool by_transcript = a.criterion == "transcript";
   const auto ref_run = reference_run(a, *model, model, *ref, audio, by_transcript);
-  const Tensor ref_out = ref_run->read("encoder.ln_post");
-  const double limit = profile.rel_l2_fail_limit("encoder.ln_post");
+  const Tensor ref_out = ref_run->read(std::string(kLnPost));
+  const double limit = profile.rel_l2_fail_limit(kLnPost);
   std::unique_ptr<ReferenceDecoder> dec;
   std::string ref_text;
   if (by_transcript) {
@@ -209,12 +210,7 @@ void add_culprit(CLI::App& app, Registry& reg) {
   sub->add_option("--model", a->model, "the model the dump was made from")->required();
   sub->add_option("--audio", a->audio, "the audio file the dump names (sha256 checked)")
       ->required();
-  sub->add_option("--profile", a->profile,
-                  "tolerance profile JSON (default: the built-in profile of --precision)");
-  sub->add_option("--report", a->report_dir, "directory for report files");
-  sub->add_option("--format", a->formats, "report formats: md,json,html,junit or all")
-      ->capture_default_str();
-  sub->add_flag("-q,--quiet", a->quiet, "print nothing; the exit status tells");
+  add_report_options(sub, {&a->profile, &a->report_dir, &a->formats, &a->quiet});
   add_encoder_options(sub, a->enc);
   reg.add(sub, [a]() { return run_replay(*a); });
 
@@ -226,8 +222,7 @@ void add_culprit(CLI::App& app, Registry& reg) {
       "stage that breaks the output (exit 1: culprit named, 0: the candidate passes)");
   bs->add_option("--model", b->model, "model")->required();
   bs->add_option("--audio", b->audio, "audio file")->required();
-  bs->add_option("--profile", b->profile,
-                 "tolerance profile JSON (default: the built-in profile of --precision)");
+  add_report_options(bs, {.profile = &b->profile});
   bs->add_option("--criterion", b->criterion,
                  "final-tap: encoder.ln_post beyond the profile; transcript: text differs")
       ->check(CLI::IsMember({"final-tap", "transcript"}))

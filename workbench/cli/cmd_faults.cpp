@@ -21,7 +21,7 @@ void add_faults(CLI::App& app, Registry& reg) {
     for (const FaultInfo& f : fault_table()) {
       const std::string spec =
           f.value.empty() ? std::string(f.name) : fmt::format("{}={}", f.name, f.value);
-      fmt::print("{:<24} {:<9} {:<27} {}\n", spec, f.stage, f.first_tap, f.doc);
+      fmt::print("{:<24} {:<9} {:<27} {}\n", spec, tap_stage_name(f.stage), f.first_tap, f.doc);
     }
     return 0;
   });

@@ -29,6 +29,7 @@
 #include "command.h"
 #include "pipeline.h"
 #include "sweep_files.h"
+#include "report_options.h"
 #include "wb/compare/capture.h"
 #include "wb/compare/compare.h"
 #include "wb/core/dump.h"
@@ -463,8 +464,7 @@ void add_sweep(CLI::App& app, Registry& reg) {
   sub->add_option("--expect-file", o->expect,
                   "lines '<file>\\t<expected text>': the clips to sweep (else every audio file of "
                   "the folder) and their WER");
-  sub->add_option("--profile", o->profile,
-                  "tolerance profile JSON (default: the built-in profile of --precision)");
+  add_report_options(sub, {.profile = &o->profile});
   sub->add_option("--taps", o->taps, "taps to compare (as wb dump --taps)")->capture_default_str();
   sub->add_option("--out", o->out,
                   "sweep folder: clips/<clip>.json per clip, report.{json,md,html}, junit.xml")
@@ -486,7 +486,7 @@ void add_sweep(CLI::App& app, Registry& reg) {
                   "then 'wb merge-reports'");
   sub->add_option("--max-tokens", o->max_tokens, "stop each decode after N tokens (0: no limit)")
       ->check(CLI::NonNegativeNumber);
-  sub->add_flag("-q,--quiet", o->quiet, "no progress and no summary");
+  add_report_options(sub, {.quiet = &o->quiet, .quiet_help = "no progress and no summary"});
   add_encoder_options(sub, o->enc);
   reg.add(sub, [o]() { return run_sweep(*o); });
 }

@@ -72,7 +72,7 @@ int decode_dumps(const std::shared_ptr<const Checkpoint>& model, const EncoderCh
     const DumpReader r(f);
     if (r.meta().model_sha256 != model->sha256)
       throw std::runtime_error(f + ": a dump of another model (model_sha256 differs)");
-    const DecodeResult d = dec.greedy(r.read("encoder.ln_post"), nullptr, DecodeOptions{});
+    const DecodeResult d = dec.greedy(r.read(std::string(kLnPost)), nullptr, DecodeOptions{});
     // the text as a JSON string: a line per dump even when the text holds newlines or tabs
     fmt::print(
         "{}\t{}\t{}\n", f, fmt::join(d.tokens, " "),

@@ -46,5 +46,6 @@ void add_culprit(CLI::App& app, Registry& reg);  // replay, bisect-layers
 void add_bisect(CLI::App& app, Registry& reg);
 void add_sweep(CLI::App& app, Registry& reg);          // sweep
 void add_merge_reports(CLI::App& app, Registry& reg);  // merge-reports (light)
+void add_info(CLI::App& app, Registry& reg);           // info (light)
 
 }  // namespace wb::cli

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <array>
 #include <thread>
-#include <utility>
 
 #include "wb/core/util.h"
 
@@ -13,17 +12,11 @@ namespace wb::cli {
 
 namespace {
 
-constexpr std::array<std::pair<Impl, std::string_view>, 4> kImpls{{
-    {Impl::reference, "reference"},
-    {Impl::candidate, "candidate"},
-    {Impl::cuda, "cuda"},
-    {Impl::port, "port"},
+// The reference's compute dtypes, named as every DType is.
+constexpr std::array<NameEntry<DType>, 2> kReferenceDtypes{{
+    {DType::f32, name_of(kDTypeNames, DType::f32)},
+    {DType::f64, name_of(kDTypeNames, DType::f64)},
 }};
-constexpr std::array<std::pair<Device, std::string_view>, 2> kDevices{{
-    {Device::cpu, "cpu"},
-    {Device::cuda, "cuda"},
-}};
-constexpr std::array<DType, 2> kReferenceDtypes{DType::f32, DType::f64};
 
 #ifdef WB_HAVE_CUDA
 constexpr bool kHaveCuda = true;
@@ -31,38 +24,8 @@ constexpr bool kHaveCuda = true;
 constexpr bool kHaveCuda = false;
 #endif
 
-template <class E, std::size_t N>
-std::string_view name_of(const std::array<std::pair<E, std::string_view>, N>& table, E e) {
-  for (const auto& [v, n] : table)
-    if (v == e) return n;
-  return "?";
-}
-
-template <class E, std::size_t N>
-std::string names(const std::array<std::pair<E, std::string_view>, N>& table) {
-  std::string s;
-  for (const auto& entry : table) s += (s.empty() ? "" : ", ") + std::string(entry.second);
-  return s;
-}
-
-template <class E, std::size_t N>
-E value_of(const std::array<std::pair<E, std::string_view>, N>& table, std::string_view s,
-           const char* what) {
-  for (const auto& [v, n] : table)
-    if (n == s) return v;
-  throw UsageError(fmt::format("{} '{}': expected one of {}", what, s, names(table)));
-}
-
-std::string reference_dtype_names() {
-  std::string s;
-  for (DType d : kReferenceDtypes) s += (s.empty() ? "" : ", ") + std::string(dtype_name(d));
-  return s;
-}
-
 DType parse_reference_dtype(std::string_view s) {
-  for (DType d : kReferenceDtypes)
-    if (dtype_name(d) == s) return d;
-  throw UsageError(fmt::format("--dtype '{}': expected one of {}", s, reference_dtype_names()));
+  return parse_value(kReferenceDtypes, s, "--dtype");
 }
 
 // A value parsed by `parse` while CLI11 reads the command line: its errors become CLI11's, so
@@ -94,18 +57,18 @@ void add_typed_option(CLI::App* sub, const char* name, T& field, Parse parse,
 
 }  // namespace
 
-std::string_view to_string(Impl i) { return name_of(kImpls, i); }
-std::string_view to_string(Device d) { return name_of(kDevices, d); }
+std::string_view to_string(Impl i) { return name_of(kImplNames, i); }
+std::string_view to_string(Device d) { return name_of(kDeviceNames, d); }
 
 Impl parse_impl(std::string_view s) {
-  const Impl i = value_of(kImpls, s, "--impl");
+  const Impl i = parse_value(kImplNames, s, "--impl");
   if (i == Impl::cuda && !kHaveCuda)
     throw UsageError(
         "--impl cuda: this build has no CUDA candidate (configure where nvcc is found)");
   return i;
 }
 
-Device parse_device(std::string_view s) { return value_of(kDevices, s, "--device"); }
+Device parse_device(std::string_view s) { return parse_value(kDeviceNames, s, "--device"); }
 
 int EncoderChoice::resolved_threads() const {
   return threads > 0 ? threads
@@ -135,14 +98,14 @@ nlohmann::json EncoderChoice::to_json() const {
 void add_encoder_options(CLI::App* sub, EncoderChoice& c, unsigned which) {
   if (which & kImplOption)
     add_typed_option(sub, "--impl", c.impl, parse_impl,
-                     "encoder implementation: " + names(kImpls) +
+                     "encoder implementation: " + names_of(kImplNames) +
                          " (reference: LibTorch; candidate: CPU; cuda: builds with nvcc; port: "
                          "an external port, --port)",
                      to_string(c.impl));
   if (which & kDtypeOption)
     add_typed_option(
         sub, "--dtype", c.dtype, parse_reference_dtype,
-        "reference compute dtype: " + reference_dtype_names() + " (float64: the noise floor)",
+        "reference compute dtype: " + names_of(kReferenceDtypes) + " (float64: the noise floor)",
         dtype_name(c.dtype));
   if (which & kPrecisionOption)
     add_typed_option(sub, "--precision", c.precision, parse_precision,
@@ -180,7 +143,7 @@ void add_encoder_options(CLI::App* sub, EncoderChoice& c, unsigned which) {
   }
   if (which & kDeviceOption)
     add_typed_option(sub, "--device", c.device, parse_device,
-                     "reference: " + names(kDevices) +
+                     "reference: " + names_of(kDeviceNames) +
                          " (cuda where LibTorch has CUDA; Debian's has not; --impl cuda is the GPU "
                          "candidate)",
                      to_string(c.device));

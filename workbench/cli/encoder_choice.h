@@ -4,10 +4,12 @@
 // valid values); each value is printed back by one to_string.
 #pragma once
 #include <CLI/CLI.hpp>
+#include <array>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 
+#include "wb/core/enum_names.h"
 #include "wb/core/faults.h"
 #include "wb/core/precision.h"  // Precision, to_string, parse_precision: one table
 #include "wb/core/tensor.h"
@@ -19,6 +21,17 @@ namespace wb::cli {
 enum class Impl { reference, candidate, cuda, port };
 // Where the reference computes: cpu, or cuda where LibTorch has CUDA (Debian's has not).
 enum class Device { cpu, cuda };
+
+inline constexpr std::array<NameEntry<Impl>, 4> kImplNames{{
+    {Impl::reference, "reference"},
+    {Impl::candidate, "candidate"},
+    {Impl::cuda, "cuda"},
+    {Impl::port, "port"},
+}};
+inline constexpr std::array<NameEntry<Device>, 2> kDeviceNames{{
+    {Device::cpu, "cpu"},
+    {Device::cuda, "cuda"},
+}};
 
 std::string_view to_string(Impl i);
 std::string_view to_string(Device d);

@@ -59,5 +59,6 @@ int main(int argc, char** argv) {
   wb::cli::add_taps(app, reg);
   wb::cli::add_bisect(app, reg);
   wb::cli::add_merge_reports(app, reg);
+  wb::cli::add_info(app, reg);
   return wb::cli::run_cli(app, reg, argc, argv);
 }

@@ -67,7 +67,7 @@ std::unique_ptr<Encoder> make_encoder(std::shared_ptr<const Checkpoint> model,
 #ifdef WB_HAVE_CANDIDATE
   CandidateOptions o;
   o.precision = c.precision;
-  o.faults = c.faults.specs;
+  o.faults = c.faults;
   o.threads = threads;
   return make_candidate_encoder(std::move(model), o);
 #else

@@ -189,7 +189,7 @@ BenchResult run_compare_bench(const BenchOptions& opts) {
         if (!selector.selected(t.name)) continue;
         buf.resize(static_cast<std::size_t>(shape_numel(t.shape)));
         Rng rng(seed);
-        const float scale = t.name == "mel" ? 0.5f : 1.0f + 0.01f * static_cast<float>(seed % 50);
+        const float scale = t.name == kMel ? 0.5f : 1.0f + 0.01f * static_cast<float>(seed % 50);
         for (float& v : buf) v = rng.normal() * scale;
         if (side == 1) {
           Rng noise(seed + 7777);

@@ -28,7 +28,7 @@ namespace {
 std::string shape_of(const Tensor& t) { return shape_str(t.shape()); }
 
 // The environment's overrides, read once per encoder and validated here:
-//   WB_ISA=scalar|avx2|avx512    kernel path (default: the best the CPU has)
+//   WB_ISA=NAME                  kernel path, a name of the ISA list (default: the widest)
 //   WB_CAND_ATTN=kernel|blas     attention products: own micro-kernels or OpenBLAS sgemm
 //   WB_CAND_ATTN_BLOCK=N         queries per attention block, 1..512 (default 96)
 //   WB_CAND_GEMM=onednn|openblas GEMM library of the projections and convs (default onednn)
@@ -81,7 +81,7 @@ class CandidateEncoder final : public Encoder {
   CandidateEncoder(std::shared_ptr<const Checkpoint> ck, const CandidateOptions& opts)
       : ck_(std::move(ck)),
         prec_(internal_precision(opts.precision)),
-        faults_(parse_faults(opts.faults)),
+        faults_(opts.faults),
         env_(read_env()),
         threads_(opts.threads > 0
                      ? opts.threads
@@ -130,7 +130,7 @@ class CandidateEncoder final : public Encoder {
     const std::vector<float> pcm = pad_or_trim(pcm16k, kNSamples);
     Tensor mel(DType::f32, {model_->d.n_mels, kNFrames});
     mel_.compute(pcm.data(), mel.f32(), faults_, *rs_.k, pool_);
-    report(taps, "mel", mel.shape(), DType::f32, mel.f32());
+    report(taps, kMel, mel.shape(), DType::f32, mel.f32());
     return mel;
   }
 
@@ -174,7 +174,7 @@ class CandidateEncoder final : public Encoder {
     else
       layer_norm(rs_, faults_.at(-1), xin.p, y.f32(), d.n_audio_ctx, d.n_audio_state,
                  model_->ln_post);
-    report(taps, "encoder.ln_post", y.shape(), DType::f32, y.f32());
+    report(taps, kLnPost, y.shape(), DType::f32, y.f32());
     return y;
   }
 
@@ -205,5 +205,14 @@ std::unique_ptr<Encoder> make_candidate_encoder(std::shared_ptr<const Checkpoint
   if (!model) throw std::invalid_argument("make_candidate_encoder: null checkpoint");
   return std::make_unique<cand::CandidateEncoder>(std::move(model), opts);
 }
+
+std::vector<CandidateIsa> candidate_isas() {
+  std::vector<CandidateIsa> out;
+  for (const auto& [isa, name] : cand::kIsaNames)
+    out.push_back({std::string(name), cand::isa_supported(isa)});
+  return out;
+}
+
+std::string candidate_best_isa() { return std::string(cand::isa_name(cand::best_isa())); }
 
 }  // namespace wb

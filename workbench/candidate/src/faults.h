@@ -5,5 +5,4 @@
 namespace wb::cand {
 using wb::AttnScale;
 using wb::Faults;
-using wb::parse_faults;
 }  // namespace wb::cand

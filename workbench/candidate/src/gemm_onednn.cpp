@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
@@ -95,25 +96,21 @@ bool onednn_native_bf16() {
   return native;
 }
 
+namespace {
+constexpr std::array<NameEntry<dnnl::cpu_isa>, 7> kOnednnIsaNames{{
+    {dnnl::cpu_isa::sse41, "sse41"},
+    {dnnl::cpu_isa::avx, "avx"},
+    {dnnl::cpu_isa::avx2, "avx2"},
+    {dnnl::cpu_isa::avx512_core, "avx512_core"},
+    {dnnl::cpu_isa::avx512_core_vnni, "avx512_core_vnni"},
+    {dnnl::cpu_isa::avx512_core_bf16, "avx512_core_bf16"},
+    {dnnl::cpu_isa::avx512_core_amx, "avx512_core_amx"},
+}};
+}  // namespace
+
 std::string onednn_cpu_isa() {
-  switch (dnnl::get_effective_cpu_isa()) {
-    case dnnl::cpu_isa::sse41:
-      return "sse41";
-    case dnnl::cpu_isa::avx:
-      return "avx";
-    case dnnl::cpu_isa::avx2:
-      return "avx2";
-    case dnnl::cpu_isa::avx512_core:
-      return "avx512_core";
-    case dnnl::cpu_isa::avx512_core_vnni:
-      return "avx512_core_vnni";
-    case dnnl::cpu_isa::avx512_core_bf16:
-      return "avx512_core_bf16";
-    case dnnl::cpu_isa::avx512_core_amx:
-      return "avx512_core_amx";
-    default:
-      return "other";
-  }
+  const std::string_view name = name_of(kOnednnIsaNames, dnnl::get_effective_cpu_isa());
+  return std::string(name == "?" ? "other" : name);
 }
 
 std::shared_ptr<const OnednnWeights> onednn_pack(const float* w, int n, int k, Precision p) {
@@ -148,8 +145,7 @@ std::shared_ptr<const OnednnWeights> onednn_pack(const float* w, int n, int k, P
     r->f = std::move(f32);
   } else if (r->widen) {  // exact: the values are representable in the 16-bit type
     r->h.resize(f32.size());
-    for (std::size_t i = 0; i < f32.size(); ++i)
-      r->h[i] = p == Precision::bf16 ? f32_to_bf16_bits(f32[i]) : f32_to_f16_bits(f32[i]);
+    narrow_16bit(p, f32.data(), r->h.data(), f32.size());
   }
   return r;
 }
@@ -172,19 +168,8 @@ const float* widened(OnednnThreads& st, const OnednnWeights& w, const KernelTabl
                      ThreadPool& pool) {
   const auto n = static_cast<int64_t>(w.h.size());
   if (static_cast<int64_t>(st.wide.size()) < n) st.wide.resize(static_cast<std::size_t>(n));
-  float* dst = st.wide.data();
-  const uint16_t* src = w.h.data();
-  const bool bf = w.prec == Precision::bf16;
-  pool.parallel_for(
-      n,
-      [&](int64_t b, int64_t e, int) {
-        if (bf)
-          kt.bf16_to_f32(src + b, dst + b, e - b);
-        else
-          kt.f16_to_f32(src + b, dst + b, e - b);
-      },
-      64);
-  return dst;
+  widen_16bit(kt, pool, w.prec, w.h.data(), st.wide.data(), n);
+  return st.wide.data();
 }
 
 // The tile's activations in the primitive's source type: rounded to the weight type in reduced

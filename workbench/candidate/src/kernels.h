@@ -1,21 +1,33 @@
-// Candidate CPU kernels: one source (kernels_isa.cpp) compiled once per ISA (scalar, AVX2+FMA+F16C,
-// AVX-512F/BW/DQ/VL) and dispatched at run time through a table of function pointers.
+// Candidate CPU kernels: one source (kernels_isa.cpp) compiled once per ISA of the one list
+// (WB_CAND_ISAS in this folder's CMakeLists.txt, generated into isa_list.h) and dispatched at run
+// time through a table of function pointers.
 // All buffers are row-major float32; rows are independent, so callers split rows across threads.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "isa_list.h"
+#include "wb/core/enum_names.h"
+
 namespace wb::cand {
 
-enum class Isa { scalar, avx2, avx512 };
+// The ISAs this build compiles, narrowest first, and their names (the one list).
+#define WB_CAND_ISA_ENUM(name, cpu) name,
+enum class Isa { WB_CAND_ISA_LIST(WB_CAND_ISA_ENUM) };
+#undef WB_CAND_ISA_ENUM
+#define WB_CAND_ISA_NAME(name, cpu) {Isa::name, #name},
+inline constexpr std::array kIsaNames{
+    std::to_array<NameEntry<Isa>>({WB_CAND_ISA_LIST(WB_CAND_ISA_NAME)})};
+#undef WB_CAND_ISA_NAME
 
 std::string_view isa_name(Isa isa);
 Isa isa_from_name(std::string_view name);  // throws wb::UsageError listing valid names
 bool isa_supported(Isa isa);               // compiled in and supported by this CPU (cpuid)
 Isa best_isa();                            // the widest supported path
-// The ISA to use: $WB_ISA (scalar|avx2|avx512) if set, else best_isa().
+// The ISA to use: $WB_ISA (a name of kIsaNames) if set, else best_isa().
 // Throws std::runtime_error if $WB_ISA names a path this CPU cannot run.
 Isa select_isa();
 std::vector<Isa> supported_isas();

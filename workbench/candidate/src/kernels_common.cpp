@@ -12,73 +12,42 @@
 
 namespace wb::cand {
 
-namespace scalar {
-const KernelTable& table();
-}
-#ifdef WB_HAVE_AVX2_KERNELS
-namespace avx2 {
-const KernelTable& table();
-}
-#endif
-#ifdef WB_HAVE_AVX512_KERNELS
-namespace avx512 {
-const KernelTable& table();
-}
-#endif
-
-std::string_view isa_name(Isa isa) {
-  switch (isa) {
-    case Isa::scalar:
-      return "scalar";
-    case Isa::avx2:
-      return "avx2";
-    case Isa::avx512:
-      return "avx512";
+#define WB_CAND_ISA_TABLE(name, cpu) \
+  namespace name {                   \
+  const KernelTable& table();        \
   }
-  return "?";
-}
+WB_CAND_ISA_LIST(WB_CAND_ISA_TABLE)
+#undef WB_CAND_ISA_TABLE
+
+std::string_view isa_name(Isa isa) { return name_of(kIsaNames, isa); }
 
 Isa isa_from_name(std::string_view name) {
-  if (name == "scalar") return Isa::scalar;
-  if (name == "avx2") return Isa::avx2;
-  if (name == "avx512") return Isa::avx512;
-  throw UsageError("unknown ISA '" + std::string(name) + "' (valid: scalar, avx2, avx512)");
+  if (auto v = find_value(kIsaNames, name)) return *v;
+  throw UsageError("unknown ISA '" + std::string(name) + "' (valid: " + names_of(kIsaNames) + ")");
 }
 
 bool isa_supported(Isa isa) {
+  // libgcc's checks of AVX-512 features also ask whether the OS saves their state (XCR0).
   __builtin_cpu_init();
   switch (isa) {
-    case Isa::scalar:
-      return true;
-    case Isa::avx2:
-#ifdef WB_HAVE_AVX2_KERNELS
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-             __builtin_cpu_supports("f16c");
-#else
-      return false;
-#endif
-    case Isa::avx512:
-#ifdef WB_HAVE_AVX512_KERNELS
-      // libgcc also checks that the OS saves the AVX-512 state (XCR0).
-      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-             __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
-#else
-      return false;
-#endif
+#define WB_CAND_ISA_CHECK(name, cpu) \
+  case Isa::name:                    \
+    return cpu;
+    WB_CAND_ISA_LIST(WB_CAND_ISA_CHECK)
+#undef WB_CAND_ISA_CHECK
   }
   return false;
 }
 
 Isa best_isa() {
-  if (isa_supported(Isa::avx512)) return Isa::avx512;
-  if (isa_supported(Isa::avx2)) return Isa::avx2;
-  return Isa::scalar;
+  const std::vector<Isa> all = supported_isas();
+  return all.back();  // narrowest first; the first, the portable path, is always supported
 }
 
 std::vector<Isa> supported_isas() {
   std::vector<Isa> out;
-  for (Isa i : {Isa::scalar, Isa::avx2, Isa::avx512})
-    if (isa_supported(i)) out.push_back(i);
+  for (const auto& entry : kIsaNames)
+    if (isa_supported(entry.first)) out.push_back(entry.first);
   return out;
 }
 
@@ -96,17 +65,13 @@ const KernelTable& kernels(Isa isa) {
     throw std::runtime_error("kernels for ISA " + std::string(isa_name(isa)) +
                              " are not available on this CPU");
   switch (isa) {
-#ifdef WB_HAVE_AVX512_KERNELS
-    case Isa::avx512:
-      return avx512::table();
-#endif
-#ifdef WB_HAVE_AVX2_KERNELS
-    case Isa::avx2:
-      return avx2::table();
-#endif
-    default:
-      return scalar::table();
+#define WB_CAND_ISA_DISPATCH(name, cpu) \
+  case Isa::name:                       \
+    return name::table();
+    WB_CAND_ISA_LIST(WB_CAND_ISA_DISPATCH)
+#undef WB_CAND_ISA_DISPATCH
   }
+  throw std::logic_error("kernels: an ISA outside the list");
 }
 
 uint16_t f32_to_bf16_bits(float f) {

@@ -1,5 +1,5 @@
-// One source, compiled once per ISA (CMake passes WB_KNS = scalar | avx2 | avx512 and the matching
-// -m flags). The code is written against a tiny vector type V of W float lanes; the three
+// One source, compiled once per ISA of the list (CMake passes WB_KNS, the ISA's name, and its -m
+// flags). The code is written against a tiny vector type V of W float lanes; the three
 // definitions of V below are the only ISA-specific lines. Tails shorter than W go through a
 // W-wide stack buffer, so every element sees the same arithmetic whatever its position.
 #include <algorithm>
@@ -23,7 +23,6 @@ namespace wb::cand::WB_KNS {
 namespace {
 
 #if defined(__AVX512F__)
-constexpr Isa kIsa = Isa::avx512;
 constexpr int W = 16;
 struct V {
   __m512 v;
@@ -67,7 +66,6 @@ inline V load_f16(const uint16_t* p) {
   return {_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)))};
 }
 #elif defined(__AVX2__)
-constexpr Isa kIsa = Isa::avx2;
 constexpr int W = 8;
 struct V {
   __m256 v;
@@ -120,7 +118,6 @@ inline V load_f16(const uint16_t* p) {
   return {_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)))};
 }
 #else
-constexpr Isa kIsa = Isa::scalar;
 constexpr int W = 1;
 struct V {
   float v;
@@ -523,7 +520,7 @@ void exp_k(const float* x, float* y, int64_t n) {
 }  // namespace
 
 const KernelTable& table() {
-  static const KernelTable t{.isa = kIsa,
+  static const KernelTable t{.isa = Isa::WB_KNS,
                              .layer_norm = layer_norm,
                              .bias_gelu = bias_gelu,
                              .bias_add = bias_add,

@@ -9,7 +9,7 @@
 namespace wb::cand {
 
 void linear_tapped(RunState& rs, const float* a, int64_t m, int64_t lda, const WeightMatrix& w,
-                   float* y, int64_t ldy, const Epilogue2& e, TapSink* taps, const std::string& tap,
+                   float* y, int64_t ldy, const Epilogue2& e, TapSink* taps, std::string_view tap,
                    const Shape& tap_shape) {
   if (wanted(taps, tap)) {
     linear(rs.ctx, a, m, lda, w, y, ldy, [&](int64_t r0, int64_t r1, int) {
@@ -94,7 +94,7 @@ void conv_stem(RunState& rs, const Model& m, const Faults& f, const float* mel, 
   linear(rs.ctx, x1.data(), t2, nm * 3, m.conv1, h1.data(), c, [&](int64_t r0, int64_t r1, int) {
     k.bias_gelu(h1.data() + r0 * c, r1 - r0, c, b1, tanh);
   });
-  report(taps, "encoder.conv1", {t2, c}, DType::f32, h1.data());
+  report(taps, kConv1, {t2, c}, DType::f32, h1.data());
   // conv2 (k3, stride 2, pad 1): X2[t, k*C + ci] = h1[2t + k - pad, ci] (row copies).
   std::vector<float>& x2 = rs.ws.col;
   x2.resize(static_cast<std::size_t>(t) * 3 * c);
@@ -119,8 +119,8 @@ void conv_stem(RunState& rs, const Model& m, const Faults& f, const float* mel, 
     e.post = [&](int64_t r0, int64_t r1) {
       k.residual_add(m.pos.data() + r0 * c, xp + r0 * c, xp + r0 * c, r1 - r0, c, nullptr);
     };
-  linear_tapped(rs, x2.data(), t, 3 * c, m.conv2, xp, c, e, taps, "encoder.conv2", {t, c});
-  report(taps, "encoder.pos_embed", {t, c}, DType::f32, xp);
+  linear_tapped(rs, x2.data(), t, 3 * c, m.conv2, xp, c, e, taps, kConv2, {t, c});
+  report(taps, kPosEmbed, {t, c}, DType::f32, xp);
 }
 
 void attention_layer(RunState& rs, const Model& m, const Faults& f, int i, const float* x, float* y,

@@ -44,7 +44,7 @@ struct Epilogue2 {
   RowOp fused;  // pre+post in one pass when the tap is not wanted (empty: pre then post)
 };
 void linear_tapped(RunState& rs, const float* a, int64_t m, int64_t lda, const WeightMatrix& w,
-                   float* y, int64_t ldy, const Epilogue2& e, TapSink* taps, const std::string& tap,
+                   float* y, int64_t ldy, const Epilogue2& e, TapSink* taps, std::string_view tap,
                    const Shape& tap_shape);
 
 // LayerNorm over the rows of [rows, cols]: eps 1e-5 unless the ln-eps fault sets it; the ln-fp16

@@ -83,16 +83,4 @@ std::unique_ptr<Model> load_model(const Checkpoint& ck, Precision prec, GemmBack
   return m;
 }
 
-Precision internal_precision(wb::Precision p) {
-  switch (p) {
-    case wb::Precision::bfloat16:
-      return Precision::bf16;
-    case wb::Precision::float16:
-      return Precision::f16;
-    case wb::Precision::float32:
-      break;
-  }
-  return Precision::f32;
-}
-
 }  // namespace wb::cand

@@ -44,8 +44,4 @@ struct Model {
 // Throws std::invalid_argument naming the weight, what it got and what it expected.
 // Weights are packed for the GEMM backend `g` (ops.h).
 std::unique_ptr<Model> load_model(const Checkpoint& ck, Precision prec, GemmBackend g);
-// "float32" | "bfloat16" | "float16" (and short spellings); wb::UsageError otherwise.
-// The kernels' precision tag of the public mode.
-Precision internal_precision(wb::Precision p);
-
 }  // namespace wb::cand

@@ -3,6 +3,7 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
@@ -14,17 +15,37 @@ namespace {
 constexpr int kMaxBlockRows = 512;
 }  // namespace
 
-std::string_view precision_name(Precision p) {
-  switch (p) {
-    case Precision::f32:
-      return "float32";
-    case Precision::bf16:
-      return "bfloat16";
-    case Precision::f16:
-      return "float16";
-  }
-  return "?";
+namespace {
+// The kernel tag of each wb::Precision.
+constexpr std::array<std::pair<wb::Precision, Precision>, 3> kPrecisionTags{{
+    {wb::Precision::float32, Precision::f32},
+    {wb::Precision::bfloat16, Precision::bf16},
+    {wb::Precision::float16, Precision::f16},
+}};
+
+// The value of $var in `table`, `fallback` when unset or empty; anything else is an error.
+template <class E, std::size_t N>
+E env_choice(const char* var, const std::array<NameEntry<E>, N>& table, E fallback) {
+  const char* env = std::getenv(var);
+  if (env == nullptr || *env == '\0') return fallback;
+  if (auto v = find_value(table, env)) return *v;
+  throw std::runtime_error(std::string(var) + "=" + env + ": expected one of " + names_of(table));
 }
+}  // namespace
+
+Precision internal_precision(wb::Precision p) {
+  for (const auto& [pub, tag] : kPrecisionTags)
+    if (pub == p) return tag;
+  return Precision::f32;
+}
+
+wb::Precision public_precision(Precision p) {
+  for (const auto& [pub, tag] : kPrecisionTags)
+    if (tag == p) return pub;
+  return wb::Precision::float32;
+}
+
+std::string_view precision_name(Precision p) { return to_string(public_precision(p)); }
 
 void blas_set_threads(int n) { openblas_set_num_threads(n); }
 int blas_get_threads() { return openblas_get_num_threads(); }
@@ -36,16 +57,10 @@ BlasSingleThread::~BlasSingleThread() {
   if (prev_ != 1) openblas_set_num_threads(prev_);
 }
 
-std::string_view gemm_backend_name(GemmBackend g) {
-  return g == GemmBackend::onednn ? "onednn" : "openblas";
-}
+std::string_view gemm_backend_name(GemmBackend g) { return name_of(kGemmBackendNames, g); }
 
 GemmBackend gemm_backend_from_env() {
-  const char* env = std::getenv("WB_CAND_GEMM");
-  if (env == nullptr || *env == '\0' || std::string_view(env) == "onednn")
-    return GemmBackend::onednn;
-  if (std::string_view(env) == "openblas") return GemmBackend::openblas;
-  throw std::runtime_error("WB_CAND_GEMM=" + std::string(env) + ": expected onednn or openblas");
+  return env_choice("WB_CAND_GEMM", kGemmBackendNames, GemmBackend::onednn);
 }
 
 WeightMatrix::WeightMatrix(const float* w, int rows, int cols, Precision p, GemmBackend g)
@@ -64,9 +79,28 @@ WeightMatrix::WeightMatrix(const float* w, int rows, int cols, Precision p, Gemm
     f_.assign(w, w + n);
   } else {
     h_.resize(n);
-    for (std::size_t i = 0; i < n; ++i)
-      h_[i] = p == Precision::bf16 ? f32_to_bf16_bits(w[i]) : f32_to_f16_bits(w[i]);
+    narrow_16bit(p, w, h_.data(), n);
   }
+}
+
+namespace {
+// fn(src + b, dst + b, e - b) over [0, n), split across the pool.
+template <class In>
+void parallel_elementwise(ThreadPool& pool, void (*fn)(const In*, float*, int64_t), const In* src,
+                          float* dst, int64_t n) {
+  pool.parallel_for(
+      n, [&](int64_t b, int64_t e, int) { fn(src + b, dst + b, e - b); }, 64);
+}
+}  // namespace
+
+void widen_16bit(const KernelTable& k, ThreadPool& pool, Precision p, const uint16_t* src,
+                 float* dst, int64_t n) {
+  parallel_elementwise(pool, p == Precision::bf16 ? k.bf16_to_f32 : k.f16_to_f32, src, dst, n);
+}
+
+void narrow_16bit(Precision p, const float* src, uint16_t* dst, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i)
+    dst[i] = p == Precision::bf16 ? f32_to_bf16_bits(src[i]) : f32_to_f16_bits(src[i]);
 }
 
 const float* WeightMatrix::f32(std::vector<float>& scratch, const KernelTable& k,
@@ -74,34 +108,15 @@ const float* WeightMatrix::f32(std::vector<float>& scratch, const KernelTable& k
   if (prec_ == Precision::f32) return f_.data();
   const int64_t n = static_cast<int64_t>(rows_) * cols_;
   if (static_cast<int64_t>(scratch.size()) < n) scratch.resize(static_cast<std::size_t>(n));
-  float* dst = scratch.data();
-  const uint16_t* src = h_.data();
-  const bool bf = prec_ == Precision::bf16;
-  pool.parallel_for(
-      n,
-      [&](int64_t b, int64_t e, int) {
-        if (bf)
-          k.bf16_to_f32(src + b, dst + b, e - b);
-        else
-          k.f16_to_f32(src + b, dst + b, e - b);
-      },
-      64);
-  return dst;
+  widen_16bit(k, pool, prec_, h_.data(), scratch.data(), n);
+  return scratch.data();
 }
 
 void round_to_precision(OpContext& ctx, float* x, int64_t n) {
   if (ctx.prec == Precision::f32) return;
   const KernelTable& k = *ctx.k;
-  const bool bf = ctx.prec == Precision::bf16;
-  ctx.pool->parallel_for(
-      n,
-      [&](int64_t b, int64_t e, int) {
-        if (bf)
-          k.round_bf16(x + b, x + b, e - b);
-        else
-          k.round_f16(x + b, x + b, e - b);
-      },
-      64);
+  parallel_elementwise(*ctx.pool, ctx.prec == Precision::bf16 ? k.round_bf16 : k.round_f16, x, x,
+                       n);
 }
 
 void linear(OpContext& ctx, const float* a, int64_t m, int64_t lda, const WeightMatrix& w, float* y,
@@ -144,10 +159,7 @@ void linear(OpContext& ctx, const float* a, int64_t m, int64_t lda, const Weight
 }
 
 AttnImpl attention_impl_from_env() {
-  const char* env = std::getenv("WB_CAND_ATTN");
-  if (env == nullptr || *env == '\0' || std::string_view(env) == "kernel") return AttnImpl::kernel;
-  if (std::string_view(env) == "blas") return AttnImpl::blas;
-  throw std::runtime_error("WB_CAND_ATTN=" + std::string(env) + ": expected kernel or blas");
+  return env_choice("WB_CAND_ATTN", kAttnImplNames, AttnImpl::kernel);
 }
 
 void attention(OpContext& ctx, const float* qkv, int64_t t, int c, int heads, float alpha,

@@ -2,6 +2,7 @@
 // linear layer on OpenBLAS with fused epilogues, conv1d k3 by im2col, block-wise attention.
 // Layouts: activations [rows, cols] row-major; Linear weights [out, in] as in PyTorch.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -11,14 +12,23 @@
 #include "gemm_onednn.h"
 #include "kernels.h"
 #include "thread_pool.h"
+#include "wb/core/enum_names.h"
+#include "wb/core/precision.h"
 
 namespace wb::cand {
 
+// The kernels' precision tag, mapped once from and to wb::Precision (whose table names it).
 enum class Precision { f32, bf16, f16 };
-std::string_view precision_name(Precision p);
+Precision internal_precision(wb::Precision p);
+wb::Precision public_precision(Precision p);
+std::string_view precision_name(Precision p);  // "float32", "bfloat16", "float16"
 
 // The GEMM library behind `linear`: oneDNN matmul (default; gemm_onednn.h) or OpenBLAS sgemm.
 enum class GemmBackend { onednn, openblas };
+inline constexpr std::array<NameEntry<GemmBackend>, 2> kGemmBackendNames{{
+    {GemmBackend::onednn, "onednn"},
+    {GemmBackend::openblas, "openblas"},
+}};
 std::string_view gemm_backend_name(GemmBackend g);
 // $WB_CAND_GEMM = onednn (default) | openblas; anything else is an error.
 GemmBackend gemm_backend_from_env();
@@ -49,6 +59,10 @@ class WeightMatrix {
 };
 
 enum class AttnImpl { kernel, blas };
+inline constexpr std::array<NameEntry<AttnImpl>, 2> kAttnImplNames{{
+    {AttnImpl::kernel, "kernel"},
+    {AttnImpl::blas, "blas"},
+}};
 
 // Called by the thread that computed rows [r0, r1) of the output, right after its GEMM.
 using Epilogue = std::function<void(int64_t r0, int64_t r1, int tid)>;
@@ -84,6 +98,13 @@ void attention(OpContext& ctx, const float* qkv, int64_t t, int c, int heads, fl
 
 // Rounds x in place to the context precision (no-op for float32).
 void round_to_precision(OpContext& ctx, float* x, int64_t n);
+
+// dst[0, n) = the 16-bit values src[0, n) (bfloat16 or float16 bits, p) widened to float32,
+// split across the pool.
+void widen_16bit(const KernelTable& k, ThreadPool& pool, Precision p, const uint16_t* src,
+                 float* dst, int64_t n);
+// dst[0, n) = the bfloat16 or float16 bits (p) of src[0, n), rounded to nearest even (scalar).
+void narrow_16bit(Precision p, const float* src, uint16_t* dst, std::size_t n);
 
 // Sets OpenBLAS to one thread for the lifetime of the guard and restores it afterwards (the
 // candidate threads itself; LibTorch in the same process keeps its own setting).

@@ -17,21 +17,17 @@
 
 #include "ops.h"
 #include "thread_pool.h"
+#include "wb/testing/name_tables.h"
+#include "wb/testing/random.h"
+#include "wb/testing/reference_math.h"
 
 using namespace wb::cand;
 
 namespace {
 
 constexpr double kEps = std::numeric_limits<float>::epsilon();  // 2^-23
-constexpr uint64_t kSeed = 20261125;
-
-std::vector<float> randn(std::size_t n, uint64_t seed, float scale = 1.0f, float offset = 0.0f) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> nd(0.0f, 1.0f);
-  std::vector<float> v(n);
-  for (auto& x : v) x = offset + scale * nd(rng);
-  return v;
-}
+constexpr uint64_t kSeed = wb::testing::kCpuKernelSeed;
+using wb::testing::randn;
 
 struct Check {
   std::string id;
@@ -67,37 +63,87 @@ std::string cid(Isa isa, const std::string& what) {
   return std::string(isa_name(isa)) + "/" + what;
 }
 
+// The op cases, one table each, run on every ISA path this CPU runs (and, for linear, on both
+// GEMM backends): odd widths, not multiples of the vector width, a single column, long rows.
+constexpr std::pair<int, int> kRowShapes[] = {{7, 37}, {13, 389}, {3, 1}, {5, 1531},
+                                              {2, 67}, {5, 1499}, {3, 7}, {4, 61}};
+// linear: M x N x K, and whether lda > K and ldy > N.
+constexpr std::tuple<int, int, int, bool> kLinearShapes[] = {
+    {37, 45, 53, false},   {301, 129, 389, false}, {1, 7, 3, false},      {1499, 33, 257, false},
+    {1499, 33, 257, true}, {37, 45, 53, true},     {65, 129, 389, false}, {128, 64, 64, false}};
+
+std::string shape_id(int rows, int cols) {
+  return std::to_string(rows) + "x" + std::to_string(cols);
+}
+
+// Row r of softmax over x0 [rows, ld] (first `cols` columns) in float64.
+std::vector<double> softmax_f64(const std::vector<float>& x0, int r, int64_t ld, int cols) {
+  double m = -1e300, s = 0;
+  for (int c = 0; c < cols; ++c) m = std::max(m, static_cast<double>(x0[r * ld + c]));
+  for (int c = 0; c < cols; ++c) s += std::exp(x0[r * ld + c] - m);
+  std::vector<double> p(static_cast<std::size_t>(cols));
+  for (int c = 0; c < cols; ++c) p[c] = std::exp(x0[r * ld + c] - m) / s;
+  return p;
+}
+
+float rounded(Precision prec, float x) {
+  if (prec == Precision::bf16) return bf16_bits_to_f32(f32_to_bf16_bits(x));
+  if (prec == Precision::f16) return f16_bits_to_f32(f32_to_f16_bits(x));
+  return x;
+}
+
+// y [M, N] (rows ldy apart) against float64 on the rounded operands a [M, K] (rows lda apart),
+// w [N, K], plus bias: in reduced precision both the weights and the activations enter rounded;
+// the accumulation error bound is (K + 2) eps sum_k |a_k w_k|.
+void check_linear_f64(Check& ch, Precision prec, const std::vector<float>& a, int lda,
+                      const std::vector<float>& wv, const std::vector<float>& bias,
+                      const std::vector<float>& y, int ldy, int m, int n, int kk) {
+  for (int i = 0; i < m; ++i)
+    for (int j = 0; j < n; ++j) {
+      double s = 0, sa = 0;
+      for (int q = 0; q < kk; ++q) {
+        const double t =
+            static_cast<double>(rounded(prec, a[i * lda + q])) * rounded(prec, wv[j * kk + q]);
+        s += t;
+        sa += std::fabs(t);
+      }
+      s += bias[j];
+      ch.add(y[i * ldy + j], s, (kk + 2) * kEps * (sa + std::fabs(bias[j])) + 1e-30);
+    }
+}
+
 }  // namespace
 
 TEST_CASE("isa: selection, names and $WB_ISA validation") {
   const auto isas = supported_isas();
   REQUIRE(!isas.empty());
-  CHECK(isas.front() == Isa::scalar);
+  CHECK(isas.front() == kIsaNames.front().first);  // the portable path, always there
   std::string list;
   for (Isa i : isas) list += std::string(isa_name(i)) + " ";
   MESSAGE("supported ISA paths: " << list << "(best: " << isa_name(best_isa()) << ")");
-  CHECK(isa_from_name("avx2") == Isa::avx2);
+  wb::testing::check_name_table(kIsaNames, "Isa", kIsaNames.back().first);
+  for (const auto& [isa, name] : kIsaNames) CHECK(isa_from_name(name) == isa);
   CHECK_THROWS_AS(isa_from_name("sse9"), std::invalid_argument);
+  wb::testing::check_name_table(kGemmBackendNames, "GemmBackend", GemmBackend::openblas);
+  wb::testing::check_name_table(kAttnImplNames, "AttnImpl", AttnImpl::blas);
+  for (Precision p : {Precision::f32, Precision::bf16, Precision::f16})
+    CHECK(internal_precision(public_precision(p)) == p);
   for (Isa i : isas) CHECK(kernels(i).isa == i);
 }
 
 TEST_CASE("kernels: layer_norm vs float64") {
   for (Isa isa : supported_isas()) {
     const KernelTable& k = kernels(isa);
-    for (auto [rows, cols] : {std::pair{7, 37}, {13, 389}, {3, 1}, {5, 1531}, {2, 67}}) {
+    for (auto [rows, cols] : kRowShapes) {
       const auto x = randn(static_cast<std::size_t>(rows) * cols, kSeed + cols, 3.0f, 0.7f);
       const auto g = randn(static_cast<std::size_t>(cols), kSeed + 1, 0.5f, 1.0f);
       const auto b = randn(static_cast<std::size_t>(cols), kSeed + 2, 0.3f);
       std::vector<float> y(x.size());
       const float eps = 1e-5f;
       k.layer_norm(x.data(), y.data(), rows, cols, g.data(), b.data(), eps);
-      Check ch{cid(isa, "layer_norm " + std::to_string(rows) + "x" + std::to_string(cols))};
+      Check ch{cid(isa, "layer_norm " + shape_id(rows, cols))};
       for (int r = 0; r < rows; ++r) {
-        double m = 0, v = 0;
-        for (int c = 0; c < cols; ++c) m += x[r * cols + c];
-        m /= cols;
-        for (int c = 0; c < cols; ++c) v += (x[r * cols + c] - m) * (x[r * cols + c] - m);
-        v /= cols;
+        const auto [m, v] = wb::testing::mean_var_f64(x.data() + r * cols, cols);
         const double rs = 1.0 / std::sqrt(v + eps);
         for (int c = 0; c < cols; ++c) {
           const double xh = (x[r * cols + c] - m) * rs;
@@ -162,21 +208,17 @@ TEST_CASE("kernels: erf, exp and GELU (erf and tanh) vs float64") {
 TEST_CASE("kernels: softmax rows vs float64") {
   for (Isa isa : supported_isas()) {
     const KernelTable& k = kernels(isa);
-    for (auto [rows, cols] : {std::pair{5, 1499}, {3, 7}, {4, 61}}) {
+    for (auto [rows, cols] : kRowShapes) {
       const int64_t ld = cols + 3;
       auto x = randn(static_cast<std::size_t>(rows * ld), kSeed + cols, 4.0f);
       const auto x0 = x;
       k.softmax_rows(x.data(), rows, cols, ld);
-      Check ch{cid(isa, "softmax " + std::to_string(rows) + "x" + std::to_string(cols))};
+      Check ch{cid(isa, "softmax " + shape_id(rows, cols))};
       for (int r = 0; r < rows; ++r) {
-        double m = -1e300, s = 0;
-        for (int c = 0; c < cols; ++c) m = std::max(m, static_cast<double>(x0[r * ld + c]));
-        for (int c = 0; c < cols; ++c) s += std::exp(x0[r * ld + c] - m);
-        for (int c = 0; c < cols; ++c) {
-          const double want = std::exp(x0[r * ld + c] - m) / s;
-          // exp: few ulp; the sum over `cols` terms: eps * cols relative
-          ch.add(x[r * ld + c], want, kEps * (cols + 8) * want + 1e-38);
-        }
+        const std::vector<double> want = softmax_f64(x0, r, ld, cols);
+        // exp: few ulp; the sum over `cols` terms: eps * cols relative
+        for (int c = 0; c < cols; ++c)
+          ch.add(x[r * ld + c], want[c], kEps * (cols + 8) * want[c] + 1e-38);
         for (int c = cols; c < ld; ++c) CHECK(x[r * ld + c] == x0[r * ld + c]);  // untouched
       }
       ch.finish();
@@ -185,16 +227,11 @@ TEST_CASE("kernels: softmax rows vs float64") {
       std::vector<float> inv(static_cast<std::size_t>(rows));
       k.exp_rows(e.data(), rows, cols, ld, inv.data());
       k.scale_rows(e.data(), rows, cols, ld, inv.data());
-      Check ce{
-          cid(isa, "exp_rows+scale_rows " + std::to_string(rows) + "x" + std::to_string(cols))};
+      Check ce{cid(isa, "exp_rows+scale_rows " + shape_id(rows, cols))};
       for (int r = 0; r < rows; ++r) {
-        double m = -1e300, s = 0;
-        for (int c = 0; c < cols; ++c) m = std::max(m, static_cast<double>(x0[r * ld + c]));
-        for (int c = 0; c < cols; ++c) s += std::exp(x0[r * ld + c] - m);
-        for (int c = 0; c < cols; ++c) {
-          const double want = std::exp(x0[r * ld + c] - m) / s;
-          ce.add(e[r * ld + c], want, kEps * (cols + 8) * want + 1e-38);
-        }
+        const std::vector<double> want = softmax_f64(x0, r, ld, cols);
+        for (int c = 0; c < cols; ++c)
+          ce.add(e[r * ld + c], want[c], kEps * (cols + 8) * want[c] + 1e-38);
         for (int c = cols; c < ld; ++c) CHECK(e[r * ld + c] == x0[r * ld + c]);
       }
       ce.finish();
@@ -288,44 +325,27 @@ TEST_CASE("ops: linear (OpenBLAS, rows split over threads) vs float64, determini
       ctx.k = &k;
       ctx.pool = &pool;
       BlasSingleThread blas1;
-      for (auto [m, n, kk] : {std::tuple{37, 45, 53}, {301, 129, 389}, {1, 7, 3}}) {
-        const auto a = randn(static_cast<std::size_t>(m) * kk, kSeed + m, 1.3f);
+      for (auto [m, n, kk, strided] : kLinearShapes) {
+        const int lda = kk + (strided ? 3 : 0), ldy = n + (strided ? 5 : 0);
+        const auto a = randn(static_cast<std::size_t>(m) * lda, kSeed + m, 1.3f);
         const auto wv = randn(static_cast<std::size_t>(n) * kk, kSeed + n, 0.2f);
         const auto bias = randn(static_cast<std::size_t>(n), kSeed + 11);
         for (Precision prec : {Precision::f32, Precision::bf16, Precision::f16}) {
           ctx.prec = prec;
           WeightMatrix w(wv.data(), n, kk, prec);
-          std::vector<float> y(static_cast<std::size_t>(m) * n), y2(y.size());
+          std::vector<float> y(static_cast<std::size_t>(m) * ldy), y2(y.size());
           auto run = [&](std::vector<float>& out) {
-            linear(ctx, a.data(), m, kk, w, out.data(), n, [&](int64_t r0, int64_t r1, int) {
-              k.bias_add(out.data() + r0 * n, r1 - r0, n, bias.data());
+            linear(ctx, a.data(), m, lda, w, out.data(), ldy, [&](int64_t r0, int64_t r1, int) {
+              for (int64_t r = r0; r < r1; ++r) k.bias_add(out.data() + r * ldy, 1, n, bias.data());
             });
           };
           run(y);
           run(y2);
           CHECK_MESSAGE(y == y2, "linear not deterministic");
-          // float64 reference on the same (rounded) operands: in reduced precision both the
-          // weights and the activations enter rounded; the accumulation error bound is
-          // (K + 2) eps sum_k |a_k w_k|.
-          auto rnd = [&](float x) {
-            if (prec == Precision::bf16) return bf16_bits_to_f32(f32_to_bf16_bits(x));
-            if (prec == Precision::f16) return f16_bits_to_f32(f32_to_f16_bits(x));
-            return x;
-          };
           Check ch{cid(isa, "linear " + std::string(precision_name(prec)) + " t" +
-                                std::to_string(threads) + " " + std::to_string(m) + "x" +
-                                std::to_string(n) + "x" + std::to_string(kk))};
-          for (int i = 0; i < m; ++i)
-            for (int j = 0; j < n; ++j) {
-              double s = 0, sa = 0;
-              for (int q = 0; q < kk; ++q) {
-                const double t = static_cast<double>(rnd(a[i * kk + q])) * rnd(wv[j * kk + q]);
-                s += t;
-                sa += std::fabs(t);
-              }
-              s += bias[j];
-              ch.add(y[i * n + j], s, (kk + 2) * kEps * (sa + std::fabs(bias[j])) + 1e-30);
-            }
+                                std::to_string(threads) + " " + shape_id(m, n) + "x" +
+                                std::to_string(kk) + (strided ? " strided" : ""))};
+          check_linear_f64(ch, prec, a, lda, wv, bias, y, ldy, m, n, kk);
           ch.finish();
         }
       }
@@ -364,23 +384,9 @@ double check_onednn_linear(const KernelTable& k, Precision prec, int m, int n, i
     if (first.empty()) first = y;
     CHECK_MESSAGE(y == first, id << ": threads " << threads << " differ from 1 thread");
   }
-  auto rnd = [&](float x) {
-    if (prec == Precision::bf16) return bf16_bits_to_f32(f32_to_bf16_bits(x));
-    if (prec == Precision::f16) return f16_bits_to_f32(f32_to_f16_bits(x));
-    return x;
-  };
   Check ch{id};
+  check_linear_f64(ch, prec, a, lda, wv, bias, first, ldy, m, n, kk);
   for (int i = 0; i < m; ++i) {
-    for (int j = 0; j < n; ++j) {
-      double s = 0, sa = 0;
-      for (int q = 0; q < kk; ++q) {
-        const double t = static_cast<double>(rnd(a[i * lda + q])) * rnd(wv[j * kk + q]);
-        s += t;
-        sa += std::fabs(t);
-      }
-      s += bias[j];
-      ch.add(first[i * ldy + j], s, (kk + 2) * kEps * (sa + std::fabs(bias[j])) + 1e-30);
-    }
     for (int j = n; j < ldy; ++j)
       CHECK_MESSAGE(first[i * ldy + j] == -7.0f, id << ": wrote past N");
   }
@@ -388,17 +394,13 @@ double check_onednn_linear(const KernelTable& k, Precision prec, int m, int n, i
   return ch.worst_ratio;
 }
 
-constexpr std::tuple<int, int, int, bool> kOnednnShapes[] = {
-    {1499, 33, 257, false}, {1499, 33, 257, true}, {37, 45, 53, true},
-    {1, 7, 3, false},       {65, 129, 389, false}, {128, 64, 64, false}};
-
 }  // namespace
 
 TEST_CASE("ops: linear on oneDNN (float32, float16, bfloat16 as this CPU runs it) vs float64") {
   MESSAGE("oneDNN cpu isa " << onednn_cpu_isa() << ", native bf16 " << onednn_native_bf16());
   const KernelTable& k = kernels(best_isa());
   for (Precision prec : {Precision::f32, Precision::f16, Precision::bf16})
-    for (auto [m, n, kk, strided] : kOnednnShapes) check_onednn_linear(k, prec, m, n, kk, strided);
+    for (auto [m, n, kk, strided] : kLinearShapes) check_onednn_linear(k, prec, m, n, kk, strided);
 }
 
 // The AVX512-BF16 path (vdpbf16ps): reported skipped, not passed, where oneDNN cannot run it
@@ -411,7 +413,7 @@ TEST_CASE("ops: linear on oneDNN, native bfloat16 (AVX512-BF16) vs float64" *
   const std::string impl = onednn_impl(*w.onednn());
   MESSAGE("bf16 matmul: " << impl);
   CHECK_MESSAGE(impl.find("widened") == std::string::npos, impl);
-  for (auto [m, n, kk, strided] : kOnednnShapes)
+  for (auto [m, n, kk, strided] : kLinearShapes)
     check_onednn_linear(k, Precision::bf16, m, n, kk, strided);
 }
 
@@ -455,25 +457,16 @@ TEST_CASE("ops: block-wise attention vs float64 full softmax attention") {
       CHECK(out == out2);
       Check ch{cid(isa, std::string("attention/") + impl_name + " t" + std::to_string(threads) +
                             " T157 C108 H3 block40")};
-      std::vector<double> s(t);
+      std::vector<double> p;
       for (int h = 0; h < heads; ++h)
         for (int i = 0; i < t; ++i) {
-          double mx = -1e300, sum = 0;
-          for (int j = 0; j < t; ++j) {
-            double d = 0;
-            for (int q = 0; q < dh; ++q)
-              d += static_cast<double>(qkv[i * 3 * c + h * dh + q]) *
-                   qkv[j * 3 * c + c + h * dh + q];
-            s[j] = d * alpha;
-            mx = std::max(mx, s[j]);
-          }
-          for (int j = 0; j < t; ++j) sum += (s[j] = std::exp(s[j] - mx));
+          wb::testing::attention_probs_f64(qkv, t, c, dh, h, i, alpha, p);
           for (int q = 0; q < dh; ++q) {
             double o = 0, oa = 0;
             for (int j = 0; j < t; ++j) {
               const double v = qkv[j * 3 * c + 2 * c + h * dh + q];
-              o += s[j] / sum * v;
-              oa += s[j] / sum * std::fabs(v);
+              o += p[j] * v;
+              oa += p[j] * std::fabs(v);
             }
             // score error (dh eps |q||k|, times the exponent's sensitivity) plus the sums over T
             const double tol = kEps * (dh + t + 16) * oa * 4;

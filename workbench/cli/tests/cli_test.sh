@@ -54,6 +54,8 @@ expect "decoder taps with --no-decode" 2 "decoding is off" -- "$wb" dump --model
   ok "wb taps --json" || bad "wb taps --json"
 "$wb" faults --json | python3 -c "import json,sys; t=json.load(sys.stdin); assert len(t) >= 10 and all(f['first_tap'] and f['examples'] and all(e['spec'] and e['first_tap'] for e in f['examples']) for f in t)" &&
   ok "wb faults --json" || bad "wb faults --json"
+"$wb" info --json | python3 -c "import json,sys; j=json.load(sys.stdin); sup=[i['name'] for i in j['isas'] if i['supported']]; assert j['precisions'][0] == 'float32' and sup and sup[0] == j['isas'][0]['name'] and j['best_isa'] == sup[-1] and [p['precision'] for p in j['profiles']] == j['precisions'] and len(j['faults']) >= 10 and j['tool_version']" &&
+  ok "wb info --json" || bad "wb info --json"
 # --min-agreement compares against the reference: refused with --impl reference before any clip
 # runs (nothing on stdout).
 expect "--min-agreement with --impl reference" 2 "--min-agreement needs --impl candidate" -- \

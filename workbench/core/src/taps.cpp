@@ -12,6 +12,8 @@
 namespace wb {
 
 namespace {
+std::string str(std::string_view s) { return std::string(s); }
+
 // A block's taps in execution order, with what each observes; the single list for blocks.
 struct BlockPart {
   const char* part;
@@ -52,7 +54,7 @@ std::vector<std::string> block_upstream(TapSide side, int i, std::string_view s,
   if (s == "resid_attn") return {p("attn.out"), input};
   if (s == "cross_attn_ln") return {p("resid_attn")};
   if (s == "cross_attn.q") return {p("cross_attn_ln")};
-  if (s == "cross_attn.out") return {p("cross_attn.q"), "encoder.ln_post"};
+  if (s == "cross_attn.out") return {p("cross_attn.q"), str(kLnPost)};
   if (s == "resid_cross") return {p("cross_attn.out"), p("resid_attn")};
   if (s == "mlp_ln") return {dec ? p("resid_cross") : p("resid_attn")};
   if (s == "mlp.fc1") return {p("mlp_ln")};
@@ -90,13 +92,14 @@ void add_blocks(std::vector<TapSpec>& taps, TapSide side, int layers, int heads,
   }
 }
 
-// A tap outside the blocks: "mel", "logits" (no group), "encoder.conv1" (group "encoder").
-TapSpec plain(std::string group, std::string leaf, Shape shape, std::string layout, TapSide side,
-              TapStage stage, TapKind kind, std::vector<std::string> upstream) {
+// A tap outside the blocks: kMel, kLogits (no group), kConv1 (group "encoder", leaf "conv1").
+TapSpec plain(std::string_view name, Shape shape, std::string layout, TapSide side, TapStage stage,
+              TapKind kind, std::vector<std::string> upstream) {
   TapSpec t;
-  t.name = group.empty() ? leaf : group + "." + leaf;
-  t.group = std::move(group);
-  t.leaf = std::move(leaf);
+  t.name = name;
+  const auto dot = name.find('.');
+  t.group = dot == std::string_view::npos ? "" : name.substr(0, dot);
+  t.leaf = dot == std::string_view::npos ? name : name.substr(dot + 1);
   t.shape = std::move(shape);
   t.layout = std::move(layout);
   t.side = side;
@@ -108,49 +111,8 @@ TapSpec plain(std::string group, std::string leaf, Shape shape, std::string layo
 }
 }  // namespace
 
-std::string_view tap_kind_name(TapKind k) {
-  switch (k) {
-    case TapKind::features:
-      return "features";
-    case TapKind::conv:
-      return "conv";
-    case TapKind::embedding:
-      return "embedding";
-    case TapKind::norm:
-      return "norm";
-    case TapKind::projection:
-      return "projection";
-    case TapKind::attention:
-      return "attention";
-    case TapKind::activation:
-      return "activation";
-    case TapKind::residual:
-      return "residual";
-    case TapKind::logits:
-      return "logits";
-  }
-  return "?";
-}
-
-std::string_view tap_stage_name(TapStage s) {
-  switch (s) {
-    case TapStage::frontend:
-      return "frontend";
-    case TapStage::stem:
-      return "stem";
-    case TapStage::block:
-      return "block";
-    case TapStage::ln_post:
-      return "ln_post";
-    case TapStage::embed:
-      return "embed";
-    case TapStage::final_ln:
-      return "final_ln";
-    case TapStage::head:
-      return "head";
-  }
-  return "?";
-}
+std::string_view tap_kind_name(TapKind k) { return name_of(kTapKindNames, k); }
+std::string_view tap_stage_name(TapStage s) { return name_of(kTapStageNames, s); }
 
 std::string block_tap(TapSide side, int block, std::string_view part) {
   return fmt::format("{}.blocks.{}.{}", side == TapSide::encoder ? "encoder" : "decoder", block,
@@ -161,21 +123,17 @@ std::vector<TapSpec> encoder_taps(const ModelDims& d) {
   const int64_t t = d.n_audio_ctx, c = d.n_audio_state;
   const auto E = TapSide::encoder;
   const std::string fc = "frame,channel";
+  const std::string pos(kPosEmbed);
   std::vector<TapSpec> taps;
-  taps.push_back(plain("", "mel", {d.n_mels, 2 * t}, "mel,frame", E, TapStage::frontend,
-                       TapKind::features, {}));
   taps.push_back(
-      plain("encoder", "conv1", {2 * t, c}, fc, E, TapStage::stem, TapKind::conv, {"mel"}));
+      plain(kMel, {d.n_mels, 2 * t}, "mel,frame", E, TapStage::frontend, TapKind::features, {}));
+  taps.push_back(plain(kConv1, {2 * t, c}, fc, E, TapStage::stem, TapKind::conv, {str(kMel)}));
+  taps.push_back(plain(kConv2, {t, c}, fc, E, TapStage::stem, TapKind::conv, {str(kConv1)}));
   taps.push_back(
-      plain("encoder", "conv2", {t, c}, fc, E, TapStage::stem, TapKind::conv, {"encoder.conv1"}));
-  taps.push_back(plain("encoder", "pos_embed", {t, c}, fc, E, TapStage::stem, TapKind::embedding,
-                       {"encoder.conv2"}));
-  add_blocks(taps, E, d.n_audio_layer, d.n_audio_head, t, c, fc, kEncoderBlock,
-             "encoder.pos_embed");
-  const std::string last =
-      d.n_audio_layer > 0 ? block_tap(E, d.n_audio_layer - 1, "out") : "encoder.pos_embed";
-  taps.push_back(
-      plain("encoder", "ln_post", {t, c}, fc, E, TapStage::ln_post, TapKind::norm, {last}));
+      plain(kPosEmbed, {t, c}, fc, E, TapStage::stem, TapKind::embedding, {str(kConv2)}));
+  add_blocks(taps, E, d.n_audio_layer, d.n_audio_head, t, c, fc, kEncoderBlock, pos);
+  const std::string last = d.n_audio_layer > 0 ? block_tap(E, d.n_audio_layer - 1, "out") : pos;
+  taps.push_back(plain(kLnPost, {t, c}, fc, E, TapStage::ln_post, TapKind::norm, {last}));
   return taps;
 }
 
@@ -183,14 +141,14 @@ std::vector<TapSpec> decoder_taps(const ModelDims& d, int n_tokens) {
   const int64_t n = n_tokens, c = d.n_text_state;
   const auto D = TapSide::decoder;
   const std::string tc = "token,channel";
+  const std::string embed(kDecoderEmbed);
   std::vector<TapSpec> taps;
-  taps.push_back(plain("decoder", "embed", {n, c}, tc, D, TapStage::embed, TapKind::embedding, {}));
-  add_blocks(taps, D, d.n_text_layer, d.n_text_head, n, c, tc, kDecoderBlock, "decoder.embed");
-  const std::string last =
-      d.n_text_layer > 0 ? block_tap(D, d.n_text_layer - 1, "out") : "decoder.embed";
-  taps.push_back(plain("decoder", "ln", {n, c}, tc, D, TapStage::final_ln, TapKind::norm, {last}));
-  taps.push_back(plain("", "logits", {n, d.n_vocab}, "token,vocab", D, TapStage::head,
-                       TapKind::logits, {"decoder.ln"}));
+  taps.push_back(plain(kDecoderEmbed, {n, c}, tc, D, TapStage::embed, TapKind::embedding, {}));
+  add_blocks(taps, D, d.n_text_layer, d.n_text_head, n, c, tc, kDecoderBlock, embed);
+  const std::string last = d.n_text_layer > 0 ? block_tap(D, d.n_text_layer - 1, "out") : embed;
+  taps.push_back(plain(kDecoderLn, {n, c}, tc, D, TapStage::final_ln, TapKind::norm, {last}));
+  taps.push_back(plain(kLogits, {n, d.n_vocab}, "token,vocab", D, TapStage::head, TapKind::logits,
+                       {str(kDecoderLn)}));
   return taps;
 }
 
@@ -256,21 +214,21 @@ TapSelector::TapSelector(std::string_view spec) : spec_(spec) {
     if (item == "all") {
       globs = {"**"};
     } else if (item == "encoder") {
-      globs = {"mel", "encoder.**"};
+      globs = {str(kMel), "encoder.**"};
     } else if (item == "decoder") {
-      globs = {"decoder.**", "logits"};
+      globs = {"decoder.**", str(kLogits)};
     } else if (item == "blocks") {
-      globs = {"mel",
-               "encoder.conv1",
-               "encoder.conv2",
-               "encoder.pos_embed",
+      globs = {str(kMel),
+               str(kConv1),
+               str(kConv2),
+               str(kPosEmbed),
                "encoder.blocks.*.out",
-               "encoder.ln_post",
+               str(kLnPost),
                "decoder.blocks.*.out",
-               "decoder.ln",
-               "logits"};
+               str(kDecoderLn),
+               str(kLogits)};
     } else if (item == "minimal") {
-      globs = {"mel", "encoder.ln_post", "logits"};
+      globs = {str(kMel), str(kLnPost), str(kLogits)};
     } else if (item == "none") {
       continue;
     } else {

@@ -10,27 +10,23 @@
 
 namespace wb {
 
-std::string_view dtype_name(DType t) {
-  switch (t) {
-    case DType::f32:
-      return "float32";
-    case DType::f64:
-      return "float64";
-    case DType::f16:
-      return "float16";
-    case DType::bf16:
-      return "bfloat16";
-  }
-  return "?";
-}
+std::string_view dtype_name(DType t) { return name_of(kDTypeNames, t); }
+
+namespace {
+// Short spellings also read (checkpoint and dump headers written elsewhere use them).
+constexpr std::array<NameEntry<DType>, 4> kDTypeShortNames{{
+    {DType::f32, "f32"},
+    {DType::f64, "f64"},
+    {DType::f16, "f16"},
+    {DType::bf16, "bf16"},
+}};
+}  // namespace
 
 DType dtype_from_name(std::string_view n) {
-  if (n == "float32" || n == "f32") return DType::f32;
-  if (n == "float64" || n == "f64") return DType::f64;
-  if (n == "float16" || n == "f16") return DType::f16;
-  if (n == "bfloat16" || n == "bf16") return DType::bf16;
+  if (auto v = find_value(kDTypeNames, n)) return *v;
+  if (auto v = find_value(kDTypeShortNames, n)) return *v;
   throw std::invalid_argument(
-      fmt::format("unknown dtype '{}' (expected float32, float64, float16, bfloat16)", n));
+      fmt::format("unknown dtype '{}' (expected {})", n, names_of(kDTypeNames)));
 }
 
 std::size_t dtype_size(DType t) {

@@ -5,8 +5,11 @@
 #include <string>
 
 #include "wb/core/faults.h"
+#include "wb/core/precision.h"
 #include "wb/core/taps.h"
+#include "wb/core/tensor.h"
 #include "wb/core/util.h"
+#include "wb/testing/name_tables.h"
 
 using namespace wb;
 
@@ -127,4 +130,34 @@ TEST_CASE("fault table: unique names, every example parses, values enforced") {
     }
   }
   CHECK(saw_block_case);
+}
+
+TEST_CASE("enum <-> name tables of core: one name per value, round trip") {
+  testing::check_name_table(kTapKindNames, "TapKind", TapKind::logits);
+  testing::check_name_table(kTapStageNames, "TapStage", TapStage::head);
+  testing::check_name_table(kPrecisionNames, "Precision", Precision::float16);
+  testing::check_name_table(kDTypeNames, "DType", DType::bf16);
+  CHECK(dtype_from_name("bf16") == DType::bf16);  // the short spellings are read too
+  CHECK(parse_precision("bfloat16") == Precision::bfloat16);
+  CHECK_THROWS_AS(parse_precision("bf16"), UsageError);
+}
+
+TEST_CASE("fault table: every fault's stage is an encoder stage") {
+  for (const FaultInfo& f : fault_table()) {
+    CAPTURE(f.name);
+    const TapStage s = f.stage;
+    CHECK((s == TapStage::frontend || s == TapStage::stem || s == TapStage::block ||
+           s == TapStage::ln_post));
+  }
+  CHECK(fault_table_json()[0]["stage"] == "frontend");
+}
+
+TEST_CASE("plain tap constants name registry taps, outside the blocks") {
+  const TapRegistry& reg = TapRegistry::of(ModelDims::preset("tiny"));
+  for (std::string_view n :
+       {kMel, kConv1, kConv2, kPosEmbed, kLnPost, kDecoderEmbed, kDecoderLn, kLogits}) {
+    CAPTURE(n);
+    REQUIRE(reg.find(n) != nullptr);
+    CHECK(reg.find(n)->block == -1);
+  }
 }

@@ -193,9 +193,4 @@ double storage_rounding(std::string_view dtype);
 double round_to_type(double x, std::string_view type);
 double unit_in_last_place(double r, std::string_view type);
 
-// The taps whose outputs feed `name` directly (registry names), for attribution.
-std::vector<std::string> upstream_taps(std::string_view name, const ModelDims& d);
-// Number of attention heads a tap splits into (0: not an attention projection).
-int heads_of(std::string_view name, const ModelDims& d);
-
 }  // namespace wb::cmp

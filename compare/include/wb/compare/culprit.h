@@ -13,16 +13,19 @@
 #include "wb/compare/profile.h"
 #include "wb/core/dump.h"
 #include "wb/core/encoder.h"
+#include "wb/core/taps.h"
 
 namespace wb::cmp {
 
-// The encoder's stages in execution order: frontend (audio -> mel), stem (mel ->
-// encoder.pos_embed), block i (-> encoder.blocks.i.out), ln_post (-> encoder.ln_post).
+// The encoder's stages in execution order, as the tap registry divides the encoder: frontend
+// (audio -> mel), stem (mel -> encoder.pos_embed), block i (-> encoder.blocks.i.out), ln_post
+// (-> encoder.ln_post); a stage's output is the last tap the registry gives it.
 struct Stage {
-  std::string name;        // "frontend", "stem", "block 3", "ln_post"
+  std::string name;        // display: the stage's name, "block 3" for a block
   std::string input_tap;   // "" for the front end (its input is the audio file)
   std::string output_tap;  // the tap holding the stage's output
   int block = -1;
+  TapStage stage = TapStage::frontend;
 };
 std::vector<Stage> encoder_stages(const ModelDims& d);
 

@@ -22,6 +22,7 @@
 // ceiling: {"ceiling": v} when stated, else the threshold's "max"; "max_floor" without either is
 // refused, so a noisy floor cannot loosen a limit without bound. Metrics: see kThresholdMetrics.
 #pragma once
+#include <array>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -31,10 +32,16 @@
 #include "wb/compare/metrics.h"
 #include "wb/core/dump.h"
 #include "wb/core/precision.h"
+#include "wb/core/enum_names.h"
 
 namespace wb::cmp {
 
 enum class Level { pass = 0, warn = 1, fail = 2 };
+inline constexpr std::array<NameEntry<Level>, 3> kLevelNames{{
+    {Level::pass, "pass"},
+    {Level::warn, "warn"},
+    {Level::fail, "fail"},
+}};
 std::string_view level_name(Level l);  // "pass", "warn", "fail"
 
 // Metrics a threshold may name.

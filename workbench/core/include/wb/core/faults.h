@@ -10,13 +10,14 @@
 #include <vector>
 
 #include "wb/core/numerics.h"  // AttnScale: the attn-scale fault's meaning
+#include "wb/core/taps.h"
 
 namespace wb {
 
 struct FaultInfo {
   std::string_view name;
   std::string_view value;      // value syntax ("VALUE", "none|double"), empty: takes no value
-  std::string_view stage;      // frontend | stem | block | ln_post
+  TapStage stage;              // frontend | stem | block | ln_post
   std::string_view first_tap;  // first tap expected to diverge (block faults: in block 0)
   std::string_view doc;        // one line
   std::vector<std::string_view> examples;  // full specs the fault tests and the matrix run

@@ -1,12 +1,14 @@
 // The tap registry: the single list of observable points, named after OpenAI's module paths,
 // and the observer interface through which implementations report them.
 #pragma once
+#include <array>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
 #include "wb/core/dims.h"
+#include "wb/core/enum_names.h"
 #include "wb/core/tensor.h"
 
 namespace wb {
@@ -26,6 +28,38 @@ enum class TapKind {
 };
 // Where in the model a tap sits: the stages of the encoder seam, and the decoder's.
 enum class TapStage { frontend, stem, block, ln_post, embed, final_ln, head };
+
+inline constexpr std::array<NameEntry<TapKind>, 9> kTapKindNames{{
+    {TapKind::features, "features"},
+    {TapKind::conv, "conv"},
+    {TapKind::embedding, "embedding"},
+    {TapKind::norm, "norm"},
+    {TapKind::projection, "projection"},
+    {TapKind::attention, "attention"},
+    {TapKind::activation, "activation"},
+    {TapKind::residual, "residual"},
+    {TapKind::logits, "logits"},
+}};
+inline constexpr std::array<NameEntry<TapStage>, 7> kTapStageNames{{
+    {TapStage::frontend, "frontend"},
+    {TapStage::stem, "stem"},
+    {TapStage::block, "block"},
+    {TapStage::ln_post, "ln_post"},
+    {TapStage::embed, "embed"},
+    {TapStage::final_ln, "final_ln"},
+    {TapStage::head, "head"},
+}};
+
+// The taps outside the blocks, each spelt once: emitters, readers and the registry itself use
+// these, so a misspelt tap fails to compile. Block taps are spelt by block_tap().
+inline constexpr std::string_view kMel = "mel";
+inline constexpr std::string_view kConv1 = "encoder.conv1";
+inline constexpr std::string_view kConv2 = "encoder.conv2";
+inline constexpr std::string_view kPosEmbed = "encoder.pos_embed";
+inline constexpr std::string_view kLnPost = "encoder.ln_post";
+inline constexpr std::string_view kDecoderEmbed = "decoder.embed";
+inline constexpr std::string_view kDecoderLn = "decoder.ln";
+inline constexpr std::string_view kLogits = "logits";
 
 struct TapSpec {
   std::string name;

@@ -1,5 +1,6 @@
 // Plain host tensors at the seam between implementations: row-major, owning, float32 or float64.
 #pragma once
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -7,10 +8,18 @@
 #include <string_view>
 #include <vector>
 
+#include "wb/core/enum_names.h"
+
 namespace wb {
 
 // Element types. f32/f64 are compute types; f16/bf16 occur in checkpoints and dumps only.
 enum class DType { f32, f64, f16, bf16 };
+inline constexpr std::array<NameEntry<DType>, 4> kDTypeNames{{
+    {DType::f32, "float32"},
+    {DType::f64, "float64"},
+    {DType::f16, "float16"},
+    {DType::bf16, "bfloat16"},
+}};
 
 std::string_view dtype_name(DType t);
 DType dtype_from_name(std::string_view name);  // throws std::invalid_argument
