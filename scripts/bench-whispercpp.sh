@@ -22,6 +22,9 @@
 # gated by its precision's built-in profile (`wb bench`: float32, bfloat16, float16 profiles):
 # a fast wrong kernel cannot win.
 #
+# ISA=avx2 limits both sides to AVX2 (what many users have): whisper.cpp built without AVX-512
+# (GGML_NATIVE=OFF, AVX/AVX2/FMA/F16C/BMI2 on, AVX512 off), ours on the candidate's avx2 path
+# (WB_ISA=avx2) with oneDNN capped at AVX2 (DNNL_MAX_CPU_ISA=AVX2). Unset: each side's native best.
 # Environment: THREADS (2), ROUNDS (5), DIMS ("tiny base"), WB (build/wb), OUT (a temporary
 # directory, kept), JOBS (build parallelism, 2), CROSSCHECK (1), WHISPER_BUILD (whisper.cpp's
 # build folder, default $OUT/whisper.cpp-build; an existing one is reused). Exit: 0 done, 1 a fidelity gate failed,
@@ -50,11 +53,23 @@ OUT=${OUT:-$(mktemp -d /tmp/bench-whispercpp.XXXXXX)}
 mkdir -p "$OUT"
 [[ -x "$WB" ]] || die 2 "$WB: not built (run scripts/setup.sh, or set WB)"
 
+ISA=${ISA:-}
+if [[ -z "$ISA" ]]; then
+  ggml_isa=(-DGGML_NATIVE=ON)
+elif [[ "$ISA" == avx2 ]]; then
+  ggml_isa=(-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+            -DGGML_AVX512=OFF -DGGML_AVX512_VBMI=OFF -DGGML_AVX512_VNNI=OFF -DGGML_AVX512_BF16=OFF
+            -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF)
+  export WB_ISA=avx2 DNNL_MAX_CPU_ISA=AVX2
+else
+  die 2 "ISA=$ISA: expected avx2 (or unset: each side's native best)"
+fi
+
 # --- build whisper-bench ------------------------------------------------------------------------
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 bdir=${WHISPER_BUILD:-$OUT/whisper.cpp-build}
-if ! { cmake -S "$wdir" -B "$bdir" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON \
+if ! { cmake -S "$wdir" -B "$bdir" -DCMAKE_BUILD_TYPE=Release "${ggml_isa[@]}" \
   -DWHISPER_BUILD_TESTS=OFF -DWHISPER_BUILD_EXAMPLES=ON "${launcher[@]}" &&
   cmake --build "$bdir" -j "$JOBS" --target whisper-bench; } >"$OUT/whisper.cpp-build.log" 2>&1; then
   die 3 "building whisper-bench failed (log: $OUT/whisper.cpp-build.log)"
@@ -78,6 +93,7 @@ paths=$(info_get "' '.join(i['name'] for i in j['isas'] if i['supported']) + ' (
 echo "bench-whispercpp: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs: $cpu"
 echo "  ISA flags: $isa"
 echo "  candidate ISA paths this CPU runs (wb info): $paths"
+[[ -z "$ISA" ]] || echo "  both sides limited to $ISA: whisper.cpp ${ggml_isa[*]}; ours WB_ISA=$WB_ISA DNNL_MAX_CPU_ISA=$DNNL_MAX_CPU_ISA"
 echo "  whisper.cpp $(git -C "$wdir" describe --always --dirty 2>/dev/null || echo '?') ($wdir)," \
   "workbench $(git -C "$here" describe --always --dirty 2>/dev/null || echo '?')"
 echo "  $THREADS threads, $ROUNDS rounds (median), dims: $DIMS; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"

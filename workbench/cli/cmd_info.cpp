@@ -38,11 +38,11 @@ nlohmann::json info_json() {
   j["best_isa"] = nullptr;
 #ifdef WB_HAVE_CANDIDATE
   // Narrowest first: the widest this CPU runs is the candidate's default (without $WB_ISA).
-#define WB_INFO_ISA(name, check)                                 \
-  {                                                              \
-    const bool ok = (check);                                     \
-    j["isas"].push_back({{"name", #name}, {"supported", ok}});   \
-    if (ok) j["best_isa"] = #name;                               \
+#define WB_INFO_ISA(name, check)                               \
+  {                                                            \
+    const bool ok = (check);                                   \
+    j["isas"].push_back({{"name", #name}, {"supported", ok}}); \
+    if (ok) j["best_isa"] = #name;                             \
   }
   WB_CAND_ISA_LIST(WB_INFO_ISA)
 #undef WB_INFO_ISA

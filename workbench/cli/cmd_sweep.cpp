@@ -28,8 +28,8 @@
 
 #include "command.h"
 #include "pipeline.h"
-#include "sweep_files.h"
 #include "report_options.h"
+#include "sweep_files.h"
 #include "wb/compare/capture.h"
 #include "wb/compare/compare.h"
 #include "wb/core/dump.h"

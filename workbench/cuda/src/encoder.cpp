@@ -243,7 +243,7 @@ class CudaEncoder final : public Encoder {
     download(rs_->mel.f(), mel);
     ++taps_->copies.result_copies;
     taps_->begin(taps);
-    taps_->put_host("mel", mel);
+    taps_->put_host(std::string(kMel), mel);
     return mel;
   }
 

@@ -102,18 +102,18 @@ void conv_stem(RunState& rs, const Model& m, const Faults& f, Observer& obs) {
   gemm(rs, obs, rs.col.get(), m.conv1.get(), m.conv1_b.f(), nullptr, rs.h1.f(), t2, c, nm * 3);
   launch_gelu(rs.h1.f(), rs.h1.f(), nullptr, Act::f32, static_cast<int64_t>(t2) * c, tanh, rs.s);
   obs.mark("gelu");
-  obs.tap("encoder.conv1", rs.h1.f(), t2, c);
+  obs.tap(std::string(kConv1), rs.h1.f(), t2, c);
   // conv2 (k3, s2, p1): im2col [T, 3C] x W2^T + b2, GELU, + positions
   launch_im2col_conv2(rs.h1.f(), rs.col.get(), rs.act, c, t2, t, pad, rs.s);
   obs.mark("im2col");
   gemm(rs, obs, rs.col.get(), m.conv2.get(), m.conv2_b.f(), nullptr, rs.x.f(), t, c, 3 * c);
   launch_gelu(rs.x.f(), rs.x.f(), nullptr, Act::f32, static_cast<int64_t>(t) * c, tanh, rs.s);
   obs.mark("gelu");
-  obs.tap("encoder.conv2", rs.x.f(), t, c);
+  obs.tap(std::string(kConv2), rs.x.f(), t, c);
   // Fault no-pos-embed: x reported unchanged under encoder.pos_embed.
   if (!f.no_pos_embed) launch_add(rs.x.f(), m.pos.f(), rs.x.f(), static_cast<int64_t>(t) * c, rs.s);
   obs.mark("add");
-  obs.tap("encoder.pos_embed", rs.x.f(), t, c);
+  obs.tap(std::string(kPosEmbed), rs.x.f(), t, c);
 }
 
 void attention_layer(RunState& rs, const Model& m, const Faults& f, int i, Observer& obs) {
@@ -223,7 +223,7 @@ void final_layer_norm(RunState& rs, const Model& m, const Faults& f, Observer& o
     launch_layer_norm(rs.x.f(), m.ln_post.g.f(), m.ln_post.b.f(), rs.y.f(), nullptr, Act::f32, t, c,
                       eps, rs.s);
   obs.mark("layer_norm");
-  obs.tap("encoder.ln_post", rs.y.f(), t, c);
+  obs.tap(std::string(kLnPost), rs.y.f(), t, c);
 }
 
 }  // namespace wb::cuda

@@ -495,10 +495,10 @@ int PortEncoder::n_layers() const { return impl_->info.dims.n_audio_layer; }
 Tensor PortEncoder::encode(const std::vector<float>& pcm16k, TapSink* taps) {
   Impl& m = *impl_;
   const std::string out = m.stages.back().taps.back()->name;  // encoder.ln_post
-  json req = {{"op", "run"}, {"taps", m.wanted(nullptr, taps, {"mel", out})}};
+  json req = {{"op", "run"}, {"taps", m.wanted(nullptr, taps, {std::string(kMel), out})}};
   Impl::Answer got = m.request(
       "run", req, "run", &pcm16k, {}, [](const TapSpec&) { return std::string(); }, {out}, taps);
-  for (const std::string& need : {std::string("mel"), out})
+  for (const std::string& need : {std::string(kMel), out})
     if (!got.names.count(need))
       m.fail(fmt::format("run (id {})", m.next_id - 1),
              fmt::format("answered no '{}' (a run answers mel and {} at least)", need, out));
