@@ -15,7 +15,7 @@ mkdir -p "$work"
 here=$(cd "$(dirname "$0")/../.." && pwd)
 . "$here/scripts/skip.sh"
 # The folder `import wbdump` finds the Python writer in (the one place that names it).
-wbdump_path=$here/scripts
+wbdump_path=$here/scripts/wbdump/src
 # A python3 with numpy and h5py: PYTHON (CMake's WB_PYTHON), else the first python3 that has them.
 py=
 for p in ${3:-} python3 /usr/bin/python3; do

@@ -7,7 +7,7 @@
 using namespace wb::cli;
 
 TEST_CASE("encoder options: one name per value, round trip") {
-  wb::testing::check_name_table(kImplNames, "Impl", Impl::cuda);
+  wb::testing::check_name_table(kImplNames, "Impl", Impl::port);
   wb::testing::check_name_table(kDeviceNames, "Device", Device::cuda);
   CHECK(parse_impl("candidate") == Impl::candidate);
   CHECK(parse_device("cpu") == Device::cpu);
