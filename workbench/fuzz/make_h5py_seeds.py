@@ -24,6 +24,12 @@ import sys
 import h5py
 import numpy as np
 
+# HDF5's metadata checksum and the re-sealing of a lied-about block: written once, in the
+# bad-input generator (fixtures/bad/make_bad.py), shared with these seeds.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "fixtures",
+                                "bad"))
+from make_bad import lookup3, reseal  # noqa: E402,F401
+
 
 def copy_dense(src_path, dst_path, extra_attrs):
     with h5py.File(src_path, "r") as src, \
@@ -44,60 +50,6 @@ def at(raw, sig, kind=None):
         if raw[k:k + 4] == sig and (kind is None or raw[k + 5] == kind):
             return k
     raise SystemExit(f"make_h5py_seeds: no {sig} block of type {kind}")
-
-
-def lookup3(data):
-    """HDF5's metadata checksum (Bob Jenkins' lookup3 hashlittle, initial value 0)."""
-    m = 0xffffffff
-    rot = lambda x, k: ((x << k) | (x >> (32 - k))) & m
-    n = len(data)
-    a = b = c = (0xdeadbeef + n) & m
-    k = 0
-    while n - k > 12:
-        a = (a + int.from_bytes(data[k:k + 4], "little")) & m
-        b = (b + int.from_bytes(data[k + 4:k + 8], "little")) & m
-        c = (c + int.from_bytes(data[k + 8:k + 12], "little")) & m
-        a = (a - c) & m; a ^= rot(c, 4); c = (c + b) & m
-        b = (b - a) & m; b ^= rot(a, 6); a = (a + c) & m
-        c = (c - b) & m; c ^= rot(b, 8); b = (b + a) & m
-        a = (a - c) & m; a ^= rot(c, 16); c = (c + b) & m
-        b = (b - a) & m; b ^= rot(a, 19); a = (a + c) & m
-        c = (c - b) & m; c ^= rot(b, 4); b = (b + a) & m
-        k += 12
-    rest = bytes(data[k:]) + bytes(12)
-    if n - k == 0:
-        return c
-    a = (a + int.from_bytes(rest[0:4], "little")) & m
-    b = (b + int.from_bytes(rest[4:8], "little")) & m
-    c = (c + int.from_bytes(rest[8:12], "little")) & m
-    c ^= b; c = (c - rot(b, 14)) & m
-    a ^= c; a = (a - rot(c, 11)) & m
-    b ^= a; b = (b - rot(a, 25)) & m
-    c ^= b; c = (c - rot(b, 16)) & m
-    a ^= c; a = (a - rot(c, 4)) & m
-    b ^= a; b = (b - rot(a, 14)) & m
-    c ^= b; c = (c - rot(b, 24)) & m
-    return c
-
-
-def reseal(nb, offset):
-    """Recomputes the checksum of the fractal heap or v2 B-tree block holding `offset`, as a
-    writer that lies on purpose would (FRHP header, BTHD header, or a checksummed FHDB block of
-    the root-direct-block heap whose header precedes it)."""
-    for sig, size in ((b"FRHP", 142), (b"BTHD", 34)):
-        start = bytes(nb).rfind(sig, 0, offset + 1)
-        if start >= 0 and offset < start + size:
-            struct.pack_into("<I", nb, start + size, lookup3(nb[start:start + size]))
-            return
-    start = bytes(nb).rfind(b"FHDB", 0, offset + 1)
-    heaps = [h for h in range(len(nb) - 146) if nb[h:h + 4] == b"FRHP" and
-             struct.unpack_from("<QH", nb, h + 132) == (start, 0)]  # its heap: a root direct block
-    assert start >= 0 and len(heaps) == 1 and nb[heaps[0] + 9] & 2, "no checksummed root block"
-    heap = heaps[0]
-    size = struct.unpack_from("<Q", nb, heap + 112)[0]  # a root direct block: the starting size
-    at = start + 4 + 1 + 8 + (struct.unpack_from("<H", nb, heap + 128)[0] + 7) // 8
-    struct.pack_into("<I", nb, at, 0)
-    struct.pack_into("<I", nb, at, lookup3(nb[start:start + size]))
 
 
 def lie(src_path, dst_path, offset, fmt, value):
