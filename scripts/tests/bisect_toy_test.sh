@@ -87,8 +87,9 @@ grep -q "^wb: internal error: git bisect run ended (exit 128) without naming" "$
 [ "$(git -C "$tmp/repo" worktree list | wc -l)" -eq 1 ] || fail "worktree left after the abort"
 
 # Interrupted (SIGTERM to wb alone, mid-run): exit 130, the worktree removed.
+# Each step's dump waits 2 s first, so the signal at 3 s lands mid-run however fast the port is.
 timeout --preserve-status -s TERM 3 "$wb" bisect "$first" "$last" --repo "$tmp/repo" --build true \
-  --dump "$dump" --reference "$tmp/ref.h5" --work "$tmp/wi" > /dev/null 2> "$tmp/i.err"
+  --dump "sleep 2; $dump" --reference "$tmp/ref.h5" --work "$tmp/wi" > /dev/null 2> "$tmp/i.err"
 rc=$?
 [ $rc -eq 130 ] || { cat "$tmp/i.err"; fail "interrupted bisect exit $rc (expected 130)"; }
 [ "$(git -C "$tmp/repo" worktree list | wc -l)" -eq 1 ] || fail "worktree left after the interrupt"

@@ -31,8 +31,8 @@
 
 #include "wb/compare/metrics.h"
 #include "wb/core/dump.h"
-#include "wb/core/precision.h"
 #include "wb/core/enum_names.h"
+#include "wb/core/precision.h"
 
 namespace wb::cmp {
 
