@@ -150,6 +150,10 @@ struct DumpWriter::Impl {
   H5::H5File file;
   H5::Group taps, decode, timing;
   bool finished = false;
+  // A write failed (a full disk, say): HDF5 1.10's close then dereferences freed state (seen: a
+  // segfault in H5F__close), so the file is never really closed (its handle is left to the
+  // process's exit), only removed.
+  bool write_failed = false;
   int order_fallback = 100000;
 };
 
@@ -193,7 +197,10 @@ DumpWriter::DumpWriter(std::string path, DumpMeta meta, TapSelector selector, Du
 DumpWriter::~DumpWriter() {
   if (impl_ && !impl_->finished) {
     try {
-      impl_->file.close();
+      if (impl_->write_failed)
+        H5Iinc_ref(impl_->file.getId());  // H5File's own close then only drops this reference
+      else
+        impl_->file.close();
     } catch (...) {
     }
     std::error_code ec;
@@ -260,6 +267,7 @@ void DumpWriter::put(std::string_view name_sv, const TapView& v) {
     set_str(ds, "layout", spec ? spec->layout : std::string("frame,channel"));
     set_str(ds, "compute_dtype", std::string(dtype_name(v.dtype)));
   } catch (const H5::Exception& e) {
+    impl_->write_failed = true;
     throw std::runtime_error(
         fmt::format("{}: cannot write tap '{}' ({})", impl_->path, name, e.getDetailMsg()));
   }
@@ -298,6 +306,7 @@ void DumpWriter::finish() {
     impl_->timing.close();
     impl_->file.close();
   } catch (const H5::Exception& e) {
+    impl_->write_failed = true;
     throw std::runtime_error(
         fmt::format("{}: cannot finish dump ({})", impl_->path, e.getDetailMsg()));
   }
