@@ -5,12 +5,12 @@ Greps the tracked text files (`git ls-files`; outside a git checkout, a walk of 
 skips build folders and dot folders) for three kinds of text:
 
   path     an absolute path outside the standard system folders (/usr, /etc, /tmp, /dev, ...):
-           the folders of one machine (/home/..., /root/..., /work/..., /mnt/...) mean nothing
-           elsewhere; write a relative path or a placeholder (`<whisper.cpp>`);
+           a home or work folder of one machine means nothing elsewhere; write a relative path
+           or a placeholder (`<whisper.cpp>`);
   tracker  a tracker number: "issue" followed by a number (any case), "PR 12", and "#12" in
            comments and Markdown; say what the thing is, not which ticket asked for it;
-  words    words about how the project was made rather than what it is ("development machine",
-           "this round", "session", ...: the list WORDS below).
+  words    words about how the project was made rather than what it is (the list WORDS
+           below).
 
 Binary files (a NUL byte in the first 8 KiB, or not UTF-8) are skipped. Exceptions, reviewed one
 by one, live in the allow-list file (default scripts/tests/repo_words_allow.txt): each entry is
