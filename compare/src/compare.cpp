@@ -711,7 +711,10 @@ CompareResult compare_files(const std::string& ref, const std::string& cand,
   return compare(a, b, &f, opts);
 }
 
-int exit_status(const CompareResult& r) { return r.verdict == Level::fail ? 1 : 0; }
+int exit_status(const CompareResult& r) {
+  if (r.gate == Gate::budget && r.budget) return r.budget->level == BudgetLevel::breaks ? 1 : 0;
+  return r.verdict == Level::fail ? 1 : 0;
+}
 
 std::string verdict_name(const CompareResult& r) {
   if (r.verdict == Level::warn && r.storage_limited) return "storage-limited";

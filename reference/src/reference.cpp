@@ -524,4 +524,27 @@ wb::Tensor ReferenceDecoder::teacher_forced(const wb::Tensor& encoder_out,
   return from_torch(torch::cat(rows, 0));
 }
 
+std::vector<int> ReferenceDecoder::greedy_choices(const wb::Tensor& logits) const {
+  const Vocabulary& v = impl_->ck->vocab;
+  const auto prompt = static_cast<int64_t>(v.initial_prompt().size());
+  if (logits.ndim() != 2 || logits.dim(0) < prompt || logits.dim(1) <= v.eot())
+    throw std::invalid_argument(fmt::format(
+        "greedy_choices: logits {} are not teacher-forced rows of a prompt of {}",
+        shape_str(logits.shape()), prompt));
+  const int64_t nv = logits.dim(1);
+  std::vector<int> out;
+  for (int64_t row = prompt - 1; row < logits.dim(0); ++row) {
+    const int last = row == prompt - 1 ? v.eot() - 1 : v.eot();
+    out.push_back(logits.dtype() == DType::f64 ? argmax_upto(logits.f64() + row * nv, last)
+                                               : argmax_upto(logits.f32() + row * nv, last));
+  }
+  return out;
+}
+
+int ReferenceDecoder::eot() const { return impl_->ck->vocab.eot(); }
+
+int ReferenceDecoder::prompt_length() const {
+  return static_cast<int>(impl_->ck->vocab.initial_prompt().size());
+}
+
 }  // namespace wb

@@ -210,6 +210,7 @@ std::string render_summary(const cmp::CompareResult& r) {
     s += fmt::format("changepoint: {} (error x{} above all earlier taps)\n",
                      r.taps[static_cast<std::size_t>(r.changepoint)].name, num(r.changepoint_jump));
   }
+  if (r.budget) s += "transcript budget: " + cmp::budget_summary(*r.budget) + "\n";
   for (std::size_t i = 0; i < r.hints.size() && i < 8; ++i) s += "  - " + r.hints[i] + "\n";
   return s;
 }

@@ -361,6 +361,7 @@ table.taps td { padding: 2px 6px; border-bottom: 1px solid #eef0f2; white-space:
 table.taps td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.fail td { background: #fdecea; } tr.warn td { background: #fff4e0; } tr.first td { font-weight: 600; }
 .badge { display: inline-block; padding: 0 6px; border-radius: 8px; color: #fff; font-size: 11px; }
+p.budget.pass b { color: #2e7d32; } p.budget.warn b { color: #ef8f00; } p.budget.fail b { color: #c62828; }
 .badge.pass { background: #2e7d32; } .badge.warn { background: #ef8f00; } .badge.fail { background: #c62828; }
 .small { font-size: 12px; color: #555; }
 )CSS";
@@ -386,6 +387,9 @@ std::string render_html(const cmp::CompareResult& r) {
     s += r.verdict == cmp::Level::warn ? " — within tolerance, with warnings"
                                        : " — within tolerance";
   }
+  if (r.budget)
+    s += fmt::format("</div><div class=\"big\">transcript budget: {}",
+                     h(cmp::budget_summary(*r.budget)));
   s += fmt::format(
       "</div><div>exit status {} · {} taps compared · {} elements per side · {:.2f} "
       "s</div></div>\n",
@@ -438,6 +442,25 @@ std::string render_html(const cmp::CompareResult& r) {
           n(st.received), n(st.out), n(st.amplification),
           st.refused.empty() ? (st.own_fails ? "own error" : "")
                              : h("not replayed: " + st.refused));
+    s += "</table>\n";
+  }
+  if (r.budget) {
+    const auto& a = *r.budget;
+    s += fmt::format(
+        "<h2>Transcript budget</h2>\n<p class=\"budget {}\"><b>{}</b> — budgets of <code>{}</code> "
+        "({}); a tap's error as a share of its budget: harmless below {}, at risk up to {}, "
+        "breaks transcripts above</p>\n",
+        a.level == cmp::BudgetLevel::harmless ? "pass"
+        : a.level == cmp::BudgetLevel::at_risk ? "warn"
+                                                 : "fail",
+        h(cmp::budget_summary(a)), h(a.path), h(a.corpus), cmp::kAtRiskShare, cmp::kBreaksShare);
+    s += "<table>\n<tr><th>tap</th><th>rel L2</th><th>budget</th><th>share</th><th>verdict</th></tr>\n";
+    for (const auto& t : a.taps)
+      s += fmt::format(
+          "<tr><td><code>{}</code></td><td>{}</td><td>{}{}</td><td>{}</td><td>{}</td></tr>\n",
+          h(t.tap), num(t.error), num(t.budget),
+          t.bound == cmp::BudgetBound::at_least ? "+" : "", num(t.share, 3),
+          cmp::budget_level_name(cmp::budget_level(t.share)));
     s += "</table>\n";
   }
   if (r.impact) {

@@ -163,6 +163,8 @@ std::string render_json(const cmp::CompareResult& r) {
   } else {
     j["transcript_impact"] = nullptr;
   }
+  j["budget"] = r.budget ? cmp::budget_assessment_json(*r.budget) : nlohmann::json(nullptr);
+  j["gate"] = std::string(name_of(cmp::kGateNames, r.gate));
   j["only_reference"] = r.only_ref;
   j["only_candidate"] = r.only_cand;
   j["missing_floor"] = r.missing_floor;

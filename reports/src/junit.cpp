@@ -68,6 +68,10 @@ std::string render_junit(const cmp::CompareResult& r) {
       prop("teacher_forced_kl_max", fmt::format("{:.6g}", r.impact->kl_max));
     }
   }
+  if (r.budget) {
+    prop("budget_verdict", std::string(cmp::budget_level_name(r.budget->level)));
+    prop("budget_max_share", fmt::format("{:.6g}", r.budget->max_share));
+  }
   if (r.first_divergence >= 0) {
     prop("first_divergence", r.taps[static_cast<std::size_t>(r.first_divergence)].name);
   }

@@ -119,7 +119,91 @@ json sweep_clip_result(const cmp::CompareResult& r, const std::string& expected)
   return j;
 }
 
-json aggregate_sweep(const json& settings, const std::vector<json>& clips, const json& run) {
+namespace {
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end(), [](double a, double b) {
+    return std::isnan(b) ? !std::isnan(a) : (!std::isnan(a) && a < b);  // NaNs last
+  });
+  const std::size_t n = v.size();
+  return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// The budget part of a sweep report (see aggregate_sweep) and each clip row's verdict.
+json sweep_budget(const cmp::Budget& b, const std::vector<json>& clips, json& rows) {
+  struct PerTap {
+    std::vector<double> share;
+    std::vector<std::string> clip;
+    cmp::BudgetShare info;
+  };
+  std::vector<std::string> order;
+  std::map<std::string, PerTap> per;
+  std::map<std::string, int> by_level;
+  for (auto l : {cmp::BudgetLevel::harmless, cmp::BudgetLevel::at_risk, cmp::BudgetLevel::breaks})
+    by_level[std::string(cmp::budget_level_name(l))] = 0;
+  std::size_t row = 0;
+  for (const json& c : clips) {
+    for (; row < rows.size() && rows[row].value("clip", "") != c.value("clip", ""); ++row) {
+    }
+    if (c.value("status", "") != "ok") continue;
+    std::vector<std::pair<std::string, double>> errors;
+    for (const json& t : c.at("taps"))
+      errors.emplace_back(t.at("name").get<std::string>(), from_json_number(t.at("rel_l2")));
+    const cmp::BudgetAssessment a = cmp::assess_budget(b, b.model_sha256, errors, true);
+    by_level[std::string(cmp::budget_level_name(a.level))]++;
+    if (row < rows.size()) {
+      rows[row]["budget_verdict"] = std::string(cmp::budget_level_name(a.level));
+      rows[row]["budget_max_share"] = json_number(a.max_share);
+    }
+    for (const auto& s : a.taps) {
+      auto [it, fresh] = per.try_emplace(s.tap);
+      if (fresh) {
+        order.push_back(s.tap);
+        it->second.info = s;
+      }
+      it->second.share.push_back(s.share);
+      it->second.clip.push_back(c.at("clip").get<std::string>());
+    }
+  }
+  json taps = json::array();
+  double worst_median = 0;
+  std::string worst_tap;
+  for (const auto& name : order) {
+    const PerTap& p = per.at(name);
+    const double med = median(p.share);
+    std::size_t w = 0;
+    for (std::size_t i = 1; i < p.share.size(); ++i)
+      if (!(p.share[i] <= p.share[w])) w = i;
+    taps.push_back({{"tap", name},
+                    {"budget", p.info.budget},
+                    {"shape", p.info.shape},
+                    {"bound", std::string(name_of(cmp::kBudgetBoundNames, p.info.bound))},
+                    {"median_share", json_number(med)},
+                    {"max_share", json_number(p.share[w])},
+                    {"worst_clip", p.clip[w]},
+                    {"level", std::string(cmp::budget_level_name(cmp::budget_level(med)))}});
+    if (worst_tap.empty() || !(med <= worst_median)) {
+      worst_median = med;
+      worst_tap = name;
+    }
+  }
+  const cmp::BudgetLevel level =
+      worst_tap.empty() ? cmp::BudgetLevel::harmless : cmp::budget_level(worst_median);
+  return {{"file", b.path},
+          {"model_sha256", b.model_sha256},
+          {"corpus", b.corpus},
+          {"statistic", "median share over the compared clips, per tap"},
+          {"verdict", std::string(cmp::budget_level_name(level))},
+          {"max_median_share", json_number(worst_median)},
+          {"worst_tap", worst_tap.empty() ? json(nullptr) : json(worst_tap)},
+          {"clips_by_verdict", by_level},
+          {"taps", taps}};
+}
+
+}  // namespace
+
+json aggregate_sweep(const json& settings, const std::vector<json>& clips, const json& run,
+                     const cmp::Budget* budget, cmp::Gate gate) {
   // Taps in order of first appearance (clip order, then each clip's execution order).
   std::vector<std::string> tap_order;
   std::map<std::string, std::size_t> tap_index;
@@ -247,6 +331,8 @@ json aggregate_sweep(const json& settings, const std::vector<json>& clips, const
                  {"summary", summary},     {"transcripts", transcripts},
                  {"taps", taps},           {"errors", errors},
                  {"clips", rows},          {"run", run.is_null() ? obj : run}};
+  report["gate"] = std::string(name_of(cmp::kGateNames, gate));
+  report["budget"] = budget != nullptr ? sweep_budget(*budget, clips, report["clips"]) : json();
   report["exit_status"] = sweep_exit_status(report);
   return report;
 }
@@ -254,7 +340,14 @@ json aggregate_sweep(const json& settings, const std::vector<json>& clips, const
 int sweep_exit_status(const json& report) {
   const json& s = report.at("summary");
   if (s.at("internal_errors").get<int>() > 0) return 3;
-  if (s.at("failed").get<int>() > 0) return 1;
+  if (report.value("gate", "") == "budget" && report.contains("budget") &&
+      report.at("budget").is_object()) {
+    if (report.at("budget").value("verdict", "") ==
+        cmp::budget_level_name(cmp::BudgetLevel::breaks))
+      return 1;
+  } else if (s.at("failed").get<int>() > 0) {
+    return 1;
+  }
   if (s.at("unreadable").get<int>() > 0) return 2;
   return 0;
 }
@@ -318,6 +411,24 @@ std::string render_sweep_markdown(const json& rep, std::size_t max_bytes) {
       tr.at("identical").get<int>(), tr.at("clips_with_transcripts").get<int>(),
       pct(tr.at("candidate_vs_reference_wer")), tr.at("clips_with_expected").get<int>(),
       pct(tr.at("reference_wer")), pct(tr.at("candidate_wer")));
+  if (rep.contains("budget") && rep.at("budget").is_object()) {
+    const json& b = rep.at("budget");
+    const json& n = b.at("clips_by_verdict");
+    md += fmt::format(
+        "- **transcript budget: {}** (largest median share {} at `{}`; clips: {} harmless, {} at "
+        "risk, {} breaking) — budgets of `{}` ({})\n",
+        b.at("verdict").get<std::string>(), jnum(b.at("max_median_share")),
+        b.at("worst_tap").is_string() ? b.at("worst_tap").get<std::string>() : "-",
+        n.value("harmless", 0), n.value("at risk", 0), n.value("breaks transcripts", 0),
+        md_escape(b.at("file").get<std::string>()), md_escape(b.at("corpus").get<std::string>()));
+    md += "\n| budgeted tap | budget | median share | max share (worst clip) | verdict |\n"
+          "| --- | --: | --: | --- | --- |\n";
+    for (const auto& t : b.at("taps"))
+      md += fmt::format("| `{}` | {} | {} | {} ({}) | {} |\n", t.at("tap").get<std::string>(),
+                        jnum(t.at("budget")), jnum(t.at("median_share")), jnum(t.at("max_share")),
+                        md_escape(t.at("worst_clip").get<std::string>()),
+                        t.at("level").get<std::string>());
+  }
   if (!rep.at("errors").empty()) {
     md += "\n### Clips not compared\n\n| clip | kind | error |\n| --- | --- | --- |\n";
     for (const auto& e : rep.at("errors"))
@@ -395,6 +506,25 @@ std::string render_sweep_html(const json& rep) {
       s.at("failed").get<int>(), xml_escape(exit_words(rep.at("exit_status").get<int>())),
       tr.at("identical").get<int>(), tr.at("clips_with_transcripts").get<int>(),
       pct(tr.at("reference_wer")), pct(tr.at("candidate_wer")));
+  if (rep.contains("budget") && rep.at("budget").is_object()) {
+    const json& b = rep.at("budget");
+    h += fmt::format(
+        "<h2>Transcript budget: {}</h2><p>largest median share {} at <code>{}</code>; budgets of "
+        "<code>{}</code> ({})</p><table><tr><th>budgeted tap</th><th>budget</th><th>median "
+        "share</th><th>max share</th><th>worst clip</th><th>verdict</th></tr>\n",
+        xml_escape(b.at("verdict").get<std::string>()), jnum(b.at("max_median_share")),
+        xml_escape(b.at("worst_tap").is_string() ? b.at("worst_tap").get<std::string>() : "-"),
+        xml_escape(b.at("file").get<std::string>()), xml_escape(b.at("corpus").get<std::string>()));
+    for (const auto& t : b.at("taps"))
+      h += fmt::format(
+          "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td "
+          "class=\"n\">{}</td><td>{}</td><td>{}</td></tr>\n",
+          xml_escape(t.at("tap").get<std::string>()), jnum(t.at("budget")),
+          jnum(t.at("median_share")), jnum(t.at("max_share")),
+          xml_escape(t.at("worst_clip").get<std::string>()),
+          xml_escape(t.at("level").get<std::string>()));
+    h += "</table>\n";
+  }
   if (!rep.at("errors").empty()) {
     h += "<h2>Clips not compared</h2><table><tr><th>clip</th><th>kind</th><th>error</th></tr>\n";
     for (const auto& e : rep.at("errors"))

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <memory>
+#include <optional>
 
 #include "command.h"
 #include "report_options.h"
@@ -19,6 +20,7 @@ namespace {
 struct CompareArgs {
   std::string ref, cand, floor, profile, map, report_dir, replay, expect_text;
   std::string formats = "md,json,html,junit";
+  std::string budget, gate = "tolerance";
   int top_k = 8;
   bool allow_model_mismatch = false;
   bool quiet = false;
@@ -37,7 +39,12 @@ int run_compare(const CompareArgs& a) {
   if (!a.expect_text.empty()) o.expected_text = a.expect_text;
   // Parse the formats before the (possibly long) comparison so a typo fails fast.
   const auto formats = rep::parse_formats(a.formats);
+  const cmp::Gate gate = parse_gate(a.gate, a.budget);
+  std::optional<cmp::Budget> budget;
+  if (!a.budget.empty()) budget = cmp::Budget::load(a.budget);
   cmp::CompareResult r = cmp::compare_files(a.ref, a.cand, a.floor, o);
+  if (budget) r.budget = cmp::assess_budget(*budget, r, a.allow_model_mismatch);
+  r.gate = gate;
   if (!a.replay.empty()) {  // a wb replay report.json (or its "replay" object)
     nlohmann::json j;
     try {
@@ -74,7 +81,12 @@ void add_compare(CLI::App& app, Registry& reg) {
   sub->add_option("--floor", a->floor,
                   "float64 dump of the reference: error is also given as a multiple of the "
                   "reference's own float32 error");
-  add_report_options(sub, {&a->profile, &a->report_dir, &a->formats, &a->quiet});
+  add_report_options(sub, {.profile = &a->profile,
+                           .report_dir = &a->report_dir,
+                           .formats = &a->formats,
+                           .quiet = &a->quiet,
+                           .budget = &a->budget,
+                           .gate = &a->gate});
   sub->add_option("--map", a->map, "JSON map of foreign tap names onto registry names");
   sub->add_option("--expect-text", a->expect_text,
                   "the clip's true transcript: both sides' word error rates join the transcript "
@@ -83,7 +95,8 @@ void add_compare(CLI::App& app, Registry& reg) {
                   "a wb replay report.json: its per-stage own/inherited errors join the reports");
   sub->add_option("--top-k", a->top_k, "worst elements kept per tap")->capture_default_str();
   sub->add_flag("--allow-model-mismatch", a->allow_model_mismatch,
-                "compare dumps whose model_sha256 differ (dims must still agree)");
+                "compare dumps whose model_sha256 differ (dims must still agree), and use a "
+                "--budget of another model");
   sub->add_flag("--markdown", a->markdown_stdout, "print the Markdown report to stdout");
   reg.add(sub, [a]() { return run_compare(*a); });
 

@@ -42,6 +42,7 @@ void check_inputs(const DumpReader& ref, const Checkpoint& model, const std::str
 struct ReplayArgs {
   EncoderChoice enc;
   std::string ref, model, audio, profile, report_dir, formats = "md,json,html,junit";
+  std::string budget, gate = "tolerance";
   bool quiet = false;
 };
 
@@ -50,6 +51,9 @@ int run_replay(const ReplayArgs& a) {
   o.profile = a.profile.empty() ? cmp::default_profile_for(a.enc.precision)
                                 : cmp::ToleranceProfile::load(a.profile);
   const auto formats = rep::parse_formats(a.formats);
+  const cmp::Gate gate = parse_gate(a.gate, a.budget);
+  std::optional<cmp::Budget> budget;
+  if (!a.budget.empty()) budget = cmp::Budget::load(a.budget);
   const DumpReader ref(a.ref);
   auto model = load_model(a.model);
   check_inputs(ref, *model, a.audio);
@@ -68,6 +72,8 @@ int run_replay(const ReplayArgs& a) {
   const cmp::DumpSource rs(a.ref);
   cmp::CompareResult r = cmp::compare(rs, chain, nullptr, o);
   r.replay = rp;
+  if (budget) r.budget = cmp::assess_budget(*budget, r, a.enc.allow_model_mismatch);
+  r.gate = gate;
   print_port_timing(*enc, a.enc);
   if (!a.quiet) fmt::print("{}{}", rep::render_summary(r), "\n");
   if (!a.quiet) {
@@ -89,6 +95,8 @@ int run_replay(const ReplayArgs& a) {
   if (!a.report_dir.empty())
     for (const auto& p : rep::write_reports(r, a.report_dir, formats))
       if (!a.quiet) fmt::print("wrote {}\n", p);
+  // --gate budget: the budget verdict alone decides (1 only for "breaks transcripts").
+  if (gate == cmp::Gate::budget) return cmp::exit_status(r);
   return rp.culprit >= 0 ? 1 : cmp::exit_status(r);
 }
 
@@ -210,7 +218,12 @@ void add_culprit(CLI::App& app, Registry& reg) {
   sub->add_option("--model", a->model, "the model the dump was made from")->required();
   sub->add_option("--audio", a->audio, "the audio file the dump names (sha256 checked)")
       ->required();
-  add_report_options(sub, {&a->profile, &a->report_dir, &a->formats, &a->quiet});
+  add_report_options(sub, {.profile = &a->profile,
+                           .report_dir = &a->report_dir,
+                           .formats = &a->formats,
+                           .quiet = &a->quiet,
+                           .budget = &a->budget,
+                           .gate = &a->gate});
   add_encoder_options(sub, a->enc);
   reg.add(sub, [a]() { return run_replay(*a); });
 

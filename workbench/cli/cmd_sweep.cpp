@@ -95,44 +95,10 @@ class Progress {
   double ran_ = 0, ran_secs_ = 0;
 };
 
-struct Clip {
-  std::string file;      // relative to the audio folder
-  std::string expected;  // "" when none
-};
-
-bool is_audio_name(const std::string& n) {
-  std::string e = fs::path(n).extension().string();
-  std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return std::tolower(c); });
-  return e == ".wav" || e == ".flac" || e == ".ogg" || e == ".mp3";
-}
-
-// The clips: the expect file's lines when given, else the folder's audio files; sorted by name
-// (byte order), so a shard's share does not depend on the file or directory order.
-std::vector<Clip> list_clips(const std::string& dir, const std::string& expect) {
-  if (!fs::is_directory(dir)) throw std::runtime_error(dir + ": not a directory (--audio-dir)");
-  std::vector<Clip> clips;
-  if (!expect.empty()) {
-    for (const ExpectLine& e : read_expect(expect)) clips.push_back({e.file, e.text});
-  } else {
-    for (const auto& e : fs::directory_iterator(dir)) {
-      const std::string n = e.path().filename().string();
-      if (is_audio_name(n)) clips.push_back({n, ""});
-    }
-  }
-  std::sort(clips.begin(), clips.end(),
-            [](const Clip& a, const Clip& b) { return a.file < b.file; });
-  for (std::size_t i = 1; i < clips.size(); ++i)
-    if (clips[i].file == clips[i - 1].file)
-      throw std::runtime_error(fmt::format("{}: clip '{}' listed twice", expect, clips[i].file));
-  if (clips.empty())
-    throw std::runtime_error(expect.empty() ? dir + ": no audio files (.wav .flac .ogg .mp3)"
-                                            : expect + ": no clips listed");
-  return clips;
-}
-
 struct SweepOpts {
   EncoderChoice enc;
   std::string model, audio_dir, expect, profile, out, taps = "all", shard;
+  std::string budget, gate = "tolerance";
   bool keep_dumps = false, quiet = false;
   std::string ref_cache;  // the reference cache folder ("" : its default)
   bool no_ref_cache = false;
@@ -320,6 +286,9 @@ int shard_status(const std::string& out, const json& names) {
 int run_sweep(const SweepOpts& o) {
   const auto [shard_k, shard_n] = o.shard.empty() ? std::pair{0, 1} : parse_shard(o.shard);
   if (o.max_disk_gb <= 0) throw UsageError("--max-disk must be above 0 GB");
+  const cmp::Gate gate = parse_gate(o.gate, o.budget);
+  std::optional<cmp::Budget> tap_budget;
+  if (!o.budget.empty()) tap_budget = cmp::Budget::load(o.budget);
   const std::vector<Clip> clips = list_clips(o.audio_dir, o.expect);
   cmp::CompareOptions copts;
   copts.profile = o.profile.empty() ? cmp::default_profile_for(o.enc.precision)
@@ -441,7 +410,9 @@ int run_sweep(const SweepOpts& o) {
         shard_k, shard_n, ran, skipped, o.out);
     return shard_status(o.out, mine_names);
   }
-  const json report = aggregate_dirs(manifest, {o.out}, o.out, 1, {o.out});
+  const json report = aggregate_dirs(manifest, {o.out}, o.out, 1, {o.out},
+                                     tap_budget ? &*tap_budget : nullptr, gate,
+                                     o.enc.allow_model_mismatch);
   if (!o.quiet && skipped > 0)
     fmt::print("sweep: {} clips done earlier were not run again\n", skipped);
   print_summary(report, o.out);
@@ -486,7 +457,10 @@ void add_sweep(CLI::App& app, Registry& reg) {
                   "then 'wb merge-reports'");
   sub->add_option("--max-tokens", o->max_tokens, "stop each decode after N tokens (0: no limit)")
       ->check(CLI::NonNegativeNumber);
-  add_report_options(sub, {.quiet = &o->quiet, .quiet_help = "no progress and no summary"});
+  add_report_options(sub, {.quiet = &o->quiet,
+                           .quiet_help = "no progress and no summary",
+                           .budget = &o->budget,
+                           .gate = &o->gate});
   add_encoder_options(sub, o->enc);
   reg.add(sub, [o]() { return run_sweep(*o); });
 }

@@ -19,8 +19,8 @@ struct Registry {
 
 // The commands that run an encoder: wb-engine registers exactly these (checked at its start),
 // and the front hands them over.
-inline constexpr std::array<std::string_view, 7> kEngineCommands{
-    "dump", "transcribe", "bench", "run", "replay", "bisect-layers", "sweep"};
+inline constexpr std::array<std::string_view, 8> kEngineCommands{
+    "dump", "transcribe", "bench", "run", "replay", "bisect-layers", "sweep", "budget"};
 inline bool is_engine_command(std::string_view name) {
   for (auto c : kEngineCommands)
     if (c == name) return true;
@@ -45,6 +45,7 @@ void add_taps(CLI::App& app, Registry& reg);
 void add_culprit(CLI::App& app, Registry& reg);  // replay, bisect-layers
 void add_bisect(CLI::App& app, Registry& reg);
 void add_sweep(CLI::App& app, Registry& reg);          // sweep
+void add_budget(CLI::App& app, Registry& reg);         // budget
 void add_merge_reports(CLI::App& app, Registry& reg);  // merge-reports (light)
 void add_info(CLI::App& app, Registry& reg);           // info (light)
 

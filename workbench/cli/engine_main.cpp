@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   wb::cli::add_run(app, reg);
   wb::cli::add_culprit(app, reg);
   wb::cli::add_sweep(app, reg);
+  wb::cli::add_budget(app, reg);
   // The front forwards exactly the commands of kEngineCommands: the two lists must agree.
   std::set<std::string> registered;
   for (const auto& [sub, run] : reg.commands) registered.insert(sub->get_name());

@@ -2,7 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <stdexcept>
 
@@ -143,6 +145,37 @@ std::vector<ExpectLine> read_expect(const std::string& path) {
   }
   if (out.empty()) throw std::runtime_error(path + ": no clips listed");
   return out;
+}
+
+namespace {
+namespace fs = std::filesystem;
+bool is_audio_name(const std::string& n) {
+  std::string e = fs::path(n).extension().string();
+  std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return std::tolower(c); });
+  return e == ".wav" || e == ".flac" || e == ".ogg" || e == ".mp3";
+}
+}  // namespace
+
+std::vector<Clip> list_clips(const std::string& dir, const std::string& expect) {
+  if (!fs::is_directory(dir)) throw std::runtime_error(dir + ": not a directory (--audio-dir)");
+  std::vector<Clip> clips;
+  if (!expect.empty()) {
+    for (const ExpectLine& e : read_expect(expect)) clips.push_back({e.file, e.text});
+  } else {
+    for (const auto& e : fs::directory_iterator(dir)) {
+      const std::string n = e.path().filename().string();
+      if (is_audio_name(n)) clips.push_back({n, ""});
+    }
+  }
+  std::sort(clips.begin(), clips.end(),
+            [](const Clip& a, const Clip& b) { return a.file < b.file; });
+  for (std::size_t i = 1; i < clips.size(); ++i)
+    if (clips[i].file == clips[i - 1].file)
+      throw std::runtime_error(fmt::format("{}: clip '{}' listed twice", expect, clips[i].file));
+  if (clips.empty())
+    throw std::runtime_error(expect.empty() ? dir + ": no audio files (.wav .flac .ogg .mp3)"
+                                            : expect + ": no clips listed");
+  return clips;
 }
 
 }  // namespace wb::cli

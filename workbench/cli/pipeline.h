@@ -51,4 +51,14 @@ struct ExpectLine {
 };
 std::vector<ExpectLine> read_expect(const std::string& path);
 
+// The clips of a corpus command (sweep, budget): the expect file's lines when given, else the
+// folder's audio files (.wav .flac .ogg .mp3); sorted by name (byte order), so a shard's share
+// does not depend on the file or directory order. Throws std::runtime_error for a missing
+// folder, a clip listed twice, or no clips.
+struct Clip {
+  std::string file;      // relative to the audio folder
+  std::string expected;  // "" when none
+};
+std::vector<Clip> list_clips(const std::string& dir, const std::string& expect);
+
 }  // namespace wb::cli

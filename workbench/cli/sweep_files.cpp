@@ -55,7 +55,16 @@ std::pair<int, int> parse_shard(const std::string& s) {
 }
 
 json aggregate_dirs(const json& manifest, const std::vector<std::string>& dirs,
-                    const std::string& out_dir, int shards, const std::vector<std::string>& from) {
+                    const std::string& out_dir, int shards, const std::vector<std::string>& from,
+                    const cmp::Budget* budget, cmp::Gate gate, bool allow_model_mismatch) {
+  if (budget != nullptr) {
+    const std::string sha = manifest.at("settings").value("model_sha256", "");
+    if (!allow_model_mismatch && sha != budget->model_sha256)
+      throw std::runtime_error(fmt::format(
+          "{}: the budget belongs to model {}, the sweep's model is {} (budgets are measured per "
+          "model; --allow-model-mismatch to use it anyway)",
+          budget->path, budget->model_sha256.substr(0, 12), sha.substr(0, 12)));
+  }
   const std::string hash = manifest.at("settings_hash").get<std::string>();
   std::vector<json> results;
   std::vector<std::string> missing;
@@ -86,7 +95,7 @@ json aggregate_dirs(const json& manifest, const std::vector<std::string>& dirs,
                     {"shards", shards},
                     {"merged_from", from},
                     {"clip_seconds", clip_secs}};
-  json report = rep::aggregate_sweep(manifest.at("settings"), results, run);
+  json report = rep::aggregate_sweep(manifest.at("settings"), results, run, budget, gate);
   rep::write_sweep_reports(report, out_dir);
   return report;
 }
@@ -106,6 +115,13 @@ void print_summary(const json& report, const std::string& dir) {
       s.at("internal_errors").get<int>(), t.at("identical").get<int>(),
       t.at("clips_with_transcripts").get<int>());
   if (!fd.empty()) fmt::print("first divergent tap: {}\n", fd);
+  if (report.contains("budget") && report.at("budget").is_object()) {
+    const json& b = report.at("budget");
+    fmt::print("transcript budget: {} (largest median share {:.3g} at {})\n",
+               b.at("verdict").get<std::string>(),
+               rep::from_json_number(b.at("max_median_share")),
+               b.at("worst_tap").is_string() ? b.at("worst_tap").get<std::string>() : "-");
+  }
   for (const auto& e : report.at("errors"))
     fmt::print("not compared: {}: {}\n", e.at("clip").get<std::string>(),
                e.at("message").get<std::string>());

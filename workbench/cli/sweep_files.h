@@ -7,6 +7,8 @@
 #include <utility>
 #include <vector>
 
+#include "wb/compare/budget.h"
+
 namespace wb::cli {
 
 // The exit statuses of a sweep and of a merge (their --help footers and the README).
@@ -20,9 +22,13 @@ std::pair<int, int> parse_shard(const std::string& s);
 // Loads every clip's result from the folders (the first folder holding a result with the
 // settings hash wins), aggregates them, writes the report set into out_dir and returns the
 // report. Missing results are an error naming them.
+// budget: --budget (may be null; its model is checked against the settings' here), gate: --gate.
 nlohmann::json aggregate_dirs(const nlohmann::json& manifest, const std::vector<std::string>& dirs,
                               const std::string& out_dir, int shards,
-                              const std::vector<std::string>& from);
+                              const std::vector<std::string>& from,
+                              const cmp::Budget* budget = nullptr,
+                              cmp::Gate gate = cmp::Gate::tolerance,
+                              bool allow_model_mismatch = false);
 void print_summary(const nlohmann::json& report, const std::string& dir);
 
 }  // namespace wb::cli

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "wb/compare/budget.h"
 #include "wb/compare/culprit.h"
 #include "wb/compare/metrics.h"
 #include "wb/compare/name_map.h"
@@ -165,6 +166,10 @@ struct CompareResult {
   std::optional<TranscriptImpact> impact;
   // wb replay (or wb compare --replay): each stage's own error on the reference's input.
   std::optional<ReplayResult> replay;
+  // --budget FILE: each budgeted tap's error as a share of its budget (budget.h), and what the
+  // exit status follows (--gate).
+  std::optional<BudgetAssessment> budget;
+  Gate gate = Gate::tolerance;
   double seconds = 0.0;
   int64_t elements = 0;  // per side
   std::string tool_version;
@@ -178,8 +183,12 @@ CompareResult compare(const TapSource& ref, const TapSource& cand, const TapSour
 CompareResult compare_files(const std::string& ref, const std::string& cand,
                             const std::string& floor, const CompareOptions& opts);
 
-// 0 within tolerance (warnings allowed), 1 tolerance exceeded.
+// 0 within tolerance (warnings allowed), 1 tolerance exceeded; with r.gate == Gate::budget (and
+// an assessment): 1 only when the budget verdict is "breaks transcripts".
 int exit_status(const CompareResult& r);
+// The budget verdict of a comparison: each budgeted tap's rel L2 (budget.h). Throws
+// std::runtime_error for a budget of another model (unless allow_model_mismatch).
+BudgetAssessment assess_budget(const Budget& b, const CompareResult& r, bool allow_model_mismatch);
 // "pass", "warn", "fail", or "storage-limited" (a warn whose taps exceed the profile only by
 // the rounding of a float16/bfloat16-stored dump).
 std::string verdict_name(const CompareResult& r);

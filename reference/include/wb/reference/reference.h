@@ -58,6 +58,16 @@ class ReferenceDecoder {
   // otherwise one full pass over all n tokens. With taps, always the full pass.
   Tensor teacher_forced(const Tensor& encoder_out, const std::vector<int>& tokens,
                         TapSink* taps = nullptr, bool kv_cache = true);
+  // What greedy() picks after each prefix of a teacher-forced sequence: `logits` are
+  // teacher_forced(prompt + tokens) rows; choice s is picked from row prompt - 1 + s with
+  // greedy's suppression (specials after eot, eot too at s = 0). A greedy decode of the same
+  // encoder output yields `tokens` exactly when choice s equals tokens[s] for every s and the
+  // last choice is eot (or the decode stopped at its limit) — so whether a perturbed encoder
+  // output changes a transcript is known from one teacher-forced pass, with no free-running
+  // decode that could loop.
+  std::vector<int> greedy_choices(const Tensor& logits) const;
+  int eot() const;
+  int prompt_length() const;
 
  private:
   struct Impl;

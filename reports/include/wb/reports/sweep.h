@@ -38,12 +38,19 @@ nlohmann::json sweep_clip_result(const cmp::CompareResult& r, const std::string&
 // The one aggregation. `settings` is copied into the report; `clips` are per-clip results in
 // clip order, each with "clip", "status" ("ok" or "error") and, for errors, "error"
 // {"kind": "bad_input"|"internal", "message"}. `run` is the volatile part (copied as is).
+// With a budget (budget.h; its model checked by the caller): each clip's budget verdict from its
+// taps' rel L2, and per budgeted tap the median and the largest share over the clips; the corpus
+// verdict is that of the largest median share (a budget is a corpus statistic: the error every
+// clip carries at once). gate: what exit_status follows.
 nlohmann::json aggregate_sweep(const nlohmann::json& settings,
-                               const std::vector<nlohmann::json>& clips, const nlohmann::json& run);
+                               const std::vector<nlohmann::json>& clips, const nlohmann::json& run,
+                               const cmp::Budget* budget = nullptr,
+                               cmp::Gate gate = cmp::Gate::tolerance);
 
 // 3 if any clip hit an internal error; else 1 if any compared clip exceeded tolerance (even when
 // other clips could not be read: a measured regression is never hidden behind an input problem);
-// else 2 if any clip could not be read; else 0.
+// else 2 if any clip could not be read; else 0. With "gate": "budget" in the report, 1 means the
+// corpus budget verdict is "breaks transcripts" instead.
 int sweep_exit_status(const nlohmann::json& report);
 
 std::string render_sweep_markdown(const nlohmann::json& report, std::size_t max_bytes = 60000);
