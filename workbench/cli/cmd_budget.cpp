@@ -36,7 +36,7 @@ struct BudgetOpts {
   std::string model, audio_dir, expect, out, shard, taps = "stages", shapes = "noise,bf16";
   std::string ladder;
   uint64_t seed = 1;
-  int refine = 2, threads = 0;
+  int refine = 2, jobs = 0;
   double kl_bound = 0.05, max_changed = 0.02;
   bool quiet = false;
 };
@@ -81,9 +81,10 @@ int run_budget(const BudgetOpts& o) {
   const std::vector<Clip> clips = list_clips(o.audio_dir, o.expect);
   auto model = load_model(o.model);
   EncoderChoice ref;
-  ref.threads = o.threads;
-  set_reference_threads(ref.resolved_threads());
-  budget::BudgetRunner runner(model);
+  ref.threads = o.jobs;
+  const int jobs = ref.resolved_threads();
+  set_reference_threads(1);  // one thread per LibTorch op, `jobs` clips at once
+  budget::BudgetRunner runner(model, jobs);
   std::vector<int> taps;
   if (o.taps == "stages") {
     for (std::size_t i = 0; i < runner.taps().size(); ++i) taps.push_back(static_cast<int>(i));
@@ -116,7 +117,7 @@ int run_budget(const BudgetOpts& o) {
                  {"reference",
                   {{"dtype", "float32"},
                    {"device", "cpu"},
-                   {"threads", ref.resolved_threads()},
+                   {"threads", 1},
                    {"backend", reference_backend_version()}}},
                  {"tool_version", tool_version()}};
   const std::string hashed_text = hashed.dump();
@@ -240,9 +241,10 @@ int run_budget(const BudgetOpts& o) {
       {"wall_seconds",
        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()},
       {"cpu_seconds", static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC},
-      {"encoder_tails", runner.counts().tails},
-      {"blocks_run", runner.counts().blocks},
-      {"decoder_passes", runner.counts().decodes},
+      {"jobs", jobs},
+      {"encoder_tails", runner.counts().tails.load()},
+      {"blocks_run", runner.counts().blocks.load()},
+      {"decoder_passes", runner.counts().decodes.load()},
       {"units_done_before", done_before}};
   const json manifest = {{"schema", rep::kBudgetShardSchema},
                          {"settings", settings},
@@ -309,7 +311,9 @@ void add_budget(CLI::App& app, Registry& reg) {
                   "share of clips that may change their tokens at a passing epsilon (at least 1 "
                   "clip)")
       ->capture_default_str();
-  sub->add_option("--threads", o->threads, "the reference's threads (0: all cores)")
+  sub->add_option("--jobs", o->jobs,
+                  "clips run at once, each on one thread (0: one per core); the results do not "
+                  "depend on it")
       ->check(CLI::NonNegativeNumber);
   sub->add_flag("-q,--quiet", o->quiet, "no progress and no summary");
   reg.add(sub, [o]() { return run_budget(*o); });

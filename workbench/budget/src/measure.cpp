@@ -3,7 +3,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <exception>
+#include <thread>
 #include <stdexcept>
 
 #include "wb/compare/transcript.h"
@@ -97,8 +100,9 @@ SearchResult search_budget(const SearchOptions& o, const Criterion& c, int n_cli
   return r;
 }
 
-BudgetRunner::BudgetRunner(std::shared_ptr<const Checkpoint> model)
-    : model_(std::move(model)),
+BudgetRunner::BudgetRunner(std::shared_ptr<const Checkpoint> model, int jobs)
+    : jobs_(std::max(1, jobs)),
+      model_(std::move(model)),
       enc_(make_reference_encoder(model_, DType::f32, "cpu")),
       dec_(std::make_unique<ReferenceDecoder>(model_, DType::f32)) {
   taps_.emplace_back(kMel);
@@ -148,7 +152,7 @@ ClipRun BudgetRunner::prepare(const std::string& clip, const std::vector<float>&
 }
 
 std::pair<bool, double> BudgetRunner::judge(const ClipRun& clip, const Tensor& encoder_out) {
-  const Tensor logits = dec_->teacher_forced(encoder_out, clip.forced);
+  const Tensor logits = dec_->teacher_forced(encoder_out, clip.forced, nullptr, false);
   ++counts_.decodes;
   const std::vector<int> choice = dec_->greedy_choices(logits);
   bool same = true;
@@ -180,17 +184,38 @@ Level BudgetRunner::evaluate(const std::vector<ClipRun>& clips, int tap, Perturb
   l.clips = static_cast<int>(clips.size());
   const std::string& tap_name = taps_.at(static_cast<std::size_t>(tap));
   const int channel_axis = tap == 0 ? 0 : 1;  // mel is [n_mels, frames]
+  // Clips run on `jobs_` threads (each LibTorch op on one thread); results kept in clip order.
+  std::vector<std::pair<bool, double>> res(clips.size());
+  std::atomic<std::size_t> next{0};
+  std::exception_ptr failure;
+  std::atomic<bool> failed{false};
+  auto work = [&]() {
+    try {
+      for (std::size_t i; !failed && (i = next++) < clips.size();) {
+        const ClipRun& clip = clips[i];
+        const Tensor x =
+            perturb(clip.stage_out.at(static_cast<std::size_t>(tap)), shape, epsilon,
+                    derive_seed(seed, clip.clip, tap_name, name_of(kPerturbationNames, shape)),
+                    channel_axis);
+        res[i] = judge(clip, tail(tap, x));
+      }
+    } catch (...) {
+      if (!failed.exchange(true)) failure = std::current_exception();
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int j = 1; j < jobs_; ++j) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+  if (failure) std::rethrow_exception(failure);
   double kl_sum = 0;
-  for (const ClipRun& clip : clips) {
-    const Tensor x = perturb(clip.stage_out.at(static_cast<std::size_t>(tap)), shape, epsilon,
-                             derive_seed(seed, clip.clip, tap_name, name_of(kPerturbationNames, shape)),
-                             channel_axis);
-    const auto [same, kl] = judge(clip, tail(tap, x));
+  for (std::size_t i = 0; i < clips.size(); ++i) {
+    const auto [same, kl] = res[i];
     if (same) {
       ++l.kept;
     } else {
       ++l.changed;
-      l.changed_clips.push_back(clip.clip);
+      l.changed_clips.push_back(clips[i].clip);
     }
     kl_sum += kl;
     l.kl_max = std::max(l.kl_max, kl);

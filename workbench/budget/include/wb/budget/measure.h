@@ -4,6 +4,7 @@
 // next-token distributions move (teacher-forced KL). A tap's budget is the largest epsilon at
 // which at most max(1, 2 %) of the clips change their tokens and the mean KL stays under a bound.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -74,13 +75,16 @@ struct ClipRun {
 };
 
 struct RunCounts {
-  int64_t tails = 0, blocks = 0, decodes = 0;
+  std::atomic<int64_t> tails{0}, blocks{0}, decodes{0};
 };
 
-// The reference encoder and decoder (float32, CPU) of one model, and the stage taps.
+// The reference encoder and decoder (float32, CPU) of one model, and the stage taps. evaluate()
+// runs the clips on `jobs` threads at once; call set_reference_threads(1) first so that each
+// LibTorch op runs on its own thread (on 2 cores, 2 jobs of 1 thread ran a level 3x faster than
+// 1 job of 2 threads: the decoder's small ops do not parallelise).
 class BudgetRunner {
  public:
-  explicit BudgetRunner(std::shared_ptr<const Checkpoint> model);
+  explicit BudgetRunner(std::shared_ptr<const Checkpoint> model, int jobs = 1);
   ~BudgetRunner();
   // The stage outputs: mel, the stem's output (encoder.pos_embed), every block's output,
   // encoder.ln_post; their registry names in execution order.
@@ -91,13 +95,15 @@ class BudgetRunner {
   // encoder and the decoder run on it.
   Level evaluate(const std::vector<ClipRun>& clips, int tap, Perturbation shape, double epsilon,
                  uint64_t seed, const Criterion& c);
-  // Whether one perturbed encoder output keeps the clip's tokens, and its mean per-step KL.
+  // Whether one perturbed encoder output keeps the clip's tokens, and its mean per-step KL: one
+  // full teacher-forced pass along the clip's tokens (greedy_choices() of its rows).
   std::pair<bool, double> judge(const ClipRun& clip, const Tensor& encoder_out);
   Tensor tail(int tap, const Tensor& x);  // the encoder from the output of `tap` on
   const RunCounts& counts() const { return counts_; }
   ReferenceDecoder& decoder() { return *dec_; }
 
  private:
+  int jobs_;
   std::shared_ptr<const Checkpoint> model_;
   std::unique_ptr<Encoder> enc_;
   std::unique_ptr<ReferenceDecoder> dec_;
