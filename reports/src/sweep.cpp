@@ -115,6 +115,8 @@ json sweep_clip_result(const cmp::CompareResult& r, const std::string& expected)
       tr["candidate_vs_expected"] = wer_json(word_errors(expected, r.transcripts->cand));
     }
   }
+  // Greedy tokens identical (both sides decoded): what a budget predicts.
+  if (r.impact) tr["tokens_identical"] = r.impact->first_diff < 0;
   j["transcripts"] = tr;
   return j;
 }
@@ -215,7 +217,7 @@ json aggregate_sweep(const json& settings, const std::vector<json>& clips, const
   std::map<std::string, int> first_div;  // tap -> clips diverging first there
   std::vector<std::string> first_div_order;
   int n_ok = 0, n_pass = 0, n_warn = 0, n_fail = 0, n_bad = 0, n_internal = 0;
-  int with_text = 0, identical = 0, with_expected = 0;
+  int with_text = 0, identical = 0, with_expected = 0, with_tokens = 0, tokens_identical = 0;
   std::size_t cr_err = 0, cr_words = 0, re_err = 0, re_words = 0, ce_err = 0, ce_words = 0;
   json errors = json::array(), rows = json::array();
   for (const json& c : clips) {
@@ -271,6 +273,11 @@ json aggregate_sweep(const json& settings, const std::vector<json>& clips, const
                 {"max_rel_l2", json_number(worst_rel)},
                 {"link", clip_link(name)}};
     const json& tr = member(c, "transcripts", where);
+    if (tr.contains("tokens_identical")) {
+      ++with_tokens;
+      tokens_identical += tr.at("tokens_identical").get<bool>();
+      row["tokens_identical"] = tr.at("tokens_identical");
+    }
     if (tr.contains("identical")) {
       ++with_text;
       const bool same = tr.at("identical").get<bool>();
@@ -321,6 +328,8 @@ json aggregate_sweep(const json& settings, const std::vector<json>& clips, const
                   {"first_divergent_taps", fds}};
   json transcripts = {{"clips_with_transcripts", with_text},
                       {"identical", identical},
+                      {"clips_with_tokens", with_tokens},
+                      {"tokens_identical", tokens_identical},
                       {"candidate_vs_reference_wer", ratio(cr_err, cr_words)},
                       {"clips_with_expected", with_expected},
                       {"reference_wer", ratio(re_err, re_words)},

@@ -171,17 +171,18 @@ int run_budget(const BudgetOpts& o) {
   json clip_info = json::array();
   auto prepare = [&]() {
     if (!runs.empty()) return;
-    for (std::size_t i = 0; i < clips.size(); ++i) {
-      if (!o.quiet)
-        fmt::print(stderr, "budget: reference run {}/{}: {}\n", i + 1, clips.size(),
-                   clips[i].file);
+    if (!o.quiet)
+      fmt::print(stderr, "budget: the reference on {} clips ({} at once)\n", clips.size(), jobs);
+    runs.resize(clips.size());
+    budget::parallel_for(clips.size(), jobs, [&](std::size_t i) {
       const Audio audio = load_audio(o.audio_dir + "/" + clips[i].file);
-      runs.push_back(runner.prepare(clips[i].file, audio.pcm));
+      runs[i] = runner.prepare(clips[i].file, audio.pcm);
+    });
+    for (std::size_t i = 0; i < clips.size(); ++i)
       clip_info.push_back({{"clip", clips[i].file},
-                           {"tokens", runs.back().tokens.size()},
-                           {"text", model->vocab.decode(runs.back().tokens)},
+                           {"tokens", runs[i].tokens.size()},
+                           {"text", model->vocab.decode(runs[i].tokens)},
                            {"expected", clips[i].expected}});
-    }
   };
   int done_before = 0;
   for (std::size_t ui = 0; ui < mine.size(); ++ui) {

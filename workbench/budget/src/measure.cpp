@@ -100,6 +100,24 @@ SearchResult search_budget(const SearchOptions& o, const Criterion& c, int n_cli
   return r;
 }
 
+void parallel_for(std::size_t n, int jobs, const std::function<void(std::size_t)>& fn) {
+  std::atomic<std::size_t> next{0};
+  std::exception_ptr failure;
+  std::atomic<bool> failed{false};
+  auto work = [&]() {
+    try {
+      for (std::size_t i; !failed && (i = next++) < n;) fn(i);
+    } catch (...) {
+      if (!failed.exchange(true)) failure = std::current_exception();
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int j = 1; j < jobs && static_cast<std::size_t>(j) < n; ++j) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+  if (failure) std::rethrow_exception(failure);
+}
+
 BudgetRunner::BudgetRunner(std::shared_ptr<const Checkpoint> model, int jobs)
     : jobs_(std::max(1, jobs)),
       model_(std::move(model)),
@@ -186,28 +204,14 @@ Level BudgetRunner::evaluate(const std::vector<ClipRun>& clips, int tap, Perturb
   const int channel_axis = tap == 0 ? 0 : 1;  // mel is [n_mels, frames]
   // Clips run on `jobs_` threads (each LibTorch op on one thread); results kept in clip order.
   std::vector<std::pair<bool, double>> res(clips.size());
-  std::atomic<std::size_t> next{0};
-  std::exception_ptr failure;
-  std::atomic<bool> failed{false};
-  auto work = [&]() {
-    try {
-      for (std::size_t i; !failed && (i = next++) < clips.size();) {
-        const ClipRun& clip = clips[i];
-        const Tensor x =
-            perturb(clip.stage_out.at(static_cast<std::size_t>(tap)), shape, epsilon,
-                    derive_seed(seed, clip.clip, tap_name, name_of(kPerturbationNames, shape)),
-                    channel_axis);
-        res[i] = judge(clip, tail(tap, x));
-      }
-    } catch (...) {
-      if (!failed.exchange(true)) failure = std::current_exception();
-    }
-  };
-  std::vector<std::thread> pool;
-  for (int j = 1; j < jobs_; ++j) pool.emplace_back(work);
-  work();
-  for (auto& t : pool) t.join();
-  if (failure) std::rethrow_exception(failure);
+  parallel_for(clips.size(), jobs_, [&](std::size_t i) {
+    const ClipRun& clip = clips[i];
+    const Tensor x =
+        perturb(clip.stage_out.at(static_cast<std::size_t>(tap)), shape, epsilon,
+                derive_seed(seed, clip.clip, tap_name, name_of(kPerturbationNames, shape)),
+                channel_axis);
+    res[i] = judge(clip, tail(tap, x));
+  });
   double kl_sum = 0;
   for (std::size_t i = 0; i < clips.size(); ++i) {
     const auto [same, kl] = res[i];

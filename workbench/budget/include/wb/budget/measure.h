@@ -78,6 +78,10 @@ struct RunCounts {
   std::atomic<int64_t> tails{0}, blocks{0}, decodes{0};
 };
 
+// fn(0) .. fn(n - 1) on `jobs` threads (the caller's among them); the first exception thrown is
+// rethrown once all have stopped.
+void parallel_for(std::size_t n, int jobs, const std::function<void(std::size_t)>& fn);
+
 // The reference encoder and decoder (float32, CPU) of one model, and the stage taps. evaluate()
 // runs the clips on `jobs` threads at once; call set_reference_threads(1) first so that each
 // LibTorch op runs on its own thread (on 2 cores, 2 jobs of 1 thread ran a level 3x faster than
@@ -91,6 +95,7 @@ class BudgetRunner {
   const std::vector<std::string>& taps() const { return taps_; }
   int tap_index(const std::string& name) const;  // -1 when not a stage output
   ClipRun prepare(const std::string& clip, const std::vector<float>& pcm16k);
+  int jobs() const { return jobs_; }
   // Each clip perturbed at `tap` to `epsilon` (seeded per clip, tap and shape), the rest of the
   // encoder and the decoder run on it.
   Level evaluate(const std::vector<ClipRun>& clips, int tap, Perturbation shape, double epsilon,
