@@ -300,7 +300,7 @@ void add_budget(CLI::App& app, Registry& reg) {
       ->capture_default_str();
   sub->add_option("--seed", o->seed, "seed of the noise and channel shapes")->capture_default_str();
   sub->add_option("--ladder", o->ladder,
-                  "coarse epsilons, ascending, comma-separated (default 1e-3 .. 4.096, factor 4)");
+                  "coarse epsilons, ascending, comma-separated (default 0.004 .. 4.096, factor 4)");
   sub->add_option("--refine", o->refine,
                   "bisection steps between the last passing and the first failing epsilon")
       ->capture_default_str();

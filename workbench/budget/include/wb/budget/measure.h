@@ -34,9 +34,9 @@ struct SearchOptions {
   // Coarse epsilons, ascending; climbed until a level fails the criterion and at least
   // stop_changed_fraction of the clips changed (or the ladder ends), then `refine` bisection
   // steps (geometric midpoints) between the last passing and the first failing epsilon.
-  std::vector<double> ladder{1e-3, 4e-3, 1.6e-2, 6.4e-2, 0.256, 1.024, 4.096};
+  std::vector<double> ladder{4e-3, 1.6e-2, 6.4e-2, 0.256, 1.024, 4.096};
   int refine = 2;
-  double stop_changed_fraction = 0.5;
+  double stop_changed_fraction = 0.25;
   nlohmann::json to_json() const;
 };
 

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# wb budget end to end, small (trained fixture, 4 clips to measure on, 4 others to check on):
+#   a budget of mel and encoder.ln_post (bf16 and noise shapes, a 3-epsilon ladder); two shards
+#   merged give the same budget.json; a rerun resumes (no unit measured again) and an interrupted
+#   unit is finished; wb compare --budget on the clean and the no-ln-post candidate (harmless vs
+#   breaks transcripts, --gate budget's exit status), refusals (another model's dumps, a truncated
+#   or foreign budget file, --gate budget without --budget), each exit 2 with one line; and the
+#   predictive check (scripts/budget-check.sh) on three cases, every prediction right.
+# Usage: budget_cli_test.sh WB SOURCE_DIR WORK_DIR
+set -euo pipefail
+wb=$1 src=$2 work=$3
+rm -rf "$work" && mkdir -p "$work" && cd "$work"
+fail() { echo "budget_cli_test: FAIL: $*" >&2; exit 1; }
+py=/usr/bin/python3
+model=$src/fixtures/trained audio=$src/fixtures/heldout
+grep -v '^#' "$audio/expect.tsv" | sort | sed -n 1,4p > measure.tsv
+grep -v '^#' "$audio/expect.tsv" | sort | sed -n 5,8p > check.tsv
+common=(--model "$model" --audio-dir "$audio" --expect-file measure.tsv --taps mel,encoder.ln_post
+        --shapes bf16,noise --ladder 0.05,0.5,5 --refine 1 -q)
+jq_() { "$py" -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
+
+# 1. measure, unsharded
+"$wb" budget "${common[@]}" --out b
+for f in budget.json report.md report.html run.json; do [ -s "b/$f" ] || fail "no b/$f"; done
+[ "$(jq_ b/budget.json 'len(d["taps"])')" = 2 ] || fail "budget.json: not 2 taps"
+[ "$(jq_ b/budget.json 'd["monotonicity"]["ok"]')" = True ] || fail "monotonicity not ok"
+grep -q '<svg' b/report.html || fail "no curve in report.html"
+echo "budget_cli_test: $(jq_ b/budget.json '[(t["tap"], t["budget"], t["shape"]) for t in d["taps"]]')"
+
+# 2. two shards, merged by wb merge-reports: the same budget.json
+"$wb" budget "${common[@]}" --out s --shard 0/2
+s=0; "$wb" merge-reports s -q 2> merge.err || s=$?
+[ $s = 2 ] && [ "$(wc -l < merge.err)" = 1 ] || fail "merging before every shard ran: exit $s, $(cat merge.err)"
+"$wb" budget "${common[@]}" --out s --shard 1/2
+"$wb" merge-reports s -q
+cmp b/budget.json s/budget.json || fail "two shards merged differ from the unsharded budget.json"
+
+# 3. resume: nothing measured again; an interrupted unit (its last levels lost) is finished
+"$wb" budget "${common[@]}" --out b
+[ "$(jq_ b/run.json 'd["shards"][0]["units_done_before"]')" = 4 ] || fail "rerun measured units again"
+[ "$(jq_ b/run.json 'd["decoder_passes"]')" = 0 ] || fail "rerun ran the decoder"
+u=b/units/encoder.ln_post~noise.json
+"$py" -c 'import json,sys; d=json.load(open(sys.argv[1])); d["levels"]=d["levels"][:1]; d["complete"]=False; json.dump(d,open(sys.argv[1],"w"))' "$u"
+cp b/budget.json budget.before
+"$wb" budget "${common[@]}" --out b
+cmp budget.before b/budget.json || fail "a resumed unit changed budget.json"
+
+# 4. wb compare --budget: the clean candidate and the missing ln_post on a check clip
+clip=$audio/$(sed -n 1p check.tsv | cut -f1)
+"$wb" dump --impl reference --model "$model" --audio "$clip" --threads 1 --taps blocks -o ref.h5 > /dev/null
+"$wb" dump --impl candidate --model "$model" --audio "$clip" --threads 1 --taps blocks -o clean.h5 > /dev/null
+"$wb" dump --impl candidate --fault no-ln-post --model "$model" --audio "$clip" --threads 1 --taps blocks -o noln.h5 > /dev/null
+"$wb" compare ref.h5 clean.h5 --budget b/budget.json --gate budget > clean.txt || fail "clean: --gate budget exit $?"
+grep -q "transcript budget: harmless" clean.txt || fail "clean candidate not harmless: $(cat clean.txt)"
+s=0; "$wb" compare ref.h5 noln.h5 --budget b/budget.json --gate budget --report rep > noln.txt || s=$?
+[ $s = 1 ] || fail "no-ln-post: --gate budget exit $s, not 1"
+grep -q "transcript budget: breaks transcripts (largest share .* at encoder.ln_post" noln.txt ||
+  fail "no-ln-post not placed on encoder.ln_post: $(cat noln.txt)"
+[ "$(jq_ rep/report.json 'd["budget"]["verdict"]')" = "breaks transcripts" ] || fail "report.json budget"
+grep -q "Transcript budget" rep/report.md && grep -q "Transcript budget" rep/report.html ||
+  fail "the budget is missing from report.md or report.html"
+grep -q 'name="budget_verdict" value="breaks transcripts"' rep/junit.xml || fail "junit budget"
+
+# 5. refusals: one line, exit 2
+refuse() {  # refuse NAME CMD...: exit 2 and one line on stderr
+  local name=$1 s=0; shift
+  "$@" > /dev/null 2> err.txt || s=$?
+  [ $s = 2 ] && [ "$(wc -l < err.txt)" = 1 ] || fail "$name: exit $s, stderr: $(cat err.txt)"
+  echo "budget_cli_test: refused ($name): $(cat err.txt)"
+}
+nano=$src/fixtures/models/nano.bin
+"$wb" dump --impl reference --model "$nano" --audio "$clip" --threads 1 --taps blocks -o nref.h5 > /dev/null
+"$wb" dump --impl candidate --model "$nano" --audio "$clip" --threads 1 --taps blocks -o ncand.h5 > /dev/null
+refuse "another model" "$wb" compare nref.h5 ncand.h5 --budget b/budget.json
+s=0; "$wb" compare nref.h5 ncand.h5 --budget b/budget.json --allow-model-mismatch > /dev/null || s=$?
+[ $s -le 1 ] || fail "--allow-model-mismatch: exit $s"
+head -c 200 b/budget.json > truncated.json
+refuse "truncated budget" "$wb" compare ref.h5 clean.h5 --budget truncated.json
+echo '{"schema": "something-else/1"}' > foreign.json
+refuse "foreign budget" "$wb" compare ref.h5 clean.h5 --budget foreign.json
+refuse "--gate budget without --budget" "$wb" compare ref.h5 clean.h5 --gate budget
+
+# 6. the predictive check, three cases on the 4 check clips
+bash "$src/scripts/budget-check.sh" --wb "$wb" --budget b/budget.json --audio-dir "$audio" \
+  --expect-file check.tsv --out check --jobs 2 \
+  --case fault:no-ln-post --case fault:mel-db --case precision:float32 > check.txt
+cat check.txt
+[ "$(jq_ check/check.json 'd["right"]')" = 3 ] || fail "the budget mispredicted a case"
+echo "budget_cli_test: ok"
