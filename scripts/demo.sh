@@ -6,8 +6,10 @@
 # confirms it is ln_post's own error, wb bisect-layers names the stage. Then a port the workbench
 # did not write, through the port protocol (docs/ports.md): the numpy port of scripts/ports/ with
 # a librosa-style power_to_db mel, caught at `mel`, and wb replay --port putting its own error in
-# the front end. Prints where everything went, and exits 0 only when every claim holds (checked
-# from the JSON reports, not exit codes).
+# the front end. Last, the transcript budget (docs/budget.md: the trained fixture's budget, measured
+# on 40 held-out clips, fixtures/budgets/) of the clean, the buggy and a bfloat16 candidate. Prints
+# where everything went, and exits 0 only when every claim holds (checked from the JSON reports,
+# not exit codes).
 # Usage: scripts/demo.sh [OUTPUT_DIR]     (default: demo-out/)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,16 +21,19 @@ model="$here/fixtures/trained"
 name=$(head -1 "$here/fixtures/heldout/expect.tsv" | cut -f1)
 expected=$(head -1 "$here/fixtures/heldout/expect.tsv" | cut -f2)
 clip="$here/fixtures/heldout/$name"
+budget="$here/fixtures/budgets/trained-heldout40.json"
 mkdir -p "$out"
 echo "== model $model, clip $clip"
 "$wb" dump --impl reference --model "$model" --audio "$clip" -o "$out/ref.h5"
 "$wb" dump --impl reference --dtype float64 --store float64 --model "$model" --audio "$clip" -o "$out/ref64.h5" --no-decode
 "$wb" dump --impl candidate --model "$model" --audio "$clip" -o "$out/cand.h5" --teacher-tokens "$out/ref.h5"
 "$wb" dump --impl candidate --fault no-ln-post --model "$model" --audio "$clip" -o "$out/cand-no-ln-post.h5" --teacher-tokens "$out/ref.h5"
+"$wb" dump --impl candidate --precision bfloat16 --model "$model" --audio "$clip" -o "$out/cand-bf16.h5" --teacher-tokens "$out/ref.h5"
 set +e
 echo; echo "== wb compare: clean candidate"
 "$wb" compare "$out/ref.h5" "$out/cand.h5" --floor "$out/ref64.h5" --expect-text "$expected" \
-  --profile "$here/fixtures/profiles/float32.json" --report "$out/report-candidate" --format md,json,html,junit
+  --profile "$here/fixtures/profiles/float32.json" --report "$out/report-candidate" --format md,json,html,junit \
+  --budget "$budget"
 rc_ok=$?
 echo; echo "== wb replay: each stage of the buggy candidate on the reference's inputs"
 "$wb" replay "$out/ref.h5" --model "$model" --audio "$clip" --fault no-ln-post --report "$out/replay-no-ln-post" --format json -q
@@ -36,8 +41,13 @@ rc_rp=$?
 echo; echo "== wb compare: the buggy candidate (no ln_post), with the replay"
 "$wb" compare "$out/ref.h5" "$out/cand-no-ln-post.h5" --floor "$out/ref64.h5" --expect-text "$expected" \
   --replay "$out/replay-no-ln-post/report.json" \
-  --profile "$here/fixtures/profiles/float32.json" --report "$out/report-no-ln-post" --format md,json,html,junit
+  --profile "$here/fixtures/profiles/float32.json" --report "$out/report-no-ln-post" --format md,json,html,junit \
+  --budget "$budget"
 rc_bug=$?
+echo; echo "== wb compare: a bfloat16 candidate, judged by the bfloat16 profile and by the budget"
+"$wb" compare "$out/ref.h5" "$out/cand-bf16.h5" --report "$out/report-bf16" --format md,json,html,junit \
+  --budget "$budget"
+rc_bf16=$?
 echo; echo "== wb bisect-layers: hybrid encoders, binary search on the stage"
 "$wb" bisect-layers --model "$model" --audio "$clip" --fault no-ln-post | tee "$out/bisect-layers.txt"
 rc_bl=${PIPESTATUS[0]}
@@ -55,9 +65,9 @@ set -e
 echo
 echo "expected text: $expected"
 # The claims, read back from the reports.
-python3 - "$out" "$rc_ok" "$rc_bug" "$rc_rp" "$rc_bl" "$rc_port" "$rc_port_rp" <<'PY'
+python3 - "$out" "$rc_ok" "$rc_bug" "$rc_rp" "$rc_bl" "$rc_port" "$rc_port_rp" "$rc_bf16" <<'PY'
 import json, sys
-out, rc_ok, rc_bug, rc_rp, rc_bl, rc_port, rc_port_rp = sys.argv[1], *map(int, sys.argv[2:])
+out, rc_ok, rc_bug, rc_rp, rc_bl, rc_port, rc_port_rp, rc_bf16 = sys.argv[1], *map(int, sys.argv[2:])
 ok = json.load(open(f"{out}/report-candidate/report.json"))
 bug = json.load(open(f"{out}/report-no-ln-post/report.json"))
 checks = []
@@ -86,8 +96,18 @@ check(f"the numpy port's power_to_db mel caught at {pfd and pfd['tap']} (exit {r
 prp = json.load(open(f"{out}/replay-port-mel-db/report.json")).get("replay")
 check(f"wb replay --port: culprit {prp and prp['culprit']}, the front end's own error (exit {rc_port_rp})",
       rc_port_rp == 1 and prp and prp["culprit"] == "frontend")
-print(f"outputs in {out}: ref.h5 ref64.h5 cand.h5 cand-no-ln-post.h5 port-mel-db.h5; reports in "
-      "report-candidate/, report-no-ln-post/ and report-port-mel-db/ (report.md, report.json, "
+ob, bb = ok["budget"], bug["budget"]
+check(f"transcript budget of the clean candidate: {ob['verdict']} (largest share {ob['max_share']:.2g} at {ob['worst_tap']})",
+      ob["verdict"] == "harmless")
+check(f"transcript budget of the buggy candidate: {bb['verdict']} at {bb['worst_tap']}, share {bb['max_share']:.3g} of its budget",
+      bb["verdict"] == "breaks transcripts" and bb["worst_tap"] == "encoder.ln_post")
+bf = json.load(open(f"{out}/report-bf16/report.json"))
+fb = bf["budget"]
+level = "harmless" if fb["max_share"] < 0.5 else "at risk" if fb["max_share"] <= 1 else "breaks transcripts"
+check(f"the bfloat16 candidate: {bf['verdict']} against the {bf['profile']} profile (exit {rc_bf16}); transcript budget: "
+      f"{fb['verdict']} (largest share {fb['max_share']:.2g} at {fb['worst_tap']})", fb["verdict"] == level)
+print(f"outputs in {out}: ref.h5 ref64.h5 cand.h5 cand-no-ln-post.h5 cand-bf16.h5 port-mel-db.h5; reports in "
+      "report-candidate/, report-no-ln-post/, report-bf16/ and report-port-mel-db/ (report.md, report.json, "
       "report.html, junit.xml; manifest.json, written last); replay-no-ln-post/, "
       "replay-port-mel-db/, bisect-layers.txt")
 sys.exit(0 if all(checks) else 1)

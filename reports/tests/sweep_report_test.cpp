@@ -119,3 +119,35 @@ TEST_CASE("sweep aggregate: a function of the results; Markdown capped, run line
   CHECK_THROWS_AS(aggregate_sweep({}, {json{{"clip", "x"}, {"status", "ok"}}}, {}),
                   std::runtime_error);
 }
+
+TEST_CASE("sweep aggregate with a budget: per-clip verdicts, the median share decides, the gate") {
+  const json bj = {{"schema", wb::cmp::kBudgetSchema},
+                   {"model", {{"sha256", std::string(64, 'a')}}},
+                   {"corpus", {{"clips", json::array({"x"})}}},
+                   {"taps",
+                    {{{"tap", "mel"}, {"budget", 0.01}, {"bound", "exact"}},
+                     {{"tap", "encoder.ln_post"}, {"budget", 0.1}, {"bound", "exact"}}}}};
+  const wb::cmp::Budget b = wb::cmp::Budget::from_json(bj, "b.json");
+  // ln_post shares 0.02, 6, 0.04: the median 0.04 is harmless though one clip breaks
+  const std::vector<json> clips = {ok_clip("a.wav", 1e-4, 0.002), ok_clip("b.wav", 1e-4, 0.6, "fail"),
+                                   ok_clip("c.wav", 1e-4, 0.004)};
+  const json r = aggregate_sweep({}, clips, {}, &b, wb::cmp::Gate::budget);
+  const json& bud = r["budget"];
+  CHECK(bud["verdict"] == "harmless");
+  CHECK(bud["taps"][1]["median_share"].get<double>() == doctest::Approx(0.04));
+  CHECK(bud["taps"][1]["max_share"].get<double>() == doctest::Approx(6.0));
+  CHECK(bud["taps"][1]["worst_clip"] == "b.wav");
+  CHECK(bud["clips_by_verdict"]["breaks transcripts"] == 1);
+  CHECK(r["clips"][1]["budget_verdict"] == "breaks transcripts");
+  CHECK(r["exit_status"] == 0);  // the gate follows the budget, not the failing clip
+  CHECK(aggregate_sweep({}, clips, {}, &b)["exit_status"] == 1);
+  // two of three clips over: the median breaks, exit 1 under the budget gate
+  const std::vector<json> bad = {ok_clip("a.wav", 1e-4, 0.2), ok_clip("b.wav", 1e-4, 0.6),
+                                 ok_clip("c.wav", 1e-4, 0.004)};
+  const json rb = aggregate_sweep({}, bad, {}, &b, wb::cmp::Gate::budget);
+  CHECK(rb["budget"]["verdict"] == "breaks transcripts");
+  CHECK(rb["budget"]["worst_tap"] == "encoder.ln_post");
+  CHECK(rb["exit_status"] == 1);
+  CHECK(wb::rep::render_sweep_markdown(rb).find("transcript budget: breaks transcripts") !=
+        std::string::npos);
+}
