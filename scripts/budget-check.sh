@@ -42,7 +42,7 @@ for p in ("bfloat16", "float16", "float32"):
 fi
 mkdir -p "$out/cases"
 run_case() {  # one sweep; its exit status 0/1 is a verdict, not a failure of the check
-  local spec=$1 dir=$out/cases/$(echo "$1" | tr -c 'A-Za-z0-9.=@-' '_')
+  local spec=$1 dir=$out/cases/$(printf "%s" "$1" | tr -c 'A-Za-z0-9.=@-' '_')
   local args=(--impl candidate)
   case $spec in
     fault:*) args+=(--fault "${spec#fault:}") ;;

@@ -23,7 +23,8 @@ namespace {
 
 const json& need(const json& j, const char* key, const std::string& where) {
   if (!j.is_object() || !j.contains(key))
-    throw std::runtime_error(fmt::format("{}: no '{}' (not a budget file of wb budget)", where, key));
+    throw std::runtime_error(
+        fmt::format("{}: no '{}' (not a budget file of wb budget)", where, key));
   return j.at(key);
 }
 
@@ -34,8 +35,8 @@ Budget Budget::from_json(const json& j, const std::string& where) {
   b.path = where;
   const json& schema = need(j, "schema", where);
   if (!schema.is_string() || schema.get<std::string>() != kBudgetSchema)
-    throw std::runtime_error(fmt::format("{}: schema {} is not {}", where, schema.dump(),
-                                         kBudgetSchema));
+    throw std::runtime_error(
+        fmt::format("{}: schema {} is not {}", where, schema.dump(), kBudgetSchema));
   const json& sha = need(need(j, "model", where), "sha256", where);
   if (!sha.is_string() || sha.get<std::string>().size() != 64)
     throw std::runtime_error(where + ": model.sha256 is not a sha256");
@@ -62,9 +63,8 @@ Budget Budget::from_json(const json& j, const std::string& where) {
     tb.shape = t.value("shape", std::string());
     const json& bound = need(t, "bound", where);
     if (!bound.is_string() || !find_value(kBudgetBoundNames, bound.get<std::string>()))
-      throw std::runtime_error(
-          fmt::format("{}: tap {}: bound {} is not one of {}", where, tb.tap, bound.dump(),
-                      names_of(kBudgetBoundNames)));
+      throw std::runtime_error(fmt::format("{}: tap {}: bound {} is not one of {}", where, tb.tap,
+                                           bound.dump(), names_of(kBudgetBoundNames)));
     tb.bound = *find_value(kBudgetBoundNames, bound.get<std::string>());
     if (b.find(tb.tap) != nullptr)
       throw std::runtime_error(fmt::format("{}: tap {} listed twice", where, tb.tap));
@@ -118,9 +118,9 @@ BudgetAssessment assess_budget(const Budget& b, const std::string& model_sha256,
     if (!found) a.not_dumped.push_back(t.tap);
   }
   if (a.taps.empty())
-    throw std::runtime_error(fmt::format(
-        "{}: none of its {} budgeted taps ({}, ...) is in both dumps", b.path, b.taps.size(),
-        b.taps.front().tap));
+    throw std::runtime_error(
+        fmt::format("{}: none of its {} budgeted taps ({}, ...) is in both dumps", b.path,
+                    b.taps.size(), b.taps.front().tap));
   for (std::size_t i = 0; i < a.taps.size(); ++i) {
     const double s = a.taps[i].share;
     if (a.worst < 0 || std::isnan(s) || s > a.max_share) {
@@ -143,8 +143,7 @@ json number(double x) {
 
 }  // namespace
 
-BudgetAssessment assess_budget(const Budget& b, const CompareResult& r,
-                               bool allow_model_mismatch) {
+BudgetAssessment assess_budget(const Budget& b, const CompareResult& r, bool allow_model_mismatch) {
   std::vector<std::pair<std::string, double>> errors;
   for (const auto& t : r.taps) errors.emplace_back(t.name, t.m.rel_l2);
   return assess_budget(b, r.ref_meta.model_sha256, errors, allow_model_mismatch);
@@ -165,8 +164,8 @@ json budget_assessment_json(const BudgetAssessment& a) {
           {"corpus", a.corpus},
           {"verdict", std::string(budget_level_name(a.level))},
           {"max_share", number(a.max_share)},
-          {"worst_tap", a.worst >= 0 ? json(a.taps[static_cast<std::size_t>(a.worst)].tap)
-                                     : json(nullptr)},
+          {"worst_tap",
+           a.worst >= 0 ? json(a.taps[static_cast<std::size_t>(a.worst)].tap) : json(nullptr)},
           {"thresholds", {{"at_risk", kAtRiskShare}, {"breaks", kBreaksShare}}},
           {"taps", taps},
           {"not_dumped", a.not_dumped}};
@@ -175,9 +174,10 @@ json budget_assessment_json(const BudgetAssessment& a) {
 std::string budget_summary(const BudgetAssessment& a) {
   if (a.worst < 0) return std::string(budget_level_name(a.level));
   const BudgetShare& w = a.taps[static_cast<std::size_t>(a.worst)];
-  return fmt::format("{} (largest share {:.3g} of its budget at {}: rel L2 {:.3g}, budget {:.3g}{})",
-                     budget_level_name(a.level), w.share, w.tap, w.error, w.budget,
-                     w.bound == BudgetBound::at_least ? " or more" : "");
+  return fmt::format(
+      "{} (largest share {:.3g} of its budget at {}: rel L2 {:.3g}, budget {:.3g}{})",
+      budget_level_name(a.level), w.share, w.tap, w.error, w.budget,
+      w.bound == BudgetBound::at_least ? " or more" : "");
 }
 
 }  // namespace wb::cmp

@@ -1,12 +1,13 @@
 // Budget files and the verdict they give: shares against closed-form values, the thresholds at
 // their edges, refusals (another model, a broken file), the gate.
+#include "wb/compare/budget.h"
+
 #include <doctest/doctest.h>
 
 #include <cmath>
 #include <limits>
 #include <string>
 
-#include "wb/compare/budget.h"
 #include "wb/compare/compare.h"
 
 using namespace wb;
@@ -18,14 +19,18 @@ namespace {
 const std::string kSha(64, 'a');
 
 json budget_json() {
-  return {{"schema", kBudgetSchema},
-          {"model", {{"sha256", kSha}}},
-          {"corpus", {{"audio_dir", "clips"}, {"clips", json::array({{{"clip", "a.wav"}}})}}},
-          {"taps",
-           {{{"tap", "mel"}, {"budget", 0.1}, {"shape", "bf16"}, {"bound", "exact"}},
-            {{"tap", "encoder.ln_post"}, {"budget", 0.4}, {"shape", "noise"}, {"bound", "exact"}},
-            {{"tap", "encoder.blocks.0.out"}, {"budget", 0.0}, {"shape", "noise"}, {"bound", "below"}},
-            {{"tap", "encoder.blocks.1.out"}, {"budget", 4.096}, {"shape", "bf16"}, {"bound", "at_least"}}}}};
+  return {
+      {"schema", kBudgetSchema},
+      {"model", {{"sha256", kSha}}},
+      {"corpus", {{"audio_dir", "clips"}, {"clips", json::array({{{"clip", "a.wav"}}})}}},
+      {"taps",
+       {{{"tap", "mel"}, {"budget", 0.1}, {"shape", "bf16"}, {"bound", "exact"}},
+        {{"tap", "encoder.ln_post"}, {"budget", 0.4}, {"shape", "noise"}, {"bound", "exact"}},
+        {{"tap", "encoder.blocks.0.out"}, {"budget", 0.0}, {"shape", "noise"}, {"bound", "below"}},
+        {{"tap", "encoder.blocks.1.out"},
+         {"budget", 4.096},
+         {"shape", "bf16"},
+         {"bound", "at_least"}}}}};
 }
 
 }  // namespace
@@ -57,7 +62,8 @@ TEST_CASE("shares: error over budget, the largest decides") {
   CHECK(assess_budget(b, kSha, {{"encoder.blocks.0.out", 0.0}}, false).level ==
         BudgetLevel::harmless);
   // a NaN error is the worst and breaks
-  const BudgetAssessment n = assess_budget(b, kSha, {{"mel", std::nan("")}, {"encoder.ln_post", 9.0}}, false);
+  const BudgetAssessment n =
+      assess_budget(b, kSha, {{"mel", std::nan("")}, {"encoder.ln_post", 9.0}}, false);
   CHECK(n.taps[n.worst].tap == "mel");
   CHECK(n.level == BudgetLevel::breaks);
   const json j = budget_assessment_json(a);
@@ -85,7 +91,7 @@ TEST_CASE("refusals: another model, no budgeted tap, broken files") {
   j = budget_json();
   j["taps"][1]["tap"] = "mel";
   CHECK_THROWS_AS(Budget::from_json(j, "b.json"), std::runtime_error);
-  CHECK_THROWS_AS(Budget::load("/nonexistent/budget.json"), std::runtime_error);
+  CHECK_THROWS_AS(Budget::load("no-such-dir/budget.json"), std::runtime_error);
 }
 
 TEST_CASE("the gate: the exit status follows the budget only when asked") {

@@ -528,9 +528,9 @@ std::vector<int> ReferenceDecoder::greedy_choices(const wb::Tensor& logits) cons
   const Vocabulary& v = impl_->ck->vocab;
   const auto prompt = static_cast<int64_t>(v.initial_prompt().size());
   if (logits.ndim() != 2 || logits.dim(0) < prompt || logits.dim(1) <= v.eot())
-    throw std::invalid_argument(fmt::format(
-        "greedy_choices: logits {} are not teacher-forced rows of a prompt of {}",
-        shape_str(logits.shape()), prompt));
+    throw std::invalid_argument(
+        fmt::format("greedy_choices: logits {} are not teacher-forced rows of a prompt of {}",
+                    shape_str(logits.shape()), prompt));
   const int64_t nv = logits.dim(1);
   std::vector<int> out;
   for (int64_t row = prompt - 1; row < logits.dim(0); ++row) {

@@ -60,8 +60,8 @@ json assemble_budget_dir(const std::string& dir) {
   std::optional<json> first;
   std::set<int> shards_seen;
   int n_shards = 0;
-  json run = {{"wall_seconds", 0.0},   {"cpu_seconds", 0.0},    {"encoder_tails", 0},
-              {"blocks_run", 0},       {"decoder_passes", 0},   {"shards", json::array()}};
+  json run = {{"wall_seconds", 0.0}, {"cpu_seconds", 0.0},  {"encoder_tails", 0},
+              {"blocks_run", 0},     {"decoder_passes", 0}, {"shards", json::array()}};
   for (const auto& f : shard_files(dir)) {
     const json m = read_json_file(f);
     if (m.value("schema", "") != kBudgetShardSchema)
@@ -70,10 +70,11 @@ json assemble_budget_dir(const std::string& dir) {
       first = m;
       n_shards = m.at("shards").get<int>();
     } else if (m.at("settings_hash") != first->at("settings_hash")) {
-      throw std::runtime_error(fmt::format("{}: measured with other settings than {} (settings_hash "
-                                           "{} vs {})",
-                                           f, dir, m.at("settings_hash").get<std::string>(),
-                                           first->at("settings_hash").get<std::string>()));
+      throw std::runtime_error(
+          fmt::format("{}: measured with other settings than {} (settings_hash "
+                      "{} vs {})",
+                      f, dir, m.at("settings_hash").get<std::string>(),
+                      first->at("settings_hash").get<std::string>()));
     }
     if (m.at("shards").get<int>() != n_shards) continue;  // an older split of the units
     shards_seen.insert(m.at("shard").get<int>());
@@ -145,26 +146,28 @@ json assemble_budget_dir(const std::string& dir) {
     }
     clips.push_back(row);
   }
-  json budget = {
-      {"schema", cmp::kBudgetSchema},
-      {"model", st.at("model")},
-      {"corpus",
-       {{"audio_dir", st.at("audio_dir")}, {"expect_file", st.at("expect_file")}, {"clips", clips}}},
-      {"taps_measured", st.at("taps")},
-      {"shapes", st.at("shapes")},
-      {"seed", st.at("seed")},
-      {"criterion", st.at("criterion")},
-      {"search", st.at("search")},
-      {"reference", st.at("reference")},
-      {"tool_version", st.at("tool_version")},
-      {"settings_hash", hash},
-      {"monotonicity",
-       {{"max_rise", worst_rise},
-        {"at", worst_rise_at},
-        {"ok", worst_rise <= 1},
-        {"rule", "per tap and shape, the clips keeping their transcript rise by at most one "
-                 "from one epsilon to the next larger"}}},
-      {"taps", taps}};
+  json budget = {{"schema", cmp::kBudgetSchema},
+                 {"model", st.at("model")},
+                 {"corpus",
+                  {{"audio_dir", st.at("audio_dir")},
+                   {"expect_file", st.at("expect_file")},
+                   {"clips", clips}}},
+                 {"taps_measured", st.at("taps")},
+                 {"shapes", st.at("shapes")},
+                 {"seed", st.at("seed")},
+                 {"criterion", st.at("criterion")},
+                 {"search", st.at("search")},
+                 {"reference", st.at("reference")},
+                 {"tool_version", st.at("tool_version")},
+                 {"settings_hash", hash},
+                 {"monotonicity",
+                  {{"max_rise", worst_rise},
+                   {"at", worst_rise_at},
+                   {"ok", worst_rise <= 1},
+                   {"rule",
+                    "per tap and shape, the clips keeping their transcript rise by at most one "
+                    "from one epsilon to the next larger"}}},
+                 {"taps", taps}};
   cmp::Budget::from_json(budget, dir + "/budget.json");  // what --budget will read must load
   run["created"] = utc_now_iso8601();
   run["shard_count"] = n_shards;
@@ -215,8 +218,8 @@ std::string render_budget_markdown(const json& b, const json& run) {
   md += "\n";
   for (const auto& t : b.at("taps")) {
     md += fmt::format("| `{}` | {}{} | {} |", t.at("tap").get<std::string>(),
-                      num(t.at("budget").get<double>()),
-                      t.at("bound") == "at_least" ? "+" : "", t.at("shape").get<std::string>());
+                      num(t.at("budget").get<double>()), t.at("bound") == "at_least" ? "+" : "",
+                      t.at("shape").get<std::string>());
     for (const auto& s : b.at("shapes")) {
       const json& sh = t.at("shapes").at(s.get<std::string>());
       md += fmt::format(" {}{} |", num(sh.at("budget").get<double>()),
@@ -232,9 +235,10 @@ std::string render_budget_markdown(const json& b, const json& run) {
       mono.value("at", ""), run_line(run));
   md += "\n### Curves\n\n";
   for (const auto& t : b.at("taps")) {
-    md += fmt::format("`{}`{}:\n\n| shape | epsilon | kept | KL mean | changed clips |\n| --- | "
-                      "--: | --: | --: | --- |\n",
-                      t.at("tap").get<std::string>(), bound_mark(t));
+    md += fmt::format(
+        "`{}`{}:\n\n| shape | epsilon | kept | KL mean | changed clips |\n| --- | "
+        "--: | --: | --: | --- |\n",
+        t.at("tap").get<std::string>(), bound_mark(t));
     for (const auto& s : b.at("shapes"))
       for (const auto& l : t.at("shapes").at(s.get<std::string>()).at("levels")) {
         std::string changed;
@@ -271,7 +275,8 @@ std::string tap_svg(const json& t, const json& shapes, int n_clips, int allowed,
     }
   if (!(hi > 0)) return "";
   const double x0 = std::log10(lo) - 0.2, x1 = std::log10(hi) + 0.2;
-  const double k0 = std::floor(std::log10(std::max(kl_lo, 1e-9))), k1 = std::ceil(std::log10(kl_hi));
+  const double k0 = std::floor(std::log10(std::max(kl_lo, 1e-9))),
+               k1 = std::ceil(std::log10(kl_hi));
   auto X = [&](double e) { return L + (std::log10(e) - x0) / (x1 - x0) * (W - L - R); };
   auto Y = [&](double kept) { return T + (1 - kept / n_clips) * (H - T - B); };
   auto YK = [&](double kl) {
@@ -288,26 +293,30 @@ std::string tap_svg(const json& t, const json& shapes, int n_clips, int allowed,
         "<line x1=\"{0:.1f}\" y1=\"{1}\" x2=\"{0:.1f}\" y2=\"{2}\" stroke=\"#eee\"/><text "
         "x=\"{0:.1f}\" y=\"{3}\" font-size=\"11\" text-anchor=\"middle\">1e{4}</text>\n",
         X(std::pow(10.0, d)), T, H - B, H - B + 14, d);
-  s += fmt::format("<text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\">relative L2 "
-                   "error at the tap (epsilon)</text>\n",
-                   (L + W - R) / 2, H - 4);
+  s += fmt::format(
+      "<text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\">relative L2 "
+      "error at the tap (epsilon)</text>\n",
+      (L + W - R) / 2, H - 4);
   for (int k : {0, n_clips / 2, n_clips})
     s += fmt::format("<text x=\"{}\" y=\"{:.1f}\" font-size=\"11\" text-anchor=\"end\">{}</text>\n",
                      L - 4, Y(k) + 4, k);
-  s += fmt::format("<text x=\"12\" y=\"{}\" font-size=\"11\" transform=\"rotate(-90 12 {})\" "
-                   "text-anchor=\"middle\">clips keeping transcript</text>\n",
-                   (T + H - B) / 2, (T + H - B) / 2);
+  s += fmt::format(
+      "<text x=\"12\" y=\"{}\" font-size=\"11\" transform=\"rotate(-90 12 {})\" "
+      "text-anchor=\"middle\">clips keeping transcript</text>\n",
+      (T + H - B) / 2, (T + H - B) / 2);
   for (int k = static_cast<int>(k0); k <= static_cast<int>(k1); ++k)
     s += fmt::format("<text x=\"{}\" y=\"{:.1f}\" font-size=\"10\">1e{}</text>\n", W - R + 4,
                      YK(std::pow(10.0, k)) + 4, k);
   s += fmt::format("<text x=\"{}\" y=\"{}\" font-size=\"10\">KL nats</text>\n", W - R + 4, T - 4);
   // the criterion: n - allowed clips kept, the KL bound
-  s += fmt::format("<line x1=\"{}\" y1=\"{:.1f}\" x2=\"{}\" y2=\"{:.1f}\" stroke=\"#888\" "
-                   "stroke-dasharray=\"2,3\"/>\n",
-                   L, Y(n_clips - allowed), W - R, Y(n_clips - allowed));
-  s += fmt::format("<line x1=\"{}\" y1=\"{:.1f}\" x2=\"{}\" y2=\"{:.1f}\" stroke=\"#bbb\" "
-                   "stroke-dasharray=\"6,3\"/>\n",
-                   L, YK(kl_bound), W - R, YK(kl_bound));
+  s += fmt::format(
+      "<line x1=\"{}\" y1=\"{:.1f}\" x2=\"{}\" y2=\"{:.1f}\" stroke=\"#888\" "
+      "stroke-dasharray=\"2,3\"/>\n",
+      L, Y(n_clips - allowed), W - R, Y(n_clips - allowed));
+  s += fmt::format(
+      "<line x1=\"{}\" y1=\"{:.1f}\" x2=\"{}\" y2=\"{:.1f}\" stroke=\"#bbb\" "
+      "stroke-dasharray=\"6,3\"/>\n",
+      L, YK(kl_bound), W - R, YK(kl_bound));
   std::size_t ci = 0;
   for (const auto& sh : shapes) {
     const char* col = kColors[ci++ % 4];
@@ -317,23 +326,26 @@ std::string tap_svg(const json& t, const json& shapes, int n_clips, int allowed,
       const double e = l.at("epsilon").get<double>();
       kept_pts += fmt::format("{:.1f},{:.1f} ", X(e), Y(l.at("kept").get<int>()));
       kl_pts += fmt::format("{:.1f},{:.1f} ", X(e), YK(l.at("kl_mean").get<double>()));
-      s += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"2.5\" fill=\"{}\"><title>{} eps "
-                       "{:.4g}: kept {}/{}, KL {:.3g}</title></circle>\n",
-                       X(e), Y(l.at("kept").get<int>()), col, sh.get<std::string>(), e,
-                       l.at("kept").get<int>(), n_clips, l.at("kl_mean").get<double>());
+      s += fmt::format(
+          "<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"2.5\" fill=\"{}\"><title>{} eps "
+          "{:.4g}: kept {}/{}, KL {:.3g}</title></circle>\n",
+          X(e), Y(l.at("kept").get<int>()), col, sh.get<std::string>(), e, l.at("kept").get<int>(),
+          n_clips, l.at("kl_mean").get<double>());
     }
     s += fmt::format("<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"1.8\"/>\n",
                      kept_pts, col);
-    s += fmt::format("<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"1\" "
-                     "stroke-dasharray=\"5,3\"/>\n",
-                     kl_pts, col);
+    s += fmt::format(
+        "<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"1\" "
+        "stroke-dasharray=\"5,3\"/>\n",
+        kl_pts, col);
     const double b = u.at("budget").get<double>();
     if (b > 0)
-      s += fmt::format("<line x1=\"{0:.1f}\" y1=\"{1}\" x2=\"{0:.1f}\" y2=\"{2}\" stroke=\"{3}\" "
-                       "stroke-dasharray=\"1,2\" stroke-width=\"1.5\"/><text x=\"{4:.1f}\" "
-                       "y=\"{5}\" font-size=\"10\" fill=\"{3}\">{6} budget {7:.3g}</text>\n",
-                       X(b), T, H - B, col, X(b) + 3, T + 12 + 12 * static_cast<double>(ci - 1),
-                       sh.get<std::string>(), b);
+      s += fmt::format(
+          "<line x1=\"{0:.1f}\" y1=\"{1}\" x2=\"{0:.1f}\" y2=\"{2}\" stroke=\"{3}\" "
+          "stroke-dasharray=\"1,2\" stroke-width=\"1.5\"/><text x=\"{4:.1f}\" "
+          "y=\"{5}\" font-size=\"10\" fill=\"{3}\">{6} budget {7:.3g}</text>\n",
+          X(b), T, H - B, col, X(b) + 3, T + 12 + 12 * static_cast<double>(ci - 1),
+          sh.get<std::string>(), b);
   }
   return s + "</svg>\n";
 }
@@ -367,7 +379,8 @@ std::string render_budget_html(const json& b, const json& run) {
   for (const auto& t : b.at("taps")) {
     h += fmt::format("<tr><td><code>{}</code></td><td class=\"n\">{}{}</td><td>{}</td>",
                      xml_escape(t.at("tap").get<std::string>()), num(t.at("budget").get<double>()),
-                     t.at("bound") == "at_least" ? "+" : "", xml_escape(t.at("shape").get<std::string>()));
+                     t.at("bound") == "at_least" ? "+" : "",
+                     xml_escape(t.at("shape").get<std::string>()));
     for (const auto& s : b.at("shapes")) {
       const json& sh = t.at("shapes").at(s.get<std::string>());
       h += fmt::format("<td class=\"n\">{}{}</td>", num(sh.at("budget").get<double>()),
@@ -376,10 +389,11 @@ std::string render_budget_html(const json& b, const json& run) {
     h += "</tr>\n";
   }
   const json& mono = b.at("monotonicity");
-  h += fmt::format("</table>\n<p>Monotonicity: clips keeping their transcript rise with epsilon "
-                   "by at most {} ({}). Run: {}.</p>\n",
-                   mono.at("max_rise").get<int>(), mono.at("ok").get<bool>() ? "ok" : "NOT ok",
-                   xml_escape(run_line(run)));
+  h += fmt::format(
+      "</table>\n<p>Monotonicity: clips keeping their transcript rise with epsilon "
+      "by at most {} ({}). Run: {}.</p>\n",
+      mono.at("max_rise").get<int>(), mono.at("ok").get<bool>() ? "ok" : "NOT ok",
+      xml_escape(run_line(run)));
   h += "<p>Solid: clips keeping their transcript (left axis); dashed: mean teacher-forced KL "
        "(right axis); dotted vertical: each shape's budget; grey: the criterion.</p>\n";
   for (const auto& t : b.at("taps"))
@@ -400,7 +414,8 @@ std::string render_budget_summary(const json& b, const std::string& dir) {
     s += fmt::format("  {:<26} {:>10}{} ({})\n", t.at("tap").get<std::string>(),
                      num(t.at("budget").get<double>()), t.at("bound") == "at_least" ? "+" : " ",
                      t.at("shape").get<std::string>());
-  s += fmt::format("monotonicity: max rise {} ({})\n", b.at("monotonicity").at("max_rise").get<int>(),
+  s += fmt::format("monotonicity: max rise {} ({})\n",
+                   b.at("monotonicity").at("max_rise").get<int>(),
                    b.at("monotonicity").at("ok").get<bool>() ? "ok" : "NOT ok");
   s += fmt::format("wrote {0}/budget.json, {0}/report.md, {0}/report.html, {0}/run.json\n", dir);
   return s;

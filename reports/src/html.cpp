@@ -450,17 +450,17 @@ std::string render_html(const cmp::CompareResult& r) {
         "<h2>Transcript budget</h2>\n<p class=\"budget {}\"><b>{}</b> — budgets of <code>{}</code> "
         "({}); a tap's error as a share of its budget: harmless below {}, at risk up to {}, "
         "breaks transcripts above</p>\n",
-        a.level == cmp::BudgetLevel::harmless ? "pass"
+        a.level == cmp::BudgetLevel::harmless  ? "pass"
         : a.level == cmp::BudgetLevel::at_risk ? "warn"
-                                                 : "fail",
+                                               : "fail",
         h(cmp::budget_summary(a)), h(a.path), h(a.corpus), cmp::kAtRiskShare, cmp::kBreaksShare);
-    s += "<table>\n<tr><th>tap</th><th>rel L2</th><th>budget</th><th>share</th><th>verdict</th></tr>\n";
+    s += "<table>\n<tr><th>tap</th><th>rel "
+         "L2</th><th>budget</th><th>share</th><th>verdict</th></tr>\n";
     for (const auto& t : a.taps)
       s += fmt::format(
           "<tr><td><code>{}</code></td><td>{}</td><td>{}{}</td><td>{}</td><td>{}</td></tr>\n",
-          h(t.tap), num(t.error), num(t.budget),
-          t.bound == cmp::BudgetBound::at_least ? "+" : "", num(t.share, 3),
-          cmp::budget_level_name(cmp::budget_level(t.share)));
+          h(t.tap), num(t.error), num(t.budget), t.bound == cmp::BudgetBound::at_least ? "+" : "",
+          num(t.share, 3), cmp::budget_level_name(cmp::budget_level(t.share)));
     s += "</table>\n";
   }
   if (r.impact) {

@@ -84,17 +84,17 @@ std::string impact_markdown(const cmp::TranscriptImpact& x) {
 
 // The budget verdict and each budgeted tap's share (docs/budget.md).
 std::string budget_markdown(const cmp::BudgetAssessment& a) {
-  std::string s = fmt::format("**Transcript budget:** {} — budgets of `{}` ({})\n\n",
-                              md_escape(cmp::budget_summary(a)), md_escape(a.path),
-                              md_escape(a.corpus));
+  std::string s =
+      fmt::format("**Transcript budget:** {} — budgets of `{}` ({})\n\n",
+                  md_escape(cmp::budget_summary(a)), md_escape(a.path), md_escape(a.corpus));
   s += "| tap | rel L2 | budget | share | verdict |\n| --- | --: | --: | --: | --- |\n";
   for (const auto& t : a.taps)
     s += fmt::format("| `{}` | {} | {}{} | {} | {} |\n", t.tap, num(t.error), num(t.budget),
                      t.bound == cmp::BudgetBound::at_least ? "+" : "", num(t.share, 3),
                      cmp::budget_level_name(cmp::budget_level(t.share)));
   if (!a.not_dumped.empty())
-    s += fmt::format("\nbudgeted but not in both dumps: {}\n", md_escape(fmt::format(
-                                                                  "{}", fmt::join(a.not_dumped, ", "))));
+    s += fmt::format("\nbudgeted but not in both dumps: {}\n",
+                     md_escape(fmt::format("{}", fmt::join(a.not_dumped, ", "))));
   return s + "\n";
 }
 
@@ -111,10 +111,9 @@ std::string render_markdown(const cmp::CompareResult& r, int max_rows) {
   }
   s += head + "\n\n";
   if (r.budget)
-    s += fmt::format("**Transcript budget: {}**{}\n\n",
-                     cmp::budget_level_name(r.budget->level),
-                     r.gate == cmp::Gate::budget ? " (the exit status follows it: --gate budget)"
-                                                 : "");
+    s += fmt::format(
+        "**Transcript budget: {}**{}\n\n", cmp::budget_level_name(r.budget->level),
+        r.gate == cmp::Gate::budget ? " (the exit status follows it: --gate budget)" : "");
   s += fmt::format("reference {} · candidate {} · profile `{}`{} · {} taps in {:.2f} s\n\n",
                    side(r.ref_path, r.ref_meta), side(r.cand_path, r.cand_meta),
                    md_escape(r.profile_name),

@@ -430,8 +430,9 @@ std::string render_sweep_markdown(const json& rep, std::size_t max_bytes) {
         b.at("worst_tap").is_string() ? b.at("worst_tap").get<std::string>() : "-",
         n.value("harmless", 0), n.value("at risk", 0), n.value("breaks transcripts", 0),
         md_escape(b.at("file").get<std::string>()), md_escape(b.at("corpus").get<std::string>()));
-    md += "\n| budgeted tap | budget | median share | max share (worst clip) | verdict |\n"
-          "| --- | --: | --: | --- | --- |\n";
+    md +=
+        "\n| budgeted tap | budget | median share | max share (worst clip) | verdict |\n"
+        "| --- | --: | --: | --- | --- |\n";
     for (const auto& t : b.at("taps"))
       md += fmt::format("| `{}` | {} | {} | {} ({}) | {} |\n", t.at("tap").get<std::string>(),
                         jnum(t.at("budget")), jnum(t.at("median_share")), jnum(t.at("max_share")),

@@ -129,7 +129,8 @@ TEST_CASE("sweep aggregate with a budget: per-clip verdicts, the median share de
                      {{"tap", "encoder.ln_post"}, {"budget", 0.1}, {"bound", "exact"}}}}};
   const wb::cmp::Budget b = wb::cmp::Budget::from_json(bj, "b.json");
   // ln_post shares 0.02, 6, 0.04: the median 0.04 is harmless though one clip breaks
-  const std::vector<json> clips = {ok_clip("a.wav", 1e-4, 0.002), ok_clip("b.wav", 1e-4, 0.6, "fail"),
+  const std::vector<json> clips = {ok_clip("a.wav", 1e-4, 0.002),
+                                   ok_clip("b.wav", 1e-4, 0.6, "fail"),
                                    ok_clip("c.wav", 1e-4, 0.004)};
   const json r = aggregate_sweep({}, clips, {}, &b, wb::cmp::Gate::budget);
   const json& bud = r["budget"];

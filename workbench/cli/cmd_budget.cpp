@@ -103,7 +103,8 @@ int run_budget(const BudgetOpts& o) {
   // What the budgets depend on (hashed), and what the report also names (paths).
   json clip_list = json::array();
   for (const auto& c : clips)
-    clip_list.push_back({{"clip", c.file}, {"audio_sha256", sha256_file(o.audio_dir + "/" + c.file)}});
+    clip_list.push_back(
+        {{"clip", c.file}, {"audio_sha256", sha256_file(o.audio_dir + "/" + c.file)}});
   json shape_names = json::array(), tap_names = json::array();
   for (auto s : shapes) shape_names.push_back(std::string(name_of(budget::kPerturbationNames, s)));
   for (int t : taps) tap_names.push_back(runner.taps()[static_cast<std::size_t>(t)]);
@@ -123,7 +124,8 @@ int run_budget(const BudgetOpts& o) {
   const std::string hashed_text = hashed.dump();
   const std::string settings_hash = sha256_bytes(hashed_text.data(), hashed_text.size());
   json settings = hashed;
-  settings["model"] = {{"path", o.model}, {"sha256", model->sha256}, {"dims", model->dims.to_json()}};
+  settings["model"] = {
+      {"path", o.model}, {"sha256", model->sha256}, {"dims", model->dims.to_json()}};
   settings["audio_dir"] = o.audio_dir;
   settings["expect_file"] = o.expect.empty() ? json(nullptr) : json(o.expect);
   settings["settings_hash"] = settings_hash;
@@ -152,8 +154,7 @@ int run_budget(const BudgetOpts& o) {
     }
   json unit_names = json::array();
   for (const auto& u : all) unit_names.push_back(u.name);
-  const std::string manifest_path =
-      fmt::format("{}/shards/{}-of-{}.json", o.out, shard_k, shard_n);
+  const std::string manifest_path = fmt::format("{}/shards/{}-of-{}.json", o.out, shard_k, shard_n);
 
   const auto t0 = std::chrono::steady_clock::now();
   const std::clock_t c0 = std::clock();
@@ -211,11 +212,11 @@ int run_budget(const BudgetOpts& o) {
             const auto s0 = std::chrono::steady_clock::now();
             l = runner.evaluate(runs, u.tap, u.shape, eps, o.seed, crit);
             if (!o.quiet)
-              fmt::print(stderr,
-                         "budget: [{}/{}] {} {} eps {:.4g}: kept {}/{}, KL mean {:.3g} ({:.1f} s)\n",
-                         ui + 1, mine.size(), tap, shape, eps, l.kept, l.clips, l.kl_mean,
-                         std::chrono::duration<double>(std::chrono::steady_clock::now() - s0)
-                             .count());
+              fmt::print(
+                  stderr,
+                  "budget: [{}/{}] {} {} eps {:.4g}: kept {}/{}, KL mean {:.3g} ({:.1f} s)\n",
+                  ui + 1, mine.size(), tap, shape, eps, l.kept, l.clips, l.kl_mean,
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - s0).count());
           }
           levels.push_back(l);
           write_json(u.path, unit_json(u, levels));
@@ -233,20 +234,20 @@ int run_budget(const BudgetOpts& o) {
   }
   // The reference's transcripts: from this run, or kept from an earlier one.
   if (clip_info.empty())
-    if (auto old = read_json(manifest_path); old && old->value("settings_hash", "") == settings_hash)
+    if (auto old = read_json(manifest_path);
+        old && old->value("settings_hash", "") == settings_hash)
       clip_info = old->value("clip_runs", json::array());
   if (clip_info.empty()) {
     prepare();
   }
-  const json run = {
-      {"wall_seconds",
-       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()},
-      {"cpu_seconds", static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC},
-      {"jobs", jobs},
-      {"encoder_tails", runner.counts().tails.load()},
-      {"blocks_run", runner.counts().blocks.load()},
-      {"decoder_passes", runner.counts().decodes.load()},
-      {"units_done_before", done_before}};
+  const json run = {{"wall_seconds",
+                     std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()},
+                    {"cpu_seconds", static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC},
+                    {"jobs", jobs},
+                    {"encoder_tails", runner.counts().tails.load()},
+                    {"blocks_run", runner.counts().blocks.load()},
+                    {"decoder_passes", runner.counts().decodes.load()},
+                    {"units_done_before", done_before}};
   const json manifest = {{"schema", rep::kBudgetShardSchema},
                          {"settings", settings},
                          {"settings_hash", settings_hash},
@@ -258,9 +259,10 @@ int run_budget(const BudgetOpts& o) {
                          {"complete", true}};
   write_json(manifest_path, manifest);
   if (shard_n > 1) {
-    fmt::print("budget: shard {}/{} done ({} units); assemble the budget with 'wb merge-reports "
-               "{}' once all shards have run\n",
-               shard_k, shard_n, mine.size(), o.out);
+    fmt::print(
+        "budget: shard {}/{} done ({} units); assemble the budget with 'wb merge-reports "
+        "{}' once all shards have run\n",
+        shard_k, shard_n, mine.size(), o.out);
     return 0;
   }
   const json b = rep::assemble_budget_dir(o.out);

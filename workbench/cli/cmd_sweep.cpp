@@ -410,9 +410,9 @@ int run_sweep(const SweepOpts& o) {
         shard_k, shard_n, ran, skipped, o.out);
     return shard_status(o.out, mine_names);
   }
-  const json report = aggregate_dirs(manifest, {o.out}, o.out, 1, {o.out},
-                                     tap_budget ? &*tap_budget : nullptr, gate,
-                                     o.enc.allow_model_mismatch);
+  const json report =
+      aggregate_dirs(manifest, {o.out}, o.out, 1, {o.out}, tap_budget ? &*tap_budget : nullptr,
+                     gate, o.enc.allow_model_mismatch);
   if (!o.quiet && skipped > 0)
     fmt::print("sweep: {} clips done earlier were not run again\n", skipped);
   print_summary(report, o.out);

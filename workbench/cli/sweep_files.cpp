@@ -118,8 +118,7 @@ void print_summary(const json& report, const std::string& dir) {
   if (report.contains("budget") && report.at("budget").is_object()) {
     const json& b = report.at("budget");
     fmt::print("transcript budget: {} (largest median share {:.3g} at {})\n",
-               b.at("verdict").get<std::string>(),
-               rep::from_json_number(b.at("max_median_share")),
+               b.at("verdict").get<std::string>(), rep::from_json_number(b.at("max_median_share")),
                b.at("worst_tap").is_string() ? b.at("worst_tap").get<std::string>() : "-");
   }
   for (const auto& e : report.at("errors"))

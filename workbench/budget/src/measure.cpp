@@ -6,8 +6,8 @@
 #include <atomic>
 #include <cmath>
 #include <exception>
-#include <thread>
 #include <stdexcept>
+#include <thread>
 
 #include "wb/compare/transcript.h"
 #include "wb/core/taps.h"
@@ -39,9 +39,14 @@ json SearchOptions::to_json() const {
 }
 
 json Level::to_json() const {
-  return {{"epsilon", epsilon}, {"clips", clips},     {"kept", kept},
-          {"changed", changed}, {"changed_clips", changed_clips},
-          {"kl_mean", kl_mean}, {"kl_max", kl_max},   {"pass", pass}};
+  return {{"epsilon", epsilon},
+          {"clips", clips},
+          {"kept", kept},
+          {"changed", changed},
+          {"changed_clips", changed_clips},
+          {"kl_mean", kl_mean},
+          {"kl_max", kl_max},
+          {"pass", pass}};
 }
 
 Level Level::from_json(const json& j) {
@@ -157,8 +162,8 @@ ClipRun BudgetRunner::prepare(const std::string& clip, const std::vector<float>&
   c.tokens = d.tokens;
   c.forced = model_->vocab.initial_prompt();
   c.forced.insert(c.forced.end(), d.tokens.begin(), d.tokens.end());
-  const int limit = std::min(model_->dims.n_text_ctx / 2,
-                             model_->dims.n_text_ctx - dec_->prompt_length());
+  const int limit =
+      std::min(model_->dims.n_text_ctx / 2, model_->dims.n_text_ctx - dec_->prompt_length());
   c.at_limit = static_cast<int>(d.tokens.size()) >= limit;
   c.logits = dec_->teacher_forced(x, c.forced);
   ++counts_.decodes;
@@ -206,10 +211,9 @@ Level BudgetRunner::evaluate(const std::vector<ClipRun>& clips, int tap, Perturb
   std::vector<std::pair<bool, double>> res(clips.size());
   parallel_for(clips.size(), jobs_, [&](std::size_t i) {
     const ClipRun& clip = clips[i];
-    const Tensor x =
-        perturb(clip.stage_out.at(static_cast<std::size_t>(tap)), shape, epsilon,
-                derive_seed(seed, clip.clip, tap_name, name_of(kPerturbationNames, shape)),
-                channel_axis);
+    const Tensor x = perturb(
+        clip.stage_out.at(static_cast<std::size_t>(tap)), shape, epsilon,
+        derive_seed(seed, clip.clip, tap_name, name_of(kPerturbationNames, shape)), channel_axis);
     res[i] = judge(clip, tail(tap, x));
   });
   double kl_sum = 0;

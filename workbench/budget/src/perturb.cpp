@@ -75,10 +75,11 @@ float round_bf16(float x) {
 
 }  // namespace
 
-Tensor perturb(const Tensor& x, Perturbation shape, double epsilon, uint64_t seed, int channel_axis) {
+Tensor perturb(const Tensor& x, Perturbation shape, double epsilon, uint64_t seed,
+               int channel_axis) {
   if (x.dtype() != DType::f32 || x.ndim() != 2)
-    throw std::invalid_argument(fmt::format("perturb: expects a 2-D float32 tensor, got {}",
-                                            shape_str(x.shape())));
+    throw std::invalid_argument(
+        fmt::format("perturb: expects a 2-D float32 tensor, got {}", shape_str(x.shape())));
   if (!(epsilon >= 0) || !std::isfinite(epsilon))
     throw std::invalid_argument(fmt::format("perturb: epsilon {} is not finite and >= 0", epsilon));
   if (channel_axis != 0 && channel_axis != 1)

@@ -1,11 +1,12 @@
 // The perturbations against independent computations: the achieved relative L2 in float64, the
 // bfloat16 shape against LibTorch's own bfloat16 cast, the channel shape on a closed form.
+#include "wb/budget/perturb.h"
+
 #include <doctest/doctest.h>
 #include <torch/torch.h>
 
 #include <cmath>
 
-#include "wb/budget/perturb.h"
 #include "wb/testing/random.h"
 
 using namespace wb;
@@ -14,7 +15,8 @@ using namespace wb::budget;
 namespace {
 
 Tensor random_tensor(int64_t r, int64_t c, uint64_t seed) {
-  return Tensor::from_f32({r, c}, testing::randn(static_cast<std::size_t>(r * c), seed, 1.3f, 0.2f));
+  return Tensor::from_f32({r, c},
+                          testing::randn(static_cast<std::size_t>(r * c), seed, 1.3f, 0.2f));
 }
 
 }  // namespace

@@ -64,8 +64,8 @@ TEST_CASE("one teacher-forced pass judges as a free greedy decode does") {
       for (double eps : {0.01, 0.2, 1.0, 3.0}) {
         CAPTURE(tap);
         CAPTURE(eps);
-        const Tensor x = perturb(c.stage_out[static_cast<std::size_t>(tap)], shape, eps, 1,
-                                 tap == 0 ? 0 : 1);
+        const Tensor x =
+            perturb(c.stage_out[static_cast<std::size_t>(tap)], shape, eps, 1, tap == 0 ? 0 : 1);
         const Tensor out = runner().tail(tap, x);
         const bool judged = runner().judge(c, out).first;
         const DecodeResult d = runner().decoder().greedy(out, nullptr, 0);

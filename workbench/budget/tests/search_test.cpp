@@ -63,15 +63,13 @@ TEST_CASE("the budget lies within one refinement step below the true threshold")
 TEST_CASE("bounds: held everywhere, failed at once") {
   Criterion c;
   SearchOptions o;
-  const SearchResult all = search_budget(o, c, 10, [&](double e) {
-    return outcome(std::vector<double>(10, 100.0), e, c);
-  });
+  const SearchResult all = search_budget(
+      o, c, 10, [&](double e) { return outcome(std::vector<double>(10, 100.0), e, c); });
   CHECK(all.bound == cmp::BudgetBound::at_least);
   CHECK(all.budget == o.ladder.back());
   CHECK(all.levels.size() == o.ladder.size());
-  const SearchResult none = search_budget(o, c, 10, [&](double e) {
-    return outcome(std::vector<double>(10, 1e-9), e, c);
-  });
+  const SearchResult none = search_budget(
+      o, c, 10, [&](double e) { return outcome(std::vector<double>(10, 1e-9), e, c); });
   CHECK(none.bound == cmp::BudgetBound::below);
   CHECK(none.budget == 0);
   CHECK(none.levels.size() == 1);  // every clip changed at the first epsilon: nothing to climb

@@ -43,9 +43,9 @@ inline constexpr std::array<NameEntry<BudgetBound>, 3> kBudgetBoundNames{{
 }};
 
 struct TapBudget {
-  std::string tap;        // registry name
-  double epsilon = 0.0;   // the budget: rel L2 the tap may carry (the smallest over the shapes)
-  std::string shape;      // the shape whose budget that is
+  std::string tap;       // registry name
+  double epsilon = 0.0;  // the budget: rel L2 the tap may carry (the smallest over the shapes)
+  std::string shape;     // the shape whose budget that is
   BudgetBound bound = BudgetBound::exact;
 };
 
@@ -73,7 +73,7 @@ struct BudgetShare {
 
 struct BudgetAssessment {
   std::string path, model_sha256, corpus;
-  std::vector<BudgetShare> taps;       // the budgeted taps both dumps hold, execution order
+  std::vector<BudgetShare> taps;        // the budgeted taps both dumps hold, execution order
   std::vector<std::string> not_dumped;  // budgeted taps absent from the comparison
   int worst = -1;                       // index into taps: the largest share
   double max_share = 0.0;

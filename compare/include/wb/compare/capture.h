@@ -33,6 +33,12 @@ class CaptureSource : public TapSink, public TapSource {
   void read_rows(const std::string& name, int64_t row0, int64_t n,
                  std::vector<double>& out) const override;
   std::optional<std::string> text() const override { return text_; }
+  // The decode's tokens once set_decode() was called: the transcript impact (token agreement)
+  // of an in-memory comparison, as of two dumps.
+  std::optional<std::vector<int>> tokens() const override {
+    if (!text_) return std::nullopt;
+    return tokens_;
+  }
 
   int64_t bytes() const { return bytes_; }  // as float32 datasets
   // The same taps as an HDF5 dump (wb dump's format), written atomically.

@@ -32,7 +32,8 @@ uint64_t derive_seed(uint64_t seed, std::string_view clip, std::string_view tap,
 // x (2-D, float32) perturbed to relative L2 epsilon. channel_axis: the axis of channels (0 for
 // mel [n_mels, frames], 1 for [frames, C]). Throws std::invalid_argument for an all-zero x, a
 // negative or non-finite epsilon, or a bf16 shape on a tensor that bfloat16 holds exactly.
-Tensor perturb(const Tensor& x, Perturbation shape, double epsilon, uint64_t seed, int channel_axis);
+Tensor perturb(const Tensor& x, Perturbation shape, double epsilon, uint64_t seed,
+               int channel_axis);
 
 // ||a - b|| / ||b|| in float64.
 double rel_l2(const Tensor& a, const Tensor& b);
