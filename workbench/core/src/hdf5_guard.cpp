@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <filesystem>
 #include <limits>
@@ -71,6 +72,27 @@ uint64_t mul_sat(uint64_t a, uint64_t b) { return b != 0 && a > kUndef / b ? kUn
 
 }  // namespace
 
+// A file is mostly tap data, so the scan looks at every fourth byte only: each 4-byte window
+// starting at or after p holds exactly one of the bytes p + 3, p + 7, ..., and where that byte is
+// one of the signature's, the windows it could belong to are compared, lowest start first.
+const char* find_gcol(const char* p, const char* end) {
+  static constexpr auto kAt = [] {  // byte -> bit k set where "GCOL"[k] is that byte
+    std::array<unsigned char, 256> t{};
+    for (int k = 0; k < 4; ++k) t[static_cast<unsigned char>("GCOL"[k])] |= 1u << k;
+    return t;
+  }();
+  if (end - p < 4) return end;
+  for (const char* q = p + 3; q < end; q += 4) {
+    const unsigned m = kAt[static_cast<unsigned char>(*q)];
+    if (m == 0) continue;
+    for (int k = 3; k >= 0; --k) {  // the window starting at q - k, lowest start first
+      const char* w = q - k;
+      if ((m >> k & 1u) != 0 && w >= p && end - w >= 4 && std::memcmp(w, "GCOL", 4) == 0) return w;
+    }
+  }
+  return end;
+}
+
 bool Hdf5Guard::read_at(uint64_t off, void* dst, std::size_t n) const {
   if (off > file_size_ || n > file_size_ - off) return false;
   in_.clear();
@@ -127,9 +149,8 @@ Hdf5Guard::Hdf5Guard(std::string path) : path_(std::move(path)), in_(path_, std:
     const std::size_t n =
         static_cast<std::size_t>(std::min<uint64_t>(kBlock + 3, file_size_ - base));
     if (!read_at(base, buf.data(), n)) throw std::runtime_error("read error");
-    for (const char* p = buf.data();
-         (p = static_cast<const char*>(memmem(p, n - (p - buf.data()), "GCOL", 4))) != nullptr;
-         ++p) {
+    const char* const end = buf.data() + n;
+    for (const char* p = buf.data(); (p = find_gcol(p, end)) != end; ++p) {
       const uint64_t at = base + static_cast<uint64_t>(p - buf.data());
       if (p - buf.data() >= static_cast<std::ptrdiff_t>(kBlock)) break;  // the next block sees it
       unsigned char h[kHdr];

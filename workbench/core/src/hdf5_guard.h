@@ -29,6 +29,10 @@
 
 namespace wb::detail {
 
+// The first "GCOL" (a global heap collection's signature) in [p, end), or end: what memmem finds,
+// several times faster on float data.
+const char* find_gcol(const char* p, const char* end);
+
 class Hdf5Guard {
  public:
   Hdf5Guard() = default;
