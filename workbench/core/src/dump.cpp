@@ -320,6 +320,26 @@ struct DumpReader::Impl {
   std::string path;
   H5::H5File file;
   detail::Hdf5Guard guard;  // HDF5 1.10 trusts sizes in the file: each object is checked first
+  // Each tap's dataset, opened once (when it is checked) with HDF5's chunk cache off: a tap is
+  // read front to back in whole rows, so a cache would only copy each chunk once more (and keep
+  // up to 1 MiB per open tap). `f32le`: stored as IEEE float32 little-endian, read as float
+  // without HDF5's type conversion (which clears a 1 MiB buffer on every read) and widened here.
+  struct OpenTap {
+    H5::DataSet ds;
+    bool f32le = false;
+  };
+  std::map<std::string, OpenTap> taps;
+  std::vector<float> rows_f32;  // read_rows' float32 rows before widening
+  static H5::DSetAccPropList no_chunk_cache() {
+    H5::DSetAccPropList a;
+    a.setChunkCache(0, 0, 1.0);
+    return a;
+  }
+  OpenTap& tap(const std::string& name) {
+    auto it = taps.find(name);
+    if (it == taps.end()) throw std::runtime_error(fmt::format("{}: no tap '{}'", path, name));
+    return it->second;
+  }
   // Checks the header behind link `name` under `loc` before HDF5 opens it (see hdf5_guard.h).
   void vet(const H5::H5Location& loc, const std::string& name, const std::string& what) {
     try {
@@ -429,7 +449,7 @@ DumpReader::DumpReader(const std::string& path, const ModelDims* tensor_file_dim
       impl_->vet(g, name, fmt::format("tap '{}'", name));
       if (g.childObjType(name) != H5O_TYPE_DATASET)
         throw fail(fmt::format("/taps/{} is not a dataset", name));
-      H5::DataSet ds = g.openDataSet(name);
+      H5::DataSet ds = g.openDataSet(name, Impl::no_chunk_cache());
       TapInfo info;
       info.name = name;
       H5::DataSpace sp = ds.getSpace();
@@ -481,7 +501,8 @@ DumpReader::DumpReader(const std::string& path, const ModelDims* tensor_file_dim
                          impl_->guard.file_size());
           });
       }
-      const std::size_t sz = ds.getFloatType().getSize();
+      const H5::FloatType ft = ds.getFloatType();
+      const std::size_t sz = ft.getSize();
       info.stored = sz == 2   ? DType::f16
                     : sz == 4 ? DType::f32
                     : sz == 8 ? DType::f64
@@ -500,6 +521,8 @@ DumpReader::DumpReader(const std::string& path, const ModelDims* tensor_file_dim
           throw fail(fmt::format("tap '{}': got {}, expected {} for its model_dims", name,
                                  shape_str(info.shape), shape_str(e->second)));
       }
+      const bool f32le = ft == H5::PredType::IEEE_F32LE;
+      impl_->taps.insert_or_assign(name, Impl::OpenTap{std::move(ds), f32le});
       taps_.push_back(std::move(info));
     }
     std::stable_sort(taps_.begin(), taps_.end(), [](const TapInfo& a, const TapInfo& b) {
@@ -567,15 +590,22 @@ void DumpReader::read_rows(const std::string& name, int64_t row0, int64_t n,
   out.resize(static_cast<std::size_t>(n * row));
   if (n == 0) return;
   try {
-    H5::DataSet ds = impl_->file.openDataSet("/taps/" + name);
-    H5::DataSpace fs = ds.getSpace();
+    const Impl::OpenTap& t = impl_->tap(name);
+    H5::DataSpace fs = t.ds.getSpace();
     std::vector<hsize_t> start(info->shape.size(), 0),
         count(info->shape.begin(), info->shape.end());
     start[0] = static_cast<hsize_t>(row0);
     count[0] = static_cast<hsize_t>(n);
     fs.selectHyperslab(H5S_SELECT_SET, count.data(), start.data());
     H5::DataSpace ms(static_cast<int>(count.size()), count.data());
-    ds.read(out.data(), H5::PredType::NATIVE_DOUBLE, ms, fs);
+    if (t.f32le) {  // float32 -> float64 is exact: the same values HDF5's conversion gives
+      std::vector<float>& f = impl_->rows_f32;
+      f.resize(out.size());
+      t.ds.read(f.data(), H5::PredType::NATIVE_FLOAT, ms, fs);
+      std::copy(f.begin(), f.end(), out.begin());
+    } else {
+      t.ds.read(out.data(), H5::PredType::NATIVE_DOUBLE, ms, fs);
+    }
   } catch (const H5::Exception& e) {
     throw std::runtime_error(
         fmt::format("{}: cannot read tap '{}' ({})", path_, name, e.getDetailMsg()));
