@@ -142,8 +142,9 @@ Hdf5Guard::Hdf5Guard(std::string path) : path_(std::move(path)), in_(path_, std:
     return std::runtime_error(
         fmt::format("corrupt global heap collection at offset {}: {}", at, why));
   };
-  constexpr std::size_t kBlock = 1 << 22, kHdr = 16;
-  std::vector<char> buf(kBlock + 3);
+  // Blocks of 256 KiB: each is scanned while it is still in the cache it was read into.
+  constexpr std::size_t kBlock = 1 << 18, kHdr = 16;
+  std::vector<char> buf(static_cast<std::size_t>(std::min<uint64_t>(kBlock + 3, file_size_)));
   std::vector<unsigned char> coll;
   for (uint64_t base = 0; base < file_size_; base += kBlock) {
     const std::size_t n =
