@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <array>
 #include <cstring>
 #include <filesystem>
 #include <limits>
@@ -72,24 +71,30 @@ uint64_t mul_sat(uint64_t a, uint64_t b) { return b != 0 && a > kUndef / b ? kUn
 
 }  // namespace
 
-// A file is mostly tap data, so the scan looks at every fourth byte only: each 4-byte window
-// starting at or after p holds exactly one of the bytes p + 3, p + 7, ..., and where that byte is
-// one of the signature's, the windows it could belong to are compared, lowest start first.
-const char* find_gcol(const char* p, const char* end) {
-  static constexpr auto kAt = [] {  // byte -> bit k set where "GCOL"[k] is that byte
-    std::array<unsigned char, 256> t{};
-    for (int k = 0; k < 4; ++k) t[static_cast<unsigned char>("GCOL"[k])] |= 1u << k;
-    return t;
-  }();
-  if (end - p < 4) return end;
-  for (const char* q = p + 3; q < end; q += 4) {
-    const unsigned m = kAt[static_cast<unsigned char>(*q)];
-    if (m == 0) continue;
-    for (int k = 3; k >= 0; --k) {  // the window starting at q - k, lowest start first
-      const char* w = q - k;
-      if ((m >> k & 1u) != 0 && w >= p && end - w >= 4 && std::memcmp(w, "GCOL", 4) == 0) return w;
-    }
+// A file is mostly tap data: the scan compares 32 windows at a time (the bytes at p, p + 1, p + 2
+// and p + 3 of 32 consecutive starts against G, C, O and L, in the compiler's vector types: AVX2
+// where the CPU has it), then the last few windows one by one.
+__attribute__((target_clones("avx2", "default"))) const char* find_gcol(const char* p,
+                                                                        const char* end) {
+  using V = unsigned char __attribute__((vector_size(32)));
+  constexpr std::ptrdiff_t kW = sizeof(V);
+  for (; end - p >= kW + 3; p += kW) {
+    V a, b, c, d;
+    std::memcpy(&a, p, kW);
+    std::memcpy(&b, p + 1, kW);
+    std::memcpy(&c, p + 2, kW);
+    std::memcpy(&d, p + 3, kW);
+    const auto m = (a == 'G') & (b == 'C') & (c == 'O') & (d == 'L');
+    unsigned char hit[kW];
+    std::memcpy(hit, &m, kW);
+    uint64_t any[kW / 8];
+    std::memcpy(any, hit, kW);
+    if ((any[0] | any[1] | any[2] | any[3]) != 0)
+      for (std::ptrdiff_t k = 0;; ++k)
+        if (hit[k] != 0) return p + k;
   }
+  for (; end - p >= 4; ++p)
+    if (std::memcmp(p, "GCOL", 4) == 0) return p;
   return end;
 }
 

@@ -30,7 +30,7 @@
 namespace wb::detail {
 
 // The first "GCOL" (a global heap collection's signature) in [p, end), or end: what memmem finds,
-// several times faster on float data.
+// at about 2.5 times its speed (256 KiB of float data in the cache: 8.0 vs 3.0 GB/s, loaded).
 const char* find_gcol(const char* p, const char* end);
 
 class Hdf5Guard {
