@@ -330,11 +330,11 @@ struct DumpReader::Impl {
   };
   std::map<std::string, OpenTap> taps;
   std::vector<float> rows_f32;  // read_rows' float32 rows before widening
-  static H5::DSetAccPropList no_chunk_cache() {
+  H5::DSetAccPropList no_chunk_cache = [] {
     H5::DSetAccPropList a;
     a.setChunkCache(0, 0, 1.0);
     return a;
-  }
+  }();
   OpenTap& tap(const std::string& name) {
     auto it = taps.find(name);
     if (it == taps.end()) throw std::runtime_error(fmt::format("{}: no tap '{}'", path, name));
@@ -449,7 +449,7 @@ DumpReader::DumpReader(const std::string& path, const ModelDims* tensor_file_dim
       impl_->vet(g, name, fmt::format("tap '{}'", name));
       if (g.childObjType(name) != H5O_TYPE_DATASET)
         throw fail(fmt::format("/taps/{} is not a dataset", name));
-      H5::DataSet ds = g.openDataSet(name, Impl::no_chunk_cache());
+      H5::DataSet ds = g.openDataSet(name, impl_->no_chunk_cache);
       TapInfo info;
       info.name = name;
       H5::DataSpace sp = ds.getSpace();
@@ -587,10 +587,17 @@ void DumpReader::read_rows(const std::string& name, int64_t row0, int64_t n,
                                             row0 + n, name, shape_str(info->shape)));
   int64_t row = 1;
   for (std::size_t i = 1; i < info->shape.size(); ++i) row *= info->shape[i];
-  out.resize(static_cast<std::size_t>(n * row));
+  const Impl::OpenTap& t = impl_->tap(name);
+  // float32 taps grow `out` piece by piece below: each piece is cleared by resize() just before it
+  // is written, while it is in the cache, instead of the whole of `out` in a pass of its own.
+  if (t.f32le && n > 0) {
+    out.clear();
+    out.reserve(static_cast<std::size_t>(n * row));
+  } else {
+    out.resize(static_cast<std::size_t>(n * row));
+  }
   if (n == 0) return;
   try {
-    const Impl::OpenTap& t = impl_->tap(name);
     H5::DataSpace fs = t.ds.getSpace();
     std::vector<hsize_t> start(info->shape.size(), 0),
         count(info->shape.begin(), info->shape.end());
@@ -607,6 +614,7 @@ void DumpReader::read_rows(const std::string& name, int64_t row0, int64_t n,
         fs.selectHyperslab(H5S_SELECT_SET, count.data(), start.data());
         f.resize(static_cast<std::size_t>(m * row));
         t.ds.read(f.data(), H5::PredType::NATIVE_FLOAT, H5::DataSpace(nd, count.data()), fs);
+        out.resize(static_cast<std::size_t>((r + m) * row));
         std::copy(f.begin(), f.end(), out.begin() + r * row);
       }
     } else {
