@@ -72,13 +72,16 @@ std::string get_str(const H5::H5Object& o, const std::string& name) {
 }
 // A compact dataset keeps its data inside its header with a size of its own; HDF5 1.10 copies
 // (elements x element size) bytes out of it whatever that size is.
-void check_compact(const H5::DataSet& ds, const std::string& what) {
-  if (ds.getCreatePlist().getLayout() != H5D_COMPACT) return;
+void check_compact(const H5::DataSet& ds, H5D_layout_t layout, const std::string& what) {
+  if (layout != H5D_COMPACT) return;
   const hsize_t need =
       static_cast<hsize_t>(ds.getSpace().getSimpleExtentNpoints()) * ds.getDataType().getSize();
   if (ds.getStorageSize() != need)
     throw std::runtime_error(fmt::format("{}: compact storage of {} bytes for {} bytes of data",
                                          what, ds.getStorageSize(), need));
+}
+void check_compact(const H5::DataSet& ds, const std::string& what) {
+  check_compact(ds, ds.getCreatePlist().getLayout(), what);
 }
 
 // Every chunk of a chunked tap, from its index: inside the file, and unfiltered chunks exactly
@@ -478,11 +481,12 @@ DumpReader::DumpReader(const std::string& path, const ModelDims* tensor_file_dim
       // declared the extent and died, or a header lying about the size. Refuse, don't make up
       // data. Chunked: every chunk the extent spans must exist (H5Dget_space_status is not used:
       // HDF5 1.10 calls datasets with partial edge chunks "part allocated" when they are whole).
-      with_path([&] { check_compact(ds, fmt::format("tap '{}'", name)); });
+      const H5::DSetCreatPropList cp = ds.getCreatePlist();  // a copy: taken once
+      const H5D_layout_t layout = cp.getLayout();
+      with_path([&] { check_compact(ds, layout, fmt::format("tap '{}'", name)); });
       if (numel > 0) {
-        const H5::DSetCreatPropList cp = ds.getCreatePlist();
         hsize_t have = 0, need = 1;
-        if (cp.getLayout() == H5D_CHUNKED) {
+        if (layout == H5D_CHUNKED) {
           std::vector<hsize_t> chunk(dims.size());
           cp.getChunk(nd, chunk.data());
           for (std::size_t k = 0; k < dims.size(); ++k)
@@ -490,12 +494,12 @@ DumpReader::DumpReader(const std::string& path, const ModelDims* tensor_file_dim
           if (H5Dget_num_chunks(ds.getId(), sp.getId(), &have) < 0)
             throw fail(fmt::format("tap '{}': chunk index unreadable", name));
         } else {
-          have = cp.getLayout() == H5D_COMPACT || ds.getStorageSize() > 0 ? 1 : 0;
+          have = layout == H5D_COMPACT || ds.getStorageSize() > 0 ? 1 : 0;
         }
         if (have < need)
           throw fail(fmt::format("tap '{}' {}: data never written for {} its extent", name,
                                  shape_str(info.shape), have > 0 ? "part of" : "any of"));
-        if (cp.getLayout() == H5D_CHUNKED)
+        if (layout == H5D_CHUNKED)
           with_path([&] {
             check_chunks(ds, cp, dims, need, fmt::format("tap '{}'", name),
                          impl_->guard.file_size());
