@@ -1,8 +1,11 @@
 #include "hdf5_guard.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <limits>
@@ -98,15 +101,35 @@ __attribute__((target_clones("avx2", "default"))) const char* find_gcol(const ch
   return end;
 }
 
-bool Hdf5Guard::read_at(uint64_t off, void* dst, std::size_t n) const {
-  if (off > file_size_ || n > file_size_ - off) return false;
-  in_.clear();
-  in_.seekg(static_cast<std::streamoff>(off));
-  return static_cast<bool>(in_.read(static_cast<char*>(dst), static_cast<std::streamsize>(n)));
+Hdf5Guard::File::File(const std::string& path) : fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC)) {}
+Hdf5Guard::File& Hdf5Guard::File::operator=(File&& o) noexcept {
+  if (this != &o) {
+    if (fd >= 0) ::close(fd);
+    fd = o.fd;
+    o.fd = -1;
+  }
+  return *this;
+}
+Hdf5Guard::File::~File() {
+  if (fd >= 0) ::close(fd);
 }
 
-Hdf5Guard::Hdf5Guard(std::string path) : path_(std::move(path)), in_(path_, std::ios::binary) {
-  if (!in_) throw std::runtime_error("cannot be read");
+bool Hdf5Guard::read_at(uint64_t off, void* dst, std::size_t n) const {
+  if (off > file_size_ || n > file_size_ - off) return false;
+  auto* p = static_cast<char*>(dst);
+  while (n > 0) {
+    const ssize_t got = ::pread(file_.fd, p, n, static_cast<off_t>(off));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) return false;  // an error, or the file ends early (shrunk since)
+    p += got;
+    off += static_cast<uint64_t>(got);
+    n -= static_cast<std::size_t>(got);
+  }
+  return true;
+}
+
+Hdf5Guard::Hdf5Guard(std::string path) : path_(std::move(path)), file_(path_) {
+  if (file_.fd < 0) throw std::runtime_error("cannot be read");
   file_size_ = std::filesystem::file_size(path_);
 
   // Superblock. Versions 0/1: {signature, versions, sizes of offsets and lengths, B-tree ranks,
