@@ -29,6 +29,8 @@ export XDG_CACHE_HOME="$build/cache"  # the reference cache of the commands unde
 #   wb_port_{power_to_db,attn_scale_1,ln_f16_0}: wb_port_no_ln_post's paths (dump, compare, replay
 #     and bisect-layers through --port); the bugs differ only inside the Python port;
 #   wb_port_torch, port_numpy_{bugs,trained}, port_torch_{float32,bfloat16}: the ports' own
-#     (Python, PyTorch) numerics; their wb calls are wb_port_clean's and wb_port_no_ln_post's.
-skip='^(wb_compare_fault_matrix_speech|wb_port_(power_to_db|attn_scale_1|ln_f16_0|torch)|port_(numpy_bugs|numpy_trained|torch_float32|torch_bfloat16))$'
+#     (Python, PyTorch) numerics; their wb calls are wb_port_clean's and wb_port_no_ln_post's;
+#   wb_budget_check: wb sweep --budget over 4 clips and 3 cases; its C++ paths are the sweep
+#     tests' and wb_budget_cli's (compare --budget, the budget aggregation).
+skip='^(wb_compare_fault_matrix_speech|wb_port_(power_to_db|attn_scale_1|ln_f16_0|torch)|port_(numpy_bugs|numpy_trained|torch_float32|torch_bfloat16)|wb_budget_check)$'
 ctest --output-on-failure --timeout 3000 -j"$(nproc)" -E "$skip" "$@"
