@@ -84,8 +84,9 @@ void parallel_for(std::size_t n, int jobs, const std::function<void(std::size_t)
 
 // The reference encoder and decoder (float32, CPU) of one model, and the stage taps. evaluate()
 // runs the clips on `jobs` threads at once; call set_reference_threads(1) first so that each
-// LibTorch op runs on its own thread (on 2 cores, 2 jobs of 1 thread ran a level 3x faster than
-// 1 job of 2 threads: the decoder's small ops do not parallelise).
+// LibTorch op runs on one thread (2 cores, a mel level of 4 clips: 1.1 s with 2 jobs of 1
+// thread, 2.9 s with 1 job of 1 thread, 6.1 s with 1 job of 2 LibTorch threads under load: the
+// decoder's small ops do not parallelise).
 class BudgetRunner {
  public:
   explicit BudgetRunner(std::shared_ptr<const Checkpoint> model, int jobs = 1);
