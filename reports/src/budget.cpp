@@ -124,9 +124,10 @@ json assemble_budget_dir(const std::string& dir) {
         best_shape = shape;
         best_bound = u.at("bound").get<std::string>();
       }
-      if (u.at("max_rise").get<int>() > worst_rise || worst_rise_at.empty()) {
-        worst_rise = std::max(worst_rise, u.at("max_rise").get<int>());
-        if (u.at("max_rise").get<int>() >= worst_rise) worst_rise_at = tap + " " + shape;
+      const int rise = u.at("max_rise").get<int>();
+      if (worst_rise_at.empty() || rise > worst_rise) {  // the first unit with the largest rise
+        worst_rise = rise;
+        worst_rise_at = tap + " " + shape;
       }
     }
     taps.push_back({{"tap", tap},

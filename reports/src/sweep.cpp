@@ -143,20 +143,17 @@ json sweep_budget(const cmp::Budget& b, const std::vector<json>& clips, json& ro
   std::map<std::string, int> by_level;
   for (auto l : {cmp::BudgetLevel::harmless, cmp::BudgetLevel::at_risk, cmp::BudgetLevel::breaks})
     by_level[std::string(cmp::budget_level_name(l))] = 0;
-  std::size_t row = 0;
-  for (const json& c : clips) {
-    for (; row < rows.size() && rows[row].value("clip", "") != c.value("clip", ""); ++row) {
-    }
+  // rows: one per clip, in clip order (aggregate_sweep)
+  for (std::size_t row = 0; row < clips.size(); ++row) {
+    const json& c = clips[row];
     if (c.value("status", "") != "ok") continue;
     std::vector<std::pair<std::string, double>> errors;
     for (const json& t : c.at("taps"))
       errors.emplace_back(t.at("name").get<std::string>(), from_json_number(t.at("rel_l2")));
     const cmp::BudgetAssessment a = cmp::assess_budget(b, b.model_sha256, errors, true);
     by_level[std::string(cmp::budget_level_name(a.level))]++;
-    if (row < rows.size()) {
-      rows[row]["budget_verdict"] = std::string(cmp::budget_level_name(a.level));
-      rows[row]["budget_max_share"] = json_number(a.max_share);
-    }
+    rows.at(row)["budget_verdict"] = std::string(cmp::budget_level_name(a.level));
+    rows.at(row)["budget_max_share"] = json_number(a.max_share);
     for (const auto& s : a.taps) {
       auto [it, fresh] = per.try_emplace(s.tap);
       if (fresh) {
