@@ -17,7 +17,6 @@
 #include <map>
 #include <memory>
 #include <set>
-#include <sstream>
 
 #include "command.h"
 #include "pipeline.h"
@@ -33,21 +32,14 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 struct BudgetOpts {
-  std::string model, audio_dir, expect, out, shard, taps = "stages", shapes = "noise,bf16";
-  std::string ladder;
+  std::string model, audio_dir, expect, out, shard;
+  std::vector<std::string> taps{"stages"}, shapes{"noise", "bf16"};
+  std::vector<double> ladder;  // empty: SearchOptions' default
   uint64_t seed = 1;
   int refine = 2, jobs = 0;
   double kl_bound = 0.05, max_changed = 0.02;
   bool quiet = false;
 };
-
-std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  for (std::string item; std::getline(ss, item, ',');)
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
 
 int run_budget(const BudgetOpts& o) {
   const auto [shard_k, shard_n] = o.shard.empty() ? std::pair{0, 1} : parse_shard(o.shard);
@@ -58,23 +50,10 @@ int run_budget(const BudgetOpts& o) {
   if (!(o.max_changed >= 0 && o.max_changed < 1)) throw UsageError("--max-changed: in [0, 1)");
   budget::SearchOptions search;
   search.refine = o.refine;
-  if (o.refine < 0 || o.refine > 8) throw UsageError("--refine: 0 to 8 steps");
-  if (!o.ladder.empty()) {
-    search.ladder.clear();
-    for (const auto& e : split_list(o.ladder)) {
-      try {
-        search.ladder.push_back(std::stod(e));
-      } catch (const std::exception&) {
-        throw UsageError("--ladder: '" + e + "' is not a number");
-      }
-      if (!(search.ladder.back() > 0) ||
-          (search.ladder.size() > 1 && !(search.ladder.back() > search.ladder.end()[-2])))
-        throw UsageError("--ladder: epsilons must be positive and ascending");
-    }
-    if (search.ladder.empty()) throw UsageError("--ladder: no epsilon");
-  }
+  if (!o.ladder.empty()) search.ladder = o.ladder;
+  search.check();
   std::vector<budget::Perturbation> shapes;
-  for (const auto& s : split_list(o.shapes))
+  for (const auto& s : o.shapes)
     shapes.push_back(parse_value(budget::kPerturbationNames, s, "--shapes"));
   if (shapes.empty()) throw UsageError("--shapes: no shape");
 
@@ -86,10 +65,10 @@ int run_budget(const BudgetOpts& o) {
   set_reference_threads(1);  // one thread per LibTorch op, `jobs` clips at once
   budget::BudgetRunner runner(model, jobs);
   std::vector<int> taps;
-  if (o.taps == "stages") {
+  if (o.taps == std::vector<std::string>{"stages"}) {
     for (std::size_t i = 0; i < runner.taps().size(); ++i) taps.push_back(static_cast<int>(i));
   } else {
-    for (const auto& t : split_list(o.taps)) {
+    for (const auto& t : o.taps) {
       const int i = runner.tap_index(t);
       if (i < 0)
         throw UsageError(fmt::format("--taps: '{}' is not a stage output of this model ({})", t,
@@ -295,14 +274,17 @@ void add_budget(CLI::App& app, Registry& reg) {
   sub->add_option("--taps", o->taps,
                   "'stages' (mel, encoder.pos_embed, every encoder.blocks.N.out, encoder.ln_post) "
                   "or a comma list of them")
+      ->delimiter(',')
       ->capture_default_str();
   sub->add_option("--shapes", o->shapes,
                   "perturbation shapes: noise (white Gaussian), bf16 (the tap's own bfloat16 "
                   "rounding, scaled), channel (a per-channel scale and bias drift)")
+      ->delimiter(',')
       ->capture_default_str();
   sub->add_option("--seed", o->seed, "seed of the noise and channel shapes")->capture_default_str();
   sub->add_option("--ladder", o->ladder,
-                  "coarse epsilons, ascending, comma-separated (default 0.004 .. 4.096, factor 4)");
+                  "coarse epsilons, ascending, comma-separated (default 0.004 .. 4.096, factor 4)")
+      ->delimiter(',');
   sub->add_option("--refine", o->refine,
                   "bisection steps between the last passing and the first failing epsilon")
       ->capture_default_str();

@@ -11,6 +11,7 @@
 
 #include "wb/compare/transcript.h"
 #include "wb/core/taps.h"
+#include "wb/core/util.h"
 
 namespace wb::budget {
 
@@ -62,12 +63,17 @@ Level Level::from_json(const json& j) {
   return l;
 }
 
+void SearchOptions::check() const {
+  if (ladder.empty()) throw UsageError("--ladder: no epsilon");
+  for (std::size_t i = 0; i < ladder.size(); ++i)
+    if (!(ladder[i] > 0) || (i > 0 && !(ladder[i] > ladder[i - 1])))
+      throw UsageError("--ladder: epsilons must be positive and ascending");
+  if (refine < 0 || refine > 8) throw UsageError("--refine: 0 to 8 steps");
+}
+
 SearchResult search_budget(const SearchOptions& o, const Criterion& c, int n_clips,
                            const std::function<Level(double)>& evaluate) {
-  if (o.ladder.empty()) throw std::invalid_argument("budget search: an empty ladder");
-  for (std::size_t i = 0; i < o.ladder.size(); ++i)
-    if (!(o.ladder[i] > 0) || (i > 0 && !(o.ladder[i] > o.ladder[i - 1])))
-      throw std::invalid_argument("budget search: the ladder must be positive and ascending");
+  o.check();
   SearchResult r;
   double lo = -1, hi = -1;  // the last passing epsilon below the first failing one
   const int stop = static_cast<int>(std::ceil(o.stop_changed_fraction * n_clips));

@@ -38,6 +38,8 @@ struct SearchOptions {
   int refine = 2;
   double stop_changed_fraction = 0.25;
   nlohmann::json to_json() const;
+  // UsageError for an empty ladder, one not positive and ascending, or refine outside 0..8.
+  void check() const;
 };
 
 // The outcome of every clip at one epsilon.
