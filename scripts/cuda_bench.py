@@ -105,6 +105,59 @@ def ours(binary, name, precision, iters, warmup, graph):
     return json.loads(out.strip().splitlines()[-1])
 
 
+def ours_attention(binary, name, precision, batch, iters, warmup):
+    cmd = [binary, "--time-attention", "--json", "--dims", name, "--precision", precision,
+           "--batch", str(batch), "--iters", str(iters), "--warmup", str(warmup)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def torch_attention(name, dtype, batch, iters, warmup):
+    """PyTorch's scaled_dot_product_attention on the encoder's shape, per backend (cuDNN's fused
+    attention, FlashAttention-2, memory-efficient), timed as ours: 10 calls back to back per
+    sample, median of `iters` samples. Returns {backend: ms per call or None if unavailable}."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    _, d, heads, _ = PRESETS[name]
+    t = 1500
+    q, k, v = (torch.rand(batch, heads, t, d // heads, device="cuda", dtype=dtype) * 2 - 1
+               for _ in range(3))
+    out = {}
+    for label, be in (("cudnn", SDPBackend.CUDNN_ATTENTION), ("flash2", SDPBackend.FLASH_ATTENTION),
+                      ("efficient", SDPBackend.EFFICIENT_ATTENTION)):
+        try:
+            with sdpa_kernel([be]):
+                def ten():
+                    for _ in range(10):
+                        torch.nn.functional.scaled_dot_product_attention(q, k, v)
+                out[label] = cuda_time(ten, iters, warmup) / 10
+        except RuntimeError as e:  # backend not available for this shape/GPU/build
+            print(f"  (PyTorch SDPA {label}: unavailable: {str(e).splitlines()[0][:100]})")
+            out[label] = None
+    return out
+
+
+def attention_table(binary, names, precision, batches, iters, warmup):
+    dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}[precision]
+    print(f"attention alone ({precision}, T 1500, d_head 64; ms per call, median of {iters} samples "
+          f"of 10 calls; TFLOP/s = 4 B H T^2 d / time):")
+    print(f"{'dims':9} {'B':>2} {'ours':>8} {'cuDNN':>8} {'flash2':>8} {'effic.':>8} "
+          f"{'cuDNN/ours':>10} {'ours TF/s':>9} {'cuDNN TF/s':>10}")
+    rows = []
+    for name in names:
+        for b in batches:
+            o = ours_attention(binary, name, precision, b, iters, warmup)
+            pt = torch_attention(name, dtype, b, iters, warmup)
+            gf = o["gflop"]
+            cu = pt.get("cudnn")
+            fmt_ms = lambda x: f"{x:8.4f}" if x else f"{'-':>8}"  # noqa: E731
+            print(f"{name:9} {b:2d} {o['median_ms']:8.4f} {fmt_ms(cu)} {fmt_ms(pt.get('flash2'))} "
+                  f"{fmt_ms(pt.get('efficient'))} {(cu / o['median_ms']) if cu else float('nan'):10.2f} "
+                  f"{gf / o['median_ms']:9.1f} {(gf / cu) if cu else float('nan'):10.1f}", flush=True)
+            rows.append({"dims": name, "batch": b, "ours_ms": o["median_ms"], "gflop": gf,
+                         "torch_sdpa_ms": pt})
+    return rows
+
+
 def rel_l2(a, b):
     a, b = a.double(), b.double()
     return float((a - b).norm() / b.norm())
@@ -168,6 +221,11 @@ def main():
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--check-dims", nargs="*", default=["large-v3"],
                     help="dims whose output is checked against PyTorch's (none: skip)")
+    ap.add_argument("--attention-dims", nargs="*", default=["large-v3"],
+                    help="dims whose attention alone is timed against PyTorch's SDPA backends "
+                         "(cuDNN, FlashAttention-2, memory-efficient); none: skip")
+    ap.add_argument("--attention-batches", nargs="+", type=int, default=[1, 8])
+    ap.add_argument("--skip-encoder", action="store_true", help="only the attention table")
     a = ap.parse_args()
     dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[a.precision]
     if dtype == torch.float32:
@@ -181,7 +239,11 @@ def main():
     hdr = (f"{'dims':9} {'ours graph':>10} {'ours strm':>10} {'pt eager':>9} {'pt graph':>9} "
            f"{'ptG/ours':>8} {'ptE/ours':>8} {'TFLOP/s':>8} {'%peak':>6}")
     print(hdr)
-    for name in a.dims:
+    attn = []
+    if a.attention_dims and a.precision != "float32":
+        attn = attention_table(a.bin, a.attention_dims, a.precision, a.attention_batches, a.iters,
+                               a.warmup)
+    for name in ([] if a.skip_encoder else a.dims):
         og = ours(a.bin, name, a.precision, a.iters, a.warmup, True)
         os_ = ours(a.bin, name, a.precision, a.iters, a.warmup, False)
         pe, pg, impl = torch_encoder(name, dtype, a.iters, a.warmup)
@@ -190,7 +252,8 @@ def main():
              "ours_stream_ms": os_["median_ms"], "torch_eager_ms": pe, "torch_graph_ms": pg,
              "torch_attn_impl": impl, "gflop": og["gflop"], "ours_tflops": tf,
              "peak_tflops": peak, "ours_device": og["device"],
-             "ours_breakdown_ms": og.get("breakdown_ms", {})}
+             "ours_breakdown_ms": og.get("breakdown_ms", {}),
+             "ours_graph_share_ms": og.get("graph_share_ms", {})}
         rows.append(r)
         print(f"{name:9} {og['median_ms']:10.3f} {os_['median_ms']:10.3f} {pe:9.3f} {pg:9.3f} "
               f"{pg / og['median_ms']:8.2f} {pe / og['median_ms']:8.2f} {tf:8.1f} {100 * tf / peak:6.1f}",
@@ -200,9 +263,13 @@ def main():
     for r in rows:
         bd = r["ours_breakdown_ms"]
         print(f"  {r['dims']:9} " + "  ".join(f"{k} {v:.3f}" for k, v in sorted(bd.items(), key=lambda kv: -kv[1])))
+    print("ours, per op kind inside the CUDA graph (ms: graph minus the graph captured without it):")
+    for r in rows:
+        gs = r["ours_graph_share_ms"]
+        print(f"  {r['dims']:9} " + "  ".join(f"{k} {v:.3f}" for k, v in sorted(gs.items(), key=lambda kv: -kv[1])))
     checks = []
     with tempfile.TemporaryDirectory() as work:
-        for name in a.check_dims:
+        for name in ([] if a.skip_encoder else a.check_dims):
             c = output_check(a.bin, name, a.precision, work)
             checks.append(c)
             print(f"output check, {name} (same random weights, same mel; rel L2 of encoder.ln_post):")
@@ -214,7 +281,7 @@ def main():
                       f"(PyTorch keeps the residual stream in {p}, ours in float32)", flush=True)
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"timings": rows, "output_checks": checks}, f, indent=1)
+            json.dump({"timings": rows, "attention": attn, "output_checks": checks}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -8,8 +8,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <memory>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -60,6 +62,34 @@ struct DeviceStream {
   cudaStream_t s = nullptr;
 };
 
+// Two CUDA events timing what a callable enqueues on a stream (timing runs), in milliseconds.
+class EventPair {
+ public:
+  EventPair() {
+    ck(cudaEventCreate(&a_), "event");
+    ck(cudaEventCreate(&b_), "event");
+  }
+  ~EventPair() {
+    cudaEventDestroy(a_);
+    cudaEventDestroy(b_);
+  }
+  EventPair(const EventPair&) = delete;
+  EventPair& operator=(const EventPair&) = delete;
+  template <class F>
+  double time(cudaStream_t s, F&& enqueue) {
+    ck(cudaEventRecord(a_, s), "record");
+    enqueue();
+    ck(cudaEventRecord(b_, s), "record");
+    ck(cudaEventSynchronize(b_), "sync");
+    float ms = 0;
+    ck(cudaEventElapsedTime(&ms, a_, b_), "elapsed");
+    return ms;
+  }
+
+ private:
+  cudaEvent_t a_ = nullptr, b_ = nullptr;
+};
+
 // The layers' Observer: taps staged to the sink of the current stage, and (timing runs) an event
 // after each op.
 class TapStaging final : public Observer {
@@ -99,6 +129,8 @@ class TapStaging final : public Observer {
   // milliseconds per op kind (the time since the previous mark) and clears them.
   void profile(bool on) { prof_on_ = on; }
   std::map<std::string, double> collect();
+  bool skipped(const char* op) const override { return !skip_.empty() && skip_.count(op) > 0; }
+  void skip(std::set<std::string> ops) { skip_ = std::move(ops); }
 
   CopyCounts copies;
 
@@ -124,6 +156,7 @@ class TapStaging final : public Observer {
   std::vector<Pending> pending_;
   bool prof_on_ = false;
   std::vector<std::pair<std::string, cudaEvent_t>> marks_;
+  std::set<std::string> skip_;
 };
 
 // A wanted [rows, cols] float tap (row stride ld) on its way to the host. Asynchronous (the
@@ -288,6 +321,8 @@ class CudaEncoder final : public Encoder {
   const std::string& device_name() const { return dev_.name; }
   // One CUDA graph of forward_dev, replayed by replay().
   void capture() {
+    if (graph_exec_ != nullptr) cudaGraphExecDestroy(graph_exec_);
+    graph_exec_ = nullptr;
     cudaGraph_t g = nullptr;
     ck(cudaStreamBeginCapture(dev_.s, cudaStreamCaptureModeThreadLocal), "begin capture");
     forward_dev();
@@ -296,6 +331,8 @@ class CudaEncoder final : public Encoder {
     cudaGraphDestroy(g);
   }
   void replay() { ck(cudaGraphLaunch(graph_exec_, dev_.s), "graph launch"); }
+  // Timing only: leave the ops of these kinds out of later runs and captures (none: all run).
+  void skip_ops(std::set<std::string> ops) { taps_->skip(std::move(ops)); }
   // One stream run with an event after every op: milliseconds per op kind.
   std::map<std::string, double> profile_once() {
     taps_->profile(true);
@@ -421,40 +458,80 @@ Timing time_encoder(const ModelDims& dims, Precision precision, int iters, int w
   cudaStream_t s = enc.stream();
   for (int i = 0; i < warmup; ++i) enc.forward_dev();  // also fixes every GEMM plan
   ck(cudaStreamSynchronize(s), "warm-up");
-  if (graph) {
-    enc.capture();
-    for (int i = 0; i < 3; ++i) enc.replay();
-    ck(cudaStreamSynchronize(s), "graph warm-up");
-  }
-  cudaEvent_t e0 = nullptr, e1 = nullptr;
-  ck(cudaEventCreate(&e0), "event");
-  ck(cudaEventCreate(&e1), "event");
+  EventPair ev;
+  // `n` timed runs (graph replays or stream launches), milliseconds each.
+  auto timed = [&](int n) {
+    if (graph) {
+      enc.capture();
+      for (int i = 0; i < 3; ++i) enc.replay();
+      ck(cudaStreamSynchronize(s), "graph warm-up");
+    }
+    std::vector<double> ms;
+    for (int i = 0; i < n; ++i)
+      ms.push_back(ev.time(s, [&] { graph ? enc.replay() : enc.forward_dev(); }));
+    return ms;
+  };
   Timing r;
   r.graph = graph;
   r.device = enc.device_name();
   r.gflop = encoder_gflop(dims);
-  for (int i = 0; i < iters; ++i) {
-    ck(cudaEventRecord(e0, s), "record");
-    if (graph)
-      enc.replay();
-    else
-      enc.forward_dev();
-    ck(cudaEventRecord(e1, s), "record");
-    ck(cudaEventSynchronize(e1), "sync");
-    float ms = 0;
-    ck(cudaEventElapsedTime(&ms, e0, e1), "elapsed");
-    r.ms.push_back(ms);
+  r.ms = timed(iters);
+  r.median_ms = median(r.ms);
+  // Graphed profile: the whole encoder again with one op kind left out; what it saves is that
+  // kind's share of the graph (launch gaps included, overlap with neighbours excluded).
+  if (graph) {
+    for (const char* kind : {"gemm", "attention", "layer_norm", "gelu"}) {
+      enc.skip_ops({kind});
+      r.graph_share_ms[kind] = r.median_ms - median(timed(std::max(5, iters / 2)));
+    }
+    enc.skip_ops({});
   }
-  cudaEventDestroy(e0);
-  cudaEventDestroy(e1);
   // Breakdown: median over 5 profiled stream runs of each op kind's share.
   std::map<std::string, std::vector<double>> runs;
   for (int i = 0; i < 5; ++i)
     for (const auto& [k, v] : enc.profile_once()) runs[k].push_back(v);
-  for (auto& [k, v] : runs) {
-    std::sort(v.begin(), v.end());
-    r.breakdown_ms[k] = v[v.size() / 2];
-  }
+  for (auto& [k, v] : runs) r.breakdown_ms[k] = median(v);
+  return r;
+}
+
+AttentionTiming time_attention(const ModelDims& dims, Precision precision, int batch, int iters,
+                               int warmup, uint64_t seed) {
+  if (iters < 1 || batch < 1) throw UsageError("time_attention: iters and batch must be >= 1");
+  const Act act = act_of(precision);
+  const int t = dims.n_audio_ctx, c = dims.n_audio_state, heads = dims.n_audio_head;
+  if (act == Act::f32 || c != 64 * heads)
+    throw UsageError(fmt::format(
+        "time_attention: the tensor-core attention runs in bfloat16/float16 with d_head 64 "
+        "({} d_head {})",
+        to_string(precision), c / heads));
+  DeviceStream dev(0);
+  const int64_t rows = flash_rows(t);
+  Buf qkv(static_cast<std::size_t>(batch * rows * 3 * c) * 2);
+  Buf out(static_cast<std::size_t>(batch) * t * c * 2);
+  Buf ws(flash_workspace_bytes(t, c));
+  // q, k, v uniform in [-1, 1] (scores of a few units, as in a trained model), padding rows zero
+  launch_fill_uniform(qkv.get(), act, batch * rows * 3 * c, seed, 1.0f, 0.0f, dev.s);
+  for (int b = 0; b < batch; ++b)
+    ck(cudaMemsetAsync(static_cast<char*>(qkv.get()) + (b * rows + t) * 3 * c * 2, 0,
+                       static_cast<std::size_t>((rows - t) * 3 * c) * 2, dev.s),
+       "memset");
+  const float alpha = 1.0f / std::sqrt(64.0f);
+  auto run = [&] {
+    launch_flash_attention(qkv.get(), out.get(), act, t, c, heads, alpha, ws.f(), dev.s, batch);
+  };
+  for (int i = 0; i < warmup; ++i) run();
+  ck(cudaStreamSynchronize(dev.s), "warm-up");
+  // Each timed sample: 10 launches back to back (the launch gap amortised, as in a graph).
+  constexpr int kReps = 10;
+  EventPair ev;
+  AttentionTiming r;
+  r.device = dev.name;
+  r.batch = batch;
+  r.gflop = 4.0 * batch * heads * static_cast<double>(t) * t * 64 / 1e9;
+  for (int i = 0; i < iters; ++i)
+    r.ms.push_back(ev.time(dev.s, [&] {
+      for (int k = 0; k < kReps; ++k) run();
+    }) / kReps);
   r.median_ms = median(r.ms);
   return r;
 }

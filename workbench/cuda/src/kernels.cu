@@ -415,6 +415,8 @@ __global__ void __launch_bounds__(kAttnQ)
 constexpr int kFQ = 64, kFK = 64, kFD = 64;
 constexpr int kLdh = kFD + 8;  // 16-bit row stride (elements): 144 bytes, conflict-free
 constexpr int kFlashMaxSplit = 4;
+// Rows of one clip's 16-bit q | k | v: whole 128-query blocks (MR = 2).
+__host__ __device__ constexpr int flash_rows_of(int t) { return (t + 127) / 128 * 128; }
 
 __device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
   const unsigned sa = static_cast<unsigned>(__cvta_generic_to_shared(smem));
@@ -597,7 +599,11 @@ __global__ void __launch_bounds__(128) flash_tc_k(const T* qkv, T* out, int t, i
   __shared__ __align__(128) T kv_s[2][2][kFK * kLdh];  // [stage][K | V][key][d]
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int g = lane >> 2, t4 = lane & 3;
-  const int h = blockIdx.y, q0 = blockIdx.x * 64 * MR + warp * 16 * MR;
+  // blockIdx.y: clip * heads + head (clips of a batch: qkv blocks of flash_rows(t) rows each)
+  const int h = blockIdx.y % (c / kFD), clip = blockIdx.y / (c / kFD);
+  const int q0 = blockIdx.x * 64 * MR + warp * 16 * MR;
+  qkv += static_cast<int64_t>(clip) * flash_rows_of(t) * 3 * c;
+  out += static_cast<int64_t>(clip) * t * c;
   const int64_t ld = 3 * static_cast<int64_t>(c);
   auto load_tile = [&](int k0, int stage) {
     T* ks = kv_s[stage][0];
@@ -864,14 +870,15 @@ void launch_attention(const float* qkv, void* out, Act a, int t, int c, int head
   check_launch("attention");
 }
 
-int flash_rows(int t) { return (t + 127) / 128 * 128; }  // whole 128-query blocks (MR = 2)
+int flash_rows(int t) { return flash_rows_of(t); }
 
 std::size_t flash_workspace_bytes(int t, int c) {
   return static_cast<std::size_t>(kFlashMaxSplit) * t * (c + 2 * (c / kFD)) * sizeof(float);
 }
 
 void launch_flash_attention(const void* qkv, void* out, Act a, int t, int c, int heads, float alpha,
-                            float* workspace, cudaStream_t s) {
+                            float* workspace, cudaStream_t s, int batch) {
+  if (batch < 1) throw std::invalid_argument("flash attention: batch must be >= 1");
   if (a == Act::f32) throw std::invalid_argument("flash attention: 16-bit inputs only");
   if (c != heads * kFD)
     throw std::invalid_argument("flash attention: d_head " + std::to_string(c / heads) +
@@ -892,7 +899,7 @@ void launch_flash_attention(const void* qkv, void* out, Act a, int t, int c, int
     const char* e = std::getenv("WB_CUDA_FLASH_MR");
     return e == nullptr ? 0 : std::atoi(e);
   }();
-  const int blocks2 = (t + 127) / 128 * heads;
+  const int blocks2 = (t + 127) / 128 * heads * batch;
   const int mr = forced == 1 || forced == 2                 ? forced
                  : blocks2 <= sms || 2 * blocks2 >= 3 * sms ? 2
                                                             : 1;
@@ -900,12 +907,12 @@ void launch_flash_attention(const void* qkv, void* out, Act a, int t, int c, int
   // Split the keys only where the grid is under one block per SM (tiny on an H200, 144 blocks of
   // 64 queries: ~10% of the attention time); on larger grids the partial writes and the combine
   // cost more than the extra blocks give (large-v3: 2.2 -> 2.9 ms with 2 splits, measured).
-  const int blocks = qb * heads;
+  const int blocks = qb * heads * batch;
   const int n_tiles = (t + kFK - 1) / kFK;
-  const int nsplit = workspace == nullptr || blocks >= sms
+  const int nsplit = workspace == nullptr || blocks >= sms || batch > 1
                          ? 1
                          : std::min({kFlashMaxSplit, n_tiles, (4 * sms + blocks - 1) / blocks});
-  const dim3 g(qb, heads, nsplit);
+  const dim3 g(qb, heads * batch, nsplit);
   const float sl2 = alpha * 1.4426950408889634f;
   float* part_o = workspace;
   float* part_ml =

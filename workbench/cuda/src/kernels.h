@@ -68,11 +68,12 @@ void launch_attention(const float* qkv, void* out, Act a, int t, int c, int head
 // rows >= t zero; out [T, C] of type `a`. Softmax statistics and accumulation in float32, P
 // rounded to `a` (as FlashAttention does). workspace (flash_workspace_bytes(t, c) bytes, or null)
 // lets grids too small to fill the GPU split the keys over up to 4 blocks per query tile
-// (partial O, m, l), combined by a second kernel.
+// (partial O, m, l), combined by a second kernel. batch: clips one after the other (qkv blocks of
+// flash_rows(t) rows, out blocks of t rows; no key split).
 int flash_rows(int t);
 std::size_t flash_workspace_bytes(int t, int c);
 void launch_flash_attention(const void* qkv, void* out, Act a, int t, int c, int heads, float alpha,
-                            float* workspace, cudaStream_t s);
+                            float* workspace, cudaStream_t s, int batch = 1);
 
 // ---- random weights (timing runs): uniform in [offset - scale, offset + scale] ----
 void launch_fill_uniform(void* p, Act a, int64_t n, uint64_t seed, float scale, float offset,

@@ -59,7 +59,7 @@ namespace {
 // A GEMM through the pinned plans (device.h), marked as one op.
 void gemm(RunState& rs, Observer& obs, const void* x, const void* w, const void* bias,
           const float* r, void* y, int m, int n, int k, Act out = Act::f32) {
-  rs.gemm->run(x, w, bias, r, y, m, n, k, out);
+  if (!obs.skipped("gemm")) rs.gemm->run(x, w, bias, r, y, m, n, k, out);
   obs.mark("gemm");
 }
 
@@ -71,7 +71,9 @@ void layer_norm(RunState& rs, const float* x, const LnW& w, const Faults& f, Obs
   const float eps = f.ln_eps.value_or(kLayerNormEps);
   const bool want = obs.wanted(name);
   float* y32 = rs.act == Act::f32 ? nullptr : (want ? rs.ln32.f() : nullptr);
-  if (f.ln_fp16)
+  if (obs.skipped("layer_norm"))
+    ;
+  else if (f.ln_fp16)
     launch_layer_norm_f16_stats(x, w.g.f(), w.b.f(), y32, rs.lnact.get(), rs.act, t, c, eps, rs.s);
   else
     launch_layer_norm(x, w.g.f(), w.b.f(), y32, rs.lnact.get(), rs.act, t, c, eps, rs.s);
@@ -146,7 +148,9 @@ void attention_layer(RunState& rs, const Model& m, const Faults& f, int i, Obser
   // softmax(q k^T * s^2) v with s = d_head^-0.25 applied to q and k each (Whisper), and the
   // attn-scale fault's change of it: wb/core/numerics.h.
   const float alpha = attention_logit_scale(c / heads, f.attn_scale);
-  if (rs.flash)
+  if (obs.skipped("attention"))
+    ;
+  else if (rs.flash)
     launch_flash_attention(rs.qkv16.get(), rs.o.get(), rs.act, t, c, heads, alpha, rs.flash_ws.f(),
                            rs.s);
   else
@@ -178,7 +182,7 @@ void mlp_layer(RunState& rs, const Model& m, const Faults& f, int i, Observer& o
       launch_to_f32(rs.g.get(), rs.act, rs.f.f(), n4, rs.s);
       obs.tap(tn("mlp.fc1"), rs.f.f(), t, c4);
     }
-    launch_gelu16(rs.g.get(), rs.act, n4, f.gelu_tanh, rs.s);
+    if (!obs.skipped("gelu")) launch_gelu16(rs.g.get(), rs.act, n4, f.gelu_tanh, rs.s);
     obs.mark("gelu");
     if (obs.wanted(tn("mlp.gelu"))) {
       launch_to_f32(rs.g.get(), rs.act, rs.f.f(), n4, rs.s);
@@ -192,7 +196,7 @@ void mlp_layer(RunState& rs, const Model& m, const Faults& f, int i, Observer& o
       launch_gelu(rs.f.f(), rs.f.f(), nullptr, Act::f32, n4, f.gelu_tanh, rs.s);
       obs.mark("gelu");
       obs.tap(tn("mlp.gelu"), rs.f.f(), t, c4);
-    } else {
+    } else if (!obs.skipped("gelu")) {
       launch_gelu(rs.f.f(), want_gelu ? rs.f.f() : nullptr, rs.g.get(), rs.act, n4, f.gelu_tanh,
                   rs.s);
       obs.mark("gelu");

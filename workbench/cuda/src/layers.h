@@ -28,6 +28,9 @@ class Observer {
   virtual void tap(const std::string& name, const float* dev, int64_t rows, int64_t cols,
                    int64_t ld = 0) = 0;
   virtual void mark(const char* op) = 0;
+  // Timing only (the graphed per-op profile): ops of a skipped kind are not launched at all, so
+  // the encoder's time without them can be measured. The results are then meaningless.
+  virtual bool skipped(const char* /*op*/) const { return false; }
 };
 
 // Per-run device state, separate from the model: buffers sized for the dims, the stream the

@@ -102,6 +102,7 @@ int timing(const std::string& dims_name, wb::Precision precision, int iters, int
                                       {"gflop", t.gflop},
                                       {"tflops", tflops},
                                       {"breakdown_ms", t.breakdown_ms},
+                                      {"graph_share_ms", t.graph_share_ms},
                                       {"ms", t.ms}}
                            .dump());
   } else {
@@ -110,7 +111,31 @@ int timing(const std::string& dims_name, wb::Precision precision, int iters, int
         dims_name, wb::to_string(precision), t.device, t.median_ms, iters,
         graph ? "CUDA graph" : "stream", t.gflop, tflops);
     for (const auto& [k, v] : t.breakdown_ms) fmt::print("  {:12} {:8.3f} ms (stream run)\n", k, v);
+    for (const auto& [k, v] : t.graph_share_ms)
+      fmt::print("  {:12} {:8.3f} ms (graph minus the graph without it)\n", k, v);
   }
+  return 0;
+}
+
+int attention_timing(const std::string& dims_name, wb::Precision precision, int batch, int iters,
+                     int warmup, bool json) {
+  const wb::ModelDims d = wb::ModelDims::preset(dims_name);
+  const wb::cuda::AttentionTiming t = wb::cuda::time_attention(d, precision, batch, iters, warmup);
+  const double tflops = t.gflop / t.median_ms;
+  if (json)
+    fmt::print("{}\n", nlohmann::json{{"dims", dims_name},
+                                      {"precision", wb::to_string(precision)},
+                                      {"device", t.device},
+                                      {"batch", batch},
+                                      {"median_ms", t.median_ms},
+                                      {"gflop", t.gflop},
+                                      {"tflops", tflops},
+                                      {"ms", t.ms}}
+                           .dump());
+  else
+    fmt::print(
+        "cuda attention {} {} batch {} on {}: median {:.4f} ms a call of {}, {:.1f} TFLOP/s\n",
+        dims_name, wb::to_string(precision), batch, t.device, t.median_ms, iters, tflops);
   return 0;
 }
 
@@ -172,6 +197,12 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 100000));
   app.add_option("--warmup", warmup, "timing: untimed runs first")->check(CLI::Range(0, 100000));
   app.add_flag("--no-graph", no_graph, "timing: launch on the stream instead of one CUDA graph");
+  bool time_attn = false;
+  int batch = 1;
+  app.add_flag("--time-attention", time_attn,
+               "timing: the tensor-core attention alone on random q, k, v of --dims");
+  app.add_option("--batch", batch, "timing (--time-attention): clips per call")
+      ->check(CLI::Range(1, 64));
   app.add_flag("--json", json, "timing: one JSON line");
   bool list = false;
   app.add_flag("--list-faults", list,
@@ -186,6 +217,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (list) return list_faults(dims);
+    if (time_attn) return attention_timing(dims, opts.precision, batch, iters, warmup, json);
     if (time) return timing(dims, opts.precision, iters, warmup, !no_graph, json);
     if ((model.empty() == random_dims.empty()) || audio.empty() || out.empty())
       throw wb::UsageError("a dump needs exactly one of --model / --random-dims, and --audio, -o");

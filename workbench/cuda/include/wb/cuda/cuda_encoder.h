@@ -55,11 +55,27 @@ struct Timing {
   // Per op kind (gemm, attention, layer_norm, gelu, im2col, add): median ms over 5 stream runs
   // with an event after every op (so they include launch gaps the graph removes).
   std::map<std::string, double> breakdown_ms;
+  // Graph runs only: per op kind (gemm, attention, layer_norm, gelu), the median graph time
+  // minus the median time of the same graph captured without that kind's kernels: what the
+  // kind costs inside the graph (its launch gaps included, overlap with neighbours not).
+  std::map<std::string, double> graph_share_ms;
 };
 
 // Times the encoder from mel to ln_post on random weights of `dims` (generated on the device):
 // `warmup` untimed runs, then `iters` timed ones, no taps and no host copies.
 Timing time_encoder(const ModelDims& dims, Precision precision, int iters, int warmup, bool graph,
                     uint64_t seed = 1);
+
+struct AttentionTiming {
+  std::vector<double> ms;  // per call: each sample is 10 calls back to back, divided by 10
+  double median_ms = 0;
+  int batch = 1;
+  std::string device;
+  double gflop = 0;  // 4 B H T^2 d_head per call, 1e9
+};
+// Times the encoder's tensor-core attention alone on random q, k, v of `dims` (T, heads, d_head
+// 64), `batch` clips per call, bfloat16 or float16 (UsageError otherwise).
+AttentionTiming time_attention(const ModelDims& dims, Precision precision, int batch, int iters,
+                               int warmup, uint64_t seed = 1);
 
 }  // namespace wb::cuda
