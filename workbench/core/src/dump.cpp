@@ -592,8 +592,8 @@ void DumpReader::read_rows(const std::string& name, int64_t row0, int64_t n,
   int64_t row = 1;
   for (std::size_t i = 1; i < info->shape.size(); ++i) row *= info->shape[i];
   const Impl::OpenTap& t = impl_->tap(name);
-  // float32 taps grow `out` piece by piece below: each piece is cleared by resize() just before it
-  // is written, while it is in the cache, instead of the whole of `out` in a pass of its own.
+  // float32 taps grow `out` piece by piece below, each piece widened straight into it (never
+  // zero-filled first: that pass was 7% of a `wb compare` of two nano dumps).
   if (t.f32le && n > 0) {
     out.clear();
     out.reserve(static_cast<std::size_t>(n * row));
@@ -618,8 +618,7 @@ void DumpReader::read_rows(const std::string& name, int64_t row0, int64_t n,
         fs.selectHyperslab(H5S_SELECT_SET, count.data(), start.data());
         f.resize(static_cast<std::size_t>(m * row));
         t.ds.read(f.data(), H5::PredType::NATIVE_FLOAT, H5::DataSpace(nd, count.data()), fs);
-        out.resize(static_cast<std::size_t>((r + m) * row));
-        std::copy(f.begin(), f.end(), out.begin() + r * row);
+        out.insert(out.end(), f.begin(), f.end());  // widened as appended: no zero-fill first
       }
     } else {
       start[0] = static_cast<hsize_t>(row0);
