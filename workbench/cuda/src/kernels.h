@@ -75,6 +75,13 @@ std::size_t flash_workspace_bytes(int t, int c);
 void launch_flash_attention(const void* qkv, void* out, Act a, int t, int c, int heads, float alpha,
                             float* workspace, cudaStream_t s, int batch = 1);
 
+// The same contract on Hopper's warpgroup MMA (wgmma, sm_90a code: attention_wgmma.cu), batch
+// clips of clip_rows rows each in qkv (0: flash_rows(t)); no key split. Only where
+// wgmma_attention_available() (a compute capability 9.0 device and the sm_90a code built).
+bool wgmma_attention_available();
+void launch_flash_attention_wgmma(const void* qkv, void* out, Act a, int t, int c, int heads,
+                                  float alpha, cudaStream_t s, int batch = 1, int clip_rows = 0);
+
 // ---- random weights (timing runs): uniform in [offset - scale, offset + scale] ----
 void launch_fill_uniform(void* p, Act a, int64_t n, uint64_t seed, float scale, float offset,
                          cudaStream_t s);

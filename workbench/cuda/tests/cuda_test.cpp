@@ -263,13 +263,29 @@ TEST_CASE("attention on tensor cores (bf16/fp16 inputs, d_head 64) vs float64, o
             want[i * c + h * dh + e] = acc / z;
           }
         }
+      // the wgmma kernel (Hopper), same contract, where this device runs it
+      double e3 = 0;
+      if (wb::cuda::wgmma_attention_available()) {
+        wb::cuda::launch_flash_attention_wgmma(dq.get(), dout2.get(), a, t, c, heads, alpha,
+                                               nullptr);
+        ck(cudaDeviceSynchronize(), "sync");
+        ck(cudaMemcpy(raw2.data(), dout2.get(), raw.size() * 2, cudaMemcpyDeviceToHost),
+           "download");
+        std::vector<float> o3(raw.size());
+        for (std::size_t i = 0; i < raw.size(); ++i)
+          o3[i] = a == Act::bf16 ? wb::bf16_to_float(raw2[i]) : wb::half_to_float(raw2[i]);
+        e3 = rel_l2(o3, want);
+      } else {
+        MESSAGE(id << ": no wgmma attention on this device (not a compute capability 9.0 GPU)");
+      }
       const double e = rel_l2(o, want), e2 = rel_l2(o2, want);
       // P and the output rounded to the 16-bit type: a few units of its epsilon
       const double tol = a == Act::bf16 ? 4 * 7.8e-3 / 2 : 4 * 9.8e-4 / 2;
-      MESSAGE(id << " seed " << kSeed << ": rel L2 " << e << ", key-split " << e2 << " (tol " << tol
-                 << ")");
+      MESSAGE(id << " seed " << kSeed << ": rel L2 " << e << ", key-split " << e2 << ", wgmma "
+                 << e3 << " (tol " << tol << ")");
       CHECK(e < tol);
       CHECK(e2 < tol);
+      CHECK(e3 < tol);
     }
 }
 
@@ -305,6 +321,23 @@ TEST_CASE("attention on tensor cores, batched: each clip bit-identical to its ow
       for (std::size_t i = 0; i < one.size(); ++i)
         differ += one[i] != all[static_cast<std::size_t>(b) * t * c + i];
       INFO(wb::cuda::act_name(a) << " clip " << b);
+      CHECK(differ == 0);
+    }
+    if (!wb::cuda::wgmma_attention_available()) continue;
+    wb::cuda::launch_flash_attention_wgmma(dq.get(), dall.get(), a, t, c, heads, 0.125f, nullptr,
+                                           batch);
+    ck(cudaDeviceSynchronize(), "sync");
+    ck(cudaMemcpy(all.data(), dall.get(), all.size() * 2, cudaMemcpyDeviceToHost), "download");
+    for (int b = 0; b < batch; ++b) {
+      const auto* q =
+          static_cast<const char*>(dq.get()) + static_cast<std::size_t>(b) * rows * 3 * c * 2;
+      wb::cuda::launch_flash_attention_wgmma(q, done.get(), a, t, c, heads, 0.125f, nullptr);
+      ck(cudaDeviceSynchronize(), "sync");
+      ck(cudaMemcpy(one.data(), done.get(), one.size() * 2, cudaMemcpyDeviceToHost), "download");
+      std::size_t differ = 0;
+      for (std::size_t i = 0; i < one.size(); ++i)
+        differ += one[i] != all[static_cast<std::size_t>(b) * t * c + i];
+      INFO("wgmma " << wb::cuda::act_name(a) << " clip " << b);
       CHECK(differ == 0);
     }
   }

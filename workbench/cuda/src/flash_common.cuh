@@ -1,0 +1,166 @@
+// Device helpers shared by the two tensor-core attention kernels (kernels.cu: mma.sync;
+// attention_wgmma.cu: Hopper's wgmma): element conversion, cp.async, the online softmax of one
+// key tile on accumulator fragments, and the store of a warp's rows. Fragment layouts: PTX ISA,
+// "Matrix fragments for mma.m16n8k16" (g = lane / 4 is the row, t4 = lane % 4 the column pair);
+// wgmma's m64nNk16 accumulators give each warp of the warpgroup the same 16-row layout.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+#include <type_traits>
+
+namespace wb::cuda {
+namespace {
+
+template <class T>
+__device__ __forceinline__ T from_f(float x);
+template <>
+__device__ __forceinline__ float from_f<float>(float x) {
+  return x;
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) {
+  return __float2bfloat16_rn(x);
+}
+template <>
+__device__ __forceinline__ __half from_f<__half>(float x) {
+  return __float2half_rn(x);
+}
+__device__ __forceinline__ float to_f(float x) { return x; }
+__device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ float to_f(__half x) { return __half2float(x); }
+
+constexpr int kFK = 64, kFD = 64;
+constexpr int kLdh = kFD + 8;  // 16-bit row stride (elements): 144 bytes, conflict-free
+constexpr int kFlashMaxSplit = 4;
+// Rows of one clip's 16-bit q | k | v: whole 128-query blocks (MR = 2).
+__host__ __device__ constexpr int flash_rows_of(int t) { return (t + 127) / 128 * 128; }
+
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
+  const unsigned sa = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(sa), "l"(gmem));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+// Two floats to a packed pair of T (lower column in the low half).
+template <class T>
+__device__ __forceinline__ uint32_t pack2(float lo, float hi) {
+  if constexpr (std::is_same_v<T, __half>) {
+    const __half2 v = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&v);
+  } else {
+    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&v);
+  }
+}
+
+// Online softmax (base 2) of one key tile, keys >= t masked: the scores sa become P, the
+// running max m and sum l of rows g and g + 8 are updated and O is rescaled.
+template <int MR>
+__device__ __forceinline__ void flash_softmax(float (&sa)[MR][kFK / 8][4],
+                                              float (&o)[MR][kFD / 8][4], float (&m)[MR][2],
+                                              float (&l)[MR][2], int k0, int t, int t4,
+                                              float scale_log2) {
+#pragma unroll
+  for (int mr = 0; mr < MR; ++mr) {
+    float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+    for (int nt = 0; nt < kFK / 8; ++nt)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const bool valid = k0 + nt * 8 + t4 * 2 + e < t;
+        sa[mr][nt][e] = valid ? sa[mr][nt][e] * scale_log2 : -INFINITY;
+        sa[mr][nt][2 + e] = valid ? sa[mr][nt][2 + e] * scale_log2 : -INFINITY;
+        mx0 = fmaxf(mx0, sa[mr][nt][e]);
+        mx1 = fmaxf(mx1, sa[mr][nt][2 + e]);
+      }
+#pragma unroll
+    for (int off = 1; off <= 2; off <<= 1) {
+      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, off));
+      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, off));
+    }
+    const float mn0 = fmaxf(m[mr][0], mx0), mn1 = fmaxf(m[mr][1], mx1);
+    const float corr0 = exp2f(m[mr][0] - mn0), corr1 = exp2f(m[mr][1] - mn1);
+    float sum0 = 0.0f, sum1 = 0.0f;
+#pragma unroll
+    for (int nt = 0; nt < kFK / 8; ++nt)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        sa[mr][nt][e] = exp2f(sa[mr][nt][e] - mn0);
+        sa[mr][nt][2 + e] = exp2f(sa[mr][nt][2 + e] - mn1);
+        sum0 += sa[mr][nt][e];
+        sum1 += sa[mr][nt][2 + e];
+      }
+#pragma unroll
+    for (int off = 1; off <= 2; off <<= 1) {
+      sum0 += __shfl_xor_sync(0xffffffffu, sum0, off);
+      sum1 += __shfl_xor_sync(0xffffffffu, sum1, off);
+    }
+    l[mr][0] = l[mr][0] * corr0 + sum0;
+    l[mr][1] = l[mr][1] * corr1 + sum1;
+    m[mr][0] = mn0;
+    m[mr][1] = mn1;
+#pragma unroll
+    for (int dt = 0; dt < kFD / 8; ++dt) {
+      o[mr][dt][0] *= corr0;
+      o[mr][dt][1] *= corr0;
+      o[mr][dt][2] *= corr1;
+      o[mr][dt][3] *= corr1;
+    }
+  }
+}
+
+// The block's rows out: O / l in the 16-bit type, or (keys split over gridDim.z blocks) the
+// unnormalised O, m and l for flash_combine_k.
+template <class T, int MR>
+__device__ __forceinline__ void flash_store(const float (&o)[MR][kFD / 8][4],
+                                            const float (&m)[MR][2], const float (&l)[MR][2],
+                                            T* out, float* part_o, float* part_ml, int q0, int h,
+                                            int t, int c, int g, int t4) {
+  const int heads = c / kFD;
+#pragma unroll
+  for (int mr = 0; mr < MR; ++mr) {
+    const int r0 = q0 + mr * 16 + g;
+    if (gridDim.z > 1) {
+      const int64_t base = static_cast<int64_t>(blockIdx.z) * t;
+#pragma unroll
+      for (int dt = 0; dt < kFD / 8; ++dt) {
+        const int col = h * kFD + dt * 8 + t4 * 2;
+        if (r0 < t)
+          *reinterpret_cast<float2*>(part_o + (base + r0) * c + col) =
+              make_float2(o[mr][dt][0], o[mr][dt][1]);
+        if (r0 + 8 < t)
+          *reinterpret_cast<float2*>(part_o + (base + r0 + 8) * c + col) =
+              make_float2(o[mr][dt][2], o[mr][dt][3]);
+      }
+      if (t4 == 0) {
+        if (r0 < t)
+          *reinterpret_cast<float2*>(part_ml + ((base + r0) * heads + h) * 2) =
+              make_float2(m[mr][0], l[mr][0]);
+        if (r0 + 8 < t)
+          *reinterpret_cast<float2*>(part_ml + ((base + r0 + 8) * heads + h) * 2) =
+              make_float2(m[mr][1], l[mr][1]);
+      }
+      continue;
+    }
+    const float inv0 = 1.0f / l[mr][0], inv1 = 1.0f / l[mr][1];
+#pragma unroll
+    for (int dt = 0; dt < kFD / 8; ++dt) {
+      const int col = h * kFD + dt * 8 + t4 * 2;
+      if (r0 < t)
+        *reinterpret_cast<uint32_t*>(out + r0 * static_cast<int64_t>(c) + col) =
+            pack2<T>(o[mr][dt][0] * inv0, o[mr][dt][1] * inv0);
+      if (r0 + 8 < t)
+        *reinterpret_cast<uint32_t*>(out + (r0 + 8) * static_cast<int64_t>(c) + col) =
+            pack2<T>(o[mr][dt][2] * inv1, o[mr][dt][3] * inv1);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace wb::cuda
