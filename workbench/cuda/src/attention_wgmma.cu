@@ -169,7 +169,10 @@ __global__ void __launch_bounds__(256, 2)
     wg_commit();
     wg_wait0();
     fence_regs(sa[0]);
-    flash_softmax<1>(sa, o, m, l, k0, t, t4, scale_log2);
+    if (k0 + kFK <= t)  // no key of the tile past t: no masking
+      flash_softmax<1, false>(sa, o, m, l, k0, t, t4, scale_log2);
+    else
+      flash_softmax<1, true>(sa, o, m, l, k0, t, t4, scale_log2);
     // O += P V, P re-packed from S into A fragments (16 keys a k-step)
     uint32_t pa[kFK / 16][4];
 #pragma unroll

@@ -401,10 +401,14 @@ nlohmann::json CudaEncoder::run_info() const {
           {"faults", faults_.specs},
           {"gemm", rs_->gemm->describe()},
           {"attention",
-           flash ? "FlashAttention-2 style on tensor cores (mma.sync m16n8k16; 16-bit q, k, v "
-                   "and P; float32 softmax statistics and accumulation)"
-                 : "flash-style, one query per thread, online softmax, float32 on CUDA cores "
-                   "(inputs rounded to the GEMM type in reduced modes)"},
+           flash ? std::string("FlashAttention-2 style on tensor cores (") +
+                       (flash_wgmma_enabled()
+                            ? "Hopper wgmma m64n64k16 where the grid fills the GPU, mma.sync "
+                              "m16n8k16 with the keys split where it does not"
+                            : "mma.sync m16n8k16") +
+                       "; 16-bit q, k, v and P; float32 softmax statistics and accumulation)"
+                 : std::string("flash-style, one query per thread, online softmax, float32 on CUDA "
+                               "cores (inputs rounded to the GEMM type in reduced modes)")},
           {"gemm_16bit_outputs",
            act_ == Act::f32
                ? std::string("none")

@@ -59,9 +59,10 @@ __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
   }
 }
 
-// Online softmax (base 2) of one key tile, keys >= t masked: the scores sa become P, the
-// running max m and sum l of rows g and g + 8 are updated and O is rescaled.
-template <int MR>
+// Online softmax (base 2) of one key tile, keys >= t masked (kMasked; a tile wholly below t
+// needs no mask): the scores sa become P, the running max m and sum l of rows g and g + 8 are
+// updated and O is rescaled.
+template <int MR, bool kMasked = true>
 __device__ __forceinline__ void flash_softmax(float (&sa)[MR][kFK / 8][4],
                                               float (&o)[MR][kFD / 8][4], float (&m)[MR][2],
                                               float (&l)[MR][2], int k0, int t, int t4,
@@ -73,7 +74,7 @@ __device__ __forceinline__ void flash_softmax(float (&sa)[MR][kFK / 8][4],
     for (int nt = 0; nt < kFK / 8; ++nt)
 #pragma unroll
       for (int e = 0; e < 2; ++e) {
-        const bool valid = k0 + nt * 8 + t4 * 2 + e < t;
+        const bool valid = !kMasked || k0 + nt * 8 + t4 * 2 + e < t;
         sa[mr][nt][e] = valid ? sa[mr][nt][e] * scale_log2 : -INFINITY;
         sa[mr][nt][2 + e] = valid ? sa[mr][nt][2 + e] * scale_log2 : -INFINITY;
         mx0 = fmaxf(mx0, sa[mr][nt][e]);

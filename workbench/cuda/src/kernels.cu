@@ -532,7 +532,10 @@ __global__ void __launch_bounds__(128) flash_tc_k(const T* qkv, T* out, int t, i
           mma16816<T>(sa[mr][nt], qa[mr][kk], kb[2 * kk], kb[2 * kk + 1]);
       }
     }
-    flash_softmax<MR>(sa, o, m, l, k0, t, t4, scale_log2);
+    if (k0 + kFK <= t)  // no key of the tile past t: no masking
+      flash_softmax<MR, false>(sa, o, m, l, k0, t, t4, scale_log2);
+    else
+      flash_softmax<MR, true>(sa, o, m, l, k0, t, t4, scale_log2);
     flash_pv<T, MR>(o, sa, vs, lane);
     __syncthreads();  // every warp is done with this stage before it is refilled
   }
@@ -729,18 +732,21 @@ std::size_t flash_workspace_bytes(int t, int c) {
   return static_cast<std::size_t>(kFlashMaxSplit) * t * (c + 2 * (c / kFD)) * sizeof(float);
 }
 
-void launch_flash_attention(const void* qkv, void* out, Act a, int t, int c, int heads, float alpha,
-                            float* workspace, cudaStream_t s, int batch) {
-  if (batch < 1) throw std::invalid_argument("flash attention: batch must be >= 1");
-  // $WB_CUDA_ATTENTION=wgmma: the Hopper kernel (attention_wgmma.cu) where the device runs it.
-  static const bool wgmma = [] {
+bool flash_wgmma_enabled() {
+  static const bool on = [] {
     const char* e = std::getenv("WB_CUDA_ATTENTION");
-    return e != nullptr && std::string(e) == "wgmma" && wgmma_attention_available();
+    return !(e != nullptr && std::string(e) == "mma") && wgmma_attention_available();
   }();
-  if (wgmma) {
-    launch_flash_attention_wgmma(qkv, out, a, t, c, heads, alpha, s, batch);
-    return;
-  }
+  return on;
+}
+
+void launch_flash_attention(const void* qkv, void* out, Act a, int t, int c, int heads, float alpha,
+                            float* workspace, cudaStream_t s, int batch, FlashKernel kernel) {
+  if (batch < 1) throw std::invalid_argument("flash attention: batch must be >= 1");
+  // The Hopper kernel (attention_wgmma.cu) wherever the device runs it and the keys are not split
+  // (below); $WB_CUDA_ATTENTION=mma keeps this file's mma.sync kernel. The two give bit-identical
+  // outputs (wb_cuda_tests).
+  const bool wgmma = flash_wgmma_enabled();
   if (a == Act::f32) throw std::invalid_argument("flash attention: 16-bit inputs only");
   if (c != heads * kFD)
     throw std::invalid_argument("flash attention: d_head " + std::to_string(c / heads) +
@@ -774,6 +780,11 @@ void launch_flash_attention(const void* qkv, void* out, Act a, int t, int c, int
   const int nsplit = workspace == nullptr || blocks >= sms || batch > 1
                          ? 1
                          : std::min({kFlashMaxSplit, n_tiles, (4 * sms + blocks - 1) / blocks});
+  if (wgmma && kernel == FlashKernel::best &&
+      nsplit == 1) {  // (grids small enough to want the key split keep this kernel)
+    launch_flash_attention_wgmma(qkv, out, a, t, c, heads, alpha, s, batch);
+    return;
+  }
   const dim3 g(qb, heads * batch, nsplit);
   const float sl2 = alpha * 1.4426950408889634f;
   float* part_o = workspace;

@@ -72,8 +72,13 @@ void launch_attention(const float* qkv, void* out, Act a, int t, int c, int head
 // flash_rows(t) rows, out blocks of t rows; no key split).
 int flash_rows(int t);
 std::size_t flash_workspace_bytes(int t, int c);
+// kernel: best = the wgmma kernel below where the device runs it and the keys are not split
+// ($WB_CUDA_ATTENTION=mma: never), mma = always this mma.sync kernel.
+enum class FlashKernel { best, mma };
+bool flash_wgmma_enabled();  // whether `best` may take the wgmma kernel (device, environment)
 void launch_flash_attention(const void* qkv, void* out, Act a, int t, int c, int heads, float alpha,
-                            float* workspace, cudaStream_t s, int batch = 1);
+                            float* workspace, cudaStream_t s, int batch = 1,
+                            FlashKernel kernel = FlashKernel::best);
 
 // The same contract on Hopper's warpgroup MMA (wgmma, sm_90a code: attention_wgmma.cu), batch
 // clips of clip_rows rows each in qkv (0: flash_rows(t)); no key split. Only where

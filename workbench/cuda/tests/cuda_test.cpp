@@ -231,9 +231,9 @@ TEST_CASE("attention on tensor cores (bf16/fp16 inputs, d_head 64) vs float64, o
       // without a workspace: one pass over the keys; with one: keys split over blocks + combine
       Buf ws(wb::cuda::flash_workspace_bytes(t, c)), dout2(static_cast<std::size_t>(t) * c * 2);
       wb::cuda::launch_flash_attention(dq.get(), dout.get(), a, t, c, heads, alpha, nullptr,
-                                       nullptr);
+                                       nullptr, 1, wb::cuda::FlashKernel::mma);
       wb::cuda::launch_flash_attention(dq.get(), dout2.get(), a, t, c, heads, alpha, ws.f(),
-                                       nullptr);
+                                       nullptr, 1, wb::cuda::FlashKernel::mma);
       std::vector<uint16_t> raw(static_cast<std::size_t>(t) * c), raw2(raw.size());
       ck(cudaDeviceSynchronize(), "sync");
       ck(cudaMemcpy(raw.data(), dout.get(), raw.size() * 2, cudaMemcpyDeviceToHost), "download");
@@ -272,9 +272,16 @@ TEST_CASE("attention on tensor cores (bf16/fp16 inputs, d_head 64) vs float64, o
         ck(cudaMemcpy(raw2.data(), dout2.get(), raw.size() * 2, cudaMemcpyDeviceToHost),
            "download");
         std::vector<float> o3(raw.size());
-        for (std::size_t i = 0; i < raw.size(); ++i)
+        std::size_t differ = 0;  // from the mma.sync kernel's single pass (raw)
+        for (std::size_t i = 0; i < raw.size(); ++i) {
           o3[i] = a == Act::bf16 ? wb::bf16_to_float(raw2[i]) : wb::half_to_float(raw2[i]);
+          differ += raw2[i] != raw[i];
+        }
         e3 = rel_l2(o3, want);
+        // Same products in the same order (one k16 step at a time, float32 accumulation), the
+        // same softmax code: the same bits.
+        CHECK_MESSAGE(differ == 0,
+                      id << ": wgmma differs from mma.sync in " << differ << " values");
       } else {
         MESSAGE(id << ": no wgmma attention on this device (not a compute capability 9.0 GPU)");
       }
@@ -305,7 +312,7 @@ TEST_CASE("attention on tensor cores, batched: each clip bit-identical to its ow
         done(static_cast<std::size_t>(t) * c * 2), ws(wb::cuda::flash_workspace_bytes(t, c));
     ck(cudaMemcpy(dq.get(), in.data(), in.size() * 2, cudaMemcpyHostToDevice), "upload");
     wb::cuda::launch_flash_attention(dq.get(), dall.get(), a, t, c, heads, 0.125f, ws.f(), nullptr,
-                                     batch);
+                                     batch, wb::cuda::FlashKernel::mma);
     std::vector<uint16_t> all(static_cast<std::size_t>(batch) * t * c),
         one(static_cast<std::size_t>(t) * c);
     ck(cudaDeviceSynchronize(), "sync");
@@ -314,7 +321,8 @@ TEST_CASE("attention on tensor cores, batched: each clip bit-identical to its ow
       const auto* q =
           static_cast<const char*>(dq.get()) + static_cast<std::size_t>(b) * rows * 3 * c * 2;
       // batch 1 without the key split (a batch never splits; both grids take 2 row tiles a warp)
-      wb::cuda::launch_flash_attention(q, done.get(), a, t, c, heads, 0.125f, nullptr, nullptr);
+      wb::cuda::launch_flash_attention(q, done.get(), a, t, c, heads, 0.125f, nullptr, nullptr, 1,
+                                       wb::cuda::FlashKernel::mma);
       ck(cudaDeviceSynchronize(), "sync");
       ck(cudaMemcpy(one.data(), done.get(), one.size() * 2, cudaMemcpyDeviceToHost), "download");
       std::size_t differ = 0;
