@@ -117,6 +117,8 @@ namespace {
 // S[rows, T] = alpha Q[rows, dh] K^T: K [T, dh] row-major is B = K^T [dh, T] in format ba.
 // O[rows, dh] = P[rows, T] V[T, dh]. Plain layouts throughout (oneDNN's brgemm on AMX repacks B
 // per call; measured no slower than K and V reordered into its blocked layout once per head).
+// q, k and v are not read in place from qkv: with their row stride 3C as strided descriptors,
+// oneDNN 2.6 picks gemm:jit (no AMX) for both products, hence the bf16 packing.
 std::shared_ptr<const AttnPrims> make_attn_prims(int64_t t, int dh, int rows, float alpha) {
   auto a = std::make_shared<AttnPrims>();
   a->t = t;
