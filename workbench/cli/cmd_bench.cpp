@@ -106,7 +106,7 @@ struct BenchOpts {
 // runs alternating (cand, ref, cand, ref, ...) so that load from other processes on a shared
 // machine hits both alike. Appends the table line, the CPU line and the JSON entry.
 struct ModelFigures {
-  std::string line, cpu_line;
+  std::string line, cpu_line, impl_line;
   nlohmann::json json;
   double cand_s = 0, rel_l2 = -1;
 };
@@ -167,6 +167,9 @@ ModelFigures bench_model(const BenchOpts& o, const std::string& preset,
                    preset, cand_cpu, *std::min_element(ct.cpu.begin(), ct.cpu.end()),
                    ref ? fmt::format("{:.3f}", ref_cpu) : std::string("-"), peak.openblas_gflops,
                    peak.row_split_gflops, peak.onednn_gflops));
+  const nlohmann::json info = cand->run_info();
+  f.impl_line = fmt::format("{:<6} isa {}; gemm: {}; attention: {}", preset, info.value("isa", "?"),
+                            info.value("gemm", "?"), info.value("attention", "?"));
   f.json =
       nlohmann::json{{"dims", preset},
                      {"gflop", gflop},
@@ -185,7 +188,7 @@ ModelFigures bench_model(const BenchOpts& o, const std::string& preset,
                      {"gemm_onednn_gflops", peak.onednn_gflops},
                      {"share_of_gemm_peak", share},
                      {"rel_l2_vs_reference", rl2 < 0 ? nlohmann::json() : nlohmann::json(rl2)},
-                     {"run_info", cand->run_info()}};
+                     {"run_info", info}};
   f.cand_s = cand_s;
   f.rel_l2 = rl2;
   return f;
@@ -240,7 +243,7 @@ void add_bench(CLI::App& app, Registry& reg) {
     // Per model: the GEMM peak is measured right before its timings, and the candidate and the
     // reference runs alternate (cand, ref, cand, ref, ...) so that load from other processes on a
     // shared machine hits both alike.
-    std::vector<std::string> lines, cpu_lines;
+    std::vector<std::string> lines, cpu_lines, impl_lines;
     const std::string load0 = loadavg();
     bool ok = true, fidelity = true;
     // The gate on fidelity, every precision: the candidate's output against the reference under
@@ -253,6 +256,7 @@ void add_bench(CLI::App& app, Registry& reg) {
       const ModelFigures mf = bench_model(*o, preset, pcm);
       lines.push_back(mf.line);
       cpu_lines.push_back(mf.cpu_line);
+      impl_lines.push_back(mf.impl_line);
       out["models"].push_back(mf.json);
       ok = ok && std::isfinite(mf.cand_s);
       if (mf.rel_l2 >= 0 && !(mf.rel_l2 <= limit)) {
@@ -272,6 +276,8 @@ void add_bench(CLI::App& app, Registry& reg) {
         "load):\n");
     for (const auto& r : cpu_lines) fmt::print("  {}\n", r);
     fmt::print("load average (1/5/15 min) before: {}, after: {}\n", load0, loadavg());
+    fmt::print("\ncandidate implementations (run_info):\n");
+    for (const auto& r : impl_lines) fmt::print("  {}\n", r);
     out["loadavg_before"] = load0;
     out["loadavg_after"] = loadavg();
     fmt::print(

@@ -29,7 +29,9 @@ std::string shape_of(const Tensor& t) { return shape_str(t.shape()); }
 
 // The environment's overrides, read once per encoder and validated here:
 //   WB_ISA=NAME                  kernel path, a name of the ISA list (default: the widest)
-//   WB_CAND_ATTN=kernel|blas     attention products: own micro-kernels or OpenBLAS sgemm
+//   WB_CAND_ATTN=kernel|blas|onednn  attention products: own float32 micro-kernels, OpenBLAS
+//                                sgemm, or oneDNN bf16 matmuls (bfloat16 only; its default
+//                                where oneDNN runs them on AMX)
 //   WB_CAND_ATTN_BLOCK=N         queries per attention block, 1..512 (default 96)
 //   WB_CAND_GEMM=onednn|openblas GEMM library of the projections and convs (default onednn)
 //   WB_CAND_PROFILE=1            time per op, printed to stderr when the encoder is destroyed
@@ -42,10 +44,10 @@ struct EnvOverrides {
   bool profile = false;
 };
 
-EnvOverrides read_env() {
+EnvOverrides read_env(Precision p) {
   EnvOverrides e;
   e.isa = select_isa();
-  e.attn = attention_impl_from_env();
+  e.attn = attention_impl_from_env(p);
   e.gemm = gemm_backend_from_env();
   if (const char* v = std::getenv("WB_CAND_ATTN_BLOCK"); v != nullptr && *v != '\0') {
     char* end = nullptr;
@@ -82,7 +84,7 @@ class CandidateEncoder final : public Encoder {
       : ck_(std::move(ck)),
         prec_(internal_precision(opts.precision)),
         faults_(opts.faults),
-        env_(read_env()),
+        env_(read_env(prec_)),
         threads_(opts.threads > 0
                      ? opts.threads
                      : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))),
@@ -111,7 +113,7 @@ class CandidateEncoder final : public Encoder {
             {"threads", threads_},
             {"faults", faults_.specs},
             {"gemm", gemm_info()},
-            {"attention", env_.attn == AttnImpl::kernel ? "micro-kernels" : "openblas"},
+            {"attention", attention_impl_info(env_.attn)},
             {"attention_block_rows", env_.attn_block}};
   }
 

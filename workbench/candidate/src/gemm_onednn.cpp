@@ -73,15 +73,31 @@ struct OnednnWeights {
   std::vector<uint16_t> h;  // packed bf16 (native), or the packed float32 layout in 16 bits
 };
 
+// The two matmul primitives of the bf16 attention products for one shape and scale.
+struct AttnPrims {
+  int64_t t = 0;
+  int dh = 0, rows = 0;
+  float alpha = 0;
+  dnnl::matmul qk, pv;
+  dnnl::memory::desc q_md, k_md, s_md, p_md, v_md, o_md;
+  std::size_t scratch_bytes = 0;
+  std::string impl;
+};
+
 struct OnednnThreads {
   struct One {
     dnnl::stream stream;
     std::vector<uint8_t> scratch;
     std::vector<float> src, dst;
     std::vector<uint16_t> src16;
+    // attention: the query block (bf16), the scores (f32), P (bf16), the block's output (f32)
+    std::vector<uint16_t> q16, p16;
+    std::vector<float> s32, o32;
   };
   std::vector<One> t;
-  std::vector<float> wide;  // widened weights (float16, widened bfloat16)
+  std::vector<float> wide;   // widened weights (float16, widened bfloat16)
+  std::vector<uint16_t> kv;  // attention: bf16 K and V of every head
+  std::vector<std::shared_ptr<const AttnPrims>> attn;  // attention primitives, one per shape
 };
 
 bool onednn_native_bf16() {
@@ -95,6 +111,58 @@ bool onednn_native_bf16() {
   }();
   return native;
 }
+
+namespace {
+
+// S[rows, T] = alpha Q[rows, dh] K^T: K [T, dh] row-major is B = K^T [dh, T] in format ba.
+// O[rows, dh] = P[rows, T] V[T, dh]. Plain layouts throughout (oneDNN's brgemm on AMX repacks B
+// per call; measured no slower than K and V reordered into its blocked layout once per head).
+// q, k and v are not read in place from qkv: with their row stride 3C as strided descriptors,
+// oneDNN 2.6 picks gemm:jit (no AMX) for both products, hence the bf16 packing.
+std::shared_ptr<const AttnPrims> make_attn_prims(int64_t t, int dh, int rows, float alpha) {
+  auto a = std::make_shared<AttnPrims>();
+  a->t = t;
+  a->dh = dh;
+  a->rows = rows;
+  a->alpha = alpha;
+  const int64_t r = rows, d = dh;
+  a->q_md = dnnl::memory::desc({r, d}, dt::bf16, tag::ab);
+  a->k_md = dnnl::memory::desc({d, t}, dt::bf16, tag::ba);
+  a->s_md = dnnl::memory::desc({r, t}, dt::f32, tag::ab);
+  a->p_md = dnnl::memory::desc({r, t}, dt::bf16, tag::ab);
+  a->v_md = dnnl::memory::desc({t, d}, dt::bf16, tag::ab);
+  a->o_md = dnnl::memory::desc({r, d}, dt::f32, tag::ab);
+  dnnl::primitive_attr qk_attr, pv_attr;
+  qk_attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  qk_attr.set_output_scales(0, {alpha});
+  pv_attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  const dnnl::matmul::primitive_desc qk_pd(dnnl::matmul::desc(a->q_md, a->k_md, a->s_md), qk_attr,
+                                           engine());
+  const dnnl::matmul::primitive_desc pv_pd(dnnl::matmul::desc(a->p_md, a->v_md, a->o_md), pv_attr,
+                                           engine());
+  a->qk = dnnl::matmul(qk_pd);
+  a->pv = dnnl::matmul(pv_pd);
+  a->scratch_bytes =
+      std::max(qk_pd.scratchpad_desc().get_size(), pv_pd.scratchpad_desc().get_size());
+  const std::string qk_impl = qk_pd.impl_info_str(), pv_impl = pv_pd.impl_info_str();
+  a->impl = qk_impl == pv_impl ? qk_impl : qk_impl + " / " + pv_impl;
+  return a;
+}
+
+}  // namespace
+
+std::string onednn_attention_impl() {
+  static const std::string impl = [] {
+    try {
+      return make_attn_prims(1500, 64, 96, 0.125f)->impl;
+    } catch (const dnnl::error&) {
+      return std::string();
+    }
+  }();
+  return impl;
+}
+
+bool onednn_attention_amx() { return onednn_attention_impl().find("amx") != std::string::npos; }
 
 namespace {
 constexpr std::array<NameEntry<dnnl::cpu_isa>, 7> kOnednnIsaNames{{
@@ -245,6 +313,78 @@ void onednn_linear(OnednnThreads& st, const OnednnWeights& w, const KernelTable&
         std::memcpy(y + (r0 + r) * ldy, one.dst.data() + static_cast<int64_t>(r) * n,
                     sizeof(float) * static_cast<std::size_t>(n));
     if (epi) epi(r0, r0 + rows, tid);
+  });
+}
+
+void onednn_attention(OnednnThreads& st, const KernelTable& kt, ThreadPool& pool, const float* qkv,
+                      int64_t t, int c, int heads, float alpha, float* out, int block_rows) {
+  if (static_cast<int>(st.t.size()) < pool.size())
+    throw std::logic_error("onednn_attention: fewer thread states than pool threads");
+  OmpSingleThread omp1;
+  const int dh = c / heads;
+  const int64_t ld = 3 * static_cast<int64_t>(c);
+  const int64_t hsize = t * dh;  // one head's K (or V), bf16 [T, d_head]
+  std::shared_ptr<const AttnPrims> ap;
+  for (const auto& e : st.attn)
+    if (e->t == t && e->dh == dh && e->rows == block_rows && e->alpha == alpha) ap = e;
+  if (!ap) {
+    ap = make_attn_prims(t, dh, block_rows, alpha);
+    st.attn.push_back(ap);
+  }
+  // K and V of head h: kv[(2h) T dh ..] and kv[(2h + 1) T dh ..], bf16 [T, d_head] row-major.
+  st.kv.resize(static_cast<std::size_t>(2 * heads * hsize));
+  pool.parallel_items(2 * static_cast<int64_t>(heads), [&](int64_t item, int) {
+    const float* src = qkv + (1 + item % 2) * c + (item / 2) * dh;
+    uint16_t* dst = st.kv.data() + item * hsize;
+    for (int64_t r = 0; r < t; ++r) kt.to_bf16(src + r * ld, dst + r * dh, dh);
+  });
+  const int64_t nblocks = (t + block_rows - 1) / block_rows;
+  const auto rows = static_cast<std::size_t>(block_rows);
+  const auto& eng = engine();
+  pool.parallel_items(heads * nblocks, [&](int64_t item, int tid) {
+    omp_set_num_threads(1);  // this pool thread's OpenMP setting (a no-op after the first call)
+    OnednnThreads::One& one = st.t[static_cast<std::size_t>(tid)];
+    const int64_t h = item / nblocks;
+    const int64_t r0 = (item % nblocks) * block_rows;
+    const int mrows = static_cast<int>(std::min<int64_t>(block_rows, t - r0));
+    one.q16.resize(rows * static_cast<std::size_t>(dh));
+    one.p16.resize(rows * static_cast<std::size_t>(t));
+    one.s32.resize(rows * static_cast<std::size_t>(t));
+    one.o32.resize(rows * static_cast<std::size_t>(dh));
+    if (one.scratch.size() < ap->scratch_bytes) one.scratch.resize(ap->scratch_bytes);
+    // the query block in bf16; padded rows zero (their outputs are dropped)
+    for (int r = 0; r < mrows; ++r)
+      kt.to_bf16(qkv + (r0 + r) * ld + h * dh, one.q16.data() + static_cast<int64_t>(r) * dh, dh);
+    std::fill(one.q16.begin() + static_cast<std::ptrdiff_t>(mrows) * dh, one.q16.end(), 0);
+    const uint16_t* kh = st.kv.data() + 2 * h * hsize;
+    const uint16_t* vh = kh + hsize;
+    dnnl::memory scratch(
+        dnnl::memory::desc({static_cast<int64_t>(ap->scratch_bytes)}, dt::u8, tag::a), eng,
+        one.scratch.data());
+    dnnl::memory qm(ap->q_md, eng, one.q16.data()), km(ap->k_md, eng, const_cast<uint16_t*>(kh));
+    dnnl::memory sm(ap->s_md, eng, one.s32.data());
+    ap->qk.execute(one.stream, {{DNNL_ARG_SRC, qm},
+                                {DNNL_ARG_WEIGHTS, km},
+                                {DNNL_ARG_DST, sm},
+                                {DNNL_ARG_SCRATCHPAD, scratch}});
+    one.stream.wait();
+    // P = bf16(exp(S - rowmax)) and 1 / rowsum, float32 statistics; padded rows of P zero
+    float inv[kMaxAttnBlockRows];
+    const int tt = static_cast<int>(t);
+    kt.exp_rows_bf16(one.s32.data(), mrows, tt, t, one.p16.data(), t, inv);
+    std::fill(one.p16.begin() + static_cast<std::ptrdiff_t>(mrows) * t, one.p16.end(), 0);
+    dnnl::memory pm(ap->p_md, eng, one.p16.data()), vm(ap->v_md, eng, const_cast<uint16_t*>(vh));
+    dnnl::memory om(ap->o_md, eng, one.o32.data());
+    ap->pv.execute(one.stream, {{DNNL_ARG_SRC, pm},
+                                {DNNL_ARG_WEIGHTS, vm},
+                                {DNNL_ARG_DST, om},
+                                {DNNL_ARG_SCRATCHPAD, scratch}});
+    one.stream.wait();
+    float* o = out + r0 * c + h * dh;
+    for (int r = 0; r < mrows; ++r)
+      std::memcpy(o + static_cast<int64_t>(r) * c, one.o32.data() + static_cast<int64_t>(r) * dh,
+                  sizeof(float) * static_cast<std::size_t>(dh));
+    kt.scale_rows(o, mrows, dh, c, inv);
   });
 }
 

@@ -53,6 +53,28 @@ void onednn_linear(OnednnThreads& st, const OnednnWeights& w, const KernelTable&
                    ThreadPool& pool, const float* a, int64_t m, int64_t lda, float* y, int64_t ldy,
                    const std::function<void(int64_t, int64_t, int)>& epi);
 
+// bfloat16 attention products (AttnImpl::onednn, ops.h) over qkv [T, 3C] (q | k | v, bfloat16
+// values stored as float32), out [T, C]. K and V of every head are packed once per call into
+// bf16 [T, d_head] (exact: the values are bf16 already); then, per (head, block of `block_rows`
+// queries), items claimed by the pool threads:
+//   S = alpha q k^T   oneDNN matmul bf16 x bf16 -> f32 (alpha is the primitive's output scale,
+//                     applied to the float32 accumulator)
+//   P = bf16(exp(S - rowmax)), l = sum P (float32; kernels exp_rows_bf16)
+//   O = (P v) / l     oneDNN matmul bf16 x bf16 -> f32, normalised on the [rows, d_head] output
+// A last block shorter than block_rows runs the same primitive on padded rows (dropped), so every
+// output row sees the same arithmetic whatever the thread count. The primitives of a shape and
+// alpha are made once and kept in `st`.
+void onednn_attention(OnednnThreads& st, const KernelTable& kt, ThreadPool& pool, const float* qkv,
+                      int64_t t, int c, int heads, float alpha, float* out, int block_rows);
+// The implementation oneDNN runs the attention products with (e.g. "brg:avx512_core_amx_bf16"
+// on AMX tiles), for a representative shape (a 96-query block, T 1500, d_head 64); "" if oneDNN
+// has none for bf16 on this CPU.
+std::string onednn_attention_impl();
+// Whether that implementation runs on AMX tiles: where it does, bfloat16 attention takes this
+// path by default (AVX512-BF16's vdpbf16ps alone issues at half the rate of a 512-bit FMA, so the
+// float32 micro-kernels are faster there).
+bool onednn_attention_amx();
+
 // oneDNN's effective CPU ISA (e.g. "avx512_core_bf16"; DNNL_MAX_CPU_ISA lowers it).
 std::string onednn_cpu_isa();
 // Whether bf16 matmuls run natively (AVX512-BF16 / AMX) rather than widened to float32.

@@ -33,6 +33,8 @@ Isa select_isa();
 std::vector<Isa> supported_isas();
 
 inline constexpr int kAttnMR = 6;
+// The largest query block of the attention ops (WB_CAND_ATTN_BLOCK's range).
+inline constexpr int kMaxAttnBlockRows = 512;
 
 struct KernelTable {
   Isa isa;
@@ -53,6 +55,11 @@ struct KernelTable {
   // (Softmax with the normalisation deferred: attention scales the [rows, d_head] output instead
   // of the [rows, T] probabilities.)
   void (*exp_rows)(float* x, int64_t rows, int cols, int64_t ld, float* inv_sum);
+  // The same with the probabilities stored as bfloat16 (bf16 attention products): per row,
+  // p = bf16(exp(x - max(row))) (round to nearest even), inv_sum[r] = 1 / the float32 sum of the
+  // stored (rounded) values, so the weights applied to v sum to 1 up to float32 rounding.
+  void (*exp_rows_bf16)(const float* x, int64_t rows, int cols, int64_t ld, uint16_t* p,
+                        int64_t ldp, float* inv_sum);
   // x[r, c] *= s[r]
   void (*scale_rows)(float* x, int64_t rows, int cols, int64_t ld, const float* s);
   // Attention micro-kernels (register tiles of kAttnMR rows x attn_nr columns, fp32 FMA).

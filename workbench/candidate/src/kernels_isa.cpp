@@ -65,6 +65,11 @@ inline V load_bf16(const uint16_t* p) {
 inline V load_f16(const uint16_t* p) {
   return {_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)))};
 }
+// The high halves of a (bfloat16 bits when a is already rounded by round_bf16v) stored at p.
+inline void store_bf16(uint16_t* p, V a) {
+  const __m512i hi = _mm512_srli_epi32(_mm512_castps_si512(a.v), 16);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(hi));
+}
 #elif defined(__AVX2__)
 constexpr int W = 8;
 struct V {
@@ -117,6 +122,11 @@ inline V load_bf16(const uint16_t* p) {
 inline V load_f16(const uint16_t* p) {
   return {_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)))};
 }
+inline void store_bf16(uint16_t* p, V a) {
+  const __m256i hi = _mm256_srli_epi32(_mm256_castps_si256(a.v), 16);
+  const __m128i h = _mm_packus_epi32(_mm256_castsi256_si128(hi), _mm256_extracti128_si256(hi, 1));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(p), h);
+}
 #else
 constexpr int W = 1;
 struct V {
@@ -143,6 +153,9 @@ inline V round_bf16v(V a) { return {bf16_bits_to_f32(f32_to_bf16_bits(a.v))}; }
 inline V round_f16v(V a) { return {f16_bits_to_f32(f32_to_f16_bits(a.v))}; }
 inline V load_bf16(const uint16_t* p) { return {bf16_bits_to_f32(*p)}; }
 inline V load_f16(const uint16_t* p) { return {f16_bits_to_f32(*p)}; }
+inline void store_bf16(uint16_t* p, V a) {
+  *p = static_cast<uint16_t>(std::bit_cast<uint32_t>(a.v) >> 16);
+}
 #endif
 
 // exp(x), Cephes expf scheme: x = n ln2 + r, |r| <= ln2/2, degree-7 polynomial for e^r,
@@ -363,6 +376,40 @@ void exp_rows(float* x, int64_t rows, int cols, int64_t ld, float* inv_sum) {
   }
 }
 
+void exp_rows_bf16(const float* x, int64_t rows, int cols, int64_t ld, uint16_t* p, int64_t ldp,
+                   float* inv_sum) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * ld;
+    uint16_t* pr = p + r * ldp;
+    V vm = set1(-std::numeric_limits<float>::infinity());
+    int c = 0;
+    for (; c + W <= cols; c += W) vm = vmax(vm, load(xr + c));
+    float m = hmax(vm);
+    for (; c < cols; ++c) m = std::max(m, xr[c]);
+    const V mv = set1(m);
+    V acc = set1(0.0f);
+    c = 0;
+    for (; c + W <= cols; c += W) {
+      const V e = round_bf16v(vexp(sub(load(xr + c), mv)));
+      store_bf16(pr + c, e);
+      acc = add(acc, e);
+    }
+    float s = hsum(acc);
+    if (c < cols) {
+      float buf[W] = {};
+      uint16_t bits[W] = {};
+      const auto rem = static_cast<std::size_t>(cols - c);
+      std::memcpy(buf, xr + c, rem * sizeof(float));
+      const V e = round_bf16v(vexp(sub(load(buf), mv)));
+      store(buf, e);
+      store_bf16(bits, e);
+      for (std::size_t i = 0; i < rem; ++i) s += buf[i];
+      std::memcpy(pr + c, bits, rem * sizeof(uint16_t));
+    }
+    inv_sum[r] = 1.0f / s;
+  }
+}
+
 void scale_rows(float* x, int64_t rows, int cols, int64_t ld, const float* sc) {
   for (int64_t r = 0; r < rows; ++r) {
     float* xr = x + r * ld;
@@ -486,15 +533,7 @@ void round_f16(const float* x, float* y, int64_t n) {
 }
 void to_bf16(const float* x, uint16_t* y, int64_t n) {
   int64_t i = 0;
-  alignas(64) float r[W];
-  for (; i + W <= n; i += W) {
-    store(r, round_bf16v(load(x + i)));
-    for (int j = 0; j < W; ++j) {
-      uint32_t u;
-      std::memcpy(&u, r + j, sizeof u);
-      y[i + j] = static_cast<uint16_t>(u >> 16);
-    }
-  }
+  for (; i + W <= n; i += W) store_bf16(y + i, round_bf16v(load(x + i)));
   for (; i < n; ++i) y[i] = f32_to_bf16_bits(x[i]);
 }
 void bf16_to_f32(const uint16_t* x, float* y, int64_t n) {
@@ -527,6 +566,7 @@ const KernelTable& table() {
                              .residual_add = residual_add,
                              .softmax_rows = softmax_rows,
                              .exp_rows = exp_rows,
+                             .exp_rows_bf16 = exp_rows_bf16,
                              .scale_rows = scale_rows,
                              .attn_nr = NR,
                              .attn_pack_k = attn_pack_k,

@@ -12,10 +12,6 @@
 namespace wb::cand {
 
 namespace {
-constexpr int kMaxBlockRows = 512;
-}  // namespace
-
-namespace {
 // The kernel tag of each wb::Precision.
 constexpr std::array<std::pair<wb::Precision, Precision>, 3> kPrecisionTags{{
     {wb::Precision::float32, Precision::f32},
@@ -158,15 +154,43 @@ void linear(OpContext& ctx, const float* a, int64_t m, int64_t lda, const Weight
       8);
 }
 
-AttnImpl attention_impl_from_env() {
-  return env_choice("WB_CAND_ATTN", kAttnImplNames, AttnImpl::kernel);
+AttnImpl default_attention_impl(Precision p) {
+  return p == Precision::bf16 && onednn_attention_amx() ? AttnImpl::onednn : AttnImpl::kernel;
+}
+
+AttnImpl attention_impl_from_env(Precision p) {
+  const AttnImpl a = env_choice("WB_CAND_ATTN", kAttnImplNames, default_attention_impl(p));
+  if (a == AttnImpl::onednn && p != Precision::bf16)
+    throw std::runtime_error(
+        std::string("WB_CAND_ATTN=onednn: bfloat16 products, for ") +
+        "--precision bfloat16 only (this run: " + std::string(precision_name(p)) + ")");
+  return a;
+}
+
+std::string attention_impl_info(AttnImpl a) {
+  switch (a) {
+    case AttnImpl::kernel:
+      return "micro-kernels";
+    case AttnImpl::blas:
+      return "openblas";
+    case AttnImpl::onednn:
+      return "onednn matmul " + onednn_attention_impl() + " (bf16 products, float32 softmax)";
+  }
+  return "?";
 }
 
 void attention(OpContext& ctx, const float* qkv, int64_t t, int c, int heads, float alpha,
                float* out, int block_rows, AttnImpl impl) {
   if (c % heads != 0) throw std::invalid_argument("attention: C not divisible by heads");
   const int dh = c / heads;
-  block_rows = std::clamp(block_rows, 1, kMaxBlockRows);
+  block_rows = std::clamp(block_rows, 1, kMaxAttnBlockRows);
+  if (impl == AttnImpl::onednn) {
+    if (ctx.prec != Precision::bf16)
+      throw std::invalid_argument("attention: the oneDNN products are bfloat16 only");
+    if (!ctx.dnnl) ctx.dnnl = onednn_threads(ctx.pool->size());
+    onednn_attention(*ctx.dnnl, *ctx.k, *ctx.pool, qkv, t, c, heads, alpha, out, block_rows);
+    return;
+  }
   const int64_t ld = 3 * static_cast<int64_t>(c);
   const int64_t nblocks = (t + block_rows - 1) / block_rows;
   const int nt = ctx.pool->size();
@@ -202,7 +226,7 @@ void attention(OpContext& ctx, const float* qkv, int64_t t, int c, int heads, fl
     float* s = ctx.sscratch[static_cast<std::size_t>(tid)].data();
     const float* q = qkv + r0 * ld + static_cast<int64_t>(h) * dh;
     float* o = out + r0 * c + static_cast<int64_t>(h) * dh;
-    float inv[kMaxBlockRows];
+    float inv[kMaxAttnBlockRows];
     if (impl == AttnImpl::kernel) {
       const float* kp = ctx.packed.data() + h * (kp_size + vp_size);
       k.attn_qk(q, ld, mrows, kp, ti, dh, alpha, s, ti);         // S = alpha q k^T

@@ -58,10 +58,13 @@ class WeightMatrix {
   std::shared_ptr<const OnednnWeights> dnnl_;
 };
 
-enum class AttnImpl { kernel, blas };
-inline constexpr std::array<NameEntry<AttnImpl>, 2> kAttnImplNames{{
+// The attention products: own float32 micro-kernels, OpenBLAS sgemm, or (bfloat16 only) oneDNN
+// bf16 x bf16 -> f32 matmuls (AMX tiles where the CPU has them; gemm_onednn.h).
+enum class AttnImpl { kernel, blas, onednn };
+inline constexpr std::array<NameEntry<AttnImpl>, 3> kAttnImplNames{{
     {AttnImpl::kernel, "kernel"},
     {AttnImpl::blas, "blas"},
+    {AttnImpl::onednn, "onednn"},
 }};
 
 // Called by the thread that computed rows [r0, r1) of the output, right after its GEMM.
@@ -87,12 +90,19 @@ struct OpContext {
 void linear(OpContext& ctx, const float* a, int64_t m, int64_t lda, const WeightMatrix& w, float* y,
             int64_t ldy, const Epilogue& epi);
 
-// $WB_CAND_ATTN = kernel (default: own micro-kernels) | blas (OpenBLAS sgemm per block).
-AttnImpl attention_impl_from_env();
+// The default of precision p: onednn for bfloat16 where oneDNN runs the products on AMX tiles
+// (onednn_attention_amx()), else kernel.
+AttnImpl default_attention_impl(Precision p);
+// $WB_CAND_ATTN = kernel | blas | onednn (bfloat16 only: anything else is an error); unset:
+// default_attention_impl(p).
+AttnImpl attention_impl_from_env(Precision p);
+// run_info's "attention": "micro-kernels", "openblas", or "onednn matmul <oneDNN impl> (...)".
+std::string attention_impl_info(AttnImpl a);
 
 // Block-wise multi-head attention over qkv [T, 3C] (q | k | v, heads of d_head columns each):
 // out[T, C] = concat_h softmax(alpha q_h k_h^T) v_h, computed for blocks of `block_rows` queries
-// at a time, so only a [block_rows, T] score block per thread exists.
+// at a time, so only a [block_rows, T] score block per thread exists. AttnImpl::onednn needs
+// ctx.prec bfloat16 and q, k, v already rounded to it (P is rounded to bf16 too).
 void attention(OpContext& ctx, const float* qkv, int64_t t, int c, int heads, float alpha,
                float* out, int block_rows = 96, AttnImpl impl = AttnImpl::kernel);
 

@@ -125,7 +125,7 @@ TEST_CASE("isa: selection, names and $WB_ISA validation") {
   for (const auto& [isa, name] : kIsaNames) CHECK(isa_from_name(name) == isa);
   CHECK_THROWS_AS(isa_from_name("sse9"), std::invalid_argument);
   wb::testing::check_name_table(kGemmBackendNames, "GemmBackend", GemmBackend::openblas);
-  wb::testing::check_name_table(kAttnImplNames, "AttnImpl", AttnImpl::blas);
+  wb::testing::check_name_table(kAttnImplNames, "AttnImpl", AttnImpl::onednn);
   for (Precision p : {Precision::f32, Precision::bf16, Precision::f16})
     CHECK(internal_precision(public_precision(p)) == p);
   for (Isa i : isas) CHECK(kernels(i).isa == i);
@@ -235,6 +235,49 @@ TEST_CASE("kernels: softmax rows vs float64") {
         for (int c = cols; c < ld; ++c) CHECK(e[r * ld + c] == x0[r * ld + c]);
       }
       ce.finish();
+    }
+  }
+}
+
+// exp_rows_bf16 (the bf16 attention's softmax): each stored p within bf16 rounding (u_bf16 = 2^-8
+// relative) plus the float32 exp's error ((4 + |x - max|) eps: the polynomial's few ulp and the
+// rounding of x - max, amplified by the exponent) of the float64 exp(x - max), and inv_sum the
+// reciprocal of the float32 sum of the stored values
+// ((cols + 2) eps relative). Padding columns of p (ldp > cols) untouched; the same bits on every
+// ISA.
+TEST_CASE("kernels: exp_rows_bf16 vs float64") {
+  std::vector<std::vector<uint16_t>> first;
+  for (Isa isa : supported_isas()) {
+    const KernelTable& k = kernels(isa);
+    std::size_t shape_i = 0;
+    for (auto [rows, cols] : kRowShapes) {
+      const int64_t ld = cols + 3, ldp = cols + 5;
+      const auto x = randn(static_cast<std::size_t>(rows * ld), kSeed + cols, 4.0f);
+      std::vector<uint16_t> p(static_cast<std::size_t>(rows * ldp), 0xABCD);
+      std::vector<float> inv(static_cast<std::size_t>(rows));
+      k.exp_rows_bf16(x.data(), rows, cols, ld, p.data(), ldp, inv.data());
+      Check ch{cid(isa, "exp_rows_bf16 " + shape_id(rows, cols))};
+      Check cs{cid(isa, "exp_rows_bf16 inv_sum " + shape_id(rows, cols))};
+      for (int r = 0; r < rows; ++r) {
+        double m = -1e300, sum = 0;
+        for (int c = 0; c < cols; ++c) m = std::max(m, static_cast<double>(x[r * ld + c]));
+        for (int c = 0; c < cols; ++c) {
+          const double want = std::exp(x[r * ld + c] - m);
+          const double got = bf16_bits_to_f32(p[r * ldp + c]);
+          const double de = (4 + std::fabs(x[r * ld + c] - m)) * kEps;
+          ch.add(got, want, (std::ldexp(1.0, -8) + de) * want + 1e-38);
+          sum += got;
+        }
+        cs.add(inv[r], 1.0 / sum, (cols + 2) * kEps / sum);
+        for (int c = cols; c < ldp; ++c) CHECK(p[r * ldp + c] == 0xABCD);
+      }
+      ch.finish();
+      cs.finish();
+      if (first.size() <= shape_i) first.push_back(p);
+      CHECK_MESSAGE(p == first[shape_i], cid(isa, "exp_rows_bf16 " + shape_id(rows, cols))
+                                             << ": bits differ from "
+                                             << isa_name(kIsaNames[0].first));
+      ++shape_i;
     }
   }
 }
@@ -476,6 +519,101 @@ TEST_CASE("ops: block-wise attention vs float64 full softmax attention") {
       ch.finish();
     }
   }
+}
+
+// The bfloat16 attention products on oneDNN (AMX tiles where the CPU has them), against a
+// float64 full-softmax attention on the same bf16 q, k, v. Derived bound, per output element o_i:
+//   scores: float32 accumulation of d_head exact bf16 x bf16 products, then the scale alpha:
+//     |ds_j| <= alpha (d_head + 1) eps sum_d |q_d k_jd|            (eps = 2^-23)
+//   E_j = exp(s_j - max) in float32: relative error <= 4 eps + eps |s_j - max| (<= 100 eps)
+//   P_j = bf16(E_j): relative error <= u_bf16 = 2^-8 (8 significant bits, round to nearest)
+// so P_j = p~_j (1 + g_j) with |g_j| <= G = u_bf16 + max_j |ds_j| + 100 eps (first order in
+// exp(ds)); normalised by their own float32 sum, the weights w_j = P_j / sum P differ from the
+// exact p_j by at most p_j 2G / (1 - G), hence
+//   |o - o_64| <= (2G / (1 - G) + (T + 3) eps (1 + 2G)) sum_j p_j |v_j|
+// (the second term: the float32 sums over T of P and of P v, and the final scaling). The bf16
+// rounding of P dominates: about 2^-7 sum p |v|.
+namespace {
+void check_onednn_attention(int t, int c, int heads, int block, float sd, int nthreads_max) {
+  const int dh = c / heads;
+  auto qkv = randn(static_cast<std::size_t>(t) * 3 * c, kSeed + 23 + t, sd);
+  for (float& x : qkv) x = rounded(Precision::bf16, x);  // as the layer rounds q, k, v
+  const float alpha = 1.0f / std::sqrt(static_cast<float>(dh));
+  const std::string shape = "T" + std::to_string(t) + " C" + std::to_string(c) + " H" +
+                            std::to_string(heads) + " block" + std::to_string(block) + " sd" +
+                            std::to_string(sd).substr(0, 3);
+  std::vector<float> first;
+  for (int threads = 1; threads <= nthreads_max; ++threads) {
+    ThreadPool pool(threads);
+    OpContext ctx;
+    ctx.k = &kernels(best_isa());
+    ctx.pool = &pool;
+    ctx.prec = Precision::bf16;
+    std::vector<float> out(static_cast<std::size_t>(t) * c, std::nanf(""));
+    attention(ctx, qkv.data(), t, c, heads, alpha, out.data(), block, AttnImpl::onednn);
+    if (first.empty()) {
+      first = out;
+    } else {
+      CHECK_MESSAGE(out == first, "onednn attention " << shape << ": threads " << threads
+                                                      << " differ from 1 thread");
+      continue;
+    }
+    Check ch{"attention/onednn bf16 " + onednn_attention_impl() + " " + shape};
+    std::vector<double> p;
+    for (int h = 0; h < heads; ++h)
+      for (int i = 0; i < t; ++i) {
+        wb::testing::attention_probs_f64(qkv, t, c, dh, h, i, alpha, p);
+        double ds = 0;
+        for (int j = 0; j < t; ++j) {
+          double sa = 0;
+          for (int d = 0; d < dh; ++d)
+            sa += std::fabs(static_cast<double>(qkv[i * 3 * c + h * dh + d]) *
+                            qkv[j * 3 * c + c + h * dh + d]);
+          ds = std::max(ds, alpha * (dh + 1) * kEps * sa);
+        }
+        const double g = std::ldexp(1.0, -8) + ds + 100 * kEps;
+        for (int q = 0; q < dh; ++q) {
+          double o = 0, oa = 0;
+          for (int j = 0; j < t; ++j) {
+            const double v = qkv[j * 3 * c + 2 * c + h * dh + q];
+            o += p[j] * v;
+            oa += p[j] * std::fabs(v);
+          }
+          const double tol = (2 * g / (1 - g) + (t + 3) * kEps * (1 + 2 * g)) * oa + 1e-30;
+          ch.add(out[i * c + h * dh + q], o, tol);
+        }
+      }
+    ch.finish();
+  }
+}
+}  // namespace
+
+TEST_CASE("ops: bfloat16 attention on oneDNN (AMX where present) vs float64") {
+  const std::string impl = onednn_attention_impl();
+  MESSAGE(
+      "oneDNN cpu isa " << onednn_cpu_isa() << ", bf16 attention products: "
+                        << (impl.empty() ? "none" : impl) << ", default for bfloat16: "
+                        << wb::name_of(kAttnImplNames, default_attention_impl(Precision::bf16)));
+  if (impl.empty()) {
+    MESSAGE("skipped: oneDNN has no bf16 matmul on this CPU");
+    return;
+  }
+  CHECK(default_attention_impl(Precision::f32) == AttnImpl::kernel);
+  CHECK(default_attention_impl(Precision::f16) == AttnImpl::kernel);
+  CHECK((default_attention_impl(Precision::bf16) == AttnImpl::onednn) == onednn_attention_amx());
+  // d_head 36 (not a multiple of the 32-wide bf16 tile rows), a last block of 37 rows; d_head 64
+  // with Whisper's 96-query blocks (last block 13 rows); peaked softmax rows (sd 3: logits ~ 50).
+  check_onednn_attention(157, 108, 3, 40, 1.5f, 3);
+  check_onednn_attention(301, 128, 2, 96, 1.0f, 2);
+  check_onednn_attention(67, 64, 1, 16, 3.0f, 2);
+  // float32 runs never take the bf16 products
+  ThreadPool pool(1);
+  OpContext ctx;
+  ctx.k = &kernels(best_isa());
+  ctx.pool = &pool;
+  std::vector<float> qkv(3 * 64 * 4, 0.5f), out(64 * 4);
+  CHECK_THROWS_AS(attention(ctx, qkv.data(), 4, 64, 1, 0.125f, out.data(), 96, AttnImpl::onednn),
+                  std::invalid_argument);
 }
 
 TEST_CASE("thread pool: static partition covers every index exactly once") {
