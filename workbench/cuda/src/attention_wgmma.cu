@@ -26,8 +26,8 @@
 namespace wb::cuda {
 namespace {
 
-constexpr int kWM = 128;                 // queries per block (two warpgroups of 64)
-constexpr int kWTile = kFK * kFD * 2;    // bytes of one 64 x 64 16-bit tile
+constexpr int kWM = 128;                         // queries per block (two warpgroups of 64)
+constexpr int kWTile = kFK * kFD * 2;            // bytes of one 64 x 64 16-bit tile
 constexpr int kWSmem = 2 * kWTile + 4 * kWTile;  // Q (128 rows), K[2], V[2]: 48 KiB
 
 // The byte offset of 16-byte chunk j of row r in a 128-byte-swizzled tile.
@@ -41,7 +41,9 @@ __device__ __forceinline__ uint64_t sw128_desc(uint32_t smem_addr) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define WB_HAVE_WGMMA 1
 
-__device__ __forceinline__ void wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wg_fence() {
+  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+}
 __device__ __forceinline__ void wg_commit() {
   asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
 }
@@ -56,16 +58,16 @@ __device__ __forceinline__ void fence_regs(float (&d)[kFK / 8][4]) {
     for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(d[j][e])::"memory");
 }
 
-#define WB_ACC32                                                                             \
+#define WB_ACC32                                                                                \
   "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, " \
   "%20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}"
-#define WB_ACC_OPS(d)                                                                          \
-  "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]),   \
-      "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]),              \
-      "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]),              \
-      "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]),              \
-      "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]),              \
-      "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
+#define WB_ACC_OPS(d)                                                                           \
+  "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]),     \
+      "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), \
+      "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), \
+      "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), \
+      "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), \
+      "+f"(d[7][2]), "+f"(d[7][3])
 
 // D[64 x 64] (+)= A[64 x 16] B[16 x 64], A and B K-major in shared memory; scale_d 0: D = A B.
 template <class T>
@@ -74,7 +76,8 @@ __device__ __forceinline__ void wgmma_ss(float (&d)[kFK / 8][4], uint64_t da, ui
   if constexpr (std::is_same_v<T, __half>)
     asm volatile(
         "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 " WB_ACC32 ", %32, %33, p, 1, 1, 0, 0;\n}\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 " WB_ACC32
+        ", %32, %33, p, 1, 1, 0, 0;\n}\n"
         : WB_ACC_OPS(d)
         : "l"(da), "l"(db), "r"(scale_d));
   else
@@ -112,9 +115,9 @@ __global__ void __launch_bounds__(256, 2)
     flash_wgmma_k(const T* qkv, T* out, int t, int c, float scale_log2, int clip_rows) {
 #ifdef WB_HAVE_WGMMA
   __shared__ __align__(1024) unsigned char smem[kWSmem];
-  unsigned char* const qs = smem;                   // 128 rows x 128 B
-  unsigned char* const ks = smem + 2 * kWTile;      // [stage]: 64 rows x 128 B
-  unsigned char* const vs = smem + 4 * kWTile;      // [stage]
+  unsigned char* const qs = smem;               // 128 rows x 128 B
+  unsigned char* const ks = smem + 2 * kWTile;  // [stage]: 64 rows x 128 B
+  unsigned char* const vs = smem + 4 * kWTile;  // [stage]
   const int wg = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31;
   const int g = lane >> 2, t4 = lane & 3;
   const int heads = c / kFD;
