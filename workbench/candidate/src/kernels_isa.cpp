@@ -330,15 +330,20 @@ void residual_add(const float* a, const float* x, float* y, int64_t rows, int co
   }
 }
 
+// The largest of xr[0, cols): vector lanes, then the tail.
+float row_max(const float* xr, int cols) {
+  V vm = set1(-std::numeric_limits<float>::infinity());
+  int c = 0;
+  for (; c + W <= cols; c += W) vm = vmax(vm, load(xr + c));
+  float m = hmax(vm);
+  for (; c < cols; ++c) m = std::max(m, xr[c]);
+  return m;
+}
+
 void softmax_rows(float* x, int64_t rows, int cols, int64_t ld) {
   for (int64_t r = 0; r < rows; ++r) {
     float* xr = x + r * ld;
-    V vm = set1(-std::numeric_limits<float>::infinity());
-    int c = 0;
-    for (; c + W <= cols; c += W) vm = vmax(vm, load(xr + c));
-    float m = hmax(vm);
-    for (; c < cols; ++c) m = std::max(m, xr[c]);
-    const V mv = set1(m);
+    const V mv = set1(row_max(xr, cols));
     // exp(x - m) in place, then the sum of what was stored.
     map1(xr, xr, cols, [mv](V a) { return vexp(sub(a, mv)); });
     const float inv = 1.0f / row_sum(xr, cols);
@@ -350,14 +355,9 @@ void softmax_rows(float* x, int64_t rows, int cols, int64_t ld) {
 void exp_rows(float* x, int64_t rows, int cols, int64_t ld, float* inv_sum) {
   for (int64_t r = 0; r < rows; ++r) {
     float* xr = x + r * ld;
-    V vm = set1(-std::numeric_limits<float>::infinity());
-    int c = 0;
-    for (; c + W <= cols; c += W) vm = vmax(vm, load(xr + c));
-    float m = hmax(vm);
-    for (; c < cols; ++c) m = std::max(m, xr[c]);
-    const V mv = set1(m);
+    const V mv = set1(row_max(xr, cols));
     V acc = set1(0.0f);
-    c = 0;
+    int c = 0;
     for (; c + W <= cols; c += W) {
       const V e = vexp(sub(load(xr + c), mv));
       store(xr + c, e);
@@ -381,14 +381,9 @@ void exp_rows_bf16(const float* x, int64_t rows, int cols, int64_t ld, uint16_t*
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * ld;
     uint16_t* pr = p + r * ldp;
-    V vm = set1(-std::numeric_limits<float>::infinity());
-    int c = 0;
-    for (; c + W <= cols; c += W) vm = vmax(vm, load(xr + c));
-    float m = hmax(vm);
-    for (; c < cols; ++c) m = std::max(m, xr[c]);
-    const V mv = set1(m);
+    const V mv = set1(row_max(xr, cols));
     V acc = set1(0.0f);
-    c = 0;
+    int c = 0;
     for (; c + W <= cols; c += W) {
       const V e = round_bf16v(vexp(sub(load(xr + c), mv)));
       store_bf16(pr + c, e);

@@ -13,6 +13,7 @@
 #include <random>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "ops.h"
@@ -110,6 +111,19 @@ void check_linear_f64(Check& ch, Precision prec, const std::vector<float>& a, in
       s += bias[j];
       ch.add(y[i * ldy + j], s, (kk + 2) * kEps * (sa + std::fabs(bias[j])) + 1e-30);
     }
+}
+
+// Column q of head h's attention output in float64, o = sum_j p_j v_j, and oa = sum_j p_j |v_j|
+// (the scale of its rounding error).
+std::pair<double, double> pv_f64(const std::vector<double>& p, const std::vector<float>& qkv, int t,
+                                 int c, int dh, int h, int q) {
+  double o = 0, oa = 0;
+  for (int j = 0; j < t; ++j) {
+    const double v = qkv[static_cast<std::size_t>(j) * 3 * c + 2 * c + h * dh + q];
+    o += p[j] * v;
+    oa += p[j] * std::fabs(v);
+  }
+  return {o, oa};
 }
 
 }  // namespace
@@ -505,12 +519,7 @@ TEST_CASE("ops: block-wise attention vs float64 full softmax attention") {
         for (int i = 0; i < t; ++i) {
           wb::testing::attention_probs_f64(qkv, t, c, dh, h, i, alpha, p);
           for (int q = 0; q < dh; ++q) {
-            double o = 0, oa = 0;
-            for (int j = 0; j < t; ++j) {
-              const double v = qkv[j * 3 * c + 2 * c + h * dh + q];
-              o += p[j] * v;
-              oa += p[j] * std::fabs(v);
-            }
+            const auto [o, oa] = pv_f64(p, qkv, t, c, dh, h, q);
             // score error (dh eps |q||k|, times the exponent's sensitivity) plus the sums over T
             const double tol = kEps * (dh + t + 16) * oa * 4;
             ch.add(out[i * c + h * dh + q], o, tol);
@@ -573,12 +582,7 @@ void check_onednn_attention(int t, int c, int heads, int block, float sd, int nt
         }
         const double g = std::ldexp(1.0, -8) + ds + 100 * kEps;
         for (int q = 0; q < dh; ++q) {
-          double o = 0, oa = 0;
-          for (int j = 0; j < t; ++j) {
-            const double v = qkv[j * 3 * c + 2 * c + h * dh + q];
-            o += p[j] * v;
-            oa += p[j] * std::fabs(v);
-          }
+          const auto [o, oa] = pv_f64(p, qkv, t, c, dh, h, q);
           const double tol = (2 * g / (1 - g) + (t + 3) * kEps * (1 + 2 * g)) * oa + 1e-30;
           ch.add(out[i * c + h * dh + q], o, tol);
         }
