@@ -28,7 +28,8 @@ now_ms() { date +%s%3N; }
 # ms: a random share (0..120%) of a run of $1 ms, drawn in this shell (a subshell would reseed)
 pick_delay() { ms=$(( RANDOM % ($1 * 12 / 10 + 1) )); }
 # the tap table of `wb inspect` (every tap, its shape and statistics), without the file's header
-tap_table() { "$wb" inspect "$1" 2>/dev/null | sed -n '/^tap /,$p'; }
+# and without its timing lines (wall times differ from run to run; the taps do not)
+tap_table() { "$wb" inspect "$1" 2>/dev/null | sed -n '/^tap /,$p' | grep -av '^timing '; }
 sleep_ms() { sleep "$(printf '%d.%03d' $(($1 / 1000)) $(($1 % 1000)))"; }
 
 # ---- wb dump ---------------------------------------------------------------------------------
@@ -159,11 +160,15 @@ if cc -shared -fPIC -O1 -o "$shim" "$work/kill_at_rename.c" -ldl 2>"$work/cc.err
     (WB_KILL_AT_RENAME=$n LD_PRELOAD=$preload "$wb" "${dump_args[@]}"; exit $?) >/dev/null 2>&1; rc=$?
     now=$(sha256sum <"$d/out.h5")
     parts=$(ls "$d" | grep -c '\.partial-')
-    if [ "$n" = 1 ] && [ "$now" = "$prev" ] && [ "$parts" = 1 ]; then
+    whole=no
+    for p in "$d"/out.h5.partial-*; do
+      [ -e "$p" ] && diff -q <(tap_table "$d/out.h5") <(tap_table "$p") >/dev/null && whole=yes
+    done
+    if [ "$n" = 1 ] && [ "$now" = "$prev" ] && [ "$parts" = 1 ] && [ "$whole" = yes ]; then
       ok "dump killed before its rename: previous out.h5 kept, the finished temporary left under its .partial name"
     elif [ "$n" = 1+ ] && [ "$now" != "$prev" ] && [ "$parts" = 0 ] && "$wb" inspect "$d/out.h5" >/dev/null 2>&1; then
       ok "dump killed after its rename: complete new out.h5"
-    else bad "dump killed at rename $n (exit $rc): out.h5 $([ "$now" = "$prev" ] && echo previous || echo changed), $parts partial(s)"; fi
+    else bad "dump killed at rename $n (exit $rc): out.h5 $([ "$now" = "$prev" ] && echo previous || echo changed), $parts partial(s), whole temporary: $whole"; fi
     rm -f "$d"/out.h5.partial-*
     prev=$now
   done
