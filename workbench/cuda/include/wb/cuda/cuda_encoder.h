@@ -25,10 +25,14 @@ struct Options {
   // Taps copied synchronously (copy, wait, report, one at a time) instead of through the copy
   // stream: the path the asynchronous one is checked against (bit-identical dumps).
   bool sync_taps = false;
+  // Clips encode_batch takes at most (the device buffers are sized for this many). The seam's
+  // own stages run one clip whatever it is.
+  int batch = 1;
 };
 
 // Device-to-host copies an encoder made so far. A run with no taps wanted makes no tap copies;
-// result_copies are the seam's own outputs (mel, the stem's, each block's, ln_post's [T, C]).
+// result_copies are the seam's own outputs (mel, the stem's, each block's, ln_post's [T, C]; an
+// encode_batch run: each clip's mel and ln_post).
 struct CopyCounts {
   int64_t tap_copies = 0;
   int64_t tap_bytes = 0;
@@ -45,6 +49,17 @@ std::string device_unavailable_reason();
 std::unique_ptr<Encoder> make_encoder(std::shared_ptr<const Checkpoint> model, const Options& o);
 // Faults of the shared table this backend implements.
 std::vector<std::string> supported_faults();
+
+// Encodes pcm.size() clips (1 to Options::batch; 16 kHz mono, each padded or trimmed to 30 s) in
+// one pass: the log-mel clip by clip, then the stem, every block and ln_post once over all clips
+// (row-wise ops and GEMMs on the clips' rows together, M = B T; the attention per clip). sinks:
+// empty, or one per clip (null: none for that clip), each given the taps, in the order,
+// log_mel + run_encoder give for that clip alone. Returns each clip's ln_post [T, C]. Per clip
+// the same values as a run of that clip alone where the same GEMM algorithms run (cuBLASLt picks
+// per M; wb_cuda_tests measures the difference otherwise). Throws std::invalid_argument when enc
+// is not made by make_encoder or the counts do not fit.
+std::vector<Tensor> encode_batch(Encoder& enc, const std::vector<std::vector<float>>& pcm,
+                                 const std::vector<TapSink*>& sinks = {});
 
 struct Timing {
   std::vector<double> ms;  // one per timed run (CUDA events around stem + blocks + ln_post)
