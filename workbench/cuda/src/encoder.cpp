@@ -535,10 +535,11 @@ std::unique_ptr<Encoder> make_encoder(std::shared_ptr<const Checkpoint> model, c
 }
 
 Timing time_encoder(const ModelDims& dims, Precision precision, int iters, int warmup, bool graph,
-                    uint64_t seed) {
-  if (iters < 1) throw UsageError("time_encoder: iters must be >= 1");
+                    int batch, uint64_t seed) {
+  if (iters < 1 || batch < 1) throw UsageError("time_encoder: iters and batch must be >= 1");
   Options o;
   o.precision = precision;
+  o.batch = batch;
   CudaEncoder enc(dims, nullptr, o, seed);
   enc.random_mel();
   cudaStream_t s = enc.stream();
@@ -559,8 +560,9 @@ Timing time_encoder(const ModelDims& dims, Precision precision, int iters, int w
   };
   Timing r;
   r.graph = graph;
+  r.batch = batch;
   r.device = enc.device_name();
-  r.gflop = encoder_gflop(dims);
+  r.gflop = batch * encoder_gflop(dims);
   r.ms = timed(iters);
   r.median_ms = median(r.ms);
   // Graphed profile: the whole encoder again with one op kind left out; what it saves is that

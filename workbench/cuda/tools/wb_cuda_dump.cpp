@@ -6,6 +6,7 @@
 //   faults: wb-cuda-dump --list-faults --dims nano   (the shared table's cases, one a line:
 //           spec, first tap, the tap before it in the registry's order for those dims)
 //   timing: wb-cuda-dump --time --dims large-v3 --precision bfloat16 [--iters 50] [--no-graph]
+//           [--batch 8]
 // Exit status as wb's: 0 ok, 2 bad usage/input or no CUDA device, 3 internal error.
 #include <fmt/format.h>
 #include <unistd.h>
@@ -86,16 +87,19 @@ int dump(const std::string& model_path, const std::string& random_dims, uint64_t
   return 0;
 }
 
-int timing(const std::string& dims_name, wb::Precision precision, int iters, int warmup, bool graph,
-           bool json) {
+int timing(const std::string& dims_name, wb::Precision precision, int batch, int iters, int warmup,
+           bool graph, bool json) {
   const wb::ModelDims d = wb::ModelDims::preset(dims_name);
-  const wb::cuda::Timing t = wb::cuda::time_encoder(d, precision, iters, warmup, graph);
+  const wb::cuda::Timing t = wb::cuda::time_encoder(d, precision, iters, warmup, graph, batch);
   const double tflops = t.gflop / t.median_ms;  // GFLOP / ms = TFLOP/s
+  const double clips_per_s = 1e3 * t.batch / t.median_ms;
   if (json) {
     fmt::print("{}\n", nlohmann::json{{"dims", dims_name},
                                       {"precision", wb::to_string(precision)},
                                       {"device", t.device},
                                       {"graph", t.graph},
+                                      {"batch", t.batch},
+                                      {"clips_per_s", clips_per_s},
                                       {"iters", iters},
                                       {"warmup", warmup},
                                       {"median_ms", t.median_ms},
@@ -107,9 +111,10 @@ int timing(const std::string& dims_name, wb::Precision precision, int iters, int
                            .dump());
   } else {
     fmt::print(
-        "cuda encoder {} {} on {}: median {:.3f} ms of {} ({}), {:.1f} GFLOP, {:.1f} TFLOP/s\n",
-        dims_name, wb::to_string(precision), t.device, t.median_ms, iters,
-        graph ? "CUDA graph" : "stream", t.gflop, tflops);
+        "cuda encoder {} {} batch {} on {}: median {:.3f} ms of {} ({}), {:.1f} clips/s, {:.1f} "
+        "GFLOP, {:.1f} TFLOP/s\n",
+        dims_name, wb::to_string(precision), t.batch, t.device, t.median_ms, iters,
+        graph ? "CUDA graph" : "stream", clips_per_s, t.gflop, tflops);
     for (const auto& [k, v] : t.breakdown_ms) fmt::print("  {:12} {:8.3f} ms (stream run)\n", k, v);
     for (const auto& [k, v] : t.graph_share_ms)
       fmt::print("  {:12} {:8.3f} ms (graph minus the graph without it)\n", k, v);
@@ -201,7 +206,7 @@ int main(int argc, char** argv) {
   int batch = 1;
   app.add_flag("--time-attention", time_attn,
                "timing: the tensor-core attention alone on random q, k, v of --dims");
-  app.add_option("--batch", batch, "timing (--time-attention): clips per call")
+  app.add_option("--batch", batch, "timing (--time, --time-attention): clips per call")
       ->check(CLI::Range(1, 64));
   app.add_flag("--json", json, "timing: one JSON line");
   bool list = false;
@@ -218,7 +223,7 @@ int main(int argc, char** argv) {
   try {
     if (list) return list_faults(dims);
     if (time_attn) return attention_timing(dims, opts.precision, batch, iters, warmup, json);
-    if (time) return timing(dims, opts.precision, iters, warmup, !no_graph, json);
+    if (time) return timing(dims, opts.precision, batch, iters, warmup, !no_graph, json);
     if ((model.empty() == random_dims.empty()) || audio.empty() || out.empty())
       throw wb::UsageError("a dump needs exactly one of --model / --random-dims, and --audio, -o");
     if (!keep_model.empty() && random_dims.empty())

@@ -65,8 +65,9 @@ struct Timing {
   std::vector<double> ms;  // one per timed run (CUDA events around stem + blocks + ln_post)
   double median_ms = 0;
   bool graph = false;  // runs replayed one CUDA graph of the whole encoder
+  int batch = 1;       // clips per run
   std::string device;
-  double gflop = 0;  // encoder FLOPs per run (GEMMs, convolutions, attention), 1e9
+  double gflop = 0;  // encoder FLOPs per run, all clips (GEMMs, convolutions, attention), 1e9
   // Per op kind (gemm, attention, layer_norm, gelu, im2col, add): median ms over 5 stream runs
   // with an event after every op (so they include launch gaps the graph removes).
   std::map<std::string, double> breakdown_ms;
@@ -76,10 +77,11 @@ struct Timing {
   std::map<std::string, double> graph_share_ms;
 };
 
-// Times the encoder from mel to ln_post on random weights of `dims` (generated on the device):
-// `warmup` untimed runs, then `iters` timed ones, no taps and no host copies.
+// Times the encoder from mel to ln_post on random weights of `dims` (generated on the device),
+// `batch` clips per run (each its own random mel): `warmup` untimed runs, then `iters` timed
+// ones, no taps and no host copies.
 Timing time_encoder(const ModelDims& dims, Precision precision, int iters, int warmup, bool graph,
-                    uint64_t seed = 1);
+                    int batch = 1, uint64_t seed = 1);
 
 struct AttentionTiming {
   std::vector<double> ms;  // per call: each sample is 10 calls back to back, divided by 10
