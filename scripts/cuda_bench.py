@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """CUDA candidate vs PyTorch (transformers WhisperEncoder, SDPA) encoder time on one GPU.
 
-Runs on a GPU host (docs/gpu.md). For each dims preset, batch 1, one 30 s window, random
-weights, the same precision on both sides:
-  - ours: `wb-cuda-dump --time` (CUDA events, median of --iters after warm-up), launched on a
-    stream and replayed as one CUDA graph;
-  - PyTorch eager and PyTorch with the whole encoder captured by torch.cuda.graph (CUDA events,
-    median of --iters after warm-up);
-and prints the ratios, achieved TFLOP/s and the share of the bf16 GEMM peak measured in the same
-run (8192^3 torch.matmul). Note: in bf16 PyTorch keeps the residual stream in bf16, ours in float32.
+Runs on a GPU host (docs/gpu.md). For each dims preset and each batch of --encoder-batches
+(default 1 and 8: B 30 s windows per call), random weights, the same precision on both sides:
+  - ours: `wb-cuda-dump --time --batch B` (CUDA events, median of --iters after warm-up),
+    launched on a stream and replayed as one CUDA graph;
+  - PyTorch eager and PyTorch with the whole encoder captured by torch.cuda.graph, input
+    [B, n_mels, 3000] (CUDA events, median of --iters after warm-up);
+and prints the ratios, clips per second of both CUDA graphs, achieved TFLOP/s and the share of
+the bf16 GEMM peak measured in the same run (8192^3 torch.matmul). Note: in bf16 PyTorch keeps
+the residual stream in bf16, ours in float32.
 
 In the same run it checks our output against PyTorch's (--check-dims, default large-v3, 128 mels):
 `wb-cuda-dump --random-dims D --keep-model DIR` dumps `mel` and `encoder.ln_post` of a synthetic
@@ -64,7 +65,7 @@ def gemm_peak(dtype):
     return 2 * n**3 / ms / 1e9  # TFLOP/s
 
 
-def torch_encoder(name, dtype, iters, warmup):
+def torch_encoder(name, dtype, iters, warmup, batch=1):
     from transformers import WhisperConfig
     from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
@@ -77,7 +78,7 @@ def torch_encoder(name, dtype, iters, warmup):
     with torch.device("cuda"):
         enc = WhisperEncoder(cfg)
     enc = enc.to(dtype).eval()
-    x = torch.randn(1, nm, 3000, device="cuda", dtype=dtype)
+    x = torch.randn(batch, nm, 3000, device="cuda", dtype=dtype)
     with torch.inference_mode():
         eager = cuda_time(lambda: enc(x), iters, warmup)
         s = torch.cuda.Stream()
@@ -96,9 +97,9 @@ def torch_encoder(name, dtype, iters, warmup):
     return eager, graph, impl
 
 
-def ours(binary, name, precision, iters, warmup, graph):
+def ours(binary, name, precision, iters, warmup, graph, batch=1):
     cmd = [binary, "--time", "--json", "--dims", name, "--precision", precision,
-           "--iters", str(iters), "--warmup", str(warmup)]
+           "--iters", str(iters), "--warmup", str(warmup), "--batch", str(batch)]
     if not graph:
         cmd.append("--no-graph")
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -225,6 +226,8 @@ def main():
                     help="dims whose attention alone is timed against PyTorch's SDPA backends "
                          "(cuDNN, FlashAttention-2, memory-efficient); none: skip")
     ap.add_argument("--attention-batches", nargs="+", type=int, default=[1, 8])
+    ap.add_argument("--encoder-batches", nargs="+", type=int, default=[1, 8],
+                    help="clips per encoder call (both sides)")
     ap.add_argument("--skip-encoder", action="store_true", help="only the attention table")
     a = ap.parse_args()
     dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[a.precision]
@@ -234,39 +237,45 @@ def main():
     gpu = torch.cuda.get_device_name()
     peak = gemm_peak(torch.bfloat16)
     print(f"GPU: {gpu}; torch {torch.__version__}; measured bf16 GEMM peak (8192^3): {peak:.0f} TFLOP/s")
-    print(f"precision {a.precision}, batch 1, 30 s window, median of {a.iters} after {a.warmup} warm-up")
+    print(f"precision {a.precision}, batches {a.encoder_batches} (B 30 s windows per call), "
+          f"median of {a.iters} after {a.warmup} warm-up; ms per call")
     rows = []
-    hdr = (f"{'dims':9} {'ours graph':>10} {'ours strm':>10} {'pt eager':>9} {'pt graph':>9} "
-           f"{'ptG/ours':>8} {'ptE/ours':>8} {'TFLOP/s':>8} {'%peak':>6}")
-    print(hdr)
     attn = []
     if a.attention_dims and a.precision != "float32":
         attn = attention_table(a.bin, a.attention_dims, a.precision, a.attention_batches, a.iters,
                                a.warmup)
+    hdr = (f"{'dims':9} {'B':>2} {'ours graph':>10} {'ours strm':>10} {'pt eager':>9} {'pt graph':>9} "
+           f"{'ptG/ours':>8} {'ptE/ours':>8} {'ours clip/s':>11} {'ptG clip/s':>10} {'TFLOP/s':>8} "
+           f"{'%peak':>6}")
+    if not a.skip_encoder:
+        print(hdr)
     for name in ([] if a.skip_encoder else a.dims):
-        og = ours(a.bin, name, a.precision, a.iters, a.warmup, True)
-        os_ = ours(a.bin, name, a.precision, a.iters, a.warmup, False)
-        pe, pg, impl = torch_encoder(name, dtype, a.iters, a.warmup)
-        tf = og["tflops"]
-        r = {"dims": name, "precision": a.precision, "gpu": gpu, "ours_graph_ms": og["median_ms"],
-             "ours_stream_ms": os_["median_ms"], "torch_eager_ms": pe, "torch_graph_ms": pg,
-             "torch_attn_impl": impl, "gflop": og["gflop"], "ours_tflops": tf,
-             "peak_tflops": peak, "ours_device": og["device"],
-             "ours_breakdown_ms": og.get("breakdown_ms", {}),
-             "ours_graph_share_ms": og.get("graph_share_ms", {})}
-        rows.append(r)
-        print(f"{name:9} {og['median_ms']:10.3f} {os_['median_ms']:10.3f} {pe:9.3f} {pg:9.3f} "
-              f"{pg / og['median_ms']:8.2f} {pe / og['median_ms']:8.2f} {tf:8.1f} {100 * tf / peak:6.1f}",
-              flush=True)
+        for b in a.encoder_batches:
+            og = ours(a.bin, name, a.precision, a.iters, a.warmup, True, b)
+            os_ = ours(a.bin, name, a.precision, a.iters, a.warmup, False, b)
+            pe, pg, impl = torch_encoder(name, dtype, a.iters, a.warmup, b)
+            tf = og["tflops"]
+            ocs, pcs = 1e3 * b / og["median_ms"], 1e3 * b / pg
+            r = {"dims": name, "batch": b, "precision": a.precision, "gpu": gpu,
+                 "ours_graph_ms": og["median_ms"], "ours_stream_ms": os_["median_ms"],
+                 "torch_eager_ms": pe, "torch_graph_ms": pg, "ours_graph_clips_per_s": ocs,
+                 "torch_graph_clips_per_s": pcs, "torch_attn_impl": impl, "gflop": og["gflop"],
+                 "ours_tflops": tf, "peak_tflops": peak, "ours_device": og["device"],
+                 "ours_breakdown_ms": og.get("breakdown_ms", {}),
+                 "ours_graph_share_ms": og.get("graph_share_ms", {})}
+            rows.append(r)
+            print(f"{name:9} {b:2d} {og['median_ms']:10.3f} {os_['median_ms']:10.3f} {pe:9.3f} "
+                  f"{pg:9.3f} {pg / og['median_ms']:8.2f} {pe / og['median_ms']:8.2f} {ocs:11.1f} "
+                  f"{pcs:10.1f} {tf:8.1f} {100 * tf / peak:6.1f}", flush=True)
     print("ratios > 1: ours faster. PyTorch attention:", rows[0]["torch_attn_impl"] if rows else "-")
-    print("ours, time per op kind (ms, stream runs with an event after every op):")
+    print("ours, time per op kind (ms per call, stream runs with an event after every op):")
     for r in rows:
         bd = r["ours_breakdown_ms"]
-        print(f"  {r['dims']:9} " + "  ".join(f"{k} {v:.3f}" for k, v in sorted(bd.items(), key=lambda kv: -kv[1])))
-    print("ours, per op kind inside the CUDA graph (ms: graph minus the graph captured without it):")
+        print(f"  {r['dims']:9} B{r['batch']:<2d} " + "  ".join(f"{k} {v:.3f}" for k, v in sorted(bd.items(), key=lambda kv: -kv[1])))
+    print("ours, per op kind inside the CUDA graph (ms per call: graph minus the graph captured without it):")
     for r in rows:
         gs = r["ours_graph_share_ms"]
-        print(f"  {r['dims']:9} " + "  ".join(f"{k} {v:.3f}" for k, v in sorted(gs.items(), key=lambda kv: -kv[1])))
+        print(f"  {r['dims']:9} B{r['batch']:<2d} " + "  ".join(f"{k} {v:.3f}" for k, v in sorted(gs.items(), key=lambda kv: -kv[1])))
     checks = []
     with tempfile.TemporaryDirectory() as work:
         for name in ([] if a.skip_encoder else a.check_dims):

@@ -76,10 +76,24 @@ inline cudaDataType_t cuda_type(Act a) {
   return a == Act::f32 ? CUDA_R_32F : a == Act::bf16 ? CUDA_R_16BF : CUDA_R_16F;
 }
 
+// One GEMM's shape, the key of its pinned plan: M, N, K, a bias epilogue, the output type, and
+// for a strided batch the count and the X and Y strides (elements).
+struct GemmShape {
+  int m = 0, n = 0, k = 0;
+  bool bias = false;
+  Act out = Act::f32;
+  int batch = 1;
+  int64_t x_stride = 0, y_stride = 0;
+  using Key = std::tuple<int, int, int, bool, int, int, int64_t, int64_t>;
+  Key key() const { return {m, n, k, bias, static_cast<int>(out), batch, x_stride, y_stride}; }
+};
+
 // Y[M, N] (float, row-major) = X[M, K] W[N, K]^T (+ bias[N]) (+ R[M, N]) through cuBLASLt.
 // Row-major Y is column-major Y^T = W X^T: cuBLASLt's A = W (K x N column-major, transposed),
 // B = X (K x M column-major). One heuristic per shape, then the algorithm is pinned (cached), so
-// two runs of the same shapes use the same kernels (deterministic results).
+// two runs of the same shapes use the same kernels (deterministic results). M is part of the
+// shape: a run over B clips (M = B T) has plans of its own, which may take other kernels than
+// one clip's (M = T), and so round differently (wb_cuda_tests measures by how much).
 class Gemm {
  public:
   Gemm(Act a, cudaStream_t s) : act_(a), stream_(s), ws_(kWorkspace) {
@@ -100,15 +114,16 @@ class Gemm {
   // y: float, or `out` (bf16/f16 outputs: no residual, bias of type `out`).
   void run(const void* x, const void* w, const void* bias, const float* r, void* y, int m, int n,
            int k, Act out = Act::f32) {
-    const Plan& p = plan(m, n, k, bias != nullptr, out);
-    if (bias != nullptr)
-      ck(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
-                                        sizeof(bias)),
-         "bias pointer");
-    const float alpha = 1.0f, beta = r != nullptr ? 1.0f : 0.0f;
-    ck(cublasLtMatmul(lt_, p.desc, &alpha, w, p.a, x, p.b, &beta, r != nullptr ? r : y, p.c, y, p.c,
-                      &p.algo, ws_.get(), ws_.bytes(), stream_),
-       "matmul");
+    matmul(GemmShape{m, n, k, bias != nullptr, out}, x, w, bias, r, y);
+  }
+  // `batch` GEMMs of one W, one strided-batched cuBLASLt call: Y_i[M, N] = X_i[M, K] W^T
+  // (+ bias) with X_i at x + i * x_stride and Y_i at y + i * y_stride (elements of the input and
+  // output type), A's batch stride 0. No residual. batch 1 is run() itself (the same plan).
+  void run_batched(const void* x, int64_t x_stride, const void* w, const void* bias, void* y,
+                   int64_t y_stride, int m, int n, int k, int batch, Act out = Act::f32) {
+    if (batch == 1) return run(x, w, bias, nullptr, y, m, n, k, out);
+    matmul(GemmShape{m, n, k, bias != nullptr, out, batch, x_stride, y_stride}, x, w, bias, nullptr,
+           y);
   }
   std::string describe() const {
     return fmt::format(
@@ -125,17 +140,45 @@ class Gemm {
   };
   // Whether this GEMM has an algorithm (e.g. a 16-bit output with a float32 bias).
   bool supported(int m, int n, int k, bool bias, Act out) {
+    return supported(GemmShape{m, n, k, bias, out});
+  }
+  bool supported(const GemmShape& g) {
     try {
-      plan(m, n, k, bias, out);
+      plan(g);
       return true;
     } catch (const std::runtime_error&) {
       return false;
     }
   }
+  // The pinned algorithm of a shape (cuBLASLt's opaque bytes): two shapes with equal bytes run
+  // the same kernel with the same configuration (tile, stages, split-K, ...).
+  std::array<uint64_t, 8> algorithm(const GemmShape& g) {
+    const Plan& p = plan(g);
+    std::array<uint64_t, 8> a{};
+    static_assert(sizeof(p.algo.data) == sizeof(a));
+    std::copy(std::begin(p.algo.data), std::end(p.algo.data), a.begin());
+    return a;
+  }
 
  private:
-  const Plan& plan(int m, int n, int k, bool bias, Act out) {
-    const auto key = std::make_tuple(m, n, k, bias, static_cast<int>(out));
+  void matmul(const GemmShape& g, const void* x, const void* w, const void* bias, const float* r,
+              void* y) {
+    const Plan& p = plan(g);
+    if (bias != nullptr)
+      ck(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
+                                        sizeof(bias)),
+         "bias pointer");
+    const float alpha = 1.0f, beta = r != nullptr ? 1.0f : 0.0f;
+    ck(cublasLtMatmul(lt_, p.desc, &alpha, w, p.a, x, p.b, &beta, r != nullptr ? r : y, p.c, y, p.c,
+                      &p.algo, ws_.get(), ws_.bytes(), stream_),
+       "matmul");
+  }
+
+  const Plan& plan(const GemmShape& g) {
+    const int m = g.m, n = g.n, k = g.k;
+    const bool bias = g.bias;
+    const Act out = g.out;
+    const auto key = g.key();
     auto it = plans_.find(key);
     if (it != plans_.end()) return it->second;
     Plan p;
@@ -158,6 +201,20 @@ class Gemm {
     ck(cublasLtMatrixLayoutCreate(&p.a, in, k, n, k), "layout A");
     ck(cublasLtMatrixLayoutCreate(&p.b, in, k, m, k), "layout B");
     ck(cublasLtMatrixLayoutCreate(&p.c, cuda_type(out), n, m, n), "layout C");
+    if (g.batch > 1) {
+      // strided batch: W shared (stride 0), X and Y at their strides
+      const int32_t count = g.batch;
+      const int64_t strides[3] = {0, g.x_stride, g.y_stride};
+      const cublasLtMatrixLayout_t layouts[3] = {p.a, p.b, p.c};
+      for (int i = 0; i < 3; ++i) {
+        ck(cublasLtMatrixLayoutSetAttribute(layouts[i], CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count,
+                                            sizeof(count)),
+           "batch count");
+        ck(cublasLtMatrixLayoutSetAttribute(layouts[i], CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET,
+                                            &strides[i], sizeof(strides[i])),
+           "batch stride");
+      }
+    }
     cublasLtMatmulPreference_t pref = nullptr;
     ck(cublasLtMatmulPreferenceCreate(&pref), "preference");
     const std::size_t wsb = ws_.bytes();
@@ -175,8 +232,9 @@ class Gemm {
       cublasLtMatrixLayoutDestroy(p.a);
       cublasLtMatrixLayoutDestroy(p.b);
       cublasLtMatrixLayoutDestroy(p.c);
-      throw std::runtime_error(fmt::format("cuBLASLt: no algorithm for {} GEMM M={} N={} K={}",
-                                           act_name(act_), m, n, k));
+      throw std::runtime_error(fmt::format("cuBLASLt: no algorithm for {} GEMM M={} N={} K={}{}",
+                                           act_name(act_), m, n, k,
+                                           g.batch > 1 ? fmt::format(" batch {}", g.batch) : ""));
     }
     p.algo = res.algo;
     return plans_.emplace(key, p).first->second;
@@ -186,7 +244,7 @@ class Gemm {
   cudaStream_t stream_;
   cublasLtHandle_t lt_ = nullptr;
   Buf ws_;
-  std::map<std::tuple<int, int, int, bool, int>, Plan> plans_;
+  std::map<GemmShape::Key, Plan> plans_;
 };
 
 }  // namespace wb::cuda

@@ -90,12 +90,12 @@ class EventPair {
   cudaEvent_t a_ = nullptr, b_ = nullptr;
 };
 
-// The layers' Observer: taps staged to the sink of the current stage, and (timing runs) an event
-// after each op.
+// The layers' Observer: taps staged to the sinks of the current stage (one per clip of the run),
+// and (timing runs) an event after each op.
 class TapStaging final : public Observer {
  public:
-  TapStaging(const ModelDims& d, cudaStream_t s, bool sync_taps)
-      : d_(d), s_(s), sync_taps_(sync_taps) {
+  TapStaging(const ModelDims& d, cudaStream_t s, bool sync_taps, int max_batch)
+      : d_(d), s_(s), sync_taps_(sync_taps), max_batch_(max_batch) {
     if (sync_taps_) {
       const int64_t c = d.n_audio_state, t = d.n_audio_ctx, t2 = 2 * t, nm = d.n_mels;
       const std::size_t bytes =
@@ -113,16 +113,21 @@ class TapStaging final : public Observer {
   TapStaging(const TapStaging&) = delete;
   TapStaging& operator=(const TapStaging&) = delete;
 
-  // The sink of the stage about to run (null: no taps).
-  void begin(TapSink* sink) { sink_ = sink; }
-  bool wanted(const std::string& name) const override { return wb::wanted(sink_, name); }
+  // The sink of the stage about to run (null: no taps), one clip.
+  void begin(TapSink* sink) { sinks_.assign(1, sink); }
+  // The sinks of the clips of a batch run, clip b's at b (null, or fewer than the clips: none).
+  void begin(std::vector<TapSink*> sinks) { sinks_ = std::move(sinks); }
+  bool wanted(const std::string& name) const override {
+    return std::any_of(sinks_.begin(), sinks_.end(),
+                       [&](TapSink* k) { return wb::wanted(k, name); });
+  }
   void tap(const std::string& name, const float* dev, int64_t rows, int64_t cols,
            int64_t ld = 0) override;
   // End of a seam stage: waits for the copy stream and reports the stage's taps in order.
   void flush();
-  // Reports a host tensor (the mel, already downloaded) straight to the sink.
-  void put_host(const std::string& name, const Tensor& t) {
-    report(sink_, name, t.shape(), DType::f32, t.f32());
+  // Reports a host tensor (the mel, already downloaded) straight to clip b's sink.
+  void put_host(const std::string& name, const Tensor& t, std::size_t b = 0) {
+    if (b < sinks_.size()) report(sinks_[b], name, t.shape(), DType::f32, t.f32());
   }
   void mark(const char* op) override;
   // Profiling: marks on (each op records an event) or off; collect() turns the events into
@@ -137,13 +142,18 @@ class TapStaging final : public Observer {
  private:
   void staging();
 
+  void tap_clip(TapSink* sink, const std::string& name, const float* dev, int64_t rows,
+                int64_t cols, int64_t ld);
+
   ModelDims d_;
   cudaStream_t s_;
   bool sync_taps_;
-  TapSink* sink_ = nullptr;
+  int max_batch_;
+  std::vector<TapSink*> sinks_;
   void* pinned_ = nullptr;  // the synchronous tap path's buffer
   // Asynchronous taps: staging arenas, the copy stream, the stage's taps not yet reported.
   struct Pending {
+    TapSink* sink;
     std::string name;
     Shape shape;
     const void* host;
@@ -159,16 +169,24 @@ class TapStaging final : public Observer {
   std::set<std::string> skip_;
 };
 
-// A wanted [rows, cols] float tap (row stride ld) on its way to the host. Asynchronous (the
-// default): a device-to-device snapshot on the compute stream (later kernels may overwrite the
-// source), then, once an event says the snapshot is done, a device-to-host copy of it into
-// pinned memory on the copy stream, overlapping the stage's remaining kernels; the sink gets
-// the taps in order at the end of the stage (flush). Options::sync_taps: copy and report at
-// once (the synchronous path the asynchronous one is checked against). Unwanted: nothing.
+// A [rows, cols] float tap (row stride ld) of each clip, clip b's rows from dev + b rows ld, to
+// the sinks that want it.
 void TapStaging::tap(const std::string& name, const float* dev, int64_t rows, int64_t cols,
                      int64_t ld) {
-  if (!wanted(name)) return;
   if (ld == 0) ld = cols;
+  for (std::size_t b = 0; b < sinks_.size(); ++b)
+    if (wb::wanted(sinks_[b], name))
+      tap_clip(sinks_[b], name, dev + static_cast<int64_t>(b) * rows * ld, rows, cols, ld);
+}
+
+// A wanted tap on its way to the host. Asynchronous (the default): a device-to-device snapshot
+// on the compute stream (later kernels may overwrite the source), then, once an event says the
+// snapshot is done, a device-to-host copy of it into pinned memory on the copy stream,
+// overlapping the stage's remaining kernels; the sink gets the taps in order at the end of the
+// stage (flush). Options::sync_taps: copy and report at once (the synchronous path the
+// asynchronous one is checked against).
+void TapStaging::tap_clip(TapSink* sink, const std::string& name, const float* dev, int64_t rows,
+                          int64_t cols, int64_t ld) {
   const std::size_t bytes = static_cast<std::size_t>(rows * cols) * 4;
   ++copies.tap_copies;
   copies.tap_bytes += static_cast<int64_t>(bytes);
@@ -177,7 +195,7 @@ void TapStaging::tap(const std::string& name, const float* dev, int64_t rows, in
                          s_),
        "tap copy");
     ck(cudaStreamSynchronize(s_), "tap sync");
-    sink_->put(name, TapView{Shape{rows, cols}, DType::f32, pinned_});
+    sink->put(name, TapView{Shape{rows, cols}, DType::f32, pinned_});
     return;
   }
   staging();
@@ -191,25 +209,26 @@ void TapStaging::tap(const std::string& name, const float* dev, int64_t rows, in
   ck(cudaEventRecord(snap_done_, s_), "record");
   ck(cudaStreamWaitEvent(copy_s_, snap_done_, 0), "wait");
   ck(cudaMemcpyAsync(host, snap, bytes, cudaMemcpyDeviceToHost, copy_s_), "tap copy");
-  pending_.push_back(Pending{name, Shape{rows, cols}, host});
+  pending_.push_back(Pending{sink, name, Shape{rows, cols}, host});
   stage_used_ += (bytes + 255) / 256 * 256;
 }
 
 void TapStaging::flush() {
   if (pending_.empty()) return;
   ck(cudaStreamSynchronize(copy_s_), "tap copies");
-  for (const Pending& p : pending_) sink_->put(p.name, TapView{p.shape, DType::f32, p.host});
+  for (const Pending& p : pending_) p.sink->put(p.name, TapView{p.shape, DType::f32, p.host});
   pending_.clear();
   stage_used_ = 0;
 }
 
 // The staging arenas (device snapshot, pinned host), made at the first wanted tap, sized for
-// the largest stage: a block with every tap (attn_ln, q, k, v, attn.out, resid_attn, mlp_ln,
-// fc2, out: 9 x [T, C]; fc1, gelu: 2 x [T, 4C]) or the stem (conv1 [2T, C], conv2, pos_embed).
+// the largest stage of every clip: a block with every tap (attn_ln, q, k, v, attn.out,
+// resid_attn, mlp_ln, fc2, out: 9 x [T, C]; fc1, gelu: 2 x [T, 4C]) or the stem (conv1 [2T, C],
+// conv2, pos_embed).
 void TapStaging::staging() {
   if (stage_host_ != nullptr) return;
   const std::size_t tc = static_cast<std::size_t>(d_.n_audio_ctx) * d_.n_audio_state * 4;
-  stage_bytes_ = 17 * tc + 17 * 256;
+  stage_bytes_ = static_cast<std::size_t>(max_batch_) * (17 * tc + 17 * 256);
   stage_dev_ = Buf(stage_bytes_);
   ck(cudaMallocHost(&stage_host_, stage_bytes_), "cudaMallocHost");
   ck(cudaStreamCreateWithFlags(&copy_s_, cudaStreamNonBlocking), "copy stream");
@@ -255,8 +274,8 @@ class CudaEncoder final : public Encoder {
     auto gemm = std::make_unique<Gemm>(act_, dev_.s);
     model_ = std::make_unique<const Model>(
         load_model(d_, ck_.get(), seed, act_, faults_.conv_bias_drop, dev_.s));
-    rs_ = std::make_unique<RunState>(d_, act_, dev_.s, std::move(gemm));
-    taps_ = std::make_unique<TapStaging>(d_, dev_.s, o.sync_taps);
+    rs_ = std::make_unique<RunState>(d_, act_, dev_.s, std::move(gemm), o.batch);
+    taps_ = std::make_unique<TapStaging>(d_, dev_.s, o.sync_taps, o.batch);
   }
   ~CudaEncoder() override {
     if (graph_exec_ != nullptr) cudaGraphExecDestroy(graph_exec_);
@@ -268,6 +287,7 @@ class CudaEncoder final : public Encoder {
   const CopyCounts& copy_counts() const { return taps_->copies; }
 
   Tensor log_mel(const std::vector<float>& pcm16k, TapSink* taps) override {
+    rs_->batch = 1;
     const std::vector<float> pcm = pad_or_trim(pcm16k, kNSamples);
     ck(cudaMemcpyAsync(rs_->pcm.get(), pcm.data(), pcm.size() * 4, cudaMemcpyHostToDevice, dev_.s),
        "upload pcm");
@@ -282,6 +302,7 @@ class CudaEncoder final : public Encoder {
 
   Tensor stem(const Tensor& mel, TapSink* taps) override {
     check(mel, {d_.n_mels, 2 * d_.n_audio_ctx}, "stem: mel");
+    rs_->batch = 1;
     upload(mel, rs_->mel.f());
     taps_->begin(taps);
     conv_stem(*rs_, *model_, faults_.at(-1), *taps_);
@@ -293,6 +314,7 @@ class CudaEncoder final : public Encoder {
       throw std::invalid_argument(
           fmt::format("cuda block: index {} not in [0, {})", i, d_.n_audio_layer));
     check(x, {d_.n_audio_ctx, d_.n_audio_state}, "block: input");
+    rs_->batch = 1;
     upload(x, rs_->x.f());
     taps_->begin(taps);
     block_dev(i);
@@ -301,21 +323,30 @@ class CudaEncoder final : public Encoder {
 
   Tensor ln_post(const Tensor& x, TapSink* taps) override {
     check(x, {d_.n_audio_ctx, d_.n_audio_state}, "ln_post: input");
+    rs_->batch = 1;
     upload(x, rs_->x.f());
     taps_->begin(taps);
     final_layer_norm(*rs_, *model_, faults_.at(-1), *taps_);
     return result(rs_->y.f());
   }
 
-  // Timing: stem + blocks + ln_post from the mel already on the device, no taps.
+  // Several clips in one pass of each stage (encode_batch in cuda_encoder.h).
+  std::vector<Tensor> encode_batch(const std::vector<std::vector<float>>& pcm,
+                                   const std::vector<TapSink*>& sinks);
+
+  // Timing: stem + blocks + ln_post of rs_->batch clips from the mels already on the device, no
+  // taps.
   void forward_dev() {
     taps_->begin(nullptr);
     conv_stem(*rs_, *model_, faults_.at(-1), *taps_);
     for (int i = 0; i < d_.n_audio_layer; ++i) block_dev(i);
     final_layer_norm(*rs_, *model_, faults_.at(-1), *taps_);
   }
+  // Timing: every clip the buffers hold, each its own random mel.
   void random_mel() {
-    launch_fill_uniform(rs_->mel.get(), Act::f32, rs_->mel_numel(), 7, 1.0f, 0.0f, dev_.s);
+    rs_->batch = rs_->max_batch;
+    launch_fill_uniform(rs_->mel.get(), Act::f32, rs_->max_batch * rs_->mel_numel(), 7, 1.0f, 0.0f,
+                        dev_.s);
   }
   cudaStream_t stream() const { return dev_.s; }
   const std::string& device_name() const { return dev_.name; }
@@ -393,6 +424,50 @@ class CudaEncoder final : public Encoder {
   cudaGraphExec_t graph_exec_ = nullptr;
 };
 
+// Per clip: pcm up, log-mel into its block of rs_->mel, mel down (its tap, and the first seam
+// result); then the stem, the blocks and ln_post over all clips, the taps of each stage reported
+// to each clip's sink at the stage's end; then each clip's ln_post down.
+std::vector<Tensor> CudaEncoder::encode_batch(const std::vector<std::vector<float>>& pcm,
+                                              const std::vector<TapSink*>& sinks) {
+  const int n = static_cast<int>(pcm.size());
+  if (n < 1 || n > rs_->max_batch)
+    throw std::invalid_argument(
+        fmt::format("cuda encode_batch: {} clips, the encoder holds 1 to {} (Options::batch)", n,
+                    rs_->max_batch));
+  if (!sinks.empty() && sinks.size() != pcm.size())
+    throw std::invalid_argument(
+        fmt::format("cuda encode_batch: {} sinks for {} clips", sinks.size(), pcm.size()));
+  rs_->batch = n;
+  taps_->begin(sinks);
+  for (int b = 0; b < n; ++b) {
+    const std::vector<float> p = pad_or_trim(pcm[static_cast<std::size_t>(b)], kNSamples);
+    ck(cudaMemcpyAsync(rs_->pcm.f() + static_cast<int64_t>(b) * kNSamples, p.data(), p.size() * 4,
+                       cudaMemcpyHostToDevice, dev_.s),
+       "upload pcm");
+    cuda::log_mel(*rs_, *model_, faults_, b);
+    Tensor mel(DType::f32, {d_.n_mels, kNFrames});
+    download(rs_->mel.f() + b * rs_->mel_numel(), mel);
+    ++taps_->copies.result_copies;
+    taps_->put_host(std::string(kMel), mel, static_cast<std::size_t>(b));
+  }
+  conv_stem(*rs_, *model_, faults_.at(-1), *taps_);
+  taps_->flush();
+  for (int i = 0; i < d_.n_audio_layer; ++i) {
+    block_dev(i);
+    taps_->flush();
+  }
+  final_layer_norm(*rs_, *model_, faults_.at(-1), *taps_);
+  std::vector<Tensor> out;
+  for (int b = 0; b < n; ++b) {
+    Tensor y(DType::f32, {d_.n_audio_ctx, d_.n_audio_state});
+    download(rs_->y.f() + static_cast<int64_t>(b) * d_.n_audio_ctx * d_.n_audio_state, y);
+    ++taps_->copies.result_copies;
+    out.push_back(std::move(y));
+  }
+  taps_->flush();
+  return out;
+}
+
 nlohmann::json CudaEncoder::run_info() const {
   const bool flash = rs_->flash;
   return {{"precision", std::string(act_name(act_))},
@@ -446,6 +521,13 @@ CopyCounts copy_counts(const Encoder& enc) {
   return c->copy_counts();
 }
 
+std::vector<Tensor> encode_batch(Encoder& enc, const std::vector<std::vector<float>>& pcm,
+                                 const std::vector<TapSink*>& sinks) {
+  auto* c = dynamic_cast<CudaEncoder*>(&enc);
+  if (c == nullptr) throw std::invalid_argument("cuda::encode_batch: not a CUDA encoder");
+  return c->encode_batch(pcm, sinks);
+}
+
 std::unique_ptr<Encoder> make_encoder(std::shared_ptr<const Checkpoint> model, const Options& o) {
   if (!model) throw std::invalid_argument("cuda::make_encoder: null checkpoint");
   const ModelDims d = model->dims;
@@ -453,10 +535,11 @@ std::unique_ptr<Encoder> make_encoder(std::shared_ptr<const Checkpoint> model, c
 }
 
 Timing time_encoder(const ModelDims& dims, Precision precision, int iters, int warmup, bool graph,
-                    uint64_t seed) {
-  if (iters < 1) throw UsageError("time_encoder: iters must be >= 1");
+                    int batch, uint64_t seed) {
+  if (iters < 1 || batch < 1) throw UsageError("time_encoder: iters and batch must be >= 1");
   Options o;
   o.precision = precision;
+  o.batch = batch;
   CudaEncoder enc(dims, nullptr, o, seed);
   enc.random_mel();
   cudaStream_t s = enc.stream();
@@ -477,8 +560,9 @@ Timing time_encoder(const ModelDims& dims, Precision precision, int iters, int w
   };
   Timing r;
   r.graph = graph;
+  r.batch = batch;
   r.device = enc.device_name();
-  r.gflop = encoder_gflop(dims);
+  r.gflop = batch * encoder_gflop(dims);
   r.ms = timed(iters);
   r.median_ms = median(r.ms);
   // Graphed profile: the whole encoder again with one op kind left out; what it saves is that

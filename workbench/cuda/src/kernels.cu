@@ -118,29 +118,35 @@ __global__ void log_floor_k(float* x, int64_t n, bool db, const uint32_t* mx) {
 }
 
 // ---- stem ----
+// Clips of a batch one after the other: mel [batch][n_mels, t2], col [batch * t2, 3 n_mels];
+// h [batch * t2, c], col [batch * t1, 3 c].
 template <class T>
-__global__ void im2col1_k(const float* mel, T* col, int n_mels, int t2, int pad) {
-  const int64_t total = static_cast<int64_t>(t2) * n_mels * 3;
+__global__ void im2col1_k(const float* mel, T* col, int n_mels, int t2, int pad, int batch) {
+  const int64_t per = static_cast<int64_t>(t2) * n_mels * 3, total = per * batch;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t t = i / (n_mels * 3);
-    const int r = static_cast<int>(i % (n_mels * 3));
+    const int64_t b = i / per, j = i % per;
+    const int64_t t = j / (n_mels * 3);
+    const int r = static_cast<int>(j % (n_mels * 3));
     const int ci = r / 3, k = r % 3;
     const int64_t s = t + k - pad;
-    col[i] = from_f<T>((s >= 0 && s < t2) ? mel[static_cast<int64_t>(ci) * t2 + s] : 0.0f);
+    const float* m = mel + b * n_mels * static_cast<int64_t>(t2);
+    col[i] = from_f<T>((s >= 0 && s < t2) ? m[static_cast<int64_t>(ci) * t2 + s] : 0.0f);
   }
 }
 
 template <class T>
-__global__ void im2col2_k(const float* h, T* col, int c, int t2, int t1, int pad) {
-  const int64_t total = static_cast<int64_t>(t1) * 3 * c;
+__global__ void im2col2_k(const float* h, T* col, int c, int t2, int t1, int pad, int batch) {
+  const int64_t per = static_cast<int64_t>(t1) * 3 * c, total = per * batch;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t t = i / (3 * c);
-    const int r = static_cast<int>(i % (3 * c));
+    const int64_t b = i / per, j = i % per;
+    const int64_t t = j / (3 * c);
+    const int r = static_cast<int>(j % (3 * c));
     const int k = r / c, ci = r % c;
     const int64_t s = 2 * t + k - pad;
-    col[i] = from_f<T>((s >= 0 && s < t2) ? h[s * c + ci] : 0.0f);
+    const float* hb = h + b * t2 * static_cast<int64_t>(c);
+    col[i] = from_f<T>((s >= 0 && s < t2) ? hb[s * c + ci] : 0.0f);
   }
 }
 
@@ -196,10 +202,13 @@ __global__ void gelu_k(const float* x, float* y32, T* ya, int64_t n, bool tanh_a
   }
 }
 
-__global__ void add_k(const float* a, const float* b, float* out, int64_t n) {
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    out[i] = a[i] + b[i];
+// out[j] = a[j] + b[j % nb]: b read once per thread, added to each repeat of it in a.
+__global__ void add_k(const float* a, const float* b, float* out, int64_t n, int64_t nb) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < nb;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const float v = b[i];
+    for (int64_t j = i; j < n; j += nb) out[j] = a[j] + v;
+  }
 }
 
 template <class T>
@@ -603,19 +612,20 @@ void launch_log_mel(float* mel, int64_t n, bool db, uint32_t* scratch, cudaStrea
 }
 
 void launch_im2col_conv1(const float* mel, void* col, Act a, int n_mels, int t2, int pad,
-                         cudaStream_t s) {
-  const int64_t n = static_cast<int64_t>(t2) * n_mels * 3;
+                         cudaStream_t s, int batch) {
+  const int64_t n = static_cast<int64_t>(t2) * n_mels * 3 * batch;
   dispatch(a, [&]<class T>() {
-    im2col1_k<T><<<blocks_for(n, 256), 256, 0, s>>>(mel, static_cast<T*>(col), n_mels, t2, pad);
+    im2col1_k<T>
+        <<<blocks_for(n, 256), 256, 0, s>>>(mel, static_cast<T*>(col), n_mels, t2, pad, batch);
   });
   check_launch("im2col_conv1");
 }
 
 void launch_im2col_conv2(const float* h, void* col, Act a, int c, int t2, int t1, int pad,
-                         cudaStream_t s) {
-  const int64_t n = static_cast<int64_t>(t1) * 3 * c;
+                         cudaStream_t s, int batch) {
+  const int64_t n = static_cast<int64_t>(t1) * 3 * c * batch;
   dispatch(a, [&]<class T>() {
-    im2col2_k<T><<<blocks_for(n, 256), 256, 0, s>>>(h, static_cast<T*>(col), c, t2, t1, pad);
+    im2col2_k<T><<<blocks_for(n, 256), 256, 0, s>>>(h, static_cast<T*>(col), c, t2, t1, pad, batch);
   });
   check_launch("im2col_conv2");
 }
@@ -644,8 +654,9 @@ void launch_gelu16(void* x, Act a, int64_t n, bool tanh_approx, cudaStream_t s) 
   check_launch("gelu16");
 }
 
-void launch_add(const float* a, const float* b, float* out, int64_t n, cudaStream_t s) {
-  add_k<<<blocks_for(n, 256), 256, 0, s>>>(a, b, out, n);
+void launch_add(const float* a, const float* b, float* out, int64_t n, cudaStream_t s, int64_t nb) {
+  if (nb == 0) nb = n;
+  add_k<<<blocks_for(nb, 256), 256, 0, s>>>(a, b, out, n, nb);
   check_launch("add");
 }
 

@@ -28,12 +28,14 @@ void launch_mel_power(const float* spec, const float* filters, float* out, int n
 void launch_log_mel(float* mel, int64_t n, bool db, uint32_t* scratch, cudaStream_t s);
 
 // ---- stem ----
-// conv1 im2col: col[t, ci*3 + k] = mel[ci, t + k - pad] (0 outside), t in [0, t2).
+// conv1 im2col: col[t, ci*3 + k] = mel[ci, t + k - pad] (0 outside), t in [0, t2). batch: clips
+// one after the other (mel [batch][n_mels, t2] -> col [batch * t2, 3 n_mels]).
 void launch_im2col_conv1(const float* mel, void* col, Act a, int n_mels, int t2, int pad,
-                         cudaStream_t s);
+                         cudaStream_t s, int batch = 1);
 // conv2 im2col (stride 2): col[t, k*C + ci] = h[2t + k - pad, ci] (0 outside), t in [0, t1).
+// batch: h [batch * t2, C] -> col [batch * t1, 3C].
 void launch_im2col_conv2(const float* h, void* col, Act a, int c, int t2, int t1, int pad,
-                         cudaStream_t s);
+                         cudaStream_t s, int batch = 1);
 
 // ---- elementwise ----
 // y = GELU(x) (exact erf, or the tanh approximation for the gelu-tanh fault); writes y_f32
@@ -42,7 +44,9 @@ void launch_gelu(const float* x, float* y_f32, void* y_act, Act a, int64_t n, bo
                  cudaStream_t s);
 // In place on 16-bit values of type `a` (bf16/f16), n % 8 == 0; computed in float32.
 void launch_gelu16(void* x, Act a, int64_t n, bool tanh_approx, cudaStream_t s);
-void launch_add(const float* a, const float* b, float* out, int64_t n, cudaStream_t s);
+// out[i] = a[i] + b[i % nb] (nb 0: n; the positions added to each clip of a batch: nb = T C).
+void launch_add(const float* a, const float* b, float* out, int64_t n, cudaStream_t s,
+                int64_t nb = 0);
 void launch_convert(const float* x, void* y, Act a, int64_t n, cudaStream_t s);
 void launch_to_f32(const void* x, Act a, float* y, int64_t n, cudaStream_t s);
 

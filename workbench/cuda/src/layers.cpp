@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <stdexcept>
 #include <string_view>
 #include <utility>
 
@@ -13,27 +15,31 @@
 namespace wb::cuda {
 
 RunState::RunState(const ModelDims& dims, Act gemm_act, cudaStream_t stream,
-                   std::unique_ptr<Gemm> gemms)
-    : d(dims), act(gemm_act), s(stream), gemm(std::move(gemms)) {
+                   std::unique_ptr<Gemm> gemms, int clips)
+    : d(dims), act(gemm_act), s(stream), gemm(std::move(gemms)), max_batch(clips) {
+  if (max_batch < 1)
+    throw std::invalid_argument(fmt::format("cuda: batch {} (must be >= 1)", max_batch));
   flash = act != Act::f32 && d.n_audio_state == 64 * d.n_audio_head;
   const int64_t c = d.n_audio_state, t = d.n_audio_ctx, t2 = 2 * t, nm = d.n_mels;
+  const int64_t nb = max_batch, bt = nb * t;
   const int as = act_size(act);
-  pcm = Buf(kNSamples * 4);
+  pcm = Buf(static_cast<std::size_t>(nb * kNSamples) * 4);
   frames = Buf(static_cast<std::size_t>(kNFrames) * kNFft * 4);
   spec = Buf(static_cast<std::size_t>(kNFrames) * (kNFft / 2 + 1) * 8);
-  mel = Buf(static_cast<std::size_t>(nm * t2) * 4);
+  mel = Buf(static_cast<std::size_t>(nb * nm * t2) * 4);
   scratch = Buf(64);
-  col = Buf(static_cast<std::size_t>(std::max(t2 * nm * 3, t * 3 * c) * as));
-  h1 = Buf(static_cast<std::size_t>(t2 * c) * 4);
-  x = Buf(static_cast<std::size_t>(t * c) * 4);
-  y = Buf(static_cast<std::size_t>(t * c) * 4);
-  a = Buf(static_cast<std::size_t>(t * c) * 4);
-  ln32 = Buf(static_cast<std::size_t>(t * c) * 4);
-  lnact = Buf(static_cast<std::size_t>(t * c) * as);
-  qkv = Buf(static_cast<std::size_t>(t * 3 * c) * 4);
-  // 16-bit q | k | v for the tensor-core attention: rows padded to whole tiles, kept zero.
+  col = Buf(static_cast<std::size_t>(nb * std::max(t2 * nm * 3, t * 3 * c) * as));
+  h1 = Buf(static_cast<std::size_t>(nb * t2 * c) * 4);
+  x = Buf(static_cast<std::size_t>(bt * c) * 4);
+  y = Buf(static_cast<std::size_t>(bt * c) * 4);
+  a = Buf(static_cast<std::size_t>(bt * c) * 4);
+  ln32 = Buf(static_cast<std::size_t>(bt * c) * 4);
+  lnact = Buf(static_cast<std::size_t>(bt * c) * as);
+  qkv = Buf(static_cast<std::size_t>(bt * 3 * c) * 4);
+  // 16-bit q | k | v for the tensor-core attention: each clip's rows padded to whole tiles, the
+  // padding kept zero.
   if (flash) {
-    const std::size_t bytes = static_cast<std::size_t>(flash_rows(d.n_audio_ctx)) * 3 * c * 2;
+    const std::size_t bytes = static_cast<std::size_t>(nb * flash_rows(d.n_audio_ctx)) * 3 * c * 2;
     qkv16 = Buf(bytes);
     ck(cudaMemset(qkv16.get(), 0, bytes), "memset");
     flash_ws = Buf(flash_workspace_bytes(d.n_audio_ctx, d.n_audio_state));
@@ -41,9 +47,9 @@ RunState::RunState(const ModelDims& dims, Act gemm_act, cudaStream_t stream,
   }
   fc1_16_direct = act != Act::f32 && (4 * c) % 8 == 0 &&
                   gemm->supported(d.n_audio_ctx, 4 * d.n_audio_state, d.n_audio_state, true, act);
-  o = Buf(static_cast<std::size_t>(t * c) * as);
-  f = Buf(static_cast<std::size_t>(t * 4 * c) * 4);
-  g = Buf(static_cast<std::size_t>(t * 4 * c) * as);
+  o = Buf(static_cast<std::size_t>(bt * c) * as);
+  f = Buf(static_cast<std::size_t>(bt * 4 * c) * 4);
+  g = Buf(static_cast<std::size_t>(bt * 4 * c) * as);
   int n = kNFft;
   ck(cufftPlanMany(&fft, 1, &n, nullptr, 1, kNFft, nullptr, 1, kNFft / 2 + 1, CUFFT_R2C, kNFrames),
      "plan");
@@ -63,120 +69,172 @@ void gemm(RunState& rs, Observer& obs, const void* x, const void* w, const void*
   obs.mark("gemm");
 }
 
+// Clip b's block of a buffer whose clips are `stride` elements of `bytes` bytes apart.
+void* clip_at(void* p, int b, int64_t stride, int bytes) {
+  return static_cast<char*>(p) + b * stride * bytes;
+}
+const void* clip_at(const void* p, int b, int64_t stride, int bytes) {
+  return static_cast<const char*>(p) + b * stride * bytes;
+}
+
+// The same GEMM on each clip of the run, M = T each, one strided-batched call: X_b at
+// x + b x_stride, Y_b at y + b y_stride (elements); one clip: gemm() above. No residual.
+// $WB_CUDA_QKV_GEMM=per-clip: one GEMM a clip instead (timing comparisons).
+void gemm_clips(RunState& rs, Observer& obs, const void* x, int64_t x_stride, const void* w,
+                const void* bias, void* y, int64_t y_stride, int m, int n, int k, Act out) {
+  static const bool per_clip = [] {
+    const char* e = std::getenv("WB_CUDA_QKV_GEMM");
+    return e != nullptr && std::string(e) == "per-clip";
+  }();
+  if (obs.skipped("gemm"))
+    ;
+  else if (per_clip)
+    for (int b = 0; b < rs.batch; ++b)
+      rs.gemm->run(clip_at(x, b, x_stride, act_size(rs.act)), w, bias, nullptr,
+                   clip_at(y, b, y_stride, act_size(out)), m, n, k, out);
+  else
+    rs.gemm->run_batched(x, x_stride, w, bias, y, y_stride, m, n, k, rs.batch, out);
+  obs.mark("gemm");
+}
+
 // LN(x) -> rs.lnact (GEMM input); the float32 values go to the tap when it is wanted. eps and
 // the ln-fp16 fault's float16 statistics as f says (wb/core/numerics.h).
 void layer_norm(RunState& rs, const float* x, const LnW& w, const Faults& f, Observer& obs,
                 const std::string& name) {
-  const int c = rs.d.n_audio_state, t = rs.d.n_audio_ctx;
+  const int c = rs.d.n_audio_state, t = rs.d.n_audio_ctx, rows = rs.rows();
   const float eps = f.ln_eps.value_or(kLayerNormEps);
   const bool want = obs.wanted(name);
   float* y32 = rs.act == Act::f32 ? nullptr : (want ? rs.ln32.f() : nullptr);
   if (obs.skipped("layer_norm"))
     ;
   else if (f.ln_fp16)
-    launch_layer_norm_f16_stats(x, w.g.f(), w.b.f(), y32, rs.lnact.get(), rs.act, t, c, eps, rs.s);
+    launch_layer_norm_f16_stats(x, w.g.f(), w.b.f(), y32, rs.lnact.get(), rs.act, rows, c, eps,
+                                rs.s);
   else
-    launch_layer_norm(x, w.g.f(), w.b.f(), y32, rs.lnact.get(), rs.act, t, c, eps, rs.s);
+    launch_layer_norm(x, w.g.f(), w.b.f(), y32, rs.lnact.get(), rs.act, rows, c, eps, rs.s);
   obs.mark("layer_norm");
   if (want) obs.tap(name, rs.act == Act::f32 ? rs.lnact.f() : rs.ln32.f(), t, c);
 }
 
 }  // namespace
 
-void log_mel(RunState& rs, const Model& m, const Faults& f) {
+void log_mel(RunState& rs, const Model& m, const Faults& f, int clip) {
+  float* mel = rs.mel.f() + clip * rs.mel_numel();
   // Fault stft-keep-last-frame: frames 1..3000 instead of 0..2999; stft-no-reflect: zeros.
-  launch_frame_window(rs.pcm.f(), kNSamples, m.window.f(), rs.frames.f(), kNFrames, kNFft, kHop,
-                      f.stft_keep_last ? 1 : 0, !f.stft_no_reflect, rs.s);
+  launch_frame_window(rs.pcm.f() + static_cast<int64_t>(clip) * kNSamples, kNSamples, m.window.f(),
+                      rs.frames.f(), kNFrames, kNFft, kHop, f.stft_keep_last ? 1 : 0,
+                      !f.stft_no_reflect, rs.s);
   ck(cufftExecR2C(rs.fft, rs.frames.f(), static_cast<cufftComplex*>(rs.spec.get())), "R2C");
-  launch_mel_power(rs.spec.f(), m.filters.f(), rs.mel.f(), rs.d.n_mels, kNFrames, kNFft / 2 + 1,
-                   rs.s);
-  launch_log_mel(rs.mel.f(), rs.mel_numel(), f.mel_db, static_cast<uint32_t*>(rs.scratch.get()),
-                 rs.s);
+  launch_mel_power(rs.spec.f(), m.filters.f(), mel, rs.d.n_mels, kNFrames, kNFft / 2 + 1, rs.s);
+  launch_log_mel(mel, rs.mel_numel(), f.mel_db, static_cast<uint32_t*>(rs.scratch.get()), rs.s);
 }
 
 void conv_stem(RunState& rs, const Model& m, const Faults& f, Observer& obs) {
   const int c = rs.d.n_audio_state, nm = rs.d.n_mels, t = rs.d.n_audio_ctx, t2 = 2 * t;
+  const int nb = rs.batch, bt = rs.rows();
   const int pad = f.conv_pad;
   const bool tanh = f.gelu_tanh;
-  // conv1 (k3, s1, p1): im2col [2T, 3 n_mels] x W1^T + b1, GELU
-  launch_im2col_conv1(rs.mel.f(), rs.col.get(), rs.act, nm, t2, pad, rs.s);
+  // conv1 (k3, s1, p1): im2col [B 2T, 3 n_mels] x W1^T + b1, GELU
+  launch_im2col_conv1(rs.mel.f(), rs.col.get(), rs.act, nm, t2, pad, rs.s, nb);
   obs.mark("im2col");
-  gemm(rs, obs, rs.col.get(), m.conv1.get(), m.conv1_b.f(), nullptr, rs.h1.f(), t2, c, nm * 3);
-  launch_gelu(rs.h1.f(), rs.h1.f(), nullptr, Act::f32, static_cast<int64_t>(t2) * c, tanh, rs.s);
+  gemm(rs, obs, rs.col.get(), m.conv1.get(), m.conv1_b.f(), nullptr, rs.h1.f(), nb * t2, c, nm * 3);
+  launch_gelu(rs.h1.f(), rs.h1.f(), nullptr, Act::f32, static_cast<int64_t>(nb) * t2 * c, tanh,
+              rs.s);
   obs.mark("gelu");
   obs.tap(std::string(kConv1), rs.h1.f(), t2, c);
-  // conv2 (k3, s2, p1): im2col [T, 3C] x W2^T + b2, GELU, + positions
-  launch_im2col_conv2(rs.h1.f(), rs.col.get(), rs.act, c, t2, t, pad, rs.s);
+  // conv2 (k3, s2, p1): im2col [B T, 3C] x W2^T + b2, GELU, + positions (each clip's)
+  launch_im2col_conv2(rs.h1.f(), rs.col.get(), rs.act, c, t2, t, pad, rs.s, nb);
   obs.mark("im2col");
-  gemm(rs, obs, rs.col.get(), m.conv2.get(), m.conv2_b.f(), nullptr, rs.x.f(), t, c, 3 * c);
-  launch_gelu(rs.x.f(), rs.x.f(), nullptr, Act::f32, static_cast<int64_t>(t) * c, tanh, rs.s);
+  gemm(rs, obs, rs.col.get(), m.conv2.get(), m.conv2_b.f(), nullptr, rs.x.f(), bt, c, 3 * c);
+  launch_gelu(rs.x.f(), rs.x.f(), nullptr, Act::f32, static_cast<int64_t>(bt) * c, tanh, rs.s);
   obs.mark("gelu");
   obs.tap(std::string(kConv2), rs.x.f(), t, c);
   // Fault no-pos-embed: x reported unchanged under encoder.pos_embed.
-  if (!f.no_pos_embed) launch_add(rs.x.f(), m.pos.f(), rs.x.f(), static_cast<int64_t>(t) * c, rs.s);
+  if (!f.no_pos_embed)
+    launch_add(rs.x.f(), m.pos.f(), rs.x.f(), static_cast<int64_t>(bt) * c, rs.s,
+               static_cast<int64_t>(t) * c);
   obs.mark("add");
   obs.tap(std::string(kPosEmbed), rs.x.f(), t, c);
 }
 
 void attention_layer(RunState& rs, const Model& m, const Faults& f, int i, Observer& obs) {
   const int c = rs.d.n_audio_state, t = rs.d.n_audio_ctx, heads = rs.d.n_audio_head;
+  const int nb = rs.batch, bt = rs.rows();
+  const int64_t tc3 = static_cast<int64_t>(t) * 3 * c;  // one clip's q | k | v elements
+  const int64_t rows16 = flash_rows(t) * static_cast<int64_t>(3) * c;  // ... in qkv16
+  const int as = act_size(rs.act);
   const BlockW& b = m.blocks[static_cast<std::size_t>(i)];
   auto tn = [i](std::string_view part) { return block_tap(TapSide::encoder, i, part); };
   // attn_ln
   layer_norm(rs, rs.x.f(), b.attn_ln, f, obs, tn("attn_ln"));
-  // q | k | v = h Wqkv^T + [bq, 0, bv]   [T, 3C]: float32, or straight into the 16-bit buffer
+  // q | k | v = h Wqkv^T + [bq, 0, bv]   [B T, 3C]: float32, or straight into the 16-bit buffer
   // of the tensor-core attention when no q/k/v tap is wanted
   const char* names[3] = {"attn.q", "attn.k", "attn.v"};
   bool want_qkv = false;
   for (const char* n : names) want_qkv = want_qkv || obs.wanted(tn(n));
-  if (rs.flash && rs.qkv16_direct) {
-    // taps show the 16-bit values the attention reads
-    gemm(rs, obs, rs.lnact.get(), b.qkv.get(), b.qkv_b16.get(), nullptr, rs.qkv16.get(), t, 3 * c,
-         c, rs.act);
+  const bool direct =
+      rs.flash && rs.qkv16_direct &&
+      (nb == 1 || rs.gemm->supported(GemmShape{t, 3 * c, c, true, rs.act, nb,
+                                               static_cast<int64_t>(t) * c, rows16}));
+  if (direct) {
+    // Each clip's rows into its block of the attention's padded layout ([B][flash_rows(T), 3C]):
+    // one strided-batched GEMM, M = T a clip (rather than B GEMMs, or one of M = B T and a
+    // padded copy after it: an extra pass over B T 3C 16-bit values each way). Taps show the
+    // 16-bit values the attention reads.
+    gemm_clips(rs, obs, rs.lnact.get(), static_cast<int64_t>(t) * c, b.qkv.get(), b.qkv_b16.get(),
+               rs.qkv16.get(), rows16, t, 3 * c, c, rs.act);
     if (want_qkv) {
-      launch_to_f32(rs.qkv16.get(), rs.act, rs.qkv.f(), static_cast<int64_t>(t) * 3 * c, rs.s);
+      for (int k = 0; k < nb; ++k)
+        launch_to_f32(clip_at(rs.qkv16.get(), k, rows16, 2), rs.act, rs.qkv.f() + k * tc3, tc3,
+                      rs.s);
       for (int j = 0; j < 3; ++j) obs.tap(tn(names[j]), rs.qkv.f() + j * c, t, c, 3 * c);
     }
   } else {
-    gemm(rs, obs, rs.lnact.get(), b.qkv.get(), b.qkv_b.f(), nullptr, rs.qkv.f(), t, 3 * c, c);
+    gemm(rs, obs, rs.lnact.get(), b.qkv.get(), b.qkv_b.f(), nullptr, rs.qkv.f(), bt, 3 * c, c);
     for (int j = 0; j < 3; ++j) obs.tap(tn(names[j]), rs.qkv.f() + j * c, t, c, 3 * c);
     if (rs.flash) {
-      launch_convert(rs.qkv.f(), rs.qkv16.get(), rs.act, static_cast<int64_t>(t) * 3 * c, rs.s);
+      for (int k = 0; k < nb; ++k)
+        launch_convert(rs.qkv.f() + k * tc3, clip_at(rs.qkv16.get(), k, rows16, 2), rs.act, tc3,
+                       rs.s);
       obs.mark("convert");
     }
   }
   // softmax(q k^T * s^2) v with s = d_head^-0.25 applied to q and k each (Whisper), and the
-  // attn-scale fault's change of it: wb/core/numerics.h.
+  // attn-scale fault's change of it: wb/core/numerics.h. The tensor-core kernels take the clips
+  // in one launch; the float32 one goes clip by clip.
   const float alpha = attention_logit_scale(c / heads, f.attn_scale);
   if (obs.skipped("attention"))
     ;
   else if (rs.flash)
     launch_flash_attention(rs.qkv16.get(), rs.o.get(), rs.act, t, c, heads, alpha, rs.flash_ws.f(),
-                           rs.s);
+                           rs.s, nb);
   else
-    launch_attention(rs.qkv.f(), rs.o.get(), rs.act, t, c, heads, alpha, rs.act != Act::f32, rs.s);
+    for (int k = 0; k < nb; ++k)
+      launch_attention(rs.qkv.f() + k * tc3,
+                       clip_at(rs.o.get(), k, static_cast<int64_t>(t) * c, as), rs.act, t, c, heads,
+                       alpha, rs.act != Act::f32, rs.s);
   obs.mark("attention");
   // y = x + (o Wo^T + bo), the residual in the GEMM's epilogue. The attn.out tap is a second
   // GEMM without the residual, so that selecting it leaves y as it is without taps.
-  gemm(rs, obs, rs.o.get(), b.out.get(), b.out_b.f(), rs.x.f(), rs.y.f(), t, c, c);
+  gemm(rs, obs, rs.o.get(), b.out.get(), b.out_b.f(), rs.x.f(), rs.y.f(), bt, c, c);
   if (obs.wanted(tn("attn.out"))) {
-    gemm(rs, obs, rs.o.get(), b.out.get(), b.out_b.f(), nullptr, rs.a.f(), t, c, c);
+    gemm(rs, obs, rs.o.get(), b.out.get(), b.out_b.f(), nullptr, rs.a.f(), bt, c, c);
     obs.tap(tn("attn.out"), rs.a.f(), t, c);
   }
   obs.tap(tn("resid_attn"), rs.y.f(), t, c);
 }
 
 void mlp_layer(RunState& rs, const Model& m, const Faults& f, int i, Observer& obs) {
-  const int c = rs.d.n_audio_state, t = rs.d.n_audio_ctx, c4 = 4 * c;
-  const int64_t n4 = static_cast<int64_t>(t) * c4;
+  const int c = rs.d.n_audio_state, t = rs.d.n_audio_ctx, c4 = 4 * c, bt = rs.rows();
+  const int64_t n4 = static_cast<int64_t>(bt) * c4;
   const BlockW& b = m.blocks[static_cast<std::size_t>(i)];
   auto tn = [i](std::string_view part) { return block_tap(TapSide::encoder, i, part); };
   // mlp_ln, fc1 + bias (epilogue), exact GELU (own kernel: cuBLASLt's GELU is tanh)
   layer_norm(rs, rs.y.f(), b.mlp_ln, f, obs, tn("mlp_ln"));
-  if (rs.fc1_16_direct) {
+  if (rs.fc1_16_direct && (rs.batch == 1 || rs.gemm->supported(bt, c4, c, true, rs.act))) {
     // Reduced modes: fc1 writes 16-bit pre-activations (float32 accumulation), GELU in place;
     // taps show those 16-bit values, so observing changes nothing.
-    gemm(rs, obs, rs.lnact.get(), b.fc1.get(), b.fc1_b16.get(), nullptr, rs.g.get(), t, c4, c,
+    gemm(rs, obs, rs.lnact.get(), b.fc1.get(), b.fc1_b16.get(), nullptr, rs.g.get(), bt, c4, c,
          rs.act);
     if (obs.wanted(tn("mlp.fc1"))) {
       launch_to_f32(rs.g.get(), rs.act, rs.f.f(), n4, rs.s);
@@ -189,7 +247,7 @@ void mlp_layer(RunState& rs, const Model& m, const Faults& f, int i, Observer& o
       obs.tap(tn("mlp.gelu"), rs.f.f(), t, c4);
     }
   } else {
-    gemm(rs, obs, rs.lnact.get(), b.fc1.get(), b.fc1_b.f(), nullptr, rs.f.f(), t, c4, c);
+    gemm(rs, obs, rs.lnact.get(), b.fc1.get(), b.fc1_b.f(), nullptr, rs.f.f(), bt, c4, c);
     obs.tap(tn("mlp.fc1"), rs.f.f(), t, c4);
     const bool want_gelu = obs.wanted(tn("mlp.gelu"));
     if (rs.act == Act::f32) {
@@ -205,27 +263,27 @@ void mlp_layer(RunState& rs, const Model& m, const Faults& f, int i, Observer& o
   }
   const void* g = rs.act == Act::f32 ? rs.f.get() : rs.g.get();
   // x = y + (g W2^T + b2), likewise (the mlp.fc2 tap a second GEMM)
-  gemm(rs, obs, g, b.fc2.get(), b.fc2_b.f(), rs.y.f(), rs.x.f(), t, c, c4);
+  gemm(rs, obs, g, b.fc2.get(), b.fc2_b.f(), rs.y.f(), rs.x.f(), bt, c, c4);
   if (obs.wanted(tn("mlp.fc2"))) {
-    gemm(rs, obs, g, b.fc2.get(), b.fc2_b.f(), nullptr, rs.a.f(), t, c, c4);
+    gemm(rs, obs, g, b.fc2.get(), b.fc2_b.f(), nullptr, rs.a.f(), bt, c, c4);
     obs.tap(tn("mlp.fc2"), rs.a.f(), t, c);
   }
   obs.tap(tn("out"), rs.x.f(), t, c);
 }
 
 void final_layer_norm(RunState& rs, const Model& m, const Faults& f, Observer& obs) {
-  const int c = rs.d.n_audio_state, t = rs.d.n_audio_ctx;
+  const int c = rs.d.n_audio_state, t = rs.d.n_audio_ctx, bt = rs.rows();
   const float eps = f.ln_eps.value_or(kLayerNormEps);
   if (f.no_ln_post)  // fault: the output is the last block's, unnormalised
-    ck(cudaMemcpyAsync(rs.y.get(), rs.x.get(), static_cast<std::size_t>(t) * c * 4,
+    ck(cudaMemcpyAsync(rs.y.get(), rs.x.get(), static_cast<std::size_t>(bt) * c * 4,
                        cudaMemcpyDeviceToDevice, rs.s),
        "copy");
   else if (f.ln_fp16)  // as the CPU candidate: an unlimited ln-fp16 reaches ln_post too
     launch_layer_norm_f16_stats(rs.x.f(), m.ln_post.g.f(), m.ln_post.b.f(), rs.y.f(), nullptr,
-                                Act::f32, t, c, eps, rs.s);
+                                Act::f32, bt, c, eps, rs.s);
   else
-    launch_layer_norm(rs.x.f(), m.ln_post.g.f(), m.ln_post.b.f(), rs.y.f(), nullptr, Act::f32, t, c,
-                      eps, rs.s);
+    launch_layer_norm(rs.x.f(), m.ln_post.g.f(), m.ln_post.b.f(), rs.y.f(), nullptr, Act::f32, bt,
+                      c, eps, rs.s);
   obs.mark("layer_norm");
   obs.tap(std::string(kLnPost), rs.y.f(), t, c);
 }

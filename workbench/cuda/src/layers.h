@@ -1,7 +1,9 @@
 // CUDA candidate layers (kernels -> layers -> the seam, as in the CPU candidate): the log-mel
 // front end, the conv stem, the attention half and the MLP half of a block, ln_post. Each reads
 // the immutable Model, works in the per-run RunState's device buffers on its stream, and reports
-// its taps to an Observer (the seam stages them to the host). Activations are [T, C] row-major.
+// its taps to an Observer (the seam stages them to the host). Activations are [T, C] row-major;
+// a run over B clips keeps them one after the other ([B T, C]), and every row-wise op and GEMM
+// runs once over all B T rows.
 #pragma once
 #include <cufft.h>
 
@@ -23,8 +25,9 @@ class Observer {
  public:
   virtual ~Observer() = default;
   virtual bool wanted(const std::string& name) const = 0;
-  // A [rows, cols] float32 tap at `dev` (row stride ld; 0: cols), read before the next op that
-  // overwrites it is enqueued. Does nothing when the tap is not wanted.
+  // A [rows, cols] float32 tap of each clip of the run at `dev` (row stride ld; 0: cols): clip
+  // b's rows start at dev + b rows ld. Read before the next op that overwrites it is enqueued.
+  // Does nothing when the tap is not wanted.
   virtual void tap(const std::string& name, const float* dev, int64_t rows, int64_t cols,
                    int64_t ld = 0) = 0;
   virtual void mark(const char* op) = 0;
@@ -33,11 +36,12 @@ class Observer {
   virtual bool skipped(const char* /*op*/) const { return false; }
 };
 
-// Per-run device state, separate from the model: buffers sized for the dims, the stream the
-// layers enqueue on, the GEMM plans (made by the caller, before the weights are loaded), the FFT
-// plan and which 16-bit paths are taken.
+// Per-run device state, separate from the model: buffers sized for the dims and up to max_batch
+// clips, the stream the layers enqueue on, the GEMM plans (made by the caller, before the weights
+// are loaded), the FFT plan and which 16-bit paths are taken.
 struct RunState {
-  RunState(const ModelDims& d, Act act, cudaStream_t s, std::unique_ptr<Gemm> gemm);
+  RunState(const ModelDims& d, Act act, cudaStream_t s, std::unique_ptr<Gemm> gemm,
+           int max_batch = 1);
   ~RunState();
   RunState(const RunState&) = delete;
   RunState& operator=(const RunState&) = delete;
@@ -47,25 +51,31 @@ struct RunState {
   cudaStream_t s;
   std::unique_ptr<Gemm> gemm;
   cufftHandle fft = 0;
-  // pcm [N_SAMPLES], frames [N_FRAMES, N_FFT], spec [N_FRAMES, N_FFT/2 + 1] complex,
-  // mel [n_mels, 2T]; col: im2col of either conv (GEMM input type); h1 [2T, C] conv1's output;
-  // x, y [T, C] the residual stream (x -> y -> x through a block); a [T, C] a GEMM's output
-  // without the residual (attn.out, mlp.fc2 taps); ln32 / lnact [T, C] a layer norm's output
-  // (float32 for taps / GEMM input type); qkv [T, 3C] float32; o [T, C] attention output (GEMM
-  // input type); f [T, 4C] float32 fc1 / GELU; g [T, 4C] GELU output in the GEMM input type.
+  int max_batch = 1;  // clips the buffers hold
+  int batch = 1;      // clips the layers run over now (1..max_batch), set by the caller
+  // Per clip, the clips one after the other (B = max_batch): pcm [B][N_SAMPLES], frames
+  // [N_FRAMES, N_FFT] and spec [N_FRAMES, N_FFT/2 + 1] complex (one clip at a time), mel
+  // [B][n_mels, 2T]; col: im2col of either conv (GEMM input type); h1 [B 2T, C] conv1's output;
+  // x, y [B T, C] the residual stream (x -> y -> x through a block); a [B T, C] a GEMM's output
+  // without the residual (attn.out, mlp.fc2 taps); ln32 / lnact [B T, C] a layer norm's output
+  // (float32 for taps / GEMM input type); qkv [B T, 3C] float32; o [B T, C] attention output
+  // (GEMM input type); f [B T, 4C] float32 fc1 / GELU; g [B T, 4C] GELU output in the GEMM
+  // input type.
   Buf pcm, frames, spec, mel, scratch, col, h1, x, y, a, ln32, lnact, qkv, o, f, g;
-  Buf flash_ws;                // partial O, m, l of the key-split attention
-  Buf qkv16;                   // [flash_rows(T), 3C] 16-bit, for the tensor-core attention
+  Buf flash_ws;                // partial O, m, l of the key-split attention (one clip)
+  Buf qkv16;                   // [B][flash_rows(T), 3C] 16-bit, for the tensor-core attention
   bool flash = false;          // reduced precision and d_head 64: tensor-core attention
   bool qkv16_direct = false;   // the qkv GEMM writes the 16-bit q | k | v itself
   bool fc1_16_direct = false;  // fc1 writes 16-bit pre-activations, GELU in place on them
 
   int64_t mel_numel() const { return static_cast<int64_t>(d.n_mels) * 2 * d.n_audio_ctx; }
+  int rows() const { return batch * d.n_audio_ctx; }  // B T: the rows of a row-wise op
 };
 
-// pcm (N_SAMPLES on the device) -> mel [n_mels, 2T]: Hann-windowed frames, cuFFT R2C, mel power,
-// log10 and Whisper's clamp (faults stft-keep-last-frame, stft-no-reflect, mel-db).
-void log_mel(RunState& rs, const Model& m, const Faults& f);
+// Clip `clip`'s pcm (N_SAMPLES on the device) -> its mel [n_mels, 2T]: Hann-windowed frames,
+// cuFFT R2C, mel power, log10 and Whisper's clamp (faults stft-keep-last-frame, stft-no-reflect,
+// mel-db).
+void log_mel(RunState& rs, const Model& m, const Faults& f, int clip = 0);
 
 // conv1 (k3 s1) + GELU, conv2 (k3 s2) + GELU, + positions: mel -> x. f: faults.at(-1).
 // Taps encoder.conv1, encoder.conv2, encoder.pos_embed.

@@ -3,8 +3,10 @@
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
+#include <array>
 #include <cmath>
 #include <cstdio>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -460,6 +462,159 @@ TEST_CASE(
   // each precision's GEMM input type, named as the precision
   for (wb::Precision p : {wb::Precision::float32, wb::Precision::bfloat16, wb::Precision::float16})
     CHECK(wb::cuda::act_name(wb::cuda::act_of(p)) == wb::to_string(p));
+}
+
+// Clip b of a batch test: a different tone mixture, amplitude and length per clip, so that a
+// clip index mixed up anywhere (mel, positions, attention, the qkv layout) shows.
+std::vector<float> clip_pcm(int b) {
+  std::vector<float> pcm(static_cast<std::size_t>(16000 * (2 + 3 * b)));
+  const float f1 = 0.05f + 0.03f * b, f2 = 0.6f + 0.25f * b, amp = 0.2f + 0.15f * b;
+  for (std::size_t i = 0; i < pcm.size(); ++i)
+    pcm[i] = amp * std::sin(f1 * static_cast<float>(i)) + 0.05f * std::sin(f2 * i);
+  return pcm;
+}
+
+// The GEMMs of one encoder run over `clips` clips (as layers.cpp issues them), with the
+// algorithm each is pinned to: a run of B clips and one of a single clip round the same way
+// only where every pair is the same algorithm.
+std::vector<std::array<uint64_t, 8>> encoder_gemm_algorithms(const wb::ModelDims& d, Act a,
+                                                             int clips) {
+  wb::cuda::Gemm g(a, nullptr);
+  const int t = d.n_audio_ctx, c = d.n_audio_state, bt = clips * t;
+  const bool flash = a != Act::f32 && c == 64 * d.n_audio_head;
+  using wb::cuda::GemmShape;
+  std::vector<GemmShape> shapes = {{2 * bt, c, 3 * d.n_mels, true},
+                                   {bt, c, 3 * c, true},
+                                   {bt, c, c, true},
+                                   {bt, c, 4 * c, true}};
+  const GemmShape qkv16{t, 3 * c, c, true, a};
+  if (flash && g.supported(qkv16)) {
+    GemmShape q = qkv16;
+    if (clips > 1) {
+      q.batch = clips;
+      q.x_stride = static_cast<int64_t>(t) * c;
+      q.y_stride = static_cast<int64_t>(wb::cuda::flash_rows(t)) * 3 * c;
+    }
+    shapes.push_back(q);
+  } else {
+    shapes.push_back({bt, 3 * c, c, true});
+  }
+  const GemmShape fc1_16{bt, 4 * c, c, true, a};
+  shapes.push_back(a != Act::f32 && g.supported(fc1_16) ? fc1_16 : GemmShape{bt, 4 * c, c, true});
+  std::vector<std::array<uint64_t, 8>> out;
+  for (const GemmShape& s : shapes) out.push_back(g.algorithm(s));
+  return out;
+}
+
+// rel L2 of got against want, NaN and Inf counted first (STYLE.md 7), without an assertion per
+// element (taps of [T, 4C] values).
+double rel_l2_tap(const std::vector<float>& got, const std::vector<float>& want) {
+  int64_t nan = 0, inf = 0;
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    nan += std::isnan(got[i]);
+    inf += std::isinf(got[i]);
+    const double d = static_cast<double>(got[i]) - want[i];
+    num += d * d;
+    den += static_cast<double>(want[i]) * want[i];
+  }
+  CHECK(nan == 0);
+  CHECK(inf == 0);
+  return std::sqrt(num / std::max(den, 1e-300));
+}
+
+// A batch of 3 clips through encode_batch against each clip run alone through the seam, tiny dims
+// (d_head 64: bfloat16 takes the tensor-core attention, one launch for the clips), random weights.
+// Bit-identical where the same GEMM algorithms and the same attention path run. Otherwise the
+// two differ by round-off alone, bounded per tap as follows (printed with the measured value):
+//  - float32: the same products summed in another order by another GEMM kernel: a dot product of
+//    length K differs by about eps32 sqrt(K) relative; over the run's 4L + 2 GEMMs, adding up
+//    (not in quadrature: an upper estimate), rel L2 <= eps32 sqrt(4C) (4L + 2).
+//  - bfloat16: such a float32 difference flips the rounding of some values to bfloat16, and the
+//    flipped roundings propagate as bfloat16 round-off does. The two runs can then be no further
+//    apart than two runs with independent round-off: sqrt(2) x the clip's own bfloat16 error
+//    (its bfloat16 tap against its float32 tap, both alone). The attention also differs at tiny
+//    dims: one clip's grid is under one block per SM and splits the keys (float32 partial sums
+//    combined), a batch does not: a reordering of the same kind.
+TEST_CASE("encoder batch: each clip of a batch run as that clip alone (block outputs, ln_post)") {
+  const wb::ModelDims d = wb::ModelDims::preset("tiny");
+  constexpr int kB = 3;
+  constexpr uint64_t kModelSeed = 7;
+  auto model = std::make_shared<const wb::Checkpoint>(wb::random_checkpoint(d, kModelSeed));
+  std::vector<std::vector<float>> pcm;
+  for (int b = 0; b < kB; ++b) pcm.push_back(clip_pcm(b));
+  const std::string sel =
+      "mel,encoder.pos_embed,encoder.blocks.*.attn.k,encoder.blocks.*.out,encoder.ln_post";
+  const double eps32 = 1.2e-7;
+  const int n_gemm = 4 * d.n_audio_layer + 2;
+  const double tol32 = eps32 * std::sqrt(4.0 * d.n_audio_state) * n_gemm;
+  std::vector<std::unique_ptr<Keep>> f32_one;  // the float32 runs of each clip alone
+  for (const char* precision : {"float32", "bfloat16"}) {
+    wb::cuda::Options o;
+    o.precision = wb::parse_precision(precision);
+    o.batch = kB;
+    const Act a = wb::cuda::act_of(o.precision);
+    auto enc = wb::cuda::make_encoder(model, o);
+    std::vector<std::unique_ptr<Keep>> one, all, again;
+    std::vector<wb::TapSink*> sinks, sinks_again;
+    for (int b = 0; b < kB; ++b) {
+      one.push_back(std::make_unique<Keep>(sel));
+      all.push_back(std::make_unique<Keep>(sel));
+      again.push_back(std::make_unique<Keep>(sel));
+      sinks.push_back(all.back().get());
+      sinks_again.push_back(again.back().get());
+      const wb::Tensor mel = enc->log_mel(pcm[static_cast<std::size_t>(b)], one.back().get());
+      wb::run_encoder(*enc, mel, one.back().get());
+    }
+    const auto ys = wb::cuda::encode_batch(*enc, pcm, sinks);
+    wb::cuda::encode_batch(*enc, pcm, sinks_again);
+    // one clip through encode_batch: the plans of a single clip, so the seam's bits
+    Keep first(sel);
+    wb::cuda::encode_batch(*enc, {pcm[0]}, {&first});
+    REQUIRE(first.names == one[0]->names);
+    const bool first_same = first.data == one[0]->data;
+    CHECK(first_same);
+
+    const bool same_gemms = encoder_gemm_algorithms(d, a, 1) == encoder_gemm_algorithms(d, a, kB);
+    const bool same_attention = a == Act::f32;  // see above: tiny splits the keys at batch 1
+    REQUIRE(ys.size() == static_cast<std::size_t>(kB));
+    for (int b = 0; b < kB; ++b) {
+      const auto bi = static_cast<std::size_t>(b);
+      const Keep& x = *one[bi];
+      const Keep& y = *all[bi];
+      REQUIRE(y.names == x.names);
+      const bool again_same = again[bi]->data == y.data;  // two batch runs: the same bits
+      CHECK(again_same);
+      // the returned ln_post is the tap's
+      const bool ret_same =
+          std::vector<float>(ys[bi].f32(), ys[bi].f32() + ys[bi].numel()) == y.data.back();
+      CHECK(ret_same);
+      std::size_t identical = 0;
+      double worst = 0, worst_tol = 0;
+      std::string worst_name = "-";
+      for (std::size_t i = 0; i < x.names.size(); ++i) {
+        INFO(std::string(precision) << " clip " << b << " tap " << x.names[i]);
+        if (x.data[i] == y.data[i]) {
+          ++identical;
+          continue;
+        }
+        const double e = rel_l2_tap(y.data[i], x.data[i]);
+        const double tol =
+            a == Act::f32 ? tol32 : std::sqrt(2.0) * rel_l2_tap(x.data[i], f32_one[bi]->data[i]);
+        if (e / tol > worst / std::max(worst_tol, 1e-300))
+          worst = e, worst_tol = tol, worst_name = x.names[i];
+        CHECK(e < tol);
+      }
+      MESSAGE("encoder batch " << std::string(precision) << " tiny seed " << kModelSeed << " clip "
+                               << b << ": " << identical << "/" << x.names.size()
+                               << " taps bit-identical to the clip alone; GEMM algorithms "
+                               << std::string(same_gemms ? "all the same" : "not all the same")
+                               << "; closest to its bound: " << worst_name << " rel L2 " << worst
+                               << " (tol " << worst_tol << ")");
+      if (same_gemms && same_attention) CHECK(identical == x.names.size());
+    }
+    if (a == Act::f32) f32_one = std::move(one);
+  }
 }
 
 int main(int argc, char** argv) {

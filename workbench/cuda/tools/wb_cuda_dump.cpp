@@ -3,9 +3,12 @@
 //   dump:   wb-cuda-dump --model DIR|FILE --audio clip.wav -o cuda.h5 [--taps blocks] [--precision
 //   P]
 //           [--fault NAME[=VALUE]]... [--store float16] [--compress 4]
+//           (several clips: --audio a.wav -o a.h5 --audio b.wav -o b.h5 ...; --batch B encodes B
+//           of them together, one dump each)
 //   faults: wb-cuda-dump --list-faults --dims nano   (the shared table's cases, one a line:
 //           spec, first tap, the tap before it in the registry's order for those dims)
 //   timing: wb-cuda-dump --time --dims large-v3 --precision bfloat16 [--iters 50] [--no-graph]
+//           [--batch 8]
 // Exit status as wb's: 0 ok, 2 bad usage/input or no CUDA device, 3 internal error.
 #include <fmt/format.h>
 #include <unistd.h>
@@ -26,10 +29,42 @@
 
 namespace {
 
+// What every dump of this run records; the clip's own fields are filled per clip.
+wb::DumpMeta dump_meta(const wb::Encoder& enc, const wb::Checkpoint& model, const std::string& path,
+                       const wb::Audio& audio, const wb::cuda::Options& opts) {
+  wb::DumpMeta m;
+  m.implementation = enc.implementation();
+  const nlohmann::json info = enc.run_info();
+  m.precision = info.value("precision", std::string(wb::to_string(opts.precision)));
+  m.device = info.value("device", "cuda");
+  m.model_sha256 = model.sha256;
+  m.dims = model.dims;
+  m.audio_sha256 = wb::sha256_file(path);
+  m.audio_name = std::filesystem::path(path).filename().string();
+  m.tool_version = wb::tool_version();
+  m.created = wb::utc_now_iso8601();
+  m.threads = 1;
+  m.run_info = info;
+  m.run_info["model_format"] = model.format;
+  m.run_info["model_stored_dtype"] = model.stored_dtype;
+  m.run_info["audio_seconds"] = audio.total_seconds;
+  m.run_info["tool"] = "wb-cuda-dump";
+  return m;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// One dump per clip (audio_paths[i] -> outs[i]). batch 1: each clip through the seam, stage by
+// stage. batch B > 1: B clips at a time through cuda::encode_batch (one pass of each stage over
+// all of them), each clip's taps to its own dump, the same taps a clip alone writes; the dump's
+// run_info says batch_clips (the clips of its pass), and its one timing, encoder, is the pass's
+// wall time (log-mel of every clip included).
 int dump(const std::string& model_path, const std::string& random_dims, uint64_t seed,
-         const std::string& keep_model, const std::string& audio_path, const std::string& out,
-         const std::string& taps, const std::string& store, int compress,
-         const wb::cuda::Options& opts) {
+         const std::string& keep_model, const std::vector<std::string>& audio_paths,
+         const std::vector<std::string>& outs, const std::string& taps, const std::string& store,
+         int compress, wb::cuda::Options opts) {
   std::shared_ptr<const wb::Checkpoint> model;
   if (!random_dims.empty()) {
     // The same weights as `wb fixture-model --dims D --seed S` (HF, float32), written and read
@@ -47,55 +82,82 @@ int dump(const std::string& model_path, const std::string& random_dims, uint64_t
   } else {
     model = std::make_shared<const wb::Checkpoint>(wb::load_checkpoint(model_path));
   }
-  const wb::Audio audio = wb::load_audio(audio_path);
+  const int n = static_cast<int>(audio_paths.size());
+  opts.batch = std::min(opts.batch, n);
   auto enc = wb::cuda::make_encoder(model, opts);
-  wb::DumpMeta m;
-  m.implementation = enc->implementation();
-  const nlohmann::json info = enc->run_info();
-  m.precision = info.value("precision", std::string(wb::to_string(opts.precision)));
-  m.device = info.value("device", "cuda");
-  m.model_sha256 = model->sha256;
-  m.dims = model->dims;
-  m.audio_sha256 = wb::sha256_file(audio_path);
-  m.audio_name = std::filesystem::path(audio_path).filename().string();
-  m.tool_version = wb::tool_version();
-  m.created = wb::utc_now_iso8601();
-  m.threads = 1;
-  m.run_info = info;
-  m.run_info["model_format"] = model->format;
-  m.run_info["model_stored_dtype"] = model->stored_dtype;
-  m.run_info["audio_seconds"] = audio.total_seconds;
-  m.run_info["tool"] = "wb-cuda-dump";
-  wb::DumpWriter w(out, m, wb::TapSelector(taps),
-                   wb::DumpOptions{wb::dtype_from_name(store), compress});
-  const auto t0 = std::chrono::steady_clock::now();
-  const wb::Tensor mel = enc->log_mel(audio.pcm, &w);
-  const auto t1 = std::chrono::steady_clock::now();
-  wb::run_encoder(*enc, mel, &w);
-  const auto t2 = std::chrono::steady_clock::now();
-  w.set_timing("mel", std::chrono::duration<double>(t1 - t0).count());
-  w.set_timing("encoder", std::chrono::duration<double>(t2 - t1).count());
-  w.finish();
-  const wb::cuda::CopyCounts cc = wb::cuda::copy_counts(*enc);
-  fmt::print(
-      "wrote {} ({} taps, cuda {}, {}, encoder {:.3f} s incl. tap copies; device-to-host: {} tap "
-      "copies of {} B ({}), {} seam results)\n",
-      out, w.taps_written(), m.precision, m.device, std::chrono::duration<double>(t2 - t1).count(),
-      cc.tap_copies, cc.tap_bytes, opts.sync_taps ? "synchronous" : "copy stream",
-      cc.result_copies);
+  const wb::DumpOptions dump_opts{wb::dtype_from_name(store), compress};
+  auto copies = [&] {
+    const wb::cuda::CopyCounts cc = wb::cuda::copy_counts(*enc);
+    return fmt::format("device-to-host: {} tap copies of {} B ({}), {} seam results", cc.tap_copies,
+                       cc.tap_bytes, opts.sync_taps ? "synchronous" : "copy stream",
+                       cc.result_copies);
+  };
+  if (opts.batch == 1) {
+    for (int i = 0; i < n; ++i) {
+      const std::string& audio_path = audio_paths[static_cast<std::size_t>(i)];
+      const std::string& out = outs[static_cast<std::size_t>(i)];
+      const wb::Audio audio = wb::load_audio(audio_path);
+      const wb::DumpMeta m = dump_meta(*enc, *model, audio_path, audio, opts);
+      wb::DumpWriter w(out, m, wb::TapSelector(taps), dump_opts);
+      const auto t0 = std::chrono::steady_clock::now();
+      const wb::Tensor mel = enc->log_mel(audio.pcm, &w);
+      const double mel_s = seconds_since(t0);
+      const auto t1 = std::chrono::steady_clock::now();
+      wb::run_encoder(*enc, mel, &w);
+      const double enc_s = seconds_since(t1);
+      w.set_timing("mel", mel_s);
+      w.set_timing("encoder", enc_s);
+      w.finish();
+      fmt::print("wrote {} ({} taps, cuda {}, {}, encoder {:.3f} s incl. tap copies; {})\n", out,
+                 w.taps_written(), m.precision, m.device, enc_s, copies());
+    }
+    return 0;
+  }
+  for (int i0 = 0; i0 < n; i0 += opts.batch) {
+    const int nb = std::min(opts.batch, n - i0);
+    std::vector<std::unique_ptr<wb::DumpWriter>> writers;
+    std::vector<std::vector<float>> pcm;
+    std::vector<wb::TapSink*> sinks;
+    for (int b = 0; b < nb; ++b) {
+      const auto i = static_cast<std::size_t>(i0 + b);
+      wb::Audio audio = wb::load_audio(audio_paths[i]);
+      wb::DumpMeta m = dump_meta(*enc, *model, audio_paths[i], audio, opts);
+      m.run_info["batch_clips"] = nb;
+      writers.push_back(
+          std::make_unique<wb::DumpWriter>(outs[i], m, wb::TapSelector(taps), dump_opts));
+      sinks.push_back(writers.back().get());
+      pcm.push_back(std::move(audio.pcm));
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    wb::cuda::encode_batch(*enc, pcm, sinks);
+    const double enc_s = seconds_since(t0);
+    for (int b = 0; b < nb; ++b) {
+      writers[static_cast<std::size_t>(b)]->set_timing("encoder", enc_s);
+      writers[static_cast<std::size_t>(b)]->finish();
+      fmt::print("wrote {} ({} taps, cuda {}, clip {} of a pass of {})\n",
+                 outs[static_cast<std::size_t>(i0 + b)],
+                 writers[static_cast<std::size_t>(b)]->taps_written(),
+                 wb::to_string(opts.precision), b + 1, nb);
+    }
+    fmt::print("pass of {} clips: encoder {:.3f} s incl. log-mel and tap copies; {}\n", nb, enc_s,
+               copies());
+  }
   return 0;
 }
 
-int timing(const std::string& dims_name, wb::Precision precision, int iters, int warmup, bool graph,
-           bool json) {
+int timing(const std::string& dims_name, wb::Precision precision, int batch, int iters, int warmup,
+           bool graph, bool json) {
   const wb::ModelDims d = wb::ModelDims::preset(dims_name);
-  const wb::cuda::Timing t = wb::cuda::time_encoder(d, precision, iters, warmup, graph);
+  const wb::cuda::Timing t = wb::cuda::time_encoder(d, precision, iters, warmup, graph, batch);
   const double tflops = t.gflop / t.median_ms;  // GFLOP / ms = TFLOP/s
+  const double clips_per_s = 1e3 * t.batch / t.median_ms;
   if (json) {
     fmt::print("{}\n", nlohmann::json{{"dims", dims_name},
                                       {"precision", wb::to_string(precision)},
                                       {"device", t.device},
                                       {"graph", t.graph},
+                                      {"batch", t.batch},
+                                      {"clips_per_s", clips_per_s},
                                       {"iters", iters},
                                       {"warmup", warmup},
                                       {"median_ms", t.median_ms},
@@ -107,9 +169,10 @@ int timing(const std::string& dims_name, wb::Precision precision, int iters, int
                            .dump());
   } else {
     fmt::print(
-        "cuda encoder {} {} on {}: median {:.3f} ms of {} ({}), {:.1f} GFLOP, {:.1f} TFLOP/s\n",
-        dims_name, wb::to_string(precision), t.device, t.median_ms, iters,
-        graph ? "CUDA graph" : "stream", t.gflop, tflops);
+        "cuda encoder {} {} batch {} on {}: median {:.3f} ms of {} ({}), {:.1f} clips/s, {:.1f} "
+        "GFLOP, {:.1f} TFLOP/s\n",
+        dims_name, wb::to_string(precision), t.batch, t.device, t.median_ms, iters,
+        graph ? "CUDA graph" : "stream", clips_per_s, t.gflop, tflops);
     for (const auto& [k, v] : t.breakdown_ms) fmt::print("  {:12} {:8.3f} ms (stream run)\n", k, v);
     for (const auto& [k, v] : t.graph_share_ms)
       fmt::print("  {:12} {:8.3f} ms (graph minus the graph without it)\n", k, v);
@@ -157,8 +220,8 @@ int list_faults(const std::string& dims_name) {
 
 int main(int argc, char** argv) {
   CLI::App app{"wb-cuda-dump: the CUDA candidate encoder (dumps and timing), no LibTorch"};
-  std::string model, random_dims, keep_model, audio, out, taps = "all", store = "float32",
-                                                          dims = "tiny";
+  std::string model, random_dims, keep_model, taps = "all", store = "float32", dims = "tiny";
+  std::vector<std::string> audio, out;
   wb::cuda::Options opts;
   uint64_t seed = 1;
   int compress = 4, iters = 50, warmup = 10;
@@ -169,8 +232,9 @@ int main(int argc, char** argv) {
   app.add_option("--seed", seed, "seed of --random-dims");
   app.add_option("--keep-model", keep_model,
                  "with --random-dims: write the random checkpoint (HF, float32) here and keep it");
-  app.add_option("--audio", audio, "audio file (WAV, FLAC, OGG); first 30 s window");
-  app.add_option("-o,--output", out, "output .h5 (written atomically)");
+  app.add_option("--audio", audio,
+                 "audio file (WAV, FLAC, OGG); first 30 s window (repeatable: one -o each)");
+  app.add_option("-o,--output", out, "output .h5 (written atomically; one per --audio)");
   app.add_option("--taps", taps, "taps: globs or levels (all, encoder, blocks, minimal)");
   app.add_option("--store", store, "storage dtype of tap datasets")
       ->check(CLI::IsMember({"float32", "float16", "float64"}));
@@ -201,7 +265,9 @@ int main(int argc, char** argv) {
   int batch = 1;
   app.add_flag("--time-attention", time_attn,
                "timing: the tensor-core attention alone on random q, k, v of --dims");
-  app.add_option("--batch", batch, "timing (--time-attention): clips per call")
+  app.add_option("--batch", batch,
+                 "clips per call: timing (--time, --time-attention); dumps: clips encoded "
+                 "together, one dump each")
       ->check(CLI::Range(1, 64));
   app.add_flag("--json", json, "timing: one JSON line");
   bool list = false;
@@ -218,9 +284,13 @@ int main(int argc, char** argv) {
   try {
     if (list) return list_faults(dims);
     if (time_attn) return attention_timing(dims, opts.precision, batch, iters, warmup, json);
-    if (time) return timing(dims, opts.precision, iters, warmup, !no_graph, json);
+    if (time) return timing(dims, opts.precision, batch, iters, warmup, !no_graph, json);
     if ((model.empty() == random_dims.empty()) || audio.empty() || out.empty())
       throw wb::UsageError("a dump needs exactly one of --model / --random-dims, and --audio, -o");
+    if (audio.size() != out.size())
+      throw wb::UsageError(
+          fmt::format("{} --audio for {} -o: one output per clip", audio.size(), out.size()));
+    opts.batch = batch;
     if (!keep_model.empty() && random_dims.empty())
       throw wb::UsageError("--keep-model goes with --random-dims");
     opts.faults = wb::parse_faults(faults);  // wb::UsageError naming the valid ones: exit 2

@@ -25,10 +25,14 @@ struct Options {
   // Taps copied synchronously (copy, wait, report, one at a time) instead of through the copy
   // stream: the path the asynchronous one is checked against (bit-identical dumps).
   bool sync_taps = false;
+  // Clips encode_batch takes at most (the device buffers are sized for this many). The seam's
+  // own stages run one clip whatever it is.
+  int batch = 1;
 };
 
 // Device-to-host copies an encoder made so far. A run with no taps wanted makes no tap copies;
-// result_copies are the seam's own outputs (mel, the stem's, each block's, ln_post's [T, C]).
+// result_copies are the seam's own outputs (mel, the stem's, each block's, ln_post's [T, C]; an
+// encode_batch run: each clip's mel and ln_post).
 struct CopyCounts {
   int64_t tap_copies = 0;
   int64_t tap_bytes = 0;
@@ -46,12 +50,24 @@ std::unique_ptr<Encoder> make_encoder(std::shared_ptr<const Checkpoint> model, c
 // Faults of the shared table this backend implements.
 std::vector<std::string> supported_faults();
 
+// Encodes pcm.size() clips (1 to Options::batch; 16 kHz mono, each padded or trimmed to 30 s) in
+// one pass: the log-mel clip by clip, then the stem, every block and ln_post once over all clips
+// (row-wise ops and GEMMs on the clips' rows together, M = B T; the attention per clip). sinks:
+// empty, or one per clip (null: none for that clip), each given the taps, in the order,
+// log_mel + run_encoder give for that clip alone. Returns each clip's ln_post [T, C]. Per clip
+// the same values as a run of that clip alone where the same GEMM algorithms run (cuBLASLt picks
+// per M; wb_cuda_tests measures the difference otherwise). Throws std::invalid_argument when enc
+// is not made by make_encoder or the counts do not fit.
+std::vector<Tensor> encode_batch(Encoder& enc, const std::vector<std::vector<float>>& pcm,
+                                 const std::vector<TapSink*>& sinks = {});
+
 struct Timing {
   std::vector<double> ms;  // one per timed run (CUDA events around stem + blocks + ln_post)
   double median_ms = 0;
   bool graph = false;  // runs replayed one CUDA graph of the whole encoder
+  int batch = 1;       // clips per run
   std::string device;
-  double gflop = 0;  // encoder FLOPs per run (GEMMs, convolutions, attention), 1e9
+  double gflop = 0;  // encoder FLOPs per run, all clips (GEMMs, convolutions, attention), 1e9
   // Per op kind (gemm, attention, layer_norm, gelu, im2col, add): median ms over 5 stream runs
   // with an event after every op (so they include launch gaps the graph removes).
   std::map<std::string, double> breakdown_ms;
@@ -61,10 +77,11 @@ struct Timing {
   std::map<std::string, double> graph_share_ms;
 };
 
-// Times the encoder from mel to ln_post on random weights of `dims` (generated on the device):
-// `warmup` untimed runs, then `iters` timed ones, no taps and no host copies.
+// Times the encoder from mel to ln_post on random weights of `dims` (generated on the device),
+// `batch` clips per run (each its own random mel): `warmup` untimed runs, then `iters` timed
+// ones, no taps and no host copies.
 Timing time_encoder(const ModelDims& dims, Precision precision, int iters, int warmup, bool graph,
-                    uint64_t seed = 1);
+                    int batch = 1, uint64_t seed = 1);
 
 struct AttentionTiming {
   std::vector<double> ms;  // per call: each sample is 10 calls back to back, divided by 10
