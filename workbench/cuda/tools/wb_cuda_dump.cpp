@@ -290,6 +290,11 @@ int main(int argc, char** argv) {
     if (audio.size() != out.size())
       throw wb::UsageError(
           fmt::format("{} --audio for {} -o: one output per clip", audio.size(), out.size()));
+    for (std::size_t i = 0; i < out.size(); ++i)
+      for (std::size_t j = 0; j < i; ++j)
+        if (std::filesystem::absolute(out[i]).lexically_normal() ==
+            std::filesystem::absolute(out[j]).lexically_normal())
+          throw wb::UsageError(fmt::format("-o {} given twice: one output per clip", out[i]));
     opts.batch = batch;
     if (!keep_model.empty() && random_dims.empty())
       throw wb::UsageError("--keep-model goes with --random-dims");

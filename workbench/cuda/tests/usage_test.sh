@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# wb-cuda-dump refuses bad usage before it looks for a GPU (so this runs on any host): exit 2 and
+# one line naming the problem, and no output file.
+# Usage: usage_test.sh WB_CUDA_DUMP SOURCE_DIR
+set -uo pipefail
+bin=$1; src=$2
+. "$src/workbench/cli/tests/lib.sh"
+m=$src/fixtures/models/nano-hf; a=$src/fixtures/audio/hello.wav; b=$src/fixtures/audio/numbers.wav
+expect "two --audio, one -o" 2 "2 --audio for 1 -o" -- \
+  "$bin" --model "$m" --audio "$a" --audio "$b" -o "$tmp/a.h5"
+expect "one output named twice" 2 "given twice" -- \
+  "$bin" --model "$m" --audio "$a" -o "$tmp/a.h5" --audio "$b" -o "$tmp/../$(basename "$tmp")/a.h5" --batch 2
+expect "--batch 0" 2 "--batch" -- "$bin" --model "$m" --audio "$a" -o "$tmp/a.h5" --batch 0
+expect "--batch past 64" 2 "--batch" -- "$bin" --time --dims tiny --batch 65
+expect "no --model" 2 "--model" -- "$bin" --audio "$a" -o "$tmp/a.h5"
+ls "$tmp" | grep -q '\.h5' && bad "a refused run left an output: $(ls "$tmp")" || ok "no output left"
+finish
