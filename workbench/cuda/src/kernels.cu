@@ -280,12 +280,15 @@ __global__ void layer_norm_warp_k(const float* x, const float* g, const float* b
         make_float4((v[k].x - mean) * rstd * gg.x + bv.x, (v[k].y - mean) * rstd * gg.y + bv.y,
                     (v[k].z - mean) * rstd * gg.z + bv.z, (v[k].w - mean) * rstd * gg.w + bv.w);
     if (y32 != nullptr) reinterpret_cast<float4*>(y32 + row * cols)[i] = r;
-    if (ya != nullptr) {
-      T* d = ya + row * cols + 4 * i;
-      d[0] = from_f<T>(r.x);
-      d[1] = from_f<T>(r.y);
-      d[2] = from_f<T>(r.z);
-      d[3] = from_f<T>(r.w);
+    if (ya != nullptr) {  // four values in one store (cols % 4 == 0: aligned)
+      if constexpr (sizeof(T) == 2) {
+        uint2 d;
+        d.x = pack2<T>(r.x, r.y);
+        d.y = pack2<T>(r.z, r.w);
+        *reinterpret_cast<uint2*>(ya + row * cols + 4 * i) = d;
+      } else {
+        reinterpret_cast<float4*>(ya + row * cols)[i] = r;
+      }
     }
   }
 }
