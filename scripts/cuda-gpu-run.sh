@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # One batch on a GPU host (docs/gpu.md), run from the repository root (it reads fixtures/):
-# unpacks the scripts/pack-cuda.sh archive, runs the wb_cuda tests, writes the CUDA dumps the
-# fidelity checks compare against CPU reference dumps (trained fixture float32/bfloat16/float16,
-# tiny-dims random weights), checks that two float32 runs are bit-identical and that tap copies
-# are as they should be, writes the fault matrix's and the held-out clips' dumps, and times the
-# encoder against PyTorch.
+# unpacks the scripts/pack-cuda.sh archive, runs the wb_cuda tests (wb-cuda-dump --self-test),
+# writes the CUDA dumps the fidelity checks compare against CPU reference dumps (trained fixture
+# float32/bfloat16/float16, tiny-dims random weights), checks that two float32 runs are
+# bit-identical and that tap copies are as they should be, writes the fault matrix's and the
+# held-out clips' dumps, and times the encoder against PyTorch.
 #   scripts/cuda-gpu-run.sh PACK.tar.xz OUT_DIR [STEPS]
 # STEPS (comma-separated): test, dump, check, fault, heldout-PRECISION-SHARD-NSHARDS (e.g.
-# heldout-float32-0-3: scripts/cuda-heldout.sh's GPU half), bench.
+# heldout-float32-0-3: scripts/cuda-heldout.sh's GPU half), decode-PRECISION-BATCH (e.g.
+# decode-float32-8: every held-out clip dumped B clips a pass and decoded there with
+# transformers, scripts/cuda-heldout.sh gpu-decode), bench.
 # OUT_DIR receives at most 8 files, each under 16 MiB (dumps grouped in tar files).
 set -u
 pack="$1"
@@ -23,7 +25,7 @@ clip=$(ls fixtures/heldout/clip000.* | head -1)  # WAV or FLAC
 nvidia-smi -L
 has() { [[ ",$steps," == *",$1,"* ]]; }
 if has test; then
-  "$b/wb_cuda_tests" -s 2>&1 | grep -E "MESSAGE|rel L2|max abs|SKIPPED|test cases|ERROR|FAILED" | head -90
+  "$d" --self-test -s 2>&1 | grep -E "MESSAGE|rel L2|max abs|SKIPPED|test cases|ERROR|FAILED" | head -90
   echo "wb_cuda_tests rc=${PIPESTATUS[0]}"
 fi
 if has dump; then
@@ -84,6 +86,10 @@ for s in ${steps//,/ }; do
   if [[ "$s" == heldout-* ]]; then
     IFS=- read -r _ p shard n <<< "$s"
     bash "$(dirname "$0")/cuda-heldout.sh" gpu "$d" "$out" "$p" "$shard" "$n"
+  fi
+  if [[ "$s" == decode-* ]]; then
+    IFS=- read -r _ p batch <<< "$s"
+    bash "$(dirname "$0")/cuda-heldout.sh" gpu-decode "$d" "$out" "$p" "$batch"
   fi
 done
 if has bench; then

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Packs the CUDA candidate for a GPU host that has none of our Debian libraries (docs/gpu.md):
-# wb-cuda-dump, the wb_cuda test binary, the GPU timing script and the shared libraries they need
+# wb-cuda-dump (its tests inside: --self-test), the GPU timing script and the shared libraries it needs
 # (from ldd), minus the C runtime, libstdc++/libgcc and what the host's CUDA toolkit provides.
 #   scripts/pack-cuda.sh [BUILD_DIR] OUT_DIR        (BUILD_DIR defaults to build/)
 # On the GPU host: LD_LIBRARY_PATH=OUT_DIR/lib:/usr/local/cuda/lib64 OUT_DIR/wb-cuda-dump ...
@@ -8,9 +8,9 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 if [[ $# -eq 2 ]]; then build="$1"; out="$2"; elif [[ $# -eq 1 ]]; then build="$here/build"; out="$1";
 else echo "usage: $0 [BUILD_DIR] OUT_DIR" >&2; exit 2; fi
-bins=("$build/wb-cuda-dump" "$build/workbench/cuda/wb_cuda_tests")
+bins=("$build/wb-cuda-dump")
 for b in "${bins[@]}"; do
-  [[ -x "$b" ]] || { echo "pack-cuda: $b missing (build with nvcc: make wb-cuda-dump wb_cuda_tests)" >&2; exit 2; }
+  [[ -x "$b" ]] || { echo "pack-cuda: $b missing (build with nvcc: make wb-cuda-dump)" >&2; exit 2; }
 done
 rm -rf "$out"
 mkdir -p "$out/lib"

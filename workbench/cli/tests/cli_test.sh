@@ -38,6 +38,10 @@ expect "convert a missing model" 2 "no-such" -- "$wb" convert --model "$tmp/no-s
 # Bad usage and bad input: exit 2, one line naming the problem.
 expect "unknown subcommand"   2 "usage error" -- "$wb" frobnicate
 expect "missing --model"      2 "model" -- "$wb" dump --audio "$clip" -o "$tmp/x.h5"
+# libsamplerate is loaded only when a clip needs resampling (hello.wav is 22050 Hz): without it,
+# one line saying what to install, no output.
+expect "resampling without libsamplerate" 2 "cannot load" -- \
+  env WB_SAMPLERATE_LIB="$tmp/no-libsamplerate.so" "$wb" dump --model "$hf" --audio "$clip" -o "$tmp/x.h5"
 expect "missing audio file"   2 "nope.wav" -- "$wb" dump --model "$hf" --audio "$tmp/nope.wav" -o "$tmp/x.h5"
 printf 'RIFF\x24\x00\x00\x00WAVEfmt junk' > "$tmp/bad.wav"
 expect "malformed wav"        2 "bad.wav" -- "$wb" dump --model "$hf" --audio "$tmp/bad.wav" -o "$tmp/x.h5"

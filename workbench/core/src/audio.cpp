@@ -1,11 +1,13 @@
 #include "wb/core/audio.h"
 
+#include <dlfcn.h>
 #include <fmt/format.h>
 #include <samplerate.h>
 #include <sndfile.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <memory>
@@ -109,8 +111,43 @@ Audio load_audio(const std::string& path) {
   return a;
 }
 
+namespace {
+// libsamplerate is loaded when a clip first needs resampling, not linked: most runs read 16 kHz
+// audio, and its best-quality sinc tables are 1.5 MB that a packed tool (scripts/pack-cuda.sh)
+// need not carry. WB_SAMPLERATE_LIB names another file to load (tests use a missing one).
+struct SampleRateLib {
+  decltype(&src_simple) simple = nullptr;
+  decltype(&src_strerror) strerror = nullptr;
+  std::string error;
+};
+
+const SampleRateLib& samplerate_lib() {
+  static const SampleRateLib lib = [] {
+    SampleRateLib l;
+    const char* env = std::getenv("WB_SAMPLERATE_LIB");
+    const std::string name = env != nullptr && *env != '\0' ? env : "libsamplerate.so.0";
+    void* h = ::dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (h != nullptr) {
+      l.simple = reinterpret_cast<decltype(&src_simple)>(::dlsym(h, "src_simple"));
+      l.strerror = reinterpret_cast<decltype(&src_strerror)>(::dlsym(h, "src_strerror"));
+    }
+    if (l.simple == nullptr || l.strerror == nullptr) {
+      const char* why = ::dlerror();
+      l.simple = nullptr;
+      l.error = fmt::format("cannot load {} ({}): install libsamplerate, or give 16 kHz audio",
+                            name, why != nullptr ? why : "no src_simple in it");
+    }
+    return l;
+  }();
+  return lib;
+}
+}  // namespace
+
 std::vector<float> resample(const std::vector<float>& in, int from, int to) {
   if (from == to) return in;
+  const SampleRateLib& lib = samplerate_lib();
+  if (lib.simple == nullptr)
+    throw std::runtime_error(fmt::format("resample {} -> {} Hz: {}", from, to, lib.error));
   const double ratio = static_cast<double>(to) / from;
   std::vector<float> out(static_cast<std::size_t>(std::ceil(in.size() * ratio)) + 16);
   SRC_DATA d{};
@@ -120,8 +157,8 @@ std::vector<float> resample(const std::vector<float>& in, int from, int to) {
   d.output_frames = static_cast<long>(out.size());
   d.src_ratio = ratio;
   d.end_of_input = 1;
-  if (int err = src_simple(&d, SRC_SINC_BEST_QUALITY, 1); err != 0)
-    throw std::runtime_error(fmt::format("resample {} -> {} Hz: {}", from, to, src_strerror(err)));
+  if (int err = lib.simple(&d, SRC_SINC_BEST_QUALITY, 1); err != 0)
+    throw std::runtime_error(fmt::format("resample {} -> {} Hz: {}", from, to, lib.strerror(err)));
   out.resize(static_cast<std::size_t>(d.output_frames_gen));
   return out;
 }

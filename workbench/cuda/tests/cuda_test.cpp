@@ -617,7 +617,9 @@ TEST_CASE("encoder batch: each clip of a batch run as that clip alone (block out
   }
 }
 
-int main(int argc, char** argv) {
+// `wb-cuda-dump --self-test [doctest options]` (CTest wb_cuda_tests): the tests live in the tool
+// they test, so a GPU host needs one executable, and the kernels and wb_core are in it once.
+int wb_cuda_self_test(int argc, char** argv) {
   const std::string why = wb::cuda::device_unavailable_reason();
   if (!why.empty()) {
     std::printf("SKIPPED: %s\n", why.c_str());

@@ -18,6 +18,8 @@
 #include <chrono>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
 
 #include "wb/core/audio.h"
 #include "wb/core/dump.h"
@@ -218,7 +220,23 @@ int list_faults(const std::string& dims_name) {
 
 }  // namespace
 
+// The wb_cuda tests (tests/cuda_test.cpp), built into this tool when the tests are built:
+// `wb-cuda-dump --self-test [doctest options]`; exit 77 without a usable GPU.
+#ifdef WB_CUDA_SELF_TEST
+int wb_cuda_self_test(int argc, char** argv);
+#endif
+
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::string_view(argv[1]) == "--self-test") {
+#ifdef WB_CUDA_SELF_TEST
+    argv[1] = argv[0];  // doctest sees the program name, then its own options
+    return wb_cuda_self_test(argc - 1, argv + 1);
+#else
+    fmt::print(stderr,
+               "wb-cuda-dump: built without its tests (configure with WB_BUILD_TESTS=ON)\n");
+    return 2;
+#endif
+  }
   CLI::App app{"wb-cuda-dump: the CUDA candidate encoder (dumps and timing), no LibTorch"};
   std::string model, random_dims, keep_model, taps = "all", store = "float32", dims = "tiny";
   std::vector<std::string> audio, out;
