@@ -11,6 +11,7 @@
 #include <random>
 
 #include "wb/compare/compare.h"
+#include "wb/testing/paths.h"
 
 using namespace wb::cmp;
 namespace fs = std::filesystem;
@@ -89,8 +90,8 @@ TEST_CASE("dump files: self-compare, NaN/Inf, float16 storage") {
   // float16 storage of the same values: judged by the bfloat16 profile, it passes.
   const auto half = write_dump(tmp.path, "half.h5", wb::DType::f16,
                                [](const std::string&, std::vector<float>&) {});
-  o.profile =
-      ToleranceProfile::load(std::string(WB_SOURCE_DIR) + "/fixtures/profiles/bfloat16.json");
+  o.profile = ToleranceProfile::load(std::string(wb::testing::source_dir()) +
+                                     "/fixtures/profiles/bfloat16.json");
   r = compare_files(ref, half, "", o);
   CHECK(exit_status(r) == 0);
   CHECK(r.taps.front().cand_dtype == "float16");

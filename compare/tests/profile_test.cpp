@@ -8,6 +8,7 @@
 #include "wb/compare/name_map.h"
 #include "wb/core/util.h"
 #include "wb/testing/name_tables.h"
+#include "wb/testing/paths.h"
 
 using namespace wb::cmp;
 
@@ -20,7 +21,8 @@ TEST_CASE("the built-in profiles: one per precision, each fixtures/profiles/<pre
     const std::string name(wb::to_string(all[i]));
     INFO(name);
     CHECK(files[i] == "fixtures/profiles/" + name + ".json");
-    const auto file = ToleranceProfile::load(std::string(WB_SOURCE_DIR) + "/" + files[i]);
+    const auto file =
+        ToleranceProfile::load(std::string(wb::testing::source_dir()) + "/" + files[i]);
     CHECK(file.name() == name);  // the profile is named after its precision
     CHECK(ToleranceProfile::for_precision(all[i]).source() == file.source());
     CHECK(ToleranceProfile::for_precision(name).source() == file.source());
@@ -49,7 +51,7 @@ TEST_CASE("the default profile is the candidate dump's declared precision's") {
 // (docs/report-json.md); the committed profiles hold none, and each precision's limit is no looser
 // than the coarser precision's.
 TEST_CASE("committed profiles: no dead cosine thresholds; float32 <= float16 <= bfloat16") {
-  const std::string dir = std::string(WB_SOURCE_DIR) + "/fixtures/profiles/";
+  const std::string dir = std::string(wb::testing::source_dir()) + "/fixtures/profiles/";
   const ToleranceProfile f32, f16 = ToleranceProfile::load(dir + "float16.json"),
                               bf16 = ToleranceProfile::load(dir + "bfloat16.json");
   for (const char* tap : {"mel", "encoder.conv1", "encoder.pos_embed", "encoder.blocks.0.attn_ln",
@@ -222,7 +224,7 @@ TEST_CASE("name maps rename, expand {i} and refuse unknown targets") {
 }
 
 TEST_CASE("the shipped Hugging Face map parses and names registry taps only") {
-  const std::string path = std::string(WB_SOURCE_DIR) + "/fixtures/maps/hf.json";
+  const std::string path = std::string(wb::testing::source_dir()) + "/fixtures/maps/hf.json";
   const auto m = NameMap::load(path);
   CHECK(m.size() > 10);
   CHECK_NOTHROW(m.validate(wb::ModelDims::preset("tiny")));

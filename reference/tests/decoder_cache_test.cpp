@@ -21,6 +21,7 @@
 
 #include "wb/core/audio.h"
 #include "wb/reference/reference.h"
+#include "wb/testing/paths.h"
 
 using namespace wb;
 
@@ -116,7 +117,7 @@ Tensor encode(const std::shared_ptr<const Checkpoint>& ck, const std::vector<flo
   return run_encoder(*enc, enc->log_mel(pcm, nullptr), nullptr);
 }
 
-const std::string kSrc = WB_SOURCE_DIR;
+const std::string kSrc = wb::testing::source_dir();
 
 }  // namespace
 

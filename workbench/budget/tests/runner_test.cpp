@@ -7,13 +7,14 @@
 
 #include "wb/budget/measure.h"
 #include "wb/core/audio.h"
+#include "wb/testing/paths.h"
 
 using namespace wb;
 using namespace wb::budget;
 
 namespace {
 
-const std::string kSrc = WB_SOURCE_DIR;
+const std::string kSrc = wb::testing::source_dir();
 
 BudgetRunner& runner() {
   static BudgetRunner r(

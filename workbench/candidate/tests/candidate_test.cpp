@@ -30,6 +30,7 @@
 #include "wb/core/taps.h"
 #include "wb/core/util.h"
 #include "wb/core/weights.h"
+#include "wb/testing/paths.h"
 #include "wb/testing/reference_math.h"
 #ifdef WB_HAVE_REFERENCE
 #include "wb/reference/reference.h"
@@ -535,7 +536,7 @@ TEST_CASE("candidate: replayed block error is local (candidate block on referenc
 #ifdef WB_HAVE_REFERENCE
 TEST_CASE("candidate fidelity on the committed fixtures (models x clips), per precision") {
   namespace fs = std::filesystem;
-  const fs::path root(WB_SOURCE_DIR);
+  const fs::path root(wb::testing::source_dir());
   std::vector<fs::path> models;
   for (const char* m : {"fixtures/models/nano-hf", "fixtures/models/nano.bin", "fixtures/trained"})
     if (fs::exists(root / m)) models.push_back(root / m);

@@ -13,6 +13,7 @@
 #include "wb/core/tempfile.h"
 #include "wb/core/util.h"
 #include "wb/core/weights.h"
+#include "wb/testing/paths.h"
 
 using namespace wb;
 namespace fs = std::filesystem;
@@ -240,7 +241,7 @@ TEST_CASE("dump reader refuses incomplete, foreign and mismatched files") {
 }
 
 TEST_CASE("audio: fixture clip decodes and resamples; bad files are refused") {
-  const Audio a = load_audio(std::string(WB_SOURCE_DIR) + "/fixtures/audio/hello.wav");
+  const Audio a = load_audio(std::string(wb::testing::source_dir()) + "/fixtures/audio/hello.wav");
   CHECK(a.source_rate == 22050);  // espeak-ng's rate: the resampler is exercised
   CHECK(a.seconds == doctest::Approx(a.pcm.size() / 16000.0));
   CHECK(a.seconds > 1.0);
