@@ -31,6 +31,13 @@ namespace wb::detail {
 // The first "GCOL" (a global heap collection's signature) in [p, end), or end: what memmem finds,
 // at about 2.5 times its speed (256 KiB of float data in the cache: 8.0 vs 3.0 GB/s, loaded).
 const char* find_gcol(const char* p, const char* end);
+// Exactly n bytes at off of a file of file_size bytes (pread); false when the file ends early
+// (shrunk since) or on a read error.
+bool read_exact(int fd, uint64_t file_size, uint64_t off, void* dst, std::size_t n);
+// The offsets in [from, to) where the signature "GCOL" starts, in file order: what find_gcol finds
+// over the whole file, so adjacent ranges concatenated give the same list (the guard scans a
+// large file's two halves on two threads). Throws std::runtime_error on a read error.
+std::vector<uint64_t> gcol_offsets(int fd, uint64_t file_size, uint64_t from, uint64_t to);
 
 class Hdf5Guard {
  public:
