@@ -2,8 +2,6 @@
 #include "wb/core/dump.h"
 
 #include <doctest/doctest.h>
-#include <fmt/format.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
@@ -12,23 +10,12 @@
 
 #include "wb/compare/compare.h"
 #include "wb/testing/paths.h"
+#include "wb/testing/scratch.h"
 
 using namespace wb::cmp;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct TmpDir {
-  fs::path path;
-  TmpDir() {
-    path = fs::temp_directory_path() / fmt::format("wb-compare-test-{}", ::getpid());
-    fs::create_directories(path);
-  }
-  ~TmpDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 // Writes every encoder tap of shrunk nano dims; `edit(name, values)` may change a tap.
 template <class Edit>
@@ -59,15 +46,15 @@ std::string write_dump(const fs::path& dir, const std::string& file, wb::DType s
 }  // namespace
 
 TEST_CASE("dump files: self-compare, NaN/Inf, float16 storage") {
-  TmpDir tmp;
-  const auto ref = write_dump(tmp.path, "ref.h5", wb::DType::f32,
+  const wb::testing::ScratchDir tmp("wb-compare-test");
+  const auto ref = write_dump(tmp.path(), "ref.h5", wb::DType::f32,
                               [](const std::string&, std::vector<float>&) {});
   CompareOptions o;
   auto r = compare_files(ref, ref, "", o);
   CHECK(exit_status(r) == 0);
   for (const auto& t : r.taps) CHECK(t.m.rel_l2 == 0.0);
 
-  const auto bad = write_dump(tmp.path, "nan.h5", wb::DType::f32,
+  const auto bad = write_dump(tmp.path(), "nan.h5", wb::DType::f32,
                               [](const std::string& n, std::vector<float>& v) {
                                 if (n == "encoder.blocks.1.mlp.fc1") {
                                   v[5] = std::numeric_limits<float>::quiet_NaN();
@@ -88,7 +75,7 @@ TEST_CASE("dump files: self-compare, NaN/Inf, float16 storage") {
   CHECK(swapped.taps[static_cast<std::size_t>(swapped.first_divergence)].name == t.name);
 
   // float16 storage of the same values: judged by the bfloat16 profile, it passes.
-  const auto half = write_dump(tmp.path, "half.h5", wb::DType::f16,
+  const auto half = write_dump(tmp.path(), "half.h5", wb::DType::f16,
                                [](const std::string&, std::vector<float>&) {});
   o.profile = ToleranceProfile::load(std::string(wb::testing::source_dir()) +
                                      "/fixtures/profiles/bfloat16.json");
@@ -101,7 +88,7 @@ TEST_CASE("dump files: self-compare, NaN/Inf, float16 storage") {
   // --floor must be a float64 run.
   CHECK_THROWS_AS(compare_files(ref, ref, ref, o), std::runtime_error);
   const auto f64 = write_dump(
-      tmp.path, "f64.h5", wb::DType::f64, [](const std::string&, std::vector<float>&) {},
+      tmp.path(), "f64.h5", wb::DType::f64, [](const std::string&, std::vector<float>&) {},
       "float64");
   r = compare_files(ref, half, f64, o);
   CHECK(r.taps.front().floor.has_value());

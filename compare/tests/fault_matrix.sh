@@ -105,6 +105,7 @@ for c in "${cases[@]}"; do
   rel=""
   [ -n "$got2" ] && rel=$(detail "$work/f-$name/report.json" "$got2")
   row "$name" "${want:-none (exit 0)}" "$rc1 / $rc2" "${got1:--} / ${got2:--}" "${rel:--}" "$ok"
+  [ "$ok" = yes ] && rm -f "$cand"  # a passing row's dump is not needed again (a failing one stays)
 done
 
 # The bfloat16 row: every case again with the candidate in bfloat16, judged by the bfloat16
@@ -160,6 +161,7 @@ for c in "${cases[@]}"; do
   rel=-
   [ -n "$tap" ] && rel=$(detail "$work/b-$name/report.json" "$tap")
   row "$name" "$expect" "$rc" "${got:--}" "$rel" "$ok"
+  [ "$ok" = NO ] || rm -f "$cand"
 done
 
 # Reduced precision is not a fault: float16 weights pass the bfloat16 and float16
@@ -179,6 +181,7 @@ for prof in float32 bfloat16 float16; do
   { [ "$rc" = "$want_rc" ] && [ "$got" = "$want" ]; } || { ok=NO; failures=$((failures + 1)); }
   printf '| %s | %s | %s | %s | %s |\n' float16 "$prof" "$rc" "${got:--}" "$ok"
 done
+[ "$failures" -gt 0 ] || rm -f "$work/cand-float16.h5"
 
 # Self-compare: zero error everywhere, exit 0.
 "$wb" compare "$work/ref.h5" "$work/ref.h5" -q --report "$work/self" --format json
@@ -187,5 +190,5 @@ zero=$(python3 -c "import json; j=json.load(open('$work/self/report.json')); pri
 echo
 echo "self-compare: exit $rc, all errors zero: $zero"
 { [ "$rc" = 0 ] && [ "$zero" = True ]; } || failures=$((failures + 1))
-echo "fault matrix: $failures failing row(s); reports under $work"
+echo "fault matrix: $failures failing row(s); reports under $work (and the dumps of failing rows)"
 exit $((failures > 0))

@@ -3,7 +3,6 @@
 #include "wb/reports/reports.h"
 
 #include <doctest/doctest.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -14,6 +13,7 @@
 
 #include "wb/core/tempfile.h"
 #include "wb/core/util.h"
+#include "wb/testing/scratch.h"
 
 using namespace wb;
 namespace fs = std::filesystem;
@@ -136,8 +136,8 @@ TEST_CASE("HTML report is self-contained") {
 }
 
 TEST_CASE("reports are written atomically; formats are checked") {
-  const fs::path dir =
-      fs::temp_directory_path() / ("wb-reports-test-" + std::to_string(::getpid()));
+  const wb::testing::ScratchDir scratch("wb-reports-test");
+  const fs::path dir = scratch.path() / "report";
   const auto r = make_result(true);
   const auto paths = rep::write_reports(r, dir.string(), rep::parse_formats("all"));
   CHECK(paths.size() == 5);
@@ -161,7 +161,6 @@ TEST_CASE("reports are written atomically; formats are checked") {
   CHECK(rep::parse_formats("md, json") == std::vector<std::string>{"md", "json"});
   CHECK_THROWS_AS(rep::parse_formats("md,pdf"), std::invalid_argument);
   CHECK_THROWS_AS(wb::write_file_atomic((dir / "no/such/dir/x").string(), "x"), std::runtime_error);
-  fs::remove_all(dir);
 }
 
 TEST_CASE("every format names the profile the verdict used") {

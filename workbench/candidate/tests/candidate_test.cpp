@@ -32,6 +32,7 @@
 #include "wb/core/weights.h"
 #include "wb/testing/paths.h"
 #include "wb/testing/reference_math.h"
+#include "wb/testing/scratch.h"
 #ifdef WB_HAVE_REFERENCE
 #include "wb/reference/reference.h"
 #endif
@@ -590,8 +591,7 @@ namespace {
 const std::string& nano_reference_dump() {
   static const std::string path = [] {
     namespace fs = std::filesystem;
-    const fs::path dir = fs::temp_directory_path() / ("wb_cand_rp_" + std::to_string(::getpid()));
-    fs::create_directories(dir);
+    const fs::path& dir = wb::testing::scratch_dir();
     const auto ck = model("nano");
     auto ref = wb::make_reference_encoder(ck, wb::DType::f32);
     wb::DumpMeta meta;
@@ -691,8 +691,8 @@ TEST_CASE("bisect-layers: a fault in each stage of nano is found in <= ceil(log2
 TEST_CASE("candidate: two runs with the same thread count write bit-identical HDF5 dumps") {
   namespace fs = std::filesystem;
   const auto ck = model("nano");
-  const fs::path dir = fs::temp_directory_path() / ("wb_cand_det_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
+  const wb::testing::ScratchDir scratch("wb-cand-det");
+  const fs::path& dir = scratch.path();
   std::vector<std::string> paths;
   for (int run = 0; run < 2; ++run) {
     auto enc = cand("nano", {}, "float32", 2);

@@ -70,6 +70,19 @@ expect "fault on reference"   2 "candidate only" -- "$wb" dump --model "$hf" --a
 [ ! -e "$tmp/x.h5" ] && ok "failed runs leave no output" || bad "failed run left $tmp/x.h5"
 ls "$tmp" | grep -q partial && bad "partial file left behind" || ok "no partial files left"
 
+# A disk that fills mid-dump (a file size limit, SIGXFSZ ignored: writes fail with EFBIG): exit 2,
+# one line, no output, no partial file; at limits spread over the dump and just under its size,
+# so the failing write falls in a tap, the transcript, and the final flush and close.
+size_kib=$(( ($(stat -c %s "$tmp/hf.h5") - 1) / 1024 ))  # the largest limit the dump exceeds
+for lim in $((size_kib / 8)) $((size_kib / 3)) $((size_kib * 2 / 3)) $((size_kib - 16)) \
+           $((size_kib - 4)) $((size_kib - 2)) $((size_kib - 1)) $size_kib; do
+  expect "disk full at $lim KiB of $size_kib" 2 "cannot" -- \
+    bash -c 'ulimit -f "$1"; trap "" XFSZ; shift; exec "$@"' _ "$lim" \
+    "$wb" dump --model "$hf" --audio "$clip" -o "$tmp/full.h5" --threads 2
+  { [ ! -e "$tmp/full.h5" ] && ! ls "$tmp" | grep -q partial; } ||
+    bad "disk full at $lim KiB left $(ls "$tmp" | grep 'full.h5')"
+done
+
 # A dump killed mid-write leaves nothing that looks complete.
 "$wb" dump --model "$hf" --audio "$clip" -o "$tmp/killed.h5" --dtype float64 --store float64 >/dev/null 2>&1 &
 pid=$!; sleep 1.5; kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null

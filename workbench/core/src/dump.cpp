@@ -150,12 +150,17 @@ struct DumpWriter::Impl {
   std::unique_ptr<TempFile> interrupt_cleanup;  // an interrupt removes tmp (see wb/tempfile.h)
   DumpMeta meta;
   DumpOptions opts;
-  H5::H5File file;
-  H5::Group taps, decode, timing;
+  // The open file and groups, on the heap: a file whose write failed is abandoned by releasing
+  // this without destroying it (their destructors would close the file: see
+  // detail::abandon_failed_hdf5_file).
+  struct Handles {
+    H5::H5File file;
+    H5::Group taps, decode, timing;
+  };
+  std::unique_ptr<Handles> h = std::make_unique<Handles>();
   bool finished = false;
-  // A write failed (a full disk, say): HDF5 1.10's close then dereferences freed state (seen: a
-  // segfault in H5F__close), so the file is never really closed (its handle is left to the
-  // process's exit), only removed.
+  // A write failed (a full disk, say): the file is abandoned, never closed, only removed
+  // (detail::abandon_failed_hdf5_file says why).
   bool write_failed = false;
   int order_fallback = 100000;
 };
@@ -171,8 +176,8 @@ DumpWriter::DumpWriter(std::string path, DumpMeta meta, TapSelector selector, Du
   impl_->meta = std::move(meta);
   impl_->opts = opts;
   try {
-    impl_->file = H5::H5File(impl_->tmp, H5F_ACC_TRUNC);
-    auto& f = impl_->file;
+    impl_->h->file = H5::H5File(impl_->tmp, H5F_ACC_TRUNC);
+    auto& f = impl_->h->file;
     const DumpMeta& m = impl_->meta;
     set_str(f, "schema", kDumpSchema);
     set_str(f, "implementation", m.implementation);
@@ -187,11 +192,14 @@ DumpWriter::DumpWriter(std::string path, DumpMeta meta, TapSelector selector, Du
     set_int(f, "threads", m.threads);
     set_str(f, "run_info", m.run_info.dump());
     set_str(f, "storage", std::string(dtype_name(opts.store)));
-    impl_->taps = f.createGroup("/taps");
-    impl_->decode = f.createGroup("/decode");
-    impl_->timing = f.createGroup("/timing");
+    impl_->h->taps = f.createGroup("/taps");
+    impl_->h->decode = f.createGroup("/decode");
+    impl_->h->timing = f.createGroup("/timing");
   } catch (const H5::Exception& e) {
-    std::filesystem::remove(impl_->tmp);
+    detail::abandon_failed_hdf5_file({});
+    (void)impl_->h.release();
+    std::error_code ec;
+    std::filesystem::remove(impl_->tmp, ec);
     throw std::runtime_error(
         fmt::format("{}: cannot create dump ({})", impl_->path, e.getDetailMsg()));
   }
@@ -200,10 +208,11 @@ DumpWriter::DumpWriter(std::string path, DumpMeta meta, TapSelector selector, Du
 DumpWriter::~DumpWriter() {
   if (impl_ && !impl_->finished) {
     try {
-      if (impl_->write_failed)
-        H5Iinc_ref(impl_->file.getId());  // H5File's own close then only drops this reference
-      else
-        impl_->file.close();
+      if (impl_->write_failed) {
+        detail::abandon_failed_hdf5_file({});
+        (void)impl_->h.release();
+      } else
+        impl_->h->file.close();
     } catch (...) {
     }
     std::error_code ec;
@@ -219,6 +228,7 @@ void DumpWriter::put(std::string_view name_sv, const TapView& v) {
   const std::vector<hsize_t> dims = v.shape.empty()
                                         ? std::vector<hsize_t>{1}
                                         : std::vector<hsize_t>(v.shape.begin(), v.shape.end());
+  H5::DataSet ds;
   try {
     H5::DataSpace space(static_cast<int>(dims.size()), dims.data());
     H5::DSetCreatPropList plist;
@@ -241,7 +251,7 @@ void DumpWriter::put(std::string_view name_sv, const TapView& v) {
                                 : st == DType::f64
                                     ? static_cast<const H5::DataType&>(H5::PredType::IEEE_F64LE)
                                     : static_cast<const H5::DataType&>(H5::PredType::IEEE_F32LE);
-    H5::DataSet ds = impl_->taps.createDataSet(name, ftype, space, plist);
+    ds = impl_->h->taps.createDataSet(name, ftype, space, plist);
     // Convert here (round to nearest even) so the stored values do not depend on HDF5's converters.
     if (st == DType::f16) {
       std::vector<uint16_t> h(static_cast<std::size_t>(n));
@@ -269,8 +279,10 @@ void DumpWriter::put(std::string_view name_sv, const TapView& v) {
     set_int(ds, "order", spec ? reg.order(name) : impl_->order_fallback++);
     set_str(ds, "layout", spec ? spec->layout : std::string("frame,channel"));
     set_str(ds, "compute_dtype", std::string(dtype_name(v.dtype)));
+    ds.close();  // its chunks reach the file here: a failure to write them is this tap's error
   } catch (const H5::Exception& e) {
     impl_->write_failed = true;
+    detail::abandon_failed_hdf5_file({ds.getId()});
     throw std::runtime_error(
         fmt::format("{}: cannot write tap '{}' ({})", impl_->path, name, e.getDetailMsg()));
   }
@@ -279,38 +291,65 @@ void DumpWriter::put(std::string_view name_sv, const TapView& v) {
 
 void DumpWriter::set_decode(const std::vector<int>& tokens, const std::string& text) {
   hsize_t n = tokens.size();
-  H5::DataSpace space(1, &n);
   std::vector<int32_t> t(tokens.begin(), tokens.end());
-  H5::DataSet ds = impl_->decode.createDataSet("tokens", H5::PredType::STD_I32LE, space);
-  if (n > 0) ds.write(t.data(), H5::PredType::NATIVE_INT32);
-  H5::DataSet tx = impl_->decode.createDataSet("text", vlen_str(), H5::DataSpace(H5S_SCALAR));
-  tx.write(text, vlen_str());
+  H5::DataSet ds, tx;
+  try {
+    H5::DataSpace space(1, &n);
+    ds = impl_->h->decode.createDataSet("tokens", H5::PredType::STD_I32LE, space);
+    if (n > 0) ds.write(t.data(), H5::PredType::NATIVE_INT32);
+    ds.close();
+    tx = impl_->h->decode.createDataSet("text", vlen_str(), H5::DataSpace(H5S_SCALAR));
+    tx.write(text, vlen_str());
+    tx.close();
+  } catch (const H5::Exception& e) {
+    impl_->write_failed = true;
+    detail::abandon_failed_hdf5_file({ds.getId(), tx.getId()});
+    throw std::runtime_error(
+        fmt::format("{}: cannot write the transcript ({})", impl_->path, e.getDetailMsg()));
+  }
 }
 
 void DumpWriter::set_teacher_tokens(const std::vector<int>& tokens) {
   hsize_t n = tokens.size();
-  H5::DataSpace space(1, &n);
   std::vector<int32_t> t(tokens.begin(), tokens.end());
-  H5::DataSet ds = impl_->decode.createDataSet("teacher_tokens", H5::PredType::STD_I32LE, space);
-  if (n > 0) ds.write(t.data(), H5::PredType::NATIVE_INT32);
+  H5::DataSet ds;
+  try {
+    H5::DataSpace space(1, &n);
+    ds = impl_->h->decode.createDataSet("teacher_tokens", H5::PredType::STD_I32LE, space);
+    if (n > 0) ds.write(t.data(), H5::PredType::NATIVE_INT32);
+    ds.close();
+  } catch (const H5::Exception& e) {
+    impl_->write_failed = true;
+    detail::abandon_failed_hdf5_file({ds.getId()});
+    throw std::runtime_error(
+        fmt::format("{}: cannot write the teacher tokens ({})", impl_->path, e.getDetailMsg()));
+  }
 }
 
 void DumpWriter::set_timing(const std::string& name, double seconds) {
-  H5::DataSet ds =
-      impl_->timing.createDataSet(name, H5::PredType::IEEE_F64LE, H5::DataSpace(H5S_SCALAR));
-  ds.write(&seconds, H5::PredType::NATIVE_DOUBLE);
+  H5::DataSet ds;
+  try {
+    ds = impl_->h->timing.createDataSet(name, H5::PredType::IEEE_F64LE, H5::DataSpace(H5S_SCALAR));
+    ds.write(&seconds, H5::PredType::NATIVE_DOUBLE);
+    ds.close();
+  } catch (const H5::Exception& e) {
+    impl_->write_failed = true;
+    detail::abandon_failed_hdf5_file({ds.getId()});
+    throw std::runtime_error(
+        fmt::format("{}: cannot write timing '{}' ({})", impl_->path, name, e.getDetailMsg()));
+  }
 }
 
 void DumpWriter::finish() {
   try {
     // Every tap reaches the file before the mark that says the file is whole: a writer killed
     // while HDF5 flushes at close can then leave the mark only beside complete data.
-    impl_->file.flush(H5F_SCOPE_GLOBAL);
-    set_int(impl_->file, "complete", 1);
-    impl_->taps.close();
-    impl_->decode.close();
-    impl_->timing.close();
-    impl_->file.close();
+    impl_->h->file.flush(H5F_SCOPE_GLOBAL);
+    set_int(impl_->h->file, "complete", 1);
+    impl_->h->taps.close();
+    impl_->h->decode.close();
+    impl_->h->timing.close();
+    impl_->h->file.close();
   } catch (const H5::Exception& e) {
     impl_->write_failed = true;
     throw std::runtime_error(

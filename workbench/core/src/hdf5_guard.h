@@ -21,6 +21,7 @@
 #include <hdf5.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <map>
 #include <set>
 #include <string>
@@ -38,6 +39,14 @@ bool read_exact(int fd, uint64_t file_size, uint64_t off, void* dst, std::size_t
 // over the whole file, so adjacent ranges concatenated give the same list (the guard scans a
 // large file's two halves on two threads). Throws std::runtime_error on a read error.
 std::vector<uint64_t> gcol_offsets(int fd, uint64_t file_size, uint64_t from, uint64_t to);
+
+// After an HDF5 write failed (a full disk, a file size limit): HDF5 1.10 closing such a file, or
+// terminating at exit with it still open, dereferences freed state (seen: a segfault in
+// H5F__close_cb during H5close). Keeps each valid id of `ids` (the failing file's open objects)
+// open for good, so that no destructor closes it, and has the process's exit skip HDF5's
+// termination (an on_exit handler, registered once, that flushes stdio and _exits with the
+// status). The caller removes the file.
+void abandon_failed_hdf5_file(std::initializer_list<hid_t> ids);
 
 class Hdf5Guard {
  public:

@@ -14,19 +14,13 @@
 #include "wb/core/util.h"
 #include "wb/core/weights.h"
 #include "wb/testing/paths.h"
+#include "wb/testing/scratch.h"
 
 using namespace wb;
 namespace fs = std::filesystem;
 
 namespace {
-fs::path scratch() {
-  static const fs::path p = [] {
-    fs::path d = fs::temp_directory_path() / fmt::format("wb_core_tests_{}", ::getpid());
-    fs::create_directories(d);
-    return d;
-  }();
-  return p;
-}
+const fs::path& scratch() { return wb::testing::scratch_dir(); }
 
 void write_bytes(const fs::path& p, const std::string& bytes) {
   std::ofstream(p, std::ios::binary) << bytes;
