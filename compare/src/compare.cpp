@@ -6,15 +6,15 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
-#include <condition_variable>
-#include <deque>
 #include <exception>
 #include <map>
-#include <mutex>
+#include <optional>
 #include <set>
 #include <stdexcept>
+#include <system_error>
 #include <thread>
 
 #include "diagnose.h"
@@ -33,128 +33,52 @@ struct Job {
   int64_t rows = 1, row_len = 1, chunk_rows = 1;
 };
 
+// The chunk buffers of one worker, reused from tap to tap.
 struct Chunk {
-  std::size_t job = 0;
-  int64_t row0 = 0, n = 0;
   std::vector<double> a, b, f;
-  bool last_of_job = false;
 };
 
-// Reads every job's rows in order on one thread; hands chunks over through a bounded queue.
-class ChunkPipe {
- public:
-  ChunkPipe(const TapSource& ref, const TapSource& cand, const TapSource* floor,
-            const std::vector<Job>& jobs, bool background)
-      : ref_(ref), cand_(cand), floor_(floor), jobs_(jobs), background_(background) {
-    for (const Job& j : jobs_)
-      max_values_ = std::max(max_values_,
-                             static_cast<std::size_t>(std::min(j.chunk_rows, j.rows) * j.row_len));
-    if (background_) thread_ = std::thread([this] { produce(); });
+// Every row of job j, chunk by chunk, into the tap's accumulators (and the floor's), in row order:
+// the same sums in the same order whichever thread runs it.
+void measure_job(const TapSource& ref, const TapSource& cand, const TapSource* floor, const Job& j,
+                 TapResult& t, const CompareOptions& opts, Chunk& c) {
+  AccumulatorOptions ao;
+  ao.atol = t.tolerance.atol;
+  ao.rtol = t.tolerance.rtol;
+  ao.top_k = opts.top_k;
+  ao.heads = t.spec->heads;
+  const bool mel_layout = t.spec->layout == "mel,frame";
+  ao.frame_axis = mel_layout ? 1 : (t.shape.size() == 2 ? 0 : -1);
+  t.frame_axis = ao.frame_axis == 1 ? "column" : (ao.frame_axis == 0 ? "row" : "");
+  MetricAccumulator acc(t.shape, ao);
+  std::optional<MetricAccumulator> facc;
+  if (floor != nullptr && !j.floor_name.empty()) {
+    AccumulatorOptions fo;
+    fo.atol = ao.atol;
+    fo.rtol = ao.rtol;
+    fo.top_k = 0;
+    facc.emplace(t.shape, fo);
   }
-  ~ChunkPipe() {
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    if (thread_.joinable()) thread_.join();
-  }
-
-  // Next chunk, or false at the end. Rethrows a reader error.
-  bool next(Chunk& out) {
-    if (!background_) return read_next(out);
-    std::unique_lock<std::mutex> lk(mu_);
-    cv_.wait(lk, [this] { return !queue_.empty() || done_; });
-    if (queue_.empty()) {
-      if (error_) std::rethrow_exception(error_);
-      return false;
-    }
-    if (!out.a.empty() || out.a.capacity() > 0) free_.push_back(std::move(out));
-    out = std::move(queue_.front());
-    queue_.pop_front();
-    cv_.notify_all();
-    return true;
-  }
-
- private:
-  bool read_next(Chunk& c) {
-    while (job_ < jobs_.size() && row_ >= jobs_[job_].rows) {
-      ++job_;
-      row_ = 0;
-    }
-    if (job_ >= jobs_.size()) return false;
-    const Job& j = jobs_[job_];
-    c.job = job_;
-    c.row0 = row_;
-    c.n = std::min(j.chunk_rows, j.rows - row_);
-    ref_.read_rows(j.ref_name, c.row0, c.n, c.a);
-    cand_.read_rows(j.cand_name, c.row0, c.n, c.b);
-    if (floor_ != nullptr && !j.floor_name.empty()) {
-      floor_->read_rows(j.floor_name, c.row0, c.n, c.f);
-    } else {
-      c.f.clear();
-    }
-    const auto want = static_cast<std::size_t>(c.n * j.row_len);
-    if (c.a.size() != want || c.b.size() != want || (!c.f.empty() && c.f.size() != want)) {
+  for (int64_t row = 0; row < j.rows;) {
+    const int64_t n = std::min(j.chunk_rows, j.rows - row);
+    ref.read_rows(j.ref_name, row, n, c.a);
+    cand.read_rows(j.cand_name, row, n, c.b);
+    if (facc) floor->read_rows(j.floor_name, row, n, c.f);
+    const auto want = static_cast<std::size_t>(n * j.row_len);
+    if (c.a.size() != want || c.b.size() != want || (facc && c.f.size() != want)) {
       throw std::runtime_error(fmt::format("tap '{}': reader returned {} values for {} rows of {}",
-                                           j.ref_name, c.a.size(), c.n, shape_str(j.shape)));
+                                           j.ref_name, c.a.size(), n, shape_str(j.shape)));
     }
-    row_ += c.n;
-    c.last_of_job = row_ >= j.rows;
-    return true;
+    acc.add_rows(c.a.data(), c.b.data(), n);
+    if (facc) facc->add_rows(c.f.data(), c.a.data(), n);  // float32 ref against float64
+    row += n;
   }
-
-  void produce() {
-    try {
-      for (;;) {
-        Chunk c;
-        {
-          std::unique_lock<std::mutex> lk(mu_);
-          cv_.wait(lk, [this] { return queue_.size() < kDepth || stop_; });
-          if (stop_) break;
-          if (!free_.empty()) {
-            c = std::move(free_.back());
-            free_.pop_back();
-          }
-        }
-        if (c.a.capacity() == 0) {  // a new chunk: room for the largest, so it never moves
-          c.a.reserve(max_values_);
-          c.b.reserve(max_values_);
-          if (floor_ != nullptr) c.f.reserve(max_values_);
-        }
-        if (!read_next(c)) break;
-        std::lock_guard<std::mutex> lk(mu_);
-        queue_.push_back(std::move(c));
-        cv_.notify_all();
-      }
-    } catch (...) {
-      std::lock_guard<std::mutex> lk(mu_);
-      error_ = std::current_exception();
-    }
-    std::lock_guard<std::mutex> lk(mu_);
-    done_ = true;
-    cv_.notify_all();
+  t.m = acc.finish();
+  if (facc) {
+    t.floor = facc->finish();
+    if (t.floor->rel_l2 > 0) t.floor_x = t.m.rel_l2 / t.floor->rel_l2;
   }
-
-  // One chunk queued, one being read, one being measured: three chunks in memory (a deeper
-  // queue held more chunk buffers, each faulted in, for no measured gain on two cores).
-  static constexpr std::size_t kDepth = 1;
-  const TapSource& ref_;
-  const TapSource& cand_;
-  const TapSource* floor_;
-  const std::vector<Job>& jobs_;
-  bool background_;
-  std::size_t max_values_ = 0;  // values per side of the largest chunk
-  std::size_t job_ = 0;
-  int64_t row_ = 0;
-  std::thread thread_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Chunk> queue_;
-  std::vector<Chunk> free_;
-  bool done_ = false, stop_ = false;
-  std::exception_ptr error_;
-};
+}
 
 int64_t row_len_of(const Shape& s) {
   int64_t n = 1;
@@ -323,47 +247,38 @@ Aligned align(const TapSource& ref, const TapSource& cand, const TapSource* floo
 }
 
 // One streaming pass over every job: metrics of candidate vs reference, and of the reference vs
-// its float64 run where a floor is given.
+// its float64 run where a floor is given. Two workers take the taps in order, a whole tap each
+// (their HDF5 reads serialise on HDF5's lock; widening and metrics overlap). An error is the one
+// of the first failing tap in order, as one worker would report it: a worker stops taking taps
+// once any has failed, and every tap before a failed one was taken before it.
 void stream_metrics(const TapSource& ref, const TapSource& cand, const TapSource* floor,
                     const std::vector<Job>& jobs, const CompareOptions& opts, CompareResult& r) {
-  ChunkPipe pipe(ref, cand, floor, jobs, opts.background_read);
-  std::unique_ptr<MetricAccumulator> acc, facc;
-  std::size_t cur = jobs.size();
-  Chunk c;
-  while (pipe.next(c)) {
-    if (c.job != cur) {
-      cur = c.job;
-      TapResult& t = r.taps[cur];
-      AccumulatorOptions ao;
-      ao.atol = t.tolerance.atol;
-      ao.rtol = t.tolerance.rtol;
-      ao.top_k = opts.top_k;
-      ao.heads = t.spec->heads;
-      const bool mel_layout = t.spec->layout == "mel,frame";
-      ao.frame_axis = mel_layout ? 1 : (t.shape.size() == 2 ? 0 : -1);
-      t.frame_axis = ao.frame_axis == 1 ? "column" : (ao.frame_axis == 0 ? "row" : "");
-      acc = std::make_unique<MetricAccumulator>(t.shape, ao);
-      facc.reset();
-      if (!jobs[cur].floor_name.empty()) {
-        AccumulatorOptions fo;
-        fo.atol = ao.atol;
-        fo.rtol = ao.rtol;
-        fo.top_k = 0;
-        facc = std::make_unique<MetricAccumulator>(t.shape, fo);
+  std::atomic<std::size_t> next{0};
+  std::atomic<bool> failed{false};
+  std::vector<std::exception_ptr> errors(jobs.size());
+  auto work = [&] {
+    Chunk c;
+    for (std::size_t k; !failed.load() && (k = next.fetch_add(1)) < jobs.size();) {
+      try {
+        measure_job(ref, cand, floor, jobs[k], r.taps[k], opts, c);
+      } catch (...) {
+        errors[k] = std::current_exception();
+        failed = true;
       }
     }
-    acc->add_rows(c.a.data(), c.b.data(), c.n);
-    if (facc) facc->add_rows(c.f.data(), c.a.data(), c.n);  // float32 ref against float64
-    r.elements += c.n * jobs[cur].row_len;
-    if (c.last_of_job) {
-      TapResult& t = r.taps[cur];
-      t.m = acc->finish();
-      if (facc) {
-        t.floor = facc->finish();
-        if (t.floor->rel_l2 > 0) t.floor_x = t.m.rel_l2 / t.floor->rel_l2;
-      }
+  };
+  std::thread second;
+  if (opts.background_read && jobs.size() > 1) {
+    try {
+      second = std::thread(work);
+    } catch (const std::system_error&) {  // no thread to be had: one worker
     }
   }
+  work();
+  if (second.joinable()) second.join();
+  for (const std::exception_ptr& e : errors)
+    if (e) std::rethrow_exception(e);
+  for (std::size_t k = 0; k < jobs.size(); ++k) r.elements += jobs[k].rows * jobs[k].row_len;
 }
 
 // The tolerance with every rel_l2 limit widened by w: the absolute limit (max, or ceiling for a

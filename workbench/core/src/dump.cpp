@@ -374,7 +374,6 @@ struct DumpReader::Impl {
     bool f32le = false;
   };
   std::map<std::string, OpenTap> taps;
-  std::vector<float> rows_f32;  // read_rows' float32 rows before widening
   H5::DSetAccPropList no_chunk_cache = [] {
     H5::DSetAccPropList a;
     a.setChunkCache(0, 0, 1.0);
@@ -656,7 +655,9 @@ void DumpReader::read_rows(const std::string& name, int64_t row0, int64_t n,
       // float32 -> float64 is exact: the values HDF5's conversion gives. In pieces of about
       // 256 KiB (the writers' chunks), each widened while it is still in the cache.
       const int64_t step = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(row, 1));
-      std::vector<float>& f = impl_->rows_f32;
+      // The float32 rows before widening: one buffer a thread (the comparator reads a dump
+      // from two threads at once; HDF5 serialises its own calls).
+      thread_local std::vector<float> f;
       for (int64_t r = 0; r < n; r += step) {
         const int64_t m = std::min(step, n - r);
         start[0] = static_cast<hsize_t>(row0 + r);

@@ -10,7 +10,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <future>
 #include <limits>
 #include <mutex>
 #include <stdexcept>
@@ -95,33 +94,6 @@ uint64_t mul_sat(uint64_t a, uint64_t b) { return b != 0 && a > kUndef / b ? kUn
 
 }  // namespace
 
-// A file is mostly tap data: the scan compares 32 windows at a time (the bytes at p, p + 1, p + 2
-// and p + 3 of 32 consecutive starts against G, C, O and L, in the compiler's vector types: AVX2
-// where the CPU has it), then the last few windows one by one.
-__attribute__((target_clones("avx2", "default"))) const char* find_gcol(const char* p,
-                                                                        const char* end) {
-  using V = unsigned char __attribute__((vector_size(32)));
-  constexpr std::ptrdiff_t kW = sizeof(V);
-  for (; end - p >= kW + 3; p += kW) {
-    V a, b, c, d;
-    std::memcpy(&a, p, kW);
-    std::memcpy(&b, p + 1, kW);
-    std::memcpy(&c, p + 2, kW);
-    std::memcpy(&d, p + 3, kW);
-    const auto m = (a == 'G') & (b == 'C') & (c == 'O') & (d == 'L');
-    unsigned char hit[kW];
-    std::memcpy(hit, &m, kW);
-    uint64_t any[kW / 8];
-    std::memcpy(any, hit, kW);
-    if ((any[0] | any[1] | any[2] | any[3]) != 0)
-      for (std::ptrdiff_t k = 0;; ++k)
-        if (hit[k] != 0) return p + k;
-  }
-  for (; end - p >= 4; ++p)
-    if (std::memcmp(p, "GCOL", 4) == 0) return p;
-  return end;
-}
-
 Hdf5Guard::File::File(const std::string& path) : fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC)) {}
 Hdf5Guard::File& Hdf5Guard::File::operator=(File&& o) noexcept {
   if (this != &o) {
@@ -135,11 +107,11 @@ Hdf5Guard::File::~File() {
   if (fd >= 0) ::close(fd);
 }
 
-bool read_exact(int fd, uint64_t file_size, uint64_t off, void* dst, std::size_t n) {
-  if (off > file_size || n > file_size - off) return false;
+bool Hdf5Guard::read_at(uint64_t off, void* dst, std::size_t n) const {
+  if (off > file_size_ || n > file_size_ - off) return false;
   auto* p = static_cast<char*>(dst);
   while (n > 0) {
-    const ssize_t got = ::pread(fd, p, n, static_cast<off_t>(off));
+    const ssize_t got = ::pread(file_.fd, p, n, static_cast<off_t>(off));
     if (got < 0 && errno == EINTR) continue;
     if (got <= 0) return false;  // an error, or the file ends early (shrunk since)
     p += got;
@@ -149,29 +121,45 @@ bool read_exact(int fd, uint64_t file_size, uint64_t off, void* dst, std::size_t
   return true;
 }
 
-// In blocks of 256 KiB read with 3 bytes more (a signature across a block's end is that block's),
-// each scanned while it is still in the cache it was read into.
-std::vector<uint64_t> gcol_offsets(int fd, uint64_t file_size, uint64_t from, uint64_t to) {
-  constexpr std::size_t kBlock = 1 << 18;
-  std::vector<uint64_t> hits;
-  if (from >= to || to > file_size) return hits;
-  std::vector<char> buf(static_cast<std::size_t>(std::min<uint64_t>(kBlock + 3, file_size - from)));
-  for (uint64_t base = from; base < to; base += kBlock) {
-    const std::size_t n =
-        static_cast<std::size_t>(std::min<uint64_t>(kBlock + 3, file_size - base));
-    if (!read_exact(fd, file_size, base, buf.data(), n)) throw std::runtime_error("read error");
-    const auto mine = static_cast<std::ptrdiff_t>(std::min<uint64_t>(kBlock, to - base));
-    const char* const end = buf.data() + n;
-    for (const char* p = buf.data(); (p = find_gcol(p, end)) != end; ++p) {
-      if (p - buf.data() >= mine) break;  // the next block (or the next range) has it
-      hits.push_back(base + static_cast<uint64_t>(p - buf.data()));
-    }
+// A global heap collection ("GCOL", version 1, then its size; objects of a 16-byte header {u16
+// index, u16 refs, u32 reserved, size} and data padded to 8 bytes, index 0 being the free space
+// that ends it), checked the first time a reference names its address: HDF5 1.10 reads a
+// collection only through such a reference, and copies an object as long as the collection says.
+// nullptr where no collection starts at `addr`; throws where one starts there but does not add up.
+const std::map<uint64_t, uint64_t>* Hdf5Guard::collection(uint64_t addr) const {
+  if (const auto it = heaps_.find(addr); it != heaps_.end())
+    return it->second ? &*it->second : nullptr;
+  constexpr std::size_t kHdr = 16;
+  unsigned char h[kHdr];
+  if (!read_at(addr, h, kHdr) || std::memcmp(h, "GCOL", 4) != 0 || h[4] != 1) {
+    heaps_.emplace(addr, std::nullopt);
+    return nullptr;
   }
-  return hits;
-}
-
-bool Hdf5Guard::read_at(uint64_t off, void* dst, std::size_t n) const {
-  return read_exact(file_.fd, file_size_, off, dst, n);
+  const auto corrupt = [&](const std::string& why) {
+    return std::runtime_error(
+        fmt::format("corrupt global heap collection at offset {}: {}", addr, why));
+  };
+  const uint64_t size = le(h + 8, 8);
+  if (size < kHdr || size > file_size_ - addr)
+    throw corrupt(fmt::format("size {} past the end of the file", size));
+  std::vector<unsigned char> coll(static_cast<std::size_t>(size));
+  if (!read_at(addr, coll.data(), coll.size())) throw corrupt("unreadable");
+  std::map<uint64_t, uint64_t> present;
+  // As HDF5 walks it: a free-space object (index 0) spans `size` bytes, header included
+  // (0 would make HDF5 loop for ever); any other spans its header plus its padded data.
+  for (uint64_t q = kHdr; q + kHdr <= size;) {
+    const unsigned idx = coll[q] | (coll[q + 1] << 8);
+    const uint64_t obj = le(coll.data() + q + 8, 8);
+    const uint64_t step = idx == 0     ? obj
+                          : obj > size ? size + 1
+                                       : kHdr + ((obj + 7) & ~uint64_t{7});
+    if (step < kHdr || step > size - q)
+      throw corrupt(fmt::format("object {} of {} bytes at {} does not fit the {}-byte collection",
+                                idx, obj, q, size));
+    if (idx != 0) present[idx] = obj;
+    q += step;
+  }
+  return &*heaps_.emplace(addr, std::move(present)).first->second;
 }
 
 Hdf5Guard::Hdf5Guard(std::string path) : path_(std::move(path)), file_(path_) {
@@ -208,65 +196,6 @@ Hdf5Guard::Hdf5Guard(std::string path) : path_(std::move(path)), file_(path_) {
   if (le(a, 8) != 0)
     throw std::runtime_error(
         fmt::format("HDF5 base address {} is not supported in a dump (0 is)", le(a, 8)));
-
-  // Global heap collections ("GCOL", version 1, then its size; objects of a 16-byte header {u16
-  // index, u16 refs, u32 reserved, size} and data padded to 8 bytes, index 0 being the free space
-  // that ends it) are found by their signature: they must add up before any string is read.
-  auto corrupt = [&](uint64_t at, const std::string& why) {
-    return std::runtime_error(
-        fmt::format("corrupt global heap collection at offset {}: {}", at, why));
-  };
-  // Every offset where the signature starts, then each checked in file order. A file of 8 MiB
-  // or more is scanned by two threads, a half each (the scan is most of what opening a dump
-  // costs: `wb compare` of two 20 MB dumps spent a third of its time there).
-  constexpr std::size_t kHdr = 16;
-  constexpr uint64_t kParallelScan = uint64_t{8} << 20;
-  std::vector<uint64_t> hits;
-  if (file_size_ >= kParallelScan) {
-    const uint64_t mid = file_size_ / 2;
-    std::future<std::vector<uint64_t>> upper;
-    try {
-      upper = std::async(std::launch::async, [this, mid] {
-        return gcol_offsets(file_.fd, file_size_, mid, file_size_);
-      });
-    } catch (const std::system_error&) {  // no thread to be had: one scan
-      upper = std::async(std::launch::deferred, [this, mid] {
-        return gcol_offsets(file_.fd, file_size_, mid, file_size_);
-      });
-    }
-    hits = gcol_offsets(file_.fd, file_size_, 0, mid);
-    const std::vector<uint64_t> more = upper.get();
-    hits.insert(hits.end(), more.begin(), more.end());
-  } else {
-    hits = gcol_offsets(file_.fd, file_size_, 0, file_size_);
-  }
-  std::vector<unsigned char> coll;
-  for (const uint64_t at : hits) {
-    unsigned char h[kHdr];
-    if (!read_at(at, h, kHdr) || h[4] != 1)
-      continue;  // not a collection header (signature in data)
-    const uint64_t size = le(h + 8, 8);
-    if (size < kHdr || size > file_size_ - at)
-      throw corrupt(at, fmt::format("size {} past the end of the file", size));
-    auto& present = heaps_[at];
-    coll.resize(static_cast<std::size_t>(size));
-    if (!read_at(at, coll.data(), coll.size())) throw corrupt(at, "unreadable");
-    // As HDF5 walks it: a free-space object (index 0) spans `size` bytes, header included
-    // (0 would make HDF5 loop for ever); any other spans its header plus its padded data.
-    for (uint64_t q = kHdr; q + kHdr <= size;) {
-      const unsigned idx = coll[q] | (coll[q + 1] << 8);
-      const uint64_t obj = le(coll.data() + q + 8, 8);
-      const uint64_t step = idx == 0     ? obj
-                            : obj > size ? size + 1
-                                         : kHdr + ((obj + 7) & ~uint64_t{7});
-      if (step < kHdr || step > size - q)
-        throw corrupt(
-            at, fmt::format("object {} of {} bytes at {} does not fit the {}-byte collection", idx,
-                            obj, q, size));
-      if (idx != 0) present[idx] = obj;
-      q += step;
-    }
-  }
 
   if (version <= 1) {
     const uint64_t driver = le(a + 24, 8);
@@ -499,9 +428,9 @@ void Hdf5Guard::vet_string_refs(const unsigned char* data, std::size_t size,
   for (std::size_t i = 0; i + 16 <= size; i += 16) {
     const uint64_t len = le(data + i, 4), addr = le(data + i + 4, 8), idx = le(data + i + 12, 4);
     if (len == 0 && addr == 0) continue;  // empty string
-    const auto h = heaps_.find(addr);
-    const auto obj = h == heaps_.end() ? decltype(h->second.end()){} : h->second.find(idx);
-    if (h == heaps_.end() || obj == h->second.end() || obj->second != len)
+    const auto* h = collection(addr);
+    const auto obj = h == nullptr ? decltype(h->end()){} : h->find(idx);
+    if (h == nullptr || obj == h->end() || obj->second != len)
       throw std::runtime_error(fmt::format(
           "{}: a string of {} bytes refers to object {} at offset {}, which is not a global "
           "heap object of that size",
@@ -512,16 +441,15 @@ void Hdf5Guard::vet_string_refs(const unsigned char* data, std::size_t size,
 // Any {collection address, u32 index} pair in `data` must name an object that collection holds.
 void Hdf5Guard::scan_heap_refs(const unsigned char* data, std::size_t size,
                                const std::string& what) const {
-  if (heaps_.empty()) return;
   for (std::size_t i = 0; i + 12 <= size; ++i)
-    if (auto h = heaps_.find(le(data + i, 8)); h != heaps_.end()) {
+    if (const auto* h = collection(le(data + i, 8)); h != nullptr) {
       const uint64_t idx = le(data + i + 8, 4);
-      const auto obj = h->second.find(idx);
-      if (obj == h->second.end())
+      const auto obj = h->find(idx);
+      if (obj == h->end())
         throw std::runtime_error(fmt::format(
             "{}: a string refers to object {} of the global heap collection at offset {}, "
             "which holds no such object",
-            what, idx, h->first));
+            what, idx, le(data + i, 8)));
       if (i >= 4 && le(data + i - 4, 4) != obj->second)
         throw std::runtime_error(
             fmt::format("{}: a string of {} bytes refers to an object of {} bytes", what,

@@ -6,15 +6,18 @@
 // reads a string through whatever heap index a reference names. A dump is other people's output,
 // so every such size is checked against the file before HDF5 sees it:
 //   * open: the superblock (at offset 0, 8-byte offsets and lengths, base address 0: what every
-//     HDF5 writer produces unless told otherwise), its driver-info block and extension, every
-//     global heap collection (scanned for), and the root group's object header;
+//     HDF5 writer produces unless told otherwise), its driver-info block and extension, and the
+//     root group's object header;
 //   * before each object is opened (vet_link): that object's header, version 1 or 2, all its
 //     chunks, its symbol table's local heap, each attribute's data size and string references;
 //     and where its attributes or links are in dense storage (attribute / link info messages),
 //     the fractal heap holding them (header, doubling table, every direct and indirect block),
 //     the version-2 B-trees indexing them (every node), each of those blocks' checksum (HDF5 1.10
 //     frees unfilled entries of a group's link table when one fails while it builds the table),
-//     and every attribute or link message the B-trees name, vetted as a compact one would be.
+//     and every attribute or link message the B-trees name, vetted as a compact one would be;
+//   * each global heap collection a string reference names, the first time one names it (HDF5
+//     reads a collection only through a reference); a collection nothing names is never read,
+//     by HDF5 or here (tap data that happens to hold the signature "GCOL" is just data).
 // Every failure is a std::runtime_error naming what and where ("object header at offset N: ...").
 #pragma once
 
@@ -23,22 +26,12 @@
 #include <cstdint>
 #include <initializer_list>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
 namespace wb::detail {
-
-// The first "GCOL" (a global heap collection's signature) in [p, end), or end: what memmem finds,
-// at about 2.5 times its speed (256 KiB of float data in the cache: 8.0 vs 3.0 GB/s, loaded).
-const char* find_gcol(const char* p, const char* end);
-// Exactly n bytes at off of a file of file_size bytes (pread); false when the file ends early
-// (shrunk since) or on a read error.
-bool read_exact(int fd, uint64_t file_size, uint64_t off, void* dst, std::size_t n);
-// The offsets in [from, to) where the signature "GCOL" starts, in file order: what find_gcol finds
-// over the whole file, so adjacent ranges concatenated give the same list (the guard scans a
-// large file's two halves on two threads). Throws std::runtime_error on a read error.
-std::vector<uint64_t> gcol_offsets(int fd, uint64_t file_size, uint64_t from, uint64_t to);
 
 // After an HDF5 write failed (a full disk, a file size limit): HDF5 1.10 closing such a file, or
 // terminating at exit with it still open, dereferences freed state (seen: a segfault in
@@ -51,7 +44,7 @@ void abandon_failed_hdf5_file(std::initializer_list<hid_t> ids);
 class Hdf5Guard {
  public:
   Hdf5Guard() = default;
-  explicit Hdf5Guard(std::string path);  // checks the superblock, heaps and root header
+  explicit Hdf5Guard(std::string path);  // checks the superblock and the root group
 
   // The hard link `name` under `loc`: refuses soft and external links and checks the header it
   // points to (each header once per guard). `what` names it in messages.
@@ -105,8 +98,10 @@ class Hdf5Guard {
   std::string path_;
   File file_;
   uint64_t file_size_ = 0;
-  // Global heap collections: address -> object index -> object size.
-  std::map<uint64_t, std::map<uint64_t, uint64_t>> heaps_;
+  const std::map<uint64_t, uint64_t>* collection(uint64_t addr) const;
+  // Global heap collections, checked when first named: address -> object index -> object size
+  // (nullopt: no collection starts there).
+  mutable std::map<uint64_t, std::optional<std::map<uint64_t, uint64_t>>> heaps_;
   std::set<uint64_t> vetted_;
 };
 

@@ -31,6 +31,7 @@ class TapSource {
   virtual std::string label() const = 0;  // the path, for messages
   virtual const DumpMeta& meta() const = 0;
   virtual const std::vector<TapInfo>& taps() const = 0;  // execution order
+  // Called from two threads at once (the streaming pass measures two taps at a time).
   virtual void read_rows(const std::string& name, int64_t row0, int64_t n,
                          std::vector<double>& out) const = 0;
   virtual std::optional<std::string> text() const { return std::nullopt; }  // decoded transcript
@@ -90,13 +91,13 @@ struct CompareOptions {
   std::optional<ToleranceProfile> profile;
   NameMap map;
   int top_k = 8;
-  // Per side per chunk: 256 KiB of float64, so the three chunks in flight (compare.cpp's
-  // ChunkPipe) stay in the caches. Measured against 2^20 (8 MiB), `wb compare` of two nano dumps
-  // took 12-15 % less CPU and `wb compare-bench` (large-v3 dims) 0.71-0.73 GB/s instead of
+  // Per side per chunk: 256 KiB of float64, so the chunks in flight (one a worker of compare.cpp's
+  // streaming pass) stay in the caches. Measured against 2^20 (8 MiB), `wb compare` of two nano
+  // dumps took 12-15 % less CPU and `wb compare-bench` (large-v3 dims) 0.71-0.73 GB/s instead of
   // 0.56-0.62 with a peak RSS of 22 instead of 69 MiB; the results are identical (chunks end at
   // row boundaries, the metrics accumulate row by row).
   int64_t chunk_elements = int64_t{1} << 15;
-  bool background_read = true;
+  bool background_read = true;  // two workers, a tap each at a time (false: one, in the caller)
   bool allow_model_mismatch = false;  // compare dumps whose model_sha256 differ (dims must agree)
   std::optional<std::string> expected_text;  // the clip's true transcript: WER of both sides
   int histogram_bins = 41;

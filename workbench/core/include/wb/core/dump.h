@@ -104,7 +104,8 @@ class DumpReader {
   // unfiltered, little-endian float32 dataset whose extent lies inside the file; else nullopt.
   std::optional<uint64_t> contiguous_f32_offset(const std::string& name) const;
   uint64_t file_size() const;  // as checked when opened
-  // Rows [row0, row0 + n) of a tap (first dimension), as float64, appended to out (resized).
+  // Rows [row0, row0 + n) of a tap (first dimension), as float64, into out (resized). Safe to
+  // call from several threads at once (HDF5 serialises its part).
   void read_rows(const std::string& name, int64_t row0, int64_t n, std::vector<double>& out) const;
 
   std::optional<std::vector<int>> tokens() const;          // /decode/tokens: its own decode
