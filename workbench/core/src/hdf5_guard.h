@@ -52,6 +52,9 @@ class Hdf5Guard {
   // A contiguous dataset holding one variable-length string: its reference must name a heap object.
   void vet_string_data(hid_t dataset, const std::string& what) const;
   uint64_t file_size() const { return file_size_; }
+  // Exactly n bytes at off (pread, safe from several threads); false past the end of the file
+  // or on a read error.
+  bool read_at(uint64_t off, void* dst, std::size_t n) const;
 
  private:
   void vet_header(uint64_t addr, const std::string& what);
@@ -82,7 +85,6 @@ class Hdf5Guard {
   void vet_attribute(const unsigned char* m, std::size_t size, const std::string& what) const;
   void vet_string_refs(const unsigned char* data, std::size_t size, const std::string& what) const;
   void scan_heap_refs(const unsigned char* data, std::size_t size, const std::string& what) const;
-  bool read_at(uint64_t off, void* dst, std::size_t n) const;
 
   // The file, read with pread: a header check reads a few bytes here and there, which a stream
   // would turn into a seek and a buffer refill each.

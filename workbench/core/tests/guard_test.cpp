@@ -1,9 +1,11 @@
-// The HDF5 guard's global heap check: a collection is checked when a string reference first
-// names it. A corrupt collection that a string names is refused with the guard's message; tap
-// data that happens to hold the collection signature ("GCOL", version 1, an impossible size) is
-// data, not a collection, and opens (a scan of the whole file for the signature refused it).
+// The dump reader's own checks and reads: the HDF5 guard's global heap check (a collection is
+// checked when a string reference first names it: a corrupt collection that a string names is
+// refused with the guard's message; tap data that happens to hold the collection signature,
+// "GCOL", version 1, an impossible size, is data and opens, where a scan of the whole file for
+// the signature refused it), and read_rows' own reads of the chunks against HDF5's.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -111,5 +113,38 @@ TEST_CASE(
     spit(p, bad);
     CHECK(open_error(p).find("which is not a global heap object of that size") !=
           std::string::npos);
+  }
+}
+
+TEST_CASE("read_rows: rows read from the chunks directly equal HDF5's read, at any row range") {
+  const wb::testing::ScratchDir tmp("wb-rows-test");
+  const wb::ModelDims d = wb::ModelDims::preset("nano");
+  const int64_t rows = d.n_audio_ctx, cols = d.n_audio_state;
+  std::vector<float> v(static_cast<std::size_t>(rows * cols));
+  for (std::size_t i = 0; i < v.size(); ++i)
+    v[i] = static_cast<float>(std::sin(0.37 * static_cast<double>(i)) * 1e3);  // every bit varies
+  std::string bytes(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float));
+  const std::string path = write_dump(tmp.path() / "rows.h5", bytes);
+  const wb::DumpReader r(path);
+  const wb::Tensor whole = r.read("encoder.ln_post", wb::DType::f64);  // through HDF5
+  // Row ranges that start and end inside chunks, span chunk edges (DumpWriter's chunks hold
+  // 2^16 / 64 = 1024 rows of nano's 64 values) and the ragged last chunk.
+  const std::pair<int64_t, int64_t> ranges[] = {{0, 1},    {0, rows},   {1023, 2}, {1000, 500},
+                                                {5, 1024}, {1024, 476}, {1499, 1}, {777, 0}};
+  std::vector<double> out;
+  for (const auto& [row0, n] : ranges) {
+    CAPTURE(row0);
+    CAPTURE(n);
+    r.read_rows("encoder.ln_post", row0, n, out);
+    REQUIRE(out.size() == static_cast<std::size_t>(n * cols));
+    CHECK(std::memcmp(out.data(), whole.f64() + row0 * cols, out.size() * sizeof(double)) == 0);
+  }
+  // The file cut short after it was opened: the rows past the cut are an error, not garbage.
+  fs::resize_file(path, fs::file_size(path) / 2);
+  try {
+    r.read_rows("encoder.ln_post", rows - 10, 10, out);
+    FAIL("read past the end of a shortened file");
+  } catch (const std::runtime_error& e) {
+    CHECK(std::string(e.what()).find("shorter than when it was opened") != std::string::npos);
   }
 }
