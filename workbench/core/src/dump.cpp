@@ -89,7 +89,12 @@ void check_compact(const H5::DataSet& ds, const std::string& what) {
 // one chunk of elements (HDF5 1.10 copies a chunk's elements out of whatever the index says it
 // read). The chunk shape itself is a header: it may exceed the tap (an extendible dataset sized
 // for growth) but not past 2^20 elements, since HDF5 allocates a whole chunk to read one.
-// Returns each chunk's file offset, in the order visited (last dimension fastest).
+struct MissingChunk : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Returns each chunk's file offset, in the order visited (last dimension fastest). A chunk of the
+// extent that the index lacks: MissingChunk.
 std::vector<uint64_t> check_chunks(const H5::DataSet& ds, const H5::DSetCreatPropList& cp,
                                    const std::vector<hsize_t>& dims, hsize_t count,
                                    const std::string& what, uint64_t file_size) {
@@ -120,8 +125,8 @@ std::vector<uint64_t> check_chunks(const H5::DataSet& ds, const H5::DSetCreatPro
     hsize_t bytes = 0;
     if (H5Dget_chunk_info_by_coord(ds.getId(), at.data(), &mask, &addr, &bytes) < 0 ||
         addr == HADDR_UNDEF)
-      throw std::runtime_error(fmt::format("{}: chunk at {} missing from its index", what,
-                                           shape_str(Shape(at.begin(), at.end()))));
+      throw MissingChunk(fmt::format("{}: chunk at {} missing from its index", what,
+                                     shape_str(Shape(at.begin(), at.end()))));
     if (bytes > file_size || addr > file_size - bytes)
       throw std::runtime_error(
           fmt::format("{}: chunk of {} bytes at offset {} runs past the end of the {}-byte file",
@@ -499,7 +504,8 @@ DumpReader::DumpReader(const std::string& path, const ModelDims* tensor_file_dim
     std::map<std::string, Shape> expect;
     for (const auto& t : encoder_taps(meta_.dims)) expect[t.name] = t.shape;
     for (const auto& t : decoder_taps(meta_.dims, 1)) expect[t.name] = t.shape;
-    for (hsize_t i = 0; i < g.getNumObjs(); ++i) {
+    const hsize_t n_objs = g.getNumObjs();
+    for (hsize_t i = 0; i < n_objs; ++i) {
       const std::string name = g.getObjnameByIdx(i);
       impl_->vet(g, name, fmt::format("tap '{}'", name));
       if (g.childObjType(name) != H5O_TYPE_DATASET)
@@ -539,27 +545,32 @@ DumpReader::DumpReader(const std::string& path, const ModelDims* tensor_file_dim
       std::vector<uint64_t> chunk_offsets;
       int64_t chunk_rows = 0;
       if (numel > 0) {
-        hsize_t have = 0, need = 1;
+        const auto never_written = [&](hsize_t have) {
+          return fail(fmt::format("tap '{}' {}: data never written for {} its extent", name,
+                                  shape_str(info.shape), have > 0 ? "part of" : "any of"));
+        };
+        if (layout != H5D_CHUNKED && layout != H5D_COMPACT && ds.getStorageSize() == 0)
+          throw never_written(0);
         if (layout == H5D_CHUNKED) {
+          hsize_t need = 1;
           std::vector<hsize_t> chunk(dims.size());
           cp.getChunk(nd, chunk.data());
           for (std::size_t k = 0; k < dims.size(); ++k)
             need *= (dims[k] + chunk[k] - 1) / std::max<hsize_t>(chunk[k], 1);
-          if (H5Dget_num_chunks(ds.getId(), sp.getId(), &have) < 0)
-            throw fail(fmt::format("tap '{}': chunk index unreadable", name));
-        } else {
-          have = layout == H5D_COMPACT || ds.getStorageSize() > 0 ? 1 : 0;
-        }
-        if (have < need)
-          throw fail(fmt::format("tap '{}' {}: data never written for {} its extent", name,
-                                 shape_str(info.shape), have > 0 ? "part of" : "any of"));
-        if (layout == H5D_CHUNKED) {
-          with_path([&] {
+          // Every chunk the extent spans is looked up (check_chunks); only when one is missing
+          // are the allocated chunks counted, to say whether any of the data was written.
+          try {
             chunk_offsets = check_chunks(ds, cp, dims, need, fmt::format("tap '{}'", name),
                                          impl_->guard.file_size());
-          });
-          std::vector<hsize_t> chunk(dims.size());
-          cp.getChunk(nd, chunk.data());
+          } catch (const MissingChunk& e) {
+            hsize_t have = 0;
+            if (H5Dget_num_chunks(ds.getId(), sp.getId(), &have) < 0)
+              throw fail(fmt::format("tap '{}': chunk index unreadable", name));
+            if (have < need) throw never_written(have);
+            throw fail(e.what());
+          } catch (const std::runtime_error& e) {
+            throw fail(e.what());
+          }
           bool whole_rows = cp.getNfilters() == 0;
           for (std::size_t k = 1; k < dims.size(); ++k)
             whole_rows = whole_rows && chunk[k] == dims[k];
