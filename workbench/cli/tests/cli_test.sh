@@ -92,6 +92,10 @@ for f in "$tmp"/killed.h5.partial-*; do
   [ -e "$f" ] || continue
   expect "partial dump refused" 2 "still being written" -- "$wb" inspect "$f"
 done
+# Killed before its superblock reached the disk (what the kill above meets on a slow build):
+# the temporary name still says so.
+: > "$tmp/early.h5.partial-4242"
+expect "partial dump without a superblock refused" 2 "still being written" -- "$wb" inspect "$tmp/early.h5.partial-4242"
 
 # Culprit workflow on the nano model: replay names the faulty block, bisect-layers the stage.
 "$wb" dump --model "$hf" --audio "$clip" -o "$tmp/rp-ref.h5" --taps blocks --no-decode >/dev/null

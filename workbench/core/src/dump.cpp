@@ -474,10 +474,19 @@ DumpReader::DumpReader(const std::string& path, const ModelDims* tensor_file_dim
     }
   };
   if (!std::filesystem::exists(path)) throw fail("no such file");
+  // A writer's temporary name ("<out>.partial-<pid>", DumpWriter): killed early, it holds no
+  // HDF5 superblock yet; say what the name says rather than "not an HDF5 file".
+  const std::string fname = std::filesystem::path(path).filename().string();
+  const std::size_t mark = fname.rfind(".partial-");
+  const bool partial_name = mark != std::string::npos && mark + 9 < fname.size() &&
+                            fname.find_first_not_of("0123456789", mark + 9) == std::string::npos;
+  const char* not_hdf5 = partial_name ? "not an HDF5 file yet: a dump still being written (its "
+                                        "writer's temporary name), or left by a writer that died"
+                                      : "not an HDF5 file";
   try {
-    if (!H5::H5File::isHdf5(path)) throw fail("not an HDF5 file");
+    if (!H5::H5File::isHdf5(path)) throw fail(not_hdf5);
   } catch (const H5::Exception&) {
-    throw fail("not an HDF5 file");
+    throw fail(not_hdf5);
   }
   impl_->path = path;
   try {
