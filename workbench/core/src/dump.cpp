@@ -89,6 +89,10 @@ void check_compact(const H5::DataSet& ds, const std::string& what) {
 // one chunk of elements (HDF5 1.10 copies a chunk's elements out of whatever the index says it
 // read). The chunk shape itself is a header: it may exceed the tap (an extendible dataset sized
 // for growth) but not past 2^20 elements, since HDF5 allocates a whole chunk to read one.
+// A writer's temporary name: "<out>" + kPartialMark + "<pid>" (DumpWriter writes it, the reader
+// recognises it).
+constexpr std::string_view kPartialMark = ".partial-";
+
 struct MissingChunk : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
@@ -174,6 +178,28 @@ struct DumpWriter::Impl {
   // (detail::abandon_failed_hdf5_file says why).
   bool write_failed = false;
   int order_fallback = 100000;
+
+  // A write of `what` failed: the file is abandoned (with the open datasets `ids`) and the
+  // error names the dump and what was being written.
+  [[noreturn]] void write_failure(const H5::Exception& e, std::initializer_list<hid_t> ids,
+                                  const std::string& what) {
+    write_failed = true;
+    detail::abandon_failed_hdf5_file(ids);
+    throw std::runtime_error(fmt::format("{}: cannot write {} ({})", path, what, e.getDetailMsg()));
+  }
+  // The int32 dataset /decode/<name> holding tokens.
+  void write_tokens(const char* name, const std::vector<int>& tokens, const std::string& what) {
+    const hsize_t n = tokens.size();
+    const std::vector<int32_t> t(tokens.begin(), tokens.end());
+    H5::DataSet ds;
+    try {
+      ds = h->decode.createDataSet(name, H5::PredType::STD_I32LE, H5::DataSpace(1, &n));
+      if (n > 0) ds.write(t.data(), H5::PredType::NATIVE_INT32);
+      ds.close();
+    } catch (const H5::Exception& e) {
+      write_failure(e, {ds.getId()}, what);
+    }
+  }
 };
 
 DumpWriter::DumpWriter(std::string path, DumpMeta meta, TapSelector selector, DumpOptions opts)
@@ -182,7 +208,7 @@ DumpWriter::DumpWriter(std::string path, DumpMeta meta, TapSelector selector, Du
   if (opts.store != DType::f32 && opts.store != DType::f16 && opts.store != DType::f64)
     throw std::invalid_argument("dump storage type must be float32, float16 or float64");
   impl_->path = std::move(path);
-  impl_->tmp = fmt::format("{}.partial-{}", impl_->path, ::getpid());
+  impl_->tmp = fmt::format("{}{}{}", impl_->path, kPartialMark, ::getpid());
   impl_->interrupt_cleanup = std::make_unique<TempFile>(impl_->tmp);
   impl_->meta = std::move(meta);
   impl_->opts = opts;
@@ -292,49 +318,25 @@ void DumpWriter::put(std::string_view name_sv, const TapView& v) {
     set_str(ds, "compute_dtype", std::string(dtype_name(v.dtype)));
     ds.close();  // its chunks reach the file here: a failure to write them is this tap's error
   } catch (const H5::Exception& e) {
-    impl_->write_failed = true;
-    detail::abandon_failed_hdf5_file({ds.getId()});
-    throw std::runtime_error(
-        fmt::format("{}: cannot write tap '{}' ({})", impl_->path, name, e.getDetailMsg()));
+    impl_->write_failure(e, {ds.getId()}, fmt::format("tap '{}'", name));
   }
   ++n_taps_;
 }
 
 void DumpWriter::set_decode(const std::vector<int>& tokens, const std::string& text) {
-  hsize_t n = tokens.size();
-  std::vector<int32_t> t(tokens.begin(), tokens.end());
-  H5::DataSet ds, tx;
+  impl_->write_tokens("tokens", tokens, "the transcript");
+  H5::DataSet tx;
   try {
-    H5::DataSpace space(1, &n);
-    ds = impl_->h->decode.createDataSet("tokens", H5::PredType::STD_I32LE, space);
-    if (n > 0) ds.write(t.data(), H5::PredType::NATIVE_INT32);
-    ds.close();
     tx = impl_->h->decode.createDataSet("text", vlen_str(), H5::DataSpace(H5S_SCALAR));
     tx.write(text, vlen_str());
     tx.close();
   } catch (const H5::Exception& e) {
-    impl_->write_failed = true;
-    detail::abandon_failed_hdf5_file({ds.getId(), tx.getId()});
-    throw std::runtime_error(
-        fmt::format("{}: cannot write the transcript ({})", impl_->path, e.getDetailMsg()));
+    impl_->write_failure(e, {tx.getId()}, "the transcript");
   }
 }
 
 void DumpWriter::set_teacher_tokens(const std::vector<int>& tokens) {
-  hsize_t n = tokens.size();
-  std::vector<int32_t> t(tokens.begin(), tokens.end());
-  H5::DataSet ds;
-  try {
-    H5::DataSpace space(1, &n);
-    ds = impl_->h->decode.createDataSet("teacher_tokens", H5::PredType::STD_I32LE, space);
-    if (n > 0) ds.write(t.data(), H5::PredType::NATIVE_INT32);
-    ds.close();
-  } catch (const H5::Exception& e) {
-    impl_->write_failed = true;
-    detail::abandon_failed_hdf5_file({ds.getId()});
-    throw std::runtime_error(
-        fmt::format("{}: cannot write the teacher tokens ({})", impl_->path, e.getDetailMsg()));
-  }
+  impl_->write_tokens("teacher_tokens", tokens, "the teacher tokens");
 }
 
 void DumpWriter::set_timing(const std::string& name, double seconds) {
@@ -344,10 +346,7 @@ void DumpWriter::set_timing(const std::string& name, double seconds) {
     ds.write(&seconds, H5::PredType::NATIVE_DOUBLE);
     ds.close();
   } catch (const H5::Exception& e) {
-    impl_->write_failed = true;
-    detail::abandon_failed_hdf5_file({ds.getId()});
-    throw std::runtime_error(
-        fmt::format("{}: cannot write timing '{}' ({})", impl_->path, name, e.getDetailMsg()));
+    impl_->write_failure(e, {ds.getId()}, fmt::format("timing '{}'", name));
   }
 }
 
@@ -477,9 +476,10 @@ DumpReader::DumpReader(const std::string& path, const ModelDims* tensor_file_dim
   // A writer's temporary name ("<out>.partial-<pid>", DumpWriter): killed early, it holds no
   // HDF5 superblock yet; say what the name says rather than "not an HDF5 file".
   const std::string fname = std::filesystem::path(path).filename().string();
-  const std::size_t mark = fname.rfind(".partial-");
-  const bool partial_name = mark != std::string::npos && mark + 9 < fname.size() &&
-                            fname.find_first_not_of("0123456789", mark + 9) == std::string::npos;
+  const std::size_t mark = fname.rfind(kPartialMark);
+  const std::size_t pid_at = mark + kPartialMark.size();
+  const bool partial_name = mark != std::string::npos && pid_at < fname.size() &&
+                            fname.find_first_not_of("0123456789", pid_at) == std::string::npos;
   const char* not_hdf5 = partial_name ? "not an HDF5 file yet: a dump still being written (its "
                                         "writer's temporary name), or left by a writer that died"
                                       : "not an HDF5 file";
