@@ -20,6 +20,17 @@ mkdir -p "$out" "$tmp/pack"
 tar xJf "$pack" -C "$tmp/pack"
 b=$(ls -d "$tmp"/pack/*/ | head -1)
 export LD_LIBRARY_PATH="$b/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# cuDNN for `--attention cudnn`: the host's, or PyTorch's wheel's where the loader has none.
+if ! ldconfig -p 2>/dev/null | grep -q 'libcudnn\.so\.9'; then
+  cudnn=$(python3 - <<'PY' 2>/dev/null
+import glob, site
+for d in site.getsitepackages():
+    for f in glob.glob(d + "/nvidia/**/libcudnn.so.9", recursive=True):
+        print(f.rsplit("/", 1)[0]); raise SystemExit
+PY
+)
+  [[ -n "$cudnn" ]] && export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$cudnn"
+fi
 d="$b/wb-cuda-dump"
 clip=$(ls fixtures/heldout/clip000.* | head -1)  # WAV or FLAC
 nvidia-smi -L

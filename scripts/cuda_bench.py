@@ -18,6 +18,7 @@ same mel; printed: rel L2 of ours vs PyTorch in float32 (TF32 off on both sides)
 precision, and of each side's reduced-precision output vs PyTorch's float32 one.
 
   LD_LIBRARY_PATH=pack/lib:/usr/local/cuda/lib64 python3 pack/cuda_bench.py --bin pack/wb-cuda-dump
+  (--attention cudnn: our encoder with cuDNN's fused attention; libcudnn.so.9 on the loader path)
 """
 import argparse
 import json
@@ -97,20 +98,27 @@ def torch_encoder(name, dtype, iters, warmup, batch=1):
     return eager, graph, impl
 
 
-def ours(binary, name, precision, iters, warmup, graph, batch=1):
+def ours(binary, name, precision, iters, warmup, graph, batch=1, attention="own"):
     cmd = [binary, "--time", "--json", "--dims", name, "--precision", precision,
-           "--iters", str(iters), "--warmup", str(warmup), "--batch", str(batch)]
+           "--iters", str(iters), "--warmup", str(warmup), "--batch", str(batch),
+           "--attention", attention]
     if not graph:
         cmd.append("--no-graph")
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
-def ours_attention(binary, name, precision, batch, iters, warmup):
+def ours_attention(binary, name, precision, batch, iters, warmup, attention="own"):
+    """wb-cuda-dump --time-attention; None where that attention cannot run here (cuDNN's without
+    libcudnn.so.9 on the loader path)."""
     cmd = [binary, "--time-attention", "--json", "--dims", name, "--precision", precision,
-           "--batch", str(batch), "--iters", str(iters), "--warmup", str(warmup)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+           "--batch", str(batch), "--iters", str(iters), "--warmup", str(warmup),
+           "--attention", attention]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        print(f"  (ours, --attention {attention}: {r.stderr.strip()[:120]})")
+        return None
+    return json.loads(r.stdout.strip().splitlines()[-1])
 
 
 def torch_attention(name, dtype, batch, iters, warmup):
@@ -141,21 +149,25 @@ def attention_table(binary, names, precision, batches, iters, warmup):
     dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}[precision]
     print(f"attention alone ({precision}, T 1500, d_head 64; ms per call, median of {iters} samples "
           f"of 10 calls; TFLOP/s = 4 B H T^2 d / time):")
-    print(f"{'dims':9} {'B':>2} {'ours':>8} {'cuDNN':>8} {'flash2':>8} {'effic.':>8} "
-          f"{'cuDNN/ours':>10} {'ours TF/s':>9} {'cuDNN TF/s':>10}")
+    print(f"{'dims':9} {'B':>2} {'ours':>8} {'ours cuDNN':>10} {'cuDNN':>8} {'flash2':>8} "
+          f"{'effic.':>8} {'cuDNN/ours':>10} {'ours TF/s':>9} {'cuDNN TF/s':>10}")
+    print("  (ours: the own kernel; ours cuDNN: wb-cuda-dump --attention cudnn; then PyTorch's SDPA)")
     rows = []
     for name in names:
         for b in batches:
             o = ours_attention(binary, name, precision, b, iters, warmup)
+            oc = ours_attention(binary, name, precision, b, iters, warmup, "cudnn")
             pt = torch_attention(name, dtype, b, iters, warmup)
             gf = o["gflop"]
             cu = pt.get("cudnn")
-            fmt_ms = lambda x: f"{x:8.4f}" if x else f"{'-':>8}"  # noqa: E731
-            print(f"{name:9} {b:2d} {o['median_ms']:8.4f} {fmt_ms(cu)} {fmt_ms(pt.get('flash2'))} "
-                  f"{fmt_ms(pt.get('efficient'))} {(cu / o['median_ms']) if cu else float('nan'):10.2f} "
+            occ = oc["median_ms"] if oc else None
+            fmt_ms = lambda x, w=8: f"{x:{w}.4f}" if x else f"{'-':>{w}}"  # noqa: E731
+            print(f"{name:9} {b:2d} {o['median_ms']:8.4f} {fmt_ms(occ, 10)} {fmt_ms(cu)} "
+                  f"{fmt_ms(pt.get('flash2'))} {fmt_ms(pt.get('efficient'))} "
+                  f"{(cu / o['median_ms']) if cu else float('nan'):10.2f} "
                   f"{gf / o['median_ms']:9.1f} {(gf / cu) if cu else float('nan'):10.1f}", flush=True)
-            rows.append({"dims": name, "batch": b, "ours_ms": o["median_ms"], "gflop": gf,
-                         "torch_sdpa_ms": pt})
+            rows.append({"dims": name, "batch": b, "ours_ms": o["median_ms"],
+                         "ours_cudnn_ms": occ, "gflop": gf, "torch_sdpa_ms": pt})
     return rows
 
 
@@ -164,8 +176,9 @@ def rel_l2(a, b):
     return float((a - b).norm() / b.norm())
 
 
-def output_check(binary, name, precision, work):
-    """Ours vs PyTorch's WhisperEncoder on the same weights and the same mel (ours)."""
+def output_check(binary, name, precision, work, attention="own"):
+    """Ours vs PyTorch's WhisperEncoder on the same weights and the same mel (ours); `attention`
+    in the reduced precision (cuDNN's has no float32 path)."""
     import h5py
     from safetensors.torch import load_file
     from transformers import WhisperConfig
@@ -177,7 +190,7 @@ def output_check(binary, name, precision, work):
     for p in ("float32", precision):
         out = os.path.join(work, f"check-{name}-{p}.h5")
         cmd = [binary, "--audio", clip, "--precision", p, "--taps", "mel,encoder.ln_post",
-               "--compress", "0", "-o", out]
+               "--compress", "0", "-o", out, "--attention", "own" if p == "float32" else attention]
         cmd += ["--model", mdir] if os.path.isdir(mdir) else ["--random-dims", name, "--seed", "1",
                                                               "--keep-model", mdir]
         subprocess.run(cmd, check=True, capture_output=True, text=True)
@@ -229,6 +242,8 @@ def main():
     ap.add_argument("--encoder-batches", nargs="+", type=int, default=[1, 8],
                     help="clips per encoder call (both sides)")
     ap.add_argument("--skip-encoder", action="store_true", help="only the attention table")
+    ap.add_argument("--attention", default="own", choices=["own", "cudnn"],
+                    help="our encoder's attention (wb-cuda-dump --attention)")
     a = ap.parse_args()
     dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[a.precision]
     if dtype == torch.float32:
@@ -237,7 +252,8 @@ def main():
     gpu = torch.cuda.get_device_name()
     peak = gemm_peak(torch.bfloat16)
     print(f"GPU: {gpu}; torch {torch.__version__}; measured bf16 GEMM peak (8192^3): {peak:.0f} TFLOP/s")
-    print(f"precision {a.precision}, batches {a.encoder_batches} (B 30 s windows per call), "
+    print(f"precision {a.precision}, our attention {a.attention}, batches {a.encoder_batches} "
+          f"(B 30 s windows per call), "
           f"median of {a.iters} after {a.warmup} warm-up; ms per call")
     rows = []
     attn = []
@@ -251,12 +267,13 @@ def main():
         print(hdr)
     for name in ([] if a.skip_encoder else a.dims):
         for b in a.encoder_batches:
-            og = ours(a.bin, name, a.precision, a.iters, a.warmup, True, b)
-            os_ = ours(a.bin, name, a.precision, a.iters, a.warmup, False, b)
+            og = ours(a.bin, name, a.precision, a.iters, a.warmup, True, b, a.attention)
+            os_ = ours(a.bin, name, a.precision, a.iters, a.warmup, False, b, a.attention)
             pe, pg, impl = torch_encoder(name, dtype, a.iters, a.warmup, b)
             tf = og["tflops"]
             ocs, pcs = 1e3 * b / og["median_ms"], 1e3 * b / pg
             r = {"dims": name, "batch": b, "precision": a.precision, "gpu": gpu,
+                 "attention": a.attention,
                  "ours_graph_ms": og["median_ms"], "ours_stream_ms": os_["median_ms"],
                  "torch_eager_ms": pe, "torch_graph_ms": pg, "ours_graph_clips_per_s": ocs,
                  "torch_graph_clips_per_s": pcs, "torch_attn_impl": impl, "gflop": og["gflop"],
@@ -279,7 +296,7 @@ def main():
     checks = []
     with tempfile.TemporaryDirectory() as work:
         for name in ([] if a.skip_encoder else a.check_dims):
-            c = output_check(a.bin, name, a.precision, work)
+            c = output_check(a.bin, name, a.precision, work, a.attention)
             checks.append(c)
             print(f"output check, {name} (same random weights, same mel; rel L2 of encoder.ln_post):")
             print(f"  float32 (TF32 off), ours vs PyTorch: {c['float32_ours_vs_torch']:.3g}")

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <map>
 #include <memory>
@@ -274,7 +275,8 @@ class CudaEncoder final : public Encoder {
     auto gemm = std::make_unique<Gemm>(act_, dev_.s);
     model_ = std::make_unique<const Model>(
         load_model(d_, ck_.get(), seed, act_, faults_.conv_bias_drop, dev_.s));
-    rs_ = std::make_unique<RunState>(d_, act_, dev_.s, std::move(gemm), o.batch);
+    rs_ = std::make_unique<RunState>(d_, act_, dev_.s, std::move(gemm), o.batch,
+                                     o.attention == Attention::cudnn);
     taps_ = std::make_unique<TapStaging>(d_, dev_.s, o.sync_taps, o.batch);
   }
   ~CudaEncoder() override {
@@ -468,6 +470,19 @@ std::vector<Tensor> CudaEncoder::encode_batch(const std::vector<std::vector<floa
   return out;
 }
 
+// What runs the attention, for run_info.
+std::string attention_description(const RunState& rs) {
+  if (rs.cudnn) return rs.cudnn->describe();
+  if (!rs.flash)
+    return "flash-style, one query per thread, online softmax, float32 on CUDA cores (inputs "
+           "rounded to the GEMM type in reduced modes)";
+  return std::string("FlashAttention-2 style on tensor cores (") +
+         (flash_wgmma_enabled() ? "Hopper wgmma m64n64k16 where the grid fills the GPU, mma.sync "
+                                  "m16n8k16 with the keys split where it does not"
+                                : "mma.sync m16n8k16") +
+         "; 16-bit q, k, v and P; float32 softmax statistics and accumulation)";
+}
+
 nlohmann::json CudaEncoder::run_info() const {
   const bool flash = rs_->flash;
   return {{"precision", std::string(act_name(act_))},
@@ -475,15 +490,7 @@ nlohmann::json CudaEncoder::run_info() const {
           {"threads", 1},
           {"faults", faults_.specs},
           {"gemm", rs_->gemm->describe()},
-          {"attention",
-           flash ? std::string("FlashAttention-2 style on tensor cores (") +
-                       (flash_wgmma_enabled()
-                            ? "Hopper wgmma m64n64k16 where the grid fills the GPU, mma.sync "
-                              "m16n8k16 with the keys split where it does not"
-                            : "mma.sync m16n8k16") +
-                       "; 16-bit q, k, v and P; float32 softmax statistics and accumulation)"
-                 : std::string("flash-style, one query per thread, online softmax, float32 on CUDA "
-                               "cores (inputs rounded to the GEMM type in reduced modes)")},
+          {"attention", attention_description(*rs_)},
           {"gemm_16bit_outputs",
            act_ == Act::f32
                ? std::string("none")
@@ -508,6 +515,17 @@ double median(std::vector<double> v) {
 }  // namespace
 
 std::string device_unavailable_reason() { return device_reason(0); }
+
+namespace {
+constexpr std::array<NameEntry<Attention>, 2> kAttentionNames{{
+    {Attention::own, "own"},
+    {Attention::cudnn, "cudnn"},
+}};
+}  // namespace
+std::string_view attention_name(Attention a) { return name_of(kAttentionNames, a); }
+std::optional<Attention> attention_of(std::string_view name) {
+  return find_value(kAttentionNames, name);
+}
 
 std::vector<std::string> supported_faults() {
   std::vector<std::string> out;
@@ -535,11 +553,12 @@ std::unique_ptr<Encoder> make_encoder(std::shared_ptr<const Checkpoint> model, c
 }
 
 Timing time_encoder(const ModelDims& dims, Precision precision, int iters, int warmup, bool graph,
-                    int batch, uint64_t seed) {
+                    int batch, uint64_t seed, Attention attention) {
   if (iters < 1 || batch < 1) throw UsageError("time_encoder: iters and batch must be >= 1");
   Options o;
   o.precision = precision;
   o.batch = batch;
+  o.attention = attention;
   CudaEncoder enc(dims, nullptr, o, seed);
   enc.random_mel();
   cudaStream_t s = enc.stream();
@@ -583,15 +602,16 @@ Timing time_encoder(const ModelDims& dims, Precision precision, int iters, int w
 }
 
 AttentionTiming time_attention(const ModelDims& dims, Precision precision, int batch, int iters,
-                               int warmup, uint64_t seed) {
+                               int warmup, uint64_t seed, Attention attention) {
   if (iters < 1 || batch < 1) throw UsageError("time_attention: iters and batch must be >= 1");
   const Act act = act_of(precision);
   const int t = dims.n_audio_ctx, c = dims.n_audio_state, heads = dims.n_audio_head;
-  if (act == Act::f32 || c != 64 * heads)
-    throw UsageError(fmt::format(
-        "time_attention: the tensor-core attention runs in bfloat16/float16 with d_head 64 "
-        "({} d_head {})",
-        to_string(precision), c / heads));
+  const bool own = attention == Attention::own;
+  if (act == Act::f32 || (own && c != 64 * heads))
+    throw UsageError(
+        fmt::format("time_attention: the {} attention runs in bfloat16/float16{} ({} d_head {})",
+                    own ? "tensor-core" : "cuDNN", own ? " with d_head 64" : "",
+                    to_string(precision), c / heads));
   DeviceStream dev(0);
   const int64_t rows = flash_rows(t);
   Buf qkv(static_cast<std::size_t>(batch * rows * 3 * c) * 2);
@@ -603,9 +623,14 @@ AttentionTiming time_attention(const ModelDims& dims, Precision precision, int b
     ck(cudaMemsetAsync(static_cast<char*>(qkv.get()) + (b * rows + t) * 3 * c * 2, 0,
                        static_cast<std::size_t>((rows - t) * 3 * c) * 2, dev.s),
        "memset");
-  const float alpha = 1.0f / std::sqrt(64.0f);
+  const float alpha = 1.0f / std::sqrt(static_cast<float>(c / heads));
+  std::unique_ptr<CudnnAttention> cudnn;
+  if (!own) cudnn = std::make_unique<CudnnAttention>(act, t, c, heads, rows, dev.s);
   auto run = [&] {
-    launch_flash_attention(qkv.get(), out.get(), act, t, c, heads, alpha, ws.f(), dev.s, batch);
+    if (cudnn)
+      cudnn->run(qkv.get(), out.get(), alpha, batch);
+    else
+      launch_flash_attention(qkv.get(), out.get(), act, t, c, heads, alpha, ws.f(), dev.s, batch);
   };
   for (int i = 0; i < warmup; ++i) run();
   ck(cudaStreamSynchronize(dev.s), "warm-up");
@@ -615,7 +640,7 @@ AttentionTiming time_attention(const ModelDims& dims, Precision precision, int b
   AttentionTiming r;
   r.device = dev.name;
   r.batch = batch;
-  r.gflop = 4.0 * batch * heads * static_cast<double>(t) * t * 64 / 1e9;
+  r.gflop = 4.0 * batch * static_cast<double>(t) * t * c / 1e9;
   for (int i = 0; i < iters; ++i)
     r.ms.push_back(ev.time(dev.s, [&] {
       for (int k = 0; k < kReps; ++k) run();

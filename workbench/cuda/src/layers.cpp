@@ -15,11 +15,14 @@
 namespace wb::cuda {
 
 RunState::RunState(const ModelDims& dims, Act gemm_act, cudaStream_t stream,
-                   std::unique_ptr<Gemm> gemms, int clips)
+                   std::unique_ptr<Gemm> gemms, int clips, bool cudnn_attention)
     : d(dims), act(gemm_act), s(stream), gemm(std::move(gemms)), max_batch(clips) {
   if (max_batch < 1)
     throw std::invalid_argument(fmt::format("cuda: batch {} (must be >= 1)", max_batch));
-  flash = act != Act::f32 && d.n_audio_state == 64 * d.n_audio_head;
+  if (cudnn_attention)
+    cudnn = std::make_unique<CudnnAttention>(act, d.n_audio_ctx, d.n_audio_state, d.n_audio_head,
+                                             flash_rows(d.n_audio_ctx), s);
+  flash = cudnn != nullptr || (act != Act::f32 && d.n_audio_state == 64 * d.n_audio_head);
   const int64_t c = d.n_audio_state, t = d.n_audio_ctx, t2 = 2 * t, nm = d.n_mels;
   const int64_t nb = max_batch, bt = nb * t;
   const int as = act_size(act);
@@ -205,6 +208,8 @@ void attention_layer(RunState& rs, const Model& m, const Faults& f, int i, Obser
   const float alpha = attention_logit_scale(c / heads, f.attn_scale);
   if (obs.skipped("attention"))
     ;
+  else if (rs.cudnn)
+    rs.cudnn->run(rs.qkv16.get(), rs.o.get(), alpha, nb);
   else if (rs.flash)
     launch_flash_attention(rs.qkv16.get(), rs.o.get(), rs.act, t, c, heads, alpha, rs.flash_ws.f(),
                            rs.s, nb);

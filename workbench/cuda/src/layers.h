@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "attention_cudnn.h"
 #include "device.h"
 #include "kernels.h"
 #include "model.h"
@@ -40,8 +41,9 @@ class Observer {
 // clips, the stream the layers enqueue on, the GEMM plans (made by the caller, before the weights
 // are loaded), the FFT plan and which 16-bit paths are taken.
 struct RunState {
+  // cudnn: the attention is cuDNN's (16-bit precisions; throws where it cannot run).
   RunState(const ModelDims& d, Act act, cudaStream_t s, std::unique_ptr<Gemm> gemm,
-           int max_batch = 1);
+           int max_batch = 1, bool cudnn = false);
   ~RunState();
   RunState(const RunState&) = delete;
   RunState& operator=(const RunState&) = delete;
@@ -62,10 +64,11 @@ struct RunState {
   // (GEMM input type); f [B T, 4C] float32 fc1 / GELU; g [B T, 4C] GELU output in the GEMM
   // input type.
   Buf pcm, frames, spec, mel, scratch, col, h1, x, y, a, ln32, lnact, qkv, o, f, g;
-  Buf flash_ws;                // partial O, m, l of the key-split attention (one clip)
-  Buf qkv16;                   // [B][flash_rows(T), 3C] 16-bit, for the tensor-core attention
-  bool flash = false;          // reduced precision and d_head 64: tensor-core attention
-  bool qkv16_direct = false;   // the qkv GEMM writes the 16-bit q | k | v itself
+  Buf flash_ws;        // partial O, m, l of the key-split attention (one clip)
+  Buf qkv16;           // [B][flash_rows(T), 3C] 16-bit, for the tensor-core attention
+  bool flash = false;  // 16-bit q | k | v in qkv16 for a tensor-core attention (own: d_head 64)
+  std::unique_ptr<CudnnAttention> cudnn;  // set: cuDNN's attention instead of the own kernels
+  bool qkv16_direct = false;              // the qkv GEMM writes the 16-bit q | k | v itself
   bool fc1_16_direct = false;  // fc1 writes 16-bit pre-activations, GELU in place on them
 
   int64_t mel_numel() const { return static_cast<int64_t>(d.n_mels) * 2 * d.n_audio_ctx; }

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "attention_cudnn.h"
 #include "device.h"
 #include "kernels.h"
 #include "wb/core/faults.h"
@@ -214,6 +215,31 @@ TEST_CASE("attention: flash-style online softmax vs float64 softmax, odd T") {
   }
 }
 
+// softmax(alpha q k^T) v of one clip's q | k | v rows ([T, 3C]) in float64: [T, C].
+std::vector<double> attention_f64(const float* qkv, int t, int c, int heads, float alpha) {
+  const int dh = c / heads;
+  std::vector<double> want(static_cast<std::size_t>(t) * c), sc(t);
+  for (int h = 0; h < heads; ++h)
+    for (int i = 0; i < t; ++i) {
+      double mx = -1e300;
+      for (int j = 0; j < t; ++j) {
+        double d = 0;
+        for (int e = 0; e < dh; ++e)
+          d += static_cast<double>(qkv[i * 3 * c + h * dh + e]) * qkv[j * 3 * c + c + h * dh + e];
+        sc[j] = d * alpha;
+        mx = std::max(mx, sc[j]);
+      }
+      double z = 0;
+      for (int j = 0; j < t; ++j) z += (sc[j] = std::exp(sc[j] - mx));
+      for (int e = 0; e < dh; ++e) {
+        double acc = 0;
+        for (int j = 0; j < t; ++j) acc += sc[j] * qkv[j * 3 * c + 2 * c + h * dh + e];
+        want[i * c + h * dh + e] = acc / z;
+      }
+    }
+  return want;
+}
+
 TEST_CASE("attention on tensor cores (bf16/fp16 inputs, d_head 64) vs float64, odd T") {
   for (Act a : {Act::bf16, Act::f16})
     for (const auto [t, heads] : {std::pair{97, 3}, std::pair{1500, 2}}) {
@@ -245,26 +271,7 @@ TEST_CASE("attention on tensor cores (bf16/fp16 inputs, d_head 64) vs float64, o
         o[i] = a == Act::bf16 ? wb::bf16_to_float(raw[i]) : wb::half_to_float(raw[i]);
         o2[i] = a == Act::bf16 ? wb::bf16_to_float(raw2[i]) : wb::half_to_float(raw2[i]);
       }
-      std::vector<double> want(o.size()), sc(t);
-      for (int h = 0; h < heads; ++h)
-        for (int i = 0; i < t; ++i) {
-          double mx = -1e300;
-          for (int j = 0; j < t; ++j) {
-            double d = 0;
-            for (int e = 0; e < dh; ++e)
-              d += static_cast<double>(qkv[i * 3 * c + h * dh + e]) *
-                   qkv[j * 3 * c + c + h * dh + e];
-            sc[j] = d * alpha;
-            mx = std::max(mx, sc[j]);
-          }
-          double z = 0;
-          for (int j = 0; j < t; ++j) z += (sc[j] = std::exp(sc[j] - mx));
-          for (int e = 0; e < dh; ++e) {
-            double acc = 0;
-            for (int j = 0; j < t; ++j) acc += sc[j] * qkv[j * 3 * c + 2 * c + h * dh + e];
-            want[i * c + h * dh + e] = acc / z;
-          }
-        }
+      const std::vector<double> want = attention_f64(qkv.data(), t, c, heads, alpha);
       // the wgmma kernel (Hopper), same contract, where this device runs it
       double e3 = 0;
       if (wb::cuda::wgmma_attention_available()) {
@@ -351,6 +358,55 @@ TEST_CASE("attention on tensor cores, batched: each clip bit-identical to its ow
       CHECK(differ == 0);
     }
   }
+}
+
+// cuDNN's fused attention (the --attention cudnn backend) on the same contract: each clip of a
+// batch against float64, to the same bound as the own kernels (P and the output rounded to the
+// 16-bit type; cuDNN sums in another order, so no bit identity), d_head 64 and 32. The cuDNN
+// cases ("*cuDNN*") are left out, and counted as skipped, where libcudnn.so.9 cannot be used.
+TEST_CASE("attention by cuDNN (bf16/fp16, d_head 64 and 32, batched) vs float64") {
+  for (Act a : {Act::bf16, Act::f16})
+    for (const auto [t, heads, dh] :
+         {std::array{97, 3, 64}, std::array{1500, 2, 64}, std::array{97, 4, 32}}) {
+      const int c = heads * dh, batch = 2, rows = wb::cuda::flash_rows(t);
+      const float alpha = 1.0f / std::sqrt(static_cast<float>(dh));
+      std::vector<std::vector<float>> clip(batch);
+      // rows past T hold values (not zero): cuDNN must read exactly T rows of each clip
+      std::vector<uint16_t> in(static_cast<std::size_t>(batch) * rows * 3 * c, 0x3c00);
+      for (int b = 0; b < batch; ++b) {
+        clip[b] = randn(static_cast<std::size_t>(t) * 3 * c, kSeed + 29 + b + t, 1.5f);
+        for (std::size_t i = 0; i < clip[b].size(); ++i) {
+          uint16_t& v = in[static_cast<std::size_t>(b) * rows * 3 * c + i];
+          v = a == Act::bf16 ? wb::float_to_bf16(clip[b][i]) : wb::float_to_half(clip[b][i]);
+          clip[b][i] = a == Act::bf16 ? wb::bf16_to_float(v) : wb::half_to_float(v);
+        }
+      }
+      Buf dq(in.size() * 2), dout(static_cast<std::size_t>(batch) * t * c * 2);
+      ck(cudaMemcpy(dq.get(), in.data(), in.size() * 2, cudaMemcpyHostToDevice), "upload");
+      cudaStream_t s = nullptr;
+      ck(cudaStreamCreate(&s), "stream");
+      {
+        wb::cuda::CudnnAttention att(a, t, c, heads, rows, s);
+        att.run(dq.get(), dout.get(), alpha, batch);
+        ck(cudaStreamSynchronize(s), "sync");
+        MESSAGE(att.describe());
+      }
+      ck(cudaStreamDestroy(s), "stream");
+      std::vector<uint16_t> raw(static_cast<std::size_t>(batch) * t * c);
+      ck(cudaMemcpy(raw.data(), dout.get(), raw.size() * 2, cudaMemcpyDeviceToHost), "download");
+      const double tol = a == Act::bf16 ? 4 * 7.8e-3 / 2 : 4 * 9.8e-4 / 2;
+      for (int b = 0; b < batch; ++b) {
+        std::vector<float> o(static_cast<std::size_t>(t) * c);
+        for (std::size_t i = 0; i < o.size(); ++i) {
+          const uint16_t v = raw[static_cast<std::size_t>(b) * t * c + i];
+          o[i] = a == Act::bf16 ? wb::bf16_to_float(v) : wb::half_to_float(v);
+        }
+        const double e = rel_l2(o, attention_f64(clip[b].data(), t, c, heads, alpha));
+        MESSAGE("cudnn " << wb::cuda::act_name(a) << " T=" << t << " heads=" << heads << " d_head="
+                         << dh << " clip " << b << ": rel L2 " << e << " (tol " << tol << ")");
+        CHECK(e < tol);
+      }
+    }
 }
 
 // Keeps a copy of every tap it is given (those the selector wants), in order.
@@ -448,6 +504,51 @@ TEST_CASE("encoder faults: every case of the shared table first shows at its fir
   }
 }
 
+// The encoder with cuDNN's attention (tiny dims: d_head 64, so both attentions read the same
+// 16-bit q | k | v; bfloat16): against the own attention every tap before the first attention
+// output is bit-identical and that one is not (nothing else changes); the attention scale reaches
+// cuDNN (the attn-scale fault first shows there too); and the two attentions differ at ln_post
+// by far less than that fault moves it.
+TEST_CASE("encoder with cuDNN's attention: same taps up to the attention, faults localised") {
+  auto model = std::make_shared<const wb::Checkpoint>(
+      wb::random_checkpoint(wb::ModelDims::preset("tiny"), 7));
+  wb::cuda::Options o;
+  o.precision = wb::Precision::bfloat16;
+  auto own = wb::cuda::make_encoder(model, o);
+  o.attention = wb::cuda::Attention::cudnn;
+  auto cudnn = wb::cuda::make_encoder(model, o);
+  o.faults = wb::parse_faults({"attn-scale=double"});
+  auto faulty = wb::cuda::make_encoder(model, o);
+  Keep a("all"), b("all"), f("all");
+  const auto ya = run_all(*own, &a), yb = run_all(*cudnn, &b), yf = run_all(*faulty, &f);
+  REQUIRE(a.names == b.names);
+  REQUIRE(a.names == f.names);
+  const std::string attn_out = wb::block_tap(wb::TapSide::encoder, 0, "attn.out");
+  auto first_diff = [](const Keep& x, const Keep& y) {
+    for (std::size_t i = 0; i < x.names.size(); ++i)
+      if (x.data[i] != y.data[i]) return x.names[i];
+    return std::string();
+  };
+  const std::string own_cudnn = first_diff(a, b), cudnn_fault = first_diff(b, f);
+  MESSAGE("first differing tap: own vs cuDNN " << own_cudnn << ", cuDNN vs its attn-scale fault "
+                                               << cudnn_fault);
+  CHECK(own_cudnn == attn_out);
+  CHECK(cudnn_fault == attn_out);
+  auto rel = [](const std::vector<float>& x, const std::vector<float>& y) {
+    double num = 0, den = 0;
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      num += (static_cast<double>(x[i]) - y[i]) * (static_cast<double>(x[i]) - y[i]);
+      den += static_cast<double>(y[i]) * y[i];
+    }
+    return std::sqrt(num / den);
+  };
+  const double own_vs_cudnn = rel(yb, ya), fault = rel(yf, yb);
+  MESSAGE("ln_post rel L2: cuDNN vs own attention " << own_vs_cudnn << ", attn-scale=double "
+                                                    << fault << "; "
+                                                    << cudnn->run_info()["attention"].dump());
+  CHECK(own_vs_cudnn < 0.1 * fault);
+}
+
 TEST_CASE(
     "encoder: every fault of the shared table accepted, unknown ones and precisions refused") {
   auto ck = std::make_shared<const wb::Checkpoint>(
@@ -456,6 +557,10 @@ TEST_CASE(
   wb::cuda::Options o;
   o.faults = wb::parse_faults({"ln-fp16", "conv-bias-drop"});
   CHECK_NOTHROW(wb::cuda::make_encoder(ck, o));
+  // cuDNN's attention has no float32 path: refused whether or not cuDNN is here
+  wb::cuda::Options f32 = o;
+  f32.attention = wb::cuda::Attention::cudnn;
+  CHECK_THROWS_AS(wb::cuda::make_encoder(ck, f32), std::invalid_argument);
   // Faults are parsed once, above the backend (the CLI, wb-cuda-dump): unknown names stop there.
   CHECK_THROWS_AS(wb::parse_faults({"no-such-fault"}), std::invalid_argument);
   CHECK_THROWS_AS(wb::parse_precision("tf32"), std::invalid_argument);  // the one name table
@@ -626,5 +731,9 @@ int wb_cuda_self_test(int argc, char** argv) {
     return 77;
   }
   doctest::Context ctx(argc, argv);
+  if (const std::string no = wb::cuda::cudnn_attention_unavailable_reason(); !no.empty()) {
+    std::printf("SKIPPED: the cuDNN attention cases: %s\n", no.c_str());
+    ctx.addFilter("test-case-exclude", "*cuDNN*");
+  }
   return ctx.run();
 }

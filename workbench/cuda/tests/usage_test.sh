@@ -13,5 +13,7 @@ expect "one output named twice" 2 "given twice" -- \
 expect "--batch 0" 2 "--batch" -- "$bin" --model "$m" --audio "$a" -o "$tmp/a.h5" --batch 0
 expect "--batch past 64" 2 "--batch" -- "$bin" --time --dims tiny --batch 65
 expect "no --model" 2 "--model" -- "$bin" --audio "$a" -o "$tmp/a.h5"
+expect "--attention neither own nor cudnn" 2 "--attention" -- \
+  "$bin" --model "$m" --audio "$a" -o "$tmp/a.h5" --attention flash
 ls "$tmp" | grep -q '\.h5' && bad "a refused run left an output: $(ls "$tmp")" || ok "no output left"
 finish

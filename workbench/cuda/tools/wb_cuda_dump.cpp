@@ -8,7 +8,8 @@
 //   faults: wb-cuda-dump --list-faults --dims nano   (the shared table's cases, one a line:
 //           spec, first tap, the tap before it in the registry's order for those dims)
 //   timing: wb-cuda-dump --time --dims large-v3 --precision bfloat16 [--iters 50] [--no-graph]
-//           [--batch 8]
+//           [--batch 8]; --time-attention: the attention alone
+//   --attention own|cudnn: the workbench's attention kernels or cuDNN's fused attention
 // Exit status as wb's: 0 ok, 2 bad usage/input or no CUDA device, 3 internal error.
 #include <fmt/format.h>
 #include <unistd.h>
@@ -148,14 +149,17 @@ int dump(const std::string& model_path, const std::string& random_dims, uint64_t
 }
 
 int timing(const std::string& dims_name, wb::Precision precision, int batch, int iters, int warmup,
-           bool graph, bool json) {
+           bool graph, bool json, wb::cuda::Attention attention) {
   const wb::ModelDims d = wb::ModelDims::preset(dims_name);
-  const wb::cuda::Timing t = wb::cuda::time_encoder(d, precision, iters, warmup, graph, batch);
+  const wb::cuda::Timing t =
+      wb::cuda::time_encoder(d, precision, iters, warmup, graph, batch, 1, attention);
+  const std::string_view attn = wb::cuda::attention_name(attention);
   const double tflops = t.gflop / t.median_ms;  // GFLOP / ms = TFLOP/s
   const double clips_per_s = 1e3 * t.batch / t.median_ms;
   if (json) {
     fmt::print("{}\n", nlohmann::json{{"dims", dims_name},
                                       {"precision", wb::to_string(precision)},
+                                      {"attention", attn},
                                       {"device", t.device},
                                       {"graph", t.graph},
                                       {"batch", t.batch},
@@ -171,9 +175,9 @@ int timing(const std::string& dims_name, wb::Precision precision, int batch, int
                            .dump());
   } else {
     fmt::print(
-        "cuda encoder {} {} batch {} on {}: median {:.3f} ms of {} ({}), {:.1f} clips/s, {:.1f} "
-        "GFLOP, {:.1f} TFLOP/s\n",
-        dims_name, wb::to_string(precision), t.batch, t.device, t.median_ms, iters,
+        "cuda encoder {} {} batch {} ({} attention) on {}: median {:.3f} ms of {} ({}), {:.1f} "
+        "clips/s, {:.1f} GFLOP, {:.1f} TFLOP/s\n",
+        dims_name, wb::to_string(precision), t.batch, attn, t.device, t.median_ms, iters,
         graph ? "CUDA graph" : "stream", clips_per_s, t.gflop, tflops);
     for (const auto& [k, v] : t.breakdown_ms) fmt::print("  {:12} {:8.3f} ms (stream run)\n", k, v);
     for (const auto& [k, v] : t.graph_share_ms)
@@ -183,13 +187,16 @@ int timing(const std::string& dims_name, wb::Precision precision, int batch, int
 }
 
 int attention_timing(const std::string& dims_name, wb::Precision precision, int batch, int iters,
-                     int warmup, bool json) {
+                     int warmup, bool json, wb::cuda::Attention attention) {
   const wb::ModelDims d = wb::ModelDims::preset(dims_name);
-  const wb::cuda::AttentionTiming t = wb::cuda::time_attention(d, precision, batch, iters, warmup);
+  const wb::cuda::AttentionTiming t =
+      wb::cuda::time_attention(d, precision, batch, iters, warmup, 1, attention);
+  const std::string_view attn = wb::cuda::attention_name(attention);
   const double tflops = t.gflop / t.median_ms;
   if (json)
     fmt::print("{}\n", nlohmann::json{{"dims", dims_name},
                                       {"precision", wb::to_string(precision)},
+                                      {"attention", attn},
                                       {"device", t.device},
                                       {"batch", batch},
                                       {"median_ms", t.median_ms},
@@ -199,8 +206,9 @@ int attention_timing(const std::string& dims_name, wb::Precision precision, int 
                            .dump());
   else
     fmt::print(
-        "cuda attention {} {} batch {} on {}: median {:.4f} ms a call of {}, {:.1f} TFLOP/s\n",
-        dims_name, wb::to_string(precision), batch, t.device, t.median_ms, iters, tflops);
+        "cuda attention ({}) {} {} batch {} on {}: median {:.4f} ms a call of {}, {:.1f} "
+        "TFLOP/s\n",
+        attn, dims_name, wb::to_string(precision), batch, t.device, t.median_ms, iters, tflops);
   return 0;
 }
 
@@ -271,6 +279,16 @@ int main(int argc, char** argv) {
   std::vector<std::string> faults;  // parsed below, against the shared table
   app.add_option("--fault", faults, "fault switch NAME[=VALUE] (repeatable)");
   app.add_option("--device", opts.device, "CUDA device index");
+  app.add_option_function<std::string>(
+         "--attention",
+         [&opts](const std::string& s) {
+           const auto a = wb::cuda::attention_of(s);
+           if (!a) throw CLI::ValidationError("--attention: own or cudnn, not " + s);
+           opts.attention = *a;
+         },
+         "own (the workbench's kernels) or cudnn (cuDNN's fused attention: bfloat16/float16, "
+         "libcudnn.so.9 on the loader path)")
+      ->default_str("own");
   app.add_flag("--sync-taps", opts.sync_taps,
                "copy each tap synchronously (the path the copy-stream one is checked against)");
   app.add_flag("--time", time, "timing mode: random weights of --dims, no taps");
@@ -282,7 +300,7 @@ int main(int argc, char** argv) {
   bool time_attn = false;
   int batch = 1;
   app.add_flag("--time-attention", time_attn,
-               "timing: the tensor-core attention alone on random q, k, v of --dims");
+               "timing: the attention alone (--attention) on random q, k, v of --dims");
   app.add_option("--batch", batch,
                  "clips per call: timing (--time, --time-attention); dumps: clips encoded "
                  "together, one dump each")
@@ -301,8 +319,10 @@ int main(int argc, char** argv) {
   }
   try {
     if (list) return list_faults(dims);
-    if (time_attn) return attention_timing(dims, opts.precision, batch, iters, warmup, json);
-    if (time) return timing(dims, opts.precision, batch, iters, warmup, !no_graph, json);
+    if (time_attn)
+      return attention_timing(dims, opts.precision, batch, iters, warmup, json, opts.attention);
+    if (time)
+      return timing(dims, opts.precision, batch, iters, warmup, !no_graph, json, opts.attention);
     if ((model.empty() == random_dims.empty()) || audio.empty() || out.empty())
       throw wb::UsageError("a dump needs exactly one of --model / --random-dims, and --audio, -o");
     if (audio.size() != out.size())

@@ -4,7 +4,9 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "wb/core/dims.h"
@@ -14,6 +16,15 @@
 #include "wb/core/weights.h"
 
 namespace wb::cuda {
+
+// Which attention the 16-bit encoder runs: own = the workbench's kernels (wgmma / mma.sync on
+// tensor cores for d_head 64, the float32 kernel on rounded inputs otherwise); cudnn = cuDNN's
+// fused attention (bfloat16/float16 only, d_head a multiple of 8 up to 128; libcudnn.so.9 on the
+// loader path). Two attentions to hold against each other tap by tap.
+enum class Attention { own, cudnn };
+std::string_view attention_name(Attention a);
+// "own" / "cudnn"; std::nullopt for anything else.
+std::optional<Attention> attention_of(std::string_view name);
 
 struct Options {
   // float32: float32 GEMMs with TF32 off (CUBLAS_COMPUTE_32F). bfloat16 / float16: weights and
@@ -28,6 +39,7 @@ struct Options {
   // Clips encode_batch takes at most (the device buffers are sized for this many). The seam's
   // own stages run one clip whatever it is.
   int batch = 1;
+  Attention attention = Attention::own;
 };
 
 // Device-to-host copies an encoder made so far. A run with no taps wanted makes no tap copies;
@@ -81,7 +93,7 @@ struct Timing {
 // `batch` clips per run (each its own random mel): `warmup` untimed runs, then `iters` timed
 // ones, no taps and no host copies.
 Timing time_encoder(const ModelDims& dims, Precision precision, int iters, int warmup, bool graph,
-                    int batch = 1, uint64_t seed = 1);
+                    int batch = 1, uint64_t seed = 1, Attention attention = Attention::own);
 
 struct AttentionTiming {
   std::vector<double> ms;  // per call: each sample is 10 calls back to back, divided by 10
@@ -90,9 +102,10 @@ struct AttentionTiming {
   std::string device;
   double gflop = 0;  // 4 B H T^2 d_head per call, 1e9
 };
-// Times the encoder's tensor-core attention alone on random q, k, v of `dims` (T, heads, d_head
-// 64), `batch` clips per call, bfloat16 or float16 (UsageError otherwise).
+// Times one attention alone on random q, k, v of `dims` (T, heads), `batch` clips per call,
+// bfloat16 or float16 (UsageError otherwise): own = the tensor-core kernel (d_head 64), cudnn =
+// cuDNN's fused attention (std::runtime_error where it cannot run).
 AttentionTiming time_attention(const ModelDims& dims, Precision precision, int batch, int iters,
-                               int warmup, uint64_t seed = 1);
+                               int warmup, uint64_t seed = 1, Attention attention = Attention::own);
 
 }  // namespace wb::cuda
