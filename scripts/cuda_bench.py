@@ -98,10 +98,10 @@ def torch_encoder(name, dtype, iters, warmup, batch=1):
     return eager, graph, impl
 
 
-def ours(binary, name, precision, iters, warmup, graph, batch=1, attention="own"):
+def ours(binary, name, precision, iters, warmup, graph, batch=1, attention="own", fc1_gelu="own"):
     cmd = [binary, "--time", "--json", "--dims", name, "--precision", precision,
            "--iters", str(iters), "--warmup", str(warmup), "--batch", str(batch),
-           "--attention", attention]
+           "--attention", attention, "--fc1-gelu", fc1_gelu]
     if not graph:
         cmd.append("--no-graph")
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -176,8 +176,8 @@ def rel_l2(a, b):
     return float((a - b).norm() / b.norm())
 
 
-def output_check(binary, name, precision, work, attention="own"):
-    """Ours vs PyTorch's WhisperEncoder on the same weights and the same mel (ours); `attention`
+def output_check(binary, name, precision, work, attention="own", fc1_gelu="own"):
+    """Ours vs PyTorch's WhisperEncoder on the same weights and the same mel (ours); `attention` and `fc1_gelu`
     in the reduced precision (cuDNN's has no float32 path)."""
     import h5py
     from safetensors.torch import load_file
@@ -190,7 +190,9 @@ def output_check(binary, name, precision, work, attention="own"):
     for p in ("float32", precision):
         out = os.path.join(work, f"check-{name}-{p}.h5")
         cmd = [binary, "--audio", clip, "--precision", p, "--taps", "mel,encoder.ln_post",
-               "--compress", "0", "-o", out, "--attention", "own" if p == "float32" else attention]
+               "--compress", "0", "-o", out]
+        if p != "float32":
+            cmd += ["--attention", attention, "--fc1-gelu", fc1_gelu]
         cmd += ["--model", mdir] if os.path.isdir(mdir) else ["--random-dims", name, "--seed", "1",
                                                               "--keep-model", mdir]
         subprocess.run(cmd, check=True, capture_output=True, text=True)
@@ -244,6 +246,8 @@ def main():
     ap.add_argument("--skip-encoder", action="store_true", help="only the attention table")
     ap.add_argument("--attention", default="own", choices=["own", "cudnn"],
                     help="our encoder's attention (wb-cuda-dump --attention)")
+    ap.add_argument("--fc1-gelu", default="own", choices=["own", "cudnn"],
+                    help="our encoder's fc1 + GELU (wb-cuda-dump --fc1-gelu)")
     a = ap.parse_args()
     dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[a.precision]
     if dtype == torch.float32:
@@ -252,7 +256,8 @@ def main():
     gpu = torch.cuda.get_device_name()
     peak = gemm_peak(torch.bfloat16)
     print(f"GPU: {gpu}; torch {torch.__version__}; measured bf16 GEMM peak (8192^3): {peak:.0f} TFLOP/s")
-    print(f"precision {a.precision}, our attention {a.attention}, batches {a.encoder_batches} "
+    print(f"precision {a.precision}, our attention {a.attention}, fc1 + GELU {a.fc1_gelu}, "
+          f"batches {a.encoder_batches} "
           f"(B 30 s windows per call), "
           f"median of {a.iters} after {a.warmup} warm-up; ms per call")
     rows = []
@@ -267,13 +272,13 @@ def main():
         print(hdr)
     for name in ([] if a.skip_encoder else a.dims):
         for b in a.encoder_batches:
-            og = ours(a.bin, name, a.precision, a.iters, a.warmup, True, b, a.attention)
-            os_ = ours(a.bin, name, a.precision, a.iters, a.warmup, False, b, a.attention)
+            og = ours(a.bin, name, a.precision, a.iters, a.warmup, True, b, a.attention, a.fc1_gelu)
+            os_ = ours(a.bin, name, a.precision, a.iters, a.warmup, False, b, a.attention, a.fc1_gelu)
             pe, pg, impl = torch_encoder(name, dtype, a.iters, a.warmup, b)
             tf = og["tflops"]
             ocs, pcs = 1e3 * b / og["median_ms"], 1e3 * b / pg
             r = {"dims": name, "batch": b, "precision": a.precision, "gpu": gpu,
-                 "attention": a.attention,
+                 "attention": a.attention, "fc1_gelu": a.fc1_gelu,
                  "ours_graph_ms": og["median_ms"], "ours_stream_ms": os_["median_ms"],
                  "torch_eager_ms": pe, "torch_graph_ms": pg, "ours_graph_clips_per_s": ocs,
                  "torch_graph_clips_per_s": pcs, "torch_attn_impl": impl, "gflop": og["gflop"],
@@ -296,7 +301,7 @@ def main():
     checks = []
     with tempfile.TemporaryDirectory() as work:
         for name in ([] if a.skip_encoder else a.check_dims):
-            c = output_check(a.bin, name, a.precision, work, a.attention)
+            c = output_check(a.bin, name, a.precision, work, a.attention, a.fc1_gelu)
             checks.append(c)
             print(f"output check, {name} (same random weights, same mel; rel L2 of encoder.ln_post):")
             print(f"  float32 (TF32 off), ours vs PyTorch: {c['float32_ours_vs_torch']:.3g}")

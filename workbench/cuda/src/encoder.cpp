@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "device.h"
+#include "gemm_gelu_cudnn.h"
 #include "kernels.h"
 #include "layers.h"
 #include "model.h"
@@ -276,7 +277,7 @@ class CudaEncoder final : public Encoder {
     model_ = std::make_unique<const Model>(
         load_model(d_, ck_.get(), seed, act_, faults_.conv_bias_drop, dev_.s));
     rs_ = std::make_unique<RunState>(d_, act_, dev_.s, std::move(gemm), o.batch,
-                                     o.attention == Attention::cudnn);
+                                     o.attention == Backend::cudnn, o.fc1_gelu == Backend::cudnn);
     taps_ = std::make_unique<TapStaging>(d_, dev_.s, o.sync_taps, o.batch);
   }
   ~CudaEncoder() override {
@@ -485,18 +486,23 @@ std::string attention_description(const RunState& rs) {
 
 nlohmann::json CudaEncoder::run_info() const {
   const bool flash = rs_->flash;
-  return {{"precision", std::string(act_name(act_))},
-          {"device", "cuda:" + dev_.name},
-          {"threads", 1},
-          {"faults", faults_.specs},
-          {"gemm", rs_->gemm->describe()},
-          {"attention", attention_description(*rs_)},
-          {"gemm_16bit_outputs",
-           act_ == Act::f32
-               ? std::string("none")
-               : std::string(flash && rs_->qkv16_direct ? "qkv; " : "") +
-                     (rs_->fc1_16_direct ? "fc1 (GELU on the 16-bit pre-activation)" : "")},
-          {"frontend", "cuFFT R2C float32"}};
+  return {
+      {"precision", std::string(act_name(act_))},
+      {"device", "cuda:" + dev_.name},
+      {"threads", 1},
+      {"faults", faults_.specs},
+      {"gemm", rs_->gemm->describe()},
+      {"attention", attention_description(*rs_)},
+      {"gemm_16bit_outputs",
+       act_ == Act::f32 ? std::string("none")
+                        : std::string(flash && rs_->qkv16_direct ? "qkv; " : "") +
+                              (rs_->cudnn_fc1 ? "fc1 + GELU (one cuDNN graph: GELU on the float32 "
+                                                "accumulator, 16-bit output)"
+                               : rs_->fc1_16_direct ? "fc1 (GELU on the 16-bit pre-activation)"
+                                                    : "")},
+      {"fc1_gelu", rs_->cudnn_fc1 ? rs_->fc1_gelu.begin()->second->describe()
+                                  : std::string("cuBLASLt fc1, then the GELU kernel")},
+      {"frontend", "cuFFT R2C float32"}};
 }
 
 double encoder_gflop(const ModelDims& d) {
@@ -517,15 +523,13 @@ double median(std::vector<double> v) {
 std::string device_unavailable_reason() { return device_reason(0); }
 
 namespace {
-constexpr std::array<NameEntry<Attention>, 2> kAttentionNames{{
-    {Attention::own, "own"},
-    {Attention::cudnn, "cudnn"},
+constexpr std::array<NameEntry<Backend>, 2> kBackendNames{{
+    {Backend::own, "own"},
+    {Backend::cudnn, "cudnn"},
 }};
 }  // namespace
-std::string_view attention_name(Attention a) { return name_of(kAttentionNames, a); }
-std::optional<Attention> attention_of(std::string_view name) {
-  return find_value(kAttentionNames, name);
-}
+std::string_view backend_name(Backend b) { return name_of(kBackendNames, b); }
+std::optional<Backend> backend_of(std::string_view name) { return find_value(kBackendNames, name); }
 
 std::vector<std::string> supported_faults() {
   std::vector<std::string> out;
@@ -552,13 +556,10 @@ std::unique_ptr<Encoder> make_encoder(std::shared_ptr<const Checkpoint> model, c
   return std::make_unique<CudaEncoder>(d, std::move(model), o, 0);
 }
 
-Timing time_encoder(const ModelDims& dims, Precision precision, int iters, int warmup, bool graph,
-                    int batch, uint64_t seed, Attention attention) {
-  if (iters < 1 || batch < 1) throw UsageError("time_encoder: iters and batch must be >= 1");
-  Options o;
-  o.precision = precision;
-  o.batch = batch;
-  o.attention = attention;
+Timing time_encoder(const ModelDims& dims, const Options& o, int iters, int warmup, bool graph,
+                    uint64_t seed) {
+  if (iters < 1 || o.batch < 1) throw UsageError("time_encoder: iters and batch must be >= 1");
+  const int batch = o.batch;
   CudaEncoder enc(dims, nullptr, o, seed);
   enc.random_mel();
   cudaStream_t s = enc.stream();
@@ -602,11 +603,11 @@ Timing time_encoder(const ModelDims& dims, Precision precision, int iters, int w
 }
 
 AttentionTiming time_attention(const ModelDims& dims, Precision precision, int batch, int iters,
-                               int warmup, uint64_t seed, Attention attention) {
+                               int warmup, uint64_t seed, Backend attention) {
   if (iters < 1 || batch < 1) throw UsageError("time_attention: iters and batch must be >= 1");
   const Act act = act_of(precision);
   const int t = dims.n_audio_ctx, c = dims.n_audio_state, heads = dims.n_audio_head;
-  const bool own = attention == Attention::own;
+  const bool own = attention == Backend::own;
   if (act == Act::f32 || (own && c != 64 * heads))
     throw UsageError(
         fmt::format("time_attention: the {} attention runs in bfloat16/float16{} ({} d_head {})",
@@ -646,6 +647,77 @@ AttentionTiming time_attention(const ModelDims& dims, Precision precision, int b
       for (int k = 0; k < kReps; ++k) run();
     }) / kReps);
   r.median_ms = median(r.ms);
+  return r;
+}
+
+GemmGeluTiming time_gemm_gelu(const ModelDims& dims, Precision precision, int batch, int iters,
+                              int warmup, uint64_t seed) {
+  if (iters < 1 || batch < 1) throw UsageError("time_gemm_gelu: iters and batch must be >= 1");
+  const Act act = act_of(precision);
+  if (act == Act::f32)
+    throw UsageError("time_gemm_gelu: the fused GEMM + GELU is for bfloat16/float16");
+  const int c = dims.n_audio_state, m = batch * dims.n_audio_ctx, n = 4 * c;
+  DeviceStream dev(0);
+  const auto elems = static_cast<int64_t>(m) * n;
+  Buf x(static_cast<std::size_t>(m) * c * 2), w(static_cast<std::size_t>(n) * c * 2),
+      b32(static_cast<std::size_t>(n) * 4), b16(static_cast<std::size_t>(n) * 2),
+      y1(static_cast<std::size_t>(elems) * 2), y2(y1.bytes()),
+      f1(static_cast<std::size_t>(elems) * 4), f2(f1.bytes());
+  // layer-norm-like inputs, weights of 1/sqrt(C), biases of a few tenths (pre-activations of a
+  // few units, the GELU's curved part)
+  launch_fill_uniform(x.get(), act, static_cast<int64_t>(m) * c, seed, 1.7f, 0.0f, dev.s);
+  launch_fill_uniform(w.get(), act, static_cast<int64_t>(n) * c, seed + 1,
+                      1.0f / std::sqrt(static_cast<float>(c)), 0.0f, dev.s);
+  launch_fill_uniform(b32.get(), Act::f32, n, seed + 2, 0.5f, 0.0f, dev.s);
+  launch_convert(b32.f(), b16.get(), act, n, dev.s);
+  Gemm gemm(act, dev.s);
+  CudnnGemmGelu fused(act, m, n, c, dev.s);
+  auto two = [&] {
+    gemm.run(x.get(), w.get(), b16.get(), nullptr, y1.get(), m, n, c, act);
+    launch_gelu16(y1.get(), act, elems, false, dev.s);
+  };
+  auto gemm_only = [&] { gemm.run(x.get(), w.get(), b16.get(), nullptr, y1.get(), m, n, c, act); };
+  auto one = [&] { fused.run(x.get(), w.get(), b32.f(), y2.get()); };
+  for (int i = 0; i < warmup; ++i) {
+    two();
+    one();
+  }
+  ck(cudaStreamSynchronize(dev.s), "warm-up");
+  constexpr int kReps = 10;
+  EventPair ev;
+  std::vector<double> t2, t1, tg;
+  for (int i = 0; i < iters; ++i) {  // interleaved
+    t2.push_back(ev.time(dev.s, [&] {
+      for (int k = 0; k < kReps; ++k) two();
+    }) / kReps);
+    t1.push_back(ev.time(dev.s, [&] {
+      for (int k = 0; k < kReps; ++k) one();
+    }) / kReps);
+    tg.push_back(ev.time(dev.s, [&] {
+      for (int k = 0; k < kReps; ++k) gemm_only();
+    }) / kReps);
+  }
+  two();
+  one();
+  launch_to_f32(y1.get(), act, f1.f(), elems, dev.s);
+  launch_to_f32(y2.get(), act, f2.f(), elems, dev.s);
+  std::vector<float> h1(static_cast<std::size_t>(elems)), h2(h1.size());
+  ck(cudaStreamSynchronize(dev.s), "sync");
+  ck(cudaMemcpy(h1.data(), f1.get(), h1.size() * 4, cudaMemcpyDeviceToHost), "download");
+  ck(cudaMemcpy(h2.data(), f2.get(), h2.size() * 4, cudaMemcpyDeviceToHost), "download");
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < h1.size(); ++i) {
+    num += (static_cast<double>(h2[i]) - h1[i]) * (static_cast<double>(h2[i]) - h1[i]);
+    den += static_cast<double>(h1[i]) * h1[i];
+  }
+  GemmGeluTiming r;
+  r.cublaslt_gelu_ms = median(t2);
+  r.cublaslt_ms = median(tg);
+  r.cudnn_ms = median(t1);
+  r.gflop = 2.0 * m * n * c / 1e9;
+  r.rel_l2 = std::sqrt(num / std::max(den, 1e-300));
+  r.device = dev.name;
+  r.cudnn = fused.describe();
   return r;
 }
 

@@ -15,10 +15,16 @@
 namespace wb::cuda {
 
 RunState::RunState(const ModelDims& dims, Act gemm_act, cudaStream_t stream,
-                   std::unique_ptr<Gemm> gemms, int clips, bool cudnn_attention)
+                   std::unique_ptr<Gemm> gemms, int clips, bool cudnn_attention,
+                   bool cudnn_fc1_gelu)
     : d(dims), act(gemm_act), s(stream), gemm(std::move(gemms)), max_batch(clips) {
   if (max_batch < 1)
     throw std::invalid_argument(fmt::format("cuda: batch {} (must be >= 1)", max_batch));
+  if (cudnn_fc1_gelu) {  // made here for one clip, so that an impossible graph fails at once
+    cudnn_fc1 = true;
+    fc1_gelu[{d.n_audio_ctx, false}] = std::make_unique<CudnnGemmGelu>(
+        act, d.n_audio_ctx, 4 * d.n_audio_state, d.n_audio_state, s);
+  }
   if (cudnn_attention)
     cudnn = std::make_unique<CudnnAttention>(act, d.n_audio_ctx, d.n_audio_state, d.n_audio_head,
                                              flash_rows(d.n_audio_ctx), s);
@@ -236,7 +242,23 @@ void mlp_layer(RunState& rs, const Model& m, const Faults& f, int i, Observer& o
   auto tn = [i](std::string_view part) { return block_tap(TapSide::encoder, i, part); };
   // mlp_ln, fc1 + bias (epilogue), exact GELU (own kernel: cuBLASLt's GELU is tanh)
   layer_norm(rs, rs.y.f(), b.mlp_ln, f, obs, tn("mlp_ln"));
-  if (rs.fc1_16_direct && (rs.batch == 1 || rs.gemm->supported(bt, c4, c, true, rs.act))) {
+  if (rs.cudnn_fc1) {
+    // One cuDNN graph: matmul + bias + GELU on the float32 accumulator, 16-bit g. The mlp.fc1
+    // tap is a second GEMM (float32 out, what the GELU took up to summation order), so that
+    // selecting it changes nothing.
+    if (obs.wanted(tn("mlp.fc1"))) {
+      gemm(rs, obs, rs.lnact.get(), b.fc1.get(), b.fc1_b.f(), nullptr, rs.f.f(), bt, c4, c);
+      obs.tap(tn("mlp.fc1"), rs.f.f(), t, c4);
+    }
+    auto& fused = rs.fc1_gelu[{bt, f.gelu_tanh}];
+    if (!fused) fused = std::make_unique<CudnnGemmGelu>(rs.act, bt, c4, c, rs.s, f.gelu_tanh);
+    if (!obs.skipped("gemm")) fused->run(rs.lnact.get(), b.fc1.get(), b.fc1_b.f(), rs.g.get());
+    obs.mark("gemm");
+    if (obs.wanted(tn("mlp.gelu"))) {
+      launch_to_f32(rs.g.get(), rs.act, rs.f.f(), n4, rs.s);
+      obs.tap(tn("mlp.gelu"), rs.f.f(), t, c4);
+    }
+  } else if (rs.fc1_16_direct && (rs.batch == 1 || rs.gemm->supported(bt, c4, c, true, rs.act))) {
     // Reduced modes: fc1 writes 16-bit pre-activations (float32 accumulation), GELU in place;
     // taps show those 16-bit values, so observing changes nothing.
     gemm(rs, obs, rs.lnact.get(), b.fc1.get(), b.fc1_b16.get(), nullptr, rs.g.get(), bt, c4, c,

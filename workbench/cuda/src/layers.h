@@ -8,11 +8,13 @@
 #include <cufft.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 
 #include "attention_cudnn.h"
 #include "device.h"
+#include "gemm_gelu_cudnn.h"
 #include "kernels.h"
 #include "model.h"
 #include "wb/core/faults.h"
@@ -41,9 +43,10 @@ class Observer {
 // clips, the stream the layers enqueue on, the GEMM plans (made by the caller, before the weights
 // are loaded), the FFT plan and which 16-bit paths are taken.
 struct RunState {
-  // cudnn: the attention is cuDNN's (16-bit precisions; throws where it cannot run).
+  // cudnn: the attention is cuDNN's; cudnn_fc1: fc1 + GELU is one cuDNN graph (16-bit precisions;
+  // throws where cuDNN cannot run).
   RunState(const ModelDims& d, Act act, cudaStream_t s, std::unique_ptr<Gemm> gemm,
-           int max_batch = 1, bool cudnn = false);
+           int max_batch = 1, bool cudnn = false, bool cudnn_fc1 = false);
   ~RunState();
   RunState(const RunState&) = delete;
   RunState& operator=(const RunState&) = delete;
@@ -68,7 +71,10 @@ struct RunState {
   Buf qkv16;           // [B][flash_rows(T), 3C] 16-bit, for the tensor-core attention
   bool flash = false;  // 16-bit q | k | v in qkv16 for a tensor-core attention (own: d_head 64)
   std::unique_ptr<CudnnAttention> cudnn;  // set: cuDNN's attention instead of the own kernels
-  bool qkv16_direct = false;              // the qkv GEMM writes the 16-bit q | k | v itself
+  bool cudnn_fc1 = false;                 // fc1 + bias + GELU as one cuDNN graph
+  // Its plans, per (rows, tanh GELU), made on first use.
+  std::map<std::pair<int, bool>, std::unique_ptr<CudnnGemmGelu>> fc1_gelu;
+  bool qkv16_direct = false;   // the qkv GEMM writes the 16-bit q | k | v itself
   bool fc1_16_direct = false;  // fc1 writes 16-bit pre-activations, GELU in place on them
 
   int64_t mel_numel() const { return static_cast<int64_t>(d.n_mels) * 2 * d.n_audio_ctx; }

@@ -13,6 +13,7 @@
 
 #include "attention_cudnn.h"
 #include "device.h"
+#include "gemm_gelu_cudnn.h"
 #include "kernels.h"
 #include "wb/core/faults.h"
 #include "wb/core/numerics.h"
@@ -409,6 +410,58 @@ TEST_CASE("attention by cuDNN (bf16/fp16, d_head 64 and 32, batched) vs float64"
     }
 }
 
+// cuDNN's fc1 graph (--fc1-gelu cudnn): gelu(x W^T + b) with the GELU on the float32 accumulator
+// against float64 on the same 16-bit inputs: the output is rounded once to the 16-bit type, so
+// each value is within its unit roundoff u (2^-8 bf16, 2^-11 fp16) and the rel L2 too; the bound
+// is 2u (float32 accumulation adds ~1e-6). Exact erf, and tanh for the gelu-tanh fault.
+TEST_CASE("fc1 + GELU by cuDNN (bf16/fp16, erf and tanh) vs float64") {
+  const int m = 97, n = 256, k = 72;
+  for (Act a : {Act::bf16, Act::f16})
+    for (bool tanh : {false, true}) {
+      auto x = randn(static_cast<std::size_t>(m) * k, kSeed + 41, 1.0f);
+      auto w = randn(static_cast<std::size_t>(n) * k, kSeed + 42, 1.0f / std::sqrt(72.0f));
+      const auto bias = randn(n, kSeed + 43, 0.5f);
+      std::vector<uint16_t> x16(x.size()), w16(w.size());
+      auto round16 = [a](std::vector<float>& v, std::vector<uint16_t>& out) {
+        for (std::size_t i = 0; i < v.size(); ++i) {
+          out[i] = a == Act::bf16 ? wb::float_to_bf16(v[i]) : wb::float_to_half(v[i]);
+          v[i] = a == Act::bf16 ? wb::bf16_to_float(out[i]) : wb::half_to_float(out[i]);
+        }
+      };
+      round16(x, x16);
+      round16(w, w16);
+      Buf dx(x16.size() * 2), dw(w16.size() * 2), db = up(bias),
+                                                  dy(static_cast<std::size_t>(m) * n * 2);
+      ck(cudaMemcpy(dx.get(), x16.data(), x16.size() * 2, cudaMemcpyHostToDevice), "upload");
+      ck(cudaMemcpy(dw.get(), w16.data(), w16.size() * 2, cudaMemcpyHostToDevice), "upload");
+      {
+        wb::cuda::CudnnGemmGelu fused(a, m, n, k, nullptr, tanh);
+        fused.run(dx.get(), dw.get(), db.f(), dy.get());
+        ck(cudaDeviceSynchronize(), "sync");
+        MESSAGE(fused.describe());
+      }
+      std::vector<uint16_t> raw(static_cast<std::size_t>(m) * n);
+      ck(cudaMemcpy(raw.data(), dy.get(), raw.size() * 2, cudaMemcpyDeviceToHost), "download");
+      std::vector<float> got(raw.size());
+      std::vector<double> want(raw.size());
+      for (int i = 0; i < m; ++i)
+        for (int j = 0; j < n; ++j) {
+          double s = bias[j];
+          for (int e = 0; e < k; ++e) s += static_cast<double>(x[i * k + e]) * w[j * k + e];
+          want[i * n + j] = tanh ? 0.5 * s *
+                                       (1 + std::tanh(std::sqrt(2 / 3.141592653589793) *
+                                                      (s + 0.044715 * s * s * s)))
+                                 : 0.5 * s * (1 + std::erf(s / std::sqrt(2.0)));
+          const uint16_t v = raw[static_cast<std::size_t>(i) * n + j];
+          got[i * n + j] = a == Act::bf16 ? wb::bf16_to_float(v) : wb::half_to_float(v);
+        }
+      const double e = rel_l2(got, want), tol = 2 * (a == Act::bf16 ? 0x1p-8 : 0x1p-11);
+      MESSAGE("cudnn fc1+gelu " << wb::cuda::act_name(a) << (tanh ? " tanh" : " erf") << ": rel L2 "
+                                << e << " (tol " << tol << ")");
+      CHECK(e < tol);
+    }
+}
+
 // Keeps a copy of every tap it is given (those the selector wants), in order.
 class Keep final : public wb::TapSink {
  public:
@@ -515,7 +568,7 @@ TEST_CASE("encoder with cuDNN's attention: same taps up to the attention, faults
   wb::cuda::Options o;
   o.precision = wb::Precision::bfloat16;
   auto own = wb::cuda::make_encoder(model, o);
-  o.attention = wb::cuda::Attention::cudnn;
+  o.attention = wb::cuda::Backend::cudnn;
   auto cudnn = wb::cuda::make_encoder(model, o);
   o.faults = wb::parse_faults({"attn-scale=double"});
   auto faulty = wb::cuda::make_encoder(model, o);
@@ -549,6 +602,50 @@ TEST_CASE("encoder with cuDNN's attention: same taps up to the attention, faults
   CHECK(own_vs_cudnn < 0.1 * fault);
 }
 
+// The encoder with cuDNN's fc1 + GELU graph (tiny dims, bfloat16): against the own path the first
+// tap that differs is blocks.0.mlp.fc1 (a float32 second GEMM there, the 16-bit pre-activation in
+// the own path), nothing before it; the gelu-tanh fault of block 1 reaches the graph (first shows
+// at blocks.1.mlp.gelu); ln_post moves far less than the attn-scale fault moves it.
+TEST_CASE("encoder with cuDNN's fc1 + GELU: same taps up to fc1, faults localised") {
+  auto model = std::make_shared<const wb::Checkpoint>(
+      wb::random_checkpoint(wb::ModelDims::preset("tiny"), 9));
+  wb::cuda::Options o;
+  o.precision = wb::Precision::bfloat16;
+  auto own = wb::cuda::make_encoder(model, o);
+  o.fc1_gelu = wb::cuda::Backend::cudnn;
+  auto fused = wb::cuda::make_encoder(model, o);
+  o.faults = wb::parse_faults({"gelu-tanh@1"});
+  auto tanh1 = wb::cuda::make_encoder(model, o);
+  o.faults = wb::parse_faults({"attn-scale=double"});
+  auto scale = wb::cuda::make_encoder(model, o);
+  Keep a("all"), b("all"), c("all"), d("all");
+  const auto ya = run_all(*own, &a), yb = run_all(*fused, &b);
+  run_all(*tanh1, &c);
+  const auto yd = run_all(*scale, &d);
+  REQUIRE(a.names == b.names);
+  auto first_diff = [](const Keep& x, const Keep& y) {
+    for (std::size_t i = 0; i < x.names.size(); ++i)
+      if (x.data[i] != y.data[i]) return x.names[i];
+    return std::string();
+  };
+  auto rel = [](const std::vector<float>& x, const std::vector<float>& y) {
+    double num = 0, den = 0;
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      num += (static_cast<double>(x[i]) - y[i]) * (static_cast<double>(x[i]) - y[i]);
+      den += static_cast<double>(y[i]) * y[i];
+    }
+    return std::sqrt(num / den);
+  };
+  const std::string own_fused = first_diff(a, b), fused_tanh = first_diff(b, c);
+  const double diff = rel(yb, ya), fault = rel(yd, yb);
+  MESSAGE("first differing tap: own vs cuDNN fc1 "
+          << own_fused << ", gelu-tanh@1 " << fused_tanh << "; ln_post rel L2 " << diff
+          << ", attn-scale=double " << fault << "; " << fused->run_info()["fc1_gelu"].dump());
+  CHECK(own_fused == wb::block_tap(wb::TapSide::encoder, 0, "mlp.fc1"));
+  CHECK(fused_tanh == wb::block_tap(wb::TapSide::encoder, 1, "mlp.gelu"));
+  CHECK(diff < 0.1 * fault);
+}
+
 TEST_CASE(
     "encoder: every fault of the shared table accepted, unknown ones and precisions refused") {
   auto ck = std::make_shared<const wb::Checkpoint>(
@@ -559,7 +656,10 @@ TEST_CASE(
   CHECK_NOTHROW(wb::cuda::make_encoder(ck, o));
   // cuDNN's attention has no float32 path: refused whether or not cuDNN is here
   wb::cuda::Options f32 = o;
-  f32.attention = wb::cuda::Attention::cudnn;
+  f32.attention = wb::cuda::Backend::cudnn;
+  CHECK_THROWS_AS(wb::cuda::make_encoder(ck, f32), std::invalid_argument);
+  f32.attention = wb::cuda::Backend::own;
+  f32.fc1_gelu = wb::cuda::Backend::cudnn;
   CHECK_THROWS_AS(wb::cuda::make_encoder(ck, f32), std::invalid_argument);
   // Faults are parsed once, above the backend (the CLI, wb-cuda-dump): unknown names stop there.
   CHECK_THROWS_AS(wb::parse_faults({"no-such-fault"}), std::invalid_argument);

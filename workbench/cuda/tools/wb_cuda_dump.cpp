@@ -148,18 +148,20 @@ int dump(const std::string& model_path, const std::string& random_dims, uint64_t
   return 0;
 }
 
-int timing(const std::string& dims_name, wb::Precision precision, int batch, int iters, int warmup,
-           bool graph, bool json, wb::cuda::Attention attention) {
+int timing(const std::string& dims_name, const wb::cuda::Options& o, int iters, int warmup,
+           bool graph, bool json) {
   const wb::ModelDims d = wb::ModelDims::preset(dims_name);
-  const wb::cuda::Timing t =
-      wb::cuda::time_encoder(d, precision, iters, warmup, graph, batch, 1, attention);
-  const std::string_view attn = wb::cuda::attention_name(attention);
+  const wb::Precision precision = o.precision;
+  const wb::cuda::Timing t = wb::cuda::time_encoder(d, o, iters, warmup, graph);
+  const std::string_view attn = wb::cuda::backend_name(o.attention),
+                         fc1 = wb::cuda::backend_name(o.fc1_gelu);
   const double tflops = t.gflop / t.median_ms;  // GFLOP / ms = TFLOP/s
   const double clips_per_s = 1e3 * t.batch / t.median_ms;
   if (json) {
     fmt::print("{}\n", nlohmann::json{{"dims", dims_name},
                                       {"precision", wb::to_string(precision)},
                                       {"attention", attn},
+                                      {"fc1_gelu", fc1},
                                       {"device", t.device},
                                       {"graph", t.graph},
                                       {"batch", t.batch},
@@ -175,9 +177,9 @@ int timing(const std::string& dims_name, wb::Precision precision, int batch, int
                            .dump());
   } else {
     fmt::print(
-        "cuda encoder {} {} batch {} ({} attention) on {}: median {:.3f} ms of {} ({}), {:.1f} "
-        "clips/s, {:.1f} GFLOP, {:.1f} TFLOP/s\n",
-        dims_name, wb::to_string(precision), t.batch, attn, t.device, t.median_ms, iters,
+        "cuda encoder {} {} batch {} ({} attention, {} fc1 + GELU) on {}: median {:.3f} ms of {} "
+        "({}), {:.1f} clips/s, {:.1f} GFLOP, {:.1f} TFLOP/s\n",
+        dims_name, wb::to_string(precision), t.batch, attn, fc1, t.device, t.median_ms, iters,
         graph ? "CUDA graph" : "stream", clips_per_s, t.gflop, tflops);
     for (const auto& [k, v] : t.breakdown_ms) fmt::print("  {:12} {:8.3f} ms (stream run)\n", k, v);
     for (const auto& [k, v] : t.graph_share_ms)
@@ -187,11 +189,11 @@ int timing(const std::string& dims_name, wb::Precision precision, int batch, int
 }
 
 int attention_timing(const std::string& dims_name, wb::Precision precision, int batch, int iters,
-                     int warmup, bool json, wb::cuda::Attention attention) {
+                     int warmup, bool json, wb::cuda::Backend attention) {
   const wb::ModelDims d = wb::ModelDims::preset(dims_name);
   const wb::cuda::AttentionTiming t =
       wb::cuda::time_attention(d, precision, batch, iters, warmup, 1, attention);
-  const std::string_view attn = wb::cuda::attention_name(attention);
+  const std::string_view attn = wb::cuda::backend_name(attention);
   const double tflops = t.gflop / t.median_ms;
   if (json)
     fmt::print("{}\n", nlohmann::json{{"dims", dims_name},
@@ -209,6 +211,19 @@ int attention_timing(const std::string& dims_name, wb::Precision precision, int 
         "cuda attention ({}) {} {} batch {} on {}: median {:.4f} ms a call of {}, {:.1f} "
         "TFLOP/s\n",
         attn, dims_name, wb::to_string(precision), batch, t.device, t.median_ms, iters, tflops);
+  return 0;
+}
+
+int gemm_gelu_timing(const std::string& dims_name, wb::Precision precision, int batch, int iters,
+                     int warmup) {
+  const wb::ModelDims d = wb::ModelDims::preset(dims_name);
+  const wb::cuda::GemmGeluTiming t = wb::cuda::time_gemm_gelu(d, precision, batch, iters, warmup);
+  fmt::print(
+      "fc1 + GELU {} {} batch {} on {} ({:.1f} GFLOP): cuBLASLt GEMM + GELU kernel {:.4f} ms "
+      "(GEMM alone {:.4f} ms, {:.0f} TFLOP/s), cuDNN fused {:.4f} ms ({:.0f} TFLOP/s); "
+      "rel L2 between them {:.3g}; {}\n",
+      dims_name, wb::to_string(precision), batch, t.device, t.gflop, t.cublaslt_gelu_ms,
+      t.cublaslt_ms, t.gflop / t.cublaslt_ms, t.cudnn_ms, t.gflop / t.cudnn_ms, t.rel_l2, t.cudnn);
   return 0;
 }
 
@@ -279,16 +294,23 @@ int main(int argc, char** argv) {
   std::vector<std::string> faults;  // parsed below, against the shared table
   app.add_option("--fault", faults, "fault switch NAME[=VALUE] (repeatable)");
   app.add_option("--device", opts.device, "CUDA device index");
-  app.add_option_function<std::string>(
-         "--attention",
-         [&opts](const std::string& s) {
-           const auto a = wb::cuda::attention_of(s);
-           if (!a) throw CLI::ValidationError("--attention: own or cudnn, not " + s);
-           opts.attention = *a;
-         },
-         "own (the workbench's kernels) or cudnn (cuDNN's fused attention: bfloat16/float16, "
-         "libcudnn.so.9 on the loader path)")
-      ->default_str("own");
+  auto backend_option = [&app](const char* name, wb::cuda::Backend& field, const char* help) {
+    app.add_option_function<std::string>(
+           name,
+           [name, &field](const std::string& s) {
+             const auto b = wb::cuda::backend_of(s);
+             if (!b) throw CLI::ValidationError(std::string(name) + ": own or cudnn, not " + s);
+             field = *b;
+           },
+           help)
+        ->default_str("own");
+  };
+  backend_option("--attention", opts.attention,
+                 "own (the workbench's kernels) or cudnn (cuDNN's fused attention: "
+                 "bfloat16/float16, libcudnn.so.9 on the loader path)");
+  backend_option("--fc1-gelu", opts.fc1_gelu,
+                 "own (cuBLASLt fc1, then the GELU kernel) or cudnn (one cuDNN graph: matmul + "
+                 "bias + GELU on the float32 accumulator; bfloat16/float16)");
   app.add_flag("--sync-taps", opts.sync_taps,
                "copy each tap synchronously (the path the copy-stream one is checked against)");
   app.add_flag("--time", time, "timing mode: random weights of --dims, no taps");
@@ -301,6 +323,9 @@ int main(int argc, char** argv) {
   int batch = 1;
   app.add_flag("--time-attention", time_attn,
                "timing: the attention alone (--attention) on random q, k, v of --dims");
+  bool time_gemm_gelu = false;
+  app.add_flag("--time-gemm-gelu", time_gemm_gelu,
+               "timing: fc1 + exact GELU of --dims, cuBLASLt + GELU kernel vs cuDNN's fused graph");
   app.add_option("--batch", batch,
                  "clips per call: timing (--time, --time-attention); dumps: clips encoded "
                  "together, one dump each")
@@ -319,10 +344,13 @@ int main(int argc, char** argv) {
   }
   try {
     if (list) return list_faults(dims);
+    if (time_gemm_gelu) return gemm_gelu_timing(dims, opts.precision, batch, iters, warmup);
     if (time_attn)
       return attention_timing(dims, opts.precision, batch, iters, warmup, json, opts.attention);
-    if (time)
-      return timing(dims, opts.precision, batch, iters, warmup, !no_graph, json, opts.attention);
+    if (time) {
+      opts.batch = batch;
+      return timing(dims, opts, iters, warmup, !no_graph, json);
+    }
     if ((model.empty() == random_dims.empty()) || audio.empty() || out.empty())
       throw wb::UsageError("a dump needs exactly one of --model / --random-dims, and --audio, -o");
     if (audio.size() != out.size())

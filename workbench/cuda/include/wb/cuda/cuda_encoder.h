@@ -17,14 +17,13 @@
 
 namespace wb::cuda {
 
-// Which attention the 16-bit encoder runs: own = the workbench's kernels (wgmma / mma.sync on
-// tensor cores for d_head 64, the float32 kernel on rounded inputs otherwise); cudnn = cuDNN's
-// fused attention (bfloat16/float16 only, d_head a multiple of 8 up to 128; libcudnn.so.9 on the
-// loader path). Two attentions to hold against each other tap by tap.
-enum class Attention { own, cudnn };
-std::string_view attention_name(Attention a);
+// Who runs an op of the 16-bit encoder: own = the workbench's kernels; cudnn = cuDNN (opened at
+// run time: libcudnn.so.9 on the loader path; bfloat16/float16 only). Two implementations to hold
+// against each other tap by tap.
+enum class Backend { own, cudnn };
+std::string_view backend_name(Backend b);
 // "own" / "cudnn"; std::nullopt for anything else.
-std::optional<Attention> attention_of(std::string_view name);
+std::optional<Backend> backend_of(std::string_view name);
 
 struct Options {
   // float32: float32 GEMMs with TF32 off (CUBLAS_COMPUTE_32F). bfloat16 / float16: weights and
@@ -39,7 +38,13 @@ struct Options {
   // Clips encode_batch takes at most (the device buffers are sized for this many). The seam's
   // own stages run one clip whatever it is.
   int batch = 1;
-  Attention attention = Attention::own;
+  // The attention: own = wgmma / mma.sync on tensor cores for d_head 64, the float32 kernel on
+  // rounded inputs otherwise; cudnn = cuDNN's fused attention (d_head a multiple of 8 up to 128).
+  Backend attention = Backend::own;
+  // fc1 and the GELU: own = cuBLASLt's GEMM writing 16-bit pre-activations, then the GELU kernel;
+  // cudnn = one cuDNN graph, matmul + bias + GELU on the float32 accumulator (GELU exact erf, or
+  // tanh under the gelu-tanh fault).
+  Backend fc1_gelu = Backend::own;
 };
 
 // Device-to-host copies an encoder made so far. A run with no taps wanted makes no tap copies;
@@ -90,10 +95,10 @@ struct Timing {
 };
 
 // Times the encoder from mel to ln_post on random weights of `dims` (generated on the device),
-// `batch` clips per run (each its own random mel): `warmup` untimed runs, then `iters` timed
-// ones, no taps and no host copies.
-Timing time_encoder(const ModelDims& dims, Precision precision, int iters, int warmup, bool graph,
-                    int batch = 1, uint64_t seed = 1, Attention attention = Attention::own);
+// o.batch clips per run (each its own random mel) with o's precision and backends: `warmup`
+// untimed runs, then `iters` timed ones, no taps and no host copies.
+Timing time_encoder(const ModelDims& dims, const Options& o, int iters, int warmup, bool graph,
+                    uint64_t seed = 1);
 
 struct AttentionTiming {
   std::vector<double> ms;  // per call: each sample is 10 calls back to back, divided by 10
@@ -106,6 +111,20 @@ struct AttentionTiming {
 // bfloat16 or float16 (UsageError otherwise): own = the tensor-core kernel (d_head 64), cudnn =
 // cuDNN's fused attention (std::runtime_error where it cannot run).
 AttentionTiming time_attention(const ModelDims& dims, Precision precision, int batch, int iters,
-                               int warmup, uint64_t seed = 1, Attention attention = Attention::own);
+                               int warmup, uint64_t seed = 1, Backend attention = Backend::own);
+
+// fc1 (x [B T, C] W^T, W [4C, C], + bias) then the exact GELU, 16-bit, on random data of `dims`:
+// cuBLASLt's GEMM writing 16-bit pre-activations and the GELU kernel in place (the encoder's
+// path) against cuDNN's matmul + bias + GELU graph (std::runtime_error where it cannot run).
+struct GemmGeluTiming {
+  double cublaslt_gelu_ms = 0;  // median ms a call: GEMM + GELU kernel
+  double cublaslt_ms = 0;       // the GEMM alone
+  double cudnn_ms = 0;          // cuDNN's fused graph
+  double gflop = 0;             // 2 M N K, 1e9
+  double rel_l2 = 0;            // cuDNN's output against the two-kernel one
+  std::string device, cudnn;
+};
+GemmGeluTiming time_gemm_gelu(const ModelDims& dims, Precision precision, int batch, int iters,
+                              int warmup, uint64_t seed = 1);
 
 }  // namespace wb::cuda
