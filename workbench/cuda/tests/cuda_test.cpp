@@ -456,8 +456,9 @@ TEST_CASE("fc1 + GELU by cuDNN (bf16/fp16, erf and tanh) vs float64") {
           got[i * n + j] = a == Act::bf16 ? wb::bf16_to_float(v) : wb::half_to_float(v);
         }
       const double e = rel_l2(got, want), tol = 2 * (a == Act::bf16 ? 0x1p-8 : 0x1p-11);
-      MESSAGE("cudnn fc1+gelu " << wb::cuda::act_name(a) << (tanh ? " tanh" : " erf") << ": rel L2 "
-                                << e << " (tol " << tol << ")");
+      const std::string id =
+          "cudnn fc1+gelu " + std::string(wb::cuda::act_name(a)) + (tanh ? " tanh" : " erf");
+      MESSAGE(id << ": rel L2 " << e << " (tol " << tol << ")");
       CHECK(e < tol);
     }
 }
