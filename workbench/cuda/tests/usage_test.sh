@@ -15,5 +15,7 @@ expect "--batch past 64" 2 "--batch" -- "$bin" --time --dims tiny --batch 65
 expect "no --model" 2 "--model" -- "$bin" --audio "$a" -o "$tmp/a.h5"
 expect "--attention neither own nor cudnn" 2 "--attention" -- \
   "$bin" --model "$m" --audio "$a" -o "$tmp/a.h5" --attention flash
+expect "--fc1-gelu neither own nor cudnn" 2 "--fc1-gelu" -- \
+  "$bin" --model "$m" --audio "$a" -o "$tmp/a.h5" --fc1-gelu cublas
 ls "$tmp" | grep -q '\.h5' && bad "a refused run left an output: $(ls "$tmp")" || ok "no output left"
 finish
