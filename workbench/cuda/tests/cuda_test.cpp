@@ -655,6 +655,10 @@ TEST_CASE(
   wb::cuda::Options o;
   o.faults = wb::parse_faults({"ln-fp16", "conv-bias-drop"});
   CHECK_NOTHROW(wb::cuda::make_encoder(ck, o));
+  // the backend names round-trip; anything else is no backend
+  for (auto b : {wb::cuda::Backend::own, wb::cuda::Backend::cudnn})
+    CHECK(wb::cuda::backend_of(wb::cuda::backend_name(b)) == b);
+  CHECK_FALSE(wb::cuda::backend_of("cuDNN").has_value());
   // cuDNN's attention has no float32 path: refused whether or not cuDNN is here
   wb::cuda::Options f32 = o;
   f32.attention = wb::cuda::Backend::cudnn;
