@@ -20,6 +20,7 @@
 #include "wb/core/taps.h"
 #include "wb/core/tensor.h"
 #include "wb/cuda/cuda_encoder.h"
+#include "wb/testing/reference_math.h"
 
 namespace {
 
@@ -179,6 +180,42 @@ TEST_CASE("gemm (cuBLASLt): bias and residual epilogue vs float64, odd shapes") 
   }
 }
 
+// softmax(alpha q k^T) v of one clip's q | k | v rows ([T, 3C]) in float64: [T, C] (the shared
+// float64 attention probabilities, wb/testing/reference_math.h).
+std::vector<double> attention_f64(const std::vector<float>& qkv, int t, int c, int heads,
+                                  float alpha) {
+  const int dh = c / heads;
+  std::vector<double> want(static_cast<std::size_t>(t) * c), p;
+  for (int h = 0; h < heads; ++h)
+    for (int i = 0; i < t; ++i) {
+      wb::testing::attention_probs_f64(qkv, t, c, dh, h, i, alpha, p);
+      for (int e = 0; e < dh; ++e) {
+        double acc = 0;
+        for (int j = 0; j < t; ++j) acc += p[j] * qkv[j * 3 * c + 2 * c + h * dh + e];
+        want[i * c + h * dh + e] = acc;
+      }
+    }
+  return want;
+}
+
+// The first tap at which two runs' taps differ bit for bit ("" if none).
+template <class K>
+std::string first_diff(const K& x, const K& y) {
+  for (std::size_t i = 0; i < x.names.size(); ++i)
+    if (x.data[i] != y.data[i]) return x.names[i];
+  return {};
+}
+
+// ||x - y|| / ||y|| in float64.
+double rel(const std::vector<float>& x, const std::vector<float>& y) {
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    num += (static_cast<double>(x[i]) - y[i]) * (static_cast<double>(x[i]) - y[i]);
+    den += static_cast<double>(y[i]) * y[i];
+  }
+  return std::sqrt(num / den);
+}
+
 TEST_CASE("attention: flash-style online softmax vs float64 softmax, odd T") {
   for (const auto [t, heads, dh] :
        {std::tuple{97, 3, 64}, std::tuple{131, 2, 32}, std::tuple{70, 1, 128}}) {
@@ -190,55 +227,12 @@ TEST_CASE("attention: flash-style online softmax vs float64 softmax, odd T") {
     Buf dq = up(qkv), dout(static_cast<std::size_t>(t) * c * 4);
     wb::cuda::launch_attention(dq.f(), dout.get(), Act::f32, t, c, heads, alpha, false, nullptr);
     const auto o = down(dout, static_cast<std::size_t>(t) * c);
-    std::vector<double> want(o.size()), s(t);
-    for (int h = 0; h < heads; ++h)
-      for (int i = 0; i < t; ++i) {
-        double mx = -1e300;
-        for (int j = 0; j < t; ++j) {
-          double d = 0;
-          for (int e = 0; e < dh; ++e)
-            d += static_cast<double>(qkv[i * 3 * c + h * dh + e]) * qkv[j * 3 * c + c + h * dh + e];
-          s[j] = d * alpha;
-          mx = std::max(mx, s[j]);
-        }
-        double z = 0;
-        for (int j = 0; j < t; ++j) z += (s[j] = std::exp(s[j] - mx));
-        for (int e = 0; e < dh; ++e) {
-          double acc = 0;
-          for (int j = 0; j < t; ++j) acc += s[j] * qkv[j * 3 * c + 2 * c + h * dh + e];
-          want[i * c + h * dh + e] = acc / z;
-        }
-      }
+    const std::vector<double> want = attention_f64(qkv, t, c, heads, alpha);
     const double e = rel_l2(o, want);
     const double tol = 1.2e-7 * 8 * std::sqrt(static_cast<double>(t + dh));
     MESSAGE(id << " seed " << kSeed << ": rel L2 " << e << " (tol " << tol << ")");
     CHECK(e < tol);
   }
-}
-
-// softmax(alpha q k^T) v of one clip's q | k | v rows ([T, 3C]) in float64: [T, C].
-std::vector<double> attention_f64(const float* qkv, int t, int c, int heads, float alpha) {
-  const int dh = c / heads;
-  std::vector<double> want(static_cast<std::size_t>(t) * c), sc(t);
-  for (int h = 0; h < heads; ++h)
-    for (int i = 0; i < t; ++i) {
-      double mx = -1e300;
-      for (int j = 0; j < t; ++j) {
-        double d = 0;
-        for (int e = 0; e < dh; ++e)
-          d += static_cast<double>(qkv[i * 3 * c + h * dh + e]) * qkv[j * 3 * c + c + h * dh + e];
-        sc[j] = d * alpha;
-        mx = std::max(mx, sc[j]);
-      }
-      double z = 0;
-      for (int j = 0; j < t; ++j) z += (sc[j] = std::exp(sc[j] - mx));
-      for (int e = 0; e < dh; ++e) {
-        double acc = 0;
-        for (int j = 0; j < t; ++j) acc += sc[j] * qkv[j * 3 * c + 2 * c + h * dh + e];
-        want[i * c + h * dh + e] = acc / z;
-      }
-    }
-  return want;
 }
 
 TEST_CASE("attention on tensor cores (bf16/fp16 inputs, d_head 64) vs float64, odd T") {
@@ -272,7 +266,7 @@ TEST_CASE("attention on tensor cores (bf16/fp16 inputs, d_head 64) vs float64, o
         o[i] = a == Act::bf16 ? wb::bf16_to_float(raw[i]) : wb::half_to_float(raw[i]);
         o2[i] = a == Act::bf16 ? wb::bf16_to_float(raw2[i]) : wb::half_to_float(raw2[i]);
       }
-      const std::vector<double> want = attention_f64(qkv.data(), t, c, heads, alpha);
+      const std::vector<double> want = attention_f64(qkv, t, c, heads, alpha);
       // the wgmma kernel (Hopper), same contract, where this device runs it
       double e3 = 0;
       if (wb::cuda::wgmma_attention_available()) {
@@ -402,7 +396,7 @@ TEST_CASE("attention by cuDNN (bf16/fp16, d_head 64 and 32, batched) vs float64"
           const uint16_t v = raw[static_cast<std::size_t>(b) * t * c + i];
           o[i] = a == Act::bf16 ? wb::bf16_to_float(v) : wb::half_to_float(v);
         }
-        const double e = rel_l2(o, attention_f64(clip[b].data(), t, c, heads, alpha));
+        const double e = rel_l2(o, attention_f64(clip[b], t, c, heads, alpha));
         MESSAGE("cudnn " << wb::cuda::act_name(a) << " T=" << t << " heads=" << heads << " d_head="
                          << dh << " clip " << b << ": rel L2 " << e << " (tol " << tol << ")");
         CHECK(e < tol);
@@ -578,24 +572,11 @@ TEST_CASE("encoder with cuDNN's attention: same taps up to the attention, faults
   REQUIRE(a.names == b.names);
   REQUIRE(a.names == f.names);
   const std::string attn_out = wb::block_tap(wb::TapSide::encoder, 0, "attn.out");
-  auto first_diff = [](const Keep& x, const Keep& y) {
-    for (std::size_t i = 0; i < x.names.size(); ++i)
-      if (x.data[i] != y.data[i]) return x.names[i];
-    return std::string();
-  };
   const std::string own_cudnn = first_diff(a, b), cudnn_fault = first_diff(b, f);
   MESSAGE("first differing tap: own vs cuDNN " << own_cudnn << ", cuDNN vs its attn-scale fault "
                                                << cudnn_fault);
   CHECK(own_cudnn == attn_out);
   CHECK(cudnn_fault == attn_out);
-  auto rel = [](const std::vector<float>& x, const std::vector<float>& y) {
-    double num = 0, den = 0;
-    for (std::size_t i = 0; i < x.size(); ++i) {
-      num += (static_cast<double>(x[i]) - y[i]) * (static_cast<double>(x[i]) - y[i]);
-      den += static_cast<double>(y[i]) * y[i];
-    }
-    return std::sqrt(num / den);
-  };
   const double own_vs_cudnn = rel(yb, ya), fault = rel(yf, yb);
   MESSAGE("ln_post rel L2: cuDNN vs own attention " << own_vs_cudnn << ", attn-scale=double "
                                                     << fault << "; "
@@ -624,19 +605,6 @@ TEST_CASE("encoder with cuDNN's fc1 + GELU: same taps up to fc1, faults localise
   run_all(*tanh1, &c);
   const auto yd = run_all(*scale, &d);
   REQUIRE(a.names == b.names);
-  auto first_diff = [](const Keep& x, const Keep& y) {
-    for (std::size_t i = 0; i < x.names.size(); ++i)
-      if (x.data[i] != y.data[i]) return x.names[i];
-    return std::string();
-  };
-  auto rel = [](const std::vector<float>& x, const std::vector<float>& y) {
-    double num = 0, den = 0;
-    for (std::size_t i = 0; i < x.size(); ++i) {
-      num += (static_cast<double>(x[i]) - y[i]) * (static_cast<double>(x[i]) - y[i]);
-      den += static_cast<double>(y[i]) * y[i];
-    }
-    return std::sqrt(num / den);
-  };
   const std::string own_fused = first_diff(a, b), fused_tanh = first_diff(b, c);
   const double diff = rel(yb, ya), fault = rel(yd, yb);
   MESSAGE("first differing tap: own vs cuDNN fc1 "
