@@ -92,6 +92,10 @@ nlohmann::json EncoderChoice::to_json() const {
                       {"precision", to_string(precision)},
                       {"faults", faults.specs}};
   if (impl == Impl::port) j["port"] = port;
+  // the CUDA candidate's non-default backends (absent by default: earlier settings keep their
+  // hashes)
+  if (impl == Impl::cuda && attention != "own") j["attention"] = attention;
+  if (impl == Impl::cuda && fc1_gelu != "own") j["fc1_gelu"] = fc1_gelu;
   return j;
 }
 
@@ -140,6 +144,16 @@ void add_encoder_options(CLI::App* sub, EncoderChoice& c, unsigned which) {
     sub->add_flag("--timing", c.port_timing,
                   "print the port's compute time and the workbench's overhead per request kind "
                   "(stderr)");
+  }
+  if (kHaveCuda && (which & kImplOption)) {
+    sub->add_option("--attention", c.attention,
+                    "--impl cuda: own (the workbench's attention kernels) or cudnn (cuDNN's fused "
+                    "attention; bfloat16/float16, libcudnn.so.9 on the loader path)")
+        ->capture_default_str();
+    sub->add_option("--fc1-gelu", c.fc1_gelu,
+                    "--impl cuda: own (cuBLASLt fc1, then the GELU kernel) or cudnn (one cuDNN "
+                    "graph: matmul + bias + GELU on the float32 accumulator)")
+        ->capture_default_str();
   }
   if (which & kDeviceOption)
     add_typed_option(sub, "--device", c.device, parse_device,

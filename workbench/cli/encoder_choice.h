@@ -52,6 +52,10 @@ struct EncoderChoice {
   double port_timeout = 300;
   bool allow_model_mismatch = false;
   bool port_timing = false;
+  // --impl cuda: who runs the attention and fc1 + GELU (wb::cuda::Backend by name: own, cudnn;
+  // checked where the CUDA candidate is made). Builds with CUDA only.
+  std::string attention = "own";
+  std::string fc1_gelu = "own";
 
   int resolved_threads() const;  // threads, 0 resolved to the hardware's concurrency
   // The reference encoder with the same threads: what a candidate is measured against.

@@ -29,6 +29,8 @@ DType decoder_dtype(const EncoderChoice& c) {
 
 std::unique_ptr<Encoder> make_encoder(std::shared_ptr<const Checkpoint> model,
                                       const EncoderChoice& c) {
+  if (c.impl != Impl::cuda && (c.attention != "own" || c.fc1_gelu != "own"))
+    throw UsageError("--attention and --fc1-gelu apply to --impl cuda only");
   const int threads = c.resolved_threads();
   set_reference_threads(threads);
   if (c.impl == Impl::port || !c.port.empty()) {
@@ -61,6 +63,12 @@ std::unique_ptr<Encoder> make_encoder(std::shared_ptr<const Checkpoint> model,
     cuda::Options o;
     o.precision = c.precision;
     o.faults = c.faults;
+    auto backend = [](const char* option, const std::string& name) {
+      if (const auto b = cuda::backend_of(name)) return *b;
+      throw UsageError(fmt::format("{}: own or cudnn, not {}", option, name));
+    };
+    o.attention = backend("--attention", c.attention);
+    o.fc1_gelu = backend("--fc1-gelu", c.fc1_gelu);
     return cuda::make_encoder(std::move(model), o);  // "no CUDA device: ..." -> exit 2
 #else
     throw std::logic_error("--impl cuda in a build without CUDA (parse_impl refuses it)");

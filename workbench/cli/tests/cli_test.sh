@@ -42,6 +42,10 @@ expect "missing --model"      2 "model" -- "$wb" dump --audio "$clip" -o "$tmp/x
 # one line saying what to install, no output.
 expect "resampling without libsamplerate" 2 "cannot load" -- \
   env WB_SAMPLERATE_LIB="$tmp/no-libsamplerate.so" "$wb" dump --model "$hf" --audio "$clip" -o "$tmp/x.h5"
+# --attention / --fc1-gelu choose the CUDA candidate's backends: refused for any other encoder
+# (a build without CUDA does not know the options: the same exit status, the option named)
+expect "--attention without --impl cuda" 2 "--attention" -- \
+  "$wb" dump --model "$hf" --audio "$clip" -o "$tmp/x.h5" --attention cudnn
 expect "missing audio file"   2 "nope.wav" -- "$wb" dump --model "$hf" --audio "$tmp/nope.wav" -o "$tmp/x.h5"
 printf 'RIFF\x24\x00\x00\x00WAVEfmt junk' > "$tmp/bad.wav"
 expect "malformed wav"        2 "bad.wav" -- "$wb" dump --model "$hf" --audio "$tmp/bad.wav" -o "$tmp/x.h5"
