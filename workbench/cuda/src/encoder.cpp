@@ -486,23 +486,23 @@ std::string attention_description(const RunState& rs) {
 
 nlohmann::json CudaEncoder::run_info() const {
   const bool flash = rs_->flash;
-  return {
-      {"precision", std::string(act_name(act_))},
-      {"device", "cuda:" + dev_.name},
-      {"threads", 1},
-      {"faults", faults_.specs},
-      {"gemm", rs_->gemm->describe()},
-      {"attention", attention_description(*rs_)},
-      {"gemm_16bit_outputs",
-       act_ == Act::f32 ? std::string("none")
-                        : std::string(flash && rs_->qkv16_direct ? "qkv; " : "") +
-                              (rs_->cudnn_fc1 ? "fc1 + GELU (one cuDNN graph: GELU on the float32 "
-                                                "accumulator, 16-bit output)"
-                               : rs_->fc1_16_direct ? "fc1 (GELU on the 16-bit pre-activation)"
-                                                    : "")},
-      {"fc1_gelu", rs_->cudnn_fc1 ? rs_->fc1_gelu.begin()->second->describe()
-                                  : std::string("cuBLASLt fc1, then the GELU kernel")},
-      {"frontend", "cuFFT R2C float32"}};
+  return {{"precision", std::string(act_name(act_))},
+          {"device", "cuda:" + dev_.name},
+          {"threads", 1},
+          {"faults", faults_.specs},
+          {"gemm", rs_->gemm->describe()},
+          {"attention", attention_description(*rs_)},
+          {"gemm_16bit_outputs",
+           act_ == Act::f32
+               ? std::string("none")
+               : std::string(flash && rs_->qkv16_direct ? "qkv; " : "") +
+                     (rs_->cudnn_fc1()     ? "fc1 + GELU (one cuDNN graph: GELU on the float32 "
+                                             "accumulator, 16-bit output)"
+                      : rs_->fc1_16_direct ? "fc1 (GELU on the 16-bit pre-activation)"
+                                           : "")},
+          {"fc1_gelu", rs_->cudnn_fc1() ? rs_->fc1_gelu.begin()->second->describe()
+                                        : std::string("cuBLASLt fc1, then the GELU kernel")},
+          {"frontend", "cuFFT R2C float32"}};
 }
 
 double encoder_gflop(const ModelDims& d) {

@@ -20,11 +20,9 @@ RunState::RunState(const ModelDims& dims, Act gemm_act, cudaStream_t stream,
     : d(dims), act(gemm_act), s(stream), gemm(std::move(gemms)), max_batch(clips) {
   if (max_batch < 1)
     throw std::invalid_argument(fmt::format("cuda: batch {} (must be >= 1)", max_batch));
-  if (cudnn_fc1_gelu) {  // made here for one clip, so that an impossible graph fails at once
-    cudnn_fc1 = true;
+  if (cudnn_fc1_gelu)
     fc1_gelu[{d.n_audio_ctx, false}] = std::make_unique<CudnnGemmGelu>(
         act, d.n_audio_ctx, 4 * d.n_audio_state, d.n_audio_state, s);
-  }
   if (cudnn_attention)
     cudnn = std::make_unique<CudnnAttention>(act, d.n_audio_ctx, d.n_audio_state, d.n_audio_head,
                                              flash_rows(d.n_audio_ctx), s);
@@ -242,7 +240,7 @@ void mlp_layer(RunState& rs, const Model& m, const Faults& f, int i, Observer& o
   auto tn = [i](std::string_view part) { return block_tap(TapSide::encoder, i, part); };
   // mlp_ln, fc1 + bias (epilogue), exact GELU (own kernel: cuBLASLt's GELU is tanh)
   layer_norm(rs, rs.y.f(), b.mlp_ln, f, obs, tn("mlp_ln"));
-  if (rs.cudnn_fc1) {
+  if (rs.cudnn_fc1()) {
     // One cuDNN graph: matmul + bias + GELU on the float32 accumulator, 16-bit g. The mlp.fc1
     // tap is a second GEMM (float32 out, what the GELU took up to summation order), so that
     // selecting it changes nothing.

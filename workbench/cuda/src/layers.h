@@ -71,9 +71,11 @@ struct RunState {
   Buf qkv16;           // [B][flash_rows(T), 3C] 16-bit, for the tensor-core attention
   bool flash = false;  // 16-bit q | k | v in qkv16 for a tensor-core attention (own: d_head 64)
   std::unique_ptr<CudnnAttention> cudnn;  // set: cuDNN's attention instead of the own kernels
-  bool cudnn_fc1 = false;                 // fc1 + bias + GELU as one cuDNN graph
-  // Its plans, per (rows, tanh GELU), made on first use.
+  // fc1 + bias + GELU as one cuDNN graph: its plans per (rows, tanh GELU), the one-clip erf plan
+  // made with the state (so an impossible graph fails at once), the others on first use; empty:
+  // the own path.
   std::map<std::pair<int, bool>, std::unique_ptr<CudnnGemmGelu>> fc1_gelu;
+  bool cudnn_fc1() const { return !fc1_gelu.empty(); }
   bool qkv16_direct = false;   // the qkv GEMM writes the 16-bit q | k | v itself
   bool fc1_16_direct = false;  // fc1 writes 16-bit pre-activations, GELU in place on them
 
