@@ -35,6 +35,34 @@ inline void ck(cufftResult e, const char* what) {
     throw std::runtime_error(fmt::format("cuFFT {}: status {}", what, static_cast<int>(e)));
 }
 
+// Two CUDA events timing what a callable enqueues on a stream (timing runs), in milliseconds.
+class EventPair {
+ public:
+  EventPair() {
+    ck(cudaEventCreate(&a_), "event");
+    ck(cudaEventCreate(&b_), "event");
+  }
+  ~EventPair() {
+    cudaEventDestroy(a_);
+    cudaEventDestroy(b_);
+  }
+  EventPair(const EventPair&) = delete;
+  EventPair& operator=(const EventPair&) = delete;
+  template <class F>
+  double time(cudaStream_t s, F&& enqueue) {
+    ck(cudaEventRecord(a_, s), "record");
+    enqueue();
+    ck(cudaEventRecord(b_, s), "record");
+    ck(cudaEventSynchronize(b_), "sync");
+    float ms = 0;
+    ck(cudaEventElapsedTime(&ms, a_, b_), "elapsed");
+    return ms;
+  }
+
+ private:
+  cudaEvent_t a_ = nullptr, b_ = nullptr;
+};
+
 // Owning device allocation.
 class Buf {
  public:
@@ -125,6 +153,30 @@ class Gemm {
     matmul(GemmShape{m, n, k, bias != nullptr, out, batch, x_stride, y_stride}, x, w, bias, nullptr,
            y);
   }
+  // The algorithms cuBLASLt's heuristic offers for a shape, at most `max`, in its order (the
+  // first is the one run() pins), and a run of the shape with one of them (timing only).
+  std::vector<cublasLtMatmulAlgo_t> candidates(const GemmShape& g, int max) {
+    std::vector<cublasLtMatmulAlgo_t> r;
+    for (const auto& h : heuristic(plan(g), max)) r.push_back(h.algo);
+    return r;
+  }
+  void run_with(const cublasLtMatmulAlgo_t& algo, const GemmShape& g, const void* x, const void* w,
+                const void* bias, const float* r, void* y) {
+    matmul(g, x, w, bias, r, y, &algo);
+  }
+  // An algorithm's configuration: "algo A tile T stages S split-K K cluster C" (cuBLASLt's enums).
+  static std::string describe(const cublasLtMatmulAlgo_t& a) {
+    auto get = [&](cublasLtMatmulAlgoConfigAttributes_t attr) {
+      uint32_t v = 0;
+      std::size_t n = 0;
+      cublasLtMatmulAlgoConfigGetAttribute(&a, attr, &v, sizeof(v), &n);
+      return v;
+    };
+    return fmt::format("algo {} tile {} stages {} split-K {} cluster {}",
+                       get(CUBLASLT_ALGO_CONFIG_ID), get(CUBLASLT_ALGO_CONFIG_TILE_ID),
+                       get(CUBLASLT_ALGO_CONFIG_STAGES_ID), get(CUBLASLT_ALGO_CONFIG_SPLITK_NUM),
+                       get(CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID));
+  }
   std::string describe() const {
     return fmt::format(
         "cuBLASLt, {} inputs, float32 output and accumulation (CUBLAS_COMPUTE_32F{}), "
@@ -162,7 +214,7 @@ class Gemm {
 
  private:
   void matmul(const GemmShape& g, const void* x, const void* w, const void* bias, const float* r,
-              void* y) {
+              void* y, const cublasLtMatmulAlgo_t* algo = nullptr) {
     const Plan& p = plan(g);
     if (bias != nullptr)
       ck(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
@@ -170,8 +222,24 @@ class Gemm {
          "bias pointer");
     const float alpha = 1.0f, beta = r != nullptr ? 1.0f : 0.0f;
     ck(cublasLtMatmul(lt_, p.desc, &alpha, w, p.a, x, p.b, &beta, r != nullptr ? r : y, p.c, y, p.c,
-                      &p.algo, ws_.get(), ws_.bytes(), stream_),
+                      algo != nullptr ? algo : &p.algo, ws_.get(), ws_.bytes(), stream_),
        "matmul");
+  }
+
+  // Up to `max` results of cuBLASLt's heuristic for the plan's shape (its first is the pinned one).
+  std::vector<cublasLtMatmulHeuristicResult_t> heuristic(const Plan& p, int max) {
+    cublasLtMatmulPreference_t pref = nullptr;
+    ck(cublasLtMatmulPreferenceCreate(&pref), "preference");
+    const std::size_t wsb = ws_.bytes();
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &wsb,
+                                         sizeof(wsb));
+    std::vector<cublasLtMatmulHeuristicResult_t> res(static_cast<std::size_t>(max));
+    int found = 0;
+    const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(lt_, p.desc, p.a, p.b, p.c, p.c, pref,
+                                                             max, res.data(), &found);
+    cublasLtMatmulPreferenceDestroy(pref);
+    res.resize(st == CUBLAS_STATUS_SUCCESS ? static_cast<std::size_t>(found) : 0);
+    return res;
   }
 
   const Plan& plan(const GemmShape& g) {
@@ -215,19 +283,11 @@ class Gemm {
            "batch stride");
       }
     }
-    cublasLtMatmulPreference_t pref = nullptr;
-    ck(cublasLtMatmulPreferenceCreate(&pref), "preference");
-    const std::size_t wsb = ws_.bytes();
-    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &wsb,
-                                         sizeof(wsb));
     // The heuristic's first algorithm, pinned: a fixed choice, so runs are bit-identical. (Timing
-    // the first 8 candidates instead gained nothing measurable on an H200 for these shapes.)
-    cublasLtMatmulHeuristicResult_t res{};
-    int found = 0;
-    const cublasStatus_t st =
-        cublasLtMatmulAlgoGetHeuristic(lt_, p.desc, p.a, p.b, p.c, p.c, pref, 1, &res, &found);
-    cublasLtMatmulPreferenceDestroy(pref);
-    if (st != CUBLAS_STATUS_SUCCESS || found == 0) {
+    // the first 8 candidates instead gained nothing measurable on an H200 for these shapes;
+    // `wb-cuda-dump --time-gemms` times them for the encoder's shapes.)
+    const auto res = heuristic(p, 1);
+    if (res.empty()) {
       cublasLtMatmulDescDestroy(p.desc);
       cublasLtMatrixLayoutDestroy(p.a);
       cublasLtMatrixLayoutDestroy(p.b);
@@ -236,7 +296,7 @@ class Gemm {
                                            act_name(act_), m, n, k,
                                            g.batch > 1 ? fmt::format(" batch {}", g.batch) : ""));
     }
-    p.algo = res.algo;
+    p.algo = res.front().algo;
     return plans_.emplace(key, p).first->second;
   }
 

@@ -64,34 +64,6 @@ struct DeviceStream {
   cudaStream_t s = nullptr;
 };
 
-// Two CUDA events timing what a callable enqueues on a stream (timing runs), in milliseconds.
-class EventPair {
- public:
-  EventPair() {
-    ck(cudaEventCreate(&a_), "event");
-    ck(cudaEventCreate(&b_), "event");
-  }
-  ~EventPair() {
-    cudaEventDestroy(a_);
-    cudaEventDestroy(b_);
-  }
-  EventPair(const EventPair&) = delete;
-  EventPair& operator=(const EventPair&) = delete;
-  template <class F>
-  double time(cudaStream_t s, F&& enqueue) {
-    ck(cudaEventRecord(a_, s), "record");
-    enqueue();
-    ck(cudaEventRecord(b_, s), "record");
-    ck(cudaEventSynchronize(b_), "sync");
-    float ms = 0;
-    ck(cudaEventElapsedTime(&ms, a_, b_), "elapsed");
-    return ms;
-  }
-
- private:
-  cudaEvent_t a_ = nullptr, b_ = nullptr;
-};
-
 // The layers' Observer: taps staged to the sinks of the current stage (one per clip of the run),
 // and (timing runs) an event after each op.
 class TapStaging final : public Observer {
@@ -647,6 +619,7 @@ AttentionTiming time_attention(const ModelDims& dims, Precision precision, int b
       for (int k = 0; k < kReps; ++k) run();
     }) / kReps);
   r.median_ms = median(r.ms);
+  r.backend = cudnn ? cudnn->describe() : "own tensor-core kernel";
   return r;
 }
 
@@ -719,6 +692,74 @@ GemmGeluTiming time_gemm_gelu(const ModelDims& dims, Precision precision, int ba
   r.device = dev.name;
   r.cudnn = fused.describe();
   return r;
+}
+
+std::vector<GemmShapeTiming> time_gemms(const ModelDims& dims, Precision precision, int batch,
+                                        int iters, int max_algos, std::string* device,
+                                        uint64_t seed) {
+  if (iters < 1 || batch < 1 || max_algos < 1)
+    throw UsageError("time_gemms: iters, batch and algorithms must be >= 1");
+  const Act act = act_of(precision);
+  if (act == Act::f32) throw UsageError("time_gemms: bfloat16/float16 (the encoder's fast path)");
+  const int c = dims.n_audio_state, m = batch * dims.n_audio_ctx;
+  DeviceStream dev(0);
+  if (device != nullptr) *device = dev.name;
+  // inputs [M, 4C], weights [4C, 4C] (the largest of the four), biases of both types, outputs
+  // and the residual float32 [M, 4C]: every shape's operands are prefixes of these
+  const int64_t big = static_cast<int64_t>(m) * 4 * c, wbig = 16LL * c * c;
+  Buf x(static_cast<std::size_t>(big) * 2), w(static_cast<std::size_t>(wbig) * 2),
+      b32(static_cast<std::size_t>(4 * c) * 4), b16(static_cast<std::size_t>(4 * c) * 2),
+      y(static_cast<std::size_t>(big) * 4), r(static_cast<std::size_t>(big) * 4);
+  launch_fill_uniform(x.get(), act, big, seed, 1.7f, 0.0f, dev.s);
+  launch_fill_uniform(w.get(), act, wbig, seed + 1, 1.0f / std::sqrt(static_cast<float>(c)), 0.0f,
+                      dev.s);
+  launch_fill_uniform(b32.get(), Act::f32, 4 * c, seed + 2, 0.5f, 0.0f, dev.s);
+  launch_convert(b32.f(), b16.get(), act, 4 * c, dev.s);
+  launch_fill_uniform(r.get(), Act::f32, big, seed + 3, 1.0f, 0.0f, dev.s);
+  Gemm gemm(act, dev.s);
+  struct Case {
+    const char* name;
+    int n, k;
+    Act out;
+    bool residual;
+  };
+  // as the encoder runs them (layers.cpp): 16-bit q | k | v and fc1 pre-activations with a 16-bit
+  // bias, float32 attn.out and fc2 with a float32 bias and the residual as beta = 1
+  const Case cases[] = {{"attn.qkv", 3 * c, c, act, false},
+                        {"attn.out", c, c, Act::f32, true},
+                        {"mlp.fc1", 4 * c, c, act, false},
+                        {"mlp.fc2", c, 4 * c, Act::f32, true}};
+  constexpr int kReps = 10;
+  EventPair ev;
+  std::vector<GemmShapeTiming> out;
+  for (const Case& cs : cases) {
+    const GemmShape g{m, cs.n, cs.k, true, cs.out};
+    const void* bias = cs.out == Act::f32 ? b32.get() : b16.get();
+    const float* res = cs.residual ? r.f() : nullptr;
+    GemmShapeTiming st;
+    st.name = cs.name;
+    st.m = m;
+    st.n = cs.n;
+    st.k = cs.k;
+    st.gflop = 2.0 * m * cs.n * static_cast<double>(cs.k) / 1e9;
+    for (const cublasLtMatmulAlgo_t& a : gemm.candidates(g, max_algos)) {
+      auto call = [&] { gemm.run_with(a, g, x.get(), w.get(), bias, res, y.get()); };
+      try {
+        for (int i = 0; i < 3; ++i) call();
+        ck(cudaStreamSynchronize(dev.s), "warm-up");
+      } catch (const std::runtime_error&) {
+        continue;  // an offered algorithm that does not run this shape after all
+      }
+      std::vector<double> ms;
+      for (int i = 0; i < iters; ++i)
+        ms.push_back(ev.time(dev.s, [&] {
+          for (int k = 0; k < kReps; ++k) call();
+        }) / kReps);
+      st.algos.push_back({Gemm::describe(a), median(ms)});
+    }
+    out.push_back(std::move(st));
+  }
+  return out;
 }
 
 }  // namespace wb::cuda

@@ -17,5 +17,7 @@ expect "--attention neither own nor cudnn" 2 "--attention" -- \
   "$bin" --model "$m" --audio "$a" -o "$tmp/a.h5" --attention flash
 expect "--fc1-gelu neither own nor cudnn" 2 "--fc1-gelu" -- \
   "$bin" --model "$m" --audio "$a" -o "$tmp/a.h5" --fc1-gelu cublas
+expect "--time-gemms 0" 2 "--time-gemms" -- "$bin" --time-gemms 0 --dims tiny --precision bfloat16
+expect "--time-gemms in float32" 2 "bfloat16/float16" -- "$bin" --time-gemms 4 --dims tiny
 ls "$tmp" | grep -q '\.h5' && bad "a refused run left an output: $(ls "$tmp")" || ok "no output left"
 finish

@@ -204,13 +204,15 @@ int attention_timing(const std::string& dims_name, wb::Precision precision, int 
                                       {"median_ms", t.median_ms},
                                       {"gflop", t.gflop},
                                       {"tflops", tflops},
+                                      {"backend", t.backend},
                                       {"ms", t.ms}}
                            .dump());
   else
     fmt::print(
         "cuda attention ({}) {} {} batch {} on {}: median {:.4f} ms a call of {}, {:.1f} "
-        "TFLOP/s\n",
-        attn, dims_name, wb::to_string(precision), batch, t.device, t.median_ms, iters, tflops);
+        "TFLOP/s; {}\n",
+        attn, dims_name, wb::to_string(precision), batch, t.device, t.median_ms, iters, tflops,
+        t.backend);
   return 0;
 }
 
@@ -224,6 +226,33 @@ int gemm_gelu_timing(const std::string& dims_name, wb::Precision precision, int 
       "rel L2 between them {:.3g}; {}\n",
       dims_name, wb::to_string(precision), batch, t.device, t.gflop, t.cublaslt_gelu_ms,
       t.cublaslt_ms, t.gflop / t.cublaslt_ms, t.cudnn_ms, t.gflop / t.cudnn_ms, t.rel_l2, t.cudnn);
+  return 0;
+}
+
+int gemms_timing(const std::string& dims_name, wb::Precision precision, int batch, int iters,
+                 int max_algos) {
+  const wb::ModelDims d = wb::ModelDims::preset(dims_name);
+  std::string device;
+  const auto shapes = wb::cuda::time_gemms(d, precision, batch, iters, max_algos, &device);
+  fmt::print("cuBLASLt GEMMs of a block, {} {} batch {} on {} (ms a call; [0] is the pinned one)\n",
+             dims_name, wb::to_string(precision), batch, device);
+  for (const auto& s : shapes) {
+    if (s.algos.empty()) {
+      fmt::print("{} M {} N {} K {}: no algorithm ran\n", s.name, s.m, s.n, s.k);
+      continue;
+    }
+    std::size_t best = 0;
+    for (std::size_t i = 0; i < s.algos.size(); ++i)
+      if (s.algos[i].median_ms < s.algos[best].median_ms) best = i;
+    fmt::print(
+        "{} M {} N {} K {}: pinned {:.4f} ms ({:.0f} TFLOP/s), best of {} [{}] {:.4f} ms ({:.0f} "
+        "TFLOP/s, pinned/best {:.3f})\n",
+        s.name, s.m, s.n, s.k, s.algos[0].median_ms, s.gflop / s.algos[0].median_ms, s.algos.size(),
+        best, s.algos[best].median_ms, s.gflop / s.algos[best].median_ms,
+        s.algos[0].median_ms / s.algos[best].median_ms);
+    for (std::size_t i = 0; i < s.algos.size(); ++i)
+      fmt::print("  [{}] {:.4f} ms {}\n", i, s.algos[i].median_ms, s.algos[i].config);
+  }
   return 0;
 }
 
@@ -326,6 +355,11 @@ int main(int argc, char** argv) {
   bool time_gemm_gelu = false;
   app.add_flag("--time-gemm-gelu", time_gemm_gelu,
                "timing: fc1 + exact GELU of --dims, cuBLASLt + GELU kernel vs cuDNN's fused graph");
+  int time_gemms = 0;
+  app.add_option("--time-gemms", time_gemms,
+                 "timing: a block's four GEMMs of --dims, each with up to N of cuBLASLt's "
+                 "algorithms (the first the pinned one)")
+      ->check(CLI::Range(1, 64));
   app.add_option("--batch", batch,
                  "clips per call: timing (--time, --time-attention); dumps: clips encoded "
                  "together, one dump each")
@@ -344,6 +378,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (list) return list_faults(dims);
+    if (time_gemms > 0) return gemms_timing(dims, opts.precision, batch, iters, time_gemms);
     if (time_gemm_gelu) return gemm_gelu_timing(dims, opts.precision, batch, iters, warmup);
     if (time_attn)
       return attention_timing(dims, opts.precision, batch, iters, warmup, json, opts.attention);

@@ -105,7 +105,8 @@ struct AttentionTiming {
   double median_ms = 0;
   int batch = 1;
   std::string device;
-  double gflop = 0;  // 4 B H T^2 d_head per call, 1e9
+  double gflop = 0;     // 4 B H T^2 d_head per call, 1e9
+  std::string backend;  // what ran it (cuDNN: version and engine)
 };
 // Times one attention alone on random q, k, v of `dims` (T, heads), `batch` clips per call,
 // bfloat16 or float16 (UsageError otherwise): own = the tensor-core kernel (d_head 64), cudnn =
@@ -126,5 +127,24 @@ struct GemmGeluTiming {
 };
 GemmGeluTiming time_gemm_gelu(const ModelDims& dims, Precision precision, int batch, int iters,
                               int warmup, uint64_t seed = 1);
+
+// The encoder's four GEMMs of a block (qkv, attention out + residual, fc1, fc2 + residual) at
+// `dims` and `batch` clips (M = B T), 16-bit inputs, each run with every algorithm cuBLASLt's
+// heuristic offers (at most `max_algos`; its first is the one the encoder pins): what the pinned
+// algorithm leaves against cuBLASLt's best measured for that shape. Random inputs; each sample 10
+// calls back to back, median of `iters`.
+struct GemmAlgoTiming {
+  std::string config;  // tile, stages, split-K, cluster (cuBLASLt's enums)
+  double median_ms = 0;
+};
+struct GemmShapeTiming {
+  std::string name;  // attn.qkv, attn.out, mlp.fc1, mlp.fc2
+  int m = 0, n = 0, k = 0;
+  double gflop = 0;                   // 2 M N K, 1e9
+  std::vector<GemmAlgoTiming> algos;  // the heuristic's order: algos[0] is the pinned one
+};
+std::vector<GemmShapeTiming> time_gemms(const ModelDims& dims, Precision precision, int batch,
+                                        int iters, int max_algos, std::string* device = nullptr,
+                                        uint64_t seed = 1);
 
 }  // namespace wb::cuda
