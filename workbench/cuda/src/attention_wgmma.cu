@@ -22,6 +22,7 @@
 
 #include "flash_common.cuh"
 #include "kernels.h"
+#include "wgmma_common.cuh"
 
 namespace wb::cuda {
 namespace {
@@ -30,26 +31,9 @@ constexpr int kWM = 128;                         // queries per block (two warpg
 constexpr int kWTile = kFK * kFD * 2;            // bytes of one 64 x 64 16-bit tile
 constexpr int kWSmem = 2 * kWTile + 4 * kWTile;  // Q (128 rows), K[2], V[2]: 48 KiB
 
-// The byte offset of 16-byte chunk j of row r in a 128-byte-swizzled tile.
-__device__ __forceinline__ int sw128(int r, int j) { return r * 128 + ((j ^ (r & 7)) << 4); }
-
-__device__ __forceinline__ uint64_t sw128_desc(uint32_t smem_addr) {
-  return static_cast<uint64_t>((smem_addr & 0x3FFFF) >> 4) | (uint64_t{1} << 16) |
-         (uint64_t{1024 >> 4} << 32) | (uint64_t{1} << 62);
-}
-
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define WB_HAVE_WGMMA 1
 
-__device__ __forceinline__ void wg_fence() {
-  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
-}
-__device__ __forceinline__ void wg_commit() {
-  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
-}
-__device__ __forceinline__ void wg_wait0() {
-  asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
-}
 // Keeps the compiler from moving accumulator reads or writes across the asynchronous MMAs.
 __device__ __forceinline__ void fence_regs(float (&d)[kFK / 8][4]) {
 #pragma unroll
@@ -159,8 +143,7 @@ __global__ void __launch_bounds__(256, 2)
     } else {
       cp_async_wait<0>();
     }
-    // cp.async wrote through the generic proxy; wgmma reads through the async proxy
-    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+    fence_proxy_async();
     __syncthreads();
     // S = Q K^T
     fence_regs(sa[0]);

@@ -651,6 +651,11 @@ GemmGeluTiming time_gemm_gelu(const ModelDims& dims, Precision precision, int ba
   };
   auto gemm_only = [&] { gemm.run(x.get(), w.get(), b16.get(), nullptr, y1.get(), m, n, c, act); };
   auto one = [&] { fused.run(x.get(), w.get(), b32.f(), y2.get()); };
+  const bool hopper = gemm_gelu_wgmma_available() && gemm_gelu_wgmma_supported(m, n, c);
+  Buf y3(hopper ? y1.bytes() : 0);
+  auto own = [&] {
+    launch_gemm_gelu_wgmma(x.get(), w.get(), b32.f(), y3.get(), act, m, n, c, false, dev.s);
+  };
   for (int i = 0; i < warmup; ++i) {
     two();
     one();
@@ -658,8 +663,12 @@ GemmGeluTiming time_gemm_gelu(const ModelDims& dims, Precision precision, int ba
   ck(cudaStreamSynchronize(dev.s), "warm-up");
   constexpr int kReps = 10;
   EventPair ev;
-  std::vector<double> t2, t1, tg;
+  std::vector<double> t2, t1, tg, tw;
   for (int i = 0; i < iters; ++i) {  // interleaved
+    if (hopper)
+      tw.push_back(ev.time(dev.s, [&] {
+        for (int k = 0; k < kReps; ++k) own();
+      }) / kReps);
     t2.push_back(ev.time(dev.s, [&] {
       for (int k = 0; k < kReps; ++k) two();
     }) / kReps);
@@ -672,23 +681,32 @@ GemmGeluTiming time_gemm_gelu(const ModelDims& dims, Precision precision, int ba
   }
   two();
   one();
-  launch_to_f32(y1.get(), act, f1.f(), elems, dev.s);
-  launch_to_f32(y2.get(), act, f2.f(), elems, dev.s);
-  std::vector<float> h1(static_cast<std::size_t>(elems)), h2(h1.size());
-  ck(cudaStreamSynchronize(dev.s), "sync");
-  ck(cudaMemcpy(h1.data(), f1.get(), h1.size() * 4, cudaMemcpyDeviceToHost), "download");
-  ck(cudaMemcpy(h2.data(), f2.get(), h2.size() * 4, cudaMemcpyDeviceToHost), "download");
-  double num = 0, den = 0;
-  for (std::size_t i = 0; i < h1.size(); ++i) {
-    num += (static_cast<double>(h2[i]) - h1[i]) * (static_cast<double>(h2[i]) - h1[i]);
-    den += static_cast<double>(h1[i]) * h1[i];
-  }
+  // rel L2 of a 16-bit output against the two-kernel path's
+  auto against_two = [&](const Buf& y) {
+    launch_to_f32(y1.get(), act, f1.f(), elems, dev.s);
+    launch_to_f32(y.get(), act, f2.f(), elems, dev.s);
+    std::vector<float> h1(static_cast<std::size_t>(elems)), h2(h1.size());
+    ck(cudaStreamSynchronize(dev.s), "sync");
+    ck(cudaMemcpy(h1.data(), f1.get(), h1.size() * 4, cudaMemcpyDeviceToHost), "download");
+    ck(cudaMemcpy(h2.data(), f2.get(), h2.size() * 4, cudaMemcpyDeviceToHost), "download");
+    double num = 0, den = 0;
+    for (std::size_t i = 0; i < h1.size(); ++i) {
+      num += (static_cast<double>(h2[i]) - h1[i]) * (static_cast<double>(h2[i]) - h1[i]);
+      den += static_cast<double>(h1[i]) * h1[i];
+    }
+    return std::sqrt(num / std::max(den, 1e-300));
+  };
   GemmGeluTiming r;
+  r.rel_l2 = against_two(y2);
+  if (hopper) {
+    own();
+    r.wgmma_ms = median(tw);
+    r.wgmma_rel_l2 = against_two(y3);
+  }
   r.cublaslt_gelu_ms = median(t2);
   r.cublaslt_ms = median(tg);
   r.cudnn_ms = median(t1);
   r.gflop = 2.0 * m * n * c / 1e9;
-  r.rel_l2 = std::sqrt(num / std::max(den, 1e-300));
   r.device = dev.name;
   r.cudnn = fused.describe();
   return r;

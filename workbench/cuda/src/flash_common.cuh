@@ -1,8 +1,8 @@
-// Device helpers shared by the two tensor-core attention kernels (kernels.cu: mma.sync;
-// attention_wgmma.cu: Hopper's wgmma): element conversion, cp.async, the online softmax of one
-// key tile on accumulator fragments, and the store of a warp's rows. Fragment layouts: PTX ISA,
-// "Matrix fragments for mma.m16n8k16" (g = lane / 4 is the row, t4 = lane % 4 the column pair);
-// wgmma's m64nNk16 accumulators give each warp of the warpgroup the same 16-row layout.
+// Device helpers shared by the CUDA candidate's kernels (kernels.cu; the Hopper kernels
+// attention_wgmma.cu and gemm_wgmma.cu): element conversion, cp.async, the GELU, the online softmax
+// of one key tile on accumulator fragments, and the store of a warp's rows. Fragment layouts: PTX
+// ISA, "Matrix fragments for mma.m16n8k16" (g = lane / 4 is the row, t4 = lane % 4 the column
+// pair); wgmma's m64nNk16 accumulators give each warp of the warpgroup the same 16-row layout.
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -45,6 +45,13 @@ __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commi
 template <int N>
 __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+// GELU of one float32 value: exact (erf), or the tanh approximation (the gelu-tanh fault).
+__device__ __forceinline__ float gelu1(float v, bool tanh_approx) {
+  if (tanh_approx)
+    return 0.5f * v * (1.0f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+  return 0.5f * v * (1.0f + erff(v * 0.7071067811865476f));
 }
 
 // Two floats to a packed pair of T (lower column in the low half).

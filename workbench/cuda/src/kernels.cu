@@ -151,11 +151,6 @@ __global__ void im2col2_k(const float* h, T* col, int c, int t2, int t1, int pad
 }
 
 // ---- elementwise ----
-__device__ __forceinline__ float gelu1(float v, bool tanh_approx) {
-  if (tanh_approx)
-    return 0.5f * v * (1.0f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
-  return 0.5f * v * (1.0f + erff(v * 0.7071067811865476f));
-}
 // Four elements per thread (n % 4 == 0, 16-byte aligned pointers).
 template <class T>
 __global__ void gelu4_k(const float4* x, float4* y32, T* ya, int64_t n4, bool tanh_approx) {

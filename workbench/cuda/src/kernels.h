@@ -91,6 +91,16 @@ bool wgmma_attention_available();
 void launch_flash_attention_wgmma(const void* qkv, void* out, Act a, int t, int c, int heads,
                                   float alpha, cudaStream_t s, int batch = 1, int clip_rows = 0);
 
+// fc1 + bias + GELU in one kernel on Hopper's warpgroup MMA (gemm_wgmma.cu, sm_90a code): y[M, N]
+// = gelu(x[M, K] w[N, K]^T + bias[N]), x, w and y of the 16-bit type `a`, bias float32, float32
+// accumulation, the GELU (erf, or tanh for the gelu-tanh fault) on the float32 accumulator, y
+// rounded once. Only where gemm_gelu_wgmma_available() (as the wgmma attention) and
+// gemm_gelu_wgmma_supported(m, n, k) (N a multiple of 256, K of 64).
+bool gemm_gelu_wgmma_available();
+bool gemm_gelu_wgmma_supported(int m, int n, int k);
+void launch_gemm_gelu_wgmma(const void* x, const void* w, const float* bias, void* y, Act a, int m,
+                            int n, int k, bool tanh_approx, cudaStream_t s);
+
 // ---- random weights (timing runs): uniform in [offset - scale, offset + scale] ----
 void launch_fill_uniform(void* p, Act a, int64_t n, uint64_t seed, float scale, float offset,
                          cudaStream_t s);

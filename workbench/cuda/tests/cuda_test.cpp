@@ -404,16 +404,18 @@ TEST_CASE("attention by cuDNN (bf16/fp16, d_head 64 and 32, batched) vs float64"
     }
 }
 
-// cuDNN's fc1 graph (--fc1-gelu cudnn): gelu(x W^T + b) with the GELU on the float32 accumulator
-// against float64 on the same 16-bit inputs: the output is rounded once to the 16-bit type, so
-// each value is within its unit roundoff u (2^-8 bf16, 2^-11 fp16) and the rel L2 too; the bound
-// is 2u (float32 accumulation adds ~1e-6). Exact erf, and tanh for the gelu-tanh fault.
-TEST_CASE("fc1 + GELU by cuDNN (bf16/fp16, erf and tanh) vs float64") {
-  const int m = 97, n = 256, k = 72;
+// A fused fc1 + GELU (cuDNN's graph, --fc1-gelu cudnn; the wgmma kernel): gelu(x W^T + b) with
+// the GELU on the float32 accumulator against float64 on the same 16-bit inputs: the output is
+// rounded once to the 16-bit type, so each value is within its unit roundoff u (2^-8 bf16, 2^-11
+// fp16) and the rel L2 too; the bound is 2u (float32 accumulation adds ~1e-6). Exact erf, and
+// tanh for the gelu-tanh fault. run(a, m, n, k, tanh, x, w, bias, y) writes y on the device.
+template <class Run>
+void check_fused_fc1(const char* what, int m, int n, int k, Run&& run) {
   for (Act a : {Act::bf16, Act::f16})
     for (bool tanh : {false, true}) {
       auto x = randn(static_cast<std::size_t>(m) * k, kSeed + 41, 1.0f);
-      auto w = randn(static_cast<std::size_t>(n) * k, kSeed + 42, 1.0f / std::sqrt(72.0f));
+      auto w = randn(static_cast<std::size_t>(n) * k, kSeed + 42,
+                     1.0f / std::sqrt(static_cast<float>(k)));
       const auto bias = randn(n, kSeed + 43, 0.5f);
       std::vector<uint16_t> x16(x.size()), w16(w.size());
       auto round16 = [a](std::vector<float>& v, std::vector<uint16_t>& out) {
@@ -428,12 +430,8 @@ TEST_CASE("fc1 + GELU by cuDNN (bf16/fp16, erf and tanh) vs float64") {
                                                   dy(static_cast<std::size_t>(m) * n * 2);
       ck(cudaMemcpy(dx.get(), x16.data(), x16.size() * 2, cudaMemcpyHostToDevice), "upload");
       ck(cudaMemcpy(dw.get(), w16.data(), w16.size() * 2, cudaMemcpyHostToDevice), "upload");
-      {
-        wb::cuda::CudnnGemmGelu fused(a, m, n, k, nullptr, tanh);
-        fused.run(dx.get(), dw.get(), db.f(), dy.get());
-        ck(cudaDeviceSynchronize(), "sync");
-        MESSAGE(fused.describe());
-      }
+      run(a, m, n, k, tanh, dx.get(), dw.get(), db.f(), dy.get());
+      ck(cudaDeviceSynchronize(), "sync");
       std::vector<uint16_t> raw(static_cast<std::size_t>(m) * n);
       ck(cudaMemcpy(raw.data(), dy.get(), raw.size() * 2, cudaMemcpyDeviceToHost), "download");
       std::vector<float> got(raw.size());
@@ -450,11 +448,35 @@ TEST_CASE("fc1 + GELU by cuDNN (bf16/fp16, erf and tanh) vs float64") {
           got[i * n + j] = a == Act::bf16 ? wb::bf16_to_float(v) : wb::half_to_float(v);
         }
       const double e = rel_l2(got, want), tol = 2 * (a == Act::bf16 ? 0x1p-8 : 0x1p-11);
-      const std::string id =
-          "cudnn fc1+gelu " + std::string(wb::cuda::act_name(a)) + (tanh ? " tanh" : " erf");
+      const std::string id = std::string(what) + " " + std::string(wb::cuda::act_name(a)) +
+                             (tanh ? " tanh" : " erf") + " M " + std::to_string(m) + " N " +
+                             std::to_string(n) + " K " + std::to_string(k);
       MESSAGE(id << ": rel L2 " << e << " (tol " << tol << ")");
       CHECK(e < tol);
     }
+}
+
+TEST_CASE("fc1 + GELU by cuDNN (bf16/fp16, erf and tanh) vs float64") {
+  check_fused_fc1("cudnn fc1+gelu", 97, 256, 72,
+                  [](Act a, int m, int n, int k, bool tanh, const void* x, const void* w,
+                     const float* b, void* y) {
+                    wb::cuda::CudnnGemmGelu fused(a, m, n, k, nullptr, tanh);
+                    fused.run(x, w, b, y);
+                    ck(cudaDeviceSynchronize(), "sync");
+                    MESSAGE(fused.describe());
+                  });
+}
+
+// The Hopper kernel: several 128-row blocks with a partial last one (M 300), two 256-column
+// blocks, K of several 64-wide steps (more than the pipeline's stages).
+// Left out (and counted as skipped) where the device has no wgmma (wb_cuda_self_test).
+TEST_CASE("fc1 + GELU by the Hopper wgmma kernel (bf16/fp16, erf and tanh) vs float64") {
+  for (int m : {300, 1}) {
+    check_fused_fc1(
+        "wgmma fc1+gelu", m, 512, 384,
+        [](Act a, int m, int n, int k, bool tanh, const void* x, const void* w, const float* b,
+           void* y) { wb::cuda::launch_gemm_gelu_wgmma(x, w, b, y, a, m, n, k, tanh, nullptr); });
+  }
 }
 
 // Keeps a copy of every tap it is given (those the selector wants), in order.
@@ -807,6 +829,10 @@ int wb_cuda_self_test(int argc, char** argv) {
   if (const std::string no = wb::cuda::cudnn_attention_unavailable_reason(); !no.empty()) {
     std::printf("SKIPPED: the cuDNN attention cases: %s\n", no.c_str());
     ctx.addFilter("test-case-exclude", "*cuDNN*");
+  }
+  if (!wb::cuda::gemm_gelu_wgmma_available()) {
+    std::printf("SKIPPED: the Hopper wgmma cases: not a compute capability 9.0 device\n");
+    ctx.addFilter("test-case-exclude", "*Hopper wgmma*");
   }
   return ctx.run();
 }

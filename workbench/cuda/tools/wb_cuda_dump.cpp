@@ -226,6 +226,10 @@ int gemm_gelu_timing(const std::string& dims_name, wb::Precision precision, int 
       "rel L2 between them {:.3g}; {}\n",
       dims_name, wb::to_string(precision), batch, t.device, t.gflop, t.cublaslt_gelu_ms,
       t.cublaslt_ms, t.gflop / t.cublaslt_ms, t.cudnn_ms, t.gflop / t.cudnn_ms, t.rel_l2, t.cudnn);
+  if (t.wgmma_ms > 0)
+    fmt::print(
+        "  wgmma kernel (fused) {:.4f} ms ({:.0f} TFLOP/s); rel L2 to the two kernels {:.3g}\n",
+        t.wgmma_ms, t.gflop / t.wgmma_ms, t.wgmma_rel_l2);
   return 0;
 }
 

@@ -123,6 +123,8 @@ struct GemmGeluTiming {
   double cudnn_ms = 0;          // cuDNN's fused graph
   double gflop = 0;             // 2 M N K, 1e9
   double rel_l2 = 0;            // cuDNN's output against the two-kernel one
+  double wgmma_ms = 0;          // the Hopper kernel (0: not run: no wgmma, or shape)
+  double wgmma_rel_l2 = 0;      // its output against the two-kernel one
   std::string device, cudnn;
 };
 GemmGeluTiming time_gemm_gelu(const ModelDims& dims, Precision precision, int batch, int iters,

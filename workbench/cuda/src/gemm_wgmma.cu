@@ -1,0 +1,203 @@
+// fc1 + bias + GELU on Hopper's warpgroup MMA (wgmma.mma_async, sm_90a): Y[M, N] = gelu(X[M, K]
+// W[N, K]^T + b[N]), X and W 16-bit (both K-major: row-major X, W as stored), b float32, float32
+// accumulation, the bias and the GELU on the float32 accumulator, Y rounded once to 16 bits. One
+// kernel where the encoder otherwise runs cuBLASLt's GEMM (16-bit pre-activations) and the GELU
+// kernel in place on them (cuBLASLt's GELU epilogue is the tanh approximation).
+//
+// A block computes a 128 x 256 tile of Y with two warpgroups (256 threads), warpgroup w its rows
+// [64 w, 64 w + 64): per 64-wide k-step, four wgmma m64n256k16 with A (X's 64 x 64) and B (W's
+// 256 x 64) from shared memory in the 128-byte-swizzled layout (wgmma_common.cuh). Four stages
+// of X and W tiles (48 KiB each) are filled by cp.async two k-steps ahead: at step s the stage of
+// step s - 2, whose wgmmas every warpgroup has waited for before the block's barrier, is refilled
+// with step s + 2. Rows past M read row M - 1 (never stored). N % 256 == 0 and K % 64 == 0.
+#include <cuda_runtime.h>
+
+#include <stdexcept>
+#include <string>
+
+#include "flash_common.cuh"
+#include "kernels.h"
+#include "wgmma_common.cuh"
+
+namespace wb::cuda {
+namespace {
+
+constexpr int kGM = 128, kGN = 256, kGK = 64, kGStages = 4;
+constexpr int kGATile = kGM * kGK * 2;             // 16 KiB
+constexpr int kGStage = kGATile + kGN * kGK * 2;   // + 32 KiB of W
+constexpr int kGSmem = kGStages * kGStage + 1024;  // + room to align to 1024 bytes
+
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define WB_HAVE_WGMMA 1
+
+__device__ __forceinline__ void fence_acc(float (&d)[kGN / 8][4]) {
+#pragma unroll
+  for (int j = 0; j < kGN / 8; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(d[j][e])::"memory");
+}
+
+#define WB_ACC128                                                                                  \
+  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, "    \
+  "%20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, "     \
+  "%38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, "     \
+  "%56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, "     \
+  "%74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, "     \
+  "%92, %93, %94, %95, %96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, " \
+  "%109, %110, %111, %112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, "     \
+  "%124, %125, %126, %127}"
+#define WB_ACC128_OPS(d)                                                                          \
+  "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]),       \
+      "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),   \
+      "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]),   \
+      "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),   \
+      "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]),   \
+      "+f"(d[7][2]), "+f"(d[7][3]), "+f"(d[8][0]), "+f"(d[8][1]), "+f"(d[8][2]), "+f"(d[8][3]),   \
+      "+f"(d[9][0]), "+f"(d[9][1]), "+f"(d[9][2]), "+f"(d[9][3]), "+f"(d[10][0]), "+f"(d[10][1]), \
+      "+f"(d[10][2]), "+f"(d[10][3]), "+f"(d[11][0]), "+f"(d[11][1]), "+f"(d[11][2]),             \
+      "+f"(d[11][3]), "+f"(d[12][0]), "+f"(d[12][1]), "+f"(d[12][2]), "+f"(d[12][3]),             \
+      "+f"(d[13][0]), "+f"(d[13][1]), "+f"(d[13][2]), "+f"(d[13][3]), "+f"(d[14][0]),             \
+      "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]), "+f"(d[15][0]), "+f"(d[15][1]),             \
+      "+f"(d[15][2]), "+f"(d[15][3]), "+f"(d[16][0]), "+f"(d[16][1]), "+f"(d[16][2]),             \
+      "+f"(d[16][3]), "+f"(d[17][0]), "+f"(d[17][1]), "+f"(d[17][2]), "+f"(d[17][3]),             \
+      "+f"(d[18][0]), "+f"(d[18][1]), "+f"(d[18][2]), "+f"(d[18][3]), "+f"(d[19][0]),             \
+      "+f"(d[19][1]), "+f"(d[19][2]), "+f"(d[19][3]), "+f"(d[20][0]), "+f"(d[20][1]),             \
+      "+f"(d[20][2]), "+f"(d[20][3]), "+f"(d[21][0]), "+f"(d[21][1]), "+f"(d[21][2]),             \
+      "+f"(d[21][3]), "+f"(d[22][0]), "+f"(d[22][1]), "+f"(d[22][2]), "+f"(d[22][3]),             \
+      "+f"(d[23][0]), "+f"(d[23][1]), "+f"(d[23][2]), "+f"(d[23][3]), "+f"(d[24][0]),             \
+      "+f"(d[24][1]), "+f"(d[24][2]), "+f"(d[24][3]), "+f"(d[25][0]), "+f"(d[25][1]),             \
+      "+f"(d[25][2]), "+f"(d[25][3]), "+f"(d[26][0]), "+f"(d[26][1]), "+f"(d[26][2]),             \
+      "+f"(d[26][3]), "+f"(d[27][0]), "+f"(d[27][1]), "+f"(d[27][2]), "+f"(d[27][3]),             \
+      "+f"(d[28][0]), "+f"(d[28][1]), "+f"(d[28][2]), "+f"(d[28][3]), "+f"(d[29][0]),             \
+      "+f"(d[29][1]), "+f"(d[29][2]), "+f"(d[29][3]), "+f"(d[30][0]), "+f"(d[30][1]),             \
+      "+f"(d[30][2]), "+f"(d[30][3]), "+f"(d[31][0]), "+f"(d[31][1]), "+f"(d[31][2]),             \
+      "+f"(d[31][3])
+
+// D[64 x 256] (+)= A[64 x 16] B[16 x 256], A and B K-major in shared memory; scale_d 0: D = A B.
+template <class T>
+__device__ __forceinline__ void wgmma_n256(float (&d)[kGN / 8][4], uint64_t da, uint64_t db,
+                                           int scale_d) {
+  if constexpr (std::is_same_v<T, __half>)
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %130, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n256k16.f32.f16.f16 " WB_ACC128
+        ", %128, %129, p, 1, 1, 0, 0;\n}\n"
+        : WB_ACC128_OPS(d)
+        : "l"(da), "l"(db), "r"(scale_d));
+  else
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %130, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 " WB_ACC128
+        ", %128, %129, p, 1, 1, 0, 0;\n}\n"
+        : WB_ACC128_OPS(d)
+        : "l"(da), "l"(db), "r"(scale_d));
+}
+#endif
+
+template <class T>
+__global__ void __launch_bounds__(256, 1)
+    gemm_gelu_wgmma_k(const T* x, const T* w, const float* bias, T* y, int m, int n, int k,
+                      bool tanh_approx) {
+#ifdef WB_HAVE_WGMMA
+  extern __shared__ unsigned char smem_raw[];
+  unsigned char* const smem = reinterpret_cast<unsigned char*>(
+      (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~static_cast<uintptr_t>(1023));
+  const uint32_t smem_addr = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+  const int wg = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31;
+  const int g = lane >> 2, t4 = lane & 3;
+  const int m0 = blockIdx.y * kGM, n0 = blockIdx.x * kGN;
+  const int steps = k / kGK;
+  auto load = [&](int s) {
+    unsigned char* const st = smem + (s % kGStages) * kGStage;
+    const int k0 = s * kGK;
+    // 16-byte chunks, 8 per 128-byte row: X's 128 rows, then W's 256
+#pragma unroll
+    for (int i = threadIdx.x; i < (kGM + kGN) * 8; i += 256) {
+      const int r = i >> 3, j = i & 7;
+      if (r < kGM)
+        cp_async16(st + sw128(r, j), x + static_cast<int64_t>(min(m0 + r, m - 1)) * k + k0 + j * 8);
+      else
+        cp_async16(st + kGATile + sw128(r - kGM, j),
+                   w + static_cast<int64_t>(n0 + r - kGM) * k + k0 + j * 8);
+    }
+  };
+  float d[kGN / 8][4];
+#pragma unroll
+  for (int s = 0; s < kGStages - 2; ++s) {
+    if (s < steps) load(s);
+    cp_async_commit();
+  }
+  for (int s = 0; s < steps; ++s) {
+    cp_async_wait<kGStages - 3>();  // this thread's copies of step s have landed
+    fence_proxy_async();
+    __syncthreads();  // everyone's have; every warpgroup is past step s - 2's wgmmas
+    if (s + kGStages - 2 < steps) load(s + kGStages - 2);
+    cp_async_commit();
+    const uint32_t a = smem_addr + (s % kGStages) * kGStage + wg * 64 * 128;
+    const uint32_t b = smem_addr + (s % kGStages) * kGStage + kGATile;
+    fence_acc(d);
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < kGK / 16; ++kk)
+      wgmma_n256<T>(d, sw128_desc(a + kk * 32), sw128_desc(b + kk * 32), s > 0 || kk > 0);
+    wg_commit();
+    wg_wait<1>();  // step s - 1's wgmmas are done
+    fence_acc(d);
+  }
+  wg_wait<0>();
+  fence_acc(d);
+  // d[j]: rows g and g + 8 of this warp's 16, columns 8 j + 2 t4 and + 1 (mma.sync's layout)
+  const int r0 = m0 + wg * 64 + warp * 16 + g;
+#pragma unroll
+  for (int j = 0; j < kGN / 8; ++j) {
+    const int col = n0 + j * 8 + 2 * t4;
+    const float b0 = bias[col], b1 = bias[col + 1];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int r = r0 + 8 * h;
+      if (r < m)
+        *reinterpret_cast<uint32_t*>(y + static_cast<int64_t>(r) * n + col) = pack2<T>(
+            gelu1(d[j][2 * h] + b0, tanh_approx), gelu1(d[j][2 * h + 1] + b1, tanh_approx));
+    }
+  }
+#else
+  __trap();  // built without sm_90a code: gemm_gelu_wgmma_available() says false first
+#endif
+}
+
+}  // namespace
+
+bool gemm_gelu_wgmma_available() { return wgmma_attention_available(); }
+
+bool gemm_gelu_wgmma_supported(int m, int n, int k) {
+  return m >= 1 && n % kGN == 0 && k % kGK == 0 && k >= kGK;
+}
+
+void launch_gemm_gelu_wgmma(const void* x, const void* w, const float* bias, void* y, Act a, int m,
+                            int n, int k, bool tanh_approx, cudaStream_t s) {
+  if (a == Act::f32) throw std::invalid_argument("wgmma GEMM + GELU: 16-bit inputs only");
+  if (!gemm_gelu_wgmma_supported(m, n, k))
+    throw std::invalid_argument("wgmma GEMM + GELU: N a multiple of 256 and K of 64 (N " +
+                                std::to_string(n) + ", K " + std::to_string(k) + ")");
+  const dim3 grid(n / kGN, (m + kGM - 1) / kGM);
+  auto go = [&](auto kernel, const auto* xt, auto* yt) {
+    static const cudaError_t attr =
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kGSmem);
+    if (attr != cudaSuccess)
+      throw std::runtime_error(std::string("wgmma GEMM + GELU: shared memory: ") +
+                               cudaGetErrorString(attr));
+    kernel<<<grid, 256, kGSmem, s>>>(xt, static_cast<decltype(xt)>(w), bias, yt, m, n, k,
+                                     tanh_approx);
+  };
+  if (a == Act::bf16)
+    go(gemm_gelu_wgmma_k<__nv_bfloat16>, static_cast<const __nv_bfloat16*>(x),
+       static_cast<__nv_bfloat16*>(y));
+  else
+    go(gemm_gelu_wgmma_k<__half>, static_cast<const __half*>(x), static_cast<__half*>(y));
+  const cudaError_t e = cudaGetLastError();
+  if (e != cudaSuccess)
+    throw std::runtime_error(std::string("CUDA launch wgmma GEMM + GELU: ") +
+                             cudaGetErrorString(e));
+}
+
+}  // namespace wb::cuda
