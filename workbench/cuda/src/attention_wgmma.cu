@@ -34,14 +34,6 @@ constexpr int kWSmem = 2 * kWTile + 4 * kWTile;  // Q (128 rows), K[2], V[2]: 48
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define WB_HAVE_WGMMA 1
 
-// Keeps the compiler from moving accumulator reads or writes across the asynchronous MMAs.
-__device__ __forceinline__ void fence_regs(float (&d)[kFK / 8][4]) {
-#pragma unroll
-  for (int j = 0; j < kFK / 8; ++j)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(d[j][e])::"memory");
-}
-
 #define WB_ACC32                                                                                \
   "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, " \
   "%20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}"
@@ -146,7 +138,7 @@ __global__ void __launch_bounds__(256, 2)
     fence_proxy_async();
     __syncthreads();
     // S = Q K^T
-    fence_regs(sa[0]);
+    fence_acc(sa[0]);
     wg_fence();
 #pragma unroll
     for (int kk = 0; kk < kFD / 16; ++kk)
@@ -154,7 +146,7 @@ __global__ void __launch_bounds__(256, 2)
                   sw128_desc(k_addr + stage * kWTile + kk * 32), kk);
     wg_commit();
     wg_wait0();
-    fence_regs(sa[0]);
+    fence_acc(sa[0]);
     if (k0 + kFK <= t)  // no key of the tile past t: no masking
       flash_softmax<1, false>(sa, o, m, l, k0, t, t4, scale_log2);
     else
@@ -168,14 +160,14 @@ __global__ void __launch_bounds__(256, 2)
       pa[kt][2] = pack2<T>(sa[0][2 * kt + 1][0], sa[0][2 * kt + 1][1]);
       pa[kt][3] = pack2<T>(sa[0][2 * kt + 1][2], sa[0][2 * kt + 1][3]);
     }
-    fence_regs(o[0]);
+    fence_acc(o[0]);
     wg_fence();
 #pragma unroll
     for (int kt = 0; kt < kFK / 16; ++kt)
       wgmma_rs<T>(o[0], pa[kt], sw128_desc(v_addr + stage * kWTile + kt * 16 * 128));
     wg_commit();
     wg_wait0();
-    fence_regs(o[0]);
+    fence_acc(o[0]);
     __syncthreads();  // every warp is done with this stage before it is refilled
   }
   flash_store<T, 1>(o, m, l, out, nullptr, nullptr, q0 + wg * 64 + warp * 16, h, t, c, g, t4);

@@ -4,12 +4,16 @@
 // kernel where the encoder otherwise runs cuBLASLt's GEMM (16-bit pre-activations) and the GELU
 // kernel in place on them (cuBLASLt's GELU epilogue is the tanh approximation).
 //
-// A block computes a 128 x 256 tile of Y with two warpgroups (256 threads), warpgroup w its rows
-// [64 w, 64 w + 64): per 64-wide k-step, four wgmma m64n256k16 with A (X's 64 x 64) and B (W's
-// 256 x 64) from shared memory in the 128-byte-swizzled layout (wgmma_common.cuh). Four stages
-// of X and W tiles (48 KiB each) are filled by cp.async two k-steps ahead: at step s the stage of
-// step s - 2, whose wgmmas every warpgroup has waited for before the block's barrier, is refilled
-// with step s + 2. Rows past M read row M - 1 (never stored). N % 256 == 0 and K % 64 == 0.
+// A block computes a 128 x 256 tile of Y with three warpgroups (384 threads): a producer (one
+// thread issues the loads) and two consumers, consumer w owning rows [64 w, 64 w + 64). Per
+// 64-wide k-step the producer has the tensor memory accelerator copy X's 128 x 64 and W's 256 x
+// 64 tiles into one of four shared-memory stages (128-byte swizzle, the layout wgmma reads;
+// rows past M arrive as zeros), completing that stage's "full" barrier; each consumer waits on
+// it, runs four wgmma m64n256k16 from shared memory, and once those have completed (one step
+// later) arrives on the stage's "empty" barrier, which the producer waits on before refilling.
+// No block-wide barrier in the main loop. N % 256 == 0 and K % 64 == 0.
+#include <cuda.h>
+#include <cudaTypedefs.h>
 #include <cuda_runtime.h>
 
 #include <stdexcept>
@@ -29,13 +33,6 @@ constexpr int kGSmem = kGStages * kGStage + 1024;  // + room to align to 1024 by
 
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define WB_HAVE_WGMMA 1
-
-__device__ __forceinline__ void fence_acc(float (&d)[kGN / 8][4]) {
-#pragma unroll
-  for (int j = 0; j < kGN / 8; ++j)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(d[j][e])::"memory");
-}
 
 #define WB_ACC128                                                                                  \
   "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, "    \
@@ -94,60 +91,98 @@ __device__ __forceinline__ void wgmma_n256(float (&d)[kGN / 8][4], uint64_t da, 
 }
 #endif
 
+#ifdef WB_HAVE_WGMMA
+__device__ __forceinline__ void mbar_init(uint32_t bar, int count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count));
+}
+__device__ __forceinline__ void mbar_expect_tx(uint32_t bar, int bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes)
+               : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(uint32_t bar, int parity) {
+  asm volatile(
+      "{\n.reg .pred p;\nwait_%=:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
+      "@!p bra wait_%=;\n}\n" ::"r"(bar),
+      "r"(parity)
+      : "memory");
+}
+// A 2-D tile of the tensor map at (c0 inner, c1 outer) into shared memory, completing `bar`.
+__device__ __forceinline__ void tma_load(uint32_t dst, const CUtensorMap* map, int c0, int c1,
+                                         uint32_t bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, "
+      "{%2, %3}], [%4];\n" ::"r"(dst),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar)
+      : "memory");
+}
+#endif
+
 template <class T>
-__global__ void __launch_bounds__(256, 1)
-    gemm_gelu_wgmma_k(const T* x, const T* w, const float* bias, T* y, int m, int n, int k,
-                      bool tanh_approx) {
+__global__ void __launch_bounds__(384, 1)
+    gemm_gelu_wgmma_k(const __grid_constant__ CUtensorMap xmap,
+                      const __grid_constant__ CUtensorMap wmap, const float* bias, T* y, int m,
+                      int n, int k, bool tanh_approx) {
 #ifdef WB_HAVE_WGMMA
   extern __shared__ unsigned char smem_raw[];
   unsigned char* const smem = reinterpret_cast<unsigned char*>(
       (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~static_cast<uintptr_t>(1023));
   const uint32_t smem_addr = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
-  const int wg = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31;
-  const int g = lane >> 2, t4 = lane & 3;
+  const uint32_t full = smem_addr + kGStages * kGStage, empty = full + 8 * kGStages;
+  const int wg = threadIdx.x >> 7;
   const int m0 = blockIdx.y * kGM, n0 = blockIdx.x * kGN;
   const int steps = k / kGK;
-  auto load = [&](int s) {
-    unsigned char* const st = smem + (s % kGStages) * kGStage;
-    const int k0 = s * kGK;
-    // 16-byte chunks, 8 per 128-byte row: X's 128 rows, then W's 256
-#pragma unroll
-    for (int i = threadIdx.x; i < (kGM + kGN) * 8; i += 256) {
-      const int r = i >> 3, j = i & 7;
-      if (r < kGM)
-        cp_async16(st + sw128(r, j), x + static_cast<int64_t>(min(m0 + r, m - 1)) * k + k0 + j * 8);
-      else
-        cp_async16(st + kGATile + sw128(r - kGM, j),
-                   w + static_cast<int64_t>(n0 + r - kGM) * k + k0 + j * 8);
+  if (threadIdx.x == 0) {
+    for (int i = 0; i < kGStages; ++i) {
+      mbar_init(full + 8 * i, 1);   // the producer's arrival (with the bytes to expect)
+      mbar_init(empty + 8 * i, 2);  // one arrival per consumer warpgroup
     }
-  };
-  float d[kGN / 8][4];
-#pragma unroll
-  for (int s = 0; s < kGStages - 2; ++s) {
-    if (s < steps) load(s);
-    cp_async_commit();
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
+  __syncthreads();
+  if (wg == 0) {  // producer
+    if (threadIdx.x == 0) {
+      asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<uint64_t>(&xmap)));
+      asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<uint64_t>(&wmap)));
+      for (int s = 0; s < steps; ++s) {
+        const int slot = s % kGStages;
+        // the stage's previous use (step s - kGStages) released by both consumers
+        if (s >= kGStages) mbar_wait(empty + 8 * slot, ((s / kGStages) - 1) & 1);
+        const uint32_t st = smem_addr + slot * kGStage;
+        mbar_expect_tx(full + 8 * slot, kGStage);
+        tma_load(st, &xmap, s * kGK, m0, full + 8 * slot);
+        tma_load(st + kGATile, &wmap, s * kGK, n0, full + 8 * slot);
+      }
+    }
+    return;
+  }
+  const int cw = wg - 1;  // consumer warpgroup: rows [64 cw, 64 cw + 64)
+  const int warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31;
+  const int g = lane >> 2, t4 = lane & 3;
+  const bool leader = (threadIdx.x & 127) == 0;
+  float d[kGN / 8][4];
   for (int s = 0; s < steps; ++s) {
-    cp_async_wait<kGStages - 3>();  // this thread's copies of step s have landed
-    fence_proxy_async();
-    __syncthreads();  // everyone's have; every warpgroup is past step s - 2's wgmmas
-    if (s + kGStages - 2 < steps) load(s + kGStages - 2);
-    cp_async_commit();
-    const uint32_t a = smem_addr + (s % kGStages) * kGStage + wg * 64 * 128;
-    const uint32_t b = smem_addr + (s % kGStages) * kGStage + kGATile;
+    const int slot = s % kGStages;
+    mbar_wait(full + 8 * slot, (s / kGStages) & 1);
+    const uint32_t a = smem_addr + slot * kGStage + cw * 64 * 128;
+    const uint32_t b = smem_addr + slot * kGStage + kGATile;
     fence_acc(d);
     wg_fence();
 #pragma unroll
     for (int kk = 0; kk < kGK / 16; ++kk)
       wgmma_n256<T>(d, sw128_desc(a + kk * 32), sw128_desc(b + kk * 32), s > 0 || kk > 0);
     wg_commit();
-    wg_wait<1>();  // step s - 1's wgmmas are done
+    wg_wait<1>();  // step s - 1's wgmmas are done: its stage may be refilled
     fence_acc(d);
+    if (s > 0 && leader) mbar_arrive(empty + 8 * ((s - 1) % kGStages));
   }
   wg_wait<0>();
   fence_acc(d);
   // d[j]: rows g and g + 8 of this warp's 16, columns 8 j + 2 t4 and + 1 (mma.sync's layout)
-  const int r0 = m0 + wg * 64 + warp * 16 + g;
+  const int r0 = m0 + cw * 64 + warp * 16 + g;
 #pragma unroll
   for (int j = 0; j < kGN / 8; ++j) {
     const int col = n0 + j * 8 + 2 * t4;
@@ -165,6 +200,35 @@ __global__ void __launch_bounds__(256, 1)
 #endif
 }
 
+// A row-major [rows, cols] 16-bit matrix as a tensor map of box [box_rows, 64] (128 bytes: the
+// 128-byte swizzle), out-of-bounds rows read as zeros.
+CUtensorMap tensor_map(const void* p, Act a, int rows, int cols, int box_rows) {
+  static const PFN_cuTensorMapEncodeTiled_v12000 encode = [] {
+    void* f = nullptr;
+    cudaDriverEntryPointQueryResult q{};
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault,
+                                         &q) != cudaSuccess ||
+        q != cudaDriverEntryPointSuccess)
+      f = nullptr;
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(f);
+  }();
+  if (encode == nullptr)
+    throw std::runtime_error("wgmma GEMM + GELU: the driver has no cuTensorMapEncodeTiled");
+  CUtensorMap map{};
+  const cuuint64_t dims[2] = {static_cast<cuuint64_t>(cols), static_cast<cuuint64_t>(rows)};
+  const cuuint64_t strides[1] = {static_cast<cuuint64_t>(cols) * 2};
+  const cuuint32_t box[2] = {static_cast<cuuint32_t>(kGK), static_cast<cuuint32_t>(box_rows)};
+  const cuuint32_t elem[2] = {1, 1};
+  const CUresult r = encode(
+      &map, a == Act::bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 2,
+      const_cast<void*>(p), dims, strides, box, elem, CU_TENSOR_MAP_INTERLEAVE_NONE,
+      CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+      CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (r != CUDA_SUCCESS)
+    throw std::runtime_error("wgmma GEMM + GELU: tensor map: CUresult " + std::to_string(r));
+  return map;
+}
+
 }  // namespace
 
 bool gemm_gelu_wgmma_available() { return wgmma_attention_available(); }
@@ -180,20 +244,19 @@ void launch_gemm_gelu_wgmma(const void* x, const void* w, const float* bias, voi
     throw std::invalid_argument("wgmma GEMM + GELU: N a multiple of 256 and K of 64 (N " +
                                 std::to_string(n) + ", K " + std::to_string(k) + ")");
   const dim3 grid(n / kGN, (m + kGM - 1) / kGM);
-  auto go = [&](auto kernel, const auto* xt, auto* yt) {
+  const CUtensorMap xmap = tensor_map(x, a, m, k, kGM), wmap = tensor_map(w, a, n, k, kGN);
+  auto go = [&](auto kernel, auto* yt) {
     static const cudaError_t attr =
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kGSmem);
     if (attr != cudaSuccess)
       throw std::runtime_error(std::string("wgmma GEMM + GELU: shared memory: ") +
                                cudaGetErrorString(attr));
-    kernel<<<grid, 256, kGSmem, s>>>(xt, static_cast<decltype(xt)>(w), bias, yt, m, n, k,
-                                     tanh_approx);
+    kernel<<<grid, 384, kGSmem, s>>>(xmap, wmap, bias, yt, m, n, k, tanh_approx);
   };
   if (a == Act::bf16)
-    go(gemm_gelu_wgmma_k<__nv_bfloat16>, static_cast<const __nv_bfloat16*>(x),
-       static_cast<__nv_bfloat16*>(y));
+    go(gemm_gelu_wgmma_k<__nv_bfloat16>, static_cast<__nv_bfloat16*>(y));
   else
-    go(gemm_gelu_wgmma_k<__half>, static_cast<const __half*>(x), static_cast<__half*>(y));
+    go(gemm_gelu_wgmma_k<__half>, static_cast<__half*>(y));
   const cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess)
     throw std::runtime_error(std::string("CUDA launch wgmma GEMM + GELU: ") +
