@@ -222,10 +222,14 @@ int gemm_gelu_timing(const std::string& dims_name, wb::Precision precision, int 
   const wb::cuda::GemmGeluTiming t = wb::cuda::time_gemm_gelu(d, precision, batch, iters, warmup);
   fmt::print(
       "fc1 + GELU {} {} batch {} on {} ({:.1f} GFLOP): cuBLASLt GEMM + GELU kernel {:.4f} ms "
-      "(GEMM alone {:.4f} ms, {:.0f} TFLOP/s), cuDNN fused {:.4f} ms ({:.0f} TFLOP/s); "
-      "rel L2 between them {:.3g}; {}\n",
+      "(GEMM alone {:.4f} ms, {:.0f} TFLOP/s)\n",
       dims_name, wb::to_string(precision), batch, t.device, t.gflop, t.cublaslt_gelu_ms,
-      t.cublaslt_ms, t.gflop / t.cublaslt_ms, t.cudnn_ms, t.gflop / t.cudnn_ms, t.rel_l2, t.cudnn);
+      t.cublaslt_ms, t.gflop / t.cublaslt_ms);
+  if (t.cudnn_ms > 0)
+    fmt::print("  cuDNN fused {:.4f} ms ({:.0f} TFLOP/s); rel L2 to the two kernels {:.3g}; {}\n",
+               t.cudnn_ms, t.gflop / t.cudnn_ms, t.rel_l2, t.cudnn);
+  else
+    fmt::print("  {}\n", t.cudnn);
   if (t.wgmma_ms > 0)
     fmt::print(
         "  wgmma kernel (fused) {:.4f} ms ({:.0f} TFLOP/s); rel L2 to the two kernels {:.3g}\n",

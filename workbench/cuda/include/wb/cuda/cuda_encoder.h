@@ -116,11 +116,12 @@ AttentionTiming time_attention(const ModelDims& dims, Precision precision, int b
 
 // fc1 (x [B T, C] W^T, W [4C, C], + bias) then the exact GELU, 16-bit, on random data of `dims`:
 // cuBLASLt's GEMM writing 16-bit pre-activations and the GELU kernel in place (the encoder's
-// path) against cuDNN's matmul + bias + GELU graph (std::runtime_error where it cannot run).
+// path) against cuDNN's matmul + bias + GELU graph (left out where libcudnn cannot run it) and
+// the own Hopper kernel (where the device has wgmma).
 struct GemmGeluTiming {
   double cublaslt_gelu_ms = 0;  // median ms a call: GEMM + GELU kernel
   double cublaslt_ms = 0;       // the GEMM alone
-  double cudnn_ms = 0;          // cuDNN's fused graph
+  double cudnn_ms = 0;          // cuDNN's fused graph (0: not run; `cudnn` says why)
   double gflop = 0;             // 2 M N K, 1e9
   double rel_l2 = 0;            // cuDNN's output against the two-kernel one
   double wgmma_ms = 0;          // the Hopper kernel (0: not run: no wgmma, or shape)
