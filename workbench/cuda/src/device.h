@@ -58,6 +58,16 @@ class EventPair {
     ck(cudaEventElapsedTime(&ms, a_, b_), "elapsed");
     return ms;
   }
+  // Milliseconds a call of `f`, from `reps` calls back to back (the launch gap amortised, as in
+  // a CUDA graph).
+  template <class F>
+  double per_call(cudaStream_t s, int reps, F&& f) {
+    return time(s,
+                [&] {
+                  for (int k = 0; k < reps; ++k) f();
+                }) /
+           reps;
+  }
 
  private:
   cudaEvent_t a_ = nullptr, b_ = nullptr;

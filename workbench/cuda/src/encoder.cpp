@@ -614,10 +614,7 @@ AttentionTiming time_attention(const ModelDims& dims, Precision precision, int b
   r.device = dev.name;
   r.batch = batch;
   r.gflop = 4.0 * batch * static_cast<double>(t) * t * c / 1e9;
-  for (int i = 0; i < iters; ++i)
-    r.ms.push_back(ev.time(dev.s, [&] {
-      for (int k = 0; k < kReps; ++k) run();
-    }) / kReps);
+  for (int i = 0; i < iters; ++i) r.ms.push_back(ev.per_call(dev.s, kReps, run));
   r.median_ms = median(r.ms);
   r.backend = cudnn ? cudnn->describe() : "own tensor-core kernel";
   return r;
@@ -668,26 +665,17 @@ GemmGeluTiming time_gemm_gelu(const ModelDims& dims, Precision precision, int ba
   for (int i = 0; i < warmup; ++i) {
     two();
     one();
+    if (hopper) own();
   }
   ck(cudaStreamSynchronize(dev.s), "warm-up");
   constexpr int kReps = 10;
   EventPair ev;
   std::vector<double> t2, t1, tg, tw;
   for (int i = 0; i < iters; ++i) {  // interleaved
-    if (hopper)
-      tw.push_back(ev.time(dev.s, [&] {
-        for (int k = 0; k < kReps; ++k) own();
-      }) / kReps);
-    t2.push_back(ev.time(dev.s, [&] {
-      for (int k = 0; k < kReps; ++k) two();
-    }) / kReps);
-    if (fused)
-      t1.push_back(ev.time(dev.s, [&] {
-        for (int k = 0; k < kReps; ++k) one();
-      }) / kReps);
-    tg.push_back(ev.time(dev.s, [&] {
-      for (int k = 0; k < kReps; ++k) gemm_only();
-    }) / kReps);
+    if (hopper) tw.push_back(ev.per_call(dev.s, kReps, own));
+    t2.push_back(ev.per_call(dev.s, kReps, two));
+    if (fused) t1.push_back(ev.per_call(dev.s, kReps, one));
+    tg.push_back(ev.per_call(dev.s, kReps, gemm_only));
   }
   two();
   one();
@@ -783,10 +771,7 @@ std::vector<GemmShapeTiming> time_gemms(const ModelDims& dims, Precision precisi
         continue;  // an offered algorithm that does not run this shape after all
       }
       std::vector<double> ms;
-      for (int i = 0; i < iters; ++i)
-        ms.push_back(ev.time(dev.s, [&] {
-          for (int k = 0; k < kReps; ++k) call();
-        }) / kReps);
+      for (int i = 0; i < iters; ++i) ms.push_back(ev.per_call(dev.s, kReps, call));
       st.algos.push_back({Gemm::describe(a), median(ms)});
     }
     out.push_back(std::move(st));
