@@ -15,6 +15,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -458,23 +459,27 @@ std::string attention_description(const RunState& rs) {
 
 nlohmann::json CudaEncoder::run_info() const {
   const bool flash = rs_->flash;
-  return {{"precision", std::string(act_name(act_))},
-          {"device", "cuda:" + dev_.name},
-          {"threads", 1},
-          {"faults", faults_.specs},
-          {"gemm", rs_->gemm->describe()},
-          {"attention", attention_description(*rs_)},
-          {"gemm_16bit_outputs",
-           act_ == Act::f32
-               ? std::string("none")
-               : std::string(flash && rs_->qkv16_direct ? "qkv; " : "") +
-                     (rs_->cudnn_fc1()     ? "fc1 + GELU (one cuDNN graph: GELU on the float32 "
-                                             "accumulator, 16-bit output)"
-                      : rs_->fc1_16_direct ? "fc1 (GELU on the 16-bit pre-activation)"
-                                           : "")},
-          {"fc1_gelu", rs_->cudnn_fc1() ? rs_->fc1_gelu.begin()->second->describe()
-                                        : std::string("cuBLASLt fc1, then the GELU kernel")},
-          {"frontend", "cuFFT R2C float32"}};
+  return {
+      {"precision", std::string(act_name(act_))},
+      {"device", "cuda:" + dev_.name},
+      {"threads", 1},
+      {"faults", faults_.specs},
+      {"gemm", rs_->gemm->describe()},
+      {"attention", attention_description(*rs_)},
+      {"gemm_16bit_outputs",
+       act_ == Act::f32
+           ? std::string("none")
+           : std::string(flash && rs_->qkv16_direct ? "qkv; " : "") +
+                 (rs_->cudnn_fc1()     ? "fc1 + GELU (one cuDNN graph: GELU on the float32 "
+                                         "accumulator, 16-bit output)"
+                  : rs_->fc1_wgmma     ? "fc1 + GELU (one wgmma kernel: GELU on the float32 "
+                                         "accumulator, 16-bit output)"
+                  : rs_->fc1_16_direct ? "fc1 (GELU on the 16-bit pre-activation)"
+                                       : "")},
+      {"fc1_gelu", rs_->cudnn_fc1() ? rs_->fc1_gelu.begin()->second->describe()
+                   : rs_->fc1_wgmma ? std::string("fc1 + bias + GELU in one Hopper wgmma kernel")
+                                    : std::string("cuBLASLt fc1, then the GELU kernel")},
+      {"frontend", "cuFFT R2C float32"}};
 }
 
 double encoder_gflop(const ModelDims& d) {
@@ -658,21 +663,43 @@ GemmGeluTiming time_gemm_gelu(const ModelDims& dims, Precision precision, int ba
     if (fused) fused->run(x.get(), w.get(), b32.f(), y2.get());
   };
   const bool hopper = gemm_gelu_wgmma_available() && gemm_gelu_wgmma_supported(m, n, c);
-  Buf y3(hopper ? y1.bytes() : 0);
+  Buf y3(hopper ? y1.bytes() : 0), y4(y3.bytes());
   auto own = [&] {
     launch_gemm_gelu_wgmma(x.get(), w.get(), b32.f(), y3.get(), act, m, n, c, false, dev.s);
+  };
+  // (name, cluster, max_clusters, rotate_k) of the other launch choices, each into y4
+  const std::vector<std::tuple<std::string, int, int, bool>> variants = {
+      {"persistent, no clusters", 1, 0, false},
+      {"a cluster of 2 a tile", 2, -1, false},
+      {"a block a tile, no clusters", 1, -1, false},
+      {"persistent, clusters of 2, k-steps rotated by tile (other bits)", 2, 0, true},
+      {"a block a tile, no clusters, k-steps rotated by tile (other bits)", 1, -1, true}};
+  auto variant = [&](std::size_t i) {
+    return [&, i] {
+      launch_gemm_gelu_wgmma(x.get(), w.get(), b32.f(), y4.get(), act, m, n, c, false, dev.s,
+                             std::get<1>(variants[i]), std::get<2>(variants[i]),
+                             std::get<3>(variants[i]));
+    };
   };
   for (int i = 0; i < warmup; ++i) {
     two();
     one();
-    if (hopper) own();
+    if (hopper) {
+      own();
+      for (std::size_t v = 0; v < variants.size(); ++v) variant(v)();
+    }
   }
   ck(cudaStreamSynchronize(dev.s), "warm-up");
   constexpr int kReps = 10;
   EventPair ev;
   std::vector<double> t2, t1, tg, tw;
+  std::vector<std::vector<double>> tv(variants.size());
   for (int i = 0; i < iters; ++i) {  // interleaved
-    if (hopper) tw.push_back(ev.per_call(dev.s, kReps, own));
+    if (hopper) {
+      tw.push_back(ev.per_call(dev.s, kReps, own));
+      for (std::size_t v = 0; v < variants.size(); ++v)
+        tv[v].push_back(ev.per_call(dev.s, kReps, variant(v)));
+    }
     t2.push_back(ev.per_call(dev.s, kReps, two));
     if (fused) t1.push_back(ev.per_call(dev.s, kReps, one));
     tg.push_back(ev.per_call(dev.s, kReps, gemm_only));
@@ -706,6 +733,17 @@ GemmGeluTiming time_gemm_gelu(const ModelDims& dims, Precision precision, int ba
     own();
     r.wgmma_ms = median(tw);
     r.wgmma_rel_l2 = against_two(y3);
+    std::vector<unsigned char> h3(y3.bytes()), h4(y4.bytes());
+    ck(cudaMemcpy(h3.data(), y3.get(), h3.size(), cudaMemcpyDeviceToHost), "download");
+    r.wgmma_same_bits = true;
+    for (std::size_t v = 0; v < variants.size(); ++v) {
+      r.wgmma_variants.emplace_back(std::get<0>(variants[v]), median(tv[v]));
+      ck(cudaMemsetAsync(y4.get(), 0, y4.bytes(), dev.s), "memset");
+      variant(v)();
+      ck(cudaStreamSynchronize(dev.s), "sync");
+      ck(cudaMemcpy(h4.data(), y4.get(), h4.size(), cudaMemcpyDeviceToHost), "download");
+      if (!std::get<3>(variants[v])) r.wgmma_same_bits = r.wgmma_same_bits && h3 == h4;
+    }
   }
   r.cublaslt_gelu_ms = median(t2);
   r.cublaslt_ms = median(tg);

@@ -4,20 +4,31 @@
 // kernel where the encoder otherwise runs cuBLASLt's GEMM (16-bit pre-activations) and the GELU
 // kernel in place on them (cuBLASLt's GELU epilogue is the tanh approximation).
 //
-// A block computes a 128 x 256 tile of Y with three warpgroups (384 threads): a producer (one
-// thread issues the loads) and two consumers, consumer w owning rows [64 w, 64 w + 64). Per
-// 64-wide k-step the producer has the tensor memory accelerator copy X's 128 x 64 and W's 256 x
-// 64 tiles into one of four shared-memory stages (128-byte swizzle, the layout wgmma reads;
-// rows past M arrive as zeros), completing that stage's "full" barrier; each consumer waits on
-// it, runs four wgmma m64n256k16 from shared memory, and once those have completed (one step
-// later) arrives on the stage's "empty" barrier, which the producer waits on before refilling.
-// No block-wide barrier in the main loop. N % 256 == 0 and K % 64 == 0.
+// Persistent: a grid of at most one block per SM walks the 128 x 256 tiles of Y (tile i, i +
+// blocks, ...; the M tiles of one N column are consecutive). A block has three warpgroups (384
+// threads): a producer (one thread issues the loads) and two consumers, consumer w owning rows
+// [64 w, 64 w + 64) of the tile. Per 64-wide k-step the producer has the tensor memory
+// accelerator copy X's 128 x 64 and W's 256 x 64 tiles into one of four shared-memory stages
+// (128-byte swizzle, the layout wgmma reads; rows past M arrive as zeros), completing that
+// stage's "full" barrier; each consumer waits on it, runs four wgmma m64n256k16 from shared
+// memory, and once those have completed (one step later) arrives on the stage's "empty" barrier,
+// which the producer waits on before refilling. The producer runs on across tiles, so the next
+// tile's first stages load while the consumers apply the bias and GELU to this one.
+//
+// With kCl = 2 the blocks run in clusters of two that take the two M tiles of one pair and share
+// W's tile: each block loads half of it and the tensor memory accelerator multicasts that half
+// into both blocks' shared memory (X 16 KiB + W 16 KiB read from L2 a block and step instead of
+// 16 + 32: the loads, not the MMAs, bound the one-block kernel). A stage is then free only when
+// the consumers of both blocks have released it (each consumer arrives on both blocks' "empty"
+// barrier). No block-wide barrier in the main loop. N % 256 == 0 and K % 64 == 0.
 #include <cuda.h>
 #include <cudaTypedefs.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "flash_common.cuh"
 #include "kernels.h"
@@ -119,13 +130,40 @@ __device__ __forceinline__ void tma_load(uint32_t dst, const CUtensorMap* map, i
       "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar)
       : "memory");
 }
+// The same into the same shared-memory offset of every block of the cluster in `mask`, each
+// copy completing the barrier at `bar`'s offset in its block.
+__device__ __forceinline__ void tma_load_multicast(uint32_t dst, const CUtensorMap* map, int c0,
+                                                   int c1, uint32_t bar, uint16_t mask) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::"
+      "cluster [%0], [%1, {%2, %3}], [%4], %5;\n" ::"r"(dst),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar), "h"(mask)
+      : "memory");
+}
+// Arrives on the barrier at `bar`'s shared-memory offset in block `cta` of this cluster.
+__device__ __forceinline__ void mbar_arrive_cluster(uint32_t bar, uint32_t cta) {
+  asm volatile(
+      "{\n.reg .b32 ra;\nmapa.shared::cluster.u32 ra, %0, %1;\n"
+      "mbarrier.arrive.shared::cluster.b64 _, [ra];\n}\n" ::"r"(bar),
+      "r"(cta)
+      : "memory");
+}
+__device__ __forceinline__ uint32_t cluster_rank() {
+  uint32_t r;
+  asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
+  return r;
+}
+// Every thread of every block of the cluster.
+__device__ __forceinline__ void cluster_sync() {
+  asm volatile("barrier.cluster.arrive.release;\nbarrier.cluster.wait.acquire;\n" ::: "memory");
+}
 #endif
 
-template <class T>
+template <class T, int kCl>
 __global__ void __launch_bounds__(384, 1)
     gemm_gelu_wgmma_k(const __grid_constant__ CUtensorMap xmap,
                       const __grid_constant__ CUtensorMap wmap, const float* bias, T* y, int m,
-                      int n, int k, bool tanh_approx) {
+                      int n, int k, bool tanh_approx, bool rotate_k) {
 #ifdef WB_HAVE_WGMMA
   extern __shared__ unsigned char smem_raw[];
   unsigned char* const smem = reinterpret_cast<unsigned char*>(
@@ -133,68 +171,98 @@ __global__ void __launch_bounds__(384, 1)
   const uint32_t smem_addr = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
   const uint32_t full = smem_addr + kGStages * kGStage, empty = full + 8 * kGStages;
   const int wg = threadIdx.x >> 7;
-  const int m0 = blockIdx.y * kGM, n0 = blockIdx.x * kGN;
   const int steps = k / kGK;
+  // tiles of this cluster: i, i + clusters, ...; tile = (M pair or single, N column), M fastest
+  const int m_groups = (m + kCl * kGM - 1) / (kCl * kGM), tiles = m_groups * (n / kGN);
+  const int rank = kCl > 1 ? static_cast<int>(cluster_rank()) : 0;
+  const int first = static_cast<int>(blockIdx.x) / kCl, clusters = gridDim.x / kCl;
   if (threadIdx.x == 0) {
     for (int i = 0; i < kGStages; ++i) {
-      mbar_init(full + 8 * i, 1);   // the producer's arrival (with the bytes to expect)
-      mbar_init(empty + 8 * i, 2);  // one arrival per consumer warpgroup
+      mbar_init(full + 8 * i, 1);         // the producer's arrival (with the bytes to expect)
+      mbar_init(empty + 8 * i, 2 * kCl);  // one arrival per consumer warpgroup of the cluster
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
-  __syncthreads();
+  if constexpr (kCl > 1)
+    cluster_sync();  // the peer's barriers exist before anything arrives on them
+  else
+    __syncthreads();
   if (wg == 0) {  // producer
     if (threadIdx.x == 0) {
       asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<uint64_t>(&xmap)));
       asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<uint64_t>(&wmap)));
-      for (int s = 0; s < steps; ++s) {
-        const int slot = s % kGStages;
-        // the stage's previous use (step s - kGStages) released by both consumers
-        if (s >= kGStages) mbar_wait(empty + 8 * slot, ((s / kGStages) - 1) & 1);
-        const uint32_t st = smem_addr + slot * kGStage;
-        mbar_expect_tx(full + 8 * slot, kGStage);
-        tma_load(st, &xmap, s * kGK, m0, full + 8 * slot);
-        tma_load(st + kGATile, &wmap, s * kGK, n0, full + 8 * slot);
+      int it = 0;  // k-steps issued by this block, across its tiles
+      for (int tile = first; tile < tiles; tile += clusters) {
+        const int m0 = ((tile % m_groups) * kCl + rank) * kGM, n0 = (tile / m_groups) * kGN;
+        for (int s = 0; s < steps; ++s, ++it) {
+          const int ks = rotate_k ? (s + tile) % steps : s;
+          const int slot = it % kGStages;
+          // the stage's previous use (it - kGStages) released by every consumer of the cluster
+          if (it >= kGStages) mbar_wait(empty + 8 * slot, ((it / kGStages) - 1) & 1);
+          const uint32_t st = smem_addr + slot * kGStage;
+          mbar_expect_tx(full + 8 * slot, kGStage);
+          tma_load(st, &xmap, ks * kGK, m0, full + 8 * slot);
+          if constexpr (kCl == 1)
+            tma_load(st + kGATile, &wmap, ks * kGK, n0, full + 8 * slot);
+          else  // this block's 256 / kCl rows of W's tile, into every block of the cluster
+            tma_load_multicast(st + kGATile + rank * (kGN / kCl) * 128, &wmap, ks * kGK,
+                               n0 + rank * (kGN / kCl), full + 8 * slot,
+                               static_cast<uint16_t>((1 << kCl) - 1));
+        }
       }
     }
-    return;
-  }
-  const int cw = wg - 1;  // consumer warpgroup: rows [64 cw, 64 cw + 64)
-  const int warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31;
-  const int g = lane >> 2, t4 = lane & 3;
-  const bool leader = (threadIdx.x & 127) == 0;
-  float d[kGN / 8][4];
-  for (int s = 0; s < steps; ++s) {
-    const int slot = s % kGStages;
-    mbar_wait(full + 8 * slot, (s / kGStages) & 1);
-    const uint32_t a = smem_addr + slot * kGStage + cw * 64 * 128;
-    const uint32_t b = smem_addr + slot * kGStage + kGATile;
-    fence_acc(d);
-    wg_fence();
+  } else {
+    const int cw = wg - 1;  // consumer warpgroup: rows [64 cw, 64 cw + 64)
+    const int warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31;
+    const int g = lane >> 2, t4 = lane & 3;
+    const bool leader = (threadIdx.x & 127) == 0;
+    auto release = [&](int slot) {
+      if (!leader) return;
+      if constexpr (kCl == 1)
+        mbar_arrive(empty + 8 * slot);
+      else
+        for (int r = 0; r < kCl; ++r) mbar_arrive_cluster(empty + 8 * slot, r);
+    };
+    float d[kGN / 8][4];
+    int it = 0;  // k-steps consumed, across tiles (the producer's count)
+    for (int tile = first; tile < tiles; tile += clusters) {
+      const int m0 = ((tile % m_groups) * kCl + rank) * kGM, n0 = (tile / m_groups) * kGN;
+      for (int s = 0; s < steps; ++s, ++it) {
+        const int slot = it % kGStages;
+        mbar_wait(full + 8 * slot, (it / kGStages) & 1);
+        const uint32_t a = smem_addr + slot * kGStage + cw * 64 * 128;
+        const uint32_t b = smem_addr + slot * kGStage + kGATile;
+        fence_acc(d);
+        wg_fence();
 #pragma unroll
-    for (int kk = 0; kk < kGK / 16; ++kk)
-      wgmma_n256<T>(d, sw128_desc(a + kk * 32), sw128_desc(b + kk * 32), s > 0 || kk > 0);
-    wg_commit();
-    wg_wait<1>();  // step s - 1's wgmmas are done: its stage may be refilled
-    fence_acc(d);
-    if (s > 0 && leader) mbar_arrive(empty + 8 * ((s - 1) % kGStages));
-  }
-  wg_wait<0>();
-  fence_acc(d);
-  // d[j]: rows g and g + 8 of this warp's 16, columns 8 j + 2 t4 and + 1 (mma.sync's layout)
-  const int r0 = m0 + cw * 64 + warp * 16 + g;
+        for (int kk = 0; kk < kGK / 16; ++kk)
+          wgmma_n256<T>(d, sw128_desc(a + kk * 32), sw128_desc(b + kk * 32), s > 0 || kk > 0);
+        wg_commit();
+        wg_wait<1>();  // step it - 1's wgmmas are done: its stage may be refilled
+        fence_acc(d);
+        if (s > 0) release((it - 1) % kGStages);
+      }
+      wg_wait<0>();
+      fence_acc(d);
+      release((it - 1) % kGStages);  // the tile's last stage: the producer loads the next tile
+      // d[j]: rows g and g + 8 of this warp's 16, columns 8 j + 2 t4 and + 1 (mma.sync's layout)
+      const int r0 = m0 + cw * 64 + warp * 16 + g;
 #pragma unroll
-  for (int j = 0; j < kGN / 8; ++j) {
-    const int col = n0 + j * 8 + 2 * t4;
-    const float b0 = bias[col], b1 = bias[col + 1];
+      for (int j = 0; j < kGN / 8; ++j) {
+        const int col = n0 + j * 8 + 2 * t4;
+        const float b0 = bias[col], b1 = bias[col + 1];
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int r = r0 + 8 * h;
-      if (r < m)
-        *reinterpret_cast<uint32_t*>(y + static_cast<int64_t>(r) * n + col) = pack2<T>(
-            gelu1(d[j][2 * h] + b0, tanh_approx), gelu1(d[j][2 * h + 1] + b1, tanh_approx));
+        for (int h = 0; h < 2; ++h) {
+          const int r = r0 + 8 * h;
+          if (r < m)
+            *reinterpret_cast<uint32_t*>(y + static_cast<int64_t>(r) * n + col) = pack2<T>(
+                gelu1(d[j][2 * h] + b0, tanh_approx), gelu1(d[j][2 * h + 1] + b1, tanh_approx));
+        }
+      }
     }
   }
+  if constexpr (kCl > 1)
+    cluster_sync();  // the peer may still multicast into, or arrive on, this block's memory
 #else
   __trap();  // built without sm_90a code: gemm_gelu_wgmma_available() says false first
 #endif
@@ -238,29 +306,81 @@ bool gemm_gelu_wgmma_supported(int m, int n, int k) {
 }
 
 void launch_gemm_gelu_wgmma(const void* x, const void* w, const float* bias, void* y, Act a, int m,
-                            int n, int k, bool tanh_approx, cudaStream_t s) {
+                            int n, int k, bool tanh_approx, cudaStream_t s, int cluster,
+                            int max_clusters, bool rotate_k) {
   if (a == Act::f32) throw std::invalid_argument("wgmma GEMM + GELU: 16-bit inputs only");
   if (!gemm_gelu_wgmma_supported(m, n, k))
     throw std::invalid_argument("wgmma GEMM + GELU: N a multiple of 256 and K of 64 (N " +
                                 std::to_string(n) + ", K " + std::to_string(k) + ")");
-  const dim3 grid(n / kGN, (m + kGM - 1) / kGM);
-  const CUtensorMap xmap = tensor_map(x, a, m, k, kGM), wmap = tensor_map(w, a, n, k, kGN);
-  auto go = [&](auto kernel, auto* yt) {
-    static const cudaError_t attr =
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kGSmem);
-    if (attr != cudaSuccess)
-      throw std::runtime_error(std::string("wgmma GEMM + GELU: shared memory: ") +
-                               cudaGetErrorString(attr));
-    kernel<<<grid, 384, kGSmem, s>>>(xmap, wmap, bias, yt, m, n, k, tanh_approx);
+  if (cluster != 1 && cluster != 2)
+    throw std::invalid_argument("wgmma GEMM + GELU: a cluster of 1 or 2 blocks");
+  const int tiles = (m + cluster * kGM - 1) / (cluster * kGM) * (n / kGN);
+  const CUtensorMap xmap = tensor_map(x, a, m, k, kGM),
+                    wmap = tensor_map(w, a, n, k, kGN / cluster);
+  // cl: the cluster size as a type, so that each kernel has its own statics below
+  auto go = [&](auto kernel, auto* yt, auto cl) {
+    static_assert(decltype(cl)::value == 1 || decltype(cl)::value == 2);
+    cudaLaunchConfig_t cfg{};
+    cudaLaunchAttribute attr{};
+    attr.id = cudaLaunchAttributeClusterDimension;
+    attr.val.clusterDim.x = static_cast<unsigned>(cluster);
+    attr.val.clusterDim.y = 1;
+    attr.val.clusterDim.z = 1;
+    cfg.blockDim = dim3(384);
+    cfg.dynamicSmemBytes = kGSmem;
+    cfg.stream = s;
+    cfg.attrs = &attr;
+    cfg.numAttrs = cluster > 1 ? 1 : 0;
+    // Once per kernel: its shared memory, and how many clusters the device holds at once (the
+    // persistent grid; the process's device).
+    static const int resident = [&] {
+      const cudaError_t e =
+          cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kGSmem);
+      if (e != cudaSuccess)
+        throw std::runtime_error(std::string("wgmma GEMM + GELU: shared memory: ") +
+                                 cudaGetErrorString(e));
+      int r = 0;
+      cudaError_t o;
+      if (cluster == 1) {  // blocks an SM times SMs
+        int dev = 0, sms = 0;
+        o = cudaGetDevice(&dev);
+        if (o == cudaSuccess) o = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+        if (o == cudaSuccess)
+          o = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&r, kernel, 384, kGSmem);
+        r *= sms;
+      } else {
+        cfg.gridDim = dim3(static_cast<unsigned>(cluster));
+        o = cudaOccupancyMaxActiveClusters(&r, kernel, &cfg);
+      }
+      if (o != cudaSuccess || r < 1)
+        throw std::runtime_error(std::string("wgmma GEMM + GELU: no resident cluster: ") +
+                                 cudaGetErrorString(o));
+      return r;
+    }();
+    int clusters = max_clusters < 0 ? tiles : std::min(tiles, resident);
+    if (max_clusters > 0) clusters = std::min(clusters, max_clusters);
+    cfg.gridDim = dim3(static_cast<unsigned>(clusters * cluster));
+    cudaError_t e =
+        cudaLaunchKernelEx(&cfg, kernel, xmap, wmap, bias, yt, m, n, k, tanh_approx, rotate_k);
+    const cudaError_t last = cudaGetLastError();  // consumed here, not by the next launch's check
+    if (e == cudaSuccess) e = last;
+    if (e != cudaSuccess)
+      throw std::runtime_error(std::string("CUDA launch wgmma GEMM + GELU: ") +
+                               cudaGetErrorString(e));
   };
-  if (a == Act::bf16)
-    go(gemm_gelu_wgmma_k<__nv_bfloat16>, static_cast<__nv_bfloat16*>(y));
-  else
-    go(gemm_gelu_wgmma_k<__half>, static_cast<__half*>(y));
-  const cudaError_t e = cudaGetLastError();
-  if (e != cudaSuccess)
-    throw std::runtime_error(std::string("CUDA launch wgmma GEMM + GELU: ") +
-                             cudaGetErrorString(e));
+  using One = std::integral_constant<int, 1>;
+  using Two = std::integral_constant<int, 2>;
+  if (a == Act::bf16) {
+    if (cluster == 2)
+      go(gemm_gelu_wgmma_k<__nv_bfloat16, 2>, static_cast<__nv_bfloat16*>(y), Two{});
+    else
+      go(gemm_gelu_wgmma_k<__nv_bfloat16, 1>, static_cast<__nv_bfloat16*>(y), One{});
+  } else {
+    if (cluster == 2)
+      go(gemm_gelu_wgmma_k<__half, 2>, static_cast<__half*>(y), Two{});
+    else
+      go(gemm_gelu_wgmma_k<__half, 1>, static_cast<__half*>(y), One{});
+  }
 }
 
 }  // namespace wb::cuda

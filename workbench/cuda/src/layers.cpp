@@ -54,6 +54,13 @@ RunState::RunState(const ModelDims& dims, Act gemm_act, cudaStream_t stream,
   }
   fc1_16_direct = act != Act::f32 && (4 * c) % 8 == 0 &&
                   gemm->supported(d.n_audio_ctx, 4 * d.n_audio_state, d.n_audio_state, true, act);
+  // $WB_CUDA_FC1=wgmma: fc1 + bias + GELU by the own Hopper kernel (16-bit, where supported).
+  static const bool fc1_own = [] {
+    const char* e = std::getenv("WB_CUDA_FC1");
+    return e != nullptr && std::string(e) == "wgmma";
+  }();
+  fc1_wgmma = fc1_own && act != Act::f32 && !cudnn_fc1() && gemm_gelu_wgmma_available() &&
+              gemm_gelu_wgmma_supported(d.n_audio_ctx, 4 * d.n_audio_state, d.n_audio_state);
   o = Buf(static_cast<std::size_t>(bt * c) * as);
   f = Buf(static_cast<std::size_t>(bt * 4 * c) * 4);
   g = Buf(static_cast<std::size_t>(bt * 4 * c) * as);
@@ -240,17 +247,23 @@ void mlp_layer(RunState& rs, const Model& m, const Faults& f, int i, Observer& o
   auto tn = [i](std::string_view part) { return block_tap(TapSide::encoder, i, part); };
   // mlp_ln, fc1 + bias (epilogue), exact GELU (own kernel: cuBLASLt's GELU is tanh)
   layer_norm(rs, rs.y.f(), b.mlp_ln, f, obs, tn("mlp_ln"));
-  if (rs.cudnn_fc1()) {
-    // One cuDNN graph: matmul + bias + GELU on the float32 accumulator, 16-bit g. The mlp.fc1
-    // tap is a second GEMM (float32 out, what the GELU took up to summation order), so that
-    // selecting it changes nothing.
+  if (rs.cudnn_fc1() || rs.fc1_wgmma) {
+    // One kernel of our own (Hopper wgmma) or one cuDNN graph: matmul + bias + GELU on the
+    // float32 accumulator, 16-bit g. The mlp.fc1 tap is a second GEMM (float32 out, what the
+    // GELU took up to summation order), so that selecting it changes nothing.
     if (obs.wanted(tn("mlp.fc1"))) {
       gemm(rs, obs, rs.lnact.get(), b.fc1.get(), b.fc1_b.f(), nullptr, rs.f.f(), bt, c4, c);
       obs.tap(tn("mlp.fc1"), rs.f.f(), t, c4);
     }
-    auto& fused = rs.fc1_gelu[{bt, f.gelu_tanh}];
-    if (!fused) fused = std::make_unique<CudnnGemmGelu>(rs.act, bt, c4, c, rs.s, f.gelu_tanh);
-    if (!obs.skipped("gemm")) fused->run(rs.lnact.get(), b.fc1.get(), b.fc1_b.f(), rs.g.get());
+    if (rs.fc1_wgmma) {
+      if (!obs.skipped("gemm"))
+        launch_gemm_gelu_wgmma(rs.lnact.get(), b.fc1.get(), b.fc1_b.f(), rs.g.get(), rs.act, bt, c4,
+                               c, f.gelu_tanh, rs.s);
+    } else {
+      auto& fused = rs.fc1_gelu[{bt, f.gelu_tanh}];
+      if (!fused) fused = std::make_unique<CudnnGemmGelu>(rs.act, bt, c4, c, rs.s, f.gelu_tanh);
+      if (!obs.skipped("gemm")) fused->run(rs.lnact.get(), b.fc1.get(), b.fc1_b.f(), rs.g.get());
+    }
     obs.mark("gemm");
     if (obs.wanted(tn("mlp.gelu"))) {
       launch_to_f32(rs.g.get(), rs.act, rs.f.f(), n4, rs.s);

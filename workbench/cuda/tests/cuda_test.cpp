@@ -467,15 +467,31 @@ TEST_CASE("fc1 + GELU by cuDNN (bf16/fp16, erf and tanh) vs float64") {
                   });
 }
 
-// The Hopper kernel: several 128-row blocks with a partial last one (M 300), two 256-column
-// blocks, K of several 64-wide steps (more than the pipeline's stages).
+// The Hopper kernel: several 128-row tiles with a partial last one (M 300: with clusters of two
+// the second pair's second block has no row below M), two 256-column tiles, K of several 64-wide
+// steps (more than the pipeline's stages). Each call also runs the kernel without clusters and
+// with a persistent grid of one cluster (that cluster walks every tile, its stages' phases
+// running on across tiles), and requires the same bits from all three.
 // Left out (and counted as skipped) where the device has no wgmma (wb_cuda_self_test).
 TEST_CASE("fc1 + GELU by the Hopper wgmma kernel (bf16/fp16, erf and tanh) vs float64") {
   for (int m : {300, 1}) {
     check_fused_fc1(
         "wgmma fc1+gelu", m, 512, 384,
         [](Act a, int m, int n, int k, bool tanh, const void* x, const void* w, const float* b,
-           void* y) { wb::cuda::launch_gemm_gelu_wgmma(x, w, b, y, a, m, n, k, tanh, nullptr); });
+           void* y) {
+          const std::size_t bytes = static_cast<std::size_t>(m) * n * 2;
+          Buf y1(bytes), y2(bytes);
+          wb::cuda::launch_gemm_gelu_wgmma(x, w, b, y, a, m, n, k, tanh, nullptr, 2);
+          wb::cuda::launch_gemm_gelu_wgmma(x, w, b, y1.get(), a, m, n, k, tanh, nullptr, 1);
+          wb::cuda::launch_gemm_gelu_wgmma(x, w, b, y2.get(), a, m, n, k, tanh, nullptr, 2, 1);
+          ck(cudaDeviceSynchronize(), "sync");
+          std::vector<unsigned char> h0(bytes), h1(bytes), h2(bytes);
+          ck(cudaMemcpy(h0.data(), y, bytes, cudaMemcpyDeviceToHost), "download");
+          ck(cudaMemcpy(h1.data(), y1.get(), bytes, cudaMemcpyDeviceToHost), "download");
+          ck(cudaMemcpy(h2.data(), y2.get(), bytes, cudaMemcpyDeviceToHost), "download");
+          CHECK_MESSAGE(h1 == h0, "without clusters: other bits");
+          CHECK_MESSAGE(h2 == h0, "one persistent cluster: other bits");
+        });
   }
 }
 

@@ -230,10 +230,16 @@ int gemm_gelu_timing(const std::string& dims_name, wb::Precision precision, int 
                t.cudnn_ms, t.gflop / t.cudnn_ms, t.rel_l2, t.cudnn);
   else
     fmt::print("  {}\n", t.cudnn);
-  if (t.wgmma_ms > 0)
+  if (t.wgmma_ms > 0) {
     fmt::print(
-        "  wgmma kernel (fused) {:.4f} ms ({:.0f} TFLOP/s); rel L2 to the two kernels {:.3g}\n",
+        "  wgmma kernel (fused; persistent, clusters of 2 sharing W) {:.4f} ms ({:.0f} TFLOP/s); "
+        "rel L2 to the two kernels {:.3g}\n",
         t.wgmma_ms, t.gflop / t.wgmma_ms, t.wgmma_rel_l2);
+    for (const auto& [name, ms] : t.wgmma_variants)
+      fmt::print("    launched {}: {:.4f} ms ({:.0f} TFLOP/s)\n", name, ms, t.gflop / ms);
+    fmt::print("    output bits of every launch choice {}\n",
+               t.wgmma_same_bits ? "the same" : "NOT the same");
+  }
   return 0;
 }
 

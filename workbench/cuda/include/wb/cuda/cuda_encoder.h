@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "wb/core/dims.h"
@@ -126,6 +127,11 @@ struct GemmGeluTiming {
   double rel_l2 = 0;            // cuDNN's output against the two-kernel one
   double wgmma_ms = 0;          // the Hopper kernel (0: not run: no wgmma, or shape)
   double wgmma_rel_l2 = 0;      // its output against the two-kernel one
+  // Its other launch choices: without clusters (W's tile loaded by every block), a grid of a
+  // cluster a tile instead of the persistent one; median ms a call each, and whether all gave
+  // the same output bits.
+  std::vector<std::pair<std::string, double>> wgmma_variants;
+  bool wgmma_same_bits = false;
   std::string device, cudnn;
 };
 GemmGeluTiming time_gemm_gelu(const ModelDims& dims, Precision precision, int batch, int iters,
