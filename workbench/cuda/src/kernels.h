@@ -92,20 +92,18 @@ void launch_flash_attention_wgmma(const void* qkv, void* out, Act a, int t, int 
                                   float alpha, cudaStream_t s, int batch = 1, int clip_rows = 0);
 
 // fc1 + bias + GELU in one kernel on Hopper's warpgroup MMA (gemm_wgmma.cu, sm_90a code): y[M, N]
-// = gelu(x[M, K] w[N, K]^T + bias[N]), x, w and y of the 16-bit type `a`, bias float32, float32
-// accumulation, the GELU (erf, or tanh for the gelu-tanh fault) on the float32 accumulator, y
-// rounded once. Only where gemm_gelu_wgmma_available() (as the wgmma attention) and
-// gemm_gelu_wgmma_supported(m, n, k) (N a multiple of 256, K of 64). cluster: blocks sharing
-// W's tile by TMA multicast (1 or 2); max_clusters > 0 caps the persistent grid (tests: one
-// cluster walking every tile), -1 launches a cluster a tile (timing comparisons). Every choice
-// gives the same bits (the same products in the same order). rotate_k: each tile starts its
-// k-steps at (tile index mod steps), so that blocks do not read the same k-slice at once (timing
-// comparisons; other summation order, other bits).
+// = gelu(x[M, K] w[N, K]^T + bias[N]), x, w and y of the 16-bit type `a` (y 16-byte aligned),
+// bias float32, float32 accumulation, the GELU (erf, or tanh for the gelu-tanh fault) on the
+// float32 accumulator, y rounded once. Only where gemm_gelu_wgmma_available() (as the wgmma
+// attention) and gemm_gelu_wgmma_supported(m, n, k) (N a multiple of 256, K of 64). cluster:
+// blocks sharing W's tile by TMA multicast (1 or 2); max_clusters > 0 caps the persistent grid
+// (tests: one cluster walking every tile), -1 launches a cluster a tile (timing comparisons).
+// Every choice gives the same bits (the same products in the same order).
 bool gemm_gelu_wgmma_available();
 bool gemm_gelu_wgmma_supported(int m, int n, int k);
 void launch_gemm_gelu_wgmma(const void* x, const void* w, const float* bias, void* y, Act a, int m,
                             int n, int k, bool tanh_approx, cudaStream_t s, int cluster = 2,
-                            int max_clusters = 0, bool rotate_k = false);
+                            int max_clusters = 0);
 
 // ---- random weights (timing runs): uniform in [offset - scale, offset + scale] ----
 void launch_fill_uniform(void* p, Act a, int64_t n, uint64_t seed, float scale, float offset,

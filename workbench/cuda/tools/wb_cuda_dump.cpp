@@ -240,6 +240,9 @@ int gemm_gelu_timing(const std::string& dims_name, wb::Precision precision, int 
     fmt::print("    output bits of every launch choice {}\n",
                t.wgmma_same_bits ? "the same" : "NOT the same");
   }
+  fmt::print("  W from DRAM (a new copy each call, as the encoder's layers):\n");
+  for (const auto& [name, ms] : t.cold)
+    fmt::print("    {} {:.4f} ms ({:.0f} TFLOP/s)\n", name, ms, t.gflop / ms);
   return 0;
 }
 

@@ -132,6 +132,9 @@ struct GemmGeluTiming {
   // the same output bits.
   std::vector<std::pair<std::string, double>> wgmma_variants;
   bool wgmma_same_bits = false;
+  // The encoder's own fc1 paths with W read from DRAM (a new copy of W each call, 8 copies: more
+  // than the L2 cache; the lines above reuse one W, which stays in L2).
+  std::vector<std::pair<std::string, double>> cold;
   std::string device, cudnn;
 };
 GemmGeluTiming time_gemm_gelu(const ModelDims& dims, Precision precision, int batch, int iters,
