@@ -170,8 +170,9 @@ __device__ __forceinline__ void cluster_sync() {
 // points): relative error below 4.2e-6 where |GELU| > 1e-13 (x > -6), 1.3e-6 on [-3, 3], absolute
 // below 3.9e-7 (erff's form: 2.5e-7 absolute on [0, 14], relative error 1 below x = -3); bfloat16
 // keeps 2^-8 and float16 2^-11 of it. The float32 paths keep erff (the reference's form).
-__device__ __forceinline__ float gelu_16(float x, bool tanh_approx) {
-  if (tanh_approx) return gelu1(x, true);
+template <bool kTanh>
+__device__ __forceinline__ float gelu_16(float x) {
+  if constexpr (kTanh) return gelu1(x, true);
   const float z = fabsf(x) * 0.70710678118654752f;
   const float t = __fdividef(1.0f, fmaf(0.5f, z, 1.0f));
   float p = fmaf(t, 0.17087277f, -0.82215223f);
@@ -220,11 +221,13 @@ __device__ __forceinline__ void quad_transpose(uint32_t (&e)[4], int t4) {
   }
 }
 
-template <class T, int kCl>
+// kTanh: the gelu-tanh fault's GELU, a kernel of its own so that the erf kernel's code holds no
+// tanh (the epilogue is most of the code; fetched cold once a layer in the encoder).
+template <class T, int kCl, bool kTanh>
 __global__ void __launch_bounds__(384, 1)
     gemm_gelu_wgmma_k(const __grid_constant__ CUtensorMap xmap,
                       const __grid_constant__ CUtensorMap wmap, const float* bias, T* y, int m,
-                      int n, int k, bool tanh_approx) {
+                      int n, int k) {
 #ifdef WB_HAVE_WGMMA
   extern __shared__ unsigned char smem_raw[];
   unsigned char* const smem = reinterpret_cast<unsigned char*>(
@@ -317,23 +320,38 @@ __global__ void __launch_bounds__(384, 1)
       release((it - 1) % kGStages);  // the tile's last stage: the producer loads the next tile
       // GELU, rounded to T, then each quad's four 4-byte pairs of four column groups transposed
       // (shuffles) so that every thread stores 16 contiguous bytes: column group 4 q + t4 of
-      // its row, 8 columns.
+      // its row, 8 columns. A rolled loop over (row half h, group q), a switch fetching that
+      // step's 8 accumulator values: unrolled, the epilogue made the kernel 127 KB of code (67
+      // KB without the tanh GELU), fetched cold once a layer in the encoder, where the kernel
+      // ran about 12 us slower than alone; rolled, 25 KB and faster alone too (docs/gpu.md).
       const int r0 = m0 + cw * 64 + warp * 16 + g;
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int r = r0 + 8 * h;
-#pragma unroll
-        for (int q = 0; q < kGN / 32; ++q) {
-          uint32_t e[4];
-#pragma unroll
-          for (int i = 0; i < 4; ++i)
-            e[i] = pack2<T>(gelu_16(d[4 * q + i][2 * h], tanh_approx),
-                            gelu_16(d[4 * q + i][2 * h + 1], tanh_approx));
-          quad_transpose(e, t4);
-          if (r < m)
-            *reinterpret_cast<uint4*>(y + static_cast<int64_t>(r) * n + n0 + (4 * q + t4) * 8) =
-                make_uint4(e[0], e[1], e[2], e[3]);
+#pragma unroll 1
+      for (int hq = 0; hq < 2 * (kGN / 32); ++hq) {
+        const int h = hq >> 3, q = hq & 7;
+        float v[8];
+        switch (hq) {
+          // clang-format off
+#define WB_V(HQ)                                                      \
+  case HQ:                                                            \
+    _Pragma("unroll") for (int i = 0; i < 4; ++i) {                   \
+      v[2 * i] = d[4 * ((HQ) & 7) + i][2 * ((HQ) >> 3)];             \
+      v[2 * i + 1] = d[4 * ((HQ) & 7) + i][2 * ((HQ) >> 3) + 1];     \
+    }                                                                 \
+    break;
+          WB_V(0) WB_V(1) WB_V(2) WB_V(3) WB_V(4) WB_V(5) WB_V(6) WB_V(7)
+          WB_V(8) WB_V(9) WB_V(10) WB_V(11) WB_V(12) WB_V(13) WB_V(14) WB_V(15)
+#undef WB_V
+          // clang-format on
         }
+        uint32_t e[4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+          e[i] = pack2<T>(gelu_16<kTanh>(v[2 * i]), gelu_16<kTanh>(v[2 * i + 1]));
+        quad_transpose(e, t4);
+        const int r = r0 + 8 * h;
+        if (r < m)
+          *reinterpret_cast<uint4*>(y + static_cast<int64_t>(r) * n + n0 + (4 * q + t4) * 8) =
+              make_uint4(e[0], e[1], e[2], e[3]);
       }
     }
   }
@@ -393,9 +411,9 @@ void launch_gemm_gelu_wgmma(const void* x, const void* w, const float* bias, voi
   const int tiles = (m + cluster * kGM - 1) / (cluster * kGM) * (n / kGN);
   const CUtensorMap xmap = tensor_map(x, a, m, k, kGM),
                     wmap = tensor_map(w, a, n, k, kGN / cluster);
-  // cl: the cluster size as a type, so that each kernel has its own statics below
-  auto go = [&](auto kernel, auto* yt, auto cl) {
-    static_assert(decltype(cl)::value == 1 || decltype(cl)::value == 2);
+  // tag: (cluster size, tanh) as a type, so that each kernel has its own statics below
+  auto go = [&](auto kernel, auto* yt, auto tag) {
+    static_assert(decltype(tag)::value >= 0);
     cudaLaunchConfig_t cfg{};
     cudaLaunchAttribute attr{};
     attr.id = cudaLaunchAttributeClusterDimension;
@@ -436,26 +454,31 @@ void launch_gemm_gelu_wgmma(const void* x, const void* w, const float* bias, voi
     int clusters = max_clusters < 0 ? tiles : std::min(tiles, resident);
     if (max_clusters > 0) clusters = std::min(clusters, max_clusters);
     cfg.gridDim = dim3(static_cast<unsigned>(clusters * cluster));
-    cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, xmap, wmap, bias, yt, m, n, k, tanh_approx);
+    cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, xmap, wmap, bias, yt, m, n, k);
     const cudaError_t last = cudaGetLastError();  // consumed here, not by the next launch's check
     if (e == cudaSuccess) e = last;
     if (e != cudaSuccess)
       throw std::runtime_error(std::string("CUDA launch wgmma GEMM + GELU: ") +
                                cudaGetErrorString(e));
   };
-  using One = std::integral_constant<int, 1>;
-  using Two = std::integral_constant<int, 2>;
-  if (a == Act::bf16) {
-    if (cluster == 2)
-      go(gemm_gelu_wgmma_k<__nv_bfloat16, 2>, static_cast<__nv_bfloat16*>(y), Two{});
-    else
-      go(gemm_gelu_wgmma_k<__nv_bfloat16, 1>, static_cast<__nv_bfloat16*>(y), One{});
-  } else {
-    if (cluster == 2)
-      go(gemm_gelu_wgmma_k<__half, 2>, static_cast<__half*>(y), Two{});
-    else
-      go(gemm_gelu_wgmma_k<__half, 1>, static_cast<__half*>(y), One{});
-  }
+  auto pick = [&](auto* yt) {
+    using T = std::remove_pointer_t<decltype(yt)>;
+    if (cluster == 2) {
+      if (tanh_approx)
+        go(gemm_gelu_wgmma_k<T, 2, true>, yt, std::integral_constant<int, 3>{});
+      else
+        go(gemm_gelu_wgmma_k<T, 2, false>, yt, std::integral_constant<int, 2>{});
+    } else {
+      if (tanh_approx)
+        go(gemm_gelu_wgmma_k<T, 1, true>, yt, std::integral_constant<int, 1>{});
+      else
+        go(gemm_gelu_wgmma_k<T, 1, false>, yt, std::integral_constant<int, 0>{});
+    }
+  };
+  if (a == Act::bf16)
+    pick(static_cast<__nv_bfloat16*>(y));
+  else
+    pick(static_cast<__half*>(y));
 }
 
 }  // namespace wb::cuda

@@ -102,7 +102,7 @@ void launch_flash_attention_wgmma(const void* qkv, void* out, Act a, int t, int 
 bool gemm_gelu_wgmma_available();
 bool gemm_gelu_wgmma_supported(int m, int n, int k);
 void launch_gemm_gelu_wgmma(const void* x, const void* w, const float* bias, void* y, Act a, int m,
-                            int n, int k, bool tanh_approx, cudaStream_t s, int cluster = 2,
+                            int n, int k, bool tanh_approx, cudaStream_t s, int cluster = 1,
                             int max_clusters = 0);
 
 // ---- random weights (timing runs): uniform in [offset - scale, offset + scale] ----

@@ -97,7 +97,10 @@ TEST_CASE("layer_norm_f16_stats: the shared float16-statistics definition, on th
 }
 
 TEST_CASE("layer_norm: float32 statistics vs float64, odd widths") {
-  for (const auto [rows, cols] : {std::pair{37, 389}, std::pair{5, 1280}, std::pair{1, 64}}) {
+  // 2100 x 384: more rows than the warp kernel's preload path takes (kLnPreloadRows), so both of
+  // its paths and the block-per-row kernel (389 columns) are checked.
+  for (const auto [rows, cols] :
+       {std::pair{37, 389}, std::pair{5, 1280}, std::pair{1, 64}, std::pair{2100, 384}}) {
     const std::string id = "ln rows=" + std::to_string(rows) + " cols=" + std::to_string(cols);
     const auto x = randn(static_cast<std::size_t>(rows) * cols, kSeed + rows, 3.0f, 5.0f);
     const auto g = randn(cols, kSeed + 1, 0.2f, 1.0f), b = randn(cols, kSeed + 2, 0.1f);
@@ -469,9 +472,9 @@ TEST_CASE("fc1 + GELU by cuDNN (bf16/fp16, erf and tanh) vs float64") {
 
 // The Hopper kernel: several 128-row tiles with a partial last one (M 300: with clusters of two
 // the second pair's second block has no row below M), two 256-column tiles, K of several 64-wide
-// steps (more than the pipeline's stages). Each call also runs the kernel without clusters and
-// with a persistent grid of one cluster (that cluster walks every tile, its stages' phases
-// running on across tiles), and requires the same bits from all three.
+// steps (more than the pipeline's stages). Each call also runs the kernel with clusters of two
+// (W multicast), and with a persistent grid of one cluster or one block (it walks every tile, its
+// stages' phases running on across tiles), and requires the same bits from all four.
 // Left out (and counted as skipped) where the device has no wgmma (wb_cuda_self_test).
 TEST_CASE("fc1 + GELU by the Hopper wgmma kernel (bf16/fp16, erf and tanh) vs float64") {
   for (int m : {300, 1}) {
@@ -480,17 +483,20 @@ TEST_CASE("fc1 + GELU by the Hopper wgmma kernel (bf16/fp16, erf and tanh) vs fl
         [](Act a, int m, int n, int k, bool tanh, const void* x, const void* w, const float* b,
            void* y) {
           const std::size_t bytes = static_cast<std::size_t>(m) * n * 2;
-          Buf y1(bytes), y2(bytes);
-          wb::cuda::launch_gemm_gelu_wgmma(x, w, b, y, a, m, n, k, tanh, nullptr, 2);
-          wb::cuda::launch_gemm_gelu_wgmma(x, w, b, y1.get(), a, m, n, k, tanh, nullptr, 1);
+          Buf y1(bytes), y2(bytes), y3(bytes);
+          wb::cuda::launch_gemm_gelu_wgmma(x, w, b, y, a, m, n, k, tanh, nullptr);
+          wb::cuda::launch_gemm_gelu_wgmma(x, w, b, y1.get(), a, m, n, k, tanh, nullptr, 2);
           wb::cuda::launch_gemm_gelu_wgmma(x, w, b, y2.get(), a, m, n, k, tanh, nullptr, 2, 1);
+          wb::cuda::launch_gemm_gelu_wgmma(x, w, b, y3.get(), a, m, n, k, tanh, nullptr, 1, 1);
           ck(cudaDeviceSynchronize(), "sync");
-          std::vector<unsigned char> h0(bytes), h1(bytes), h2(bytes);
+          std::vector<unsigned char> h0(bytes), h1(bytes), h2(bytes), h3(bytes);
           ck(cudaMemcpy(h0.data(), y, bytes, cudaMemcpyDeviceToHost), "download");
           ck(cudaMemcpy(h1.data(), y1.get(), bytes, cudaMemcpyDeviceToHost), "download");
           ck(cudaMemcpy(h2.data(), y2.get(), bytes, cudaMemcpyDeviceToHost), "download");
-          CHECK_MESSAGE(h1 == h0, "without clusters: other bits");
-          CHECK_MESSAGE(h2 == h0, "one persistent cluster: other bits");
+          ck(cudaMemcpy(h3.data(), y3.get(), bytes, cudaMemcpyDeviceToHost), "download");
+          CHECK_MESSAGE(h1 == h0, "clusters of two: other bits");
+          CHECK_MESSAGE(h2 == h0, "one persistent cluster of two: other bits");
+          CHECK_MESSAGE(h3 == h0, "one persistent block: other bits");
         });
   }
 }

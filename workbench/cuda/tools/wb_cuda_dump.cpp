@@ -232,7 +232,7 @@ int gemm_gelu_timing(const std::string& dims_name, wb::Precision precision, int 
     fmt::print("  {}\n", t.cudnn);
   if (t.wgmma_ms > 0) {
     fmt::print(
-        "  wgmma kernel (fused; persistent, clusters of 2 sharing W) {:.4f} ms ({:.0f} TFLOP/s); "
+        "  wgmma kernel (fused; persistent, no clusters) {:.4f} ms ({:.0f} TFLOP/s); "
         "rel L2 to the two kernels {:.3g}\n",
         t.wgmma_ms, t.gflop / t.wgmma_ms, t.wgmma_rel_l2);
     for (const auto& [name, ms] : t.wgmma_variants)

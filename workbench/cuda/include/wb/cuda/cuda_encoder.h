@@ -127,9 +127,9 @@ struct GemmGeluTiming {
   double rel_l2 = 0;            // cuDNN's output against the two-kernel one
   double wgmma_ms = 0;          // the Hopper kernel (0: not run: no wgmma, or shape)
   double wgmma_rel_l2 = 0;      // its output against the two-kernel one
-  // Its other launch choices: without clusters (W's tile loaded by every block), a grid of a
-  // cluster a tile instead of the persistent one; median ms a call each, and whether all gave
-  // the same output bits.
+  // Its other launch choices: clusters of two sharing W's tile (TMA multicast), a grid of a
+  // cluster or block a tile instead of the persistent one; median ms a call each, and whether
+  // all gave the same output bits.
   std::vector<std::pair<std::string, double>> wgmma_variants;
   bool wgmma_same_bits = false;
   // The encoder's own fc1 paths with W read from DRAM (a new copy of W each call, 8 copies: more
