@@ -15,14 +15,16 @@
 // memory, and once those have completed (one step later) arrives on the stage's "empty" barrier,
 // which the producer waits on before refilling. The producer runs on across tiles, so the next
 // tile's first stages load while the consumers apply the GELU to this one and store it (16 bytes
-// a thread and store: a quad of threads transposes its values first).
+// a thread and store: a quad of threads transposes its values first). Each M pair's sum starts at
+// its own k-step (first_step below).
 //
 // With kCl = 2 the blocks run in clusters of two that take the two M tiles of one pair and share
 // W's tile: each block loads half of it and the tensor memory accelerator multicasts that half
 // into both blocks' shared memory (X 16 KiB + W 16 KiB read from L2 a block and step instead of
-// 16 + 32: the loads, not the MMAs, bound the one-block kernel). A stage is then free only when
-// the consumers of both blocks have released it (each consumer arrives on both blocks' "empty"
-// barrier). No block-wide barrier in the main loop. N % 256 == 0 and K % 64 == 0.
+// 16 + 32). A stage is then free only when the consumers of both blocks have released it (each
+// consumer arrives on both blocks' "empty" barrier). Measured no faster at the encoder's shapes,
+// where the loads do not bound the kernel (its epilogue does: docs/gpu.md), so not the default.
+// No block-wide barrier in the main loop. N % 256 == 0 and K % 64 == 0.
 #include <cuda.h>
 #include <cudaTypedefs.h>
 #include <cuda_runtime.h>
@@ -40,9 +42,10 @@ namespace wb::cuda {
 namespace {
 
 constexpr int kGM = 128, kGN = 256, kGK = 64, kGStages = 4;
-constexpr int kGATile = kGM * kGK * 2;             // 16 KiB
-constexpr int kGStage = kGATile + kGN * kGK * 2;   // + 32 KiB of W
-constexpr int kGSmem = kGStages * kGStage + 1024;  // + room to align to 1024 bytes
+constexpr int kGATile = kGM * kGK * 2;            // 16 KiB
+constexpr int kGStage = kGATile + kGN * kGK * 2;  // + 32 KiB of W
+// the stages, their 2 x kGStages barriers, and room to align the start to 1024 bytes
+constexpr int kGSmem = kGStages * kGStage + 16 * kGStages + 1024;
 
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define WB_HAVE_WGMMA 1
