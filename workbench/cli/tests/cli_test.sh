@@ -7,6 +7,101 @@ wb=$1; src=$2
 . "$(dirname "$0")/lib.sh"
 hf=$src/fixtures/models/nano-hf; gg=$src/fixtures/models/nano.bin; clip=$src/fixtures/audio/hello.wav
 
+# Two parts run at once: side_checks (the trained model, transcribe, the benchmarks and the
+# option-parsing refusals) in the background, in its own scratch folder, beside the checks on the
+# nano model's dumps below (lib.sh's part/join_parts); nearly every check is one short process
+# whose time is one thread loading LibTorch, so two at a time use the machine's two cores.
+side_checks() {
+  # The trained model (HF, tied output projection, GPT-2-spelled byte vocabulary) rewritten as ggml
+  # by `wb convert`: the same taps and the same transcript through the ggml loader.
+  tr=$src/fixtures/trained; tclip=$src/fixtures/heldout/clip001.flac
+  if "$wb" convert --model "$tr" --format ggml -o "$tmp/trained.bin" >/dev/null &&
+     "$wb" dump --model "$tr" --audio "$tclip" -o "$tmp/tr-hf.h5" >/dev/null &&
+     "$wb" dump --model "$tmp/trained.bin" --audio "$tclip" -o "$tmp/tr-gg.h5" >/dev/null &&
+     h5diff -q "$tmp/tr-hf.h5" "$tmp/tr-gg.h5" /taps /taps && h5diff -q "$tmp/tr-hf.h5" "$tmp/tr-gg.h5" /decode /decode; then
+    ok "trained model: HF and converted ggml give identical taps and transcript"
+  else bad "trained model: HF vs converted ggml"; fi
+
+  # Transcript impact: a teacher-forced candidate dump over the reference's tokens gives a KL at
+  # round-off level when clean; forcing needs a dump with tokens (checked in the main part, on a
+  # dump it already has). The reference is tr-hf.h5 above (the reference implementation's dump of
+  # the trained model, every tap and the decode): one reference run for both checks; the candidate
+  # dumps the minimal taps, which the comparison meets in the reference.
+  "$wb" dump --model "$tr" --audio "$tclip" --taps minimal --impl candidate --teacher-tokens "$tmp/tr-hf.h5" -o "$tmp/ti-cand.h5" >/dev/null
+  "$wb" compare "$tmp/tr-hf.h5" "$tmp/ti-cand.h5" -q --report "$tmp/ti" --format json
+  python3 -c "
+import json, sys
+x = json.load(open(sys.argv[1]))['transcript_impact']
+assert x['teacher_forced'] and x['agreement'] == 1.0 and x['kl_max'] < 1e-9, x['kl_max']
+" "$tmp/ti/report.json" && ok "teacher-forced KL at round-off for the clean candidate" || bad "transcript impact (clean)"
+  rm -f "$tmp"/tr-*.h5 "$tmp/trained.bin" "$tmp"/ti-*.h5
+
+  # The KV-cached decoder and the full-recompute one (--no-kv-cache) agree, and --bench-decode says so.
+  # --tokens in the same run prints the pipeline's own tokens, which --encoder-out must give below.
+  out=$("$wb" transcribe --model "$hf" --audio "$clip" --threads 2 --bench-decode --tokens 2>&1); rc=$?
+  [ "$rc" = 0 ] && grep -q "decode: kv-cache .* tokens identical" <<<"$out" \
+    && ok "transcribe --bench-decode: same tokens with and without the KV cache" \
+    || bad "transcribe --bench-decode exit $rc: $out"
+
+  # --encoder-out: the reference decoder on a dump's encoder.ln_post gives the tokens of the
+  # pipeline's own decode; a dump of another model is refused (scripts/cuda-heldout.sh uses this).
+  want=$(sed -n 's/^tokens: //p' <<<"$out")
+  "$wb" dump --model "$hf" --audio "$clip" --no-decode --taps encoder.ln_post -o "$tmp/eo.h5" >/dev/null
+  got=$("$wb" transcribe --model "$hf" --encoder-out "$tmp/eo.h5" "$tmp/eo.h5" | cut -f2 | sort -u)
+  [ -n "$want" ] && [ "$got" = "$want" ] && ok "transcribe --encoder-out: the pipeline's tokens" \
+    || bad "transcribe --encoder-out: got '$got', want '$want'"
+  "$wb" fixture-model --dims nano --seed 9 -o "$tmp/other" >/dev/null
+  expect "--encoder-out of another model" 2 "model_sha256 differs" -- \
+    "$wb" transcribe --model "$tmp/other" --encoder-out "$tmp/eo.h5"
+  rm -rf "$tmp/eo.h5" "$tmp/other"
+
+  # Benchmarks: smoke runs on small dims; a fast wrong kernel does not pass wb bench.
+  "$wb" bench --dims nano --repeats 1 --threads 2 > "$tmp/bench.txt" 2>&1 && grep -q "^nano " "$tmp/bench.txt" &&
+    ok "wb bench --dims nano (exit 0, a row)" || bad "wb bench smoke: $(tail -3 "$tmp/bench.txt")"
+  "$wb" bench --dims nano --repeats 1 --threads 2 --fault attn-scale=double > "$tmp/bench.txt" 2>&1
+  rc=$?
+  [ $rc = 1 ] && grep -q "a fast wrong kernel does not win" "$tmp/bench.txt" && ok "wb bench: a faulty candidate exits 1" || bad "wb bench with a fault (exit $rc)"
+  # Every precision is gated, by its own built-in profile: bfloat16 clean passes, a real bug fails.
+  "$wb" bench --dims nano --repeats 1 --threads 2 --precision bfloat16 > "$tmp/bench.txt" 2>&1 &&
+    ok "wb bench --precision bfloat16 (exit 0)" || bad "wb bench bfloat16: $(tail -3 "$tmp/bench.txt")"
+  "$wb" bench --dims nano --repeats 1 --threads 2 --precision bfloat16 --fault attn-scale=double > "$tmp/bench.txt" 2>&1
+  rc=$?
+  [ $rc = 1 ] && grep -q "bfloat16 profile" "$tmp/bench.txt" && ok "wb bench: a faulty bfloat16 candidate exits 1 (bfloat16 profile)" || bad "wb bench bfloat16 with a fault (exit $rc)"
+  # scripts/bench-whispercpp.sh: a missing or foreign whisper.cpp checkout is one line and exit 2.
+  for d in "$tmp/no-such-dir" "$src/fixtures"; do
+    out=$(WB="$wb" bash "$src/scripts/bench-whispercpp.sh" "$d" 2>&1); rc=$?
+    [ $rc = 2 ] && [ "$(printf '%s\n' "$out" | wc -l)" = 1 ] && ok "bench-whispercpp.sh $d: exit 2, one line" ||
+      bad "bench-whispercpp.sh $d: exit $rc: $out"
+  done
+  "$wb" compare-bench --dir "$tmp/cb" --dims nano --gigabytes 0.002 --repeat 1 > "$tmp/cb.txt" 2>&1
+  rc=$?
+  { [ $rc = 0 ] || [ $rc = 1 ]; } && grep -q "bench: " "$tmp/cb.txt" && ok "wb compare-bench --dims nano runs (exit $rc: its perf verdict)" || bad "compare-bench smoke (exit $rc)"
+  rm -rf "$tmp/cb"
+
+  # Encoder options are parsed once, by one registration shared by every command that takes them:
+  # a bad value is refused while parsing (exit 2, one line listing the valid values), the same on
+  # each command, before any model is read.
+  prec_err="--precision 'float64': expected one of float32, bfloat16, float16"
+  expect "dump: bad --precision"          2 "$prec_err" -- "$wb" dump --model "$hf" --audio "$clip" -o "$tmp/x.h5" --precision float64
+  expect "transcribe: bad --precision"    2 "$prec_err" -- "$wb" transcribe --model "$hf" --audio "$clip" --precision float64
+  expect "run: bad --precision"           2 "$prec_err" -- "$wb" run --model "$hf" --audio-dir "$src/fixtures/audio" --expect-file "$tmp/none.tsv" --precision float64
+  expect "bench: bad --precision"         2 "$prec_err" -- "$wb" bench --dims nano --repeats 1 --precision float64
+  expect "replay: bad --precision"        2 "$prec_err" -- "$wb" replay "$tmp/rp-ref.h5" --model "$hf" --audio "$clip" --precision float64
+  expect "bisect-layers: bad --precision" 2 "$prec_err" -- "$wb" bisect-layers --model "$hf" --audio "$clip" --precision float64
+  expect "sweep: bad --precision"         2 "$prec_err" -- "$wb" sweep --model "$hf" --audio-dir "$src/fixtures/audio" --out "$tmp/sw" --precision float64
+  [ ! -e "$tmp/x.h5" ] && [ ! -e "$tmp/sw" ] && ok "a refused option writes nothing" || bad "a refused option left output"
+  expect "bad --impl"       2 "--impl 'gpu': expected one of reference, candidate, cuda" -- "$wb" dump --model "$hf" --audio "$clip" -o "$tmp/x.h5" --impl gpu
+  expect "bad --dtype"      2 "--dtype 'float16': expected one of float32, float64" -- "$wb" dump --model "$hf" --audio "$clip" -o "$tmp/x.h5" --dtype float16
+  expect "unknown --fault"  2 "no-such-fault" -- "$wb" bench --dims nano --repeats 1 --fault no-such-fault
+  dump_help=$("$wb" dump --help)  # read by two checks
+  "$wb" bench --help | grep -q -- "--precision.*float32, bfloat16, float16" && grep -q -- "--precision.*float32, bfloat16, float16" <<<"$dump_help" &&
+    ok "--precision help from one place (dump, bench)" || bad "--precision help text"
+
+  "$wb" --version | grep -q "^wb " && ok "--version" || bad "--version"
+  grep -q -- "--taps" <<<"$dump_help" && ok "dump --help" || bad "dump --help"
+}
+part side side_checks
+
 # Same weights through both loaders: bit-identical taps (h5py-free: compare via wb inspect stats
 # and the raw datasets with cmp after stripping metadata is not possible, so compare every tap).
 "$wb" dump --model "$hf" --audio "$clip" -o "$tmp/hf.h5" --threads 2 >/dev/null || bad "dump hf"
@@ -19,21 +114,12 @@ if command -v h5diff >/dev/null; then
 else
   bad "h5diff missing (hdf5-tools)"
 fi
-# The trained model (HF, tied output projection, GPT-2-spelled byte vocabulary) rewritten as ggml
-# by `wb convert`: the same taps and the same transcript through the ggml loader.
-tr=$src/fixtures/trained; tclip=$src/fixtures/heldout/clip001.flac
-if "$wb" convert --model "$tr" --format ggml -o "$tmp/trained.bin" >/dev/null &&
-   "$wb" dump --model "$tr" --audio "$tclip" -o "$tmp/tr-hf.h5" >/dev/null &&
-   "$wb" dump --model "$tmp/trained.bin" --audio "$tclip" -o "$tmp/tr-gg.h5" >/dev/null &&
-   h5diff -q "$tmp/tr-hf.h5" "$tmp/tr-gg.h5" /taps /taps && h5diff -q "$tmp/tr-hf.h5" "$tmp/tr-gg.h5" /decode /decode; then
-  ok "trained model: HF and converted ggml give identical taps and transcript"
-else bad "trained model: HF vs converted ggml"; fi
-rm -f "$tmp"/tr-*.h5 "$tmp/trained.bin"
 expect "convert a missing model" 2 "no-such" -- "$wb" convert --model "$tmp/no-such" -o "$tmp/y.bin"
 "$wb" inspect "$tmp/hf.h5" > "$tmp/inspect.txt" && grep -q "encoder.ln_post" "$tmp/inspect.txt" && ok "inspect lists taps" || bad "inspect"
 "$wb" dump --model "$hf" --audio "$clip" -o "$tmp/sel.h5" --taps 'encoder.blocks.*.out' --store float16 --no-decode >/dev/null
 [ "$("$wb" inspect "$tmp/sel.h5" | grep -c '^encoder.blocks')" = 2 ] && ok "--taps glob selects 2 taps" || bad "--taps glob"
 "$wb" inspect "$tmp/sel.h5" | grep -q "float16" && ok "--store float16" || bad "--store float16"
+expect "--teacher-tokens without tokens" 2 "no /decode/tokens" -- "$wb" dump --model "$hf" --audio "$clip" -o "$tmp/x.h5" --teacher-tokens "$tmp/sel.h5"
 
 # Bad usage and bad input: exit 2, one line naming the problem.
 expect "unknown subcommand"   2 "usage error" -- "$wb" frobnicate
@@ -125,79 +211,6 @@ rc=$?
 "$wb" compare "$tmp/rp-ref.h5" "$tmp/rp-cand.h5" -q --replay "$tmp/rp/report.json" --report "$tmp/rpc" --format md,json
 grep -q "Replay" "$tmp/rpc/report.md" && ok "compare --replay: replay section in the report" || bad "compare --replay"
 rm -f "$tmp"/rp-*.h5
-# The KV-cached decoder and the full-recompute one (--no-kv-cache) agree, and --bench-decode says so.
-out=$("$wb" transcribe --model "$hf" --audio "$clip" --threads 2 --bench-decode 2>&1); rc=$?
-[ "$rc" = 0 ] && grep -q "decode: kv-cache .* tokens identical" <<<"$out" \
-  && ok "transcribe --bench-decode: same tokens with and without the KV cache" \
-  || bad "transcribe --bench-decode exit $rc: $out"
 
-# --encoder-out: the reference decoder on a dump's encoder.ln_post gives the tokens of the
-# pipeline's own decode; a dump of another model is refused (scripts/cuda-heldout.sh uses this).
-want=$("$wb" transcribe --model "$hf" --audio "$clip" --threads 2 --tokens | sed -n 's/^tokens: //p')
-"$wb" dump --model "$hf" --audio "$clip" --no-decode --taps encoder.ln_post -o "$tmp/eo.h5" >/dev/null
-got=$("$wb" transcribe --model "$hf" --encoder-out "$tmp/eo.h5" "$tmp/eo.h5" | cut -f2 | sort -u)
-[ -n "$want" ] && [ "$got" = "$want" ] && ok "transcribe --encoder-out: the pipeline's tokens" \
-  || bad "transcribe --encoder-out: got '$got', want '$want'"
-"$wb" fixture-model --dims nano --seed 9 -o "$tmp/other" >/dev/null
-expect "--encoder-out of another model" 2 "model_sha256 differs" -- \
-  "$wb" transcribe --model "$tmp/other" --encoder-out "$tmp/eo.h5"
-rm -rf "$tmp/eo.h5" "$tmp/other"
-
-# Transcript impact: a teacher-forced candidate dump over the reference's tokens gives a KL at
-# round-off level when clean; forcing needs a dump with tokens.
-tr=$src/fixtures/trained; tclip=$src/fixtures/heldout/clip000.flac
-"$wb" dump --model "$tr" --audio "$tclip" --taps minimal -o "$tmp/ti-ref.h5" >/dev/null
-"$wb" dump --model "$tr" --audio "$tclip" --taps minimal --impl candidate --teacher-tokens "$tmp/ti-ref.h5" -o "$tmp/ti-cand.h5" >/dev/null
-"$wb" compare "$tmp/ti-ref.h5" "$tmp/ti-cand.h5" -q --report "$tmp/ti" --format json
-python3 -c "
-import json, sys
-x = json.load(open(sys.argv[1]))['transcript_impact']
-assert x['teacher_forced'] and x['agreement'] == 1.0 and x['kl_max'] < 1e-9, x['kl_max']
-" "$tmp/ti/report.json" && ok "teacher-forced KL at round-off for the clean candidate" || bad "transcript impact (clean)"
-expect "--teacher-tokens without tokens" 2 "no /decode/tokens" -- "$wb" dump --model "$hf" --audio "$clip" -o "$tmp/x.h5" --teacher-tokens "$tmp/sel.h5"
-rm -f "$tmp"/ti-*.h5
-
-# Benchmarks: smoke runs on small dims; a fast wrong kernel does not pass wb bench.
-"$wb" bench --dims nano --repeats 1 --threads 2 > "$tmp/bench.txt" 2>&1 && grep -q "^nano " "$tmp/bench.txt" &&
-  ok "wb bench --dims nano (exit 0, a row)" || bad "wb bench smoke: $(tail -3 "$tmp/bench.txt")"
-"$wb" bench --dims nano --repeats 1 --threads 2 --fault attn-scale=double > "$tmp/bench.txt" 2>&1
-rc=$?
-[ $rc = 1 ] && grep -q "a fast wrong kernel does not win" "$tmp/bench.txt" && ok "wb bench: a faulty candidate exits 1" || bad "wb bench with a fault (exit $rc)"
-# Every precision is gated, by its own built-in profile: bfloat16 clean passes, a real bug fails.
-"$wb" bench --dims nano --repeats 1 --threads 2 --precision bfloat16 > "$tmp/bench.txt" 2>&1 &&
-  ok "wb bench --precision bfloat16 (exit 0)" || bad "wb bench bfloat16: $(tail -3 "$tmp/bench.txt")"
-"$wb" bench --dims nano --repeats 1 --threads 2 --precision bfloat16 --fault attn-scale=double > "$tmp/bench.txt" 2>&1
-rc=$?
-[ $rc = 1 ] && grep -q "bfloat16 profile" "$tmp/bench.txt" && ok "wb bench: a faulty bfloat16 candidate exits 1 (bfloat16 profile)" || bad "wb bench bfloat16 with a fault (exit $rc)"
-# scripts/bench-whispercpp.sh: a missing or foreign whisper.cpp checkout is one line and exit 2.
-for d in "$tmp/no-such-dir" "$src/fixtures"; do
-  out=$(WB="$wb" bash "$src/scripts/bench-whispercpp.sh" "$d" 2>&1); rc=$?
-  [ $rc = 2 ] && [ "$(printf '%s\n' "$out" | wc -l)" = 1 ] && ok "bench-whispercpp.sh $d: exit 2, one line" ||
-    bad "bench-whispercpp.sh $d: exit $rc: $out"
-done
-"$wb" compare-bench --dir "$tmp/cb" --dims nano --gigabytes 0.002 --repeat 1 > "$tmp/cb.txt" 2>&1
-rc=$?
-{ [ $rc = 0 ] || [ $rc = 1 ]; } && grep -q "bench: " "$tmp/cb.txt" && ok "wb compare-bench --dims nano runs (exit $rc: its perf verdict)" || bad "compare-bench smoke (exit $rc)"
-rm -rf "$tmp/cb"
-
-# Encoder options are parsed once, by one registration shared by every command that takes them:
-# a bad value is refused while parsing (exit 2, one line listing the valid values), the same on
-# each command, before any model is read.
-prec_err="--precision 'float64': expected one of float32, bfloat16, float16"
-expect "dump: bad --precision"          2 "$prec_err" -- "$wb" dump --model "$hf" --audio "$clip" -o "$tmp/x.h5" --precision float64
-expect "transcribe: bad --precision"    2 "$prec_err" -- "$wb" transcribe --model "$hf" --audio "$clip" --precision float64
-expect "run: bad --precision"           2 "$prec_err" -- "$wb" run --model "$hf" --audio-dir "$src/fixtures/audio" --expect-file "$tmp/none.tsv" --precision float64
-expect "bench: bad --precision"         2 "$prec_err" -- "$wb" bench --dims nano --repeats 1 --precision float64
-expect "replay: bad --precision"        2 "$prec_err" -- "$wb" replay "$tmp/rp-ref.h5" --model "$hf" --audio "$clip" --precision float64
-expect "bisect-layers: bad --precision" 2 "$prec_err" -- "$wb" bisect-layers --model "$hf" --audio "$clip" --precision float64
-expect "sweep: bad --precision"         2 "$prec_err" -- "$wb" sweep --model "$hf" --audio-dir "$src/fixtures/audio" --out "$tmp/sw" --precision float64
-[ ! -e "$tmp/x.h5" ] && [ ! -e "$tmp/sw" ] && ok "a refused option writes nothing" || bad "a refused option left output"
-expect "bad --impl"       2 "--impl 'gpu': expected one of reference, candidate, cuda" -- "$wb" dump --model "$hf" --audio "$clip" -o "$tmp/x.h5" --impl gpu
-expect "bad --dtype"      2 "--dtype 'float16': expected one of float32, float64" -- "$wb" dump --model "$hf" --audio "$clip" -o "$tmp/x.h5" --dtype float16
-expect "unknown --fault"  2 "no-such-fault" -- "$wb" bench --dims nano --repeats 1 --fault no-such-fault
-"$wb" bench --help | grep -q -- "--precision.*float32, bfloat16, float16" && "$wb" dump --help | grep -q -- "--precision.*float32, bfloat16, float16" &&
-  ok "--precision help from one place (dump, bench)" || bad "--precision help text"
-
-"$wb" --version | grep -q "^wb " && ok "--version" || bad "--version"
-"$wb" dump --help | grep -q -- "--taps" && ok "dump --help" || bad "dump --help"
+join_parts
 finish
