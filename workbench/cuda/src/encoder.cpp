@@ -472,8 +472,8 @@ nlohmann::json CudaEncoder::run_info() const {
            : std::string(flash && rs_->qkv16_direct ? "qkv; " : "") +
                  (rs_->cudnn_fc1()     ? "fc1 + GELU (one cuDNN graph: GELU on the float32 "
                                          "accumulator, 16-bit output)"
-                  : rs_->fc1_wgmma     ? "fc1 + GELU (one wgmma kernel: GELU on the float32 "
-                                         "accumulator, 16-bit output)"
+                  : rs_->fc1_wgmma     ? "fc1 + GELU (one wgmma kernel: GELU on the 16-bit "
+                                         "pre-activation)"
                   : rs_->fc1_16_direct ? "fc1 (GELU on the 16-bit pre-activation)"
                                        : "")},
       {"fc1_gelu", rs_->cudnn_fc1() ? rs_->fc1_gelu.begin()->second->describe()

@@ -1,30 +1,36 @@
 // fc1 + bias + GELU on Hopper's warpgroup MMA (wgmma.mma_async, sm_90a): Y[M, N] = gelu(X[M, K]
 // W[N, K]^T + b[N]), X and W 16-bit (both K-major: row-major X, W as stored), b float32, float32
-// accumulation starting at the bias, the GELU (gelu_16 below) on the float32 accumulator, Y
-// rounded once to 16 bits. One kernel where the encoder otherwise runs cuBLASLt's GEMM (16-bit
-// pre-activations) and the GELU kernel in place on them (cuBLASLt's GELU epilogue is the tanh
-// approximation).
+// accumulation starting at the bias, the sum rounded to 16 bits, the GELU (gelu_16 below) of that,
+// rounded to 16 bits: the numbers of the encoder's other path, cuBLASLt's GEMM writing 16-bit
+// pre-activations and the GELU kernel in place on them (only the sum's order and the GELU's last
+// bits differ), in one kernel (cuBLASLt's GELU epilogue is the tanh approximation).
 //
 // Persistent: a grid of at most one block per SM walks the 128 x 256 tiles of Y (tile i, i +
 // blocks, ...; the M tiles of one N column are consecutive). A block has three warpgroups (384
-// threads): a producer (one thread issues the loads) and two consumers, consumer w owning rows
-// [64 w, 64 w + 64) of the tile. Per 64-wide k-step the producer has the tensor memory
-// accelerator copy X's 128 x 64 and W's 256 x 64 tiles into one of four shared-memory stages
-// (128-byte swizzle, the layout wgmma reads; rows past M arrive as zeros), completing that
-// stage's "full" barrier; each consumer waits on it, runs four wgmma m64n256k16 from shared
-// memory, and once those have completed (one step later) arrives on the stage's "empty" barrier,
-// which the producer waits on before refilling. The producer runs on across tiles, so the next
-// tile's first stages load while the consumers apply the GELU to this one and store it (16 bytes
-// a thread and store: a quad of threads transposes its values first). Each M pair's sum starts at
-// its own k-step (first_step below).
+// threads): a producer (one thread issues the loads; warps 1-3 are the epilogue's) and two
+// consumers, consumer w owning rows [64 w, 64 w + 64) of the tile. Per 64-wide k-step the
+// producer has the tensor memory accelerator copy X's 128 x 64 and W's 256 x 64 tiles into one
+// of three shared-memory stages (128-byte swizzle, the layout wgmma reads; rows past M arrive as
+// zeros), completing that stage's "full" barrier; each consumer waits on it, runs four wgmma
+// m64n256k16 from shared memory, and once those have completed (one step later) arrives on the
+// stage's "empty" barrier, which the producer waits on before refilling. The producer runs on
+// across tiles. Each M pair's sum starts at its own k-step (first_step below).
+//
+// The epilogue is staged: at a tile's end the consumers round their sums into a 128 x 256 tile
+// of 16-bit values in shared memory (16-byte chunks swizzled by row, so that neither side's
+// accesses conflict) and go on to the next tile's MMAs at once, while warps 1-3 apply the GELU
+// to the staged tile a row a warp at a time and store it (16 bytes a lane). A block's last tile
+// has no MMAs left to hide behind: its 8 consumer warps join the 3 on it. Two barriers hand the
+// tile over ("staged full": 256 consumer arrivals; "staged empty": 96 epilogue arrivals). The
+// GELU in the MMA warps instead (on the float32 sum, four stages) measured slower at every shape
+// (docs/gpu.md): with 8 warps per SM its latency could not be hidden and no MMA ran meanwhile.
 //
 // With kCl = 2 the blocks run in clusters of two that take the two M tiles of one pair and share
 // W's tile: each block loads half of it and the tensor memory accelerator multicasts that half
 // into both blocks' shared memory (X 16 KiB + W 16 KiB read from L2 a block and step instead of
 // 16 + 32). A stage is then free only when the consumers of both blocks have released it (each
 // consumer arrives on both blocks' "empty" barrier). Measured no faster at the encoder's shapes,
-// where the loads do not bound the kernel (its epilogue does: docs/gpu.md), so not the default.
-// No block-wide barrier in the main loop. N % 256 == 0 and K % 64 == 0.
+// so not the default. No block-wide barrier in the main loop. N % 256 == 0 and K % 64 == 0.
 #include <cuda.h>
 #include <cudaTypedefs.h>
 #include <cuda_runtime.h>
@@ -41,11 +47,15 @@
 namespace wb::cuda {
 namespace {
 
-constexpr int kGM = 128, kGN = 256, kGK = 64, kGStages = 4;
+constexpr int kGM = 128, kGN = 256, kGK = 64;
 constexpr int kGATile = kGM * kGK * 2;            // 16 KiB
 constexpr int kGStage = kGATile + kGN * kGK * 2;  // + 32 KiB of W
-// the stages, their 2 x kGStages barriers, and room to align the start to 1024 bytes
-constexpr int kGSmem = kGStages * kGStage + 16 * kGStages + 1024;
+constexpr int kGStages = 3;
+constexpr int kGStaged = kGM * kGN * 2;                    // the staged tile: 64 KiB
+constexpr int kGBarriers = kGStages * kGStage + kGStaged;  // offset of the first barrier
+// the stages, the staged tile, a "full" and an "empty" barrier a stage and the staged tile's two,
+// and room to align the start to 1024 bytes
+constexpr int kGSmem = kGBarriers + 8 * (2 * kGStages + 2) + 1024;
 
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define WB_HAVE_WGMMA 1
@@ -173,11 +183,25 @@ __device__ __forceinline__ void cluster_sync() {
 // points): relative error below 4.2e-6 where |GELU| > 1e-13 (x > -6), 1.3e-6 on [-3, 3], absolute
 // below 3.9e-7 (erff's form: 2.5e-7 absolute on [0, 14], relative error 1 below x = -3); bfloat16
 // keeps 2^-8 and float16 2^-11 of it. The float32 paths keep erff (the reference's form).
+// The hardware's approximate reciprocal and base-2 exponential, subnormals flushed: without the
+// range scaling the compiler wraps around them otherwise (a third of the GELU's instructions;
+// the same values for normal arguments and results).
+__device__ __forceinline__ float rcp_approx(float x) {
+  float r;
+  asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
+  return r;
+}
+__device__ __forceinline__ float ex2_approx(float x) {
+  float r;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
+  return r;
+}
+
 template <bool kTanh>
 __device__ __forceinline__ float gelu_16(float x) {
   if constexpr (kTanh) return gelu1(x, true);
   const float z = fabsf(x) * 0.70710678118654752f;
-  const float t = __fdividef(1.0f, fmaf(0.5f, z, 1.0f));
+  const float t = rcp_approx(fmaf(0.5f, z, 1.0f));
   float p = fmaf(t, 0.17087277f, -0.82215223f);
   p = fmaf(t, p, 1.48851587f);
   p = fmaf(t, p, -1.13520398f);
@@ -187,8 +211,30 @@ __device__ __forceinline__ float gelu_16(float x) {
   p = fmaf(t, p, 0.37409196f);
   p = fmaf(t, p, 1.00002368f);
   p = fmaf(t, p, -1.26551223f);
-  const float half_erfc = 0.5f * t * __expf(fmaf(-z, z, p));  // Phi(-|x|)
+  const float half_erfc = 0.5f * t * ex2_approx(fmaf(-z, z, p) * 1.4426950408889634f);  // Phi(-|x|)
   return x * (x >= 0.0f ? 1.0f - half_erfc : half_erfc);
+}
+
+// The staged epilogue: rows first, first + step, ... (< rows) of the staged 16-bit tile, a row a
+// warp at a time (lane: the row's 16-byte chunk `lane`, at chunk lane ^ (row & 7)), the GELU
+// applied and stored to y's tile at (m0, n0). Not inlined: the epilogue warps and, on a block's
+// last tile, the consumers share the code.
+template <class T, bool kTanh>
+__device__ __noinline__ void staged_gelu_rows(uint32_t staging, T* y, int m0, int n0, int n,
+                                              int rows, int first, int step) {
+  const int lane = threadIdx.x & 31;
+#pragma unroll 2
+  for (int rr = first; rr < rows; rr += step) {
+    uint4 v;
+    asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                 : "r"(staging + rr * (kGN * 2) + ((lane ^ (rr & 7)) << 4))
+                 : "memory");
+    T* e = reinterpret_cast<T*>(&v);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) e[j] = from_f<T>(gelu_16<kTanh>(to_f(e[j])));
+    *reinterpret_cast<uint4*>(y + static_cast<int64_t>(m0 + rr) * n + n0 + lane * 8) = v;
+  }
 }
 
 // The k-step a tile's sum starts at: the M-tile pair's index (mod steps). The blocks of one N
@@ -198,34 +244,8 @@ __device__ __forceinline__ float gelu_16(float x) {
 // choice (clusters or not, grid size) sums in the same order.
 __device__ __forceinline__ int first_step(int m0, int steps) { return (m0 / (2 * kGM)) % steps; }
 
-// A 4 x 4 transpose across the four threads of a quad (lanes 4 i .. 4 i + 3; t4 = lane & 3):
-// thread t4's e[c] becomes thread c's e[t4]. Two exchanges of two values each.
-__device__ __forceinline__ void quad_transpose(uint32_t (&e)[4], int t4) {
-  const bool hi = (t4 & 2) != 0, odd = (t4 & 1) != 0;
-  uint32_t s0 = hi ? e[0] : e[2], s1 = hi ? e[1] : e[3];
-  uint32_t r0 = __shfl_xor_sync(0xffffffffu, s0, 2), r1 = __shfl_xor_sync(0xffffffffu, s1, 2);
-  if (hi) {
-    e[0] = r0;
-    e[1] = r1;
-  } else {
-    e[2] = r0;
-    e[3] = r1;
-  }
-  s0 = odd ? e[0] : e[1];
-  s1 = odd ? e[2] : e[3];
-  r0 = __shfl_xor_sync(0xffffffffu, s0, 1);
-  r1 = __shfl_xor_sync(0xffffffffu, s1, 1);
-  if (odd) {
-    e[0] = r0;
-    e[2] = r1;
-  } else {
-    e[1] = r0;
-    e[3] = r1;
-  }
-}
-
 // kTanh: the gelu-tanh fault's GELU, a kernel of its own so that the erf kernel's code holds no
-// tanh (the epilogue is most of the code; fetched cold once a layer in the encoder).
+// tanh (code fetched cold once a layer in the encoder).
 template <class T, int kCl, bool kTanh>
 __global__ void __launch_bounds__(384, 1)
     gemm_gelu_wgmma_k(const __grid_constant__ CUtensorMap xmap,
@@ -236,7 +256,9 @@ __global__ void __launch_bounds__(384, 1)
   unsigned char* const smem = reinterpret_cast<unsigned char*>(
       (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~static_cast<uintptr_t>(1023));
   const uint32_t smem_addr = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
-  const uint32_t full = smem_addr + kGStages * kGStage, empty = full + 8 * kGStages;
+  const uint32_t full = smem_addr + kGBarriers, empty = full + 8 * kGStages;
+  const uint32_t staged_full = empty + 8 * kGStages, staged_empty = staged_full + 8;
+  const uint32_t staging = smem_addr + kGStages * kGStage;  // the staged tile (shared address)
   const int wg = threadIdx.x >> 7;
   const int steps = k / kGK;
   // tiles of this cluster: i, i + clusters, ...; tile = (M pair or single, N column), M fastest
@@ -248,6 +270,8 @@ __global__ void __launch_bounds__(384, 1)
       mbar_init(full + 8 * i, 1);         // the producer's arrival (with the bytes to expect)
       mbar_init(empty + 8 * i, 2 * kCl);  // one arrival per consumer warpgroup of the cluster
     }
+    mbar_init(staged_full, 256);  // every consumer thread
+    mbar_init(staged_empty, 96);  // every epilogue thread
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   if constexpr (kCl > 1)
@@ -278,6 +302,16 @@ __global__ void __launch_bounds__(384, 1)
                                static_cast<uint16_t>((1 << kCl) - 1));
         }
       }
+    } else if (threadIdx.x >= 32) {  // the staged tiles' epilogue: warps 1-3
+      const int ew = (threadIdx.x >> 5) - 1;
+      int tl = 0;  // tiles of this block
+      for (int tile = first; tile < tiles; tile += clusters, ++tl) {
+        const int m0 = ((tile % m_groups) * kCl + rank) * kGM, n0 = (tile / m_groups) * kGN;
+        const bool last_tile = tile + clusters >= tiles;  // the consumers help with it
+        mbar_wait(staged_full, tl & 1);
+        staged_gelu_rows<T, kTanh>(staging, y, m0, n0, n, min(kGM, m - m0), ew, last_tile ? 11 : 3);
+        if (!last_tile) mbar_arrive(staged_empty);
+      }
     }
   } else {
     const int cw = wg - 1;  // consumer warpgroup: rows [64 cw, 64 cw + 64)
@@ -292,20 +326,22 @@ __global__ void __launch_bounds__(384, 1)
         for (int r = 0; r < kCl; ++r) mbar_arrive_cluster(empty + 8 * slot, r);
     };
     float d[kGN / 8][4];
-    int it = 0;  // k-steps consumed, across tiles (the producer's count)
-    for (int tile = first; tile < tiles; tile += clusters) {
+    // the stage of the next k-step and its phase parity, across tiles (the producer's order)
+    int slot = 0, phase = 0, last = 0;  // last: the stage of the step before
+    int tl = 0;                         // tiles of this block
+    for (int tile = first; tile < tiles; tile += clusters, ++tl) {
       const int m0 = ((tile % m_groups) * kCl + rank) * kGM, n0 = (tile / m_groups) * kGN;
       // The accumulator starts at the bias (d[j]: rows g and g + 8 of this warp's 16, columns
-      // 8 j + 2 t4 and + 1, mma.sync's layout), so the epilogue has no loads.
+      // 8 j + 2 t4 and + 1, mma.sync's layout), so the epilogue has no loads. (Copies of the bias
+      // fetched into shared memory a tile ahead measured slower: docs/gpu.md.)
 #pragma unroll
       for (int j = 0; j < kGN / 8; ++j) {
         const float2 bv = *reinterpret_cast<const float2*>(bias + n0 + j * 8 + 2 * t4);
         d[j][0] = d[j][2] = bv.x;
         d[j][1] = d[j][3] = bv.y;
       }
-      for (int s = 0; s < steps; ++s, ++it) {
-        const int slot = it % kGStages;
-        mbar_wait(full + 8 * slot, (it / kGStages) & 1);
+      for (int s = 0; s < steps; ++s) {
+        mbar_wait(full + 8 * slot, phase);
         const uint32_t a = smem_addr + slot * kGStage + cw * 64 * 128;
         const uint32_t b = smem_addr + slot * kGStage + kGATile;
         fence_acc(d);
@@ -314,47 +350,37 @@ __global__ void __launch_bounds__(384, 1)
         for (int kk = 0; kk < kGK / 16; ++kk)
           wgmma_n256<T>(d, sw128_desc(a + kk * 32), sw128_desc(b + kk * 32), 1);
         wg_commit();
-        wg_wait<1>();  // step it - 1's wgmmas are done: its stage may be refilled
+        wg_wait<1>();  // the step before's wgmmas are done: its stage may be refilled
         fence_acc(d);
-        if (s > 0) release((it - 1) % kGStages);
+        if (s > 0) release(last);
+        last = slot;
+        if (++slot == kGStages) {
+          slot = 0;
+          phase ^= 1;
+        }
       }
       wg_wait<0>();
       fence_acc(d);
-      release((it - 1) % kGStages);  // the tile's last stage: the producer loads the next tile
-      // GELU, rounded to T, then each quad's four 4-byte pairs of four column groups transposed
-      // (shuffles) so that every thread stores 16 contiguous bytes: column group 4 q + t4 of
-      // its row, 8 columns. A rolled loop over (row half h, group q), a switch fetching that
-      // step's 8 accumulator values: unrolled, the epilogue made the kernel 127 KB of code (67
-      // KB without the tanh GELU), fetched cold once a layer in the encoder, where the kernel
-      // ran about 12 us slower than alone; rolled, 25 KB and faster alone too (docs/gpu.md).
-      const int r0 = m0 + cw * 64 + warp * 16 + g;
-#pragma unroll 1
-      for (int hq = 0; hq < 2 * (kGN / 32); ++hq) {
-        const int h = hq >> 3, q = hq & 7;
-        float v[8];
-        switch (hq) {
-          // clang-format off
-#define WB_V(HQ)                                                      \
-  case HQ:                                                            \
-    _Pragma("unroll") for (int i = 0; i < 4; ++i) {                   \
-      v[2 * i] = d[4 * ((HQ) & 7) + i][2 * ((HQ) >> 3)];             \
-      v[2 * i + 1] = d[4 * ((HQ) & 7) + i][2 * ((HQ) >> 3) + 1];     \
-    }                                                                 \
-    break;
-          WB_V(0) WB_V(1) WB_V(2) WB_V(3) WB_V(4) WB_V(5) WB_V(6) WB_V(7)
-          WB_V(8) WB_V(9) WB_V(10) WB_V(11) WB_V(12) WB_V(13) WB_V(14) WB_V(15)
-#undef WB_V
-          // clang-format on
-        }
-        uint32_t e[4];
+      release(last);  // the tile's last stage: the producer loads the next tile
+      // the epilogue warps have read the previous tile out of the staged tile
+      if (tl > 0) mbar_wait(staged_empty, (tl - 1) & 1);
+        // row rr = 64 cw + 16 warp + g + 8 h (rr & 7 == g), column group j at chunk j ^ g
 #pragma unroll
-        for (int i = 0; i < 4; ++i)
-          e[i] = pack2<T>(gelu_16<kTanh>(v[2 * i]), gelu_16<kTanh>(v[2 * i + 1]));
-        quad_transpose(e, t4);
-        const int r = r0 + 8 * h;
-        if (r < m)
-          *reinterpret_cast<uint4*>(y + static_cast<int64_t>(r) * n + n0 + (4 * q + t4) * 8) =
-              make_uint4(e[0], e[1], e[2], e[3]);
+      for (int j = 0; j < kGN / 8; ++j)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int rr = cw * 64 + warp * 16 + g + 8 * h;
+          asm volatile(
+              "st.shared.u32 [%0], %1;\n" ::"r"(staging + rr * (kGN * 2) + ((j ^ g) << 4) + t4 * 4),
+              "r"(pack2<T>(d[j][2 * h], d[j][2 * h + 1]))
+              : "memory");
+        }
+      mbar_arrive(staged_full);
+      if (tile + clusters >= tiles) {  // the block's last tile: no MMAs left to hide behind, so
+        // its 8 consumer warps join the 3 epilogue warps on it (every staged row is read after
+        // the barrier's phase completes: all 256 consumer threads have written theirs)
+        mbar_wait(staged_full, tl & 1);
+        staged_gelu_rows<T, kTanh>(staging, y, m0, n0, n, min(kGM, m - m0), 3 + cw * 4 + warp, 11);
       }
     }
   }

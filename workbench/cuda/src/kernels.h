@@ -93,9 +93,11 @@ void launch_flash_attention_wgmma(const void* qkv, void* out, Act a, int t, int 
 
 // fc1 + bias + GELU in one kernel on Hopper's warpgroup MMA (gemm_wgmma.cu, sm_90a code): y[M, N]
 // = gelu(x[M, K] w[N, K]^T + bias[N]), x, w and y of the 16-bit type `a` (y 16-byte aligned),
-// bias float32, float32 accumulation, the GELU (erf, or tanh for the gelu-tanh fault) on the
-// float32 accumulator, y rounded once. Only where gemm_gelu_wgmma_available() (as the wgmma
-// attention) and gemm_gelu_wgmma_supported(m, n, k) (N a multiple of 256, K of 64). cluster:
+// bias float32, float32 accumulation, the sum rounded to `a`, the GELU (erf, or tanh for the
+// gelu-tanh fault) of that, rounded to `a`: the numbers of a 16-bit GEMM output + launch_gelu16
+// (only the sum's order and the GELU's last bits differ). Only where gemm_gelu_wgmma_available()
+// (as the wgmma attention) and gemm_gelu_wgmma_supported(m, n, k) (N a multiple of 256, K of
+// 64). cluster:
 // blocks sharing W's tile by TMA multicast (1 or 2); max_clusters > 0 caps the persistent grid
 // (tests: one cluster walking every tile), -1 launches a cluster a tile (timing comparisons).
 // Every choice gives the same bits (the same products in the same order).

@@ -248,9 +248,10 @@ void mlp_layer(RunState& rs, const Model& m, const Faults& f, int i, Observer& o
   // mlp_ln, fc1 + bias (epilogue), exact GELU (own kernel: cuBLASLt's GELU is tanh)
   layer_norm(rs, rs.y.f(), b.mlp_ln, f, obs, tn("mlp_ln"));
   if (rs.cudnn_fc1() || rs.fc1_wgmma) {
-    // One kernel of our own (Hopper wgmma) or one cuDNN graph: matmul + bias + GELU on the
-    // float32 accumulator, 16-bit g. The mlp.fc1 tap is a second GEMM (float32 out, what the
-    // GELU took up to summation order), so that selecting it changes nothing.
+    // One kernel of our own (Hopper wgmma: the GELU of the sum rounded to 16 bits, as the path
+    // below) or one cuDNN graph (the GELU on the float32 accumulator): 16-bit g. The mlp.fc1 tap
+    // is a second GEMM (float32 out, what the GELU took up to summation order and, for the own
+    // kernel, the 16-bit rounding), so that selecting it changes nothing.
     if (obs.wanted(tn("mlp.fc1"))) {
       gemm(rs, obs, rs.lnact.get(), b.fc1.get(), b.fc1_b.f(), nullptr, rs.f.f(), bt, c4, c);
       obs.tap(tn("mlp.fc1"), rs.f.f(), t, c4);
