@@ -169,15 +169,15 @@ __global__ void gelu4_k(const float4* x, float4* y32, T* ya, int64_t n4, bool ta
   }
 }
 
-// In place on 16-bit values, eight per thread (n % 8 == 0, 16-byte aligned).
-template <class T>
-__global__ void gelu16_k(uint4* x, int64_t n8, bool tanh_approx) {
+// In place on 16-bit values, eight per thread (n % 8 == 0, 16-byte aligned); gelu_16's GELU.
+template <class T, bool kTanh>
+__global__ void gelu16_k(uint4* x, int64_t n8) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n8;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     uint4 v = x[i];
     T* e = reinterpret_cast<T*>(&v);
 #pragma unroll
-    for (int j = 0; j < 8; ++j) e[j] = from_f<T>(gelu1(to_f(e[j]), tanh_approx));
+    for (int j = 0; j < 8; ++j) e[j] = from_f<T>(gelu_16<kTanh>(to_f(e[j])));
     x[i] = v;
   }
 }
@@ -659,9 +659,13 @@ void launch_gelu(const float* x, float* y_f32, void* y_act, Act a, int64_t n, bo
 void launch_gelu16(void* x, Act a, int64_t n, bool tanh_approx, cudaStream_t s) {
   if (a == Act::f32 || n % 8 != 0) throw std::invalid_argument("gelu16: 16-bit, n % 8 == 0");
   dispatch(a, [&]<class T>() {
-    if constexpr (!std::is_same_v<T, float>)
-      gelu16_k<T>
-          <<<blocks_for(n / 8, 256), 256, 0, s>>>(static_cast<uint4*>(x), n / 8, tanh_approx);
+    if constexpr (!std::is_same_v<T, float>) {
+      const auto grid = blocks_for(n / 8, 256);
+      if (tanh_approx)
+        gelu16_k<T, true><<<grid, 256, 0, s>>>(static_cast<uint4*>(x), n / 8);
+      else
+        gelu16_k<T, false><<<grid, 256, 0, s>>>(static_cast<uint4*>(x), n / 8);
+    }
   });
   check_launch("gelu16");
 }
