@@ -1,9 +1,10 @@
 // fc1 + bias + GELU on Hopper's warpgroup MMA (wgmma.mma_async, sm_90a): Y[M, N] = gelu(X[M, K]
 // W[N, K]^T + b[N]), X and W 16-bit (both K-major: row-major X, W as stored), b float32, float32
-// accumulation starting at the bias, the sum rounded to 16 bits, the GELU (gelu_16 below) of that,
-// rounded to 16 bits: the numbers of the encoder's other path, cuBLASLt's GEMM writing 16-bit
-// pre-activations and the GELU kernel in place on them (only the sum's order and the GELU's last
-// bits differ), in one kernel (cuBLASLt's GELU epilogue is the tanh approximation).
+// accumulation starting at the bias, the sum rounded to 16 bits, the GELU (gelu_16,
+// flash_common.cuh) of that, rounded to 16 bits: the numbers of the encoder's other path,
+// cuBLASLt's GEMM writing 16-bit pre-activations and the GELU kernel in place on them with the
+// same gelu_16 (only the sum's order differs), in one kernel (cuBLASLt's GELU epilogue is the tanh
+// approximation).
 //
 // Persistent: a grid of at most one block per SM walks the 128 x 256 tiles of Y (tile i, i +
 // blocks, ...; the M tiles of one N column are consecutive). A block has three warpgroups (384

@@ -96,7 +96,7 @@ void launch_flash_attention_wgmma(const void* qkv, void* out, Act a, int t, int 
 // = gelu(x[M, K] w[N, K]^T + bias[N]), x, w and y of the 16-bit type `a` (y 16-byte aligned),
 // bias float32, float32 accumulation, the sum rounded to `a`, the GELU (erf, or tanh for the
 // gelu-tanh fault) of that, rounded to `a`: the numbers of a 16-bit GEMM output + launch_gelu16
-// (only the sum's order and the GELU's last bits differ). Only where gemm_gelu_wgmma_available()
+// (the same GELU, gelu_16; only the sum's order differs). Only where gemm_gelu_wgmma_available()
 // (as the wgmma attention) and gemm_gelu_wgmma_supported(m, n, k) (N a multiple of 256, K of
 // 64). cluster:
 // blocks sharing W's tile by TMA multicast (1 or 2); max_clusters > 0 caps the persistent grid
