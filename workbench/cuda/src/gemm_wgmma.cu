@@ -52,6 +52,11 @@ constexpr int kGM = 128, kGN = 256, kGK = 64;
 constexpr int kGATile = kGM * kGK * 2;            // 16 KiB
 constexpr int kGStage = kGATile + kGN * kGK * 2;  // + 32 KiB of W
 constexpr int kGStages = 3;
+// Warps of a block: the producer's warpgroup (warp 0 issues the loads, the other 3 are the staged
+// epilogue's) and two consumer warpgroups of 4 (256 threads); a block's last tile is finished by
+// the epilogue's and the consumers' warps together.
+constexpr int kGEpiWarps = 3, kGConsumerThreads = 256;
+constexpr int kGLastTileWarps = kGEpiWarps + kGConsumerThreads / 32;
 constexpr int kGStaged = kGM * kGN * 2;                    // the staged tile: 64 KiB
 constexpr int kGBarriers = kGStages * kGStage + kGStaged;  // offset of the first barrier
 // the stages, the staged tile, a "full" and an "empty" barrier a stage and the staged tile's two,
@@ -230,8 +235,8 @@ __global__ void __launch_bounds__(384, 1)
       mbar_init(full + 8 * i, 1);         // the producer's arrival (with the bytes to expect)
       mbar_init(empty + 8 * i, 2 * kCl);  // one arrival per consumer warpgroup of the cluster
     }
-    mbar_init(staged_full, 256);  // every consumer thread
-    mbar_init(staged_empty, 96);  // every epilogue thread
+    mbar_init(staged_full, kGConsumerThreads);  // every consumer thread
+    mbar_init(staged_empty, 32 * kGEpiWarps);   // every epilogue thread
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   if constexpr (kCl > 1)
@@ -269,7 +274,8 @@ __global__ void __launch_bounds__(384, 1)
         const int m0 = ((tile % m_groups) * kCl + rank) * kGM, n0 = (tile / m_groups) * kGN;
         const bool last_tile = tile + clusters >= tiles;  // the consumers help with it
         mbar_wait(staged_full, tl & 1);
-        staged_gelu_rows<T, kTanh>(staging, y, m0, n0, n, min(kGM, m - m0), ew, last_tile ? 11 : 3);
+        staged_gelu_rows<T, kTanh>(staging, y, m0, n0, n, min(kGM, m - m0), ew,
+                                   last_tile ? kGLastTileWarps : kGEpiWarps);
         if (!last_tile) mbar_arrive(staged_empty);
       }
     }
@@ -322,9 +328,9 @@ __global__ void __launch_bounds__(384, 1)
       wg_wait<0>();
       fence_acc(d);
       release(last);  // the tile's last stage: the producer loads the next tile
-      // the epilogue warps have read the previous tile out of the staged tile
+      // the epilogue warps have read the previous tile out of the staged tile; then row rr = 64 cw
+      // + 16 warp + g + 8 h (rr & 7 == g), column group j, goes to chunk j ^ g
       if (tl > 0) mbar_wait(staged_empty, (tl - 1) & 1);
-        // row rr = 64 cw + 16 warp + g + 8 h (rr & 7 == g), column group j at chunk j ^ g
 #pragma unroll
       for (int j = 0; j < kGN / 8; ++j)
 #pragma unroll
@@ -340,7 +346,8 @@ __global__ void __launch_bounds__(384, 1)
         // its 8 consumer warps join the 3 epilogue warps on it (every staged row is read after
         // the barrier's phase completes: all 256 consumer threads have written theirs)
         mbar_wait(staged_full, tl & 1);
-        staged_gelu_rows<T, kTanh>(staging, y, m0, n0, n, min(kGM, m - m0), 3 + cw * 4 + warp, 11);
+        staged_gelu_rows<T, kTanh>(staging, y, m0, n0, n, min(kGM, m - m0),
+                                   kGEpiWarps + cw * 4 + warp, kGLastTileWarps);
       }
     }
   }

@@ -693,10 +693,11 @@ void launch_to_f32(const void* x, Act a, float* y, int64_t n, cudaStream_t s) {
 void launch_layer_norm(const float* x, const float* gamma, const float* beta, float* y_f32,
                        void* y_act, Act a, int rows, int cols, float eps, cudaStream_t s) {
   dispatch(a, [&]<class T>() {
-    if (cols % 4 == 0 && cols <= 128 * kLnMax4 && rows <= kLnPreloadRows)
+    const bool warp_rows = cols % 4 == 0 && cols <= 128 * kLnMax4;  // a row in a warp's registers
+    if (warp_rows && rows <= kLnPreloadRows)
       layer_norm_warp_k<T, true><<<(rows + 1) / 2, 64, 0, s>>>(
           x, gamma, beta, y_f32, static_cast<T*>(y_act), rows, cols, eps);
-    else if (cols % 4 == 0 && cols <= 128 * kLnMax4)
+    else if (warp_rows)
       layer_norm_warp_k<T, false><<<(rows + 1) / 2, 64, 0, s>>>(
           x, gamma, beta, y_f32, static_cast<T*>(y_act), rows, cols, eps);
     else

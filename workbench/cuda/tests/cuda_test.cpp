@@ -9,6 +9,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "attention_cudnn.h"
@@ -162,11 +163,13 @@ TEST_CASE("gelu: exact erf vs float64; the tanh fault differs") {
 TEST_CASE(
     "gelu16: every 16-bit value with |x| <= 13 within one spacing of float64; beyond, x or 0") {
   for (Act a : {Act::bf16, Act::f16}) {
+    auto value = [a](uint16_t v) -> float {
+      return a == Act::bf16 ? wb::bf16_to_float(v) : wb::half_to_float(v);
+    };
     std::vector<uint16_t> in;
     std::vector<float> xs;
     for (uint32_t b = 0; b < 65536; ++b) {
-      const float x = a == Act::bf16 ? wb::bf16_to_float(static_cast<uint16_t>(b))
-                                     : wb::half_to_float(static_cast<uint16_t>(b));
+      const float x = value(static_cast<uint16_t>(b));
       if (!std::isfinite(x)) continue;
       in.push_back(static_cast<uint16_t>(b));
       xs.push_back(x);
@@ -184,9 +187,6 @@ TEST_CASE(
       return out;
     };
     const std::vector<uint16_t> out = run(false), out_tanh = run(true);
-    auto value = [a](uint16_t v) -> double {
-      return a == Act::bf16 ? wb::bf16_to_float(v) : wb::half_to_float(v);
-    };
     const int mant = a == Act::bf16 ? 7 : 10;                 // explicit mantissa bits
     const double tiny = a == Act::bf16 ? 0x1p-133 : 0x1p-24;  // the smallest spacing
     std::size_t checked = 0, exact = 0, bad = 0, bad_far = 0, tanh_differs = 0;
@@ -552,26 +552,28 @@ TEST_CASE("fc1 + GELU by cuDNN (bf16/fp16, erf and tanh) vs float64") {
 // Left out (and counted as skipped) where the device has no wgmma (wb_cuda_self_test).
 TEST_CASE("fc1 + GELU by the Hopper wgmma kernel (bf16/fp16, erf and tanh) vs float64") {
   for (int m : {300, 1}) {
-    check_fused_fc1(
-        "wgmma fc1+gelu", m, 512, 384,
-        [](Act a, int m, int n, int k, bool tanh, const void* x, const void* w, const float* b,
-           void* y) {
-          const std::size_t bytes = static_cast<std::size_t>(m) * n * 2;
-          Buf y1(bytes), y2(bytes), y3(bytes);
-          wb::cuda::launch_gemm_gelu_wgmma(x, w, b, y, a, m, n, k, tanh, nullptr);
-          wb::cuda::launch_gemm_gelu_wgmma(x, w, b, y1.get(), a, m, n, k, tanh, nullptr, 2);
-          wb::cuda::launch_gemm_gelu_wgmma(x, w, b, y2.get(), a, m, n, k, tanh, nullptr, 2, 1);
-          wb::cuda::launch_gemm_gelu_wgmma(x, w, b, y3.get(), a, m, n, k, tanh, nullptr, 1, 1);
-          ck(cudaDeviceSynchronize(), "sync");
-          std::vector<unsigned char> h0(bytes), h1(bytes), h2(bytes), h3(bytes);
-          ck(cudaMemcpy(h0.data(), y, bytes, cudaMemcpyDeviceToHost), "download");
-          ck(cudaMemcpy(h1.data(), y1.get(), bytes, cudaMemcpyDeviceToHost), "download");
-          ck(cudaMemcpy(h2.data(), y2.get(), bytes, cudaMemcpyDeviceToHost), "download");
-          ck(cudaMemcpy(h3.data(), y3.get(), bytes, cudaMemcpyDeviceToHost), "download");
-          CHECK_MESSAGE(h1 == h0, "clusters of two: other bits");
-          CHECK_MESSAGE(h2 == h0, "one persistent cluster of two: other bits");
-          CHECK_MESSAGE(h3 == h0, "one persistent block: other bits");
-        });
+    check_fused_fc1("wgmma fc1+gelu", m, 512, 384,
+                    [](Act a, int m, int n, int k, bool tanh, const void* x, const void* w,
+                       const float* b, void* y) {
+                      const std::size_t bytes = static_cast<std::size_t>(m) * n * 2;
+                      wb::cuda::launch_gemm_gelu_wgmma(x, w, b, y, a, m, n, k, tanh, nullptr);
+                      ck(cudaDeviceSynchronize(), "sync");
+                      std::vector<unsigned char> h0(bytes), h(bytes);
+                      ck(cudaMemcpy(h0.data(), y, bytes, cudaMemcpyDeviceToHost), "download");
+                      // (what, cluster, max_clusters) of the other launch choices
+                      const std::tuple<const char*, int, int> others[] = {
+                          {"clusters of two", 2, 0},
+                          {"one persistent cluster of two", 2, 1},
+                          {"one persistent block", 1, 1}};
+                      for (const auto& [what, cluster, max_clusters] : others) {
+                        Buf y1(bytes);
+                        wb::cuda::launch_gemm_gelu_wgmma(x, w, b, y1.get(), a, m, n, k, tanh,
+                                                         nullptr, cluster, max_clusters);
+                        ck(cudaMemcpy(h.data(), y1.get(), bytes, cudaMemcpyDeviceToHost),
+                           "download");
+                        CHECK_MESSAGE(h == h0, what << ": other bits");
+                      }
+                    });
   }
 }
 
