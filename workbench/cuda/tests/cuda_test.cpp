@@ -308,9 +308,12 @@ TEST_CASE("attention: flash-style online softmax vs float64 softmax, odd T") {
   }
 }
 
-TEST_CASE("attention on tensor cores (bf16/fp16 inputs, d_head 64) vs float64, odd T") {
+TEST_CASE(
+    "attention on tensor cores (bf16/fp16 inputs, d_head 64) vs float64, T of one to 24 key "
+    "tiles") {
   for (Act a : {Act::bf16, Act::f16})
-    for (const auto [t, heads] : {std::pair{97, 3}, std::pair{1500, 2}}) {
+    for (const auto [t, heads] :
+         {std::pair{40, 2}, std::pair{97, 3}, std::pair{300, 2}, std::pair{1500, 2}}) {
       const int dh = 64, c = heads * dh;
       const std::string id = "flash " + std::string(wb::cuda::act_name(a)) +
                              " T=" + std::to_string(t) + " heads=" + std::to_string(heads);
