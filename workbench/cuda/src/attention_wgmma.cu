@@ -101,7 +101,7 @@ __device__ __forceinline__ void wgmma_rs(float (&d)[kFK / 8][4], const uint32_t 
 template <class T>
 __global__ void __launch_bounds__(256, 2)
     flash_wgmma_k(const __grid_constant__ CUtensorMap map, T* out, int t, int c, float scale_log2,
-                  int clip_rows) {
+                  int clip_rows, float* part_o, float* part_ml) {
 #ifdef WB_HAVE_WGMMA
   extern __shared__ unsigned char smem_raw[];
   const uint32_t base =
@@ -112,7 +112,12 @@ __global__ void __launch_bounds__(256, 2)
   const int heads = c / kFD;
   const int h = blockIdx.y % heads, clip = blockIdx.y / heads;
   const int q0 = blockIdx.x * kWM;
-  const int n_tiles = (t + kFK - 1) / kFK;
+  // Keys split over gridDim.z blocks (flash-decoding style, for grids under a wave; batch 1):
+  // this block takes key tiles [tb, tb + n_tiles) and leaves unnormalised O, m and l to the
+  // combine kernel, as flash_tc_k does (the same split, so the same partial results).
+  const int n_all = (t + kFK - 1) / kFK, per = (n_all + gridDim.z - 1) / gridDim.z;
+  const int tb = min(n_all, static_cast<int>(blockIdx.z) * per);
+  const int n_tiles = min(n_all, tb + per) - tb;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int row0 = clip * clip_rows;  // the clip's first row of q | k | v
   auto load_q = [&] {
@@ -126,9 +131,9 @@ __global__ void __launch_bounds__(256, 2)
     // the stage's previous use (tile j - kWStages) released by both warpgroups
     if (j >= kWStages) mbar_wait(empty + 8 * st, (j / kWStages - 1) & 1);
     mbar_expect_tx(k_full + 8 * st, kWTile);
-    tma_load(k_addr + st * kWTile, &map, c + h * kFD, row0 + j * kFK, k_full + 8 * st);
+    tma_load(k_addr + st * kWTile, &map, c + h * kFD, row0 + (tb + j) * kFK, k_full + 8 * st);
     mbar_expect_tx(v_full + 8 * st, kWTile);
-    tma_load(v_addr + st * kWTile, &map, 2 * c + h * kFD, row0 + j * kFK, v_full + 8 * st);
+    tma_load(v_addr + st * kWTile, &map, 2 * c + h * kFD, row0 + (tb + j) * kFK, v_full + 8 * st);
   };
   const bool loader = threadIdx.x == 0;
   if (loader) {
@@ -141,7 +146,7 @@ __global__ void __launch_bounds__(256, 2)
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   __syncthreads();
-  if (loader) {  // the first kWStages - 1 tiles now, the rest in the loop
+  if (loader && n_tiles > 0) {  // the first kWStages - 1 tiles now, the rest in the loop
     load_q();
     for (int j = 0; j < kWStages - 1 && j < n_tiles; ++j) load_kv(j);
   }
@@ -173,7 +178,7 @@ __global__ void __launch_bounds__(256, 2)
     wg_commit();
   };
   auto softmax = [&](int j) {  // P_j, m, l and corr from S_j (O untouched)
-    const int k0 = j * kFK;
+    const int k0 = (tb + j) * kFK;
     if (k0 + kFK <= t)  // no key of the tile past t: no masking
       flash_softmax_p<1, false>(sa, m, l, corr, k0, t, t4, scale_log2);
     else
@@ -191,32 +196,34 @@ __global__ void __launch_bounds__(256, 2)
   auto release = [&](int j) {  // this warpgroup is done with tile j's stage
     if ((threadIdx.x & 127) == 0) mbar_arrive(empty + 8 * (j % kWStages));
   };
-  mbar_wait(q_full, 0);
-  issue_qk(0);
-  wg_wait0();
-  fence_acc(sa[0]);
-  softmax(0);
-  flash_rescale<1>(o, corr);
-  pack();
-  for (int j = 1; j < n_tiles; ++j) {
-    issue_qk(j);      // S_j (S_{j-1} is in pa by now)
-    issue_pv(j - 1);  // O += P_{j-1} V_{j-1}
-    // tile j + kWStages - 2 into the stage of tile j - 2, which the other warpgroup released an
-    // iteration ago (so that this one seldom waits for it), while the products run
-    if (loader && j + kWStages - 2 < n_tiles) load_kv(j + kWStages - 2);
-    wg_wait<1>();  // S_j done
+  if (n_tiles > 0) {  // (a split block past the last key tile has none: O 0, l 0, m -inf)
+    mbar_wait(q_full, 0);
+    issue_qk(0);
+    wg_wait0();
     fence_acc(sa[0]);
-    softmax(j);
-    wg_wait0();  // P_{j-1} V_{j-1} done: O may be rescaled, pa refilled, the stage released
-    fence_acc(o[0]);
-    release(j - 1);
+    softmax(0);
     flash_rescale<1>(o, corr);
     pack();
+    for (int j = 1; j < n_tiles; ++j) {
+      issue_qk(j);      // S_j (S_{j-1} is in pa by now)
+      issue_pv(j - 1);  // O += P_{j-1} V_{j-1}
+      // tile j + kWStages - 2 into the stage of tile j - 2, which the other warpgroup released an
+      // iteration ago (so that this one seldom waits for it), while the products run
+      if (loader && j + kWStages - 2 < n_tiles) load_kv(j + kWStages - 2);
+      wg_wait<1>();  // S_j done
+      fence_acc(sa[0]);
+      softmax(j);
+      wg_wait0();  // P_{j-1} V_{j-1} done: O may be rescaled, pa refilled, the stage released
+      fence_acc(o[0]);
+      release(j - 1);
+      flash_rescale<1>(o, corr);
+      pack();
+    }
+    issue_pv(n_tiles - 1);
+    wg_wait0();
+    fence_acc(o[0]);
   }
-  issue_pv(n_tiles - 1);
-  wg_wait0();
-  fence_acc(o[0]);
-  flash_store<T, 1>(o, m, l, out + static_cast<int64_t>(clip) * t * c, nullptr, nullptr,
+  flash_store<T, 1>(o, m, l, out + static_cast<int64_t>(clip) * t * c, part_o, part_ml,
                     q0 + wg * 64 + (warp & 3) * 16, h, t, c, g, t4);
 #else
   __trap();  // built without sm_90a code: wgmma_attention_available() says false first
@@ -241,11 +248,14 @@ bool wgmma_attention_available() {
 }
 
 void launch_flash_attention_wgmma(const void* qkv, void* out, Act a, int t, int c, int heads,
-                                  float alpha, cudaStream_t s, int batch, int clip_rows) {
+                                  float alpha, cudaStream_t s, int batch, int clip_rows, int nsplit,
+                                  float* part_o, float* part_ml) {
   if (a == Act::f32) throw std::invalid_argument("wgmma attention: 16-bit inputs only");
   if (c != heads * kFD)
     throw std::invalid_argument("wgmma attention: d_head " + std::to_string(c / heads) +
                                 " (supported: 64)");
+  if (nsplit < 1 || (nsplit > 1 && (batch != 1 || part_o == nullptr || part_ml == nullptr)))
+    throw std::invalid_argument("wgmma attention: a key split needs batch 1 and the partials");
   if (clip_rows == 0) clip_rows = flash_rows(t);
   const float sl2 = alpha * 1.4426950408889634f;
   // q | k | v of every clip as one [batch x clip_rows, 3 c] matrix, tiles of 64 rows x 64 columns
@@ -256,8 +266,8 @@ void launch_flash_attention_wgmma(const void* qkv, void* out, Act a, int t, int 
     if (attr != cudaSuccess)
       throw std::runtime_error(std::string("wgmma attention: shared memory: ") +
                                cudaGetErrorString(attr));
-    kernel<<<dim3((t + kWM - 1) / kWM, heads * batch), 256, kWSmem, s>>>(map, o, t, c, sl2,
-                                                                         clip_rows);
+    kernel<<<dim3((t + kWM - 1) / kWM, heads * batch, nsplit), 256, kWSmem, s>>>(
+        map, o, t, c, sl2, clip_rows, part_o, part_ml);
   };
   if (a == Act::bf16)
     go(flash_wgmma_k<__nv_bfloat16>, static_cast<__nv_bfloat16*>(out));

@@ -774,9 +774,9 @@ bool flash_wgmma_enabled() {
 void launch_flash_attention(const void* qkv, void* out, Act a, int t, int c, int heads, float alpha,
                             float* workspace, cudaStream_t s, int batch, FlashKernel kernel) {
   if (batch < 1) throw std::invalid_argument("flash attention: batch must be >= 1");
-  // The Hopper kernel (attention_wgmma.cu) wherever the device runs it and the keys are not split
-  // (below); $WB_CUDA_ATTENTION=mma keeps this file's mma.sync kernel. The two give bit-identical
-  // outputs (wb_cuda_tests).
+  // The Hopper kernel (attention_wgmma.cu) wherever the device runs it; $WB_CUDA_ATTENTION=mma
+  // keeps this file's mma.sync kernel. The two give bit-identical outputs without a key split
+  // (wb_cuda_tests).
   const bool wgmma = flash_wgmma_enabled();
   if (a == Act::f32) throw std::invalid_argument("flash attention: 16-bit inputs only");
   if (c != heads * kFD)
@@ -798,7 +798,36 @@ void launch_flash_attention(const void* qkv, void* out, Act a, int t, int c, int
     const char* e = std::getenv("WB_CUDA_FLASH_MR");
     return e == nullptr ? 0 : std::atoi(e);
   }();
+  const int n_tiles = (t + kFK - 1) / kFK;
+  const float sl2 = alpha * 1.4426950408889634f;
+  // A key split's partial results (O in the workspace, then m and l), and the kernel that
+  // combines them.
+  float* const part_o = workspace;
+  auto part_ml_of = [&](int nsplit) {
+    return workspace == nullptr ? nullptr : workspace + static_cast<int64_t>(nsplit) * t * c;
+  };
+  auto combine = [&](int nsplit) {
+    float* const part_ml = part_ml_of(nsplit);
+    dispatch(a, [&]<class T>() {
+      if constexpr (!std::is_same_v<T, float>)
+        flash_combine_k<T>
+            <<<dim3(t, heads), kFD, 0, s>>>(part_o, part_ml, static_cast<T*>(out), t, c, nsplit);
+    });
+  };
   const int blocks2 = (t + 127) / 128 * heads * batch;
+  if (wgmma && kernel == FlashKernel::best) {
+    // 128 queries a block, at most two blocks an SM: the keys split (batch 1, with a workspace)
+    // only as far as the grid stays within one round of two blocks an SM (tiny on an H200: 72
+    // blocks, 3 splits; base 96, 2; small and large-v3 none).
+    const int nsplit = workspace == nullptr || batch > 1
+                           ? 1
+                           : std::clamp(2 * sms / blocks2, 1, std::min(kFlashMaxSplit, n_tiles));
+    launch_flash_attention_wgmma(qkv, out, a, t, c, heads, alpha, s, batch, 0, nsplit, part_o,
+                                 part_ml_of(nsplit));
+    if (nsplit > 1) combine(nsplit);
+    check_launch("flash attention");
+    return;
+  }
   const int mr = forced == 1 || forced == 2                 ? forced
                  : blocks2 <= sms || 2 * blocks2 >= 3 * sms ? 2
                                                             : 1;
@@ -807,20 +836,11 @@ void launch_flash_attention(const void* qkv, void* out, Act a, int t, int c, int
   // 64 queries: ~10% of the attention time); on larger grids the partial writes and the combine
   // cost more than the extra blocks give (large-v3: 2.2 -> 2.9 ms with 2 splits, measured).
   const int blocks = qb * heads * batch;
-  const int n_tiles = (t + kFK - 1) / kFK;
   const int nsplit = workspace == nullptr || blocks >= sms || batch > 1
                          ? 1
                          : std::min({kFlashMaxSplit, n_tiles, (4 * sms + blocks - 1) / blocks});
-  if (wgmma && kernel == FlashKernel::best &&
-      nsplit == 1) {  // (grids small enough to want the key split keep this kernel)
-    launch_flash_attention_wgmma(qkv, out, a, t, c, heads, alpha, s, batch);
-    return;
-  }
   const dim3 g(qb, heads * batch, nsplit);
-  const float sl2 = alpha * 1.4426950408889634f;
-  float* part_o = workspace;
-  float* part_ml =
-      workspace == nullptr ? nullptr : workspace + static_cast<int64_t>(nsplit) * t * c;
+  float* const part_ml = part_ml_of(nsplit);
   dispatch(a, [&]<class T>() {
     if constexpr (!std::is_same_v<T, float>) {
       if (mr == 2)
@@ -829,11 +849,9 @@ void launch_flash_attention(const void* qkv, void* out, Act a, int t, int c, int
       else
         flash_tc_k<T, 1><<<g, 128, 0, s>>>(static_cast<const T*>(qkv), static_cast<T*>(out), t, c,
                                            sl2, part_o, part_ml);
-      if (nsplit > 1)
-        flash_combine_k<T>
-            <<<dim3(t, heads), kFD, 0, s>>>(part_o, part_ml, static_cast<T*>(out), t, c, nsplit);
     }
   });
+  if (nsplit > 1) combine(nsplit);
   check_launch("flash attention");
 }
 

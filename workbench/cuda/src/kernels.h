@@ -77,8 +77,9 @@ void launch_attention(const float* qkv, void* out, Act a, int t, int c, int head
 // flash_rows(t) rows, out blocks of t rows; no key split).
 int flash_rows(int t);
 std::size_t flash_workspace_bytes(int t, int c);
-// kernel: best = the wgmma kernel below where the device runs it and the keys are not split
-// ($WB_CUDA_ATTENTION=mma: never), mma = always this mma.sync kernel.
+// kernel: best = the wgmma kernel below where the device runs it ($WB_CUDA_ATTENTION=mma: never;
+// its key split: fewer blocks, 128 queries each, at most 2 an SM), mma = always this mma.sync
+// kernel.
 enum class FlashKernel { best, mma };
 bool flash_wgmma_enabled();  // whether `best` may take the wgmma kernel (device, environment)
 void launch_flash_attention(const void* qkv, void* out, Act a, int t, int c, int heads, float alpha,
@@ -86,11 +87,16 @@ void launch_flash_attention(const void* qkv, void* out, Act a, int t, int c, int
                             FlashKernel kernel = FlashKernel::best);
 
 // The same contract on Hopper's warpgroup MMA (wgmma, sm_90a code: attention_wgmma.cu), batch
-// clips of clip_rows rows each in qkv (0: flash_rows(t)); no key split. Only where
+// clips of clip_rows rows each in qkv (0: flash_rows(t)). Only where
 // wgmma_attention_available() (a compute capability 9.0 device and the sm_90a code built).
 bool wgmma_attention_available();
+// nsplit > 1 (batch 1): the keys split over that many blocks a query tile, each writing its
+// unnormalised O to part_o [nsplit, t, c] and m, l to part_ml [nsplit, t, heads, 2] (the layout of
+// launch_flash_attention's workspace) for launch_flash_attention's combine kernel.
 void launch_flash_attention_wgmma(const void* qkv, void* out, Act a, int t, int c, int heads,
-                                  float alpha, cudaStream_t s, int batch = 1, int clip_rows = 0);
+                                  float alpha, cudaStream_t s, int batch = 1, int clip_rows = 0,
+                                  int nsplit = 1, float* part_o = nullptr,
+                                  float* part_ml = nullptr);
 
 // fc1 + bias + GELU in one kernel on Hopper's warpgroup MMA (gemm_wgmma.cu, sm_90a code): y[M, N]
 // = gelu(x[M, K] w[N, K]^T + bias[N]), x, w and y of the 16-bit type `a` (y 16-byte aligned),
