@@ -21,8 +21,10 @@
 //   O += P V    4 x wgmma m64n64k16, A = P from registers (S's fragments packed to 16 bits: the
 //               accumulator layout of m64nNk16 is mma.sync's per warp), B = V from shared memory,
 //               N-major (keys x d with d contiguous: imm-trans-b 1).
-// Shared-memory descriptors: wgmma_common.cuh. A k-step of 16 advances the start address by 32
-// bytes along a K-major row, by 16 rows (2048 bytes) along the N-major V.
+// Grids under a round of blocks split the keys over blockIdx.z (partial O, m and l, combined by
+// launch_flash_attention's kernel in kernels.cu). Shared-memory descriptors: wgmma_common.cuh. A
+// k-step of 16 advances the start address by 32 bytes along a K-major row, by 16 rows (2048 bytes)
+// along the N-major V.
 #include <cuda_runtime.h>
 
 #include <stdexcept>
@@ -112,9 +114,9 @@ __global__ void __launch_bounds__(256, 2)
   const int heads = c / kFD;
   const int h = blockIdx.y % heads, clip = blockIdx.y / heads;
   const int q0 = blockIdx.x * kWM;
-  // Keys split over gridDim.z blocks (flash-decoding style, for grids under a wave; batch 1):
+  // Keys split over gridDim.z blocks (flash-decoding style, for grids under a round; batch 1):
   // this block takes key tiles [tb, tb + n_tiles) and leaves unnormalised O, m and l to the
-  // combine kernel, as flash_tc_k does (the same split, so the same partial results).
+  // combine kernel, the key tiles partitioned as flash_tc_k partitions them.
   const int n_all = (t + kFK - 1) / kFK, per = (n_all + gridDim.z - 1) / gridDim.z;
   const int tb = min(n_all, static_cast<int>(blockIdx.z) * per);
   const int n_tiles = min(n_all, tb + per) - tb;
@@ -139,7 +141,7 @@ __global__ void __launch_bounds__(256, 2)
   if (loader) {
     mbar_init(q_full, 1);
     for (int i = 0; i < kWStages; ++i) {
-      mbar_init(k_full + 8 * i, 1);  // the producer's arrival (with the bytes to expect)
+      mbar_init(k_full + 8 * i, 1);  // thread 0's arrival (with the bytes to expect)
       mbar_init(v_full + 8 * i, 1);
       mbar_init(empty + 8 * i, 2);  // one arrival per warpgroup
     }
