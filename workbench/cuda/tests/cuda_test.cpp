@@ -333,30 +333,27 @@ TEST_CASE(
                                        nullptr, 1, wb::cuda::FlashKernel::mma);
       wb::cuda::launch_flash_attention(dq.get(), dout2.get(), a, t, c, heads, alpha, ws.f(),
                                        nullptr, 1, wb::cuda::FlashKernel::mma);
-      std::vector<uint16_t> raw(static_cast<std::size_t>(t) * c), raw2(raw.size());
-      ck(cudaDeviceSynchronize(), "sync");
-      ck(cudaMemcpy(raw.data(), dout.get(), raw.size() * 2, cudaMemcpyDeviceToHost), "download");
-      ck(cudaMemcpy(raw2.data(), dout2.get(), raw.size() * 2, cudaMemcpyDeviceToHost), "download");
-      std::vector<float> o(raw.size()), o2(raw.size());
-      for (std::size_t i = 0; i < raw.size(); ++i) {
-        o[i] = a == Act::bf16 ? wb::bf16_to_float(raw[i]) : wb::half_to_float(raw[i]);
-        o2[i] = a == Act::bf16 ? wb::bf16_to_float(raw2[i]) : wb::half_to_float(raw2[i]);
-      }
+      // an output's 16-bit values (bits) and as floats
+      auto download = [&](const Buf& d, std::vector<uint16_t>& bits) {
+        bits.resize(static_cast<std::size_t>(t) * c);
+        ck(cudaDeviceSynchronize(), "sync");
+        ck(cudaMemcpy(bits.data(), d.get(), bits.size() * 2, cudaMemcpyDeviceToHost), "download");
+        std::vector<float> f(bits.size());
+        for (std::size_t i = 0; i < bits.size(); ++i)
+          f[i] = a == Act::bf16 ? wb::bf16_to_float(bits[i]) : wb::half_to_float(bits[i]);
+        return f;
+      };
+      std::vector<uint16_t> raw, raw2;
+      const std::vector<float> o = download(dout, raw), o2 = download(dout2, raw2);
       const std::vector<double> want = attention_f64(qkv, t, c, heads, alpha);
       // the wgmma kernel (Hopper), same contract, where this device runs it
       double e3 = 0;
       if (wb::cuda::wgmma_attention_available()) {
         wb::cuda::launch_flash_attention_wgmma(dq.get(), dout2.get(), a, t, c, heads, alpha,
                                                nullptr);
-        ck(cudaDeviceSynchronize(), "sync");
-        ck(cudaMemcpy(raw2.data(), dout2.get(), raw.size() * 2, cudaMemcpyDeviceToHost),
-           "download");
-        std::vector<float> o3(raw.size());
+        const std::vector<float> o3 = download(dout2, raw2);
         std::size_t differ = 0;  // from the mma.sync kernel's single pass (raw)
-        for (std::size_t i = 0; i < raw.size(); ++i) {
-          o3[i] = a == Act::bf16 ? wb::bf16_to_float(raw2[i]) : wb::half_to_float(raw2[i]);
-          differ += raw2[i] != raw[i];
-        }
+        for (std::size_t i = 0; i < raw.size(); ++i) differ += raw2[i] != raw[i];
         e3 = rel_l2(o3, want);
         // Same products in the same order (one k16 step at a time, float32 accumulation), the
         // same softmax code: the same bits.
@@ -369,12 +366,7 @@ TEST_CASE(
       // grid is small (here every T but 40: 24 or fewer blocks)
       wb::cuda::launch_flash_attention(dq.get(), dout2.get(), a, t, c, heads, alpha, ws.f(),
                                        nullptr);
-      ck(cudaDeviceSynchronize(), "sync");
-      ck(cudaMemcpy(raw2.data(), dout2.get(), raw.size() * 2, cudaMemcpyDeviceToHost), "download");
-      std::vector<float> o4(raw.size());
-      for (std::size_t i = 0; i < raw.size(); ++i)
-        o4[i] = a == Act::bf16 ? wb::bf16_to_float(raw2[i]) : wb::half_to_float(raw2[i]);
-      const double e4 = rel_l2(o4, want);
+      const double e4 = rel_l2(download(dout2, raw2), want);
       const double e = rel_l2(o, want), e2 = rel_l2(o2, want);
       // P and the output rounded to the 16-bit type: a few units of its epsilon
       const double tol = a == Act::bf16 ? 4 * 7.8e-3 / 2 : 4 * 9.8e-4 / 2;
