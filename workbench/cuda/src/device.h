@@ -165,9 +165,28 @@ class Gemm {
   }
   // The algorithms cuBLASLt's heuristic offers for a shape, at most `max`, in its order (the
   // first is the one run() pins), and a run of the shape with one of them (timing only).
+  // After them, the first algorithm split over K in 2, 3 or 4 parts, summed in place (in order:
+  // deterministic) or in float32 in the workspace, where cuBLASLt accepts the configuration.
   std::vector<cublasLtMatmulAlgo_t> candidates(const GemmShape& g, int max) {
     std::vector<cublasLtMatmulAlgo_t> r;
-    for (const auto& h : heuristic(plan(g), max)) r.push_back(h.algo);
+    const Plan& p = plan(g);
+    for (const auto& h : heuristic(p, max)) r.push_back(h.algo);
+    if (r.empty()) return r;
+    for (const uint32_t parts : {2u, 3u, 4u})
+      for (const uint32_t scheme : {uint32_t{CUBLASLT_REDUCTION_SCHEME_INPLACE},
+                                    uint32_t{CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE}}) {
+        cublasLtMatmulAlgo_t a = r.front();
+        cublasLtMatmulHeuristicResult_t check{};
+        if (cublasLtMatmulAlgoConfigSetAttribute(&a, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &parts,
+                                                 sizeof(parts)) != CUBLAS_STATUS_SUCCESS ||
+            cublasLtMatmulAlgoConfigSetAttribute(&a, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME, &scheme,
+                                                 sizeof(scheme)) != CUBLAS_STATUS_SUCCESS ||
+            cublasLtMatmulAlgoCheck(lt_, p.desc, p.a, p.b, p.c, p.c, &a, &check) !=
+                CUBLAS_STATUS_SUCCESS ||
+            check.workspaceSize > ws_.bytes())
+          continue;
+        r.push_back(a);
+      }
     return r;
   }
   void run_with(const cublasLtMatmulAlgo_t& algo, const GemmShape& g, const void* x, const void* w,
@@ -182,9 +201,10 @@ class Gemm {
       cublasLtMatmulAlgoConfigGetAttribute(&a, attr, &v, sizeof(v), &n);
       return v;
     };
-    return fmt::format("algo {} tile {} stages {} split-K {} cluster {}",
+    return fmt::format("algo {} tile {} stages {} split-K {} reduction {} cluster {}",
                        get(CUBLASLT_ALGO_CONFIG_ID), get(CUBLASLT_ALGO_CONFIG_TILE_ID),
                        get(CUBLASLT_ALGO_CONFIG_STAGES_ID), get(CUBLASLT_ALGO_CONFIG_SPLITK_NUM),
+                       get(CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME),
                        get(CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID));
   }
   std::string describe() const {

@@ -4,6 +4,7 @@
 // per-op marks, or one CUDA graph of the whole encoder). The weights are model.h's, the stages
 // layers.h's.
 #include <cublasLt.h>
+#include <cuda_profiler_api.h>
 #include <cuda_runtime.h>
 #include <fmt/format.h>
 
@@ -560,7 +561,13 @@ Timing time_encoder(const ModelDims& dims, const Options& o, int iters, int warm
   r.batch = batch;
   r.device = enc.device_name();
   r.gflop = batch * encoder_gflop(dims);
+  // The timed runs alone are the profiler's capture range (`ncu --profile-from-start off
+  // --graph-profiling node`, `nsys profile --capture-range=cudaProfilerApi`): a per-kernel profile
+  // of the graph as timed, without the warm-up, the graphs with an op kind left out or the stream
+  // runs below (docs/gpu.md).
+  ck(cudaProfilerStart(), "profiler start");
   r.ms = timed(iters);
+  ck(cudaProfilerStop(), "profiler stop");
   r.median_ms = median(r.ms);
   // Graphed profile: the whole encoder again with one op kind left out; what it saves is that
   // kind's share of the graph (launch gaps included, overlap with neighbours excluded).

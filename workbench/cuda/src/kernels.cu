@@ -119,34 +119,62 @@ __global__ void log_floor_k(float* x, int64_t n, bool db, const uint32_t* mx) {
 
 // ---- stem ----
 // Clips of a batch one after the other: mel [batch][n_mels, t2], col [batch * t2, 3 n_mels];
-// h [batch * t2, c], col [batch * t1, 3 c].
+// h [batch * t2, c], col [batch * t1, 3 c]. A block per output row (grid-stride over the rows),
+// its threads along the row: index arithmetic in 32 bits once a row, not 64-bit divisions per
+// element (which made the conv2 im2col the stem's slowest kernel, about 46 us at large-v3).
 template <class T>
-__global__ void im2col1_k(const float* mel, T* col, int n_mels, int t2, int pad, int batch) {
-  const int64_t per = static_cast<int64_t>(t2) * n_mels * 3, total = per * batch;
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t b = i / per, j = i % per;
-    const int64_t t = j / (n_mels * 3);
-    const int r = static_cast<int>(j % (n_mels * 3));
-    const int ci = r / 3, k = r % 3;
-    const int64_t s = t + k - pad;
-    const float* m = mel + b * n_mels * static_cast<int64_t>(t2);
-    col[i] = from_f<T>((s >= 0 && s < t2) ? m[static_cast<int64_t>(ci) * t2 + s] : 0.0f);
+__global__ void im2col1_k(const float* mel, T* col, int n_mels, int t2, int pad, int rows) {
+  const int w = 3 * n_mels;
+  for (int row = blockIdx.x; row < rows; row += gridDim.x) {
+    const int b = row / t2, t = row - b * t2;
+    const float* m = mel + static_cast<int64_t>(b) * n_mels * t2;
+    T* out = col + static_cast<int64_t>(row) * w;
+    for (int r = threadIdx.x; r < w; r += blockDim.x) {
+      const int ci = r / 3, s = t + (r - 3 * ci) - pad;
+      out[r] = from_f<T>((s >= 0 && s < t2) ? m[static_cast<int64_t>(ci) * t2 + s] : 0.0f);
+    }
   }
 }
 
-template <class T>
-__global__ void im2col2_k(const float* h, T* col, int c, int t2, int t1, int pad, int batch) {
-  const int64_t per = static_cast<int64_t>(t1) * 3 * c, total = per * batch;
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t b = i / per, j = i % per;
-    const int64_t t = j / (3 * c);
-    const int r = static_cast<int>(j % (3 * c));
-    const int k = r / c, ci = r % c;
-    const int64_t s = 2 * t + k - pad;
-    const float* hb = h + b * t2 * static_cast<int64_t>(c);
-    col[i] = from_f<T>((s >= 0 && s < t2) ? hb[s * c + ci] : 0.0f);
+// kV channels a thread (4 when c % 4 == 0, else 1). kGelu: h is conv1's output before its GELU,
+// applied here (the same float32 operations as launch_gelu, so the same values) instead of in a
+// pass of its own over h; an odd row of h is read by two output rows, so 1.5 GELUs an element
+// instead of one, against a write and a read of h saved.
+template <class T, bool kGelu, int kV>
+__global__ void im2col2_k(const float* h, T* col, int c, int t2, int t1, int pad, int rows,
+                          bool tanh_approx) {
+  const int wv = 3 * c / kV;
+  for (int row = blockIdx.x; row < rows; row += gridDim.x) {
+    const int b = row / t1, t = row - b * t1;
+    const float* hb = h + static_cast<int64_t>(b) * t2 * c;
+    T* out = col + static_cast<int64_t>(row) * 3 * c;
+    for (int q = threadIdx.x; q < wv; q += blockDim.x) {
+      const int k = kV * q / c, ci = kV * q - k * c, s = 2 * t + k - pad;
+      const bool in = s >= 0 && s < t2;
+      const float* src = hb + static_cast<int64_t>(s) * c + ci;
+      if constexpr (kV == 4) {
+        float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (in) {
+          v = *reinterpret_cast<const float4*>(src);
+          if constexpr (kGelu)
+            v = make_float4(gelu1(v.x, tanh_approx), gelu1(v.y, tanh_approx),
+                            gelu1(v.z, tanh_approx), gelu1(v.w, tanh_approx));
+        }
+        if constexpr (sizeof(T) == 2) {
+          uint2 d;
+          d.x = pack2<T>(v.x, v.y);
+          d.y = pack2<T>(v.z, v.w);
+          *reinterpret_cast<uint2*>(out + 4 * q) = d;
+        } else {
+          reinterpret_cast<float4*>(out)[q] = v;
+        }
+      } else {
+        float v = in ? *src : 0.0f;
+        if constexpr (kGelu)
+          if (in) v = gelu1(v, tanh_approx);
+        out[q] = from_f<T>(v);
+      }
+    }
   }
 }
 
@@ -194,6 +222,32 @@ __global__ void gelu_k(const float* x, float* y32, T* ya, int64_t n, bool tanh_a
       g = 0.5f * v * (1.0f + erff(v * 0.7071067811865476f));
     if (y32 != nullptr) y32[i] = g;
     if (ya != nullptr) ya[i] = from_f<T>(g);
+  }
+}
+
+// out[j] = GELU(x[j]) + b[j % nb]: launch_gelu then launch_add in one pass, the same float32
+// operations and so the same values (__fadd_rn: the GELU's last product is rounded before the
+// add, never contracted into an FMA with it).
+__global__ void gelu_add_k(const float* x, const float* b, float* out, int64_t n, int64_t nb,
+                           bool tanh_approx) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < nb;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const float v = b[i];
+    for (int64_t j = i; j < n; j += nb) out[j] = __fadd_rn(gelu1(x[j], tanh_approx), v);
+  }
+}
+// Four elements a thread (n and nb multiples of 4, 16-byte aligned pointers).
+__global__ void gelu_add4_k(const float4* x, const float4* b, float4* out, int64_t n4, int64_t nb4,
+                            bool tanh_approx) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < nb4;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const float4 v = b[i];
+    for (int64_t j = i; j < n4; j += nb4) {
+      const float4 a = x[j];
+      out[j] = make_float4(
+          __fadd_rn(gelu1(a.x, tanh_approx), v.x), __fadd_rn(gelu1(a.y, tanh_approx), v.y),
+          __fadd_rn(gelu1(a.z, tanh_approx), v.z), __fadd_rn(gelu1(a.w, tanh_approx), v.w));
+    }
   }
 }
 
@@ -299,6 +353,80 @@ __global__ void layer_norm_warp_k(const float* x, const float* g, const float* b
         reinterpret_cast<float4*>(ya + row * cols)[i] = r;
       }
     }
+  }
+}
+
+// A row per block of one or two warps (at most kLnRow4 float4 a lane: tiny 1 warp, base and
+// small 2), the row in registers with gamma and beta, two-pass statistics (warp shuffles, then
+// the warps' partial sums added in one order by every thread). The warp-per-row kernel above
+// runs a clip's 1500 rows as 1500 warps, about 11 an SM, and is latency-bound (Nsight Compute at
+// large-v3: 10.7 % achieved occupancy, 1 TB/s); in this one a lane holds 3 float4 instead of up
+// to 12, and base's and small's rows take two warps each. Measured in the encoder (H200, bf16,
+// CUDA graph): tiny 0.258 -> 0.250 ms, base 0.457 -> 0.446, small 1.172 -> 1.148; at large-v3
+// (1280 columns, four warps a row) it was slower, 4.910 -> 4.929 ms and batch 8 37.02 -> 37.23
+// ms, so wider rows keep the warp kernel. (The statistics' summation order differs from the
+// warp kernel's, so the two round differently in the last bits; each is deterministic.)
+constexpr int kLnRow4 = 3;
+constexpr int kLnRowMaxCols = 2 * 32 * 4 * kLnRow4;  // 768
+template <class T>
+__global__ void layer_norm_row_k(const float* x, const float* g, const float* b, float* y32, T* ya,
+                                 int rows, int cols, float eps) {
+  __shared__ float red[2][2];
+  const int n4 = cols / 4, nw = blockDim.x >> 5, w = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const float4* g4 = reinterpret_cast<const float4*>(g);
+  const float4* b4 = reinterpret_cast<const float4*>(b);
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    const float4* xr = reinterpret_cast<const float4*>(x + row * cols);
+    float4 v[kLnRow4], gg[kLnRow4], bv[kLnRow4];
+#pragma unroll
+    for (int k = 0; k < kLnRow4; ++k) {
+      const int i = threadIdx.x + blockDim.x * k;
+      const bool in = i < n4;
+      v[k] = in ? xr[i] : make_float4(0.f, 0.f, 0.f, 0.f);
+      gg[k] = in ? g4[i] : make_float4(0.f, 0.f, 0.f, 0.f);
+      bv[k] = in ? b4[i] : make_float4(0.f, 0.f, 0.f, 0.f);
+    }
+    // The block's sum of a per-thread value, the same bits in every thread.
+    auto block_total = [&](float p, float* slot) {
+      for (int o = 16; o > 0; o >>= 1) p += __shfl_xor_sync(0xffffffffu, p, o);
+      if (lane == 0) slot[w] = p;
+      __syncthreads();
+      float tot = slot[0];
+      for (int i = 1; i < nw; ++i) tot += slot[i];
+      return tot;
+    };
+    float s = 0.0f;
+#pragma unroll
+    for (int k = 0; k < kLnRow4; ++k) s += (v[k].x + v[k].y) + (v[k].z + v[k].w);
+    const float mean = block_total(s, red[0]) / static_cast<float>(cols);
+    float q = 0.0f;
+#pragma unroll
+    for (int k = 0; k < kLnRow4; ++k) {
+      if (threadIdx.x + blockDim.x * k >= n4) continue;
+      const float a = v[k].x - mean, bb = v[k].y - mean, c = v[k].z - mean, d = v[k].w - mean;
+      q += (a * a + bb * bb) + (c * c + d * d);
+    }
+    const float rstd = rsqrtf(block_total(q, red[1]) / static_cast<float>(cols) + eps);
+#pragma unroll
+    for (int k = 0; k < kLnRow4; ++k) {
+      const int i = threadIdx.x + blockDim.x * k;
+      if (i >= n4) continue;
+      const float4 r = make_float4(
+          (v[k].x - mean) * rstd * gg[k].x + bv[k].x, (v[k].y - mean) * rstd * gg[k].y + bv[k].y,
+          (v[k].z - mean) * rstd * gg[k].z + bv[k].z, (v[k].w - mean) * rstd * gg[k].w + bv[k].w);
+      if (y32 != nullptr) reinterpret_cast<float4*>(y32 + row * cols)[i] = r;
+      if (ya != nullptr) {
+        if constexpr (sizeof(T) == 2) {
+          uint2 d;
+          d.x = pack2<T>(r.x, r.y);
+          d.y = pack2<T>(r.z, r.w);
+          *reinterpret_cast<uint2*>(ya + row * cols + 4 * i) = d;
+        } else {
+          reinterpret_cast<float4*>(ya + row * cols)[i] = r;
+        }
+      }
+    }
+    __syncthreads();  // red is reused by the block's next row
   }
 }
 
@@ -625,19 +753,25 @@ void launch_log_mel(float* mel, int64_t n, bool db, uint32_t* scratch, cudaStrea
 
 void launch_im2col_conv1(const float* mel, void* col, Act a, int n_mels, int t2, int pad,
                          cudaStream_t s, int batch) {
-  const int64_t n = static_cast<int64_t>(t2) * n_mels * 3 * batch;
+  const int rows = t2 * batch;
   dispatch(a, [&]<class T>() {
     im2col1_k<T>
-        <<<blocks_for(n, 256), 256, 0, s>>>(mel, static_cast<T*>(col), n_mels, t2, pad, batch);
+        <<<std::min(rows, 8192), 256, 0, s>>>(mel, static_cast<T*>(col), n_mels, t2, pad, rows);
   });
   check_launch("im2col_conv1");
 }
 
 void launch_im2col_conv2(const float* h, void* col, Act a, int c, int t2, int t1, int pad,
-                         cudaStream_t s, int batch) {
-  const int64_t n = static_cast<int64_t>(t1) * 3 * c * batch;
+                         cudaStream_t s, int batch, bool gelu, bool tanh_approx) {
+  const int rows = t1 * batch, grid = std::min(rows, 8192);
   dispatch(a, [&]<class T>() {
-    im2col2_k<T><<<blocks_for(n, 256), 256, 0, s>>>(h, static_cast<T*>(col), c, t2, t1, pad, batch);
+    auto go = [&](auto kernel) {
+      kernel<<<grid, 256, 0, s>>>(h, static_cast<T*>(col), c, t2, t1, pad, rows, tanh_approx);
+    };
+    if (c % 4 == 0)
+      gelu ? go(im2col2_k<T, true, 4>) : go(im2col2_k<T, false, 4>);
+    else
+      gelu ? go(im2col2_k<T, true, 1>) : go(im2col2_k<T, false, 1>);
   });
   check_launch("im2col_conv2");
 }
@@ -676,6 +810,17 @@ void launch_add(const float* a, const float* b, float* out, int64_t n, cudaStrea
   check_launch("add");
 }
 
+void launch_gelu_add(const float* x, const float* b, float* out, int64_t n, int64_t nb,
+                     bool tanh_approx, cudaStream_t s) {
+  if (n % 4 == 0 && nb % 4 == 0)
+    gelu_add4_k<<<blocks_for(nb / 4, 256), 256, 0, s>>>(
+        reinterpret_cast<const float4*>(x), reinterpret_cast<const float4*>(b),
+        reinterpret_cast<float4*>(out), n / 4, nb / 4, tanh_approx);
+  else
+    gelu_add_k<<<blocks_for(nb, 256), 256, 0, s>>>(x, b, out, n, nb, tanh_approx);
+  check_launch("gelu_add");
+}
+
 void launch_convert(const float* x, void* y, Act a, int64_t n, cudaStream_t s) {
   dispatch(a, [&]<class T>() {
     convert_k<T><<<blocks_for(n, 256), 256, 0, s>>>(x, static_cast<T*>(y), n);
@@ -694,7 +839,11 @@ void launch_layer_norm(const float* x, const float* gamma, const float* beta, fl
                        void* y_act, Act a, int rows, int cols, float eps, cudaStream_t s) {
   dispatch(a, [&]<class T>() {
     const bool warp_rows = cols % 4 == 0 && cols <= 128 * kLnMax4;  // a row in a warp's registers
-    if (warp_rows && rows <= kLnPreloadRows)
+    if (cols % 4 == 0 && cols <= kLnRowMaxCols) {
+      const int warps = (cols / 4 + 32 * kLnRow4 - 1) / (32 * kLnRow4);
+      layer_norm_row_k<T><<<std::min(rows, 65535), 32 * warps, 0, s>>>(
+          x, gamma, beta, y_f32, static_cast<T*>(y_act), rows, cols, eps);
+    } else if (warp_rows && rows <= kLnPreloadRows)
       layer_norm_warp_k<T, true><<<(rows + 1) / 2, 64, 0, s>>>(
           x, gamma, beta, y_f32, static_cast<T*>(y_act), rows, cols, eps);
     else if (warp_rows)

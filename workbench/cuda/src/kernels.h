@@ -33,9 +33,11 @@ void launch_log_mel(float* mel, int64_t n, bool db, uint32_t* scratch, cudaStrea
 void launch_im2col_conv1(const float* mel, void* col, Act a, int n_mels, int t2, int pad,
                          cudaStream_t s, int batch = 1);
 // conv2 im2col (stride 2): col[t, k*C + ci] = h[2t + k - pad, ci] (0 outside), t in [0, t1).
-// batch: h [batch * t2, C] -> col [batch * t1, 3C].
+// batch: h [batch * t2, C] -> col [batch * t1, 3C]. gelu: h is taken through
+// launch_gelu's GELU on the way (h itself unchanged; the same values as that kernel first).
 void launch_im2col_conv2(const float* h, void* col, Act a, int c, int t2, int t1, int pad,
-                         cudaStream_t s, int batch = 1);
+                         cudaStream_t s, int batch = 1, bool gelu = false,
+                         bool tanh_approx = false);
 
 // ---- elementwise ----
 // y = GELU(x) (exact erf, or the tanh approximation for the gelu-tanh fault); writes y_f32
@@ -48,6 +50,9 @@ void launch_gelu16(void* x, Act a, int64_t n, bool tanh_approx, cudaStream_t s);
 // out[i] = a[i] + b[i % nb] (nb 0: n; the positions added to each clip of a batch: nb = T C).
 void launch_add(const float* a, const float* b, float* out, int64_t n, cudaStream_t s,
                 int64_t nb = 0);
+// out[i] = GELU(x[i]) + b[i % nb] (x and out may alias): launch_gelu then launch_add, one pass.
+void launch_gelu_add(const float* x, const float* b, float* out, int64_t n, int64_t nb,
+                     bool tanh_approx, cudaStream_t s);
 void launch_convert(const float* x, void* y, Act a, int64_t n, cudaStream_t s);
 void launch_to_f32(const void* x, Act a, float* y, int64_t n, cudaStream_t s);
 

@@ -152,21 +152,30 @@ void conv_stem(RunState& rs, const Model& m, const Faults& f, Observer& obs) {
   launch_im2col_conv1(rs.mel.f(), rs.col.get(), rs.act, nm, t2, pad, rs.s, nb);
   obs.mark("im2col");
   gemm(rs, obs, rs.col.get(), m.conv1.get(), m.conv1_b.f(), nullptr, rs.h1.f(), nb * t2, c, nm * 3);
-  launch_gelu(rs.h1.f(), rs.h1.f(), nullptr, Act::f32, static_cast<int64_t>(nb) * t2 * c, tanh,
-              rs.s);
-  obs.mark("gelu");
-  obs.tap(std::string(kConv1), rs.h1.f(), t2, c);
+  // Untapped, conv1's GELU is applied by conv2's im2col as it reads h1 (the same values, one
+  // pass over [B 2T, C] float32 less); tapped, h1 gets it in place first, as the tap shows it.
+  const bool gelu_in_im2col = !obs.wanted(std::string(kConv1));
+  if (!gelu_in_im2col) {
+    launch_gelu(rs.h1.f(), rs.h1.f(), nullptr, Act::f32, static_cast<int64_t>(nb) * t2 * c, tanh,
+                rs.s);
+    obs.mark("gelu");
+    obs.tap(std::string(kConv1), rs.h1.f(), t2, c);
+  }
   // conv2 (k3, s2, p1): im2col [B T, 3C] x W2^T + b2, GELU, + positions (each clip's)
-  launch_im2col_conv2(rs.h1.f(), rs.col.get(), rs.act, c, t2, t, pad, rs.s, nb);
+  launch_im2col_conv2(rs.h1.f(), rs.col.get(), rs.act, c, t2, t, pad, rs.s, nb, gelu_in_im2col,
+                      tanh);
   obs.mark("im2col");
   gemm(rs, obs, rs.col.get(), m.conv2.get(), m.conv2_b.f(), nullptr, rs.x.f(), bt, c, 3 * c);
-  launch_gelu(rs.x.f(), rs.x.f(), nullptr, Act::f32, static_cast<int64_t>(bt) * c, tanh, rs.s);
-  obs.mark("gelu");
-  obs.tap(std::string(kConv2), rs.x.f(), t, c);
   // Fault no-pos-embed: x reported unchanged under encoder.pos_embed.
-  if (!f.no_pos_embed)
-    launch_add(rs.x.f(), m.pos.f(), rs.x.f(), static_cast<int64_t>(bt) * c, rs.s,
-               static_cast<int64_t>(t) * c);
+  const int64_t n = static_cast<int64_t>(bt) * c, per_clip = static_cast<int64_t>(t) * c;
+  if (obs.wanted(std::string(kConv2)) || f.no_pos_embed) {
+    launch_gelu(rs.x.f(), rs.x.f(), nullptr, Act::f32, n, tanh, rs.s);
+    obs.mark("gelu");
+    obs.tap(std::string(kConv2), rs.x.f(), t, c);
+    if (!f.no_pos_embed) launch_add(rs.x.f(), m.pos.f(), rs.x.f(), n, rs.s, per_clip);
+  } else {  // GELU and the positions in one pass (the same values)
+    launch_gelu_add(rs.x.f(), m.pos.f(), rs.x.f(), n, per_clip, tanh, rs.s);
+  }
   obs.mark("add");
   obs.tap(std::string(kPosEmbed), rs.x.f(), t, c);
 }

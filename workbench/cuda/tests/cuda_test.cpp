@@ -6,6 +6,7 @@
 #include <array>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <random>
 #include <string>
@@ -98,10 +99,12 @@ TEST_CASE("layer_norm_f16_stats: the shared float16-statistics definition, on th
 }
 
 TEST_CASE("layer_norm: float32 statistics vs float64, odd widths") {
-  // 2100 x 384: more rows than the warp kernel's preload path takes (kLnPreloadRows), so both of
-  // its paths and the block-per-row kernel (389 columns) are checked.
+  // Every kernel of launch_layer_norm: 389 columns the block-per-row kernel; 1280 the warp
+  // kernel, with gamma and beta preloaded (5 rows) and not (2100 rows, over kLnPreloadRows); up
+  // to 768 the one- or two-warp row kernel, 70000 rows more than its grid (a block takes several).
   for (const auto [rows, cols] :
-       {std::pair{37, 389}, std::pair{5, 1280}, std::pair{1, 64}, std::pair{2100, 384}}) {
+       {std::pair{37, 389}, std::pair{5, 1280}, std::pair{2100, 1280}, std::pair{1, 64},
+        std::pair{2100, 384}, std::pair{3, 512}, std::pair{70000, 768}}) {
     const std::string id = "ln rows=" + std::to_string(rows) + " cols=" + std::to_string(cols);
     const auto x = randn(static_cast<std::size_t>(rows) * cols, kSeed + rows, 3.0f, 5.0f);
     const auto g = randn(cols, kSeed + 1, 0.2f, 1.0f), b = randn(cols, kSeed + 2, 0.1f);
@@ -124,6 +127,81 @@ TEST_CASE("layer_norm: float32 statistics vs float64, odd widths") {
     const double tol = 1.2e-7 * 8 * std::log2(cols + 1.0);
     MESSAGE(id << " seed " << kSeed << ": rel L2 " << e << " (tol " << tol << ")");
     CHECK(e < tol);
+  }
+}
+
+// The stem's data movement is exact, and its fused passes (conv1's GELU inside conv2's im2col,
+// conv2's GELU with the positions) give the bits of the separate kernels they replace.
+TEST_CASE("stem: im2col exact; GELU fused into im2col and into the positions' add, same bits") {
+  // 12 channels: four a thread in conv2's im2col; 10: one a thread
+  for (const int c : {12, 10}) {
+    const int nm = 5, t1 = 37, t2 = 2 * t1, nb = 2;
+    const auto mel = randn(static_cast<std::size_t>(nb) * nm * t2, kSeed);
+    const auto h = randn(static_cast<std::size_t>(nb) * t2 * c, kSeed + 1, 2.0f);
+    const auto pos = randn(static_cast<std::size_t>(t1) * c, kSeed + 2);
+    Buf dmel = up(mel), dh = up(h), dpos = up(pos);
+    for (const int pad : {1, 0}) {  // 1: Whisper's; 0: the conv-pad fault's
+      Buf col1(static_cast<std::size_t>(nb) * t2 * 3 * nm * 4);
+      wb::cuda::launch_im2col_conv1(dmel.f(), col1.get(), Act::f32, nm, t2, pad, nullptr, nb);
+      const auto g1 = down(col1, static_cast<std::size_t>(nb) * t2 * 3 * nm);
+      int bad = 0;
+      for (int b = 0; b < nb; ++b)
+        for (int t = 0; t < t2; ++t)
+          for (int ci = 0; ci < nm; ++ci)
+            for (int k = 0; k < 3; ++k) {
+              const int src = t + k - pad;
+              const float want = src >= 0 && src < t2 ? mel[(b * nm + ci) * t2 + src] : 0.0f;
+              bad += g1[((b * t2 + t) * nm + ci) * 3 + k] != want;
+            }
+      CHECK_MESSAGE(bad == 0, "im2col conv1 pad " << pad << ": " << bad << " wrong");
+      const std::size_t n2 = static_cast<std::size_t>(nb) * t1 * 3 * c;
+      Buf col2(n2 * 4);
+      wb::cuda::launch_im2col_conv2(dh.f(), col2.get(), Act::f32, c, t2, t1, pad, nullptr, nb);
+      const auto g2 = down(col2, n2);
+      bad = 0;
+      for (int b = 0; b < nb; ++b)
+        for (int t = 0; t < t1; ++t)
+          for (int k = 0; k < 3; ++k)
+            for (int ci = 0; ci < c; ++ci) {
+              const int src = 2 * t + k - pad;
+              const float want = src >= 0 && src < t2 ? h[(b * t2 + src) * c + ci] : 0.0f;
+              bad += g2[((b * t1 + t) * 3 + k) * c + ci] != want;
+            }
+      CHECK_MESSAGE(bad == 0, "im2col conv2 C " << c << " pad " << pad << ": " << bad << " wrong");
+      // GELU on the way == GELU first, then im2col: float32 and 16-bit outputs, both GELUs
+      for (const Act a : {Act::f32, Act::bf16, Act::f16})
+        for (const bool tanh : {false, true}) {
+          const std::size_t bytes = n2 * (a == Act::f32 ? 4 : 2);
+          Buf g(h.size() * 4), two(bytes), one(bytes);
+          wb::cuda::launch_gelu(dh.f(), g.f(), nullptr, Act::f32, h.size(), tanh, nullptr);
+          wb::cuda::launch_im2col_conv2(g.f(), two.get(), a, c, t2, t1, pad, nullptr, nb);
+          wb::cuda::launch_im2col_conv2(dh.f(), one.get(), a, c, t2, t1, pad, nullptr, nb, true,
+                                        tanh);
+          std::vector<unsigned char> h2(bytes), h1(bytes);
+          ck(cudaDeviceSynchronize(), "sync");
+          ck(cudaMemcpy(h2.data(), two.get(), bytes, cudaMemcpyDeviceToHost), "download");
+          ck(cudaMemcpy(h1.data(), one.get(), bytes, cudaMemcpyDeviceToHost), "download");
+          CHECK_MESSAGE(h1 == h2, "im2col conv2 + GELU, act " << static_cast<int>(a) << " tanh "
+                                                              << tanh << " pad " << pad);
+        }
+    }
+    // GELU + positions (each clip's) == GELU, then the add: four a thread (the stem's shapes) and
+    // one a thread (a clip of 111 values)
+    for (const int per : {t1 * c, 111}) {
+      const std::size_t n = static_cast<std::size_t>(nb) * per;
+      const auto x = randn(n, kSeed + 3, 2.0f);
+      for (const bool tanh : {false, true}) {
+        Buf dx = up(x), two(n * 4), one = up(x);
+        wb::cuda::launch_gelu(dx.f(), two.f(), nullptr, Act::f32, n, tanh, nullptr);
+        wb::cuda::launch_add(two.f(), dpos.f(), two.f(), n, nullptr, per);
+        wb::cuda::launch_gelu_add(one.f(), dpos.f(), one.f(), n, per, tanh, nullptr);
+        const auto a = down(two, n), b = down(one, n);
+        int bad = 0;
+        for (std::size_t i = 0; i < n; ++i) bad += std::memcmp(&a[i], &b[i], 4) != 0;
+        CHECK_MESSAGE(bad == 0, "GELU + positions, " << per << " a clip, tanh " << tanh << ": "
+                                                     << bad << " differ");
+      }
+    }
   }
 }
 
