@@ -117,6 +117,20 @@ __global__ void log_floor_k(float* x, int64_t n, bool db, const uint32_t* mx) {
   }
 }
 
+// Four values to dst: one 8-byte store for a 16-bit T, one float4 for float (dst aligned to
+// four elements by the callers' layouts).
+template <class T>
+__device__ __forceinline__ void store4(T* dst, float4 r) {
+  if constexpr (sizeof(T) == 2) {
+    uint2 d;
+    d.x = pack2<T>(r.x, r.y);
+    d.y = pack2<T>(r.z, r.w);
+    *reinterpret_cast<uint2*>(dst) = d;
+  } else {
+    *reinterpret_cast<float4*>(dst) = r;
+  }
+}
+
 // ---- stem ----
 // Clips of a batch one after the other: mel [batch][n_mels, t2], col [batch * t2, 3 n_mels];
 // h [batch * t2, c], col [batch * t1, 3 c]. A block per output row (grid-stride over the rows),
@@ -160,14 +174,7 @@ __global__ void im2col2_k(const float* h, T* col, int c, int t2, int t1, int pad
             v = make_float4(gelu1(v.x, tanh_approx), gelu1(v.y, tanh_approx),
                             gelu1(v.z, tanh_approx), gelu1(v.w, tanh_approx));
         }
-        if constexpr (sizeof(T) == 2) {
-          uint2 d;
-          d.x = pack2<T>(v.x, v.y);
-          d.y = pack2<T>(v.z, v.w);
-          *reinterpret_cast<uint2*>(out + 4 * q) = d;
-        } else {
-          reinterpret_cast<float4*>(out)[q] = v;
-        }
+        store4(out + 4 * q, v);
       } else {
         float v = in ? *src : 0.0f;
         if constexpr (kGelu)
@@ -287,6 +294,17 @@ __device__ __forceinline__ float block_sum(float v, float* red) {
   return s;
 }
 
+// One float4 of a normalised row, (v - mean) rstd gamma + beta, to y32 and ya (either may be
+// null) at element offset `off`.
+template <class T>
+__device__ __forceinline__ void ln_out4(float4 v, float4 g, float4 b, float mean, float rstd,
+                                        float* y32, T* ya, int64_t off) {
+  const float4 r = make_float4((v.x - mean) * rstd * g.x + b.x, (v.y - mean) * rstd * g.y + b.y,
+                               (v.z - mean) * rstd * g.z + b.z, (v.w - mean) * rstd * g.w + b.w);
+  if (y32 != nullptr) store4(y32 + off, r);
+  if (ya != nullptr) store4(ya + off, r);
+}
+
 // One warp per row, the row in registers (cols % 4 == 0, cols <= 128 * kLnMax4): float4 loads,
 // two-pass statistics by warp shuffles. 2 rows per block of 64 threads (more blocks than SMs for
 // 1500 rows). kPreload: gamma and beta loaded with the row, their latency hidden behind the
@@ -339,20 +357,7 @@ __global__ void layer_norm_warp_k(const float* x, const float* g, const float* b
       gg[k] = g4[i];
       bv[k] = b4[i];
     }
-    const float4 r = make_float4(
-        (v[k].x - mean) * rstd * gg[k].x + bv[k].x, (v[k].y - mean) * rstd * gg[k].y + bv[k].y,
-        (v[k].z - mean) * rstd * gg[k].z + bv[k].z, (v[k].w - mean) * rstd * gg[k].w + bv[k].w);
-    if (y32 != nullptr) reinterpret_cast<float4*>(y32 + row * cols)[i] = r;
-    if (ya != nullptr) {  // four values in one store (cols % 4 == 0: aligned)
-      if constexpr (sizeof(T) == 2) {
-        uint2 d;
-        d.x = pack2<T>(r.x, r.y);
-        d.y = pack2<T>(r.z, r.w);
-        *reinterpret_cast<uint2*>(ya + row * cols + 4 * i) = d;
-      } else {
-        reinterpret_cast<float4*>(ya + row * cols)[i] = r;
-      }
-    }
+    ln_out4(v[k], gg[k], bv[k], mean, rstd, y32, ya, row * cols + 4 * i);  // cols % 4 == 0
   }
 }
 
@@ -411,20 +416,7 @@ __global__ void layer_norm_row_k(const float* x, const float* g, const float* b,
     for (int k = 0; k < kLnRow4; ++k) {
       const int i = threadIdx.x + blockDim.x * k;
       if (i >= n4) continue;
-      const float4 r = make_float4(
-          (v[k].x - mean) * rstd * gg[k].x + bv[k].x, (v[k].y - mean) * rstd * gg[k].y + bv[k].y,
-          (v[k].z - mean) * rstd * gg[k].z + bv[k].z, (v[k].w - mean) * rstd * gg[k].w + bv[k].w);
-      if (y32 != nullptr) reinterpret_cast<float4*>(y32 + row * cols)[i] = r;
-      if (ya != nullptr) {
-        if constexpr (sizeof(T) == 2) {
-          uint2 d;
-          d.x = pack2<T>(r.x, r.y);
-          d.y = pack2<T>(r.z, r.w);
-          *reinterpret_cast<uint2*>(ya + row * cols + 4 * i) = d;
-        } else {
-          reinterpret_cast<float4*>(ya + row * cols)[i] = r;
-        }
-      }
+      ln_out4(v[k], gg[k], bv[k], mean, rstd, y32, ya, row * cols + 4 * i);
     }
     __syncthreads();  // red is reused by the block's next row
   }
