@@ -135,7 +135,7 @@ std::unique_ptr<DumpReader> reference_run(const BisectArgs& a, const Checkpoint&
     TapSelector sel("blocks");
     DumpWriter w(path, m, sel);
     ReferenceDecoder dec(shared);
-    RunResult r = run_pipeline(ref, dec, audio, &w, decode);
+    RunResult r = run_pipeline(ref, &dec, audio, &w, decode);
     if (decode) w.set_decode(r.decoded.tokens, r.decoded.text);
     w.finish();
   };

@@ -75,7 +75,10 @@ void add_dump(CLI::App& app, Registry& reg) {
     }
     const Audio audio = load_audio(o->audio);
     auto enc = make_encoder(model, o->enc);
-    ReferenceDecoder dec(model, decoder_dtype(o->enc));
+    // The decoder only when this dump decodes: a dump without (a candidate's, --no-decode) then
+    // never opens the LibTorch reference.
+    std::optional<ReferenceDecoder> dec;
+    if (!o->no_decode) dec.emplace(model, decoder_dtype(o->enc));
     DumpMeta m;
     m.implementation = enc->implementation();
     const nlohmann::json info = enc->run_info();
@@ -95,13 +98,13 @@ void add_dump(CLI::App& app, Registry& reg) {
     DumpWriter w(o->out, m, sel, DumpOptions{dtype_from_name(o->store), o->compress});
     // With --teacher-tokens the greedy decode is untapped and a teacher-forced pass over the
     // other dump's tokens reports the decoder taps.
-    RunResult r = run_pipeline(*enc, dec, audio, &w, !o->no_decode && !teacher);
+    RunResult r = run_pipeline(*enc, dec ? &*dec : nullptr, audio, &w, !o->no_decode && !teacher);
     if (teacher) {
       const auto t0 = std::chrono::steady_clock::now();
-      r.decoded = dec.greedy(r.encoder_out, nullptr);
+      r.decoded = dec->greedy(r.encoder_out, nullptr);
       std::vector<int> forced = model->vocab.initial_prompt();
       forced.insert(forced.end(), teacher->begin(), teacher->end());
-      dec.teacher_forced(r.encoder_out, forced, &w);
+      dec->teacher_forced(r.encoder_out, forced, &w);
       r.seconds_decode =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       w.set_teacher_tokens(*teacher);

@@ -90,7 +90,7 @@ class CorpusRun {
  private:
   // Timed as a whole: a clip's `seconds` are its mel + encoder + decode.
   RunResult transcribe(Encoder& e, const Audio& audio) {
-    return run_pipeline(e, *dec_, audio, nullptr, true, dopts_);
+    return run_pipeline(e, dec_.get(), audio, nullptr, true, dopts_);
   }
 
   void load_reference_report() {
@@ -143,7 +143,7 @@ class CorpusRun {
                          nlohmann::json& row) {
     const auto known = ref_texts_.find(c.file);
     const bool reuse = known != ref_texts_.end();
-    RunResult rr = reuse ? run_pipeline(*ref_enc_, *dec_, audio, nullptr, false)
+    RunResult rr = reuse ? run_pipeline(*ref_enc_, dec_.get(), audio, nullptr, false)
                          : transcribe(*ref_enc_, audio);
     if (reuse) {
       rr.decoded.text = known->second;

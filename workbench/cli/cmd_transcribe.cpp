@@ -118,7 +118,7 @@ void add_transcribe(CLI::App& app, Registry& reg) {
     ReferenceDecoder dec(model, decoder_dtype(o->enc));
     DecodeOptions dopts;
     dopts.kv_cache = !o->no_kv_cache;
-    const RunResult r = run_pipeline(*enc, dec, audio, nullptr, true, dopts);
+    const RunResult r = run_pipeline(*enc, &dec, audio, nullptr, true, dopts);
     if (o->tokens) fmt::print("tokens: {}\n", fmt::join(r.decoded.tokens, " "));
     fmt::print("{}\n", r.decoded.text);
     if (o->timing)

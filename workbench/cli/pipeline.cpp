@@ -95,8 +95,9 @@ void require_stage_requests(const Encoder& enc, const std::string& command) {
   if (const auto* p = dynamic_cast<const port::PortEncoder*>(&enc)) p->require_stages(command);
 }
 
-RunResult run_pipeline(Encoder& enc, ReferenceDecoder& dec, const Audio& audio, TapSink* taps,
+RunResult run_pipeline(Encoder& enc, ReferenceDecoder* dec, const Audio& audio, TapSink* taps,
                        bool decode, const DecodeOptions& decode_opts) {
+  if (decode && dec == nullptr) throw std::logic_error("run_pipeline: decoding without a decoder");
   using clock = std::chrono::steady_clock;
   auto secs = [](clock::time_point a, clock::time_point b) {
     return std::chrono::duration<double>(b - a).count();
@@ -112,7 +113,7 @@ RunResult run_pipeline(Encoder& enc, ReferenceDecoder& dec, const Audio& audio, 
     r.encoder_out = run_encoder(enc, mel, taps);
   }
   const auto t2 = clock::now();
-  if (decode) r.decoded = dec.greedy(r.encoder_out, taps, decode_opts);
+  if (decode) r.decoded = dec->greedy(r.encoder_out, taps, decode_opts);
   const auto t3 = clock::now();
   r.seconds_mel = secs(t0, t1);
   r.seconds_encoder = secs(t1, t2);

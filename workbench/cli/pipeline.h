@@ -33,8 +33,9 @@ struct RunResult {
 };
 
 // One 30 s window: log-mel, encoder, greedy decode (with `decode_opts`), each timed. Taps go to
-// `taps` (may be null).
-RunResult run_pipeline(Encoder& enc, ReferenceDecoder& dec, const Audio& audio, TapSink* taps,
+// `taps` (may be null). `dec` may be null when `decode` is false: a command that does not decode
+// makes no decoder, so it does not open the LibTorch reference (workbench/modules).
+RunResult run_pipeline(Encoder& enc, ReferenceDecoder* dec, const Audio& audio, TapSink* taps,
                        bool decode = true, const DecodeOptions& decode_opts = {});
 
 // The reference cache key of a reference dump (wb/core/ref_cache.h): everything it depends on.
