@@ -128,6 +128,29 @@ expect "missing --model"      2 "model" -- "$wb" dump --audio "$clip" -o "$tmp/x
 # one line saying what to install, no output.
 expect "resampling without libsamplerate" 2 "cannot load" -- \
   env WB_SAMPLERATE_LIB="$tmp/no-libsamplerate.so" "$wb" dump --model "$hf" --audio "$clip" -o "$tmp/x.h5"
+# wb-engine opens the LibTorch reference (wb-reference.so) and the CUDA candidate (wb-cuda.so) only
+# when a command calls them (workbench/modules): a candidate dump without decoding runs with both
+# modules' paths pointing nowhere and loads no LibTorch (a reference dump does: the check's
+# control); a reference dump without its module, or with a file that is not that module, is one
+# line and exit 3 (an incomplete installation), no output.
+nomod=$tmp/no-such-module.so
+WB_REFERENCE_MODULE=$nomod WB_CUDA_MODULE=$nomod "$wb" dump --impl candidate --no-decode --model "$hf" \
+  --audio "$clip" -o "$tmp/lazy.h5" >/dev/null && ok "candidate dump without decoding opens no module" ||
+  bad "candidate dump with the modules' paths pointing nowhere"
+loaded() { LD_DEBUG=libs "$wb" dump --model "$hf" --audio "$clip" -o "$tmp/lazy.h5" "$@" 2>&1 >/dev/null | grep -c "libtorch_cpu"; }
+[ "$(loaded --impl candidate --no-decode)" = 0 ] && [ "$(loaded --impl reference --no-decode)" -gt 0 ] &&
+  ok "LibTorch loaded by a reference dump only" || bad "LibTorch loaded by a candidate dump (or by no reference dump)"
+rm -f "$tmp/lazy.h5"
+expect "reference dump without its module" 3 "no-such-module.so" -- \
+  env WB_REFERENCE_MODULE="$nomod" "$wb" dump --model "$hf" --audio "$clip" -o "$tmp/x.h5"
+printf 'not a module' > "$tmp/fake.so"
+expect "reference module that is no shared object" 3 "fake.so" -- \
+  env WB_REFERENCE_MODULE="$tmp/fake.so" "$wb" dump --model "$hf" --audio "$clip" -o "$tmp/x.h5"
+rm -f "$tmp/fake.so"
+if [ -e "$(dirname "$wb")/wb-cuda.so" ]; then
+  expect "reference module that is another module" 3 "no entry point wb_reference_module_v1" -- \
+    env WB_REFERENCE_MODULE="$(dirname "$wb")/wb-cuda.so" "$wb" dump --model "$hf" --audio "$clip" -o "$tmp/x.h5"
+fi
 # --attention / --fc1-gelu choose the CUDA candidate's backends: refused for any other encoder
 # (a build without CUDA does not know the options: the same exit status, the option named)
 expect "--attention without --impl cuda" 2 "--attention" -- \
