@@ -232,17 +232,10 @@ __global__ void gelu_k(const float* x, float* y32, T* ya, int64_t n, bool tanh_a
   }
 }
 
-// out[j] = GELU(x[j]) + b[j % nb]: launch_gelu then launch_add in one pass, the same float32
-// operations and so the same values (__fadd_rn: the GELU's last product is rounded before the
-// add, never contracted into an FMA with it).
-__global__ void gelu_add_k(const float* x, const float* b, float* out, int64_t n, int64_t nb,
-                           bool tanh_approx) {
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < nb;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const float v = b[i];
-    for (int64_t j = i; j < n; j += nb) out[j] = __fadd_rn(gelu1(x[j], tanh_approx), v);
-  }
-}
+// out[j] = GELU(x[j]) + b[j % nb] (the float4 kernel below; add_k<true> for other sizes):
+// launch_gelu then launch_add in one pass, the same float32 operations and so the same values
+// (__fadd_rn: the GELU's last product is rounded before the add, never contracted into an FMA
+// with it).
 // Four elements a thread (n and nb multiples of 4, 16-byte aligned pointers).
 __global__ void gelu_add4_k(const float4* x, const float4* b, float4* out, int64_t n4, int64_t nb4,
                             bool tanh_approx) {
@@ -258,12 +251,16 @@ __global__ void gelu_add4_k(const float4* x, const float4* b, float4* out, int64
   }
 }
 
-// out[j] = a[j] + b[j % nb]: b read once per thread, added to each repeat of it in a.
-__global__ void add_k(const float* a, const float* b, float* out, int64_t n, int64_t nb) {
+// out[j] = a[j] + b[j % nb] (kGelu: GELU(a[j]) + b[j % nb]): b read once per thread, added to
+// each repeat of it in a.
+template <bool kGelu>
+__global__ void add_k(const float* a, const float* b, float* out, int64_t n, int64_t nb,
+                      bool tanh_approx) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < nb;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const float v = b[i];
-    for (int64_t j = i; j < n; j += nb) out[j] = a[j] + v;
+    for (int64_t j = i; j < n; j += nb)
+      out[j] = __fadd_rn(kGelu ? gelu1(a[j], tanh_approx) : a[j], v);
   }
 }
 
@@ -376,8 +373,8 @@ constexpr int kLnRowMaxCols = 2 * 32 * 4 * kLnRow4;  // 768
 template <class T>
 __global__ void layer_norm_row_k(const float* x, const float* g, const float* b, float* y32, T* ya,
                                  int rows, int cols, float eps) {
-  __shared__ float red[2][2];
-  const int n4 = cols / 4, nw = blockDim.x >> 5, w = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  __shared__ float red[2];
+  const int n4 = cols / 4;
   const float4* g4 = reinterpret_cast<const float4*>(g);
   const float4* b4 = reinterpret_cast<const float4*>(b);
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
@@ -391,19 +388,10 @@ __global__ void layer_norm_row_k(const float* x, const float* g, const float* b,
       gg[k] = in ? g4[i] : make_float4(0.f, 0.f, 0.f, 0.f);
       bv[k] = in ? b4[i] : make_float4(0.f, 0.f, 0.f, 0.f);
     }
-    // The block's sum of a per-thread value, the same bits in every thread.
-    auto block_total = [&](float p, float* slot) {
-      for (int o = 16; o > 0; o >>= 1) p += __shfl_xor_sync(0xffffffffu, p, o);
-      if (lane == 0) slot[w] = p;
-      __syncthreads();
-      float tot = slot[0];
-      for (int i = 1; i < nw; ++i) tot += slot[i];
-      return tot;
-    };
     float s = 0.0f;
 #pragma unroll
     for (int k = 0; k < kLnRow4; ++k) s += (v[k].x + v[k].y) + (v[k].z + v[k].w);
-    const float mean = block_total(s, red[0]) / static_cast<float>(cols);
+    const float mean = block_sum(s, red) / static_cast<float>(cols);
     float q = 0.0f;
 #pragma unroll
     for (int k = 0; k < kLnRow4; ++k) {
@@ -411,14 +399,13 @@ __global__ void layer_norm_row_k(const float* x, const float* g, const float* b,
       const float a = v[k].x - mean, bb = v[k].y - mean, c = v[k].z - mean, d = v[k].w - mean;
       q += (a * a + bb * bb) + (c * c + d * d);
     }
-    const float rstd = rsqrtf(block_total(q, red[1]) / static_cast<float>(cols) + eps);
+    const float rstd = rsqrtf(block_sum(q, red) / static_cast<float>(cols) + eps);
 #pragma unroll
     for (int k = 0; k < kLnRow4; ++k) {
       const int i = threadIdx.x + blockDim.x * k;
       if (i >= n4) continue;
       ln_out4(v[k], gg[k], bv[k], mean, rstd, y32, ya, row * cols + 4 * i);
     }
-    __syncthreads();  // red is reused by the block's next row
   }
 }
 
@@ -798,7 +785,7 @@ void launch_gelu16(void* x, Act a, int64_t n, bool tanh_approx, cudaStream_t s) 
 
 void launch_add(const float* a, const float* b, float* out, int64_t n, cudaStream_t s, int64_t nb) {
   if (nb == 0) nb = n;
-  add_k<<<blocks_for(nb, 256), 256, 0, s>>>(a, b, out, n, nb);
+  add_k<false><<<blocks_for(nb, 256), 256, 0, s>>>(a, b, out, n, nb, false);
   check_launch("add");
 }
 
@@ -809,7 +796,7 @@ void launch_gelu_add(const float* x, const float* b, float* out, int64_t n, int6
         reinterpret_cast<const float4*>(x), reinterpret_cast<const float4*>(b),
         reinterpret_cast<float4*>(out), n / 4, nb / 4, tanh_approx);
   else
-    gelu_add_k<<<blocks_for(nb, 256), 256, 0, s>>>(x, b, out, n, nb, tanh_approx);
+    add_k<true><<<blocks_for(nb, 256), 256, 0, s>>>(x, b, out, n, nb, tanh_approx);
   check_launch("gelu_add");
 }
 
