@@ -302,16 +302,20 @@ __device__ __forceinline__ void ln_out4(float4 v, float4 g, float4 b, float mean
   if (ya != nullptr) store4(ya + off, r);
 }
 
-// One warp per row, the row in registers (cols % 4 == 0, cols <= 128 * kLnMax4): float4 loads,
+// One warp per row, the row in registers (cols % 4 == 0, cols <= 128 * K4): float4 loads,
 // two-pass statistics by warp shuffles. 2 rows per block of 64 threads (more blocks than SMs for
 // 1500 rows). kPreload: gamma and beta loaded with the row, their latency hidden behind the
-// statistics; it takes 171 registers a thread against about 100, which pays when the rows are
-// about one wave of blocks (one clip: large-v3's 65 layer norms 0.34 -> 0.24 ms inside the CUDA
-// graph, H200) and costs at eight clips (encoder 37.63 -> 37.85 ms), where occupancy hides the
-// latency anyway. The same arithmetic either way: the same bits.
+// statistics; it takes more registers (K4 12: 171 a thread against 76), which pays when the rows
+// are about one wave of blocks (one clip: large-v3's 65 layer norms 0.34 -> 0.24 ms inside the
+// CUDA graph, H200) and costs at eight clips (encoder 37.63 -> 37.85 ms), where occupancy hides the
+// latency anyway. K4, the float4 a lane, is the row's width rounded up to 8, 10 or 12 (medium
+// 1024 columns, large-v3 1280, up to 1536): at 171 registers five blocks fit an SM, so one clip's
+// 750 blocks took 1.14 waves; K4 10 needs 145 and six blocks, one wave (large-v3 on an H200: a
+// layer norm 5.51 -> 4.38 us inside the graph, the encoder 4.93 -> 4.85 ms with the GELU below;
+// medium 2.95 -> 2.88 ms). The lanes past the row add zeros, so every K4 gives the same bits.
 constexpr int kLnMax4 = 12;
 constexpr int kLnPreloadRows = 2048;
-template <class T, bool kPreload>
+template <class T, bool kPreload, int K4 = kLnMax4>
 __global__ void layer_norm_warp_k(const float* x, const float* g, const float* b, float* y32, T* ya,
                                   int rows, int cols, float eps) {
   const int64_t row = blockIdx.x * 2 + (threadIdx.x >> 5);
@@ -321,9 +325,9 @@ __global__ void layer_norm_warp_k(const float* x, const float* g, const float* b
   const float4* xr = reinterpret_cast<const float4*>(x + row * cols);
   const float4* g4 = reinterpret_cast<const float4*>(g);
   const float4* b4 = reinterpret_cast<const float4*>(b);
-  float4 v[kLnMax4], gg[kLnMax4], bv[kLnMax4];
+  float4 v[K4], gg[K4], bv[K4];
 #pragma unroll
-  for (int k = 0; k < kLnMax4; ++k) {
+  for (int k = 0; k < K4; ++k) {
     const int i = lane + 32 * k;
     const bool in = i < n4;
     v[k] = in ? xr[i] : make_float4(0.f, 0.f, 0.f, 0.f);
@@ -334,12 +338,12 @@ __global__ void layer_norm_warp_k(const float* x, const float* g, const float* b
   }
   float s = 0.0f;
 #pragma unroll
-  for (int k = 0; k < kLnMax4; ++k) s += (v[k].x + v[k].y) + (v[k].z + v[k].w);
+  for (int k = 0; k < K4; ++k) s += (v[k].x + v[k].y) + (v[k].z + v[k].w);
   for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
   const float mean = s / static_cast<float>(cols);
   float q = 0.0f;
 #pragma unroll
-  for (int k = 0; k < kLnMax4; ++k) {
+  for (int k = 0; k < K4; ++k) {
     if (lane + 32 * k >= n4) continue;
     const float a = v[k].x - mean, bb = v[k].y - mean, c = v[k].z - mean, d = v[k].w - mean;
     q += (a * a + bb * bb) + (c * c + d * d);
@@ -347,7 +351,7 @@ __global__ void layer_norm_warp_k(const float* x, const float* g, const float* b
   for (int o = 16; o > 0; o >>= 1) q += __shfl_xor_sync(0xffffffffu, q, o);
   const float rstd = rsqrtf(q / static_cast<float>(cols) + eps);
 #pragma unroll
-  for (int k = 0; k < kLnMax4; ++k) {
+  for (int k = 0; k < K4; ++k) {
     const int i = lane + 32 * k;
     if (i >= n4) continue;
     if constexpr (!kPreload) {
@@ -822,10 +826,17 @@ void launch_layer_norm(const float* x, const float* gamma, const float* beta, fl
       const int warps = (cols / 4 + 32 * kLnRow4 - 1) / (32 * kLnRow4);
       layer_norm_row_k<T><<<std::min(rows, 65535), 32 * warps, 0, s>>>(
           x, gamma, beta, y_f32, static_cast<T*>(y_act), rows, cols, eps);
-    } else if (warp_rows && rows <= kLnPreloadRows)
-      layer_norm_warp_k<T, true><<<(rows + 1) / 2, 64, 0, s>>>(
-          x, gamma, beta, y_f32, static_cast<T*>(y_act), rows, cols, eps);
-    else if (warp_rows)
+    } else if (warp_rows && rows <= kLnPreloadRows) {
+      if (cols <= 128 * 8)
+        layer_norm_warp_k<T, true, 8><<<(rows + 1) / 2, 64, 0, s>>>(
+            x, gamma, beta, y_f32, static_cast<T*>(y_act), rows, cols, eps);
+      else if (cols <= 128 * 10)
+        layer_norm_warp_k<T, true, 10><<<(rows + 1) / 2, 64, 0, s>>>(
+            x, gamma, beta, y_f32, static_cast<T*>(y_act), rows, cols, eps);
+      else
+        layer_norm_warp_k<T, true><<<(rows + 1) / 2, 64, 0, s>>>(
+            x, gamma, beta, y_f32, static_cast<T*>(y_act), rows, cols, eps);
+    } else if (warp_rows)
       layer_norm_warp_k<T, false><<<(rows + 1) / 2, 64, 0, s>>>(
           x, gamma, beta, y_f32, static_cast<T*>(y_act), rows, cols, eps);
     else

@@ -229,9 +229,9 @@ TEST_CASE("gelu: exact erf vs float64; the tanh fault differs") {
 // The 16-bit modes' GELU (gelu_16: the GELU kernel in place on 16-bit pre-activations, and the
 // fused wgmma kernel) on every finite bfloat16 and float16 value with |x| <= 13 against float64
 // (x erfc(-x / sqrt 2) / 2: the 1 + erf form cancels in float64 too below x = -8): its float32
-// result is within 4.2e-6 relative of the GELU for x > -6 (docs/gpu.md's measurement of the fit)
-// and 1.04e-5 down to -13 (its float32 operations emulated on every bfloat16 value there; the
-// rounding of z^2 = x^2 / 2 in the exponential dominates), far below a 16-bit unit roundoff, so
+// result is within 2.7e-6 relative of the GELU for x > -6 and 8.0e-6 down to -13 (its float32
+// operations emulated against float64, flash_common.cuh; the rounding of x^2 / 2 in the
+// exponential dominates there), far below a 16-bit unit roundoff, so
 // rounded to 16 bits it is the float64 value's rounding or, next to a rounding midpoint, the value
 // beside it: within one 16-bit spacing of the float64 GELU (two spacings would need a relative
 // error of half a spacing, 2^-9 / 2^-12).
