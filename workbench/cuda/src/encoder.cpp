@@ -498,7 +498,7 @@ double median(std::vector<double> v) {
 
 }  // namespace
 
-std::string device_unavailable_reason() { return device_reason(0); }
+std::string device_unavailable_reason(int device) { return device_reason(device); }
 
 namespace {
 constexpr std::array<NameEntry<Backend>, 2> kBackendNames{{

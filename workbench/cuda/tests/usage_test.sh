@@ -19,5 +19,12 @@ expect "--fc1-gelu neither own nor cudnn" 2 "--fc1-gelu" -- \
   "$bin" --model "$m" --audio "$a" -o "$tmp/a.h5" --fc1-gelu cublas
 expect "--time-gemms 0" 2 "--time-gemms" -- "$bin" --time-gemms 0 --dims tiny --precision bfloat16
 expect "--time-gemms in float32" 2 "bfloat16/float16" -- "$bin" --time-gemms 4 --dims tiny
+# A device that cannot be used (99: none on any host) is refused before the model is made:
+# --random-dims large-v3 would first spend minutes making and writing its weights (--keep-model's
+# folder would exist).
+expect "--device 99, before --random-dims makes weights" 2 "no CUDA device" -- \
+  timeout 120 "$bin" --random-dims large-v3 --seed 1 --keep-model "$tmp/kept" --audio "$a" \
+  -o "$tmp/a.h5" --device 99
+[ -e "$tmp/kept" ] && bad "random weights made before the device check" || ok "no weights made"
 ls "$tmp" | grep -q '\.h5' && bad "a refused run left an output: $(ls "$tmp")" || ok "no output left"
 finish

@@ -68,6 +68,9 @@ int dump(const std::string& model_path, const std::string& random_dims, uint64_t
          const std::string& keep_model, const std::vector<std::string>& audio_paths,
          const std::vector<std::string>& outs, const std::string& taps, const std::string& store,
          int compress, wb::cuda::Options opts) {
+  // Before the model: --random-dims large-v3 spends minutes making weights on the host.
+  if (const std::string why = wb::cuda::device_unavailable_reason(opts.device); !why.empty())
+    throw std::runtime_error(why);
   std::shared_ptr<const wb::Checkpoint> model;
   if (!random_dims.empty()) {
     // The same weights as `wb fixture-model --dims D --seed S` (HF, float32), written and read

@@ -59,8 +59,8 @@ struct CopyCounts {
 // Throws std::invalid_argument when enc is not made by make_encoder.
 CopyCounts copy_counts(const Encoder& enc);
 
-// Empty when a CUDA device can be used, else why not ("no CUDA device: ...").
-std::string device_unavailable_reason();
+// Empty when CUDA device `device` can be used, else why not ("no CUDA device: ...").
+std::string device_unavailable_reason(int device = 0);
 
 // Throws std::invalid_argument for dims or a checkpoint that do not fit (named, with shapes);
 // std::runtime_error("no CUDA device: ...") where no GPU can be used.
