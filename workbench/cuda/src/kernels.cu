@@ -826,20 +826,20 @@ void launch_layer_norm(const float* x, const float* gamma, const float* beta, fl
       const int warps = (cols / 4 + 32 * kLnRow4 - 1) / (32 * kLnRow4);
       layer_norm_row_k<T><<<std::min(rows, 65535), 32 * warps, 0, s>>>(
           x, gamma, beta, y_f32, static_cast<T*>(y_act), rows, cols, eps);
-    } else if (warp_rows && rows <= kLnPreloadRows) {
-      if (cols <= 128 * 8)
-        layer_norm_warp_k<T, true, 8><<<(rows + 1) / 2, 64, 0, s>>>(
+    } else if (warp_rows) {
+      auto warp = [&]<bool kPreload, int K4>() {
+        layer_norm_warp_k<T, kPreload, K4><<<(rows + 1) / 2, 64, 0, s>>>(
             x, gamma, beta, y_f32, static_cast<T*>(y_act), rows, cols, eps);
+      };
+      if (rows > kLnPreloadRows)
+        warp.template operator()<false, kLnMax4>();
+      else if (cols <= 128 * 8)
+        warp.template operator()<true, 8>();
       else if (cols <= 128 * 10)
-        layer_norm_warp_k<T, true, 10><<<(rows + 1) / 2, 64, 0, s>>>(
-            x, gamma, beta, y_f32, static_cast<T*>(y_act), rows, cols, eps);
+        warp.template operator()<true, 10>();
       else
-        layer_norm_warp_k<T, true><<<(rows + 1) / 2, 64, 0, s>>>(
-            x, gamma, beta, y_f32, static_cast<T*>(y_act), rows, cols, eps);
-    } else if (warp_rows)
-      layer_norm_warp_k<T, false><<<(rows + 1) / 2, 64, 0, s>>>(
-          x, gamma, beta, y_f32, static_cast<T*>(y_act), rows, cols, eps);
-    else
+        warp.template operator()<true, kLnMax4>();
+    } else
       layer_norm_k<T>
           <<<rows, 256, 0, s>>>(x, gamma, beta, y_f32, static_cast<T*>(y_act), cols, eps);
   });
