@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <random>
 
 #include "wb/core/audio.h"
 #include "wb/core/dump.h"
@@ -64,6 +65,31 @@ TEST_CASE("sha256: FIPS 180-4 test vectors, bytes and file alike, across block b
   CHECK(sha256_file(f.string()) ==
         "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
   std::filesystem::remove(f);
+}
+
+TEST_CASE("random weights: the numbers of one engine drawn in order, whatever the thread count") {
+  const Checkpoint ck = random_checkpoint(ModelDims::preset("tiny"), 1);
+  // The first drawn tensor (conv1, 92 160 values: the threaded path) against one thread drawing
+  // and transforming in turn: Box-Muller on two raw draws, std 1/sqrt(fan_in).
+  std::mt19937_64 rng(1);
+  const Tensor& w = ck.at("encoder.conv1.weight");
+  const double sd = 1.0 / std::sqrt(static_cast<double>(w.shape()[1] * w.shape()[2]));
+  for (int64_t i = 0; i < w.numel(); ++i) {
+    const double u1 = (static_cast<double>(rng() >> 11) + 0.5) * 0x1.0p-53;
+    const double u2 = static_cast<double>(rng() >> 11) * 0x1.0p-53;
+    const double z = std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
+    REQUIRE(w.f32()[i] == static_cast<float>(sd * z));
+  }
+  // Every tensor, in the table's order: the digest of the single-threaded generator's output
+  // (this function before its draws and transforms were split, 8c3f8d3), so that `wb
+  // fixture-model` and `--random-dims` keep making the same models (and dumps' model_sha256).
+  std::string digests;
+  for (const auto& s : weight_table(ck.dims)) {
+    const Tensor& t = ck.at(s.name);
+    digests += sha256_bytes(t.raw(), static_cast<std::size_t>(t.numel()) * 4);
+  }
+  CHECK(sha256_bytes(digests.data(), digests.size()) ==
+        "a864bea94826d0acfcb44b1a8cff24d16445cc36427b6553f4f48f44a4372e10");
 }
 
 TEST_CASE("HF and ggml writers round-trip the same weights bit for bit") {
