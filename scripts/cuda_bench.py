@@ -98,10 +98,11 @@ def torch_encoder(name, dtype, iters, warmup, batch=1):
     return eager, graph, impl
 
 
-def ours(binary, name, precision, iters, warmup, graph, batch=1, attention="own", fc1_gelu="own"):
+def ours(binary, name, precision, iters, warmup, graph, batch=1, attention="own", fc1_gelu="own",
+         pdl=False):
     cmd = [binary, "--time", "--json", "--dims", name, "--precision", precision,
            "--iters", str(iters), "--warmup", str(warmup), "--batch", str(batch),
-           "--attention", attention, "--fc1-gelu", fc1_gelu]
+           "--attention", attention, "--fc1-gelu", fc1_gelu] + (["--pdl"] if pdl else [])
     if not graph:
         cmd.append("--no-graph")
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -248,6 +249,8 @@ def main():
                     help="our encoder's attention (wb-cuda-dump --attention)")
     ap.add_argument("--fc1-gelu", default="own", choices=["own", "cudnn"],
                     help="our encoder's fc1 + GELU (wb-cuda-dump --fc1-gelu)")
+    ap.add_argument("--pdl", action="store_true",
+                    help="our own kernels as programmatic dependents (wb-cuda-dump --pdl)")
     a = ap.parse_args()
     dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[a.precision]
     if dtype == torch.float32:
@@ -257,6 +260,7 @@ def main():
     peak = gemm_peak(torch.bfloat16)
     print(f"GPU: {gpu}; torch {torch.__version__}; measured bf16 GEMM peak (8192^3): {peak:.0f} TFLOP/s")
     print(f"precision {a.precision}, our attention {a.attention}, fc1 + GELU {a.fc1_gelu}, "
+          f"dependent launch {'on' if a.pdl else 'off'}, "
           f"batches {a.encoder_batches} "
           f"(B 30 s windows per call), "
           f"median of {a.iters} after {a.warmup} warm-up; ms per call")
@@ -272,13 +276,15 @@ def main():
         print(hdr)
     for name in ([] if a.skip_encoder else a.dims):
         for b in a.encoder_batches:
-            og = ours(a.bin, name, a.precision, a.iters, a.warmup, True, b, a.attention, a.fc1_gelu)
-            os_ = ours(a.bin, name, a.precision, a.iters, a.warmup, False, b, a.attention, a.fc1_gelu)
+            og = ours(a.bin, name, a.precision, a.iters, a.warmup, True, b, a.attention, a.fc1_gelu,
+                      a.pdl)
+            os_ = ours(a.bin, name, a.precision, a.iters, a.warmup, False, b, a.attention,
+                       a.fc1_gelu, a.pdl)
             pe, pg, impl = torch_encoder(name, dtype, a.iters, a.warmup, b)
             tf = og["tflops"]
             ocs, pcs = 1e3 * b / og["median_ms"], 1e3 * b / pg
             r = {"dims": name, "batch": b, "precision": a.precision, "gpu": gpu,
-                 "attention": a.attention, "fc1_gelu": a.fc1_gelu,
+                 "attention": a.attention, "fc1_gelu": a.fc1_gelu, "dependent_launch": a.pdl,
                  "ours_graph_ms": og["median_ms"], "ours_stream_ms": os_["median_ms"],
                  "torch_eager_ms": pe, "torch_graph_ms": pg, "ours_graph_clips_per_s": ocs,
                  "torch_graph_clips_per_s": pcs, "torch_attn_impl": impl, "gflop": og["gflop"],

@@ -32,6 +32,7 @@
 
 #include "flash_common.cuh"
 #include "kernels.h"
+#include "launch.cuh"
 #include "wgmma_common.cuh"
 
 namespace wb::cuda {
@@ -148,6 +149,7 @@ __global__ void __launch_bounds__(256, 2)
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   __syncthreads();
+  pdl_wait();  // q | k | v from the kernel before (the barriers' set-up overlaps its end)
   if (loader && n_tiles > 0) {  // the first kWStages - 1 tiles now, the rest in the loop
     load_q();
     for (int j = 0; j < kWStages - 1 && j < n_tiles; ++j) load_kv(j);
@@ -250,7 +252,7 @@ bool wgmma_attention_available() {
 }
 
 void launch_flash_attention_wgmma(const void* qkv, void* out, Act a, int t, int c, int heads,
-                                  float alpha, cudaStream_t s, int batch, int clip_rows, int nsplit,
+                                  float alpha, Queue s, int batch, int clip_rows, int nsplit,
                                   float* part_o, float* part_ml) {
   if (a == Act::f32) throw std::invalid_argument("wgmma attention: 16-bit inputs only");
   if (c != heads * kFD)
@@ -268,8 +270,8 @@ void launch_flash_attention_wgmma(const void* qkv, void* out, Act a, int t, int 
     if (attr != cudaSuccess)
       throw std::runtime_error(std::string("wgmma attention: shared memory: ") +
                                cudaGetErrorString(attr));
-    kernel<<<dim3((t + kWM - 1) / kWM, heads * batch, nsplit), 256, kWSmem, s>>>(
-        map, o, t, c, sl2, clip_rows, part_o, part_ml);
+    launch_k("wgmma attention", kernel, dim3((t + kWM - 1) / kWM, heads * batch, nsplit), 256,
+             kWSmem, s, map, o, t, c, sl2, clip_rows, part_o, part_ml);
   };
   if (a == Act::bf16)
     go(flash_wgmma_k<__nv_bfloat16>, static_cast<__nv_bfloat16*>(out));

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <set>
@@ -55,6 +56,7 @@ struct DeviceStream {
     cudaDeviceProp prop{};
     ck(cudaGetDeviceProperties(&prop, device), "cudaGetDeviceProperties");
     name = prop.name;
+    dependent_launch = prop.major >= 9;
     ck(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "stream");
   }
   ~DeviceStream() {
@@ -63,7 +65,59 @@ struct DeviceStream {
   DeviceStream(const DeviceStream&) = delete;
   DeviceStream& operator=(const DeviceStream&) = delete;
   std::string name;
+  bool dependent_launch = false;  // programmatic dependent launch: compute capability 9.0 on
   cudaStream_t s = nullptr;
+};
+
+// Makes the next node captured on `s` a programmatic dependent of the current ones (those it
+// would depend on anyway): it may start as they let it (cudaGraphKernelNodePortProgrammatic).
+void programmatic_next(cudaStream_t s) {
+  cudaStreamCaptureStatus status{};
+  const cudaGraphNode_t* deps = nullptr;
+  const cudaGraphEdgeData* data = nullptr;
+  std::size_t n = 0;
+  ck(cudaStreamGetCaptureInfo(s, &status, nullptr, nullptr, &deps, &data, &n), "capture info");
+  std::vector<cudaGraphNode_t> nodes(deps, deps + n);
+  std::vector<cudaGraphEdgeData> edges(n);
+  for (cudaGraphEdgeData& e : edges) {
+    e = cudaGraphEdgeData{};
+    e.from_port = cudaGraphKernelNodePortProgrammatic;
+    e.type = cudaGraphDependencyTypeProgrammatic;
+  }
+  ck(cudaStreamUpdateCaptureDependencies(s, nodes.data(), edges.data(), n,
+                                         cudaStreamSetCaptureDependencies),
+     "programmatic dependency");
+}
+
+// What `enqueue` puts on `s`, captured as one graph (instantiated; the capture ended whatever
+// happens).
+class Captured {
+ public:
+  template <class F>
+  Captured(cudaStream_t s, F&& enqueue) {
+    ck(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), "begin capture");
+    cudaGraph_t g = nullptr;
+    try {
+      enqueue();
+    } catch (...) {
+      cudaStreamEndCapture(s, &g);
+      if (g != nullptr) cudaGraphDestroy(g);
+      throw;
+    }
+    ck(cudaStreamEndCapture(s, &g), "end capture");
+    const cudaError_t e = cudaGraphInstantiate(&exec_, g, 0);
+    cudaGraphDestroy(g);
+    ck(e, "graph instantiate");
+  }
+  ~Captured() {
+    if (exec_ != nullptr) cudaGraphExecDestroy(exec_);
+  }
+  Captured(const Captured&) = delete;
+  Captured& operator=(const Captured&) = delete;
+  void launch(cudaStream_t s) { ck(cudaGraphLaunch(exec_, s), "graph launch"); }
+
+ private:
+  cudaGraphExec_t exec_ = nullptr;
 };
 
 // The layers' Observer: taps staged to the sinks of the current stage (one per clip of the run),
@@ -252,10 +306,8 @@ class CudaEncoder final : public Encoder {
         load_model(d_, ck_.get(), seed, act_, faults_.conv_bias_drop, dev_.s));
     rs_ = std::make_unique<RunState>(d_, act_, dev_.s, std::move(gemm), o.batch,
                                      o.attention == Backend::cudnn, o.fc1_gelu == Backend::cudnn);
+    rs_->pdl = o.dependent_launch && dev_.dependent_launch;
     taps_ = std::make_unique<TapStaging>(d_, dev_.s, o.sync_taps, o.batch);
-  }
-  ~CudaEncoder() override {
-    if (graph_exec_ != nullptr) cudaGraphExecDestroy(graph_exec_);
   }
 
   std::string implementation() const override { return "cuda"; }
@@ -326,19 +378,21 @@ class CudaEncoder final : public Encoder {
                         dev_.s);
   }
   cudaStream_t stream() const { return dev_.s; }
+  // Timing: the last run's output (ln_post of every clip), after the stream's work.
+  std::vector<float> output() {
+    std::vector<float> h(static_cast<std::size_t>(rs_->rows()) * d_.n_audio_state);
+    ck(cudaMemcpyAsync(h.data(), rs_->y.f(), h.size() * 4, cudaMemcpyDeviceToHost, dev_.s),
+       "download");
+    ck(cudaStreamSynchronize(dev_.s), "download sync");
+    return h;
+  }
   const std::string& device_name() const { return dev_.name; }
   // One CUDA graph of forward_dev, replayed by replay().
   void capture() {
-    if (graph_exec_ != nullptr) cudaGraphExecDestroy(graph_exec_);
-    graph_exec_ = nullptr;
-    cudaGraph_t g = nullptr;
-    ck(cudaStreamBeginCapture(dev_.s, cudaStreamCaptureModeThreadLocal), "begin capture");
-    forward_dev();
-    ck(cudaStreamEndCapture(dev_.s, &g), "end capture");
-    ck(cudaGraphInstantiate(&graph_exec_, g, 0), "graph instantiate");
-    cudaGraphDestroy(g);
+    graph_.reset();
+    graph_ = std::make_unique<Captured>(dev_.s, [this] { forward_dev(); });
   }
-  void replay() { ck(cudaGraphLaunch(graph_exec_, dev_.s), "graph launch"); }
+  void replay() { graph_->launch(dev_.s); }
   // Timing only: leave the ops of these kinds out of later runs and captures (none: all run).
   void skip_ops(std::set<std::string> ops) { taps_->skip(std::move(ops)); }
   // One stream run with an event after every op: milliseconds per op kind.
@@ -398,7 +452,7 @@ class CudaEncoder final : public Encoder {
   std::unique_ptr<const Model> model_;
   std::unique_ptr<RunState> rs_;
   std::unique_ptr<TapStaging> taps_;
-  cudaGraphExec_t graph_exec_ = nullptr;
+  std::unique_ptr<Captured> graph_;
 };
 
 // Per clip: pcm up, log-mel into its block of rs_->mel, mel down (its tap, and the first seam
@@ -480,6 +534,7 @@ nlohmann::json CudaEncoder::run_info() const {
       {"fc1_gelu", rs_->cudnn_fc1() ? rs_->fc1_gelu.begin()->second->describe()
                    : rs_->fc1_wgmma ? std::string("fc1 + bias + GELU in one Hopper wgmma kernel")
                                     : std::string("cuBLASLt fc1, then the GELU kernel")},
+      {"dependent_launch", rs_->pdl},
       {"frontend", "cuFFT R2C float32"}};
 }
 
@@ -569,6 +624,15 @@ Timing time_encoder(const ModelDims& dims, const Options& o, int iters, int warm
   r.ms = timed(iters);
   ck(cudaProfilerStop(), "profiler stop");
   r.median_ms = median(r.ms);
+  const std::vector<float> out = enc.output();
+  r.output_sha256 = sha256_bytes(out.data(), out.size() * 4);
+  if (graph) {  // the same kernels in the same order on the stream: the same bits
+    enc.forward_dev();
+    const std::vector<float> stream_out = enc.output();
+    if (std::memcmp(out.data(), stream_out.data(), out.size() * 4) != 0)
+      throw std::runtime_error(
+          "cuda timing: the CUDA graph's output differs from a stream run's (the timing is void)");
+  }
   // Graphed profile: the whole encoder again with one op kind left out; what it saves is that
   // kind's share of the graph (launch gaps included, overlap with neighbours excluded).
   if (graph) {
@@ -801,6 +865,48 @@ GemmGeluTiming time_gemm_gelu(const ModelDims& dims, Precision precision, int ba
   return r;
 }
 
+namespace {
+
+// A block's four GEMMs as the encoder runs them (layers.cpp) at M = B T on random operands:
+// 16-bit q | k | v and fc1 pre-activations with a 16-bit bias, float32 attn.out and fc2 with a
+// float32 bias and the residual as beta = 1. Every shape's operands are prefixes of the largest:
+// inputs [M, 4C], weights [4C, 4C], biases of both types, outputs and the residual float32
+// [M, 4C].
+struct BlockGemms {
+  struct Case {
+    const char* name;
+    GemmShape g;
+    const void* bias;
+    const float* res;
+    double gflop() const { return 2.0 * g.m * g.n * static_cast<double>(g.k) / 1e9; }
+  };
+  BlockGemms(const ModelDims& dims, Act act, int batch, uint64_t seed, cudaStream_t s)
+      : m(batch * dims.n_audio_ctx), c(dims.n_audio_state) {
+    const int64_t big = static_cast<int64_t>(m) * 4 * c, wbig = 16LL * c * c;
+    x = Buf(static_cast<std::size_t>(big) * 2);
+    w = Buf(static_cast<std::size_t>(wbig) * 2);
+    b32 = Buf(static_cast<std::size_t>(4 * c) * 4);
+    b16 = Buf(static_cast<std::size_t>(4 * c) * 2);
+    y = Buf(static_cast<std::size_t>(big) * 4);
+    r = Buf(static_cast<std::size_t>(big) * 4);
+    launch_fill_uniform(x.get(), act, big, seed, 1.7f, 0.0f, s);
+    launch_fill_uniform(w.get(), act, wbig, seed + 1, 1.0f / std::sqrt(static_cast<float>(c)), 0.0f,
+                        s);
+    launch_fill_uniform(b32.get(), Act::f32, 4 * c, seed + 2, 0.5f, 0.0f, s);
+    launch_convert(b32.f(), b16.get(), act, 4 * c, s);
+    launch_fill_uniform(r.get(), Act::f32, big, seed + 3, 1.0f, 0.0f, s);
+    cases = {{"attn.qkv", {m, 3 * c, c, true, act}, b16.get(), nullptr},
+             {"attn.out", {m, c, c, true, Act::f32}, b32.get(), r.f()},
+             {"mlp.fc1", {m, 4 * c, c, true, act}, b16.get(), nullptr},
+             {"mlp.fc2", {m, c, 4 * c, true, Act::f32}, b32.get(), r.f()}};
+  }
+  int m, c;
+  Buf x, w, b32, b16, y, r;
+  std::vector<Case> cases;
+};
+
+}  // namespace
+
 std::vector<GemmShapeTiming> time_gemms(const ModelDims& dims, Precision precision, int batch,
                                         int iters, int max_algos, std::string* device,
                                         uint64_t seed) {
@@ -808,49 +914,24 @@ std::vector<GemmShapeTiming> time_gemms(const ModelDims& dims, Precision precisi
     throw UsageError("time_gemms: iters, batch and algorithms must be >= 1");
   const Act act = act_of(precision);
   if (act == Act::f32) throw UsageError("time_gemms: bfloat16/float16 (the encoder's fast path)");
-  const int c = dims.n_audio_state, m = batch * dims.n_audio_ctx;
   DeviceStream dev(0);
   if (device != nullptr) *device = dev.name;
-  // inputs [M, 4C], weights [4C, 4C] (the largest of the four), biases of both types, outputs
-  // and the residual float32 [M, 4C]: every shape's operands are prefixes of these
-  const int64_t big = static_cast<int64_t>(m) * 4 * c, wbig = 16LL * c * c;
-  Buf x(static_cast<std::size_t>(big) * 2), w(static_cast<std::size_t>(wbig) * 2),
-      b32(static_cast<std::size_t>(4 * c) * 4), b16(static_cast<std::size_t>(4 * c) * 2),
-      y(static_cast<std::size_t>(big) * 4), r(static_cast<std::size_t>(big) * 4);
-  launch_fill_uniform(x.get(), act, big, seed, 1.7f, 0.0f, dev.s);
-  launch_fill_uniform(w.get(), act, wbig, seed + 1, 1.0f / std::sqrt(static_cast<float>(c)), 0.0f,
-                      dev.s);
-  launch_fill_uniform(b32.get(), Act::f32, 4 * c, seed + 2, 0.5f, 0.0f, dev.s);
-  launch_convert(b32.f(), b16.get(), act, 4 * c, dev.s);
-  launch_fill_uniform(r.get(), Act::f32, big, seed + 3, 1.0f, 0.0f, dev.s);
+  BlockGemms bg(dims, act, batch, seed, dev.s);
   Gemm gemm(act, dev.s);
-  struct Case {
-    const char* name;
-    int n, k;
-    Act out;
-    bool residual;
-  };
-  // as the encoder runs them (layers.cpp): 16-bit q | k | v and fc1 pre-activations with a 16-bit
-  // bias, float32 attn.out and fc2 with a float32 bias and the residual as beta = 1
-  const Case cases[] = {{"attn.qkv", 3 * c, c, act, false},
-                        {"attn.out", c, c, Act::f32, true},
-                        {"mlp.fc1", 4 * c, c, act, false},
-                        {"mlp.fc2", c, 4 * c, Act::f32, true}};
   constexpr int kReps = 10;
   EventPair ev;
   std::vector<GemmShapeTiming> out;
-  for (const Case& cs : cases) {
-    const GemmShape g{m, cs.n, cs.k, true, cs.out};
-    const void* bias = cs.out == Act::f32 ? b32.get() : b16.get();
-    const float* res = cs.residual ? r.f() : nullptr;
+  for (const BlockGemms::Case& cs : bg.cases) {
     GemmShapeTiming st;
     st.name = cs.name;
-    st.m = m;
-    st.n = cs.n;
-    st.k = cs.k;
-    st.gflop = 2.0 * m * cs.n * static_cast<double>(cs.k) / 1e9;
-    for (const cublasLtMatmulAlgo_t& a : gemm.candidates(g, max_algos)) {
-      auto call = [&] { gemm.run_with(a, g, x.get(), w.get(), bias, res, y.get()); };
+    st.m = cs.g.m;
+    st.n = cs.g.n;
+    st.k = cs.g.k;
+    st.gflop = cs.gflop();
+    for (const cublasLtMatmulAlgo_t& a : gemm.candidates(cs.g, max_algos)) {
+      auto call = [&] {
+        gemm.run_with(a, cs.g, bg.x.get(), bg.w.get(), cs.bias, cs.res, bg.y.get());
+      };
       try {
         for (int i = 0; i < 3; ++i) call();
         ck(cudaStreamSynchronize(dev.s), "warm-up");
@@ -862,6 +943,87 @@ std::vector<GemmShapeTiming> time_gemms(const ModelDims& dims, Precision precisi
       st.algos.push_back({Gemm::describe(a), median(ms)});
     }
     out.push_back(std::move(st));
+  }
+  return out;
+}
+
+std::vector<DependentGemmProbe> probe_dependent_gemms(const ModelDims& dims, Precision precision,
+                                                      int batch, std::string* device) {
+  if (batch < 1) throw UsageError("probe_dependent_gemms: batch must be >= 1");
+  const Act act = act_of(precision);
+  if (act == Act::f32)
+    throw UsageError("probe_dependent_gemms: bfloat16/float16 (the encoder's fast path)");
+  DeviceStream dev(0);
+  if (device != nullptr) *device = dev.name;
+  if (!dev.dependent_launch)
+    throw std::runtime_error("cuda: " + dev.name +
+                             " has no programmatic dependent launch (compute capability 9.0 on)");
+  int sms = 0;
+  ck(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0), "attribute");
+  BlockGemms bg(dims, act, batch, 1, dev.s);
+  Gemm gemm(act, dev.s);
+  Buf xin(bg.x.bytes()), stamps(4 * sizeof(uint64_t));
+  constexpr uint64_t kLateNs = 2'000'000;
+  constexpr int kRuns = 7;
+  auto download = [&](const Buf& b, std::size_t bytes) {
+    std::vector<unsigned char> h(bytes);
+    ck(cudaMemcpyAsync(h.data(), b.get(), bytes, cudaMemcpyDeviceToHost, dev.s), "download");
+    ck(cudaStreamSynchronize(dev.s), "sync");
+    return h;
+  };
+  std::vector<DependentGemmProbe> out;
+  for (const BlockGemms::Case& cs : bg.cases) {
+    DependentGemmProbe p;
+    p.name = cs.name;
+    p.m = cs.g.m;
+    p.n = cs.g.n;
+    p.k = cs.g.k;
+    p.config = Gemm::describe(gemm.candidates(cs.g, 1).front());
+    const std::size_t xbytes = static_cast<std::size_t>(cs.g.m) * cs.g.k * act_size(act);
+    const std::size_t ybytes = static_cast<std::size_t>(cs.g.m) * cs.g.n * act_size(cs.g.out);
+    auto run = [&](const void* x) {  // the pinned algorithm, as the encoder runs it
+      gemm.run(x, bg.w.get(), cs.bias, cs.res, bg.y.get(), cs.g.m, cs.g.n, cs.g.k, cs.g.out);
+    };
+    ck(cudaMemsetAsync(bg.y.get(), 0, ybytes, dev.s), "memset");
+    run(bg.x.get());
+    const std::vector<unsigned char> plain = download(bg.y, ybytes);
+    // 1. Its input written late by a kernel that lets it start at once.
+    try {
+      Captured late(dev.s, [&] {
+        launch_late_copy(bg.x.get(), xin.get(), xbytes, kLateNs, dev.s);
+        programmatic_next(dev.s);
+        run(xin.get());
+      });
+      ck(cudaMemsetAsync(xin.get(), 0, xbytes, dev.s), "memset");
+      ck(cudaMemsetAsync(bg.y.get(), 0, ybytes, dev.s), "memset");
+      late.launch(dev.s);
+      p.waits = download(bg.y, ybytes) == plain;
+      p.probed = true;
+    } catch (const std::runtime_error& e) {
+      p.error = e.what();
+    }
+    // 2. Its dependents: a kernel of blocks that each wait, launched as a dependent and
+    // ordinarily, timed from a stamp right before the GEMM (medians of kRuns graph launches).
+    for (const bool dependent : {true, false}) {
+      Captured g(dev.s, [&] {
+        launch_stamp(static_cast<uint64_t*>(stamps.get()) + 2, dev.s);
+        run(bg.x.get());
+        launch_stamp_wait(static_cast<uint64_t*>(stamps.get()), 2 * sms, Queue(dev.s, dependent));
+      });
+      std::vector<double> start, released;
+      for (int i = 0; i < kRuns; ++i) {
+        ck(cudaMemsetAsync(stamps.get(), 0xff, 2 * sizeof(uint64_t), dev.s), "memset");
+        g.launch(dev.s);
+        uint64_t t[3] = {};
+        ck(cudaMemcpyAsync(t, stamps.get(), sizeof(t), cudaMemcpyDeviceToHost, dev.s), "download");
+        ck(cudaStreamSynchronize(dev.s), "sync");
+        start.push_back(static_cast<double>(t[0] - t[2]) / 1e3);
+        released.push_back(static_cast<double>(t[1] - t[2]) / 1e3);
+      }
+      (dependent ? p.dependent_start_us : p.ordinary_start_us) = median(start);
+      (dependent ? p.dependent_release_us : p.ordinary_release_us) = median(released);
+    }
+    out.push_back(std::move(p));
   }
   return out;
 }

@@ -11,6 +11,7 @@
 
 #include "flash_common.cuh"
 #include "kernels.h"
+#include "launch.cuh"
 #include "wb/core/numerics.h"
 
 namespace wb::cuda {
@@ -138,6 +139,7 @@ __device__ __forceinline__ void store4(T* dst, float4 r) {
 // element (which made the conv2 im2col the stem's slowest kernel, about 46 us at large-v3).
 template <class T>
 __global__ void im2col1_k(const float* mel, T* col, int n_mels, int t2, int pad, int rows) {
+  pdl_wait();
   const int w = 3 * n_mels;
   for (int row = blockIdx.x; row < rows; row += gridDim.x) {
     const int b = row / t2, t = row - b * t2;
@@ -157,6 +159,7 @@ __global__ void im2col1_k(const float* mel, T* col, int n_mels, int t2, int pad,
 template <class T, bool kGelu, int kV>
 __global__ void im2col2_k(const float* h, T* col, int c, int t2, int t1, int pad, int rows,
                           bool tanh_approx) {
+  pdl_wait();
   const int wv = 3 * c / kV;
   for (int row = blockIdx.x; row < rows; row += gridDim.x) {
     const int b = row / t1, t = row - b * t1;
@@ -189,6 +192,7 @@ __global__ void im2col2_k(const float* h, T* col, int c, int t2, int t1, int pad
 // Four elements per thread (n % 4 == 0, 16-byte aligned pointers).
 template <class T>
 __global__ void gelu4_k(const float4* x, float4* y32, T* ya, int64_t n4, bool tanh_approx) {
+  pdl_wait();
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n4;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const float4 v = x[i];
@@ -207,6 +211,7 @@ __global__ void gelu4_k(const float4* x, float4* y32, T* ya, int64_t n4, bool ta
 // In place on 16-bit values, eight per thread (n % 8 == 0, 16-byte aligned); gelu_16's GELU.
 template <class T, bool kTanh>
 __global__ void gelu16_k(uint4* x, int64_t n8) {
+  pdl_wait();
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n8;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     uint4 v = x[i];
@@ -219,6 +224,7 @@ __global__ void gelu16_k(uint4* x, int64_t n8) {
 
 template <class T>
 __global__ void gelu_k(const float* x, float* y32, T* ya, int64_t n, bool tanh_approx) {
+  pdl_wait();
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const float v = x[i];
@@ -239,6 +245,7 @@ __global__ void gelu_k(const float* x, float* y32, T* ya, int64_t n, bool tanh_a
 // Four elements a thread (n and nb multiples of 4, 16-byte aligned pointers).
 __global__ void gelu_add4_k(const float4* x, const float4* b, float4* out, int64_t n4, int64_t nb4,
                             bool tanh_approx) {
+  pdl_wait();
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < nb4;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const float4 v = b[i];
@@ -256,6 +263,7 @@ __global__ void gelu_add4_k(const float4* x, const float4* b, float4* out, int64
 template <bool kGelu>
 __global__ void add_k(const float* a, const float* b, float* out, int64_t n, int64_t nb,
                       bool tanh_approx) {
+  pdl_wait();
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < nb;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const float v = b[i];
@@ -266,6 +274,7 @@ __global__ void add_k(const float* a, const float* b, float* out, int64_t n, int
 
 template <class T>
 __global__ void to_f32_k(const T* x, float* y, int64_t n) {
+  pdl_wait();
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x)
     y[i] = to_f(x[i]);
@@ -273,6 +282,7 @@ __global__ void to_f32_k(const T* x, float* y, int64_t n) {
 
 template <class T>
 __global__ void convert_k(const float* x, T* y, int64_t n) {
+  pdl_wait();
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x)
     y[i] = from_f<T>(x[i]);
@@ -318,6 +328,7 @@ constexpr int kLnPreloadRows = 2048;
 template <class T, bool kPreload, int K4 = kLnMax4>
 __global__ void layer_norm_warp_k(const float* x, const float* g, const float* b, float* y32, T* ya,
                                   int rows, int cols, float eps) {
+  pdl_wait();
   const int64_t row = blockIdx.x * 2 + (threadIdx.x >> 5);
   const int lane = threadIdx.x & 31;
   if (row >= rows) return;
@@ -377,6 +388,7 @@ constexpr int kLnRowMaxCols = 2 * 32 * 4 * kLnRow4;  // 768
 template <class T>
 __global__ void layer_norm_row_k(const float* x, const float* g, const float* b, float* y32, T* ya,
                                  int rows, int cols, float eps) {
+  pdl_wait();
   __shared__ float red[2];
   const int n4 = cols / 4;
   const float4* g4 = reinterpret_cast<const float4*>(g);
@@ -416,6 +428,7 @@ __global__ void layer_norm_row_k(const float* x, const float* g, const float* b,
 template <class T>
 __global__ void layer_norm_k(const float* x, const float* g, const float* b, float* y32, T* ya,
                              int cols, float eps) {
+  pdl_wait();
   __shared__ float red[32];
   const int64_t row = blockIdx.x;
   const float* xr = x + row * cols;
@@ -446,6 +459,7 @@ constexpr int kAttnQ = 64;  // queries (threads) per block
 template <int DH, class T>
 __global__ void __launch_bounds__(kAttnQ)
     attention_k(const float* qkv, T* out, int t, int c, float alpha, bool round_inputs) {
+  pdl_wait();
   constexpr int kAttnKT = DH <= 64 ? 64 : 32;  // keys per tile: 32 KiB of keys and values
   __shared__ float4 ks[kAttnKT][DH / 4];
   __shared__ float4 vs[kAttnKT][DH / 4];
@@ -580,6 +594,7 @@ __device__ __forceinline__ void flash_pv(float (&o)[MR][kFD / 8][4],
 template <class T, int MR>
 __global__ void __launch_bounds__(128) flash_tc_k(const T* qkv, T* out, int t, int c,
                                                   float scale_log2, float* part_o, float* part_ml) {
+  pdl_wait();
   // MR m16 row tiles per warp: 16 * MR query rows per warp, 64 * MR per block.
   __shared__ __align__(128) T kv_s[2][2][kFK * kLdh];  // [stage][K | V][key][d]
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -678,6 +693,7 @@ __global__ void __launch_bounds__(128) flash_tc_k(const T* qkv, T* out, int t, i
 template <class T>
 __global__ void flash_combine_k(const float* part_o, const float* part_ml, T* out, int t, int c,
                                 int nsplit) {
+  pdl_wait();
   const int row = blockIdx.x, h = blockIdx.y, d = threadIdx.x;
   const int heads = c / kFD;
   float mx = -INFINITY;
@@ -710,7 +726,64 @@ __global__ void fill_uniform_k(T* p, int64_t n, uint64_t seed, float scale, floa
   }
 }
 
+// The dependent launch's checks (kernels.h). Byte copies, a block's threads along the bytes.
+__device__ __forceinline__ void copy_bytes(const unsigned char* src, unsigned char* dst,
+                                           std::size_t n) {
+  for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<std::size_t>(gridDim.x) * blockDim.x)
+    dst[i] = src[i];
+}
+__device__ __forceinline__ uint64_t global_ns() {
+  uint64_t t = 0;
+  asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(t));
+  return t;
+}
+__global__ void late_copy_k(const unsigned char* src, unsigned char* dst, std::size_t n,
+                            uint64_t delay_ns) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+  const uint64_t t0 = global_ns();
+  while (global_ns() - t0 < delay_ns) {
+  }
+  copy_bytes(src, dst, n);
+}
+__global__ void copy_nowait_k(const unsigned char* src, unsigned char* dst, std::size_t n) {
+  copy_bytes(src, dst, n);
+}
+__global__ void stamp_k(uint64_t* t) { *t = global_ns(); }
+__global__ void stamp_wait_k(uint64_t* t) {
+  const uint64_t start = global_ns();
+  pdl_wait();
+  const uint64_t released = global_ns();
+  if (threadIdx.x == 0) {
+    atomicMin(reinterpret_cast<unsigned long long*>(t), start);
+    atomicMin(reinterpret_cast<unsigned long long*>(t + 1), released);
+  }
+}
+
 }  // namespace
+
+void launch_late_copy(const void* src, void* dst, std::size_t bytes, uint64_t delay_ns,
+                      cudaStream_t s) {
+  late_copy_k<<<8, 256, 0, s>>>(static_cast<const unsigned char*>(src),
+                                static_cast<unsigned char*>(dst), bytes, delay_ns);
+  check_launch("late_copy");
+}
+
+void launch_copy_nowait(const void* src, void* dst, std::size_t bytes, Queue s) {
+  launch_k("copy_nowait", copy_nowait_k, 8, 256, 0, s, static_cast<const unsigned char*>(src),
+           static_cast<unsigned char*>(dst), bytes);
+}
+
+void launch_stamp(uint64_t* t, cudaStream_t s) {
+  stamp_k<<<1, 1, 0, s>>>(t);
+  check_launch("stamp");
+}
+
+void launch_stamp_wait(uint64_t* t, int blocks, Queue s) {
+  launch_k("stamp_wait", stamp_wait_k, blocks, 32, 0, s, t);
+}
 
 void launch_frame_window(const float* pcm, int64_t n, const float* window, float* frames,
                          int n_frames, int n_fft, int hop, int first, bool reflect,
@@ -734,22 +807,23 @@ void launch_log_mel(float* mel, int64_t n, bool db, uint32_t* scratch, cudaStrea
   check_launch("log_mel");
 }
 
-void launch_im2col_conv1(const float* mel, void* col, Act a, int n_mels, int t2, int pad,
-                         cudaStream_t s, int batch) {
+void launch_im2col_conv1(const float* mel, void* col, Act a, int n_mels, int t2, int pad, Queue s,
+                         int batch) {
   const int rows = t2 * batch;
   dispatch(a, [&]<class T>() {
-    im2col1_k<T>
-        <<<std::min(rows, 8192), 256, 0, s>>>(mel, static_cast<T*>(col), n_mels, t2, pad, rows);
+    launch_k("im2col_conv1", im2col1_k<T>, std::min(rows, 8192), 256, 0, s, mel,
+             static_cast<T*>(col), n_mels, t2, pad, rows);
   });
   check_launch("im2col_conv1");
 }
 
-void launch_im2col_conv2(const float* h, void* col, Act a, int c, int t2, int t1, int pad,
-                         cudaStream_t s, int batch, bool gelu, bool tanh_approx) {
+void launch_im2col_conv2(const float* h, void* col, Act a, int c, int t2, int t1, int pad, Queue s,
+                         int batch, bool gelu, bool tanh_approx) {
   const int rows = t1 * batch, grid = std::min(rows, 8192);
   dispatch(a, [&]<class T>() {
     auto go = [&](auto kernel) {
-      kernel<<<grid, 256, 0, s>>>(h, static_cast<T*>(col), c, t2, t1, pad, rows, tanh_approx);
+      launch_k("im2col_conv2", kernel, grid, 256, 0, s, h, static_cast<T*>(col), c, t2, t1, pad,
+               rows, tanh_approx);
     };
     if (c % 4 == 0)
       gelu ? go(im2col2_k<T, true, 4>) : go(im2col2_k<T, false, 4>);
@@ -760,76 +834,77 @@ void launch_im2col_conv2(const float* h, void* col, Act a, int c, int t2, int t1
 }
 
 void launch_gelu(const float* x, float* y_f32, void* y_act, Act a, int64_t n, bool tanh_approx,
-                 cudaStream_t s) {
+                 Queue s) {
   dispatch(a, [&]<class T>() {
     if (n % 4 == 0)
-      gelu4_k<T><<<blocks_for(n / 4, 256), 256, 0, s>>>(reinterpret_cast<const float4*>(x),
-                                                        reinterpret_cast<float4*>(y_f32),
-                                                        static_cast<T*>(y_act), n / 4, tanh_approx);
+      launch_k("gelu", gelu4_k<T>, blocks_for(n / 4, 256), 256, 0, s,
+               reinterpret_cast<const float4*>(x), reinterpret_cast<float4*>(y_f32),
+               static_cast<T*>(y_act), n / 4, tanh_approx);
     else
-      gelu_k<T>
-          <<<blocks_for(n, 256), 256, 0, s>>>(x, y_f32, static_cast<T*>(y_act), n, tanh_approx);
+      launch_k("gelu", gelu_k<T>, blocks_for(n, 256), 256, 0, s, x, y_f32, static_cast<T*>(y_act),
+               n, tanh_approx);
   });
   check_launch("gelu");
 }
 
-void launch_gelu16(void* x, Act a, int64_t n, bool tanh_approx, cudaStream_t s) {
+void launch_gelu16(void* x, Act a, int64_t n, bool tanh_approx, Queue s) {
   if (a == Act::f32 || n % 8 != 0) throw std::invalid_argument("gelu16: 16-bit, n % 8 == 0");
   dispatch(a, [&]<class T>() {
     if constexpr (!std::is_same_v<T, float>) {
       const auto grid = blocks_for(n / 8, 256);
       if (tanh_approx)
-        gelu16_k<T, true><<<grid, 256, 0, s>>>(static_cast<uint4*>(x), n / 8);
+        launch_k("gelu16", gelu16_k<T, true>, grid, 256, 0, s, static_cast<uint4*>(x), n / 8);
       else
-        gelu16_k<T, false><<<grid, 256, 0, s>>>(static_cast<uint4*>(x), n / 8);
+        launch_k("gelu16", gelu16_k<T, false>, grid, 256, 0, s, static_cast<uint4*>(x), n / 8);
     }
   });
   check_launch("gelu16");
 }
 
-void launch_add(const float* a, const float* b, float* out, int64_t n, cudaStream_t s, int64_t nb) {
+void launch_add(const float* a, const float* b, float* out, int64_t n, Queue s, int64_t nb) {
   if (nb == 0) nb = n;
-  add_k<false><<<blocks_for(nb, 256), 256, 0, s>>>(a, b, out, n, nb, false);
+  launch_k("add", add_k<false>, blocks_for(nb, 256), 256, 0, s, a, b, out, n, nb, false);
   check_launch("add");
 }
 
 void launch_gelu_add(const float* x, const float* b, float* out, int64_t n, int64_t nb,
-                     bool tanh_approx, cudaStream_t s) {
+                     bool tanh_approx, Queue s) {
   if (n % 4 == 0 && nb % 4 == 0)
-    gelu_add4_k<<<blocks_for(nb / 4, 256), 256, 0, s>>>(
-        reinterpret_cast<const float4*>(x), reinterpret_cast<const float4*>(b),
-        reinterpret_cast<float4*>(out), n / 4, nb / 4, tanh_approx);
+    launch_k("gelu_add", gelu_add4_k, blocks_for(nb / 4, 256), 256, 0, s,
+             reinterpret_cast<const float4*>(x), reinterpret_cast<const float4*>(b),
+             reinterpret_cast<float4*>(out), n / 4, nb / 4, tanh_approx);
   else
-    add_k<true><<<blocks_for(nb, 256), 256, 0, s>>>(x, b, out, n, nb, tanh_approx);
+    launch_k("gelu_add", add_k<true>, blocks_for(nb, 256), 256, 0, s, x, b, out, n, nb,
+             tanh_approx);
   check_launch("gelu_add");
 }
 
-void launch_convert(const float* x, void* y, Act a, int64_t n, cudaStream_t s) {
+void launch_convert(const float* x, void* y, Act a, int64_t n, Queue s) {
   dispatch(a, [&]<class T>() {
-    convert_k<T><<<blocks_for(n, 256), 256, 0, s>>>(x, static_cast<T*>(y), n);
+    launch_k("convert", convert_k<T>, blocks_for(n, 256), 256, 0, s, x, static_cast<T*>(y), n);
   });
   check_launch("convert");
 }
 
-void launch_to_f32(const void* x, Act a, float* y, int64_t n, cudaStream_t s) {
+void launch_to_f32(const void* x, Act a, float* y, int64_t n, Queue s) {
   dispatch(a, [&]<class T>() {
-    to_f32_k<T><<<blocks_for(n, 256), 256, 0, s>>>(static_cast<const T*>(x), y, n);
+    launch_k("to_f32", to_f32_k<T>, blocks_for(n, 256), 256, 0, s, static_cast<const T*>(x), y, n);
   });
   check_launch("to_f32");
 }
 
 void launch_layer_norm(const float* x, const float* gamma, const float* beta, float* y_f32,
-                       void* y_act, Act a, int rows, int cols, float eps, cudaStream_t s) {
+                       void* y_act, Act a, int rows, int cols, float eps, Queue s) {
   dispatch(a, [&]<class T>() {
     const bool warp_rows = cols % 4 == 0 && cols <= 128 * kLnMax4;  // a row in a warp's registers
     if (cols % 4 == 0 && cols <= kLnRowMaxCols) {
       const int warps = (cols / 4 + 32 * kLnRow4 - 1) / (32 * kLnRow4);
-      layer_norm_row_k<T><<<std::min(rows, 65535), 32 * warps, 0, s>>>(
-          x, gamma, beta, y_f32, static_cast<T*>(y_act), rows, cols, eps);
+      launch_k("layer_norm", layer_norm_row_k<T>, std::min(rows, 65535), 32 * warps, 0, s, x, gamma,
+               beta, y_f32, static_cast<T*>(y_act), rows, cols, eps);
     } else if (warp_rows) {
       auto warp = [&]<bool kPreload, int K4>() {
-        layer_norm_warp_k<T, kPreload, K4><<<(rows + 1) / 2, 64, 0, s>>>(
-            x, gamma, beta, y_f32, static_cast<T*>(y_act), rows, cols, eps);
+        launch_k("layer_norm", layer_norm_warp_k<T, kPreload, K4>, (rows + 1) / 2, 64, 0, s, x,
+                 gamma, beta, y_f32, static_cast<T*>(y_act), rows, cols, eps);
       };
       if (rows > kLnPreloadRows)
         warp.template operator()<false, kLnMax4>();
@@ -840,8 +915,8 @@ void launch_layer_norm(const float* x, const float* gamma, const float* beta, fl
       else
         warp.template operator()<true, kLnMax4>();
     } else
-      layer_norm_k<T>
-          <<<rows, 256, 0, s>>>(x, gamma, beta, y_f32, static_cast<T*>(y_act), cols, eps);
+      launch_k("layer_norm", layer_norm_k<T>, rows, 256, 0, s, x, gamma, beta, y_f32,
+               static_cast<T*>(y_act), cols, eps);
   });
   check_launch("layer_norm");
 }
@@ -853,6 +928,7 @@ __device__ __forceinline__ float h16(float x) { return __half2float(__float2half
 template <class T>
 __global__ void layer_norm_f16_stats_k(const float* x, const float* g, const float* b, float* y32,
                                        T* ya, int rows, int cols, float eps) {
+  pdl_wait();
   const int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (row >= rows) return;
   layer_norm_f16_stats_row(
@@ -865,22 +941,22 @@ __global__ void layer_norm_f16_stats_k(const float* x, const float* g, const flo
 
 void launch_layer_norm_f16_stats(const float* x, const float* gamma, const float* beta,
                                  float* y_f32, void* y_act, Act a, int rows, int cols, float eps,
-                                 cudaStream_t s) {
+                                 Queue s) {
   dispatch(a, [&]<class T>() {
-    layer_norm_f16_stats_k<T><<<(rows + 127) / 128, 128, 0, s>>>(
-        x, gamma, beta, y_f32, static_cast<T*>(y_act), rows, cols, eps);
+    launch_k("layer_norm_f16_stats", layer_norm_f16_stats_k<T>, (rows + 127) / 128, 128, 0, s, x,
+             gamma, beta, y_f32, static_cast<T*>(y_act), rows, cols, eps);
   });
   check_launch("layer_norm_f16_stats");
 }
 
 void launch_attention(const float* qkv, void* out, Act a, int t, int c, int heads, float alpha,
-                      bool round_inputs, cudaStream_t s) {
+                      bool round_inputs, Queue s) {
   const int dh = c / heads;
   const dim3 grid((t + kAttnQ - 1) / kAttnQ, heads);
   auto go = [&]<int DH>() {
     dispatch(a, [&]<class T>() {
-      attention_k<DH, T>
-          <<<grid, kAttnQ, 0, s>>>(qkv, static_cast<T*>(out), t, c, alpha, round_inputs);
+      launch_k("attention", attention_k<DH, T>, grid, kAttnQ, 0, s, qkv, static_cast<T*>(out), t, c,
+               alpha, round_inputs);
     });
   };
   if (dh * heads != c) throw std::invalid_argument("attention: C not a multiple of heads");
@@ -911,7 +987,7 @@ bool flash_wgmma_enabled() {
 }
 
 void launch_flash_attention(const void* qkv, void* out, Act a, int t, int c, int heads, float alpha,
-                            float* workspace, cudaStream_t s, int batch, FlashKernel kernel) {
+                            float* workspace, Queue s, int batch, FlashKernel kernel) {
   if (batch < 1) throw std::invalid_argument("flash attention: batch must be >= 1");
   // The Hopper kernel (attention_wgmma.cu) wherever the device runs it; $WB_CUDA_ATTENTION=mma
   // keeps this file's mma.sync kernel. The two give bit-identical outputs without a key split
@@ -949,8 +1025,8 @@ void launch_flash_attention(const void* qkv, void* out, Act a, int t, int c, int
     float* const part_ml = part_ml_of(nsplit);
     dispatch(a, [&]<class T>() {
       if constexpr (!std::is_same_v<T, float>)
-        flash_combine_k<T>
-            <<<dim3(t, heads), kFD, 0, s>>>(part_o, part_ml, static_cast<T*>(out), t, c, nsplit);
+        launch_k("flash attention", flash_combine_k<T>, dim3(t, heads), kFD, 0, s, part_o, part_ml,
+                 static_cast<T*>(out), t, c, nsplit);
     });
   };
   const int blocks2 = (t + 127) / 128 * heads * batch;
@@ -983,11 +1059,11 @@ void launch_flash_attention(const void* qkv, void* out, Act a, int t, int c, int
   dispatch(a, [&]<class T>() {
     if constexpr (!std::is_same_v<T, float>) {
       if (mr == 2)
-        flash_tc_k<T, 2><<<g, 128, 0, s>>>(static_cast<const T*>(qkv), static_cast<T*>(out), t, c,
-                                           sl2, part_o, part_ml);
+        launch_k("flash attention", flash_tc_k<T, 2>, g, 128, 0, s, static_cast<const T*>(qkv),
+                 static_cast<T*>(out), t, c, sl2, part_o, part_ml);
       else
-        flash_tc_k<T, 1><<<g, 128, 0, s>>>(static_cast<const T*>(qkv), static_cast<T*>(out), t, c,
-                                           sl2, part_o, part_ml);
+        launch_k("flash attention", flash_tc_k<T, 1>, g, 128, 0, s, static_cast<const T*>(qkv),
+                 static_cast<T*>(out), t, c, sl2, part_o, part_ml);
     }
   });
   if (nsplit > 1) combine(nsplit);

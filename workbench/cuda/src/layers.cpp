@@ -123,9 +123,9 @@ void layer_norm(RunState& rs, const float* x, const LnW& w, const Faults& f, Obs
     ;
   else if (f.ln_fp16)
     launch_layer_norm_f16_stats(x, w.g.f(), w.b.f(), y32, rs.lnact.get(), rs.act, rows, c, eps,
-                                rs.s);
+                                rs.q());
   else
-    launch_layer_norm(x, w.g.f(), w.b.f(), y32, rs.lnact.get(), rs.act, rows, c, eps, rs.s);
+    launch_layer_norm(x, w.g.f(), w.b.f(), y32, rs.lnact.get(), rs.act, rows, c, eps, rs.q());
   obs.mark("layer_norm");
   if (want) obs.tap(name, rs.act == Act::f32 ? rs.lnact.f() : rs.ln32.f(), t, c);
 }
@@ -149,7 +149,7 @@ void conv_stem(RunState& rs, const Model& m, const Faults& f, Observer& obs) {
   const int pad = f.conv_pad;
   const bool tanh = f.gelu_tanh;
   // conv1 (k3, s1, p1): im2col [B 2T, 3 n_mels] x W1^T + b1, GELU
-  launch_im2col_conv1(rs.mel.f(), rs.col.get(), rs.act, nm, t2, pad, rs.s, nb);
+  launch_im2col_conv1(rs.mel.f(), rs.col.get(), rs.act, nm, t2, pad, rs.q(), nb);
   obs.mark("im2col");
   gemm(rs, obs, rs.col.get(), m.conv1.get(), m.conv1_b.f(), nullptr, rs.h1.f(), nb * t2, c, nm * 3);
   // Untapped, conv1's GELU is applied by conv2's im2col as it reads h1 (the same values, one
@@ -157,24 +157,24 @@ void conv_stem(RunState& rs, const Model& m, const Faults& f, Observer& obs) {
   const bool gelu_in_im2col = !obs.wanted(std::string(kConv1));
   if (!gelu_in_im2col) {
     launch_gelu(rs.h1.f(), rs.h1.f(), nullptr, Act::f32, static_cast<int64_t>(nb) * t2 * c, tanh,
-                rs.s);
+                rs.q());
     obs.mark("gelu");
     obs.tap(std::string(kConv1), rs.h1.f(), t2, c);
   }
   // conv2 (k3, s2, p1): im2col [B T, 3C] x W2^T + b2, GELU, + positions (each clip's)
-  launch_im2col_conv2(rs.h1.f(), rs.col.get(), rs.act, c, t2, t, pad, rs.s, nb, gelu_in_im2col,
+  launch_im2col_conv2(rs.h1.f(), rs.col.get(), rs.act, c, t2, t, pad, rs.q(), nb, gelu_in_im2col,
                       tanh);
   obs.mark("im2col");
   gemm(rs, obs, rs.col.get(), m.conv2.get(), m.conv2_b.f(), nullptr, rs.x.f(), bt, c, 3 * c);
   // Fault no-pos-embed: x reported unchanged under encoder.pos_embed.
   const int64_t n = static_cast<int64_t>(bt) * c, per_clip = static_cast<int64_t>(t) * c;
   if (obs.wanted(std::string(kConv2)) || f.no_pos_embed) {
-    launch_gelu(rs.x.f(), rs.x.f(), nullptr, Act::f32, n, tanh, rs.s);
+    launch_gelu(rs.x.f(), rs.x.f(), nullptr, Act::f32, n, tanh, rs.q());
     obs.mark("gelu");
     obs.tap(std::string(kConv2), rs.x.f(), t, c);
-    if (!f.no_pos_embed) launch_add(rs.x.f(), m.pos.f(), rs.x.f(), n, rs.s, per_clip);
+    if (!f.no_pos_embed) launch_add(rs.x.f(), m.pos.f(), rs.x.f(), n, rs.q(), per_clip);
   } else {  // GELU and the positions in one pass (the same values)
-    launch_gelu_add(rs.x.f(), m.pos.f(), rs.x.f(), n, per_clip, tanh, rs.s);
+    launch_gelu_add(rs.x.f(), m.pos.f(), rs.x.f(), n, per_clip, tanh, rs.q());
   }
   obs.mark("add");
   obs.tap(std::string(kPosEmbed), rs.x.f(), t, c);
@@ -209,7 +209,7 @@ void attention_layer(RunState& rs, const Model& m, const Faults& f, int i, Obser
     if (want_qkv) {
       for (int k = 0; k < nb; ++k)
         launch_to_f32(clip_at(rs.qkv16.get(), k, rows16, 2), rs.act, rs.qkv.f() + k * tc3, tc3,
-                      rs.s);
+                      rs.q());
       for (int j = 0; j < 3; ++j) obs.tap(tn(names[j]), rs.qkv.f() + j * c, t, c, 3 * c);
     }
   } else {
@@ -218,7 +218,7 @@ void attention_layer(RunState& rs, const Model& m, const Faults& f, int i, Obser
     if (rs.flash) {
       for (int k = 0; k < nb; ++k)
         launch_convert(rs.qkv.f() + k * tc3, clip_at(rs.qkv16.get(), k, rows16, 2), rs.act, tc3,
-                       rs.s);
+                       rs.q());
       obs.mark("convert");
     }
   }
@@ -232,12 +232,12 @@ void attention_layer(RunState& rs, const Model& m, const Faults& f, int i, Obser
     rs.cudnn->run(rs.qkv16.get(), rs.o.get(), alpha, nb);
   else if (rs.flash)
     launch_flash_attention(rs.qkv16.get(), rs.o.get(), rs.act, t, c, heads, alpha, rs.flash_ws.f(),
-                           rs.s, nb);
+                           rs.q(), nb);
   else
     for (int k = 0; k < nb; ++k)
       launch_attention(rs.qkv.f() + k * tc3,
                        clip_at(rs.o.get(), k, static_cast<int64_t>(t) * c, as), rs.act, t, c, heads,
-                       alpha, rs.act != Act::f32, rs.s);
+                       alpha, rs.act != Act::f32, rs.q());
   obs.mark("attention");
   // y = x + (o Wo^T + bo), the residual in the GEMM's epilogue. The attn.out tap is a second
   // GEMM without the residual, so that selecting it leaves y as it is without taps.
@@ -276,7 +276,7 @@ void mlp_layer(RunState& rs, const Model& m, const Faults& f, int i, Observer& o
     }
     obs.mark("gemm");
     if (obs.wanted(tn("mlp.gelu"))) {
-      launch_to_f32(rs.g.get(), rs.act, rs.f.f(), n4, rs.s);
+      launch_to_f32(rs.g.get(), rs.act, rs.f.f(), n4, rs.q());
       obs.tap(tn("mlp.gelu"), rs.f.f(), t, c4);
     }
   } else if (rs.fc1_16_direct && (rs.batch == 1 || rs.gemm->supported(bt, c4, c, true, rs.act))) {
@@ -285,13 +285,13 @@ void mlp_layer(RunState& rs, const Model& m, const Faults& f, int i, Observer& o
     gemm(rs, obs, rs.lnact.get(), b.fc1.get(), b.fc1_b16.get(), nullptr, rs.g.get(), bt, c4, c,
          rs.act);
     if (obs.wanted(tn("mlp.fc1"))) {
-      launch_to_f32(rs.g.get(), rs.act, rs.f.f(), n4, rs.s);
+      launch_to_f32(rs.g.get(), rs.act, rs.f.f(), n4, rs.q());
       obs.tap(tn("mlp.fc1"), rs.f.f(), t, c4);
     }
-    if (!obs.skipped("gelu")) launch_gelu16(rs.g.get(), rs.act, n4, f.gelu_tanh, rs.s);
+    if (!obs.skipped("gelu")) launch_gelu16(rs.g.get(), rs.act, n4, f.gelu_tanh, rs.q());
     obs.mark("gelu");
     if (obs.wanted(tn("mlp.gelu"))) {
-      launch_to_f32(rs.g.get(), rs.act, rs.f.f(), n4, rs.s);
+      launch_to_f32(rs.g.get(), rs.act, rs.f.f(), n4, rs.q());
       obs.tap(tn("mlp.gelu"), rs.f.f(), t, c4);
     }
   } else {
@@ -299,12 +299,12 @@ void mlp_layer(RunState& rs, const Model& m, const Faults& f, int i, Observer& o
     obs.tap(tn("mlp.fc1"), rs.f.f(), t, c4);
     const bool want_gelu = obs.wanted(tn("mlp.gelu"));
     if (rs.act == Act::f32) {
-      launch_gelu(rs.f.f(), rs.f.f(), nullptr, Act::f32, n4, f.gelu_tanh, rs.s);
+      launch_gelu(rs.f.f(), rs.f.f(), nullptr, Act::f32, n4, f.gelu_tanh, rs.q());
       obs.mark("gelu");
       obs.tap(tn("mlp.gelu"), rs.f.f(), t, c4);
     } else if (!obs.skipped("gelu")) {
       launch_gelu(rs.f.f(), want_gelu ? rs.f.f() : nullptr, rs.g.get(), rs.act, n4, f.gelu_tanh,
-                  rs.s);
+                  rs.q());
       obs.mark("gelu");
       if (want_gelu) obs.tap(tn("mlp.gelu"), rs.f.f(), t, c4);
     }
@@ -328,10 +328,10 @@ void final_layer_norm(RunState& rs, const Model& m, const Faults& f, Observer& o
        "copy");
   else if (f.ln_fp16)  // as the CPU candidate: an unlimited ln-fp16 reaches ln_post too
     launch_layer_norm_f16_stats(rs.x.f(), m.ln_post.g.f(), m.ln_post.b.f(), rs.y.f(), nullptr,
-                                Act::f32, bt, c, eps, rs.s);
+                                Act::f32, bt, c, eps, rs.q());
   else
     launch_layer_norm(rs.x.f(), m.ln_post.g.f(), m.ln_post.b.f(), rs.y.f(), nullptr, Act::f32, bt,
-                      c, eps, rs.s);
+                      c, eps, rs.q());
   obs.mark("layer_norm");
   obs.tap(std::string(kLnPost), rs.y.f(), t, c);
 }

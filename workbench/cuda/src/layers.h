@@ -79,6 +79,10 @@ struct RunState {
   bool qkv16_direct = false;   // the qkv GEMM writes the 16-bit q | k | v itself
   bool fc1_16_direct = false;  // fc1 writes 16-bit pre-activations, GELU in place on them
   bool fc1_wgmma = false;      // fc1 + bias + GELU in one own Hopper kernel (gemm_wgmma.cu)
+  // The own kernels launched as programmatic dependents of the kernel before them (kernels.h,
+  // Queue): set by the caller where Options::dependent_launch asks and the device has it.
+  bool pdl = false;
+  Queue q() const { return {s, pdl}; }  // where the layers' own kernels are launched
 
   int64_t mel_numel() const { return static_cast<int64_t>(d.n_mels) * 2 * d.n_audio_ctx; }
   int rows() const { return batch * d.n_audio_ctx; }  // B T: the rows of a row-wise op

@@ -999,6 +999,187 @@ TEST_CASE("encoder batch: each clip of a batch run as that clip alone (block out
   }
 }
 
+// ---- programmatic dependent launch (Options::dependent_launch, kernels.h Queue) ----
+bool dependent_launch_device() {
+  int dev = 0, major = 0;
+  ck(cudaGetDevice(&dev), "device");
+  ck(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev), "attribute");
+  return major >= 9;
+}
+
+// What `run` (launches reading `in`, writing `out`; they may be the same buffer) leaves in out:
+// `plain` with in = src copied before it and an ordinary launch; `dependent` with in zero until
+// launch_late_copy, right before `run`, writes src into it 2 ms after letting `run` start, `run`
+// launched as its programmatic dependent. The same bytes where every kernel of `run` waits for
+// the kernel before it; a kernel that read early would have read zeros.
+struct PlainAndLate {
+  std::vector<unsigned char> plain, dependent;
+};
+template <class F>
+PlainAndLate plain_and_late(const Buf& src, const Buf& in, std::size_t bytes, const Buf& out,
+                            std::size_t out_bytes, cudaStream_t s, F run) {
+  constexpr uint64_t kLateNs = 2'000'000;
+  auto get = [&] {
+    std::vector<unsigned char> h(out_bytes);
+    ck(cudaStreamSynchronize(s), "sync");
+    ck(cudaMemcpy(h.data(), out.get(), out_bytes, cudaMemcpyDeviceToHost), "download");
+    return h;
+  };
+  PlainAndLate r;
+  ck(cudaMemsetAsync(out.get(), 0, out_bytes, s), "memset");
+  ck(cudaMemcpyAsync(in.get(), src.get(), bytes, cudaMemcpyDeviceToDevice, s), "copy");
+  run(wb::cuda::Queue(s));
+  r.plain = get();
+  ck(cudaMemsetAsync(out.get(), 0, out_bytes, s), "memset");
+  ck(cudaMemsetAsync(in.get(), 0, bytes, s), "memset");
+  wb::cuda::launch_late_copy(src.get(), in.get(), bytes, kLateNs, s);
+  run(wb::cuda::Queue(s, true));
+  r.dependent = get();
+  return r;
+}
+
+// Every launcher that takes a Queue, on shapes that take each of its kernels: the outputs of a
+// dependent launch behind a late writer equal those of an ordinary launch. The control, a copy
+// that does not wait, reads the zeros: the dependent launch does start before the writer ends,
+// so the checks above it can fail.
+TEST_CASE(
+    "dependent launch (Hopper): every own launcher's kernels wait for the kernel before them") {
+  using wb::cuda::Queue;
+  cudaStream_t s = nullptr;
+  ck(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "stream");
+  const std::size_t n = 3000 * 1600;  // floats: the largest input below
+  const Buf src = up(randn(n, kSeed + 71, 1.5f, 0.25f));
+  Buf src16(n * 2), in(n * 4), out(n * 4);
+  // the 16-bit inputs: src rounded to bfloat16
+  wb::cuda::launch_convert(src.f(), src16.get(), Act::bf16, n, nullptr);
+  ck(cudaDeviceSynchronize(), "sync");
+  auto check_case = [&](const std::string& id, const Buf& from, std::size_t in_bytes,
+                        std::size_t out_bytes, auto run) {
+    const PlainAndLate r = plain_and_late(from, in, in_bytes, out, out_bytes, s, run);
+    std::size_t differ = 0, nonzero = 0;
+    for (std::size_t i = 0; i < out_bytes; ++i) {
+      differ += r.plain[i] != r.dependent[i];
+      nonzero += r.plain[i] != 0;
+    }
+    INFO(id);
+    CHECK(nonzero > out_bytes / 4);  // the case computes something
+    CHECK_MESSAGE(differ == 0, id << ": " << differ << " of " << out_bytes
+                                  << " bytes differ from an ordinary launch");
+  };
+  {  // the control: no wait, so it copies the zeros the late copy has not yet overwritten
+    const std::size_t bytes = 1 << 20;
+    const PlainAndLate r = plain_and_late(src, in, bytes, out, bytes, s, [&](Queue q) {
+      wb::cuda::launch_copy_nowait(in.get(), out.get(), bytes, q);
+    });
+    std::size_t zero = 0;
+    for (unsigned char b : r.dependent) zero += b == 0;
+    CHECK(r.plain != r.dependent);
+    MESSAGE("control (no wait): " << zero << " of " << bytes << " bytes still zero");
+  }
+  const float* x = in.f();
+  const Buf g = up(randn(1600, kSeed + 72, 0.2f, 1.0f)), b = up(randn(1600, kSeed + 73, 0.1f));
+  // layer norms: the row kernel (256), the warp kernel with gamma and beta preloaded (1280, K4
+  // 10; 1536, K4 12) and without (3000 rows), the block kernel (1600), float32 and bfloat16 out
+  for (const auto [rows, cols, a] : {std::tuple{1500, 256, Act::bf16},
+                                     {1500, 1280, Act::bf16},
+                                     {700, 1536, Act::f16},
+                                     {3000, 1280, Act::bf16},
+                                     {300, 1600, Act::bf16},
+                                     {1500, 1280, Act::f32}}) {
+    const std::size_t m = static_cast<std::size_t>(rows) * cols;
+    check_case("layer_norm " + std::to_string(rows) + "x" + std::to_string(cols) + " " +
+                   std::string(wb::cuda::act_name(a)),
+               src, m * 4, m * wb::cuda::act_size(a), [&](Queue q) {
+                 wb::cuda::launch_layer_norm(x, g.f(), b.f(), a == Act::f32 ? out.f() : nullptr,
+                                             a == Act::f32 ? nullptr : out.get(), a, rows, cols,
+                                             1e-5f, q);
+               });
+  }
+  check_case("layer_norm_f16_stats", src, 300 * 256 * 4, 300 * 256 * 4, [&](Queue q) {
+    wb::cuda::launch_layer_norm_f16_stats(x, g.f(), b.f(), out.f(), nullptr, Act::f32, 300, 256,
+                                          1e-5f, q);
+  });
+  // elementwise: GELU in place on 16 bits; float32 GELU (four a thread and one), + positions
+  const std::size_t ne = 1 << 20;
+  check_case("gelu16 in place", src16, ne * 2, ne * 2,
+             [&](Queue q) { wb::cuda::launch_gelu16(in.get(), Act::bf16, ne, false, q); });
+  for (const std::size_t m : {ne, ne - 1})
+    check_case("gelu " + std::to_string(m), src, m * 4, m * 2, [&](Queue q) {
+      wb::cuda::launch_gelu(x, nullptr, out.get(), Act::bf16, m, false, q);
+    });
+  for (const int64_t nb : {int64_t{4096}, int64_t{4095}})
+    check_case("gelu_add nb " + std::to_string(nb), src, nb * 4 * 4, nb * 4 * 4, [&](Queue q) {
+      wb::cuda::launch_gelu_add(x, src.f(), out.f(), 4 * nb, nb, false, q);
+    });
+  check_case("add", src, ne * 4, ne * 4,
+             [&](Queue q) { wb::cuda::launch_add(x, src.f(), out.f(), ne, q, 1024); });
+  check_case("convert", src, ne * 4, ne * 2,
+             [&](Queue q) { wb::cuda::launch_convert(x, out.get(), Act::f16, ne, q); });
+  check_case("to_f32", src16, ne * 2, ne * 4,
+             [&](Queue q) { wb::cuda::launch_to_f32(in.get(), Act::bf16, out.f(), ne, q); });
+  // the stem's im2col (conv2 with conv1's GELU on the way)
+  check_case("im2col_conv1", src, 80 * 3000 * 4, 3000 * 240 * 2, [&](Queue q) {
+    wb::cuda::launch_im2col_conv1(x, out.get(), Act::bf16, 80, 3000, 1, q);
+  });
+  check_case("im2col_conv2 + GELU", src, 3000 * 384 * 4, 1500 * 1152 * 2, [&](Queue q) {
+    wb::cuda::launch_im2col_conv2(x, out.get(), Act::bf16, 384, 3000, 1500, 1, q, 1, true);
+  });
+  // attention: the float32 kernel (d_head 32), the tensor-core ones (d_head 64) with the keys
+  // split and combined, whole, batched, and the mma.sync kernel (16-bit q | k | v: src16).
+  check_case("attention float32 d_head 32", src, 300 * 3 * 128 * 4, 300 * 128 * 2, [&](Queue q) {
+    wb::cuda::launch_attention(x, out.get(), Act::bf16, 300, 128, 4, 0.125f, true, q);
+  });
+  const int t = 300, c = 384, heads = 6;
+  const std::size_t q16 = static_cast<std::size_t>(wb::cuda::flash_rows(t)) * 3 * c * 2;
+  Buf ws(wb::cuda::flash_workspace_bytes(t, c));
+  check_case("flash attention, keys split", src16, 2 * q16, t * c * 2, [&](Queue q) {
+    wb::cuda::launch_flash_attention(in.get(), out.get(), Act::bf16, t, c, heads, 0.125f, ws.f(),
+                                     q);
+  });
+  check_case("flash attention, batch 2", src16, 2 * q16, 2 * t * c * 2, [&](Queue q) {
+    wb::cuda::launch_flash_attention(in.get(), out.get(), Act::bf16, t, c, heads, 0.125f, nullptr,
+                                     q, 2);
+  });
+  check_case("flash attention mma.sync, keys split", src16, 2 * q16, t * c * 2, [&](Queue q) {
+    wb::cuda::launch_flash_attention(in.get(), out.get(), Act::bf16, t, c, heads, 0.125f, ws.f(), q,
+                                     1, wb::cuda::FlashKernel::mma);
+  });
+  ck(cudaStreamDestroy(s), "stream");
+}
+
+// The encoder with its own kernels launched as dependents: every tap and the output bit for bit
+// as without (nano: the float32 attention kernel; tiny bfloat16: the tensor-core attention with
+// the keys split), and a timing run's output (a CUDA graph, held against a stream run inside)
+// the same as without.
+TEST_CASE("encoder with dependent launches: the taps and outputs of ordinary launches") {
+  for (const auto& [dims, precision] :
+       {std::pair{"nano", "float32"}, {"nano", "bfloat16"}, {"tiny", "bfloat16"}}) {
+    auto model = std::make_shared<const wb::Checkpoint>(
+        wb::random_checkpoint(wb::ModelDims::preset(dims), 3));
+    wb::cuda::Options o;
+    o.precision = wb::parse_precision(precision);
+    auto plain = wb::cuda::make_encoder(model, o);
+    o.dependent_launch = true;
+    auto dep = wb::cuda::make_encoder(model, o);
+    CHECK(dep->run_info()["dependent_launch"] == dependent_launch_device());
+    Keep a("all"), d("all");
+    const auto ya = run_all(*plain, &a), yd = run_all(*dep, &d);
+    REQUIRE(a.names == d.names);
+    std::size_t identical = 0;
+    for (std::size_t i = 0; i < a.names.size(); ++i) identical += a.data[i] == d.data[i];
+    MESSAGE(dims << " " << precision << ": " << identical << "/" << a.names.size()
+                 << " taps bit-identical");
+    CHECK(identical == a.names.size());
+    CHECK(ya == yd);
+    wb::cuda::Options t = o;
+    t.dependent_launch = false;
+    const auto tp = wb::cuda::time_encoder(wb::ModelDims::preset(dims), t, 3, 1, true);
+    const auto td = wb::cuda::time_encoder(wb::ModelDims::preset(dims), o, 3, 1, true);
+    CHECK(tp.output_sha256.size() == 64);
+    CHECK(tp.output_sha256 == td.output_sha256);
+  }
+}
+
 // `wb-cuda-dump --self-test [doctest options]` (CTest wb_cuda_tests): the tests live in the tool
 // they test, so a GPU host needs one executable, and the kernels and wb_core are in it once.
 int wb_cuda_self_test(int argc, char** argv) {
@@ -1011,6 +1192,11 @@ int wb_cuda_self_test(int argc, char** argv) {
   if (const std::string no = wb::cuda::cudnn_attention_unavailable_reason(); !no.empty()) {
     std::printf("SKIPPED: the cuDNN attention cases: %s\n", no.c_str());
     ctx.addFilter("test-case-exclude", "*cuDNN*");
+  }
+  if (!dependent_launch_device()) {
+    std::printf(
+        "SKIPPED: the dependent-launch mechanism case: not a compute capability 9.0 device\n");
+    ctx.addFilter("test-case-exclude", "*dependent launch (Hopper)*");
   }
   if (!wb::cuda::gemm_gelu_wgmma_available()) {
     std::printf("SKIPPED: the Hopper wgmma cases: not a compute capability 9.0 device\n");

@@ -19,6 +19,7 @@ expect "--fc1-gelu neither own nor cudnn" 2 "--fc1-gelu" -- \
   "$bin" --model "$m" --audio "$a" -o "$tmp/a.h5" --fc1-gelu cublas
 expect "--time-gemms 0" 2 "--time-gemms" -- "$bin" --time-gemms 0 --dims tiny --precision bfloat16
 expect "--time-gemms in float32" 2 "bfloat16/float16" -- "$bin" --time-gemms 4 --dims tiny
+expect "--probe-pdl in float32" 2 "bfloat16/float16" -- "$bin" --probe-pdl --dims tiny
 # A device that cannot be used (99: none on any host) is refused before the model is made:
 # --random-dims large-v3 would first spend minutes making and writing its weights (--keep-model's
 # folder would exist).

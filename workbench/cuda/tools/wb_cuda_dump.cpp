@@ -10,6 +10,8 @@
 //   timing: wb-cuda-dump --time --dims large-v3 --precision bfloat16 [--iters 50] [--no-graph]
 //           [--batch 8]; --time-attention: the attention alone
 //   --attention own|cudnn: the workbench's attention kernels or cuDNN's fused attention
+//   --pdl: the own kernels as programmatic dependents (Options::dependent_launch); --probe-pdl:
+//           what cuBLASLt's GEMMs of a block do as dependents and before them
 // Exit status as wb's: 0 ok, 2 bad usage/input or no CUDA device, 3 internal error.
 #include <fmt/format.h>
 #include <unistd.h>
@@ -165,6 +167,7 @@ int timing(const std::string& dims_name, const wb::cuda::Options& o, int iters, 
                                       {"precision", wb::to_string(precision)},
                                       {"attention", attn},
                                       {"fc1_gelu", fc1},
+                                      {"dependent_launch", o.dependent_launch},
                                       {"device", t.device},
                                       {"graph", t.graph},
                                       {"batch", t.batch},
@@ -176,17 +179,20 @@ int timing(const std::string& dims_name, const wb::cuda::Options& o, int iters, 
                                       {"tflops", tflops},
                                       {"breakdown_ms", t.breakdown_ms},
                                       {"graph_share_ms", t.graph_share_ms},
+                                      {"output_sha256", t.output_sha256},
                                       {"ms", t.ms}}
                            .dump());
   } else {
     fmt::print(
-        "cuda encoder {} {} batch {} ({} attention, {} fc1 + GELU) on {}: median {:.3f} ms of {} "
-        "({}), {:.1f} clips/s, {:.1f} GFLOP, {:.1f} TFLOP/s\n",
-        dims_name, wb::to_string(precision), t.batch, attn, fc1, t.device, t.median_ms, iters,
+        "cuda encoder {} {} batch {} ({} attention, {} fc1 + GELU{}) on {}: median {:.3f} ms of "
+        "{} ({}), {:.1f} clips/s, {:.1f} GFLOP, {:.1f} TFLOP/s\n",
+        dims_name, wb::to_string(precision), t.batch, attn, fc1,
+        o.dependent_launch ? ", dependent launch" : "", t.device, t.median_ms, iters,
         graph ? "CUDA graph" : "stream", clips_per_s, t.gflop, tflops);
     for (const auto& [k, v] : t.breakdown_ms) fmt::print("  {:12} {:8.3f} ms (stream run)\n", k, v);
     for (const auto& [k, v] : t.graph_share_ms)
       fmt::print("  {:12} {:8.3f} ms (graph minus the graph without it)\n", k, v);
+    fmt::print("  output sha256 {}\n", t.output_sha256);
   }
   return 0;
 }
@@ -276,6 +282,30 @@ int gemms_timing(const std::string& dims_name, wb::Precision precision, int batc
   return 0;
 }
 
+int dependent_gemms_probe(const std::string& dims_name, wb::Precision precision, int batch) {
+  std::string device;
+  const auto probes =
+      wb::cuda::probe_dependent_gemms(wb::ModelDims::preset(dims_name), precision, batch, &device);
+  fmt::print(
+      "cuBLASLt GEMMs of a block and programmatic dependent launch, {} {} batch {} on {} (us from "
+      "a stamp right before the GEMM; medians of 7)\n",
+      dims_name, wb::to_string(precision), batch, device);
+  for (const auto& p : probes) {
+    fmt::print("{} M {} N {} K {} ({})\n", p.name, p.m, p.n, p.k, p.config);
+    if (p.probed)
+      fmt::print("  as a dependent of a kernel that writes its input late: {}\n",
+                 p.waits ? "waits (computed on the written input)"
+                         : "DOES NOT WAIT (computed on the input before the write)");
+    else
+      fmt::print("  as a dependent: could not be tried: {}\n", p.error);
+    fmt::print(
+        "  a kernel after it: as a dependent, first block at {:.2f}, wait released at {:.2f}; "
+        "ordinary launch, first block at {:.2f}\n",
+        p.dependent_start_us, p.dependent_release_us, p.ordinary_start_us);
+  }
+  return 0;
+}
+
 // What scripts/cuda-fault-matrix.sh dumps per case: the fault's first tap and the one before it.
 int list_faults(const std::string& dims_name) {
   std::vector<std::string> order;
@@ -360,6 +390,9 @@ int main(int argc, char** argv) {
   backend_option("--fc1-gelu", opts.fc1_gelu,
                  "own (cuBLASLt fc1, then the GELU kernel) or cudnn (one cuDNN graph: matmul + "
                  "bias + GELU on the float32 accumulator; bfloat16/float16)");
+  app.add_flag("--pdl", opts.dependent_launch,
+               "launch the own kernels as programmatic dependents of the kernel before them "
+               "(compute capability 9.0 on; the same outputs)");
   app.add_flag("--sync-taps", opts.sync_taps,
                "copy each tap synchronously (the path the copy-stream one is checked against)");
   app.add_flag("--time", time, "timing mode: random weights of --dims, no taps");
@@ -380,6 +413,10 @@ int main(int argc, char** argv) {
                  "timing: a block's four GEMMs of --dims, each with up to N of cuBLASLt's "
                  "algorithms (the first the pinned one)")
       ->check(CLI::Range(1, 64));
+  bool probe_pdl = false;
+  app.add_flag("--probe-pdl", probe_pdl,
+               "a block's four GEMMs of --dims (the pinned algorithms) and programmatic "
+               "dependent launch: does each wait as a dependent, when do its dependents start");
   app.add_option("--batch", batch,
                  "clips per call: timing (--time, --time-attention); dumps: clips encoded "
                  "together, one dump each")
@@ -399,6 +436,7 @@ int main(int argc, char** argv) {
   try {
     if (list) return list_faults(dims);
     if (time_gemms > 0) return gemms_timing(dims, opts.precision, batch, iters, time_gemms);
+    if (probe_pdl) return dependent_gemms_probe(dims, opts.precision, batch);
     if (time_gemm_gelu) return gemm_gelu_timing(dims, opts.precision, batch, iters, warmup);
     if (time_attn)
       return attention_timing(dims, opts.precision, batch, iters, warmup, json, opts.attention);

@@ -46,6 +46,12 @@ struct Options {
   // cudnn = one cuDNN graph, matmul + bias + GELU on the float32 accumulator (GELU exact erf, or
   // tanh under the gelu-tanh fault).
   Backend fc1_gelu = Backend::own;
+  // The own kernels (layer norms, GELU, attention, the stem's) launched as programmatic
+  // dependents of the kernel before them, where the device has it (compute capability 9.0 on;
+  // ignored before): their launch and start overlap that kernel's end, and they wait for it
+  // before they touch its outputs, so every output is bit for bit the same. cuBLASLt's and
+  // cuDNN's kernels are launched as ever. Off by default.
+  bool dependent_launch = false;
 };
 
 // Device-to-host copies an encoder made so far. A run with no taps wanted makes no tap copies;
@@ -93,6 +99,11 @@ struct Timing {
   // minus the median time of the same graph captured without that kind's kernels: what the
   // kind costs inside the graph (its launch gaps included, overlap with neighbours not).
   std::map<std::string, double> graph_share_ms;
+  // sha256 of the timed runs' output (ln_post of every clip, float32 bytes): the same for runs
+  // of the same dims, precision, batch and backends however launched (graph or stream, with
+  // dependent launches or without). A graph's output is also held against a stream run's, bit
+  // for bit (time_encoder throws std::runtime_error where they differ).
+  std::string output_sha256;
 };
 
 // Times the encoder from mel to ln_post on random weights of `dims` (generated on the device),
@@ -158,5 +169,27 @@ struct GemmShapeTiming {
 std::vector<GemmShapeTiming> time_gemms(const ModelDims& dims, Precision precision, int batch,
                                         int iters, int max_algos, std::string* device = nullptr,
                                         uint64_t seed = 1);
+
+// What programmatic dependent launch can do around each of a block's four GEMMs (as time_gemms,
+// the pinned algorithm): (1) made a programmatic dependent of a kernel that lets it start at
+// once and writes its input 2 ms later, whether cuBLASLt's kernel still computed on the written
+// input (it waits for the kernel before it: such a GEMM may be launched as a dependent); (2) a
+// kernel after it whose blocks each wait: when its first block starts and when the wait releases,
+// launched as a dependent and ordinarily, in microseconds from a stamp right before the GEMM
+// (medians of 7 graph launches). A dependent start well before the ordinary one means the GEMM
+// lets its dependents start before it ends. Throws std::runtime_error where the device has no
+// dependent launch (before compute capability 9.0).
+struct DependentGemmProbe {
+  std::string name;  // attn.qkv, attn.out, mlp.fc1, mlp.fc2
+  int m = 0, n = 0, k = 0;
+  std::string config;   // the pinned algorithm (Gemm::describe)
+  bool probed = false;  // (1) ran; else `error` says why (e.g. a capture refused)
+  bool waits = false;
+  std::string error;
+  double dependent_start_us = 0, dependent_release_us = 0;
+  double ordinary_start_us = 0, ordinary_release_us = 0;
+};
+std::vector<DependentGemmProbe> probe_dependent_gemms(const ModelDims& dims, Precision precision,
+                                                      int batch, std::string* device = nullptr);
 
 }  // namespace wb::cuda
