@@ -9,8 +9,9 @@
 # STEPS (comma-separated): test, dump, check, fault, heldout-PRECISION-SHARD-NSHARDS (e.g.
 # heldout-float32-0-3: scripts/cuda-heldout.sh's GPU half), decode-PRECISION-BATCH (e.g.
 # decode-float32-8: every held-out clip dumped B clips a pass and decoded there with
-# transformers, scripts/cuda-heldout.sh gpu-decode), bench, pdl (the encoder timed without and with
-# --pdl, the own kernels as programmatic dependents: one binary, interleaved twice, bfloat16).
+# transformers, scripts/cuda-heldout.sh gpu-decode), bench, pdl (wb-cuda-dump --probe-pdl, then
+# the encoder timed ordinarily, with --pdl and with --pdl-gemms: one binary, interleaved twice,
+# bfloat16, the outputs' digests compared).
 # OUT_DIR receives at most 8 files, each under 16 MiB (dumps grouped in tar files).
 set -u
 pack="$1"
@@ -109,32 +110,36 @@ for s in ${steps//,/ }; do
   fi
 done
 if has pdl; then
+  "$d" --probe-pdl --dims large-v3 --precision bfloat16
   python3 - "$d" <<'PY'
 import json, subprocess, sys
 d = sys.argv[1]
-def run(dims, batch, pdl):
+variants = {"ordinary": [], "--pdl": ["--pdl"], "--pdl-gemms": ["--pdl-gemms"]}
+def run(dims, batch, flags):
     cmd = [d, "--time", "--json", "--dims", dims, "--precision", "bfloat16", "--batch", str(batch),
-           "--iters", "100", "--warmup", "20"] + (["--pdl"] if pdl else [])
+           "--iters", "100", "--warmup", "20"] + flags
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         return None, r.stderr.strip()[:160]
     return json.loads(r.stdout.strip().splitlines()[-1]), ""
 for dims, batch in [("large-v3", 1), ("medium", 1), ("small", 1), ("base", 1), ("tiny", 1),
                     ("large-v3", 8)]:
-    ms = {False: [], True: []}
-    sha = {False: set(), True: set()}
+    ms = {v: [] for v in variants}
+    sha, gemms = set(), ""
     for _ in range(2):
-        for pdl in (False, True):
-            j, err = run(dims, batch, pdl)
+        for v, flags in variants.items():
+            j, err = run(dims, batch, flags)
             if j is None:
-                print(f"{dims} B{batch} pdl={pdl}: failed: {err}", flush=True)
+                print(f"{dims} B{batch} {v}: failed: {err}", flush=True)
                 continue
-            ms[pdl].append(j["median_ms"])
-            sha[pdl].add(j["output_sha256"])
-    same = len(sha[False] | sha[True]) == 1
-    print(f"{dims:9} B{batch}: ordinary {' / '.join(f'{x:.3f}' for x in ms[False])} ms, "
-          f"dependent launch {' / '.join(f'{x:.3f}' for x in ms[True])} ms; outputs "
-          f"{'bit-identical' if same else 'DIFFER'}", flush=True)
+            ms[v].append(j["median_ms"])
+            sha.add(j["output_sha256"])
+            if v == "--pdl-gemms":
+                gemms = f"{j['dependent_gemm_shapes']} of {j['checked_gemm_shapes']}"
+    print(f"{dims:9} B{batch}: " + "; ".join(f"{v} {' / '.join(f'{x:.3f}' for x in ms[v])} ms"
+                                         for v in variants) +
+          f"; GEMM shapes as dependents {gemms}; outputs "
+          f"{'bit-identical' if len(sha) == 1 else 'DIFFER'}", flush=True)
 PY
 fi
 if has bench; then

@@ -73,6 +73,65 @@ class EventPair {
   cudaEvent_t a_ = nullptr, b_ = nullptr;
 };
 
+// Makes the next node captured on `s` a programmatic dependent of the nodes it would depend on
+// anyway (cudaGraphKernelNodePortProgrammatic: it may start as they let it, and must wait for them
+// itself before it reads what they write), where those are all kernel nodes; otherwise nothing
+// changes. Only while `s` is capturing.
+inline void programmatic_next(cudaStream_t s) {
+  cudaStreamCaptureStatus status{};
+  const cudaGraphNode_t* deps = nullptr;
+  const cudaGraphEdgeData* data = nullptr;
+  std::size_t n = 0;
+  ck(cudaStreamGetCaptureInfo(s, &status, nullptr, nullptr, &deps, &data, &n), "capture info");
+  if (status != cudaStreamCaptureStatusActive || n == 0) return;
+  for (std::size_t i = 0; i < n; ++i) {
+    cudaGraphNodeType type{};
+    ck(cudaGraphNodeGetType(deps[i], &type), "node type");
+    if (type != cudaGraphNodeTypeKernel) return;
+  }
+  std::vector<cudaGraphNode_t> nodes(deps, deps + n);
+  std::vector<cudaGraphEdgeData> edges(n);
+  for (cudaGraphEdgeData& e : edges) {
+    e = cudaGraphEdgeData{};
+    e.from_port = cudaGraphKernelNodePortProgrammatic;
+    e.type = cudaGraphDependencyTypeProgrammatic;
+  }
+  ck(cudaStreamUpdateCaptureDependencies(s, nodes.data(), edges.data(), n,
+                                         cudaStreamSetCaptureDependencies),
+     "programmatic dependency");
+}
+
+// What `enqueue` puts on `s`, captured as one CUDA graph and instantiated (the capture ended
+// whatever happens).
+class Captured {
+ public:
+  template <class F>
+  Captured(cudaStream_t s, F&& enqueue) {
+    ck(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), "begin capture");
+    cudaGraph_t g = nullptr;
+    try {
+      enqueue();
+    } catch (...) {
+      cudaStreamEndCapture(s, &g);
+      if (g != nullptr) cudaGraphDestroy(g);
+      throw;
+    }
+    ck(cudaStreamEndCapture(s, &g), "end capture");
+    const cudaError_t e = cudaGraphInstantiate(&exec_, g, 0);
+    cudaGraphDestroy(g);
+    ck(e, "graph instantiate");
+  }
+  ~Captured() {
+    if (exec_ != nullptr) cudaGraphExecDestroy(exec_);
+  }
+  Captured(const Captured&) = delete;
+  Captured& operator=(const Captured&) = delete;
+  void launch(cudaStream_t s) { ck(cudaGraphLaunch(exec_, s), "graph launch"); }
+
+ private:
+  cudaGraphExec_t exec_ = nullptr;
+};
+
 // Owning device allocation.
 class Buf {
  public:
@@ -216,9 +275,13 @@ class Gemm {
 
   static constexpr std::size_t kWorkspace = 32u << 20;
   struct Plan {
+    GemmShape shape;
     cublasLtMatmulDesc_t desc = nullptr;
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
     cublasLtMatmulAlgo_t algo{};
+    // Hopper's programmatic dependent launch: whether the pinned kernel, made the programmatic
+    // dependent of the kernel before it, waits for that kernel (check_dependents) ...
+    bool waits_checked = false, waits = false;
   };
   // Whether this GEMM has an algorithm (e.g. a 16-bit output with a float32 bias).
   bool supported(int m, int n, int k, bool bias, Act out) {
@@ -232,6 +295,34 @@ class Gemm {
       return false;
     }
   }
+  // Programmatic dependent launch of the GEMMs (Hopper; CUDA graphs only): check_dependents()
+  // finds, for every shape planned so far, whether its pinned kernel waits for the kernel before
+  // it (check_waits); while capture_dependents(true), each GEMM whose kernel does is captured as
+  // a programmatic dependent of the kernel node before it (programmatic_next), so it may start
+  // before that kernel has completed; the others as ever. Outputs are unchanged either way.
+  void check_dependents() {
+    for (auto& [key, p] : plans_)
+      if (!p.waits_checked) {
+        p.waits = check_waits(p.shape);
+        p.waits_checked = true;
+      }
+  }
+  void capture_dependents(bool on) { dependents_ = on; }
+  // Whether shape g's kernel was found to wait (false where not checked).
+  bool waits_as_dependent(const GemmShape& g) {
+    const Plan& p = plan(g);
+    return p.waits_checked && p.waits;
+  }
+  // Of the shapes checked so far: how many wait, how many were checked.
+  std::pair<int, int> dependents_found() const {
+    int waits = 0, checked = 0;
+    for (const auto& [key, p] : plans_) {
+      checked += p.waits_checked;
+      waits += p.waits_checked && p.waits;
+    }
+    return {waits, checked};
+  }
+
   // The pinned algorithm of a shape (cuBLASLt's opaque bytes): two shapes with equal bytes run
   // the same kernel with the same configuration (tile, stages, split-K, ...).
   std::array<uint64_t, 8> algorithm(const GemmShape& g) {
@@ -251,9 +342,56 @@ class Gemm {
                                         sizeof(bias)),
          "bias pointer");
     const float alpha = 1.0f, beta = r != nullptr ? 1.0f : 0.0f;
+    // ... and if it does, while capturing with dependents on, it is captured as one
+    if (dependents_ && algo == nullptr && p.waits) programmatic_next(stream_);
     ck(cublasLtMatmul(lt_, p.desc, &alpha, w, p.a, x, p.b, &beta, r != nullptr ? r : y, p.c, y, p.c,
                       algo != nullptr ? algo : &p.algo, ws_.get(), ws_.bytes(), stream_),
        "matmul");
+  }
+
+  // Whether the pinned kernel of g waits for the kernel before it when launched as its
+  // programmatic dependent: run on random operands behind a kernel that lets it start at once and
+  // writes its input 2 ms later (launch_late_copy), it must give the output of an ordinary run.
+  // A capture the runtime refuses (the GEMM's first node not a kernel) counts as no.
+  bool check_waits(const GemmShape& g) {
+    constexpr uint64_t kLateNs = 2'000'000;
+    const std::size_t as = act_size(act_), os = act_size(g.out);
+    const std::size_t xe =
+        static_cast<std::size_t>(g.batch - 1) * g.x_stride + static_cast<std::size_t>(g.m) * g.k;
+    const std::size_t ye =
+        static_cast<std::size_t>(g.batch - 1) * g.y_stride + static_cast<std::size_t>(g.m) * g.n;
+    const std::size_t we = static_cast<std::size_t>(g.n) * g.k;
+    Buf x(xe * as), xin(xe * as), w(we * as), bias(static_cast<std::size_t>(g.n) * 4), y(ye * os);
+    launch_fill_uniform(x.get(), act_, static_cast<int64_t>(xe), 11, 1.0f, 0.0f, stream_);
+    launch_fill_uniform(w.get(), act_, static_cast<int64_t>(we), 12, 0.05f, 0.0f, stream_);
+    launch_fill_uniform(bias.get(), g.out, g.n, 13, 0.5f, 0.0f, stream_);
+    auto run = [&](const void* in) {  // the pinned algorithm passed: never made a dependent here
+      const cublasLtMatmulAlgo_t algo = plan(g).algo;
+      matmul(g, in, w.get(), g.bias ? bias.get() : nullptr, nullptr, y.get(), &algo);
+    };
+    auto output = [&] {
+      std::vector<unsigned char> h(ye * os);
+      ck(cudaMemcpyAsync(h.data(), y.get(), h.size(), cudaMemcpyDeviceToHost, stream_), "download");
+      ck(cudaStreamSynchronize(stream_), "sync");
+      return h;
+    };
+    ck(cudaMemsetAsync(y.get(), 0, ye * os, stream_), "memset");
+    run(x.get());
+    const std::vector<unsigned char> plain = output();
+    try {
+      Captured late(stream_, [&] {
+        launch_late_copy(x.get(), xin.get(), xe * as, kLateNs, stream_);
+        programmatic_next(stream_);
+        run(xin.get());
+      });
+      ck(cudaMemsetAsync(xin.get(), 0, xe * as, stream_), "memset");
+      ck(cudaMemsetAsync(y.get(), 0, ye * os, stream_), "memset");
+      late.launch(stream_);
+      return output() == plain;
+    } catch (const std::runtime_error&) {
+      cudaGetLastError();  // a refused capture leaves no error behind for the next launch
+      return false;
+    }
   }
 
   // Up to `max` results of cuBLASLt's heuristic for the plan's shape (its first is the pinned one).
@@ -280,6 +418,7 @@ class Gemm {
     auto it = plans_.find(key);
     if (it != plans_.end()) return it->second;
     Plan p;
+    p.shape = g;
     ck(cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F), "desc");
     const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
     ck(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)), "ta");
@@ -335,6 +474,7 @@ class Gemm {
   cublasLtHandle_t lt_ = nullptr;
   Buf ws_;
   std::map<GemmShape::Key, Plan> plans_;
+  bool dependents_ = false;
 };
 
 }  // namespace wb::cuda

@@ -69,57 +69,6 @@ struct DeviceStream {
   cudaStream_t s = nullptr;
 };
 
-// Makes the next node captured on `s` a programmatic dependent of the current ones (those it
-// would depend on anyway): it may start as they let it (cudaGraphKernelNodePortProgrammatic).
-void programmatic_next(cudaStream_t s) {
-  cudaStreamCaptureStatus status{};
-  const cudaGraphNode_t* deps = nullptr;
-  const cudaGraphEdgeData* data = nullptr;
-  std::size_t n = 0;
-  ck(cudaStreamGetCaptureInfo(s, &status, nullptr, nullptr, &deps, &data, &n), "capture info");
-  std::vector<cudaGraphNode_t> nodes(deps, deps + n);
-  std::vector<cudaGraphEdgeData> edges(n);
-  for (cudaGraphEdgeData& e : edges) {
-    e = cudaGraphEdgeData{};
-    e.from_port = cudaGraphKernelNodePortProgrammatic;
-    e.type = cudaGraphDependencyTypeProgrammatic;
-  }
-  ck(cudaStreamUpdateCaptureDependencies(s, nodes.data(), edges.data(), n,
-                                         cudaStreamSetCaptureDependencies),
-     "programmatic dependency");
-}
-
-// What `enqueue` puts on `s`, captured as one graph (instantiated; the capture ended whatever
-// happens).
-class Captured {
- public:
-  template <class F>
-  Captured(cudaStream_t s, F&& enqueue) {
-    ck(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), "begin capture");
-    cudaGraph_t g = nullptr;
-    try {
-      enqueue();
-    } catch (...) {
-      cudaStreamEndCapture(s, &g);
-      if (g != nullptr) cudaGraphDestroy(g);
-      throw;
-    }
-    ck(cudaStreamEndCapture(s, &g), "end capture");
-    const cudaError_t e = cudaGraphInstantiate(&exec_, g, 0);
-    cudaGraphDestroy(g);
-    ck(e, "graph instantiate");
-  }
-  ~Captured() {
-    if (exec_ != nullptr) cudaGraphExecDestroy(exec_);
-  }
-  Captured(const Captured&) = delete;
-  Captured& operator=(const Captured&) = delete;
-  void launch(cudaStream_t s) { ck(cudaGraphLaunch(exec_, s), "graph launch"); }
-
- private:
-  cudaGraphExec_t exec_ = nullptr;
-};
-
 // The layers' Observer: taps staged to the sinks of the current stage (one per clip of the run),
 // and (timing runs) an event after each op.
 class TapStaging final : public Observer {
@@ -307,6 +256,7 @@ class CudaEncoder final : public Encoder {
     rs_ = std::make_unique<RunState>(d_, act_, dev_.s, std::move(gemm), o.batch,
                                      o.attention == Backend::cudnn, o.fc1_gelu == Backend::cudnn);
     rs_->pdl = o.dependent_launch && dev_.dependent_launch;
+    dependent_gemms_ = rs_->pdl && o.dependent_gemms;
     taps_ = std::make_unique<TapStaging>(d_, dev_.s, o.sync_taps, o.batch);
   }
 
@@ -388,10 +338,21 @@ class CudaEncoder final : public Encoder {
   }
   const std::string& device_name() const { return dev_.name; }
   // One CUDA graph of forward_dev, replayed by replay().
+  // With Options::dependent_gemms, the GEMMs whose kernels wait are captured as dependents
+  // (Gemm::check_dependents: the shapes the runs before planned).
   void capture() {
     graph_.reset();
-    graph_ = std::make_unique<Captured>(dev_.s, [this] { forward_dev(); });
+    if (dependent_gemms_) rs_->gemm->check_dependents();
+    rs_->gemm->capture_dependents(dependent_gemms_);
+    try {
+      graph_ = std::make_unique<Captured>(dev_.s, [this] { forward_dev(); });
+    } catch (...) {
+      rs_->gemm->capture_dependents(false);
+      throw;
+    }
+    rs_->gemm->capture_dependents(false);
   }
+  std::pair<int, int> dependent_gemms_found() const { return rs_->gemm->dependents_found(); }
   void replay() { graph_->launch(dev_.s); }
   // Timing only: leave the ops of these kinds out of later runs and captures (none: all run).
   void skip_ops(std::set<std::string> ops) { taps_->skip(std::move(ops)); }
@@ -453,6 +414,7 @@ class CudaEncoder final : public Encoder {
   std::unique_ptr<RunState> rs_;
   std::unique_ptr<TapStaging> taps_;
   std::unique_ptr<Captured> graph_;
+  bool dependent_gemms_ = false;
 };
 
 // Per clip: pcm up, log-mel into its block of rs_->mel, mel down (its tap, and the first seam
@@ -624,6 +586,7 @@ Timing time_encoder(const ModelDims& dims, const Options& o, int iters, int warm
   r.ms = timed(iters);
   ck(cudaProfilerStop(), "profiler stop");
   r.median_ms = median(r.ms);
+  std::tie(r.dependent_gemm_shapes, r.checked_gemm_shapes) = enc.dependent_gemms_found();
   const std::vector<float> out = enc.output();
   r.output_sha256 = sha256_bytes(out.data(), out.size() * 4);
   if (graph) {  // the same kernels in the same order on the stream: the same bits
@@ -962,15 +925,8 @@ std::vector<DependentGemmProbe> probe_dependent_gemms(const ModelDims& dims, Pre
   ck(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0), "attribute");
   BlockGemms bg(dims, act, batch, 1, dev.s);
   Gemm gemm(act, dev.s);
-  Buf xin(bg.x.bytes()), stamps(4 * sizeof(uint64_t));
-  constexpr uint64_t kLateNs = 2'000'000;
+  Buf stamps(4 * sizeof(uint64_t));
   constexpr int kRuns = 7;
-  auto download = [&](const Buf& b, std::size_t bytes) {
-    std::vector<unsigned char> h(bytes);
-    ck(cudaMemcpyAsync(h.data(), b.get(), bytes, cudaMemcpyDeviceToHost, dev.s), "download");
-    ck(cudaStreamSynchronize(dev.s), "sync");
-    return h;
-  };
   std::vector<DependentGemmProbe> out;
   for (const BlockGemms::Case& cs : bg.cases) {
     DependentGemmProbe p;
@@ -979,29 +935,12 @@ std::vector<DependentGemmProbe> probe_dependent_gemms(const ModelDims& dims, Pre
     p.n = cs.g.n;
     p.k = cs.g.k;
     p.config = Gemm::describe(gemm.candidates(cs.g, 1).front());
-    const std::size_t xbytes = static_cast<std::size_t>(cs.g.m) * cs.g.k * act_size(act);
-    const std::size_t ybytes = static_cast<std::size_t>(cs.g.m) * cs.g.n * act_size(cs.g.out);
     auto run = [&](const void* x) {  // the pinned algorithm, as the encoder runs it
       gemm.run(x, bg.w.get(), cs.bias, cs.res, bg.y.get(), cs.g.m, cs.g.n, cs.g.k, cs.g.out);
     };
-    ck(cudaMemsetAsync(bg.y.get(), 0, ybytes, dev.s), "memset");
-    run(bg.x.get());
-    const std::vector<unsigned char> plain = download(bg.y, ybytes);
-    // 1. Its input written late by a kernel that lets it start at once.
-    try {
-      Captured late(dev.s, [&] {
-        launch_late_copy(bg.x.get(), xin.get(), xbytes, kLateNs, dev.s);
-        programmatic_next(dev.s);
-        run(xin.get());
-      });
-      ck(cudaMemsetAsync(xin.get(), 0, xbytes, dev.s), "memset");
-      ck(cudaMemsetAsync(bg.y.get(), 0, ybytes, dev.s), "memset");
-      late.launch(dev.s);
-      p.waits = download(bg.y, ybytes) == plain;
-      p.probed = true;
-    } catch (const std::runtime_error& e) {
-      p.error = e.what();
-    }
+    // 1. Its input written late by a kernel that lets it start at once (Gemm::check_waits).
+    gemm.check_dependents();
+    p.waits = gemm.waits_as_dependent(cs.g);
     // 2. Its dependents: a kernel of blocks that each wait, launched as a dependent and
     // ordinarily, timed from a stamp right before the GEMM (medians of kRuns graph launches).
     for (const bool dependent : {true, false}) {

@@ -14,13 +14,16 @@ namespace wb::cuda {
 namespace {
 
 // In a kernel launched as a programmatic dependent: waits until the kernel before it on the
-// stream has completed and its writes are visible. After an ordinary launch, or compiled for a
-// device before compute capability 9.0, it does nothing. Every kernel that launch_k may launch
-// calls it before its first global load or store of anything another kernel writes (weights may
-// be read before it: no kernel writes them).
+// stream has completed and its writes are visible; then lets the kernel after it, if that is a
+// programmatic dependent, be launched once every block of this one has got here (its blocks
+// then wait in turn: nothing of this kernel's output is read early). After an ordinary launch,
+// or compiled for a device before compute capability 9.0, the wait does nothing. Every kernel
+// that launch_k may launch calls it before its first global load or store of anything another
+// kernel writes (weights may be read before it: no kernel writes them).
 __device__ __forceinline__ void pdl_wait() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;\n" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
 #endif
 }
 

@@ -1150,7 +1150,7 @@ TEST_CASE(
 // The encoder with its own kernels launched as dependents: every tap and the output bit for bit
 // as without (nano: the float32 attention kernel; tiny bfloat16: the tensor-core attention with
 // the keys split), and a timing run's output (a CUDA graph, held against a stream run inside)
-// the same as without.
+// the same as without, also with the GEMMs that wait captured as dependents.
 TEST_CASE("encoder with dependent launches: the taps and outputs of ordinary launches") {
   for (const auto& [dims, precision] :
        {std::pair{"nano", "float32"}, {"nano", "bfloat16"}, {"tiny", "bfloat16"}}) {
@@ -1177,6 +1177,13 @@ TEST_CASE("encoder with dependent launches: the taps and outputs of ordinary lau
     const auto td = wb::cuda::time_encoder(wb::ModelDims::preset(dims), o, 3, 1, true);
     CHECK(tp.output_sha256.size() == 64);
     CHECK(tp.output_sha256 == td.output_sha256);
+    // and the GEMMs whose kernels wait captured as dependents too (graphs only)
+    t.dependent_launch = t.dependent_gemms = true;
+    const auto tg = wb::cuda::time_encoder(wb::ModelDims::preset(dims), t, 3, 1, true);
+    MESSAGE(dims << " " << precision << ": GEMM shapes captured as dependents "
+                 << tg.dependent_gemm_shapes << " of " << tg.checked_gemm_shapes);
+    CHECK((tg.checked_gemm_shapes > 0) == dependent_launch_device());
+    CHECK(tp.output_sha256 == tg.output_sha256);
   }
 }
 

@@ -168,6 +168,9 @@ int timing(const std::string& dims_name, const wb::cuda::Options& o, int iters, 
                                       {"attention", attn},
                                       {"fc1_gelu", fc1},
                                       {"dependent_launch", o.dependent_launch},
+                                      {"dependent_gemms", o.dependent_gemms},
+                                      {"dependent_gemm_shapes", t.dependent_gemm_shapes},
+                                      {"checked_gemm_shapes", t.checked_gemm_shapes},
                                       {"device", t.device},
                                       {"graph", t.graph},
                                       {"batch", t.batch},
@@ -187,12 +190,18 @@ int timing(const std::string& dims_name, const wb::cuda::Options& o, int iters, 
         "cuda encoder {} {} batch {} ({} attention, {} fc1 + GELU{}) on {}: median {:.3f} ms of "
         "{} ({}), {:.1f} clips/s, {:.1f} GFLOP, {:.1f} TFLOP/s\n",
         dims_name, wb::to_string(precision), t.batch, attn, fc1,
-        o.dependent_launch ? ", dependent launch" : "", t.device, t.median_ms, iters,
-        graph ? "CUDA graph" : "stream", clips_per_s, t.gflop, tflops);
+        o.dependent_gemms    ? ", dependent launch with GEMMs"
+        : o.dependent_launch ? ", dependent launch"
+                             : "",
+        t.device, t.median_ms, iters, graph ? "CUDA graph" : "stream", clips_per_s, t.gflop,
+        tflops);
     for (const auto& [k, v] : t.breakdown_ms) fmt::print("  {:12} {:8.3f} ms (stream run)\n", k, v);
     for (const auto& [k, v] : t.graph_share_ms)
       fmt::print("  {:12} {:8.3f} ms (graph minus the graph without it)\n", k, v);
     fmt::print("  output sha256 {}\n", t.output_sha256);
+    if (o.dependent_gemms)
+      fmt::print("  GEMM shapes captured as dependents: {} of {}\n", t.dependent_gemm_shapes,
+                 t.checked_gemm_shapes);
   }
   return 0;
 }
@@ -292,12 +301,9 @@ int dependent_gemms_probe(const std::string& dims_name, wb::Precision precision,
       dims_name, wb::to_string(precision), batch, device);
   for (const auto& p : probes) {
     fmt::print("{} M {} N {} K {} ({})\n", p.name, p.m, p.n, p.k, p.config);
-    if (p.probed)
-      fmt::print("  as a dependent of a kernel that writes its input late: {}\n",
-                 p.waits ? "waits (computed on the written input)"
-                         : "DOES NOT WAIT (computed on the input before the write)");
-    else
-      fmt::print("  as a dependent: could not be tried: {}\n", p.error);
+    fmt::print("  as a dependent of a kernel that writes its input late: {}\n",
+               p.waits ? "waits (computed on the written input)"
+                       : "does not wait, or cannot be captured as a dependent");
     fmt::print(
         "  a kernel after it: as a dependent, first block at {:.2f}, wait released at {:.2f}; "
         "ordinary launch, first block at {:.2f}\n",
@@ -393,6 +399,9 @@ int main(int argc, char** argv) {
   app.add_flag("--pdl", opts.dependent_launch,
                "launch the own kernels as programmatic dependents of the kernel before them "
                "(compute capability 9.0 on; the same outputs)");
+  app.add_flag("--pdl-gemms", opts.dependent_gemms,
+               "--pdl, and in CUDA graphs (--time) also the GEMMs whose cuBLASLt kernels are "
+               "found to wait as dependents");
   app.add_flag("--sync-taps", opts.sync_taps,
                "copy each tap synchronously (the path the copy-stream one is checked against)");
   app.add_flag("--time", time, "timing mode: random weights of --dims, no taps");
@@ -434,6 +443,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
+    if (opts.dependent_gemms) opts.dependent_launch = true;  // --pdl-gemms implies --pdl
     if (list) return list_faults(dims);
     if (time_gemms > 0) return gemms_timing(dims, opts.precision, batch, iters, time_gemms);
     if (probe_pdl) return dependent_gemms_probe(dims, opts.precision, batch);

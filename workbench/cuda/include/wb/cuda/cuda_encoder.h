@@ -52,6 +52,13 @@ struct Options {
   // before they touch its outputs, so every output is bit for bit the same. cuBLASLt's and
   // cuDNN's kernels are launched as ever. Off by default.
   bool dependent_launch = false;
+  // With dependent_launch, in CUDA graphs (timing runs) cuBLASLt's GEMMs too: each GEMM whose
+  // pinned kernel is found to wait for the kernel before it (a check at capture, per shape: run
+  // behind a kernel that lets it start at once and writes its input late, it must compute on the
+  // written input) is captured as that kernel's programmatic dependent; the others as ever. The
+  // own kernels then also let their dependents start once all their blocks have started. Off by
+  // default.
+  bool dependent_gemms = false;
 };
 
 // Device-to-host copies an encoder made so far. A run with no taps wanted makes no tap copies;
@@ -104,6 +111,8 @@ struct Timing {
   // dependent launches or without). A graph's output is also held against a stream run's, bit
   // for bit (time_encoder throws std::runtime_error where they differ).
   std::string output_sha256;
+  // dependent_gemms: GEMM shapes captured as dependents (their kernels wait), of those checked.
+  int dependent_gemm_shapes = 0, checked_gemm_shapes = 0;
 };
 
 // Times the encoder from mel to ln_post on random weights of `dims` (generated on the device),
@@ -182,10 +191,8 @@ std::vector<GemmShapeTiming> time_gemms(const ModelDims& dims, Precision precisi
 struct DependentGemmProbe {
   std::string name;  // attn.qkv, attn.out, mlp.fc1, mlp.fc2
   int m = 0, n = 0, k = 0;
-  std::string config;   // the pinned algorithm (Gemm::describe)
-  bool probed = false;  // (1) ran; else `error` says why (e.g. a capture refused)
-  bool waits = false;
-  std::string error;
+  std::string config;  // the pinned algorithm (Gemm::describe)
+  bool waits = false;  // (1); false also where the runtime refuses such a capture
   double dependent_start_us = 0, dependent_release_us = 0;
   double ordinary_start_us = 0, ordinary_release_us = 0;
 };
