@@ -842,6 +842,16 @@ struct BlockGemms {
     const void* bias;
     const float* res;
     double gflop() const { return 2.0 * g.m * g.n * static_cast<double>(g.k) / 1e9; }
+    // A result of this case (GemmShapeTiming, DependentGemmProbe) with its name and shape set.
+    template <class R>
+    R result() const {
+      R r;
+      r.name = name;
+      r.m = g.m;
+      r.n = g.n;
+      r.k = g.k;
+      return r;
+    }
   };
   BlockGemms(const ModelDims& dims, Act act, int batch, uint64_t seed, cudaStream_t s)
       : m(batch * dims.n_audio_ctx), c(dims.n_audio_state) {
@@ -885,11 +895,7 @@ std::vector<GemmShapeTiming> time_gemms(const ModelDims& dims, Precision precisi
   EventPair ev;
   std::vector<GemmShapeTiming> out;
   for (const BlockGemms::Case& cs : bg.cases) {
-    GemmShapeTiming st;
-    st.name = cs.name;
-    st.m = cs.g.m;
-    st.n = cs.g.n;
-    st.k = cs.g.k;
+    auto st = cs.result<GemmShapeTiming>();
     st.gflop = cs.gflop();
     for (const cublasLtMatmulAlgo_t& a : gemm.candidates(cs.g, max_algos)) {
       auto call = [&] {
@@ -929,11 +935,7 @@ std::vector<DependentGemmProbe> probe_dependent_gemms(const ModelDims& dims, Pre
   constexpr int kRuns = 7;
   std::vector<DependentGemmProbe> out;
   for (const BlockGemms::Case& cs : bg.cases) {
-    DependentGemmProbe p;
-    p.name = cs.name;
-    p.m = cs.g.m;
-    p.n = cs.g.n;
-    p.k = cs.g.k;
+    auto p = cs.result<DependentGemmProbe>();
     p.config = Gemm::describe(gemm.candidates(cs.g, 1).front());
     auto run = [&](const void* x) {  // the pinned algorithm, as the encoder runs it
       gemm.run(x, bg.w.get(), cs.bias, cs.res, bg.y.get(), cs.g.m, cs.g.n, cs.g.k, cs.g.out);
