@@ -99,10 +99,11 @@ def torch_encoder(name, dtype, iters, warmup, batch=1):
 
 
 def ours(binary, name, precision, iters, warmup, graph, batch=1, attention="own", fc1_gelu="own",
-         pdl=False):
+         pdl="off"):
     cmd = [binary, "--time", "--json", "--dims", name, "--precision", precision,
            "--iters", str(iters), "--warmup", str(warmup), "--batch", str(batch),
-           "--attention", attention, "--fc1-gelu", fc1_gelu] + (["--pdl"] if pdl else [])
+           "--attention", attention, "--fc1-gelu", fc1_gelu]
+    cmd += {"off": [], "own": ["--pdl"], "gemms": ["--pdl-gemms"]}[pdl]
     if not graph:
         cmd.append("--no-graph")
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -249,8 +250,9 @@ def main():
                     help="our encoder's attention (wb-cuda-dump --attention)")
     ap.add_argument("--fc1-gelu", default="own", choices=["own", "cudnn"],
                     help="our encoder's fc1 + GELU (wb-cuda-dump --fc1-gelu)")
-    ap.add_argument("--pdl", action="store_true",
-                    help="our own kernels as programmatic dependents (wb-cuda-dump --pdl)")
+    ap.add_argument("--pdl", default="off", choices=["off", "own", "gemms"],
+                    help="programmatic dependent launch: our own kernels (wb-cuda-dump --pdl), "
+                         "and the GEMMs whose kernels wait (--pdl-gemms)")
     a = ap.parse_args()
     dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[a.precision]
     if dtype == torch.float32:
@@ -260,7 +262,7 @@ def main():
     peak = gemm_peak(torch.bfloat16)
     print(f"GPU: {gpu}; torch {torch.__version__}; measured bf16 GEMM peak (8192^3): {peak:.0f} TFLOP/s")
     print(f"precision {a.precision}, our attention {a.attention}, fc1 + GELU {a.fc1_gelu}, "
-          f"dependent launch {'on' if a.pdl else 'off'}, "
+          f"dependent launch {a.pdl}, "
           f"batches {a.encoder_batches} "
           f"(B 30 s windows per call), "
           f"median of {a.iters} after {a.warmup} warm-up; ms per call")
