@@ -56,7 +56,6 @@ struct DeviceStream {
     cudaDeviceProp prop{};
     ck(cudaGetDeviceProperties(&prop, device), "cudaGetDeviceProperties");
     name = prop.name;
-    dependent_launch = prop.major >= 9;
     ck(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "stream");
   }
   ~DeviceStream() {
@@ -65,7 +64,6 @@ struct DeviceStream {
   DeviceStream(const DeviceStream&) = delete;
   DeviceStream& operator=(const DeviceStream&) = delete;
   std::string name;
-  bool dependent_launch = false;  // programmatic dependent launch: compute capability 9.0 on
   cudaStream_t s = nullptr;
 };
 
@@ -255,7 +253,7 @@ class CudaEncoder final : public Encoder {
         load_model(d_, ck_.get(), seed, act_, faults_.conv_bias_drop, dev_.s));
     rs_ = std::make_unique<RunState>(d_, act_, dev_.s, std::move(gemm), o.batch,
                                      o.attention == Backend::cudnn, o.fc1_gelu == Backend::cudnn);
-    rs_->pdl = o.dependent_launch && dev_.dependent_launch;
+    rs_->pdl = o.dependent_launch && dependent_launch_available();
     dependent_gemms_ = rs_->pdl && o.dependent_gemms;
     taps_ = std::make_unique<TapStaging>(d_, dev_.s, o.sync_taps, o.batch);
   }
@@ -924,9 +922,9 @@ std::vector<DependentGemmProbe> probe_dependent_gemms(const ModelDims& dims, Pre
     throw UsageError("probe_dependent_gemms: bfloat16/float16 (the encoder's fast path)");
   DeviceStream dev(0);
   if (device != nullptr) *device = dev.name;
-  if (!dev.dependent_launch)
-    throw std::runtime_error("cuda: " + dev.name +
-                             " has no programmatic dependent launch (compute capability 9.0 on)");
+  if (!dependent_launch_available())
+    throw std::runtime_error("cuda: no programmatic dependent launch on " + dev.name +
+                             " (compute capability 9.0 on, kernels built for sm_90 on)");
   int sms = 0;
   ck(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0), "attribute");
   BlockGemms bg(dims, act, batch, 1, dev.s);

@@ -764,6 +764,18 @@ __global__ void stamp_wait_k(uint64_t* t) {
 
 }  // namespace
 
+bool dependent_launch_available() {
+  int dev = 0, major = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess)
+    return false;
+  cudaFuncAttributes fa{};
+  // every kernel of this file is built for the same architectures: one stands for all (the wgmma
+  // attention is sm_90a code only)
+  return major >= 9 && cudaFuncGetAttributes(&fa, gelu16_k<__nv_bfloat16, false>) == cudaSuccess &&
+         fa.ptxVersion >= 90;
+}
+
 void launch_late_copy(const void* src, void* dst, std::size_t bytes, uint64_t delay_ns,
                       cudaStream_t s) {
   late_copy_k<<<8, 256, 0, s>>>(static_cast<const unsigned char*>(src),

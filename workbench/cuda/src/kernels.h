@@ -27,6 +27,10 @@ struct Queue {
   cudaStream_t s;
   bool dependent;
 };
+// Whether the current device can launch this file's kernels as programmatic dependents: compute
+// capability 9.0 on, and kernels built with their wait (code for sm_90 on; PTX of an older
+// architecture, compiled for the device when loaded, has none, and its kernels would read early).
+bool dependent_launch_available();
 
 // ---- log-mel front end (frontend numbers from whisper/audio.py) ----
 // frames[f, i] = window[i] * x_pad[(f + first) * hop + i], x_pad = x padded by n_fft/2 on both

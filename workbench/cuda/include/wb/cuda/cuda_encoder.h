@@ -47,17 +47,17 @@ struct Options {
   // tanh under the gelu-tanh fault).
   Backend fc1_gelu = Backend::own;
   // The own kernels (layer norms, GELU, attention, the stem's) launched as programmatic
-  // dependents of the kernel before them, where the device has it (compute capability 9.0 on;
-  // ignored before): their launch and start overlap that kernel's end, and they wait for it
-  // before they touch its outputs, so every output is bit for bit the same. cuBLASLt's and
-  // cuDNN's kernels are launched as ever. Off by default.
+  // dependents of the kernel before them, where the device has it (compute capability 9.0 on,
+  // kernels built for sm_90 on; ignored elsewhere): their launch and start overlap that kernel's
+  // end, and they wait for it before they touch its outputs, so every output is bit for bit the
+  // same; each lets a dependent after it start once all its blocks have passed that wait.
+  // cuBLASLt's and cuDNN's kernels are launched as ever. Off by default.
   bool dependent_launch = false;
   // With dependent_launch, in CUDA graphs (timing runs) cuBLASLt's GEMMs too: each GEMM whose
   // pinned kernel is found to wait for the kernel before it (a check at capture, per shape: run
   // behind a kernel that lets it start at once and writes its input late, it must compute on the
-  // written input) is captured as that kernel's programmatic dependent; the others as ever. The
-  // own kernels then also let their dependents start once all their blocks have started. Off by
-  // default.
+  // written input) is captured as that kernel's programmatic dependent; the others as ever. Off
+  // by default.
   bool dependent_gemms = false;
 };
 
