@@ -351,8 +351,9 @@ class Gemm {
 
   // Whether the pinned kernel of g waits for the kernel before it when launched as its
   // programmatic dependent: run on random operands behind a kernel that lets it start at once and
-  // writes its input 2 ms later (launch_late_copy), it must give the output of an ordinary run.
-  // A capture the runtime refuses (the GEMM's first node not a kernel) counts as no.
+  // writes its input 2 ms later (launch_late_copy), it must give the output of an ordinary run;
+  // float32 outputs with and without a residual (beta 1 and 0, as the encoder runs them). A
+  // capture the runtime refuses (the GEMM's first node not a kernel) counts as no.
   bool check_waits(const GemmShape& g) {
     constexpr uint64_t kLateNs = 2'000'000;
     const std::size_t as = act_size(act_), os = act_size(g.out);
@@ -361,37 +362,45 @@ class Gemm {
     const std::size_t ye =
         static_cast<std::size_t>(g.batch - 1) * g.y_stride + static_cast<std::size_t>(g.m) * g.n;
     const std::size_t we = static_cast<std::size_t>(g.n) * g.k;
-    Buf x(xe * as), xin(xe * as), w(we * as), bias(static_cast<std::size_t>(g.n) * 4), y(ye * os);
+    Buf x(xe * as), xin(xe * as), w(we * as), bias(static_cast<std::size_t>(g.n) * 4), y(ye * os),
+        r(g.out == Act::f32 ? ye * 4 : 0);
     launch_fill_uniform(x.get(), act_, static_cast<int64_t>(xe), 11, 1.0f, 0.0f, stream_);
     launch_fill_uniform(w.get(), act_, static_cast<int64_t>(we), 12, 0.05f, 0.0f, stream_);
     launch_fill_uniform(bias.get(), g.out, g.n, 13, 0.5f, 0.0f, stream_);
-    auto run = [&](const void* in) {  // the pinned algorithm passed: never made a dependent here
-      const cublasLtMatmulAlgo_t algo = plan(g).algo;
-      matmul(g, in, w.get(), g.bias ? bias.get() : nullptr, nullptr, y.get(), &algo);
-    };
+    if (r.bytes() > 0)
+      launch_fill_uniform(r.get(), Act::f32, static_cast<int64_t>(ye), 14, 1.0f, 0.0f, stream_);
     auto output = [&] {
       std::vector<unsigned char> h(ye * os);
       ck(cudaMemcpyAsync(h.data(), y.get(), h.size(), cudaMemcpyDeviceToHost, stream_), "download");
       ck(cudaStreamSynchronize(stream_), "sync");
       return h;
     };
-    ck(cudaMemsetAsync(y.get(), 0, ye * os, stream_), "memset");
-    run(x.get());
-    const std::vector<unsigned char> plain = output();
-    try {
-      Captured late(stream_, [&] {
-        launch_late_copy(x.get(), xin.get(), xe * as, kLateNs, stream_);
-        programmatic_next(stream_);
-        run(xin.get());
-      });
-      ck(cudaMemsetAsync(xin.get(), 0, xe * as, stream_), "memset");
+    for (const bool residual : {false, true}) {
+      if (residual && r.bytes() == 0) continue;
+      auto run = [&](const void* in) {  // the pinned algorithm passed: never made a dependent here
+        const cublasLtMatmulAlgo_t algo = plan(g).algo;
+        matmul(g, in, w.get(), g.bias ? bias.get() : nullptr, residual ? r.f() : nullptr, y.get(),
+               &algo);
+      };
       ck(cudaMemsetAsync(y.get(), 0, ye * os, stream_), "memset");
-      late.launch(stream_);
-      return output() == plain;
-    } catch (const std::runtime_error&) {
-      cudaGetLastError();  // a refused capture leaves no error behind for the next launch
-      return false;
+      run(x.get());
+      const std::vector<unsigned char> plain = output();
+      try {
+        Captured late(stream_, [&] {
+          launch_late_copy(x.get(), xin.get(), xe * as, kLateNs, stream_);
+          programmatic_next(stream_);
+          run(xin.get());
+        });
+        ck(cudaMemsetAsync(xin.get(), 0, xe * as, stream_), "memset");
+        ck(cudaMemsetAsync(y.get(), 0, ye * os, stream_), "memset");
+        late.launch(stream_);
+        if (output() != plain) return false;
+      } catch (const std::runtime_error&) {
+        cudaGetLastError();  // a refused capture leaves no error behind for the next launch
+        return false;
+      }
     }
+    return true;
   }
 
   // Up to `max` results of cuBLASLt's heuristic for the plan's shape (its first is the pinned one).
