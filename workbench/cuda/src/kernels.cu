@@ -726,12 +726,20 @@ __global__ void fill_uniform_k(T* p, int64_t n, uint64_t seed, float scale, floa
   }
 }
 
-// The dependent launch's checks (kernels.h). Byte copies, a block's threads along the bytes.
+// The dependent launch's checks (kernels.h). Copies of 16 bytes a thread where both ends are
+// 16-byte aligned, else of bytes; the grid's threads along them. Few blocks (8): the dependent
+// kernel's blocks must find room on the other SMs to start while these still run.
 __device__ __forceinline__ void copy_bytes(const unsigned char* src, unsigned char* dst,
                                            std::size_t n) {
-  for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<std::size_t>(gridDim.x) * blockDim.x)
-    dst[i] = src[i];
+  const std::size_t first = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x;
+  const std::size_t step = static_cast<std::size_t>(gridDim.x) * blockDim.x;
+  std::size_t done = 0;
+  if (((reinterpret_cast<uintptr_t>(src) | reinterpret_cast<uintptr_t>(dst)) & 15) == 0) {
+    done = n / 16 * 16;
+    for (std::size_t i = first; i < n / 16; i += step)
+      reinterpret_cast<uint4*>(dst)[i] = reinterpret_cast<const uint4*>(src)[i];
+  }
+  for (std::size_t i = done + first; i < n; i += step) dst[i] = src[i];
 }
 __device__ __forceinline__ uint64_t global_ns() {
   uint64_t t = 0;
