@@ -27,11 +27,10 @@ __device__ __forceinline__ void pdl_wait() {
 #endif
 }
 
-// kernel<<<grid, block, smem, q.s>>>(args...), a programmatic dependent of the kernel before it
-// when q.dependent. Throws std::runtime_error ("CUDA launch <what>: ...") if the launch fails.
-template <class... P, class... A>
-void launch_k(const char* what, void (*kernel)(P...), dim3 grid, dim3 block, std::size_t smem,
-              Queue q, A&&... args) {
+// The launch itself, once per file rather than once per kernel: `args` point at the kernel's
+// parameters, already of its parameter types.
+[[gnu::noinline]] void launch_raw(const char* what, const void* kernel, dim3 grid, dim3 block,
+                                  std::size_t smem, Queue q, void** args) {
   cudaLaunchAttribute dep{};
   dep.id = cudaLaunchAttributeProgrammaticStreamSerialization;
   dep.val.programmaticStreamSerializationAllowed = 1;
@@ -42,9 +41,21 @@ void launch_k(const char* what, void (*kernel)(P...), dim3 grid, dim3 block, std
   cfg.stream = q.s;
   cfg.attrs = &dep;
   cfg.numAttrs = q.dependent ? 1 : 0;
-  const cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, std::forward<A>(args)...);
+  const cudaError_t e = cudaLaunchKernelExC(&cfg, kernel, args);
   if (e != cudaSuccess)
     throw std::runtime_error(std::string("CUDA launch ") + what + ": " + cudaGetErrorString(e));
+}
+
+// kernel<<<grid, block, smem, q.s>>>(args...), a programmatic dependent of the kernel before it
+// when q.dependent. Throws std::runtime_error ("CUDA launch <what>: ...") if the launch fails.
+template <class... P, class... A>
+void launch_k(const char* what, void (*kernel)(P...), dim3 grid, dim3 block, std::size_t smem,
+              Queue q, A&&... args) {
+  // the arguments converted to the parameters' types first, as <<<...>>> converts them
+  [&](P... param) {
+    void* ptrs[] = {static_cast<void*>(&param)...};
+    launch_raw(what, reinterpret_cast<const void*>(kernel), grid, block, smem, q, ptrs);
+  }(std::forward<A>(args)...);
 }
 
 }  // namespace
