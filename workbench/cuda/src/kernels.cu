@@ -328,24 +328,27 @@ constexpr int kLnPreloadRows = 2048;
 template <class T, bool kPreload, int K4 = kLnMax4>
 __global__ void layer_norm_warp_k(const float* x, const float* g, const float* b, float* y32, T* ya,
                                   int rows, int cols, float eps) {
-  pdl_wait();
   const int64_t row = blockIdx.x * 2 + (threadIdx.x >> 5);
   const int lane = threadIdx.x & 31;
-  if (row >= rows) return;
   const int n4 = cols / 4;
-  const float4* xr = reinterpret_cast<const float4*>(x + row * cols);
   const float4* g4 = reinterpret_cast<const float4*>(g);
   const float4* b4 = reinterpret_cast<const float4*>(b);
   float4 v[K4], gg[K4], bv[K4];
+  if constexpr (kPreload) {  // weights, which no kernel writes: before the wait for the one before
+#pragma unroll
+    for (int k = 0; k < K4; ++k) {
+      const int i = lane + 32 * k;
+      gg[k] = i < n4 ? g4[i] : make_float4(0.f, 0.f, 0.f, 0.f);
+      bv[k] = i < n4 ? b4[i] : make_float4(0.f, 0.f, 0.f, 0.f);
+    }
+  }
+  pdl_wait();
+  if (row >= rows) return;
+  const float4* xr = reinterpret_cast<const float4*>(x + row * cols);
 #pragma unroll
   for (int k = 0; k < K4; ++k) {
     const int i = lane + 32 * k;
-    const bool in = i < n4;
-    v[k] = in ? xr[i] : make_float4(0.f, 0.f, 0.f, 0.f);
-    if constexpr (kPreload) {
-      gg[k] = in ? g4[i] : make_float4(0.f, 0.f, 0.f, 0.f);
-      bv[k] = in ? b4[i] : make_float4(0.f, 0.f, 0.f, 0.f);
-    }
+    v[k] = i < n4 ? xr[i] : make_float4(0.f, 0.f, 0.f, 0.f);
   }
   float s = 0.0f;
 #pragma unroll
