@@ -124,7 +124,6 @@ __global__ void __launch_bounds__(256, 2)
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int row0 = clip * clip_rows;  // the clip's first row of q | k | v
   auto load_q = [&] {
-    asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<uint64_t>(&map)));
     mbar_expect_tx(q_full, 2 * kWTile);
     tma_load(q_addr, &map, h * kFD, row0 + q0, q_full);
     tma_load(q_addr + kWTile, &map, h * kFD, row0 + q0 + 64, q_full);
@@ -140,6 +139,8 @@ __global__ void __launch_bounds__(256, 2)
   };
   const bool loader = threadIdx.x == 0;
   if (loader) {
+    // the tensor map is a kernel parameter: fetched before the wait for the kernel before
+    asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<uint64_t>(&map)));
     mbar_init(q_full, 1);
     for (int i = 0; i < kWStages; ++i) {
       mbar_init(k_full + 8 * i, 1);  // thread 0's arrival (with the bytes to expect)
