@@ -186,8 +186,8 @@ std::vector<GemmShapeTiming> time_gemms(const ModelDims& dims, Precision precisi
 // kernel after it whose blocks each wait: when its first block starts and when the wait releases,
 // launched as a dependent and ordinarily, in microseconds from a stamp right before the GEMM
 // (medians of 7 graph launches). A dependent start well before the ordinary one means the GEMM
-// lets its dependents start before it ends. Throws std::runtime_error where the device has no
-// dependent launch (before compute capability 9.0).
+// lets its dependents start before it ends. Throws std::runtime_error where dependent launch is
+// not available (a device before compute capability 9.0, kernels built without sm_90 code).
 struct DependentGemmProbe {
   std::string name;  // attn.qkv, attn.out, mlp.fc1, mlp.fc2
   int m = 0, n = 0, k = 0;
