@@ -960,7 +960,7 @@ std::vector<DependentGemmProbe> probe_dependent_gemms(const ModelDims& dims, Pre
         released.push_back(static_cast<double>(t[1] - t[2]) / 1e3);
       }
       (dependent ? p.dependent_start_us : p.ordinary_start_us) = median(start);
-      (dependent ? p.dependent_release_us : p.ordinary_release_us) = median(released);
+      if (dependent) p.dependent_release_us = median(released);
     }
     out.push_back(std::move(p));
   }

@@ -837,7 +837,6 @@ void launch_im2col_conv1(const float* mel, void* col, Act a, int n_mels, int t2,
     launch_k("im2col_conv1", im2col1_k<T>, std::min(rows, 8192), 256, 0, s, mel,
              static_cast<T*>(col), n_mels, t2, pad, rows);
   });
-  check_launch("im2col_conv1");
 }
 
 void launch_im2col_conv2(const float* h, void* col, Act a, int c, int t2, int t1, int pad, Queue s,
@@ -853,7 +852,6 @@ void launch_im2col_conv2(const float* h, void* col, Act a, int c, int t2, int t1
     else
       gelu ? go(im2col2_k<T, true, 1>) : go(im2col2_k<T, false, 1>);
   });
-  check_launch("im2col_conv2");
 }
 
 void launch_gelu(const float* x, float* y_f32, void* y_act, Act a, int64_t n, bool tanh_approx,
@@ -867,7 +865,6 @@ void launch_gelu(const float* x, float* y_f32, void* y_act, Act a, int64_t n, bo
       launch_k("gelu", gelu_k<T>, blocks_for(n, 256), 256, 0, s, x, y_f32, static_cast<T*>(y_act),
                n, tanh_approx);
   });
-  check_launch("gelu");
 }
 
 void launch_gelu16(void* x, Act a, int64_t n, bool tanh_approx, Queue s) {
@@ -881,13 +878,11 @@ void launch_gelu16(void* x, Act a, int64_t n, bool tanh_approx, Queue s) {
         launch_k("gelu16", gelu16_k<T, false>, grid, 256, 0, s, static_cast<uint4*>(x), n / 8);
     }
   });
-  check_launch("gelu16");
 }
 
 void launch_add(const float* a, const float* b, float* out, int64_t n, Queue s, int64_t nb) {
   if (nb == 0) nb = n;
   launch_k("add", add_k<false>, blocks_for(nb, 256), 256, 0, s, a, b, out, n, nb, false);
-  check_launch("add");
 }
 
 void launch_gelu_add(const float* x, const float* b, float* out, int64_t n, int64_t nb,
@@ -899,21 +894,18 @@ void launch_gelu_add(const float* x, const float* b, float* out, int64_t n, int6
   else
     launch_k("gelu_add", add_k<true>, blocks_for(nb, 256), 256, 0, s, x, b, out, n, nb,
              tanh_approx);
-  check_launch("gelu_add");
 }
 
 void launch_convert(const float* x, void* y, Act a, int64_t n, Queue s) {
   dispatch(a, [&]<class T>() {
     launch_k("convert", convert_k<T>, blocks_for(n, 256), 256, 0, s, x, static_cast<T*>(y), n);
   });
-  check_launch("convert");
 }
 
 void launch_to_f32(const void* x, Act a, float* y, int64_t n, Queue s) {
   dispatch(a, [&]<class T>() {
     launch_k("to_f32", to_f32_k<T>, blocks_for(n, 256), 256, 0, s, static_cast<const T*>(x), y, n);
   });
-  check_launch("to_f32");
 }
 
 void launch_layer_norm(const float* x, const float* gamma, const float* beta, float* y_f32,
@@ -941,7 +933,6 @@ void launch_layer_norm(const float* x, const float* gamma, const float* beta, fl
       launch_k("layer_norm", layer_norm_k<T>, rows, 256, 0, s, x, gamma, beta, y_f32,
                static_cast<T*>(y_act), cols, eps);
   });
-  check_launch("layer_norm");
 }
 
 __device__ __forceinline__ float h16(float x) { return __half2float(__float2half_rn(x)); }
@@ -969,7 +960,6 @@ void launch_layer_norm_f16_stats(const float* x, const float* gamma, const float
     launch_k("layer_norm_f16_stats", layer_norm_f16_stats_k<T>, (rows + 127) / 128, 128, 0, s, x,
              gamma, beta, y_f32, static_cast<T*>(y_act), rows, cols, eps);
   });
-  check_launch("layer_norm_f16_stats");
 }
 
 void launch_attention(const float* qkv, void* out, Act a, int t, int c, int heads, float alpha,
@@ -992,7 +982,6 @@ void launch_attention(const float* qkv, void* out, Act a, int t, int c, int head
   else
     throw std::invalid_argument("attention: d_head " + std::to_string(dh) +
                                 " not supported (32, 64, 128)");
-  check_launch("attention");
 }
 
 int flash_rows(int t) { return flash_rows_of(t); }
@@ -1063,7 +1052,6 @@ void launch_flash_attention(const void* qkv, void* out, Act a, int t, int c, int
     launch_flash_attention_wgmma(qkv, out, a, t, c, heads, alpha, s, batch, 0, nsplit, part_o,
                                  part_ml_of(nsplit));
     if (nsplit > 1) combine(nsplit);
-    check_launch("flash attention");
     return;
   }
   const int mr = forced == 1 || forced == 2                 ? forced
@@ -1090,7 +1078,6 @@ void launch_flash_attention(const void* qkv, void* out, Act a, int t, int c, int
     }
   });
   if (nsplit > 1) combine(nsplit);
-  check_launch("flash attention");
 }
 
 void launch_fill_uniform(void* p, Act a, int64_t n, uint64_t seed, float scale, float offset,

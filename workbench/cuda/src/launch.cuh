@@ -42,12 +42,15 @@ __device__ __forceinline__ void pdl_wait() {
   cfg.attrs = &dep;
   cfg.numAttrs = q.dependent ? 1 : 0;
   const cudaError_t e = cudaLaunchKernelExC(&cfg, kernel, args);
-  if (e != cudaSuccess)
+  if (e != cudaSuccess) {
+    cudaGetLastError();  // reported here, not again by the next launch's check
     throw std::runtime_error(std::string("CUDA launch ") + what + ": " + cudaGetErrorString(e));
+  }
 }
 
 // kernel<<<grid, block, smem, q.s>>>(args...), a programmatic dependent of the kernel before it
-// when q.dependent. Throws std::runtime_error ("CUDA launch <what>: ...") if the launch fails.
+// when q.dependent. Throws std::runtime_error ("CUDA launch <what>: ...") if the launch fails:
+// the launchers that use it need no check after it.
 template <class... P, class... A>
 void launch_k(const char* what, void (*kernel)(P...), dim3 grid, dim3 block, std::size_t smem,
               Queue q, A&&... args) {

@@ -1000,7 +1000,6 @@ TEST_CASE("encoder batch: each clip of a batch run as that clip alone (block out
 }
 
 // ---- programmatic dependent launch (Options::dependent_launch, kernels.h Queue) ----
-bool dependent_launch_device() { return wb::cuda::dependent_launch_available(); }
 
 // What `run` (launches reading `in`, writing `out`; they may be the same buffer) leaves in out:
 // `plain` with in = src copied before it and an ordinary launch; `dependent` with in zero until
@@ -1159,7 +1158,7 @@ TEST_CASE("encoder with dependent launches: the taps and outputs of ordinary lau
     auto plain = wb::cuda::make_encoder(model, o);
     o.dependent_launch = true;
     auto dep = wb::cuda::make_encoder(model, o);
-    CHECK(dep->run_info()["dependent_launch"] == dependent_launch_device());
+    CHECK(dep->run_info()["dependent_launch"] == wb::cuda::dependent_launch_available());
     Keep a("all"), d("all");
     const auto ya = run_all(*plain, &a), yd = run_all(*dep, &d);
     REQUIRE(a.names == d.names);
@@ -1180,7 +1179,7 @@ TEST_CASE("encoder with dependent launches: the taps and outputs of ordinary lau
     const auto tg = wb::cuda::time_encoder(wb::ModelDims::preset(dims), t, 3, 1, true);
     MESSAGE(dims << " " << precision << ": GEMM shapes captured as dependents "
                  << tg.dependent_gemm_shapes << " of " << tg.checked_gemm_shapes);
-    CHECK((tg.checked_gemm_shapes > 0) == dependent_launch_device());
+    CHECK((tg.checked_gemm_shapes > 0) == wb::cuda::dependent_launch_available());
     CHECK(tp.output_sha256 == tg.output_sha256);
   }
 }
@@ -1198,7 +1197,7 @@ int wb_cuda_self_test(int argc, char** argv) {
     std::printf("SKIPPED: the cuDNN attention cases: %s\n", no.c_str());
     ctx.addFilter("test-case-exclude", "*cuDNN*");
   }
-  if (!dependent_launch_device()) {
+  if (!wb::cuda::dependent_launch_available()) {
     std::printf(
         "SKIPPED: the dependent-launch mechanism case: not a compute capability 9.0 device, or "
         "kernels not built for sm_90\n");

@@ -194,7 +194,7 @@ struct DependentGemmProbe {
   std::string config;  // the pinned algorithm (Gemm::describe)
   bool waits = false;  // (1); false also where the runtime refuses such a capture
   double dependent_start_us = 0, dependent_release_us = 0;
-  double ordinary_start_us = 0, ordinary_release_us = 0;
+  double ordinary_start_us = 0;  // (an ordinary launch's blocks start released)
 };
 std::vector<DependentGemmProbe> probe_dependent_gemms(const ModelDims& dims, Precision precision,
                                                       int batch, std::string* device = nullptr);
