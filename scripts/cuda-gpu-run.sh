@@ -9,7 +9,8 @@
 # STEPS (comma-separated): test, dump, check, fault, heldout-PRECISION-SHARD-NSHARDS (e.g.
 # heldout-float32-0-3: scripts/cuda-heldout.sh's GPU half), decode-PRECISION-BATCH (e.g.
 # decode-float32-8: every held-out clip dumped B clips a pass and decoded there with
-# transformers, scripts/cuda-heldout.sh gpu-decode), bench, pdl (wb-cuda-dump --probe-pdl, then
+# transformers, scripts/cuda-heldout.sh gpu-decode), bench, pdl (wb-cuda-dump --probe-pdl and
+# --time-gemms 8 (which algorithms wait as dependents), then
 # the encoder timed ordinarily, with --pdl and with --pdl-gemms: one binary, interleaved twice,
 # bfloat16, the outputs' digests compared).
 # OUT_DIR receives at most 8 files, each under 16 MiB (dumps grouped in tar files).
@@ -111,6 +112,7 @@ for s in ${steps//,/ }; do
 done
 if has pdl; then
   "$d" --probe-pdl --dims large-v3 --precision bfloat16
+  "$d" --time-gemms 8 --dims large-v3 --precision bfloat16  # which of cuBLASLt's algorithms wait
   python3 - "$d" <<'PY'
 import json, subprocess, sys
 d = sys.argv[1]

@@ -308,6 +308,11 @@ class Gemm {
       }
   }
   void capture_dependents(bool on) { dependents_ = on; }
+  // Whether shape g run with `algo` (one of candidates(g, ...)) waits as a dependent: the check
+  // check_dependents makes for the pinned one, for another algorithm (timing and probes only).
+  bool algorithm_waits(const GemmShape& g, const cublasLtMatmulAlgo_t& algo) {
+    return check_waits(g, &algo);
+  }
   // Whether shape g's kernel was found to wait (false where not checked).
   bool waits_as_dependent(const GemmShape& g) {
     const Plan& p = plan(g);
@@ -349,12 +354,12 @@ class Gemm {
        "matmul");
   }
 
-  // Whether the pinned kernel of g waits for the kernel before it when launched as its
-  // programmatic dependent: run on random operands behind a kernel that lets it start at once and
-  // writes its input 2 ms later (launch_late_copy), it must give the output of an ordinary run;
-  // float32 outputs with and without a residual (beta 1 and 0, as the encoder runs them). A
+  // Whether the pinned kernel of g (or `with`'s) waits for the kernel before it when launched as
+  // its programmatic dependent: run on random operands behind a kernel that lets it start at once
+  // and writes its input 2 ms later (launch_late_copy), it must give the output of an ordinary
+  // run; float32 outputs with and without a residual (beta 1 and 0, as the encoder runs them). A
   // capture the runtime refuses (the GEMM's first node not a kernel) counts as no.
-  bool check_waits(const GemmShape& g) {
+  bool check_waits(const GemmShape& g, const cublasLtMatmulAlgo_t* with = nullptr) {
     constexpr uint64_t kLateNs = 2'000'000;
     const std::size_t as = act_size(act_), os = act_size(g.out);
     const std::size_t xe =
@@ -377,8 +382,8 @@ class Gemm {
     };
     for (const bool residual : {false, true}) {
       if (residual && r.bytes() == 0) continue;
-      auto run = [&](const void* in) {  // the pinned algorithm passed: never made a dependent here
-        const cublasLtMatmulAlgo_t algo = plan(g).algo;
+      auto run = [&](const void* in) {  // the algorithm passed: never made a dependent here
+        const cublasLtMatmulAlgo_t algo = with != nullptr ? *with : plan(g).algo;
         matmul(g, in, w.get(), g.bias ? bias.get() : nullptr, residual ? r.f() : nullptr, y.get(),
                &algo);
       };

@@ -891,6 +891,7 @@ std::vector<GemmShapeTiming> time_gemms(const ModelDims& dims, Precision precisi
   Gemm gemm(act, dev.s);
   constexpr int kReps = 10;
   EventPair ev;
+  const bool pdl = dependent_launch_available();
   std::vector<GemmShapeTiming> out;
   for (const BlockGemms::Case& cs : bg.cases) {
     auto st = cs.result<GemmShapeTiming>();
@@ -907,7 +908,8 @@ std::vector<GemmShapeTiming> time_gemms(const ModelDims& dims, Precision precisi
       }
       std::vector<double> ms;
       for (int i = 0; i < iters; ++i) ms.push_back(ev.per_call(dev.s, kReps, call));
-      st.algos.push_back({Gemm::describe(a), median(ms)});
+      st.algos.push_back(
+          {Gemm::describe(a), median(ms), pdl ? int{gemm.algorithm_waits(cs.g, a)} : -1});
     }
     out.push_back(std::move(st));
   }

@@ -286,7 +286,10 @@ int gemms_timing(const std::string& dims_name, wb::Precision precision, int batc
         best, s.algos[best].median_ms, s.gflop / s.algos[best].median_ms,
         s.algos[0].median_ms / s.algos[best].median_ms);
     for (std::size_t i = 0; i < s.algos.size(); ++i)
-      fmt::print("  [{}] {:.4f} ms {}\n", i, s.algos[i].median_ms, s.algos[i].config);
+      fmt::print("  [{}] {:.4f} ms {}{}\n", i, s.algos[i].median_ms, s.algos[i].config,
+                 s.algos[i].waits < 0   ? ""
+                 : s.algos[i].waits > 0 ? "; waits as a dependent"
+                                        : "; does not wait as a dependent");
   }
   return 0;
 }
@@ -420,7 +423,8 @@ int main(int argc, char** argv) {
   int time_gemms = 0;
   app.add_option("--time-gemms", time_gemms,
                  "timing: a block's four GEMMs of --dims, each with up to N of cuBLASLt's "
-                 "algorithms (the first the pinned one)")
+                 "algorithms (the first the pinned one), and on compute capability 9.0 on whether "
+                 "each waits as a programmatic dependent")
       ->check(CLI::Range(1, 64));
   bool probe_pdl = false;
   app.add_flag("--probe-pdl", probe_pdl,

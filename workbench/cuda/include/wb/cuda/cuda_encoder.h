@@ -164,10 +164,13 @@ GemmGeluTiming time_gemm_gelu(const ModelDims& dims, Precision precision, int ba
 // `dims` and `batch` clips (M = B T), 16-bit inputs, each run with every algorithm cuBLASLt's
 // heuristic offers (at most `max_algos`; its first is the one the encoder pins): what the pinned
 // algorithm leaves against cuBLASLt's best measured for that shape. Random inputs; each sample 10
-// calls back to back, median of `iters`.
+// calls back to back, median of `iters`. Where programmatic dependent launch is available, each
+// algorithm is also checked for waiting as a dependent (probe_dependent_gemms' check (1)): an
+// algorithm that does could be captured as one (--pdl-gemms captures the pinned one only).
 struct GemmAlgoTiming {
   std::string config;  // tile, stages, split-K, cluster (cuBLASLt's enums)
   double median_ms = 0;
+  int waits = -1;  // 1 waits as a dependent, 0 does not, -1 not checked (no dependent launch)
 };
 struct GemmShapeTiming {
   std::string name;  // attn.qkv, attn.out, mlp.fc1, mlp.fc2
