@@ -9,10 +9,10 @@
 # STEPS (comma-separated): test, dump, check, fault, heldout-PRECISION-SHARD-NSHARDS (e.g.
 # heldout-float32-0-3: scripts/cuda-heldout.sh's GPU half), decode-PRECISION-BATCH (e.g.
 # decode-float32-8: every held-out clip dumped B clips a pass and decoded there with
-# transformers, scripts/cuda-heldout.sh gpu-decode), bench, pdl (wb-cuda-dump --probe-pdl and
-# --time-gemms 8 (which algorithms wait as dependents), then
-# the encoder timed ordinarily, with --pdl and with --pdl-gemms: one binary, interleaved twice,
-# bfloat16, the outputs' digests compared).
+# transformers, scripts/cuda-heldout.sh gpu-decode), bench, pdl (wb-cuda-dump --probe-pdl;
+# --time-gemms 8, which also says which algorithms wait as dependents; the encoder timed
+# ordinarily, with --pdl and with --pdl-gemms: one binary, interleaved twice, bfloat16, the
+# outputs' digests compared).
 # OUT_DIR receives at most 8 files, each under 16 MiB (dumps grouped in tar files).
 set -u
 pack="$1"

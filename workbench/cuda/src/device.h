@@ -303,16 +303,65 @@ class Gemm {
   void check_dependents() {
     for (auto& [key, p] : plans_)
       if (!p.waits_checked) {
-        p.waits = check_waits(p.shape);
+        p.waits = waits_with(p.shape, p.algo);
         p.waits_checked = true;
       }
   }
   void capture_dependents(bool on) { dependents_ = on; }
-  // Whether shape g run with `algo` (one of candidates(g, ...)) waits as a dependent: the check
-  // check_dependents makes for the pinned one, for another algorithm (timing and probes only).
-  bool algorithm_waits(const GemmShape& g, const cublasLtMatmulAlgo_t& algo) {
-    return check_waits(g, &algo);
+  // Whether shape g's kernel with `algo` (the pinned one: check_dependents; any of candidates():
+  // time_gemms) waits for the kernel before it when launched as its programmatic dependent: run
+  // on random operands behind a kernel that lets it start at once and writes its input 2 ms later
+  // (launch_late_copy), it must give the output of an ordinary run; float32 outputs with and
+  // without a residual (beta 1 and 0, as the encoder runs them). A capture the runtime refuses
+  // (the GEMM's first node not a kernel) counts as no.
+  bool waits_with(const GemmShape& g, const cublasLtMatmulAlgo_t& algo) {
+    constexpr uint64_t kLateNs = 2'000'000;
+    const std::size_t as = act_size(act_), os = act_size(g.out);
+    const std::size_t xe =
+        static_cast<std::size_t>(g.batch - 1) * g.x_stride + static_cast<std::size_t>(g.m) * g.k;
+    const std::size_t ye =
+        static_cast<std::size_t>(g.batch - 1) * g.y_stride + static_cast<std::size_t>(g.m) * g.n;
+    const std::size_t we = static_cast<std::size_t>(g.n) * g.k;
+    Buf x(xe * as), xin(xe * as), w(we * as), bias(static_cast<std::size_t>(g.n) * 4), y(ye * os),
+        r(g.out == Act::f32 ? ye * 4 : 0);
+    launch_fill_uniform(x.get(), act_, static_cast<int64_t>(xe), 11, 1.0f, 0.0f, stream_);
+    launch_fill_uniform(w.get(), act_, static_cast<int64_t>(we), 12, 0.05f, 0.0f, stream_);
+    launch_fill_uniform(bias.get(), g.out, g.n, 13, 0.5f, 0.0f, stream_);
+    if (r.bytes() > 0)
+      launch_fill_uniform(r.get(), Act::f32, static_cast<int64_t>(ye), 14, 1.0f, 0.0f, stream_);
+    auto output = [&] {
+      std::vector<unsigned char> h(ye * os);
+      ck(cudaMemcpyAsync(h.data(), y.get(), h.size(), cudaMemcpyDeviceToHost, stream_), "download");
+      ck(cudaStreamSynchronize(stream_), "sync");
+      return h;
+    };
+    for (const bool residual : {false, true}) {
+      if (residual && r.bytes() == 0) continue;
+      auto run = [&](const void* in) {  // the algorithm passed: never made a dependent here
+        matmul(g, in, w.get(), g.bias ? bias.get() : nullptr, residual ? r.f() : nullptr, y.get(),
+               &algo);
+      };
+      ck(cudaMemsetAsync(y.get(), 0, ye * os, stream_), "memset");
+      run(x.get());
+      const std::vector<unsigned char> plain = output();
+      try {
+        Captured late(stream_, [&] {
+          launch_late_copy(x.get(), xin.get(), xe * as, kLateNs, stream_);
+          programmatic_next(stream_);
+          run(xin.get());
+        });
+        ck(cudaMemsetAsync(xin.get(), 0, xe * as, stream_), "memset");
+        ck(cudaMemsetAsync(y.get(), 0, ye * os, stream_), "memset");
+        late.launch(stream_);
+        if (output() != plain) return false;
+      } catch (const std::runtime_error&) {
+        cudaGetLastError();  // a refused capture leaves no error behind for the next launch
+        return false;
+      }
+    }
+    return true;
   }
+
   // Whether shape g's kernel was found to wait (false where not checked).
   bool waits_as_dependent(const GemmShape& g) {
     const Plan& p = plan(g);
@@ -352,60 +401,6 @@ class Gemm {
     ck(cublasLtMatmul(lt_, p.desc, &alpha, w, p.a, x, p.b, &beta, r != nullptr ? r : y, p.c, y, p.c,
                       algo != nullptr ? algo : &p.algo, ws_.get(), ws_.bytes(), stream_),
        "matmul");
-  }
-
-  // Whether the pinned kernel of g (or `with`'s) waits for the kernel before it when launched as
-  // its programmatic dependent: run on random operands behind a kernel that lets it start at once
-  // and writes its input 2 ms later (launch_late_copy), it must give the output of an ordinary
-  // run; float32 outputs with and without a residual (beta 1 and 0, as the encoder runs them). A
-  // capture the runtime refuses (the GEMM's first node not a kernel) counts as no.
-  bool check_waits(const GemmShape& g, const cublasLtMatmulAlgo_t* with = nullptr) {
-    constexpr uint64_t kLateNs = 2'000'000;
-    const std::size_t as = act_size(act_), os = act_size(g.out);
-    const std::size_t xe =
-        static_cast<std::size_t>(g.batch - 1) * g.x_stride + static_cast<std::size_t>(g.m) * g.k;
-    const std::size_t ye =
-        static_cast<std::size_t>(g.batch - 1) * g.y_stride + static_cast<std::size_t>(g.m) * g.n;
-    const std::size_t we = static_cast<std::size_t>(g.n) * g.k;
-    Buf x(xe * as), xin(xe * as), w(we * as), bias(static_cast<std::size_t>(g.n) * 4), y(ye * os),
-        r(g.out == Act::f32 ? ye * 4 : 0);
-    launch_fill_uniform(x.get(), act_, static_cast<int64_t>(xe), 11, 1.0f, 0.0f, stream_);
-    launch_fill_uniform(w.get(), act_, static_cast<int64_t>(we), 12, 0.05f, 0.0f, stream_);
-    launch_fill_uniform(bias.get(), g.out, g.n, 13, 0.5f, 0.0f, stream_);
-    if (r.bytes() > 0)
-      launch_fill_uniform(r.get(), Act::f32, static_cast<int64_t>(ye), 14, 1.0f, 0.0f, stream_);
-    auto output = [&] {
-      std::vector<unsigned char> h(ye * os);
-      ck(cudaMemcpyAsync(h.data(), y.get(), h.size(), cudaMemcpyDeviceToHost, stream_), "download");
-      ck(cudaStreamSynchronize(stream_), "sync");
-      return h;
-    };
-    for (const bool residual : {false, true}) {
-      if (residual && r.bytes() == 0) continue;
-      auto run = [&](const void* in) {  // the algorithm passed: never made a dependent here
-        const cublasLtMatmulAlgo_t algo = with != nullptr ? *with : plan(g).algo;
-        matmul(g, in, w.get(), g.bias ? bias.get() : nullptr, residual ? r.f() : nullptr, y.get(),
-               &algo);
-      };
-      ck(cudaMemsetAsync(y.get(), 0, ye * os, stream_), "memset");
-      run(x.get());
-      const std::vector<unsigned char> plain = output();
-      try {
-        Captured late(stream_, [&] {
-          launch_late_copy(x.get(), xin.get(), xe * as, kLateNs, stream_);
-          programmatic_next(stream_);
-          run(xin.get());
-        });
-        ck(cudaMemsetAsync(xin.get(), 0, xe * as, stream_), "memset");
-        ck(cudaMemsetAsync(y.get(), 0, ye * os, stream_), "memset");
-        late.launch(stream_);
-        if (output() != plain) return false;
-      } catch (const std::runtime_error&) {
-        cudaGetLastError();  // a refused capture leaves no error behind for the next launch
-        return false;
-      }
-    }
-    return true;
   }
 
   // Up to `max` results of cuBLASLt's heuristic for the plan's shape (its first is the pinned one).

@@ -908,8 +908,9 @@ std::vector<GemmShapeTiming> time_gemms(const ModelDims& dims, Precision precisi
       }
       std::vector<double> ms;
       for (int i = 0; i < iters; ++i) ms.push_back(ev.per_call(dev.s, kReps, call));
-      st.algos.push_back(
-          {Gemm::describe(a), median(ms), pdl ? int{gemm.algorithm_waits(cs.g, a)} : -1});
+      GemmAlgoTiming at{Gemm::describe(a), median(ms), std::nullopt};
+      if (pdl) at.waits = gemm.waits_with(cs.g, a);
+      st.algos.push_back(std::move(at));
     }
     out.push_back(std::move(st));
   }
@@ -940,7 +941,7 @@ std::vector<DependentGemmProbe> probe_dependent_gemms(const ModelDims& dims, Pre
     auto run = [&](const void* x) {  // the pinned algorithm, as the encoder runs it
       gemm.run(x, bg.w.get(), cs.bias, cs.res, bg.y.get(), cs.g.m, cs.g.n, cs.g.k, cs.g.out);
     };
-    // 1. Its input written late by a kernel that lets it start at once (Gemm::check_waits).
+    // 1. Its input written late by a kernel that lets it start at once (Gemm::waits_with).
     gemm.check_dependents();
     p.waits = gemm.waits_as_dependent(cs.g);
     // 2. Its dependents: a kernel of blocks that each wait, launched as a dependent and

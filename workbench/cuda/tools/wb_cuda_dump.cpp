@@ -287,9 +287,9 @@ int gemms_timing(const std::string& dims_name, wb::Precision precision, int batc
         s.algos[0].median_ms / s.algos[best].median_ms);
     for (std::size_t i = 0; i < s.algos.size(); ++i)
       fmt::print("  [{}] {:.4f} ms {}{}\n", i, s.algos[i].median_ms, s.algos[i].config,
-                 s.algos[i].waits < 0   ? ""
-                 : s.algos[i].waits > 0 ? "; waits as a dependent"
-                                        : "; does not wait as a dependent");
+                 !s.algos[i].waits   ? ""
+                 : *s.algos[i].waits ? "; waits as a dependent"
+                                     : "; does not wait as a dependent");
   }
   return 0;
 }

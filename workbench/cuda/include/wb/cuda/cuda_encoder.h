@@ -170,7 +170,7 @@ GemmGeluTiming time_gemm_gelu(const ModelDims& dims, Precision precision, int ba
 struct GemmAlgoTiming {
   std::string config;  // tile, stages, split-K, cluster (cuBLASLt's enums)
   double median_ms = 0;
-  int waits = -1;  // 1 waits as a dependent, 0 does not, -1 not checked (no dependent launch)
+  std::optional<bool> waits;  // waits as a dependent; unset: not checked (no dependent launch)
 };
 struct GemmShapeTiming {
   std::string name;  // attn.qkv, attn.out, mlp.fc1, mlp.fc2
