@@ -297,7 +297,7 @@ class Gemm {
   }
   // Programmatic dependent launch of the GEMMs (Hopper; CUDA graphs only): check_dependents()
   // finds, for every shape planned so far, whether its pinned kernel waits for the kernel before
-  // it (check_waits); while capture_dependents(true), each GEMM whose kernel does is captured as
+  // it (waits_with); while capture_dependents(true), each GEMM whose kernel does is captured as
   // a programmatic dependent of the kernel node before it (programmatic_next), so it may start
   // before that kernel has completed; the others as ever. Outputs are unchanged either way.
   void check_dependents() {
