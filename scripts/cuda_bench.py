@@ -232,7 +232,7 @@ def output_check(binary, name, precision, work, attention="own", fc1_gelu="own")
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin", required=True, help="wb-cuda-dump")
-    ap.add_argument("--dims", nargs="+", default=["tiny", "base", "small", "large-v3"])
+    ap.add_argument("--dims", nargs="+", default=["tiny", "base", "small", "medium", "large-v3"])
     ap.add_argument("--precision", default="bfloat16", choices=["bfloat16", "float16", "float32"])
     ap.add_argument("--iters", type=int, default=50)
     ap.add_argument("--warmup", type=int, default=10)
